@@ -1,0 +1,254 @@
+package broker_test
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/link/broker"
+)
+
+const wait = 5 * time.Second
+
+func start(t *testing.T) *broker.Broker {
+	t.Helper()
+	b, err := broker.Start(broker.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	return b
+}
+
+// msgs collects received messages on a channel.
+func msgs() (chan paho.Message, paho.MessageHandler) {
+	ch := make(chan paho.Message, 16)
+	return ch, func(_ paho.Client, m paho.Message) { ch <- m }
+}
+
+func connect(t *testing.T, url, id string, tweak func(*paho.ClientOptions)) paho.Client {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).
+		SetAutoReconnect(false).SetConnectTimeout(wait).SetOrderMatters(false)
+	if tweak != nil {
+		tweak(o)
+	}
+	c := paho.NewClient(o)
+	tok := c.Connect()
+	require.True(t, tok.WaitTimeout(wait), "connect %s timed out", id)
+	require.NoError(t, tok.Error(), "connect %s", id)
+	t.Cleanup(func() { c.Disconnect(0) })
+	return c
+}
+
+func await(t *testing.T, tok paho.Token, what string) {
+	t.Helper()
+	require.True(t, tok.WaitTimeout(wait), "%s timed out", what)
+	require.NoError(t, tok.Error(), what)
+}
+
+func receive(t *testing.T, ch <-chan paho.Message, what string) paho.Message {
+	t.Helper()
+	select {
+	case m := <-ch:
+		return m
+	case <-time.After(wait):
+		t.Fatalf("no message for %s within %s", what, wait)
+		return nil
+	}
+}
+
+func TestStartBindsLoopbackAndReportsAddr(t *testing.T) {
+	b := start(t)
+	host, port, err := net.SplitHostPort(b.Addr())
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1", host)
+	require.NotEqual(t, "0", port)
+	require.Equal(t, "tcp://"+b.Addr(), b.URL())
+
+	// Listening when Start returns: a plain dial succeeds at once.
+	c, err := net.DialTimeout("tcp", b.Addr(), wait)
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+}
+
+func TestStartRefusesNonLoopback(t *testing.T) {
+	_, err := broker.Start(broker.Options{Addr: "0.0.0.0:0"})
+	require.ErrorIs(t, err, broker.ErrNotLoopback)
+	require.ErrorContains(t, err, "0.0.0.0")
+
+	_, err = broker.Start(broker.Options{Addr: "example.invalid:1883"})
+	require.ErrorContains(t, err, "not an IP address")
+
+	_, err = broker.Start(broker.Options{Addr: "no-port"})
+	require.ErrorContains(t, err, "parse address")
+}
+
+func TestStartAllowNonLoopback(t *testing.T) {
+	// Binding the wildcard address still works when asked for explicitly;
+	// clients use loopback to reach it.
+	b, err := broker.Start(broker.Options{Addr: "0.0.0.0:0", AllowNonLoopback: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	_, port, err := net.SplitHostPort(b.Addr())
+	require.NoError(t, err)
+	connect(t, "tcp://127.0.0.1:"+port, "wild", nil)
+}
+
+func TestStartPortInUse(t *testing.T) {
+	b := start(t)
+	_, err := broker.Start(broker.Options{Addr: b.Addr()})
+	require.ErrorContains(t, err, "listen on "+b.Addr())
+}
+
+func TestQoS1RoundTrip(t *testing.T) {
+	b := start(t)
+	ch, h := msgs()
+	sub := connect(t, b.URL(), "sub", nil)
+	await(t, sub.Subscribe("visitrooms/+/events", 1, h), "subscribe")
+	pub := connect(t, b.URL(), "pub", nil)
+	await(t, pub.Publish("visitrooms/room-a/events", 1, false, "hello"), "publish")
+
+	m := receive(t, ch, "events")
+	require.Equal(t, "visitrooms/room-a/events", m.Topic())
+	require.Equal(t, "hello", string(m.Payload()))
+	require.Equal(t, byte(1), m.Qos())
+}
+
+func TestRetained(t *testing.T) {
+	b := start(t)
+	pub := connect(t, b.URL(), "pub", nil)
+	await(t, pub.Publish("visitrooms/room-a/availability", 1, true, "online"), "publish retained")
+
+	ch, h := msgs()
+	sub := connect(t, b.URL(), "late", nil)
+	await(t, sub.Subscribe("visitrooms/room-a/availability", 1, h), "subscribe")
+	m := receive(t, ch, "retained availability")
+	require.True(t, m.Retained())
+	require.Equal(t, "online", string(m.Payload()))
+}
+
+func TestPersistentSessionQueuesQoS1WhileOffline(t *testing.T) {
+	b := start(t)
+	persistent := func(h paho.MessageHandler) func(*paho.ClientOptions) {
+		return func(o *paho.ClientOptions) {
+			o.SetCleanSession(false).SetDefaultPublishHandler(h)
+		}
+	}
+	_, ignore := msgs()
+	room := connect(t, b.URL(), "room-a", persistent(ignore))
+	await(t, room.Subscribe("visitrooms/room-a/cmd", 1, nil), "subscribe cmd")
+	room.Disconnect(250)
+
+	booking := connect(t, b.URL(), "booking", nil)
+	await(t, booking.Publish("visitrooms/room-a/cmd", 1, false, "start"), "publish cmd")
+
+	// Same client id, clean session false: the queued message is delivered
+	// without subscribing again.
+	ch, h := msgs()
+	connect(t, b.URL(), "room-a", persistent(h))
+	m := receive(t, ch, "queued cmd")
+	require.Equal(t, "visitrooms/room-a/cmd", m.Topic())
+	require.Equal(t, "start", string(m.Payload()))
+}
+
+func TestLastWillOnAbruptClose(t *testing.T) {
+	b := start(t)
+	ch, h := msgs()
+	guard := connect(t, b.URL(), "guard", nil)
+	await(t, guard.Subscribe("visitrooms/+/availability", 1, h), "subscribe")
+
+	var (
+		mu   sync.Mutex
+		conn net.Conn
+	)
+	connect(t, b.URL(), "room-a", func(o *paho.ClientOptions) {
+		o.SetWill("visitrooms/room-a/availability", "offline", 1, true)
+		o.SetCustomOpenConnectionFn(func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+			c, err := net.DialTimeout("tcp", u.Host, wait)
+			mu.Lock()
+			conn = c
+			mu.Unlock()
+			return c, err
+		})
+	})
+	mu.Lock()
+	require.NotNil(t, conn)
+	require.NoError(t, conn.Close()) // no DISCONNECT packet: the will must fire
+	mu.Unlock()
+
+	m := receive(t, ch, "last will")
+	require.Equal(t, "visitrooms/room-a/availability", m.Topic())
+	require.Equal(t, "offline", string(m.Payload()))
+}
+
+func TestCleanDisconnectSendsNoWill(t *testing.T) {
+	b := start(t)
+	ch, h := msgs()
+	guard := connect(t, b.URL(), "guard", nil)
+	await(t, guard.Subscribe("visitrooms/#", 1, h), "subscribe")
+	room := connect(t, b.URL(), "room-a", func(o *paho.ClientOptions) {
+		o.SetWill("visitrooms/room-a/availability", "offline", 1, false)
+	})
+	room.Disconnect(250)
+
+	// Ordering marker: once it arrives, a will would already have arrived.
+	pub := connect(t, b.URL(), "marker", nil)
+	await(t, pub.Publish("visitrooms/room-a/events", 1, false, "marker"), "publish marker")
+	m := receive(t, ch, "marker")
+	require.Equal(t, "marker", string(m.Payload()), "a will was published on clean disconnect")
+}
+
+func TestLogsGoToInjectedLoggerAtDebug(t *testing.T) {
+	var sb syncBuffer
+	lg := slog.New(slog.NewTextHandler(&sb, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b, err := broker.Start(broker.Options{Logger: lg})
+	require.NoError(t, err)
+	connect(t, b.URL(), "x", nil).Disconnect(250)
+	require.NoError(t, b.Close())
+	out := sb.String()
+	require.Contains(t, out, "component=mqtt-broker")
+	require.NotContains(t, out, " level=INFO")
+	require.NotContains(t, out, " level=WARN")
+
+	// At info level nothing from the broker shows.
+	var quiet syncBuffer
+	b2, err := broker.Start(broker.Options{Logger: slog.New(slog.NewTextHandler(&quiet, nil))})
+	require.NoError(t, err)
+	require.NoError(t, b2.Close())
+	require.Empty(t, quiet.String())
+}
+
+func TestCloseIsIdempotent(t *testing.T) {
+	b, err := broker.Start(broker.Options{})
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+	require.NoError(t, b.Close())
+	_, err = net.DialTimeout("tcp", b.Addr(), wait)
+	require.Error(t, err)
+	var opErr *net.OpError
+	require.True(t, errors.As(err, &opErr))
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	sb strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sb.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sb.String()
+}
