@@ -1,0 +1,335 @@
+package controller
+
+import "fmt"
+
+// Input is one of the room's sensor roles. Each input is delivered to the
+// controller as a debounced Level; several physical sensors may stand behind
+// one role (presence), combined by the device layer.
+type Input uint8
+
+// The inputs the controller understands.
+const (
+	InputDoor     Input = iota + 1 // door contact: active = open
+	InputLock                      // bolt or latch sensor: active = locked
+	InputPresence                  // occupancy (PIR or presence): active = someone detected
+	InputPanic                     // panic button: active = pressed
+	InputStaff                     // staff key switch or presence button at the room: active = pressed
+)
+
+// Inputs lists every input in a stable order.
+var Inputs = []Input{InputDoor, InputLock, InputPresence, InputPanic, InputStaff}
+
+var inputNames = [...]string{"", "door", "lock", "presence", "panic", "staff"}
+
+func (i Input) String() string {
+	if int(i) < len(inputNames) && i != 0 {
+		return inputNames[i]
+	}
+	return fmt.Sprintf("input(%d)", uint8(i))
+}
+
+// ParseInput returns the Input named s ("door", "lock", "presence", "panic", "staff").
+func ParseInput(s string) (Input, error) {
+	for _, in := range Inputs {
+		if in.String() == s {
+			return in, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown input %q (want door, lock, presence, panic or staff)", s)
+}
+
+// Level is the debounced reading of an input. LevelUnknown means the input is
+// faulted or has not been read yet; the controller then assumes the worse
+// reading for that input (see the package documentation).
+type Level uint8
+
+// The levels of an input.
+const (
+	LevelUnknown  Level = iota // faulted, unread or unreadable
+	LevelInactive              // door closed, lock unlocked, nobody detected, button released
+	LevelActive                // door open, lock locked, somebody detected, button pressed
+)
+
+func (l Level) String() string {
+	switch l {
+	case LevelInactive:
+		return "inactive"
+	case LevelActive:
+		return "active"
+	default:
+		return "unknown"
+	}
+}
+
+// Describe names a level in the words of the input: "open"/"closed" for the
+// door, "locked"/"unlocked" for the lock, "present"/"absent" for presence,
+// "pressed"/"released" for buttons, "unknown" for a fault.
+func (i Input) Describe(l Level) string {
+	if l == LevelUnknown {
+		return "unknown"
+	}
+	words := map[Input][2]string{
+		InputDoor:     {"closed", "open"},
+		InputLock:     {"unlocked", "locked"},
+		InputPresence: {"absent", "present"},
+		InputPanic:    {"released", "pressed"},
+		InputStaff:    {"released", "pressed"},
+	}[i]
+	if l == LevelActive {
+		return words[1]
+	}
+	return words[0]
+}
+
+// ParseLevel accepts the words of Describe for input i, plus "unknown".
+func (i Input) ParseLevel(s string) (Level, error) {
+	for _, l := range []Level{LevelInactive, LevelActive, LevelUnknown} {
+		if i.Describe(l) == s {
+			return l, nil
+		}
+	}
+	return 0, fmt.Errorf("input %s: unknown level %q (want %q, %q or \"unknown\")",
+		i, s, i.Describe(LevelInactive), i.Describe(LevelActive))
+}
+
+// Output is one of the indicators the controller drives.
+type Output uint8
+
+// The outputs. None of them is ever in a lock's power path.
+const (
+	OutputInUse   Output = iota + 1 // lamp over the door: a visit is running
+	OutputWarning                   // lamp and chime inside the room, for the occupants
+	OutputAlarm                     // sounder and light at the door, for staff
+)
+
+// Outputs lists every output in a stable order.
+var Outputs = []Output{OutputInUse, OutputWarning, OutputAlarm}
+
+var outputNames = [...]string{"", "in_use", "warning", "alarm"}
+
+func (o Output) String() string {
+	if int(o) < len(outputNames) && o != 0 {
+		return outputNames[o]
+	}
+	return fmt.Sprintf("output(%d)", uint8(o))
+}
+
+// ParseOutput returns the Output named s ("in_use", "warning", "alarm").
+func ParseOutput(s string) (Output, error) {
+	for _, o := range Outputs {
+		if o.String() == s {
+			return o, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown output %q (want in_use, warning or alarm)", s)
+}
+
+// Mode is what an output shows. The zero value, ModeOff, is every output's safe state.
+type Mode uint8
+
+// The modes of an output.
+const (
+	ModeOff   Mode = iota // dark and silent; the safe state
+	ModeOn                // steady
+	ModeBlink             // blinking (lamp) or pulsing (sounder)
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeOn:
+		return "on"
+	case ModeBlink:
+		return "blink"
+	default:
+		return "off"
+	}
+}
+
+// ParseMode accepts "off", "on" and "blink".
+func ParseMode(s string) (Mode, error) {
+	for _, m := range []Mode{ModeOff, ModeOn, ModeBlink} {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown output mode %q (want off, on or blink)", s)
+}
+
+// Phase is the room's phase.
+type Phase uint8
+
+// The phases of a room.
+const (
+	PhaseIdle         Phase = iota // no visit; the room may be prepared or cleaned
+	PhaseInVisit                   // a visit is running, before its deadline
+	PhaseOvertime                  // a visit is running past its deadline
+	PhaseOutOfService              // the room is taken out of service; no visit may start
+)
+
+var phaseNames = [...]string{"idle", "in_visit", "overtime", "out_of_service"}
+
+func (p Phase) String() string {
+	if int(p) < len(phaseNames) {
+		return phaseNames[p]
+	}
+	return fmt.Sprintf("phase(%d)", uint8(p))
+}
+
+// InVisit reports whether a visit is running (in time or overtime).
+func (p Phase) InVisit() bool { return p == PhaseInVisit || p == PhaseOvertime }
+
+// Severity ranks alerts.
+type Severity uint8
+
+// The severities, in increasing order.
+const (
+	SeverityInfo Severity = iota
+	SeverityWarning
+	SeverityCritical
+)
+
+func (s Severity) String() string {
+	switch s {
+	case SeverityWarning:
+		return "warning"
+	case SeverityCritical:
+		return "critical"
+	default:
+		return "info"
+	}
+}
+
+// AlertKind says what an alert is about.
+type AlertKind uint8
+
+// The alert kinds.
+const (
+	AlertTimeUp       AlertKind = iota + 1 // the visit passed its deadline
+	AlertDoorLocked                        // the door is bolted during a visit
+	AlertPanic                             // the panic button was pressed
+	AlertSensorFault                       // an input is unknown, faulted or flapping
+	AlertNotVacated                        // presence lasts after the visit ended
+	AlertWelfareCheck                      // a welfare check is due (long visits)
+	AlertSystemFault                       // roomd itself is degraded: outbox full, state lost, clock unreliable
+)
+
+// AlertKinds lists every alert kind in a stable order.
+var AlertKinds = []AlertKind{AlertTimeUp, AlertDoorLocked, AlertPanic, AlertSensorFault, AlertNotVacated, AlertWelfareCheck, AlertSystemFault}
+
+var alertKindNames = [...]string{"", "time_up", "door_locked", "panic", "sensor_fault", "not_vacated", "welfare_check", "system_fault"}
+
+func (k AlertKind) String() string {
+	if int(k) < len(alertKindNames) && k != 0 {
+		return alertKindNames[k]
+	}
+	return fmt.Sprintf("alert(%d)", uint8(k))
+}
+
+// EventType names an event announced to the outside.
+type EventType uint8
+
+// The event types. Alert lifecycle events are the ones for which IsAlert is true.
+const (
+	EventControllerStarted EventType = iota + 1
+	EventVisitStarted
+	EventVisitWarning
+	EventVisitExtended
+	EventVisitEnded
+	EventDoorOpened
+	EventDoorClosed
+	EventLockEngaged
+	EventLockReleased
+	EventAlertRaised
+	EventAlertEscalated
+	EventAlertAcked
+	EventAlertCleared
+	EventServiceChanged
+	EventWelfareChecked
+)
+
+// EventTypes lists every event type in a stable order.
+var EventTypes = []EventType{EventControllerStarted, EventVisitStarted, EventVisitWarning, EventVisitExtended,
+	EventVisitEnded, EventDoorOpened, EventDoorClosed, EventLockEngaged, EventLockReleased, EventAlertRaised,
+	EventAlertEscalated, EventAlertAcked, EventAlertCleared, EventServiceChanged, EventWelfareChecked}
+
+var eventTypeNames = [...]string{"", "controller_started", "visit_started", "visit_warning", "visit_extended",
+	"visit_ended", "door_opened", "door_closed", "lock_engaged", "lock_released", "alert_raised",
+	"alert_escalated", "alert_acked", "alert_cleared", "service_changed", "welfare_checked"}
+
+func (t EventType) String() string {
+	if int(t) < len(eventTypeNames) && t != 0 {
+		return eventTypeNames[t]
+	}
+	return fmt.Sprintf("event(%d)", uint8(t))
+}
+
+// IsAlert reports whether t belongs to an alert's lifecycle.
+func (t EventType) IsAlert() bool {
+	return t >= EventAlertRaised && t <= EventAlertCleared
+}
+
+// CommandAction names a command.
+type CommandAction uint8
+
+// The commands.
+const (
+	ActionStartVisit CommandAction = iota + 1
+	ActionExtendVisit
+	ActionEndVisit
+	ActionAckAlert
+	ActionSetService
+	ActionGetState
+)
+
+// CommandActions lists every command in a stable order.
+var CommandActions = []CommandAction{ActionStartVisit, ActionExtendVisit, ActionEndVisit, ActionAckAlert, ActionSetService, ActionGetState}
+
+var actionNames = [...]string{"", "start_visit", "extend_visit", "end_visit", "ack_alert", "set_service", "get_state"}
+
+func (a CommandAction) String() string {
+	if int(a) < len(actionNames) && a != 0 {
+		return actionNames[a]
+	}
+	return fmt.Sprintf("action(%d)", uint8(a))
+}
+
+// ParseCommandAction returns the action named s.
+func ParseCommandAction(s string) (CommandAction, error) {
+	for _, a := range CommandActions {
+		if a.String() == s {
+			return a, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown action %q", s)
+}
+
+// Code is the reason a command was refused. The empty code means success.
+type Code string
+
+// The refusal codes the controller itself produces. The MQTT edge adds its own
+// (bad_request, unknown_action, expired, wrong_room, ...).
+const (
+	CodeOK                 Code = ""
+	CodeInvalidDuration    Code = "invalid_duration"    // zero, negative or above the policy maximum
+	CodeInvalidVisitID     Code = "invalid_visit_id"    // empty, too long or with characters outside [A-Za-z0-9._:-]
+	CodeVisitInProgress    Code = "visit_in_progress"   // start_visit or set_service out while a visit runs
+	CodeNoVisit            Code = "no_visit"            // extend_visit or end_visit with no visit running
+	CodeUnknownAlert       Code = "unknown_alert"       // ack_alert with an id that is not active
+	CodeOutOfService       Code = "out_of_service"      // start_visit while the room is out of service
+	CodeExtensionForbidden Code = "extension_forbidden" // the policy forbids extensions
+	CodeExceedsMaximum     Code = "exceeds_maximum"     // the extension would pass the policy maximum
+	CodeBadRequest         Code = "bad_request"         // a command the controller cannot read (unknown action)
+)
+
+// Codes lists the controller's refusal codes.
+var Codes = []Code{CodeInvalidDuration, CodeInvalidVisitID, CodeVisitInProgress, CodeNoVisit, CodeUnknownAlert,
+	CodeOutOfService, CodeExtensionForbidden, CodeExceedsMaximum, CodeBadRequest}
+
+// VisitEndReason says why a visit ended.
+type VisitEndReason string
+
+// The reasons a visit ends.
+const (
+	EndCommand VisitEndReason = "ended"   // end_visit
+	EndVacated VisitEndReason = "vacated" // the door opened and then nobody was detected for vacancy_hold
+)
