@@ -1,0 +1,59 @@
+// Package device is the hardware side of roomd: the sensors and indicators of
+// one visit room, behind small interfaces that the daemon's loop consumes.
+//
+// Two backends implement them: the GPIO backend (device/gpio, Linux GPIO
+// character device through periph.io) and the simulator (package sim). Both
+// run the same pipeline from raw line levels to debounced readings, so that
+// they behave the same.
+package device
+
+import (
+	"context"
+	"time"
+
+	"github.com/roomd/roomd/controller"
+)
+
+// Reading is a debounced level of one input role. Several presence sensors
+// are combined into one presence reading: active if any is active, else
+// unknown if any is unknown, else inactive.
+type Reading struct {
+	Input controller.Input
+	Level controller.Level
+	// At is when the level was established (for a debounced change, the
+	// instant it had been stable for the debounce time).
+	At time.Time
+	// Detail says why Level is LevelUnknown ("flapping", "read failed: ...").
+	Detail string
+}
+
+// Inputs delivers the room's input levels.
+type Inputs interface {
+	// Run reads every configured input and sends its level, then sends every
+	// debounced change, until ctx ends; then it returns ctx.Err(). It never
+	// drops a change: when out is full it blocks (the final level after a
+	// burst always arrives). It re-reads every input periodically and after
+	// any reconnect of a line, so a lost edge is corrected. A line that
+	// cannot be read is sent as LevelUnknown, not returned as an error. Run
+	// returns early only with a start-up error that names the line.
+	Run(ctx context.Context, out chan<- Reading) error
+}
+
+// Outputs drives the room's indicators. Implementations are safe for
+// concurrent use.
+type Outputs interface {
+	// Set drives output o. pulses > 0 first pulses the output that many
+	// times, then holds mode.
+	Set(o controller.Output, mode controller.Mode, pulses uint8) error
+	// Safe turns every output off. It is called at start and on every exit
+	// path; it must work even after a failed Set.
+	Safe() error
+}
+
+// Backend is a whole room: inputs, outputs, and Close, which puts every
+// output in its safe state and releases the lines.
+type Backend interface {
+	Inputs
+	Outputs
+	Close() error
+}
