@@ -19,6 +19,9 @@ type Visit struct {
 	// WarningsDone is how many of the policy's warnings (largest offset
 	// first) have passed for the current deadline.
 	WarningsDone int
+	// Shown is the number of the warning the occupants were last given
+	// (0: none since the start or the last extension).
+	Shown int
 	// DoorOpenedAt is when the door last opened during the visit (vacancy rule).
 	DoorOpenedAt time.Time
 	// Armed: the vacancy rule may end the visit (door opened, nobody
@@ -120,8 +123,8 @@ func Restore(p Policy, snap Snapshot, at time.Time) (*Controller, []Action, erro
 	// Outputs are set again in full: the hardware was reset to its safe state.
 	c.s.Outputs = map[Output]SetOutput{}
 	c.s.Alerts = slices.Clone(c.s.Alerts)
-	c.announce(Record{Type: EventControllerStarted, Resumed: true})
 	c.advance(at)
+	c.announce(Record{Type: EventControllerStarted, Resumed: true})
 	c.start()
 	return c, c.flush(), nil
 }
@@ -237,6 +240,7 @@ func (c *Controller) fire() {
 	if v := c.s.Visit; v != nil {
 		for c.s.Phase == PhaseInVisit && v.WarningsDone < len(c.warnings) && !v.EndsAt.Add(-c.warnings[v.WarningsDone]).After(now) {
 			v.WarningsDone++
+			v.Shown = v.WarningsDone
 			c.announce(Record{Type: EventVisitWarning, VisitID: v.ID, Remaining: v.EndsAt.Sub(now), Warning: v.WarningsDone})
 		}
 		if c.s.Phase == PhaseInVisit && !v.EndsAt.After(now) {
@@ -514,7 +518,7 @@ func (c *Controller) command(e Command) {
 					c.clear(a)
 				}
 			}
-			v.WarningsDone = 0
+			v.WarningsDone, v.Shown = 0, 0
 			c.passedWarnings()
 			c.changed()
 			reply(CodeOK, "")
@@ -645,8 +649,8 @@ func (c *Controller) settle() {
 		switch {
 		case c.s.Phase == PhaseOvertime || c.lockEngaged():
 			want[OutputWarning] = SetOutput{Output: OutputWarning, Mode: ModeBlink}
-		case v.WarningsDone > 0:
-			want[OutputWarning] = SetOutput{Output: OutputWarning, Mode: ModeOn, Pulses: uint8(min(v.WarningsDone, 255))}
+		case v.Shown > 0:
+			want[OutputWarning] = SetOutput{Output: OutputWarning, Mode: ModeOn, Pulses: uint8(min(v.Shown, 255))}
 		}
 	}
 	for _, a := range c.s.Alerts {
@@ -723,30 +727,30 @@ func (c *Controller) announce(r Record) {
 func (c *Controller) emit(a Action) { c.out = append(c.out, a) }
 
 // changed asks for one StateChanged at the end of the step.
-func (c *Controller) changed() {
+func (c *Controller) changed() { c.out = append(c.out, StateChanged{}) }
+
+// flush returns the pending actions of the step in the order the driver
+// carries them out: outputs and records as they came, then one StateChanged
+// if anything changed, then the reply.
+func (c *Controller) flush() []Action {
+	out := make([]Action, 0, len(c.out))
+	var tail []Action
+	changed := false
 	for _, a := range c.out {
-		if _, ok := a.(StateChanged); ok {
-			return
+		switch a.(type) {
+		case StateChanged:
+			changed = true
+		case Reply:
+			tail = append(tail, a)
+		default:
+			out = append(out, a)
 		}
 	}
-	c.out = append(c.out, StateChanged{})
-}
-
-// flush returns the pending actions with StateChanged moved last (after the
-// outputs and records of the step, before its reply).
-func (c *Controller) flush() []Action {
-	out := c.out
-	c.out = nil
-	i := slices.IndexFunc(out, func(a Action) bool { _, ok := a.(StateChanged); return ok })
-	if i < 0 {
-		return out
+	c.out = c.out[:0]
+	if changed {
+		out = append(out, StateChanged{})
 	}
-	out = slices.Delete(out, i, i+1)
-	j := slices.IndexFunc(out, func(a Action) bool { _, ok := a.(Reply); return ok })
-	if j < 0 {
-		j = len(out)
-	}
-	return slices.Insert(out, j, Action(StateChanged{}))
+	return append(out, tail...)
 }
 
 // ValidVisitID reports whether id is a usable opaque visit id: 1 to 64
