@@ -1,0 +1,310 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+
+	"github.com/roomd/roomd/controller"
+)
+
+// Detail texts of an unknown reading.
+const (
+	DetailFlapping   = "flapping"
+	DetailReadFailed = "read failed: "
+)
+
+// Run implements Inputs. It reads every wired input, sends one reading per
+// wired role (in controller.Inputs order), then sends every change of a
+// role's combined reading. One watcher goroutine per line waits for edges
+// (at most a second at a time), re-reads the level after every edge, while a
+// level settles, while a line fails or flaps, and every RereadEvery.
+//
+// Only one Run may be active at a time; a second concurrent call returns an
+// error at once. Run after Close returns ErrClosed.
+func (c *Core) Run(ctx context.Context, out chan<- Reading) error {
+	if !c.runMu.TryLock() {
+		return errors.New("run inputs: already running")
+	}
+	defer c.runMu.Unlock()
+	c.stateMu.Lock()
+	if c.closed {
+		c.stateMu.Unlock()
+		return fmt.Errorf("run inputs: %w", ErrClosed)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	c.cancel, c.runDone = cancel, done
+	c.stateMu.Unlock()
+
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		c.stateMu.Lock()
+		c.cancel, c.runDone = nil, nil
+		c.stateMu.Unlock()
+		close(done)
+	}()
+
+	now := time.Now()
+	watchers := map[controller.Input][]*watcher{}
+	current := map[controller.Input][]lineReading{}
+	sent := map[controller.Input]lineReading{}
+	for _, in := range controller.Inputs {
+		specs, ok := c.spec.Inputs[in]
+		if !ok {
+			continue
+		}
+		for i, ls := range specs {
+			w := &watcher{in: in, idx: i, spec: ls, line: c.lines.Inputs[in][i],
+				reread: c.spec.RereadEvery, flap: c.spec.Flap}
+			w.start(now)
+			watchers[in] = append(watchers[in], w)
+			current[in] = append(current[in], w.cur)
+		}
+	}
+	// Initial readings, in a stable order.
+	for _, in := range controller.Inputs {
+		if _, ok := watchers[in]; !ok {
+			continue
+		}
+		r := combine(current[in])
+		sent[in] = r
+		if err := send(ctx, out, r.reading(in)); err != nil {
+			return err
+		}
+	}
+
+	updates := make(chan lineUpdate)
+	for _, ws := range watchers {
+		for _, w := range ws {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.run(ctx, updates)
+			}()
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-ctx.Done()
+		for _, ws := range watchers {
+			for _, w := range ws {
+				_ = w.line.Halt()
+			}
+		}
+	}()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case u := <-updates:
+			current[u.in][u.idx] = u.r
+			r := combine(current[u.in])
+			if r.level == sent[u.in].level && r.detail == sent[u.in].detail {
+				continue
+			}
+			sent[u.in] = r
+			if err := send(ctx, out, r.reading(u.in)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func send(ctx context.Context, out chan<- Reading, r Reading) error {
+	select {
+	case out <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type lineReading struct {
+	level  controller.Level
+	detail string
+	at     time.Time
+	sensor int // index of the line, for the detail of a combined reading
+}
+
+func (r lineReading) reading(in controller.Input) Reading {
+	return Reading{Input: in, Level: r.level, At: r.at, Detail: r.detail}
+}
+
+type lineUpdate struct {
+	in  controller.Input
+	idx int
+	r   lineReading
+}
+
+// combine merges the readings of one role: any active → active, else any
+// unknown → unknown, else inactive.
+func combine(rs []lineReading) lineReading {
+	if len(rs) == 1 {
+		return rs[0]
+	}
+	var unknown, inactive *lineReading
+	for i := range rs {
+		switch rs[i].level {
+		case controller.LevelActive:
+			return rs[i]
+		case controller.LevelUnknown:
+			if unknown == nil {
+				unknown = &rs[i]
+			}
+		default:
+			if inactive == nil || rs[i].at.After(inactive.at) {
+				inactive = &rs[i]
+			}
+		}
+	}
+	if unknown != nil {
+		r := *unknown
+		r.detail = fmt.Sprintf("sensor %d: %s", r.sensor+1, r.detail)
+		return r
+	}
+	return *inactive
+}
+
+// watcher turns one raw line into settled, supervised readings.
+type watcher struct {
+	in     controller.Input
+	idx    int
+	spec   LineSpec
+	line   InputLine
+	reread time.Duration
+	flap   Flap
+
+	raw       gpio.Level // last raw level read
+	failing   bool
+	settled   bool      // raw has been stable for the debounce and is reported
+	changedAt time.Time // last raw change (edge or differing read)
+	changes   []time.Time
+	flapping  bool
+	lastRead  time.Time
+	cur       lineReading // what this line reports now
+}
+
+func (w *watcher) read() (gpio.Level, error) {
+	if cr, ok := w.line.(CheckedReader); ok {
+		return cr.ReadChecked()
+	}
+	return w.line.Read(), nil
+}
+
+func (w *watcher) level(l gpio.Level) controller.Level {
+	if bool(l) != w.spec.ActiveLow {
+		return controller.LevelActive
+	}
+	return controller.LevelInactive
+}
+
+// start takes the first reading, without debounce.
+func (w *watcher) start(now time.Time) {
+	w.lastRead = now
+	w.cur.sensor = w.idx
+	l, err := w.read()
+	if err != nil {
+		w.failing = true
+		w.cur = lineReading{level: controller.LevelUnknown, detail: DetailReadFailed + err.Error(), at: now, sensor: w.idx}
+		return
+	}
+	w.raw, w.settled, w.changedAt = l, true, now
+	w.cur = lineReading{level: w.level(l), at: now, sensor: w.idx}
+}
+
+func (w *watcher) run(ctx context.Context, updates chan<- lineUpdate) {
+	for {
+		edge := w.line.WaitForEdge(w.wait(time.Now()))
+		if ctx.Err() != nil {
+			return
+		}
+		prev := w.cur
+		w.observe(time.Now(), edge)
+		if w.cur.level == prev.level && w.cur.detail == prev.detail {
+			continue
+		}
+		select {
+		case updates <- lineUpdate{in: w.in, idx: w.idx, r: w.cur}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// wait is the timeout of the next WaitForEdge: the nearest deadline (settle,
+// end of flapping, re-read), at most a second, at least a millisecond.
+func (w *watcher) wait(now time.Time) time.Duration {
+	d := min(maxWait, w.lastRead.Add(w.reread).Sub(now))
+	if w.flapping && len(w.changes) > 0 {
+		d = min(d, w.changes[len(w.changes)-1].Add(w.flap.Window).Sub(now))
+	} else if !w.settled && !w.failing {
+		d = min(d, w.changedAt.Add(w.spec.Debounce).Sub(now))
+	}
+	return max(d, minWait)
+}
+
+// observe updates the state after a wake at now; edge says whether an edge
+// woke it.
+func (w *watcher) observe(now time.Time, edge bool) {
+	due := now.Sub(w.lastRead) >= w.reread
+	if !edge && !due && !w.failing && w.settled && !w.flapping {
+		return
+	}
+	l, err := w.read()
+	w.lastRead = now
+	if err != nil {
+		w.failing = true
+		w.cur = lineReading{level: controller.LevelUnknown, detail: DetailReadFailed + err.Error(), at: now, sensor: w.idx}
+		return
+	}
+	if w.failing {
+		// Recovered: the level read now must settle like any change.
+		w.failing = false
+		w.raw, w.changedAt, w.settled = l, now, false
+	}
+	if edge || l != w.raw {
+		w.raw, w.changedAt, w.settled = l, now, false
+		w.changes = append(w.changes, now)
+	}
+	// Flap supervision over the raw changes of the last Window.
+	cut := now.Add(-w.flap.Window)
+	keep := 0
+	for keep < len(w.changes) && !w.changes[keep].After(cut) {
+		keep++
+	}
+	w.changes = w.changes[keep:]
+	if len(w.changes) > w.flap.MaxChanges {
+		w.flapping = true
+		w.changes = w.changes[len(w.changes)-w.flap.MaxChanges-1:]
+	}
+	if w.flapping {
+		if len(w.changes) > 0 {
+			if w.cur.level != controller.LevelUnknown || w.cur.detail != DetailFlapping {
+				w.cur = lineReading{level: controller.LevelUnknown, detail: DetailFlapping, at: now, sensor: w.idx}
+			}
+			return
+		}
+		// Quiet for a whole window: the level has settled long ago.
+		w.flapping = false
+		w.settled = true
+		w.cur = lineReading{level: w.level(w.raw), at: w.changedAt.Add(w.flap.Window), sensor: w.idx}
+		return
+	}
+	if !w.settled && now.Sub(w.changedAt) >= w.spec.Debounce {
+		w.settled = true
+		at := w.changedAt.Add(w.spec.Debounce)
+		if w.cur.level == controller.LevelUnknown {
+			at = now
+		}
+		w.cur = lineReading{level: w.level(w.raw), at: at, sensor: w.idx}
+	}
+}

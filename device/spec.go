@@ -1,0 +1,175 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/roomd/roomd/controller"
+)
+
+// Defaults applied by Spec.WithDefaults for zero fields.
+const (
+	DefaultRereadEvery    = 5 * time.Second
+	DefaultBlinkPeriod    = time.Second
+	DefaultFlapMaxChanges = 20
+	DefaultFlapWindow     = 10 * time.Second
+	maxWait               = time.Second // longest single WaitForEdge, so Run ends promptly
+	minWait               = time.Millisecond
+	maxPresenceLines      = 8
+)
+
+// Pull is the bias applied to an input line.
+type Pull uint8
+
+// The pulls. PullNone leaves the line floating (external resistor).
+const (
+	PullNone Pull = iota
+	PullUp
+	PullDown
+)
+
+func (p Pull) String() string {
+	switch p {
+	case PullUp:
+		return "up"
+	case PullDown:
+		return "down"
+	default:
+		return "none"
+	}
+}
+
+// ParsePull accepts "none", "up" and "down" ("" means none).
+func ParsePull(s string) (Pull, error) {
+	switch s {
+	case "", "none":
+		return PullNone, nil
+	case "up":
+		return PullUp, nil
+	case "down":
+		return PullDown, nil
+	}
+	return 0, fmt.Errorf("unknown pull %q (want none, up or down)", s)
+}
+
+// LineSpec names one physical line and says how to read or drive it.
+//
+// A line is found either by Pin, a line name searched on every GPIO chip
+// ("GPIO17" on a Raspberry Pi), or by Chip (a chip label such as
+// "pinctrl-bcm2711" or a chip name such as "gpiochip0") plus Line, the
+// offset on that chip. The simulator ignores both.
+type LineSpec struct {
+	Pin  string
+	Chip string
+	Line int
+	// Pull is the input bias; ignored for outputs.
+	Pull Pull
+	// ActiveLow inverts the line: a low line is the active level (input) or
+	// drives the output on.
+	ActiveLow bool
+	// Debounce is how long a raw input level must stay unchanged before it
+	// counts (settle debounce); zero takes the first read. Ignored for outputs.
+	Debounce time.Duration
+}
+
+// String names the line for errors and logs.
+func (l LineSpec) String() string {
+	if l.Pin != "" {
+		return l.Pin
+	}
+	return fmt.Sprintf("%s line %d", l.Chip, l.Line)
+}
+
+// Flap is the flapping supervision of inputs: more than MaxChanges raw
+// changes of one line within Window make the line LevelUnknown ("flapping")
+// until it has been quiet for a whole Window.
+type Flap struct {
+	MaxChanges int
+	Window     time.Duration
+}
+
+// Spec is the wiring of one room and the timing of the pipeline.
+type Spec struct {
+	// Inputs maps each wired input role to its lines. Presence may have
+	// several sensors (combined: any active → active, else any unknown →
+	// unknown, else inactive); every other role has exactly one line. An
+	// unwired role is never sent by Run.
+	Inputs map[controller.Input][]LineSpec
+	// Outputs maps each wired output to its line. Setting an unwired output
+	// is accepted and only recorded.
+	Outputs map[controller.Output]LineSpec
+	// RereadEvery is the safety-net re-read of every input, which corrects a
+	// lost edge. Zero means DefaultRereadEvery.
+	RereadEvery time.Duration
+	// Flap supervises inputs. Zero fields take DefaultFlapMaxChanges and
+	// DefaultFlapWindow.
+	Flap Flap
+	// BlinkPeriod is one on+off cycle of a blinking output and of one pulse.
+	// Zero means DefaultBlinkPeriod.
+	BlinkPeriod time.Duration
+}
+
+// WithDefaults returns s with zero timing fields replaced by the defaults.
+func (s Spec) WithDefaults() Spec {
+	if s.RereadEvery == 0 {
+		s.RereadEvery = DefaultRereadEvery
+	}
+	if s.Flap.MaxChanges == 0 {
+		s.Flap.MaxChanges = DefaultFlapMaxChanges
+	}
+	if s.Flap.Window == 0 {
+		s.Flap.Window = DefaultFlapWindow
+	}
+	if s.BlinkPeriod == 0 {
+		s.BlinkPeriod = DefaultBlinkPeriod
+	}
+	return s
+}
+
+// Validate reports every problem of s (after WithDefaults), naming the role.
+func (s Spec) Validate() error {
+	var errs []error
+	if s.RereadEvery < 0 {
+		errs = append(errs, fmt.Errorf("reread interval %s is negative", s.RereadEvery))
+	}
+	if s.Flap.MaxChanges < 0 || s.Flap.Window < 0 {
+		errs = append(errs, fmt.Errorf("flap supervision %d changes in %s: negative", s.Flap.MaxChanges, s.Flap.Window))
+	}
+	if s.BlinkPeriod < 0 {
+		errs = append(errs, fmt.Errorf("blink period %s is negative", s.BlinkPeriod))
+	}
+	for _, in := range controller.Inputs {
+		lines, ok := s.Inputs[in]
+		if !ok {
+			continue
+		}
+		switch {
+		case len(lines) == 0:
+			errs = append(errs, fmt.Errorf("input %s: no line", in))
+		case in != controller.InputPresence && len(lines) > 1:
+			errs = append(errs, fmt.Errorf("input %s: %d lines, only presence may have several", in, len(lines)))
+		case len(lines) > maxPresenceLines:
+			errs = append(errs, fmt.Errorf("input %s: %d lines, at most %d", in, len(lines), maxPresenceLines))
+		}
+		for i, l := range lines {
+			if l.Debounce < 0 {
+				errs = append(errs, fmt.Errorf("input %s line %d (%s): negative debounce %s", in, i, l, l.Debounce))
+			}
+			if l.Pull > PullDown {
+				errs = append(errs, fmt.Errorf("input %s line %d (%s): invalid pull %d", in, i, l, l.Pull))
+			}
+		}
+	}
+	for in := range s.Inputs {
+		if in.String() == fmt.Sprintf("input(%d)", uint8(in)) {
+			errs = append(errs, fmt.Errorf("unknown input role %d", uint8(in)))
+		}
+	}
+	for o := range s.Outputs {
+		if o.String() == fmt.Sprintf("output(%d)", uint8(o)) {
+			errs = append(errs, fmt.Errorf("unknown output role %d", uint8(o)))
+		}
+	}
+	return errors.Join(errs...)
+}
