@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/roomd/roomd/configs"
+)
+
+const usage = `usage:
+  roomd check-config FILE   print the effective config, or every problem in it
+  roomd help                show this help
+`
+
+// usageError is a command line roomd cannot read; main exits with status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg + " (see roomd help)" }
+
+func usagef(format string, args ...any) error { return &usageError{msg: fmt.Sprintf(format, args...)} }
+
+// run is roomd's main: args as os.Args, getenv as os.Getenv. It returns
+// when the command is done or ctx is cancelled (SIGINT, SIGTERM).
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	_, _ = ctx, getenv // used by the daemon's subcommands
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return usagef("no subcommand")
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "check-config":
+		return checkConfig(rest, stdout, stderr)
+	// The daemon itself ("run", with -demo) is dispatched here.
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usagef("unknown subcommand %q", cmd)
+	}
+}
+
+// checkConfig loads the file named in args and prints the effective config
+// to stdout, or every problem to stderr, one per line.
+func checkConfig(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, "usage: roomd check-config FILE\n") }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usagef("check-config: %v", err)
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return usagef("check-config takes one FILE, got %d arguments", fs.NArg())
+	}
+	file := fs.Arg(0)
+	cfg, err := configs.Load(file)
+	if err != nil {
+		problems := unjoin(err)
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p)
+		}
+		if len(problems) == 1 {
+			return fmt.Errorf("check-config %s: 1 problem", file)
+		}
+		return fmt.Errorf("check-config %s: %d problems", file, len(problems))
+	}
+	out, err := cfg.YAML()
+	if err != nil {
+		return fmt.Errorf("check-config %s: %w", file, err)
+	}
+	_, err = stdout.Write(out)
+	return err
+}
+
+// unjoin lists the errors joined in err (errors.Join), or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

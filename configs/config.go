@@ -1,0 +1,310 @@
+// Package configs loads roomd's YAML configuration and holds the policy
+// presets (one YAML file per jurisdiction in configs/policies, embedded).
+//
+// Loading is strict: unknown keys, duplicate keys, values of the wrong kind,
+// bad durations and contradictions are all errors, and every problem in a file
+// is reported at once (joined with errors.Join), each a *FieldError naming the
+// field path, e.g.
+//
+//	roomd.yaml:12: device.inputs.door.debounce: "50xs" is not a duration (want e.g. 30ms, 5s, 10m, 2h)
+//
+// Relative paths in a config (state_dir, TLS files, password_file) are taken
+// relative to the working directory of the process, not to the config file.
+package configs
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"time"
+
+	"github.com/roomd/roomd/controller"
+)
+
+// Config is roomd's effective configuration: defaults, preset and file merged
+// and validated.
+type Config struct {
+	Room     string // the room id, see ValidRoomID
+	StateDir string // directory of the state file and the outbox
+
+	// Policy is the effective policy: the preset (if any) with the fields
+	// given inline laid over it. Policy.Name is the preset's name, or
+	// "custom" when no preset was given.
+	Policy       controller.Policy
+	PolicyPreset string // the preset named in the file; "" if none
+
+	Device Device
+	MQTT   MQTT
+	Log    Log
+}
+
+// Backend is the kind of I/O behind the room's inputs and outputs.
+type Backend uint8
+
+// The backends. The zero value is not a backend.
+const (
+	BackendGPIO Backend = iota + 1 // real GPIO lines via periph.io
+	BackendSim                     // the simulator: no hardware
+)
+
+func (b Backend) String() string {
+	switch b {
+	case BackendGPIO:
+		return "gpio"
+	case BackendSim:
+		return "sim"
+	default:
+		return fmt.Sprintf("backend(%d)", uint8(b))
+	}
+}
+
+// Pull is the bias of an input line.
+type Pull uint8
+
+// The pulls. The zero value, PullNone, is what output lines carry.
+const (
+	PullNone Pull = iota // no bias: the circuit drives the line
+	PullUp               // pulled up (the default for inputs)
+	PullDown             // pulled down
+)
+
+func (p Pull) String() string {
+	switch p {
+	case PullNone:
+		return "none"
+	case PullUp:
+		return "up"
+	case PullDown:
+		return "down"
+	default:
+		return fmt.Sprintf("pull(%d)", uint8(p))
+	}
+}
+
+// LogFormat is the format of roomd's log lines.
+type LogFormat uint8
+
+// The log formats.
+const (
+	LogText LogFormat = iota // slog's text handler (key=value)
+	LogJSON                  // slog's JSON handler
+)
+
+func (f LogFormat) String() string {
+	if f == LogJSON {
+		return "json"
+	}
+	return "text"
+}
+
+// Device is the room's hardware (or simulator) configuration.
+type Device struct {
+	Backend     Backend
+	RereadEvery time.Duration // every input is re-read this often, as a safety net for missed edges
+	Flap        Flap
+	BlinkPeriod time.Duration // one on+off cycle of a blinking output
+	Inputs      Inputs
+	// Outputs maps each output role to its line. With the gpio backend all
+	// of controller.Outputs are present; with sim it may be nil. Output
+	// lines carry PullNone and no debounce.
+	Outputs map[controller.Output]Line
+}
+
+// Flap bounds how often an input may change before it counts as a sensor
+// fault: more than MaxChanges changes within Window.
+type Flap struct {
+	MaxChanges int
+	Window     time.Duration
+}
+
+// Inputs maps the input roles to lines. A nil pointer is a role with no
+// line (only allowed for Staff with the gpio backend; anything with sim).
+// Presence may hold several sensors: the room counts as occupied when any of
+// them is active. An empty Presence is nil.
+type Inputs struct {
+	Door, Lock, Panic, Staff *Line
+	Presence                 []Line
+}
+
+// ByRole returns the configured lines per input role; roles with no line are
+// absent from the map.
+func (in Inputs) ByRole() map[controller.Input][]Line {
+	m := map[controller.Input][]Line{}
+	for _, r := range []struct {
+		role controller.Input
+		l    *Line
+	}{{controller.InputDoor, in.Door}, {controller.InputLock, in.Lock}, {controller.InputPanic, in.Panic}, {controller.InputStaff, in.Staff}} {
+		if r.l != nil {
+			m[r.role] = []Line{*r.l}
+		}
+	}
+	if len(in.Presence) > 0 {
+		m[controller.InputPresence] = in.Presence
+	}
+	return m
+}
+
+// Line is one GPIO line: either Pin (a name such as "GPIO17") or Chip and
+// Line (e.g. "gpiochip0", 27), never both.
+type Line struct {
+	Pin       string
+	Chip      string
+	Line      int
+	Pull      Pull
+	ActiveLow bool          // the role is active when the line reads low
+	Debounce  time.Duration // a level must hold this long to count (inputs only)
+}
+
+// Name returns "GPIO17" or "gpiochip0:27".
+func (l Line) Name() string {
+	if l.Pin != "" {
+		return l.Pin
+	}
+	return fmt.Sprintf("%s:%d", l.Chip, l.Line)
+}
+
+// MQTT is the link to the broker.
+type MQTT struct {
+	Broker       string // tcp://, ssl:// or tls:// URL with host and port
+	Base         string // topic prefix, e.g. "visitrooms"
+	ClientID     string // defaults to "roomd-" + room
+	Username     string
+	PasswordFile string // file holding the password; the password is never in the config
+	TLS          TLS
+
+	Keepalive      time.Duration // whole seconds; Keepalive*1.5 <= 15s
+	ConnectTimeout time.Duration
+	Heartbeat      time.Duration // the state is republished this often
+	MaxPayload     int           // bytes; larger incoming messages are refused
+	Outbox         OutboxLimits
+}
+
+// TLS holds the TLS files. All empty: the system roots are used (for ssl:// and tls://).
+type TLS struct {
+	CAFile, CertFile, KeyFile, ServerName string
+}
+
+// OutboxLimits bounds the persistent outbox of messages not yet delivered.
+type OutboxLimits struct {
+	MaxEntries int
+	MaxBytes   int64
+}
+
+// Log configures roomd's logging.
+type Log struct {
+	Format LogFormat
+	Level  slog.Level
+}
+
+// Byte size units.
+const (
+	KiB = 1 << 10
+	MiB = 1 << 20
+	GiB = 1 << 30
+)
+
+// Default returns every default. Room, Policy.MaxDuration, MQTT.Broker and
+// the GPIO lines have no default: a config must give them. Policy holds the
+// defaults that apply to fields neither a preset nor the file sets.
+func Default() Config {
+	return Config{
+		StateDir: "/var/lib/roomd",
+		Policy:   defaultPolicy(),
+		Device: Device{
+			Backend:     BackendGPIO,
+			RereadEvery: 5 * time.Second,
+			Flap:        Flap{MaxChanges: 20, Window: 10 * time.Second},
+			BlinkPeriod: time.Second,
+		},
+		MQTT: MQTT{
+			Base:           "visitrooms",
+			Keepalive:      5 * time.Second,
+			ConnectTimeout: 10 * time.Second,
+			Heartbeat:      30 * time.Second,
+			MaxPayload:     4096,
+			Outbox:         OutboxLimits{MaxEntries: 100000, MaxBytes: 64 * MiB},
+		},
+		Log: Log{Format: LogText, Level: slog.LevelInfo},
+	}
+}
+
+// defaultPolicy is the base every policy starts from; MaxDuration is left
+// zero because there is no sensible default for it.
+func defaultPolicy() controller.Policy {
+	return controller.Policy{
+		Name:            "custom",
+		Extension:       controller.ExtensionUpToMax,
+		Warnings:        []time.Duration{10 * time.Minute, 2 * time.Minute},
+		EscalateAfter:   2 * time.Minute,
+		RepeatEvery:     time.Minute,
+		ReannounceAfter: 5 * time.Minute,
+		LockScope:       controller.LockDuringVisit,
+		LockGrace:       10 * time.Second,
+		EndOnVacancy:    true,
+		VacancyHold:     2 * time.Minute,
+		VacateTimeout:   10 * time.Minute,
+		PanicReset:      controller.PanicResetOnSite,
+	}
+}
+
+// defaultLine is an input line's defaults.
+func defaultLine() Line { return Line{Pull: PullUp, Debounce: 30 * time.Millisecond} }
+
+var roomIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// ValidRoomID reports whether s is a usable room id: 1 to 64 characters of
+// lower-case letters, digits, '_' and '-', starting with a letter or digit.
+// Room ids appear in MQTT topics, so wildcards and '/' are excluded.
+func ValidRoomID(s string) bool { return roomIDPattern.MatchString(s) }
+
+// Load reads and parses the config file at path. See Parse.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	return Parse(data, path)
+}
+
+// Parse parses a config. source names it in error messages (a file name;
+// may be empty). On failure the error joins one *FieldError per problem
+// (errors.Join; Unwrap() []error lists them), or is a single YAML syntax error.
+func Parse(data []byte, source string) (*Config, error) {
+	r := &reader{source: source}
+	cfg := Default()
+	root, err := r.document(data)
+	if err != nil {
+		return nil, err
+	}
+	r.config(root, &cfg)
+	if err := r.err(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// FieldError is one problem in a config: the field's path (e.g.
+// "device.inputs.door.debounce") and the constraint it breaks.
+type FieldError struct {
+	Source     string // file name, may be empty
+	Line       int    // 1-based line in Source; 0 if unknown
+	Field      string
+	Constraint string
+}
+
+func (e *FieldError) Error() string {
+	prefix := ""
+	switch {
+	case e.Source != "" && e.Line > 0:
+		prefix = fmt.Sprintf("%s:%d: ", e.Source, e.Line)
+	case e.Source != "":
+		prefix = e.Source + ": "
+	case e.Line > 0:
+		prefix = fmt.Sprintf("line %d: ", e.Line)
+	}
+	if e.Field == "" {
+		return prefix + e.Constraint
+	}
+	return prefix + e.Field + ": " + e.Constraint
+}

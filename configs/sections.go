@@ -1,0 +1,433 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/roomd/roomd/controller"
+)
+
+// config reads the top level into c, which holds the defaults.
+func (r *reader) config(root *yaml.Node, c *Config) {
+	m := r.mapping(root, "", "room", "state_dir", "policy", "device", "mqtt", "log")
+	top := resolve(root)
+
+	if r.str(m["room"], "room", &c.Room) && !ValidRoomID(c.Room) {
+		r.bad(m["room"], "room", "%q is not a room id (1 to 64 of a-z, 0-9, '_' and '-', starting with a letter or digit)", c.Room)
+	} else if m["room"] == nil || resolve(m["room"]) == nil {
+		r.bad(top, "room", "is required: the room's id, e.g. room-1")
+	}
+	if r.str(m["state_dir"], "state_dir", &c.StateDir) && c.StateDir == "" {
+		r.bad(m["state_dir"], "state_dir", "must not be empty (default %s)", Default().StateDir)
+	}
+
+	// The policy comes first: device checks depend on it (end_on_vacancy).
+	r.policy(m["policy"], top, c)
+	r.device(m["device"], top, c)
+	r.mqtt(m["mqtt"], top, c)
+	r.log(m["log"], c)
+}
+
+var policyKeys = []string{"max_duration", "extension", "warnings", "escalate_after", "repeat_every",
+	"reannounce_after", "lock_scope", "lock_grace", "end_on_vacancy", "vacancy_hold", "vacate_timeout",
+	"welfare_check_every", "panic_reset"}
+
+// policyFields reads the policy keys present in m into p.
+func (r *reader) policyFields(m map[string]*yaml.Node, path string, p *controller.Policy) {
+	f := func(k string) (*yaml.Node, string) { return m[k], join(path, k) }
+	n, k := f("max_duration")
+	r.duration(n, k, &p.MaxDuration)
+	n, k = f("extension")
+	if i := r.enum(n, k, "up_to_max", "forbidden"); i >= 0 {
+		p.Extension = []controller.Extension{controller.ExtensionUpToMax, controller.ExtensionForbidden}[i]
+	}
+	n, k = f("warnings")
+	if r.durations(n, k, &p.Warnings) && len(p.Warnings) == 0 {
+		p.Warnings = nil
+	}
+	for _, d := range []struct {
+		key string
+		dst *time.Duration
+	}{
+		{"escalate_after", &p.EscalateAfter}, {"repeat_every", &p.RepeatEvery},
+		{"reannounce_after", &p.ReannounceAfter}, {"lock_grace", &p.LockGrace},
+		{"vacancy_hold", &p.VacancyHold}, {"vacate_timeout", &p.VacateTimeout},
+		{"welfare_check_every", &p.WelfareCheckEvery},
+	} {
+		n, k = f(d.key)
+		r.duration(n, k, d.dst)
+	}
+	n, k = f("lock_scope")
+	if i := r.enum(n, k, "visit", "always"); i >= 0 {
+		p.LockScope = []controller.LockScope{controller.LockDuringVisit, controller.LockAlways}[i]
+	}
+	n, k = f("end_on_vacancy")
+	r.boolean(n, k, &p.EndOnVacancy)
+	n, k = f("panic_reset")
+	if i := r.enum(n, k, "on_site", "ack"); i >= 0 {
+		p.PanicReset = []controller.PanicReset{controller.PanicResetOnSite, controller.PanicResetAck}[i]
+	}
+}
+
+// policy reads the policy section: the preset, then the inline fields over it.
+func (r *reader) policy(n, top *yaml.Node, c *Config) {
+	const path = "policy"
+	m := r.mapping(n, path, append([]string{"preset"}, policyKeys...)...)
+	before := len(r.errs)
+	p := defaultPolicy()
+	origin := "roomd default"
+	var preset string
+	if r.str(m["preset"], "policy.preset", &preset) {
+		pp, err := Preset(preset)
+		if err != nil {
+			r.bad(m["preset"], "policy.preset", "%v", err)
+		} else {
+			p, origin, c.PolicyPreset = pp, "from preset "+preset, preset
+		}
+	}
+	r.policyFields(m, path, &p)
+	c.Policy = p
+	if preset == "" && resolve(m["max_duration"]) == nil {
+		r.bad(lineNode(resolve(n), top), path, "is required: name a preset (policy.preset: one of %s) or give at least policy.max_duration",
+			strings.Join(PresetNames(), ", "))
+		return
+	}
+	if len(r.errs) > before {
+		return // the values are partly defaults; validating them would only add noise
+	}
+	r.policyValidate(p, m, resolve(n), path, origin)
+}
+
+// policyValidate runs Policy.Validate and reports its errors under path,
+// pointing at the inline key if the value was given there, or naming where
+// it came from otherwise.
+func (r *reader) policyValidate(p controller.Policy, m map[string]*yaml.Node, n *yaml.Node, path, origin string) {
+	err := p.Validate()
+	if err == nil {
+		return
+	}
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	for _, e := range list {
+		var fe *controller.FieldError
+		if !errors.As(e, &fe) {
+			r.bad(n, path, "%v", e)
+			continue
+		}
+		key, _, _ := strings.Cut(fe.Field, "[")
+		if v := resolve(m[key]); v != nil {
+			if i, ok := index(fe.Field); ok && v.Kind == yaml.SequenceNode && i < len(v.Content) {
+				v = v.Content[i]
+			}
+			r.bad(v, join(path, fe.Field), "%s", fe.Constraint)
+		} else {
+			r.bad(n, join(path, fe.Field), "%s (%s)", fe.Constraint, origin)
+		}
+	}
+}
+
+// index returns i of a field "name[i]".
+func index(field string) (int, bool) {
+	_, rest, ok := strings.Cut(field, "[")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(strings.TrimSuffix(rest, "]"))
+	return i, err == nil
+}
+
+func (r *reader) device(n, top *yaml.Node, c *Config) {
+	const path = "device"
+	m := r.mapping(n, path, "backend", "reread_every", "flap", "blink_period", "inputs", "outputs")
+	dn := lineNode(resolve(n), top)
+	d := &c.Device
+	if i := r.enum(m["backend"], "device.backend", "gpio", "sim"); i >= 0 {
+		d.Backend = []Backend{BackendGPIO, BackendSim}[i]
+	}
+	if r.duration(m["reread_every"], "device.reread_every", &d.RereadEvery) && (d.RereadEvery <= 0 || d.RereadEvery > time.Minute) {
+		r.bad(m["reread_every"], "device.reread_every", "must be more than 0s and at most 1m (a missed edge stays unseen this long), got %s", d.RereadEvery)
+	}
+	fm := r.mapping(m["flap"], "device.flap", "max_changes", "window")
+	if r.integer(fm["max_changes"], "device.flap.max_changes", &d.Flap.MaxChanges) && d.Flap.MaxChanges < 2 {
+		r.bad(fm["max_changes"], "device.flap.max_changes", "must be at least 2, got %d", d.Flap.MaxChanges)
+	}
+	if r.duration(fm["window"], "device.flap.window", &d.Flap.Window) && d.Flap.Window <= 0 {
+		r.bad(fm["window"], "device.flap.window", "must be positive, got %s", d.Flap.Window)
+	}
+	if r.duration(m["blink_period"], "device.blink_period", &d.BlinkPeriod) && (d.BlinkPeriod < 100*time.Millisecond || d.BlinkPeriod > 10*time.Second) {
+		r.bad(m["blink_period"], "device.blink_period", "must be between 100ms and 10s, got %s", d.BlinkPeriod)
+	}
+
+	used := map[string]string{} // physical line -> the role path that uses it
+	claim := func(n *yaml.Node, path string, l Line) {
+		key := strings.ToUpper(l.Name())
+		if first, dup := used[key]; dup {
+			r.bad(n, path, "line %s is already used by %s; each role needs its own line", l.Name(), first)
+			return
+		}
+		used[key] = path
+	}
+
+	in := r.mapping(m["inputs"], "device.inputs", "door", "lock", "presence", "panic", "staff")
+	inNode := lineNode(resolve(m["inputs"]), dn)
+	for _, role := range []struct {
+		key string
+		dst **Line
+	}{{"door", &d.Inputs.Door}, {"lock", &d.Inputs.Lock}, {"presence", nil}, {"panic", &d.Inputs.Panic}, {"staff", &d.Inputs.Staff}} {
+		p := "device.inputs." + role.key
+		if role.dst == nil {
+			d.Inputs.Presence = r.presence(in["presence"], p, claim)
+			continue
+		}
+		if l, ok := r.line(in[role.key], p, true); ok {
+			claim(in[role.key], p, l)
+			*role.dst = &l
+		}
+	}
+
+	out := r.mapping(m["outputs"], "device.outputs", "in_use", "warning", "alarm")
+	outNode := lineNode(resolve(m["outputs"]), dn)
+	for _, o := range controller.Outputs {
+		p := "device.outputs." + o.String()
+		if l, ok := r.line(out[o.String()], p, false); ok {
+			claim(out[o.String()], p, l)
+			if d.Outputs == nil {
+				d.Outputs = map[controller.Output]Line{}
+			}
+			d.Outputs[o] = l
+		}
+	}
+
+	if d.Backend != BackendGPIO {
+		return
+	}
+	need := func(given bool, key, why string) {
+		if !given && resolve(in[key]) == nil {
+			r.bad(inNode, "device.inputs."+key, "is required with backend gpio: %s", why)
+		}
+	}
+	need(d.Inputs.Door != nil, "door", "the door contact decides when a visit may start and when the room is vacated")
+	need(d.Inputs.Lock != nil, "lock", "the lock sensor is how roomd sees a bolted door, the main danger it guards against")
+	need(d.Inputs.Panic != nil, "panic", "a private visit room must have a panic button, and roomd must watch it so that a press reaches staff")
+	if len(d.Inputs.Presence) == 0 && c.Policy.EndOnVacancy && resolve(in["presence"]) == nil {
+		r.bad(inNode, "device.inputs.presence", "is empty, but policy.end_on_vacancy is true: ending a visit on vacancy needs a presence sensor (add one, or set policy.end_on_vacancy: false)")
+	}
+	for _, o := range controller.Outputs {
+		if _, ok := d.Outputs[o]; !ok && resolve(out[o.String()]) == nil {
+			r.bad(outNode, "device.outputs."+o.String(), "is required with backend gpio (every output is needed: in_use, warning, alarm)")
+		}
+	}
+}
+
+// presence reads the list of presence sensors; nil if none.
+func (r *reader) presence(n *yaml.Node, path string, claim func(*yaml.Node, string, Line)) []Line {
+	n = resolve(n)
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		r.bad(n, path, "must be a list of lines, e.g. [{pin: GPIO22, debounce: 200ms}], got %s", kindName(n))
+		return nil
+	}
+	var out []Line
+	for i, item := range n.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if l, ok := r.line(item, p, true); ok {
+			claim(item, p, l)
+			out = append(out, l)
+		} else if resolve(item) == nil {
+			r.bad(item, p, "is empty; give a line, e.g. {pin: GPIO22}")
+		}
+	}
+	return out
+}
+
+var (
+	pinPattern  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,31}$`)
+	chipPattern = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,64}$`)
+)
+
+// line reads one GPIO line; input lines have a pull and a debounce.
+func (r *reader) line(n *yaml.Node, path string, input bool) (Line, bool) {
+	keys := []string{"pin", "chip", "line", "active_low"}
+	l := Line{}
+	if input {
+		keys = append(keys, "pull", "debounce")
+		l = defaultLine()
+	}
+	m := r.mapping(n, path, keys...)
+	if m == nil {
+		return Line{}, false
+	}
+	n = resolve(n)
+	before := len(r.errs)
+	hasPin := r.str(m["pin"], path+".pin", &l.Pin)
+	hasChip := r.str(m["chip"], path+".chip", &l.Chip)
+	hasLine := r.integer(m["line"], path+".line", &l.Line)
+	r.boolean(m["active_low"], path+".active_low", &l.ActiveLow)
+	if input {
+		if i := r.enum(m["pull"], path+".pull", "up", "down", "none"); i >= 0 {
+			l.Pull = []Pull{PullUp, PullDown, PullNone}[i]
+		}
+		if r.duration(m["debounce"], path+".debounce", &l.Debounce) && (l.Debounce < 0 || l.Debounce > 5*time.Second) {
+			r.bad(m["debounce"], path+".debounce", "must be between 0s and 5s, got %s", l.Debounce)
+		}
+	}
+	switch {
+	case hasPin && (hasChip || hasLine):
+		r.bad(n, path, "give either pin or chip and line, not both")
+	case hasPin:
+		if !pinPattern.MatchString(l.Pin) {
+			r.bad(m["pin"], path+".pin", "%q is not a pin name (e.g. GPIO17)", l.Pin)
+		}
+	case hasChip != hasLine:
+		r.bad(n, path, "chip and line go together (e.g. chip: gpiochip0, line: 27)")
+	case hasChip:
+		if !chipPattern.MatchString(l.Chip) {
+			r.bad(m["chip"], path+".chip", "%q is not a GPIO chip name (e.g. gpiochip0)", l.Chip)
+		}
+		if l.Line < 0 || l.Line > 1023 {
+			r.bad(m["line"], path+".line", "must be between 0 and 1023, got %d", l.Line)
+		}
+	case len(r.errs) == before:
+		r.bad(n, path, "names no line: give pin (e.g. GPIO17) or chip and line (e.g. gpiochip0, 27)")
+	}
+	return l, len(r.errs) == before
+}
+
+var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+func (r *reader) mqtt(n, top *yaml.Node, c *Config) {
+	const path = "mqtt"
+	m := r.mapping(n, path, "broker", "base", "client_id", "username", "password_file", "tls",
+		"keepalive", "connect_timeout", "heartbeat", "max_payload", "outbox")
+	mn := lineNode(resolve(n), top)
+	q := &c.MQTT
+	scheme := ""
+	if r.str(m["broker"], "mqtt.broker", &q.Broker) {
+		scheme = r.broker(m["broker"], q.Broker)
+	} else if resolve(m["broker"]) == nil {
+		r.bad(mn, "mqtt.broker", "is required: the broker's URL, e.g. tls://broker.example:8883")
+	}
+	if r.str(m["base"], "mqtt.base", &q.Base) {
+		if problem := topicProblem(q.Base); problem != "" {
+			r.bad(m["base"], "mqtt.base", "%q %s", q.Base, problem)
+		}
+	}
+	if r.str(m["client_id"], "mqtt.client_id", &q.ClientID) && q.ClientID != "" && !clientIDPattern.MatchString(q.ClientID) {
+		r.bad(m["client_id"], "mqtt.client_id", "%q is not a client id (1 to 128 of A-Z, a-z, 0-9, '.', '_', ':' and '-'; empty for roomd-ROOM)", q.ClientID)
+	}
+	if q.ClientID == "" && c.Room != "" {
+		q.ClientID = "roomd-" + c.Room
+	}
+	r.str(m["username"], "mqtt.username", &q.Username)
+	if r.str(m["password_file"], "mqtt.password_file", &q.PasswordFile) && q.PasswordFile != "" && q.Username == "" {
+		r.bad(m["password_file"], "mqtt.password_file", "is set but mqtt.username is empty (MQTT 3.1.1 sends no password without a user name)")
+	}
+
+	tm := r.mapping(m["tls"], "mqtt.tls", "ca_file", "cert_file", "key_file", "server_name")
+	r.str(tm["ca_file"], "mqtt.tls.ca_file", &q.TLS.CAFile)
+	r.str(tm["cert_file"], "mqtt.tls.cert_file", &q.TLS.CertFile)
+	r.str(tm["key_file"], "mqtt.tls.key_file", &q.TLS.KeyFile)
+	r.str(tm["server_name"], "mqtt.tls.server_name", &q.TLS.ServerName)
+	if (q.TLS.CertFile == "") != (q.TLS.KeyFile == "") {
+		r.bad(lineNode(resolve(m["tls"]), mn), "mqtt.tls", "cert_file and key_file go together (a client certificate needs its key)")
+	}
+	if scheme == "tcp" && q.TLS != (TLS{}) {
+		r.bad(lineNode(resolve(m["tls"]), mn), "mqtt.tls", "is set but mqtt.broker uses tcp:// (no TLS); use tls:// or ssl://, or drop mqtt.tls")
+	}
+
+	if r.duration(m["keepalive"], "mqtt.keepalive", &q.Keepalive) {
+		switch {
+		case q.Keepalive <= 0 || q.Keepalive%time.Second != 0:
+			r.bad(m["keepalive"], "mqtt.keepalive", "must be a positive whole number of seconds, got %s", q.Keepalive)
+		case q.Keepalive*3/2 > 15*time.Second:
+			r.bad(m["keepalive"], "mqtt.keepalive", "%s is too long: the broker declares a client dead after 1.5 x keepalive, and guards must see a dead room within 15s (at most 10s)", q.Keepalive)
+		}
+	}
+	if r.duration(m["connect_timeout"], "mqtt.connect_timeout", &q.ConnectTimeout) && q.ConnectTimeout <= 0 {
+		r.bad(m["connect_timeout"], "mqtt.connect_timeout", "must be positive, got %s", q.ConnectTimeout)
+	}
+	if r.duration(m["heartbeat"], "mqtt.heartbeat", &q.Heartbeat) && q.Heartbeat < time.Second {
+		r.bad(m["heartbeat"], "mqtt.heartbeat", "must be at least 1s, got %s", q.Heartbeat)
+	}
+	var payload int64
+	if r.size(m["max_payload"], "mqtt.max_payload", &payload) {
+		if payload < 256 || payload > 268435455 {
+			r.bad(m["max_payload"], "mqtt.max_payload", "must be between 256 and 268435455 bytes (the MQTT limit), got %d", payload)
+		} else {
+			q.MaxPayload = int(payload)
+		}
+	}
+	om := r.mapping(m["outbox"], "mqtt.outbox", "max_entries", "max_bytes")
+	if r.integer(om["max_entries"], "mqtt.outbox.max_entries", &q.Outbox.MaxEntries) && q.Outbox.MaxEntries < 1 {
+		r.bad(om["max_entries"], "mqtt.outbox.max_entries", "must be at least 1, got %d", q.Outbox.MaxEntries)
+	}
+	if r.size(om["max_bytes"], "mqtt.outbox.max_bytes", &q.Outbox.MaxBytes) && q.Outbox.MaxBytes < 64*KiB {
+		r.bad(om["max_bytes"], "mqtt.outbox.max_bytes", "must be at least 64KiB, got %d", q.Outbox.MaxBytes)
+	}
+}
+
+// broker checks the broker URL and returns its scheme ("" if bad).
+func (r *reader) broker(n *yaml.Node, s string) string {
+	const path = "mqtt.broker"
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		r.bad(n, path, "%q is not a broker URL (want e.g. tls://broker.example:8883)", s)
+		return ""
+	}
+	switch u.Scheme {
+	case "tcp", "ssl", "tls":
+	default:
+		r.bad(n, path, "%q: scheme %s is not supported (want tcp://, ssl:// or tls://)", s, u.Scheme)
+		return ""
+	}
+	if u.User != nil {
+		r.bad(n, path, "%q carries credentials; use mqtt.username and mqtt.password_file", s)
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		r.bad(n, path, "%q has a path or query; a broker URL is scheme://host:port", s)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil || port < 1 || port > 65535 || u.Hostname() == "" {
+		r.bad(n, path, "%q needs a host and a port (e.g. :8883)", s)
+	}
+	return u.Scheme
+}
+
+// topicProblem says what makes base unusable as a topic prefix; "" if nothing.
+func topicProblem(base string) string {
+	switch {
+	case base == "":
+		return "is empty"
+	case strings.ContainsAny(base, "+#\x00"):
+		return "contains a wildcard (+ or #) or NUL"
+	case strings.HasPrefix(base, "$"):
+		return "starts with $ (reserved for the broker)"
+	case strings.HasPrefix(base, "/") || strings.HasSuffix(base, "/") || strings.Contains(base, "//"):
+		return "has an empty topic level (leading, trailing or doubled /)"
+	}
+	return ""
+}
+
+func (r *reader) log(n *yaml.Node, c *Config) {
+	m := r.mapping(n, "log", "format", "level")
+	if i := r.enum(m["format"], "log.format", "text", "json"); i >= 0 {
+		c.Log.Format = []LogFormat{LogText, LogJSON}[i]
+	}
+	if i := r.enum(m["level"], "log.level", "debug", "info", "warn", "error"); i >= 0 {
+		c.Log.Level = []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}[i]
+	}
+}

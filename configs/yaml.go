@@ -1,0 +1,229 @@
+package configs
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/roomd/roomd/controller"
+)
+
+// The shapes YAML writes; field order is the order of the example config.
+type (
+	yamlConfig struct {
+		Room     string     `yaml:"room"`
+		StateDir string     `yaml:"state_dir"`
+		Policy   yamlPolicy `yaml:"policy"`
+		Device   yamlDevice `yaml:"device"`
+		MQTT     yamlMQTT   `yaml:"mqtt"`
+		Log      yamlLog    `yaml:"log"`
+	}
+	yamlPolicy struct {
+		Preset            string   `yaml:"preset,omitempty"`
+		MaxDuration       string   `yaml:"max_duration"`
+		Extension         string   `yaml:"extension"`
+		Warnings          []string `yaml:"warnings,flow"`
+		EscalateAfter     string   `yaml:"escalate_after"`
+		RepeatEvery       string   `yaml:"repeat_every"`
+		ReannounceAfter   string   `yaml:"reannounce_after"`
+		LockScope         string   `yaml:"lock_scope"`
+		LockGrace         string   `yaml:"lock_grace"`
+		EndOnVacancy      bool     `yaml:"end_on_vacancy"`
+		VacancyHold       string   `yaml:"vacancy_hold"`
+		VacateTimeout     string   `yaml:"vacate_timeout"`
+		WelfareCheckEvery string   `yaml:"welfare_check_every"`
+		PanicReset        string   `yaml:"panic_reset"`
+	}
+	yamlDevice struct {
+		Backend     string      `yaml:"backend"`
+		RereadEvery string      `yaml:"reread_every"`
+		Flap        yamlFlap    `yaml:"flap,flow"`
+		BlinkPeriod string      `yaml:"blink_period"`
+		Inputs      yamlInputs  `yaml:"inputs"`
+		Outputs     yamlOutputs `yaml:"outputs"`
+	}
+	yamlFlap struct {
+		MaxChanges int    `yaml:"max_changes"`
+		Window     string `yaml:"window"`
+	}
+	yamlInputs struct {
+		Door     *yamlInput  `yaml:"door,omitempty,flow"`
+		Lock     *yamlInput  `yaml:"lock,omitempty,flow"`
+		Presence []yamlInput `yaml:"presence,flow"`
+		Panic    *yamlInput  `yaml:"panic,omitempty,flow"`
+		Staff    *yamlInput  `yaml:"staff,omitempty,flow"`
+	}
+	yamlInput struct {
+		Pin       string `yaml:"pin,omitempty"`
+		Chip      string `yaml:"chip,omitempty"`
+		Line      *int   `yaml:"line,omitempty"`
+		Pull      string `yaml:"pull"`
+		ActiveLow bool   `yaml:"active_low"`
+		Debounce  string `yaml:"debounce"`
+	}
+	yamlOutputs struct {
+		InUse   *yamlOutput `yaml:"in_use,omitempty,flow"`
+		Warning *yamlOutput `yaml:"warning,omitempty,flow"`
+		Alarm   *yamlOutput `yaml:"alarm,omitempty,flow"`
+	}
+	yamlOutput struct {
+		Pin       string `yaml:"pin,omitempty"`
+		Chip      string `yaml:"chip,omitempty"`
+		Line      *int   `yaml:"line,omitempty"`
+		ActiveLow bool   `yaml:"active_low"`
+	}
+	yamlMQTT struct {
+		Broker         string     `yaml:"broker"`
+		Base           string     `yaml:"base"`
+		ClientID       string     `yaml:"client_id"`
+		Username       string     `yaml:"username"`
+		PasswordFile   string     `yaml:"password_file"`
+		TLS            yamlTLS    `yaml:"tls"`
+		Keepalive      string     `yaml:"keepalive"`
+		ConnectTimeout string     `yaml:"connect_timeout"`
+		Heartbeat      string     `yaml:"heartbeat"`
+		MaxPayload     int        `yaml:"max_payload"`
+		Outbox         yamlOutbox `yaml:"outbox,flow"`
+	}
+	yamlTLS struct {
+		CAFile     string `yaml:"ca_file"`
+		CertFile   string `yaml:"cert_file"`
+		KeyFile    string `yaml:"key_file"`
+		ServerName string `yaml:"server_name"`
+	}
+	yamlOutbox struct {
+		MaxEntries int    `yaml:"max_entries"`
+		MaxBytes   string `yaml:"max_bytes"`
+	}
+	yamlLog struct {
+		Format string `yaml:"format"`
+		Level  string `yaml:"level"`
+	}
+)
+
+// YAML returns the effective config with every key, in a form Parse reads
+// back to an equal Config. With a preset, the preset is named and every
+// policy field is written out too (so the output shows what is in force).
+func (c *Config) YAML() ([]byte, error) {
+	p := c.Policy
+	y := yamlConfig{
+		Room:     c.Room,
+		StateDir: c.StateDir,
+		Policy: yamlPolicy{
+			Preset:            c.PolicyPreset,
+			MaxDuration:       formatDuration(p.MaxDuration),
+			Extension:         p.Extension.String(),
+			Warnings:          []string{},
+			EscalateAfter:     formatDuration(p.EscalateAfter),
+			RepeatEvery:       formatDuration(p.RepeatEvery),
+			ReannounceAfter:   formatDuration(p.ReannounceAfter),
+			LockScope:         p.LockScope.String(),
+			LockGrace:         formatDuration(p.LockGrace),
+			EndOnVacancy:      p.EndOnVacancy,
+			VacancyHold:       formatDuration(p.VacancyHold),
+			VacateTimeout:     formatDuration(p.VacateTimeout),
+			WelfareCheckEvery: formatDuration(p.WelfareCheckEvery),
+			PanicReset:        p.PanicReset.String(),
+		},
+		Device: yamlDevice{
+			Backend:     c.Device.Backend.String(),
+			RereadEvery: formatDuration(c.Device.RereadEvery),
+			Flap:        yamlFlap{MaxChanges: c.Device.Flap.MaxChanges, Window: formatDuration(c.Device.Flap.Window)},
+			BlinkPeriod: formatDuration(c.Device.BlinkPeriod),
+			Inputs: yamlInputs{
+				Door:     inputYAML(c.Device.Inputs.Door),
+				Lock:     inputYAML(c.Device.Inputs.Lock),
+				Presence: []yamlInput{},
+				Panic:    inputYAML(c.Device.Inputs.Panic),
+				Staff:    inputYAML(c.Device.Inputs.Staff),
+			},
+			Outputs: yamlOutputs{
+				InUse:   outputYAML(c.Device.Outputs, controller.OutputInUse),
+				Warning: outputYAML(c.Device.Outputs, controller.OutputWarning),
+				Alarm:   outputYAML(c.Device.Outputs, controller.OutputAlarm),
+			},
+		},
+		MQTT: yamlMQTT{
+			Broker:         c.MQTT.Broker,
+			Base:           c.MQTT.Base,
+			ClientID:       c.MQTT.ClientID,
+			Username:       c.MQTT.Username,
+			PasswordFile:   c.MQTT.PasswordFile,
+			TLS:            yamlTLS(c.MQTT.TLS),
+			Keepalive:      formatDuration(c.MQTT.Keepalive),
+			ConnectTimeout: formatDuration(c.MQTT.ConnectTimeout),
+			Heartbeat:      formatDuration(c.MQTT.Heartbeat),
+			MaxPayload:     c.MQTT.MaxPayload,
+			Outbox:         yamlOutbox{MaxEntries: c.MQTT.Outbox.MaxEntries, MaxBytes: formatSize(c.MQTT.Outbox.MaxBytes)},
+		},
+		Log: yamlLog{Format: c.Log.Format.String(), Level: strings.ToLower(c.Log.Level.String())},
+	}
+	for _, w := range p.Warnings {
+		y.Policy.Warnings = append(y.Policy.Warnings, formatDuration(w))
+	}
+	for i := range c.Device.Inputs.Presence {
+		y.Device.Inputs.Presence = append(y.Device.Inputs.Presence, *inputYAML(&c.Device.Inputs.Presence[i]))
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(y); err != nil {
+		return nil, fmt.Errorf("marshal config of room %s: %w", c.Room, err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("marshal config of room %s: %w", c.Room, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func inputYAML(l *Line) *yamlInput {
+	if l == nil {
+		return nil
+	}
+	y := &yamlInput{Pin: l.Pin, Pull: l.Pull.String(), ActiveLow: l.ActiveLow, Debounce: formatDuration(l.Debounce)}
+	if l.Pin == "" {
+		y.Chip, y.Line = l.Chip, &l.Line
+	}
+	return y
+}
+
+func outputYAML(m map[controller.Output]Line, o controller.Output) *yamlOutput {
+	l, ok := m[o]
+	if !ok {
+		return nil
+	}
+	y := &yamlOutput{Pin: l.Pin, ActiveLow: l.ActiveLow}
+	if l.Pin == "" {
+		y.Chip, y.Line = l.Chip, &l.Line
+	}
+	return y
+}
+
+// formatDuration writes d the way people write it: "2h", "1h30m", "10m",
+// "500ms", "0s" (time.Duration.String without the trailing zero units).
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// formatSize writes n with the largest binary unit that divides it.
+func formatSize(n int64) string {
+	switch {
+	case n != 0 && n%GiB == 0:
+		return fmt.Sprintf("%dGiB", n/GiB)
+	case n != 0 && n%MiB == 0:
+		return fmt.Sprintf("%dMiB", n/MiB)
+	case n != 0 && n%KiB == 0:
+		return fmt.Sprintf("%dKiB", n/KiB)
+	}
+	return fmt.Sprint(n)
+}
