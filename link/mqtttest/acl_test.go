@@ -1,0 +1,238 @@
+package mqtttest_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/link/mqtttest"
+)
+
+// Identities of the shipped ACL (configs/mosquitto/acl).
+var users = map[string]string{
+	"room-a":        "pw-room-a",
+	"room-b":        "pw-room-b",
+	"booking":       "pw-booking",
+	"guard-console": "pw-guard",
+}
+
+// prodBroker runs mosquitto with TLS, passwords and the shipped ACL, as in
+// production.
+func prodBroker(t *testing.T) *mqtttest.MosquittoBroker {
+	t.Helper()
+	return mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{
+		TLS:     true,
+		Users:   users,
+		ACLFile: mqtttest.ShippedACL(t),
+	})
+}
+
+func as(t *testing.T, mq *mqtttest.MosquittoBroker, name string, onMsg paho.MessageHandler) paho.Client {
+	t.Helper()
+	return connect(t, client{id: name, url: mq.URL(), user: name, pass: users[name], tls: mq.TLSConfig(), clean: true, onMsg: onMsg})
+}
+
+// requireOnly asserts that the next message on ch is want. Use it after
+// publishing a possibly forbidden message and then want from the same
+// client with QoS 1: mosquitto keeps per-publisher order, so had the
+// forbidden one been delivered it would have come first. With MQTT 3.1.1 a
+// denied publish is acknowledged and dropped silently, so this ordering is
+// the only way to observe the denial without a fixed wait.
+func requireOnly(t *testing.T, ch <-chan msg, want msg) {
+	t.Helper()
+	require.Equal(t, want, receive(t, ch, want.topic))
+}
+
+func TestACLRoomCannotPublishToAnotherRoom(t *testing.T) {
+	t.Parallel()
+	mq := prodBroker(t)
+	ch, h := collector()
+	booking := as(t, mq, "booking", nil)
+	subscribe(t, booking, "visitrooms/#", h)
+
+	roomA := as(t, mq, "room-a", nil)
+	publish(t, roomA, "visitrooms/room-b/events", "forged", false)
+	publish(t, roomA, "visitrooms/room-b/alerts", "forged", false)
+	publish(t, roomA, "visitrooms/room-a/events", "marker", false)
+	requireOnly(t, ch, msg{"visitrooms/room-a/events", "marker"})
+}
+
+func TestACLRoomCannotPublishOwnCmdOrSimSet(t *testing.T) {
+	t.Parallel()
+	mq := prodBroker(t)
+	ch, h := collector()
+	booking := as(t, mq, "booking", nil)
+	subscribe(t, booking, "visitrooms/#", h)
+
+	roomA := as(t, mq, "room-a", nil)
+	publish(t, roomA, "visitrooms/room-a/cmd", "self-command", false)
+	publish(t, roomA, "visitrooms/room-a/sim/set", "self-sim", false)
+	publish(t, roomA, "visitrooms/room-a/unknown", "off-contract", false)
+	publish(t, roomA, "elsewhere/room-a/state", "off-base", false)
+	publish(t, roomA, "visitrooms/room-a/state", "marker", true)
+	requireOnly(t, ch, msg{"visitrooms/room-a/state", "marker"})
+}
+
+func TestACLRoomPublishesEveryContractTopic(t *testing.T) {
+	t.Parallel()
+	mq := prodBroker(t)
+	ch, h := collector()
+	guard := as(t, mq, "guard-console", nil)
+	subscribe(t, guard, "visitrooms/#", h)
+
+	roomA := as(t, mq, "room-a", nil)
+	for _, sub := range []string{"availability", "state", "events", "alerts", "cmd/reply", "sim/outputs"} {
+		topic := "visitrooms/room-a/" + sub
+		publish(t, roomA, topic, sub, false)
+		require.Equal(t, msg{topic, sub}, receive(t, ch, topic))
+	}
+}
+
+func TestACLRoomCannotReadOtherRoomsCmd(t *testing.T) {
+	t.Parallel()
+	mq := prodBroker(t)
+	ch, h := collector()
+	roomA := as(t, mq, "room-a", h)
+	// Denied subscriptions may be refused (0x80) or granted and starved;
+	// either way nothing may arrive.
+	subscribe(t, roomA, "visitrooms/room-b/cmd", h)
+	subscribe(t, roomA, "visitrooms/+/state", h)
+	require.Equal(t, byte(1), subscribe(t, roomA, "visitrooms/room-a/cmd", h))
+
+	roomB := as(t, mq, "room-b", nil)
+	publish(t, roomB, "visitrooms/room-b/state", "b-state", false)
+	booking := as(t, mq, "booking", nil)
+	publish(t, booking, "visitrooms/room-b/cmd", "for-b", false)
+	publish(t, booking, "visitrooms/room-a/cmd", "for-a", false)
+	requireOnly(t, ch, msg{"visitrooms/room-a/cmd", "for-a"})
+	// room-b's state was acknowledged before booking published; mosquitto
+	// queues a message for subscribers while handling its PUBLISH, so had
+	// room-a been allowed to read it, it would have been ahead of for-a.
+}
+
+func TestACLBookingAndGuardConsoleSendCmd(t *testing.T) {
+	t.Parallel()
+	mq := prodBroker(t)
+	ch, h := collector()
+	roomA := as(t, mq, "room-a", nil)
+	subscribe(t, roomA, "visitrooms/room-a/cmd", h)
+
+	booking := as(t, mq, "booking", nil)
+	publish(t, booking, "visitrooms/room-a/cmd", `{"cmd":"start_visit"}`, false)
+	require.Equal(t, msg{"visitrooms/room-a/cmd", `{"cmd":"start_visit"}`}, receive(t, ch, "booking cmd"))
+
+	guard := as(t, mq, "guard-console", nil)
+	publish(t, guard, "visitrooms/room-a/cmd", `{"cmd":"ack_alert"}`, false)
+	require.Equal(t, msg{"visitrooms/room-a/cmd", `{"cmd":"ack_alert"}`}, receive(t, ch, "guard cmd"))
+}
+
+func TestACLBookingCannotForgeRoomOutput(t *testing.T) {
+	t.Parallel()
+	mq := prodBroker(t)
+	ch, h := collector()
+	guard := as(t, mq, "guard-console", nil)
+	subscribe(t, guard, "visitrooms/#", h)
+
+	booking := as(t, mq, "booking", nil)
+	publish(t, booking, "visitrooms/room-a/alerts", "forged", false)
+	publish(t, booking, "visitrooms/room-a/sim/set", "forged", false)
+	publish(t, booking, "visitrooms/room-a/cmd", "marker", false)
+	requireOnly(t, ch, msg{"visitrooms/room-a/cmd", "marker"})
+}
+
+func TestNoAnonymousOrWrongPassword(t *testing.T) {
+	t.Parallel()
+	mq := prodBroker(t)
+	_, err := tryConnect(t, client{id: "anon", url: mq.URL(), tls: mq.TLSConfig(), clean: true})
+	require.ErrorContains(t, err, "not Authorized")
+
+	_, err = tryConnect(t, client{id: "room-a", url: mq.URL(), user: "room-a", pass: "wrong", tls: mq.TLSConfig(), clean: true})
+	require.ErrorContains(t, err, "not Authorized") // mosquitto answers 5, not 4
+
+	_, err = tryConnect(t, client{id: "ghost", url: mq.URL(), user: "ghost", pass: "x", tls: mq.TLSConfig(), clean: true})
+	require.ErrorContains(t, err, "not Authorized") // mosquitto answers 5, not 4
+
+	mq.Flush() // answers even when the broker refuses the flush connection
+}
+
+func TestTLSWithWrongCAFails(t *testing.T) {
+	t.Parallel()
+	mq := prodBroker(t)
+	other := mqtttest.NewCA(t, t.TempDir(), "other-ca")
+	_, err := tryConnect(t, client{id: "room-a", url: mq.URL(), user: "room-a", pass: users["room-a"],
+		tls: other.ClientTLS(t, "", ""), clean: true})
+	require.ErrorContains(t, err, "certificate signed by unknown authority")
+
+	// Plain TCP to the TLS listener fails too.
+	_, err = tryConnect(t, client{id: "room-a", url: "tcp://" + mq.Addr(), user: "room-a", pass: users["room-a"], clean: true})
+	require.Error(t, err)
+
+	// The right CA works (control).
+	as(t, mq, "room-a", nil)
+}
+
+func TestTLSRequireCertificate(t *testing.T) {
+	t.Parallel()
+	mq := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{
+		TLS: true, RequireCertificate: true, Users: users, ACLFile: mqtttest.ShippedACL(t),
+	})
+	noCert := mq.CA.ClientTLS(t, "", "")
+	_, err := tryConnect(t, client{id: "room-a", url: mq.URL(), user: "room-a", pass: users["room-a"], tls: noCert, clean: true})
+	require.Error(t, err)
+
+	// A certificate from another CA is refused.
+	other := mqtttest.NewCA(t, t.TempDir(), "other-ca")
+	cert, key := other.Issue(t, "room-a")
+	foreign := mq.CA.ClientTLS(t, cert, key)
+	_, err = tryConnect(t, client{id: "room-a", url: mq.URL(), user: "room-a", pass: users["room-a"], tls: foreign, clean: true})
+	require.Error(t, err)
+
+	cert, key = mq.CA.Issue(t, "room-a")
+	require.Equal(t, filepath.Dir(mq.CA.CertFile), filepath.Dir(cert))
+	connect(t, client{id: "room-a", url: mq.URL(), user: "room-a", pass: users["room-a"],
+		tls: mq.CA.ClientTLS(t, cert, key), clean: true})
+	mq.Flush()
+}
+
+func TestShippedConfigRunsWithACLAndSurvivesKill(t *testing.T) {
+	t.Parallel()
+	mq := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{TLS: true, Users: users, ShippedConfig: true})
+
+	_, err := tryConnect(t, client{id: "anon", url: mq.URL(), tls: mq.TLSConfig(), clean: true})
+	require.ErrorContains(t, err, "not Authorized")
+
+	// booking keeps a persistent session; room-a raises an alert and tries
+	// to forge one for room-b while booking is offline.
+	_, ignore := collector()
+	booking := connect(t, client{id: "booking", url: mq.URL(), user: "booking", pass: users["booking"],
+		tls: mq.TLSConfig(), onMsg: ignore})
+	subscribe(t, booking, "visitrooms/+/alerts", nil)
+	booking.Disconnect(250)
+
+	roomA := as(t, mq, "room-a", nil)
+	publish(t, roomA, "visitrooms/room-b/alerts", "forged", false)
+	publish(t, roomA, "visitrooms/room-a/alerts", "panic", false)
+	mq.Flush()
+	mq.Kill()
+	mq.Restart()
+
+	ch, h := collector()
+	connect(t, client{id: "booking", url: mq.URL(), user: "booking", pass: users["booking"],
+		tls: mq.TLSConfig(), onMsg: h})
+	requireOnly(t, ch, msg{"visitrooms/room-a/alerts", "panic"})
+
+	conf, err := os.ReadFile(mq.ConfigFile)
+	require.NoError(t, err)
+	require.Contains(t, string(conf), "autosave_on_changes true")
+	for _, ln := range strings.Split(string(conf), "\n") {
+		if !strings.HasPrefix(ln, "#") {
+			require.NotContains(t, ln, "/etc/mosquitto")
+			require.NotContains(t, ln, "pid_file")
+		}
+	}
+	require.NotContains(t, mq.Log(), "Note:", "shipped config uses a deprecated option")
+}
