@@ -562,3 +562,57 @@ func BenchmarkAppendAck(b *testing.B) {
 		}
 	}
 }
+
+// TestCrashBetweenCompactionSteps restores the ack file as it was before
+// segments were deleted, as if the process died between deleting segments
+// and rewriting the ack file.
+func TestCrashBetweenCompactionSteps(t *testing.T) {
+	dir := t.TempDir()
+	lim := Limits{SegmentBytes: 120}
+	o := open(t, dir, lim)
+	es := appendN(t, o, 12)
+	for _, e := range es[:11] {
+		require.NoError(t, o.Ack(e.ID))
+	}
+	staleAcks, err := os.ReadFile(filepath.Join(dir, ackName))
+	require.NoError(t, err)
+	require.NoError(t, o.Ack(es[11].ID))             // completes another segment
+	_, err = o.Append("t", make([]byte, 100), false) // rotates and deletes the fully acked segment
+	require.NoError(t, err)
+	require.Len(t, segFiles(t, dir), 1)
+	require.NoError(t, o.Close())
+	// Rebuild an ack file holding stale acks plus the acks made since.
+	acks := append(staleAcks, appendAck(nil, es[11].ID)...)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ackName), acks, 0o600))
+
+	o = open(t, dir, lim)
+	assert.Equal(t, Recovery{}, o.Recovered())
+	assert.Equal(t, []uint64{13}, ids(o.Pending()))
+	e, err := o.Append("t", nil, false)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(14), e.ID)
+	fi, err := os.Stat(filepath.Join(dir, ackName))
+	require.NoError(t, err)
+	assert.Zero(t, fi.Size(), "stale acks are dropped on open")
+}
+
+// TestCrashAfterRotation leaves an empty newest segment, as if the process
+// died after creating it and before the record was written.
+func TestCrashAfterRotation(t *testing.T) {
+	dir := t.TempDir()
+	o := open(t, dir, Limits{})
+	appendN(t, o, 3)
+	require.NoError(t, o.Ack(3))
+	require.NoError(t, o.Close())
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "seg-00000000000000000004.log"), nil, 0o600))
+
+	o = open(t, dir, Limits{})
+	assert.Equal(t, Recovery{}, o.Recovered())
+	assert.Equal(t, []uint64{1, 2}, ids(o.Pending()))
+	e, err := o.Append("t", nil, false)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(4), e.ID)
+	require.NoError(t, o.Ack(1))
+	require.NoError(t, o.Ack(2))
+	assert.Len(t, segFiles(t, dir), 1, "the old segment is deleted once fully acked")
+}
