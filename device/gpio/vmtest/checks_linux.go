@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/device"
+)
+
+const (
+	// expectWithin bounds the wait for one debounced reading under TCG.
+	expectWithin = 2 * time.Second
+	// quietFor is how long "no further reading" is watched for.
+	quietFor = 5*debounce + 100*time.Millisecond
+)
+
+// roomCheck drives the simulated lines and watches what the backend reports.
+type roomCheck struct {
+	sim      *simChip
+	room     device.Backend
+	readings chan device.Reading
+	maxLat   time.Duration // slowest stimulus-to-reading latency seen
+}
+
+func checkBackend(sim *simChip, logger *slog.Logger) error {
+	room, err := openRoom(logger)
+	if err != nil {
+		return fmt.Errorf("open room on %q: %w", simLabel, err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			_ = room.Close()
+		}
+	}()
+	rc := &roomCheck{sim: sim, room: room, readings: make(chan device.Reading, 64)}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- room.Run(ctx, rc.readings) }()
+
+	steps := []struct {
+		name string
+		fn   func() error
+	}{
+		{"initial readings", rc.initial},
+		{"settle to inactive", rc.settle},
+		{"door open/close", func() error { return rc.toggle(offDoor) }},
+		{"lock locked/unlocked", func() error { return rc.toggle(offLock) }},
+		{"panic (active-low) pressed/released", func() error { return rc.toggle(offPanic) }},
+		{"staff pressed/released", func() error { return rc.toggle(offStaff) }},
+		{"presence from PIR0", func() error { return rc.toggle(offPIR0) }},
+		{"presence from PIR1", func() error { return rc.toggle(offPIR1) }},
+		{"presence combines PIR0 and PIR1", rc.presenceCombined},
+		{"bounce burst settles once", rc.bounce},
+		{"glitch shorter than debounce is ignored", rc.glitch},
+		{"outputs drive lines", rc.outputs},
+		{"blink toggles the line", rc.blink},
+		{"Safe turns every output off", rc.safe},
+	}
+	for _, s := range steps {
+		t0 := time.Now()
+		select {
+		case err := <-runErr:
+			return fmt.Errorf("before %s: Run returned early: %w", s.name, err)
+		default:
+		}
+		if err := s.fn(); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		fmt.Printf("vmtest: ok   %-42s %s\n", s.name, time.Since(t0).Round(time.Millisecond))
+	}
+
+	// Close with every output on: all must end at 0.
+	for _, o := range outputLines {
+		if err := room.Set(o.out, controller.ModeOn, 0); err != nil {
+			return fmt.Errorf("close: set %s on: %w", o.out, err)
+		}
+	}
+	if err := rc.waitOutputs(1); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	cancel()
+	select {
+	case err := <-runErr:
+		if !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("Run returned %v after cancel, want context.Canceled", err)
+		}
+	case <-time.After(3 * time.Second):
+		return errors.New("Run did not return within 3s of cancel")
+	}
+	closed = true
+	if err := room.Close(); err != nil {
+		return fmt.Errorf("Close: %w", err)
+	}
+	if err := rc.waitOutputs(0); err != nil {
+		return fmt.Errorf("after Close: %w", err)
+	}
+	fmt.Printf("vmtest: ok   %-42s\n", "Close returns every output to 0")
+	fmt.Printf("vmtest: slowest stimulus-to-reading latency %s (debounce %s)\n", rc.maxLat.Round(time.Millisecond), debounce)
+	return nil
+}
+
+// roleOf returns the role and polarity of input line off.
+func roleOf(off int) (controller.Input, bool) {
+	for _, l := range inputLines {
+		if l.off == off {
+			return l.role, l.activeLow
+		}
+	}
+	panic(fmt.Sprintf("line %d is not an input of the layout", off))
+}
+
+// drive sets input line off to its active or inactive electrical level.
+func (rc *roomCheck) drive(off int, active bool) error {
+	_, activeLow := roleOf(off)
+	return rc.sim.pull(off, active != activeLow)
+}
+
+func (rc *roomCheck) next(within time.Duration) (device.Reading, bool) {
+	select {
+	case r := <-rc.readings:
+		return r, true
+	case <-time.After(within):
+		return device.Reading{}, false
+	}
+}
+
+// expect requires the next reading to be role at level, established no
+// earlier than the stimulus at since.
+func (rc *roomCheck) expect(role controller.Input, level controller.Level, since time.Time) error {
+	r, ok := rc.next(expectWithin)
+	if !ok {
+		return fmt.Errorf("no reading within %s, want %s %s", expectWithin, role, role.Describe(level))
+	}
+	lat := time.Since(since)
+	if r.Input != role || r.Level != level {
+		return fmt.Errorf("got %s %s (%q), want %s %s", r.Input, r.Input.Describe(r.Level), r.Detail, role, role.Describe(level))
+	}
+	if r.At.IsZero() {
+		return fmt.Errorf("%s %s: reading has no At", role, role.Describe(level))
+	}
+	if r.At.Before(since) || r.At.After(time.Now()) {
+		return fmt.Errorf("%s %s: At %s is outside stimulus %s .. now", role, role.Describe(level),
+			r.At.Format(time.StampMicro), since.Format(time.StampMicro))
+	}
+	if lat > rc.maxLat {
+		rc.maxLat = lat
+	}
+	return nil
+}
+
+// quiet requires no reading for quietFor.
+func (rc *roomCheck) quiet() error {
+	if r, ok := rc.next(quietFor); ok {
+		return fmt.Errorf("unexpected reading %s %s (%q)", r.Input, r.Input.Describe(r.Level), r.Detail)
+	}
+	return nil
+}
+
+// initial waits for the first level of every role.
+func (rc *roomCheck) initial() error {
+	want := map[controller.Input]bool{}
+	for _, l := range inputLines {
+		want[l.role] = true
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(want) > 0 {
+		r, ok := rc.next(time.Until(deadline))
+		if !ok {
+			return fmt.Errorf("no initial reading for %v within 5s", want)
+		}
+		delete(want, r.Input)
+	}
+	return nil
+}
+
+// settle drives every input inactive, which may or may not be a change
+// depending on the bias the backend requested, then requires each role to
+// end inactive and the stream to go quiet.
+func (rc *roomCheck) settle() error {
+	for _, l := range inputLines {
+		if err := rc.drive(l.off, false); err != nil {
+			return err
+		}
+	}
+	for {
+		r, ok := rc.next(quietFor)
+		if !ok {
+			return nil
+		}
+		if r.Level != controller.LevelInactive {
+			return fmt.Errorf("got %s %s (%q) after driving every input inactive", r.Input, r.Input.Describe(r.Level), r.Detail)
+		}
+	}
+}
+
+// toggle drives one input active then inactive, each seen exactly once.
+func (rc *roomCheck) toggle(off int) error {
+	role, _ := roleOf(off)
+	for _, active := range []bool{true, false} {
+		t0 := time.Now()
+		if err := rc.drive(off, active); err != nil {
+			return err
+		}
+		level := controller.LevelInactive
+		if active {
+			level = controller.LevelActive
+		}
+		if err := rc.expect(role, level, t0); err != nil {
+			return err
+		}
+	}
+	return rc.quiet()
+}
+
+// presenceCombined: presence is active while either PIR is.
+func (rc *roomCheck) presenceCombined() error {
+	t0 := time.Now()
+	if err := rc.drive(offPIR0, true); err != nil {
+		return err
+	}
+	if err := rc.expect(controller.InputPresence, controller.LevelActive, t0); err != nil {
+		return err
+	}
+	if err := rc.drive(offPIR1, true); err != nil {
+		return err
+	}
+	if err := rc.drive(offPIR0, false); err != nil {
+		return err
+	}
+	if err := rc.quiet(); err != nil {
+		return fmt.Errorf("PIR1 still active: %w", err)
+	}
+	t0 = time.Now()
+	if err := rc.drive(offPIR1, false); err != nil {
+		return err
+	}
+	if err := rc.expect(controller.InputPresence, controller.LevelInactive, t0); err != nil {
+		return err
+	}
+	return rc.quiet()
+}
+
+// burst writes the door's pull alternately, ending at final, and returns
+// when the burst started and how long it took.
+func (rc *roomCheck) burst(final bool, writes int) (time.Time, time.Duration, error) {
+	t0 := time.Now()
+	level := final
+	if writes%2 == 0 {
+		level = !final
+	}
+	for i := 0; i < writes; i++ {
+		if err := rc.drive(offDoor, level); err != nil {
+			return t0, 0, err
+		}
+		level = !level
+	}
+	d := time.Since(t0)
+	if d >= debounce/2 {
+		return t0, d, fmt.Errorf("burst of %d writes took %s, not well inside the debounce %s; the check proves nothing", writes, d, debounce)
+	}
+	return t0, d, nil
+}
+
+// bounce: a burst ending at the other level is delivered once, at that level.
+func (rc *roomCheck) bounce() error {
+	for _, final := range []bool{true, false} {
+		t0, d, err := rc.burst(final, 7)
+		if err != nil {
+			return err
+		}
+		level := controller.LevelInactive
+		if final {
+			level = controller.LevelActive
+		}
+		if err := rc.expect(controller.InputDoor, level, t0); err != nil {
+			return fmt.Errorf("after a 7-write burst in %s: %w", d, err)
+		}
+		if err := rc.quiet(); err != nil {
+			return fmt.Errorf("after a 7-write burst in %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// glitch: a burst that ends where it started produces no reading.
+func (rc *roomCheck) glitch() error {
+	_, d, err := rc.burst(false, 6)
+	if err != nil {
+		return err
+	}
+	if err := rc.quiet(); err != nil {
+		return fmt.Errorf("after a 6-write glitch in %s ending closed: %w", d, err)
+	}
+	return nil
+}
+
+// waitValue polls the sim until line off reads want.
+func (rc *roomCheck) waitValue(off, want int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		v, err := rc.sim.value(off)
+		if err != nil {
+			return err
+		}
+		if v == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("line %s reads %d, want %d within %s", lineNames[off], v, want, within)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (rc *roomCheck) waitOutputs(want int) error {
+	for _, o := range outputLines {
+		if err := rc.waitValue(o.off, want, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// outputs: Set on/off drives each line 1/0.
+func (rc *roomCheck) outputs() error {
+	for _, o := range outputLines {
+		for _, m := range []controller.Mode{controller.ModeOn, controller.ModeOff} {
+			if err := rc.room.Set(o.out, m, 0); err != nil {
+				return fmt.Errorf("Set(%s, %s): %w", o.out, m, err)
+			}
+			want := 0
+			if m == controller.ModeOn {
+				want = 1
+			}
+			if err := rc.waitValue(o.off, want, 500*time.Millisecond); err != nil {
+				return fmt.Errorf("after Set(%s, %s): %w", o.out, m, err)
+			}
+		}
+	}
+	return nil
+}
+
+// blink: ModeBlink shows both levels on the line, ModeOff ends at 0.
+func (rc *roomCheck) blink() error {
+	if err := rc.room.Set(controller.OutputAlarm, controller.ModeBlink, 0); err != nil {
+		return fmt.Errorf("Set(alarm, blink): %w", err)
+	}
+	seen := map[int]bool{}
+	deadline := time.Now().Add(3 * time.Second)
+	for len(seen) < 2 && time.Now().Before(deadline) {
+		v, err := rc.sim.value(offAlarm)
+		if err != nil {
+			return err
+		}
+		seen[v] = true
+		time.Sleep(2 * time.Millisecond)
+	}
+	if len(seen) < 2 {
+		return fmt.Errorf("ALARM only ever read %v in 3s of blinking", seen)
+	}
+	if err := rc.room.Set(controller.OutputAlarm, controller.ModeOff, 0); err != nil {
+		return fmt.Errorf("Set(alarm, off): %w", err)
+	}
+	return rc.waitValue(offAlarm, 0, 500*time.Millisecond)
+}
+
+// safe: Safe turns every output off while the lines are still held.
+func (rc *roomCheck) safe() error {
+	for _, o := range outputLines {
+		if err := rc.room.Set(o.out, controller.ModeOn, 0); err != nil {
+			return fmt.Errorf("Set(%s, on): %w", o.out, err)
+		}
+	}
+	if err := rc.waitOutputs(1); err != nil {
+		return err
+	}
+	if err := rc.room.Safe(); err != nil {
+		return fmt.Errorf("Safe: %w", err)
+	}
+	return rc.waitOutputs(0)
+}
