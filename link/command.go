@@ -1,0 +1,346 @@
+package link
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/roomd/roomd/controller"
+)
+
+// Refusal codes added at the MQTT edge, on top of the controller's
+// (controller.Codes). bad_request is shared with the controller.
+const (
+	// CodeBadRequest: the command cannot be read: not UTF-8 JSON, not one
+	// object, trailing data, an unknown, duplicate, missing or mistyped
+	// field, a field that does not belong to the action, an invalid
+	// request_id or expires_at, or larger than the size limit.
+	CodeBadRequest = controller.CodeBadRequest
+	// CodeUnknownAction: action is not one of the documented actions.
+	CodeUnknownAction controller.Code = "unknown_action"
+	// CodeExpired: expires_at is in the past when the command is read.
+	CodeExpired controller.Code = "expired"
+	// CodeBusy: roomd could not queue the command (its inbound queue is
+	// full); the command was not applied and may be sent again.
+	CodeBusy controller.Code = "busy"
+)
+
+// LinkCodes lists the refusal codes the MQTT edge produces itself. The
+// decoder also produces controller.CodeInvalidDuration and
+// controller.CodeInvalidVisitID.
+var LinkCodes = []controller.Code{CodeBadRequest, CodeUnknownAction, CodeExpired, CodeBusy}
+
+// Limits of command fields.
+const (
+	// DefaultMaxCommand is the command size limit used when none is configured.
+	DefaultMaxCommand = 4096
+	// MaxRequestID is the longest request_id, in characters.
+	MaxRequestID = 64
+	// MaxReason is the longest set_service reason, in characters.
+	MaxReason = 256
+	// MaxAlertID is the longest alert_id, in characters.
+	MaxAlertID = 64
+)
+
+// CommandError is a command refused at the edge. RequestID is the command's
+// request_id if it could be read and is valid, else ""; Action is the action
+// if it is a known one, else "".
+type CommandError struct {
+	RequestID string
+	Action    string
+	Code      controller.Code
+	Message   string
+}
+
+func (e *CommandError) Error() string {
+	return fmt.Sprintf("command %q refused: %s: %s", e.RequestID, e.Code, e.Message)
+}
+
+// fields of a command and which actions take them. request_id and action are
+// required for every action, expires_at is optional for every action.
+var (
+	commonFields = []string{"request_id", "action", "expires_at"}
+	actionFields = map[controller.CommandAction]struct{ required, optional []string }{
+		controller.ActionStartVisit:  {required: []string{"visit_id", "duration"}},
+		controller.ActionExtendVisit: {required: []string{"by"}},
+		controller.ActionEndVisit:    {},
+		controller.ActionAckAlert:    {required: []string{"alert_id"}},
+		controller.ActionSetService:  {required: []string{"in_service"}, optional: []string{"reason"}},
+		controller.ActionGetState:    {},
+	}
+	knownFields = map[string]bool{
+		"request_id": true, "action": true, "expires_at": true, "visit_id": true, "duration": true,
+		"by": true, "alert_id": true, "in_service": true, "reason": true,
+	}
+)
+
+// DecodeCommand reads a cmd payload strictly and returns the command, or the
+// refusal to send back. The returned command's At is zero: the caller stamps
+// it with its own clock.
+//
+// Checks, in order: size (maxSize bytes; 0 means DefaultMaxCommand), UTF-8,
+// exactly one JSON object with no trailing data, field names known and exact
+// (case-sensitive) and not repeated, request_id (1 to 64 printable
+// characters), action known, the fields the action requires present and no
+// field of another action, field types, expires_at (RFC 3339, refused with
+// expired if not after now), then values: visit_id (controller.ValidVisitID),
+// durations (time.ParseDuration, positive), alert_id and reason length.
+// Whether the command fits the room's phase and policy is the controller's
+// business.
+func DecodeCommand(payload []byte, maxSize int, now time.Time) (controller.Command, *CommandError) {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxCommand
+	}
+	var cmd controller.Command
+	refuse := func(code controller.Code, format string, args ...any) (controller.Command, *CommandError) {
+		e := &CommandError{RequestID: cmd.RequestID, Code: code, Message: fmt.Sprintf(format, args...)}
+		if cmd.Action != 0 {
+			e.Action = cmd.Action.String()
+		}
+		return controller.Command{}, e
+	}
+	if len(payload) > maxSize {
+		return refuse(CodeBadRequest, "command is %d bytes, above the limit of %d", len(payload), maxSize)
+	}
+	if !utf8.Valid(payload) {
+		return refuse(CodeBadRequest, "command is not valid UTF-8")
+	}
+	fields, err := readObject(payload)
+	if err != nil {
+		cmd.RequestID = PeekRequestID(payload, maxSize)
+		return refuse(CodeBadRequest, "%v", err)
+	}
+
+	rawID, ok := fields["request_id"]
+	if !ok {
+		return refuse(CodeBadRequest, "missing field request_id")
+	}
+	id, err := stringField("request_id", rawID)
+	if err != nil {
+		return refuse(CodeBadRequest, "%v", err)
+	}
+	if !validText(id, 1, MaxRequestID) {
+		return refuse(CodeBadRequest, "request_id must be 1 to %d printable characters", MaxRequestID)
+	}
+	cmd.RequestID = id
+
+	rawAction, ok := fields["action"]
+	if !ok {
+		return refuse(CodeBadRequest, "missing field action")
+	}
+	actionName, err := stringField("action", rawAction)
+	if err != nil {
+		return refuse(CodeBadRequest, "%v", err)
+	}
+	action, err := controller.ParseCommandAction(actionName)
+	if err != nil {
+		return refuse(CodeUnknownAction, "unknown action %q (want one of %s)", truncate(actionName, 64), actionList())
+	}
+	cmd.Action = action
+
+	spec := actionFields[action]
+	for _, f := range spec.required {
+		if _, ok := fields[f]; !ok {
+			return refuse(CodeBadRequest, "missing field %s (required by %s)", f, action)
+		}
+	}
+	for f := range fields {
+		if !contains(commonFields, f) && !contains(spec.required, f) && !contains(spec.optional, f) {
+			return refuse(CodeBadRequest, "field %s does not belong to action %s", f, action)
+		}
+	}
+	str := map[string]string{}
+	for f, raw := range fields {
+		if f == "in_service" {
+			var b bool
+			if !isJSONBool(raw) || json.Unmarshal(raw, &b) != nil {
+				return refuse(CodeBadRequest, "field in_service must be true or false")
+			}
+			cmd.InService = b
+			continue
+		}
+		s, err := stringField(f, raw)
+		if err != nil {
+			return refuse(CodeBadRequest, "%v", err)
+		}
+		str[f] = s
+	}
+
+	if s, ok := str["expires_at"]; ok {
+		exp, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return refuse(CodeBadRequest, "expires_at %q is not an RFC 3339 time", truncate(s, 64))
+		}
+		if !now.Before(exp) {
+			return refuse(CodeExpired, "command expired at %s (now %s)", exp.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))
+		}
+	}
+
+	switch action {
+	case controller.ActionStartVisit:
+		cmd.VisitID = str["visit_id"]
+		if !controller.ValidVisitID(cmd.VisitID) {
+			return refuse(controller.CodeInvalidVisitID, "visit_id must be 1 to 64 characters of A-Z a-z 0-9 . _ : -")
+		}
+		d, msg := parsePositive("duration", str["duration"])
+		if msg != "" {
+			return refuse(controller.CodeInvalidDuration, "%s", msg)
+		}
+		cmd.Duration = d
+	case controller.ActionExtendVisit:
+		d, msg := parsePositive("by", str["by"])
+		if msg != "" {
+			return refuse(controller.CodeInvalidDuration, "%s", msg)
+		}
+		cmd.Duration = d
+	case controller.ActionAckAlert:
+		cmd.AlertID = str["alert_id"]
+		if !validText(cmd.AlertID, 1, MaxAlertID) {
+			return refuse(CodeBadRequest, "alert_id must be 1 to %d printable characters", MaxAlertID)
+		}
+	case controller.ActionSetService:
+		cmd.Reason = str["reason"]
+		if !validText(cmd.Reason, 0, MaxReason) {
+			return refuse(CodeBadRequest, "reason must be at most %d printable characters", MaxReason)
+		}
+	}
+	return cmd, nil
+}
+
+// PeekRequestID returns the request_id of a cmd payload read leniently (any
+// other content may be wrong), or "" if it is absent, not a string, not 1 to
+// 64 printable characters, or the payload is above maxSize bytes (0 means
+// DefaultMaxCommand). Use it to look a redelivered command up in Replies
+// before decoding, and to address refusals.
+func PeekRequestID(payload []byte, maxSize int) string {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxCommand
+	}
+	if len(payload) > maxSize || !utf8.Valid(payload) {
+		return ""
+	}
+	var m map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if dec.Decode(&m) != nil {
+		return ""
+	}
+	raw, ok := m["request_id"]
+	if !ok {
+		return ""
+	}
+	id, err := stringField("request_id", raw)
+	if err != nil || !validText(id, 1, MaxRequestID) {
+		return ""
+	}
+	return id
+}
+
+// readObject reads payload as exactly one JSON object with known, distinct,
+// exactly spelled keys and nothing after it.
+func readObject(payload []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("malformed JSON: %v", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("command must be a JSON object")
+	}
+	fields := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("malformed JSON: %v", err)
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, errors.New("malformed JSON: object key is not a string")
+		}
+		if !knownFields[key] {
+			return nil, fmt.Errorf("unknown field %q", truncate(key, 64))
+		}
+		if _, dup := fields[key]; dup {
+			return nil, fmt.Errorf("field %s given twice", key)
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, fmt.Errorf("malformed JSON in field %s: %v", key, err)
+		}
+		fields[key] = raw
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("malformed JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after the command object")
+	}
+	return fields, nil
+}
+
+func stringField(name string, raw json.RawMessage) (string, error) {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", fmt.Errorf("field %s must be a string", name)
+	}
+	return s, nil
+}
+
+func isJSONBool(raw json.RawMessage) bool {
+	return string(raw) == "true" || string(raw) == "false"
+}
+
+func parsePositive(field, s string) (time.Duration, string) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Sprintf("%s %q is not a duration like \"1h30m\" or \"90s\"", field, truncate(s, 64))
+	}
+	if d <= 0 {
+		return 0, fmt.Sprintf("%s must be positive, got %s", field, d)
+	}
+	return d, ""
+}
+
+// validText reports whether s has between min and max characters, all printable.
+func validText(s string, min, max int) bool {
+	n := utf8.RuneCountInString(s)
+	if n < min || n > max {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n]) + "…"
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func actionList() string {
+	names := make([]string, len(controller.CommandActions))
+	for i, a := range controller.CommandActions {
+		names[i] = a.String()
+	}
+	return strings.Join(names, ", ")
+}
