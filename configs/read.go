@@ -2,6 +2,7 @@ package configs
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +21,7 @@ import (
 // A null value (`key:` or `key: ~`) counts as absent too.
 type reader struct {
 	source string
-	errs   []error
+	errs   []*FieldError
 }
 
 func (r *reader) bad(n *yaml.Node, field, format string, args ...any) {
@@ -31,7 +32,15 @@ func (r *reader) bad(n *yaml.Node, field, format string, args ...any) {
 	r.errs = append(r.errs, &FieldError{Source: r.source, Line: line, Field: field, Constraint: fmt.Sprintf(format, args...)})
 }
 
-func (r *reader) err() error { return errors.Join(r.errs...) }
+// err joins the problems found, in the order of their lines in the file.
+func (r *reader) err() error {
+	slices.SortStableFunc(r.errs, func(a, b *FieldError) int { return cmp.Compare(a.Line, b.Line) })
+	errs := make([]error, len(r.errs))
+	for i, e := range r.errs {
+		errs[i] = e
+	}
+	return errors.Join(errs...)
+}
 
 // document decodes data into a node tree and returns the top node, nil for
 // an empty document. A YAML syntax error is returned as is.

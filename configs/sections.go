@@ -191,8 +191,11 @@ func (r *reader) device(n, top *yaml.Node, c *Config) {
 			d.Inputs.Presence = r.presence(in["presence"], p, claim)
 			continue
 		}
-		if l, ok := r.line(in[role.key], p, true); ok {
+		l, named, ok := r.line(in[role.key], p, true)
+		if named {
 			claim(in[role.key], p, l)
+		}
+		if ok {
 			*role.dst = &l
 		}
 	}
@@ -201,8 +204,11 @@ func (r *reader) device(n, top *yaml.Node, c *Config) {
 	outNode := lineNode(resolve(m["outputs"]), dn)
 	for _, o := range controller.Outputs {
 		p := "device.outputs." + o.String()
-		if l, ok := r.line(out[o.String()], p, false); ok {
+		l, named, ok := r.line(out[o.String()], p, false)
+		if named {
 			claim(out[o.String()], p, l)
+		}
+		if ok {
 			if d.Outputs == nil {
 				d.Outputs = map[controller.Output]Line{}
 			}
@@ -221,7 +227,8 @@ func (r *reader) device(n, top *yaml.Node, c *Config) {
 	need(d.Inputs.Door != nil, "door", "the door contact decides when a visit may start and when the room is vacated")
 	need(d.Inputs.Lock != nil, "lock", "the lock sensor is how roomd sees a bolted door, the main danger it guards against")
 	need(d.Inputs.Panic != nil, "panic", "a private visit room must have a panic button, and roomd must watch it so that a press reaches staff")
-	if len(d.Inputs.Presence) == 0 && c.Policy.EndOnVacancy && resolve(in["presence"]) == nil {
+	if pn := resolve(in["presence"]); len(d.Inputs.Presence) == 0 && c.Policy.EndOnVacancy &&
+		(pn == nil || pn.Kind == yaml.SequenceNode && len(pn.Content) == 0) {
 		r.bad(inNode, "device.inputs.presence", "is empty, but policy.end_on_vacancy is true: ending a visit on vacancy needs a presence sensor (add one, or set policy.end_on_vacancy: false)")
 	}
 	for _, o := range controller.Outputs {
@@ -244,8 +251,11 @@ func (r *reader) presence(n *yaml.Node, path string, claim func(*yaml.Node, stri
 	var out []Line
 	for i, item := range n.Content {
 		p := fmt.Sprintf("%s[%d]", path, i)
-		if l, ok := r.line(item, p, true); ok {
+		l, named, ok := r.line(item, p, true)
+		if named {
 			claim(item, p, l)
+		}
+		if ok {
 			out = append(out, l)
 		} else if resolve(item) == nil {
 			r.bad(item, p, "is empty; give a line, e.g. {pin: GPIO22}")
@@ -259,17 +269,18 @@ var (
 	chipPattern = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,64}$`)
 )
 
-// line reads one GPIO line; input lines have a pull and a debounce.
-func (r *reader) line(n *yaml.Node, path string, input bool) (Line, bool) {
+// line reads one GPIO line; input lines have a pull and a debounce. named
+// reports whether the line's identity (pin, or chip and line) is usable, ok
+// whether the whole line is.
+func (r *reader) line(n *yaml.Node, path string, input bool) (l Line, named, ok bool) {
 	keys := []string{"pin", "chip", "line", "active_low"}
-	l := Line{}
 	if input {
 		keys = append(keys, "pull", "debounce")
 		l = defaultLine()
 	}
 	m := r.mapping(n, path, keys...)
 	if m == nil {
-		return Line{}, false
+		return Line{}, false, false
 	}
 	n = resolve(n)
 	before := len(r.errs)
@@ -285,6 +296,7 @@ func (r *reader) line(n *yaml.Node, path string, input bool) (Line, bool) {
 			r.bad(m["debounce"], path+".debounce", "must be between 0s and 5s, got %s", l.Debounce)
 		}
 	}
+	identErrs := len(r.errs)
 	switch {
 	case hasPin && (hasChip || hasLine):
 		r.bad(n, path, "give either pin or chip and line, not both")
@@ -304,7 +316,8 @@ func (r *reader) line(n *yaml.Node, path string, input bool) (Line, bool) {
 	case len(r.errs) == before:
 		r.bad(n, path, "names no line: give pin (e.g. GPIO17) or chip and line (e.g. gpiochip0, 27)")
 	}
-	return l, len(r.errs) == before
+	named = (hasPin || hasChip && hasLine) && len(r.errs) == identErrs
+	return l, named, len(r.errs) == before
 }
 
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)

@@ -63,6 +63,9 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	file := fs.Arg(0)
 	cfg, err := configs.Load(file)
 	if err != nil {
+		if !errors.As(err, new(*configs.FieldError)) {
+			return fmt.Errorf("check-config: %w", err) // unreadable file or YAML syntax
+		}
 		problems := unjoin(err)
 		for _, p := range problems {
 			fmt.Fprintln(stderr, p)

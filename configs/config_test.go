@@ -1,0 +1,371 @@
+package configs
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/controller"
+)
+
+// base is a valid gpio config; tests derive bad ones from it by replacing text.
+const base = `room: room-1
+policy:
+  preset: italy
+device:
+  backend: gpio
+  inputs:
+    door:     {pin: GPIO17}
+    lock:     {chip: gpiochip0, line: 27}
+    presence: [{pin: GPIO22, debounce: 200ms}]
+    panic:    {pin: GPIO23, debounce: 20ms}
+    staff:    {pin: GPIO24, active_low: true}
+  outputs:
+    in_use:  {pin: GPIO5}
+    warning: {pin: GPIO6}
+    alarm:   {pin: GPIO13}
+mqtt:
+  broker: tls://broker.example:8883
+`
+
+// variant returns base with each old replaced by the following new.
+func variant(t *testing.T, pairs ...string) string {
+	t.Helper()
+	s := base
+	for i := 0; i+1 < len(pairs); i += 2 {
+		require.Contains(t, s, pairs[i], "test setup: base lacks %q", pairs[i])
+		s = strings.Replace(s, pairs[i], pairs[i+1], 1)
+	}
+	return s
+}
+
+// problems returns the messages of every error joined in err.
+func problems(t *testing.T, err error) []string {
+	t.Helper()
+	require.Error(t, err)
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	var out []string
+	for _, e := range list {
+		var fe *FieldError
+		require.True(t, errors.As(e, &fe), "not a *FieldError: %v", e)
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+func TestBaseParses(t *testing.T) {
+	c, err := Parse([]byte(base), "base.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, "room-1", c.Room)
+	assert.Equal(t, "/var/lib/roomd", c.StateDir)
+	assert.Equal(t, "italy", c.PolicyPreset)
+	assert.Equal(t, "italy", c.Policy.Name)
+	assert.Equal(t, 2*time.Hour, c.Policy.MaxDuration)
+	assert.Equal(t, BackendGPIO, c.Device.Backend)
+	assert.Equal(t, &Line{Pin: "GPIO17", Pull: PullUp, Debounce: 30 * time.Millisecond}, c.Device.Inputs.Door)
+	assert.Equal(t, &Line{Chip: "gpiochip0", Line: 27, Pull: PullUp, Debounce: 30 * time.Millisecond}, c.Device.Inputs.Lock)
+	assert.Equal(t, []Line{{Pin: "GPIO22", Pull: PullUp, Debounce: 200 * time.Millisecond}}, c.Device.Inputs.Presence)
+	assert.True(t, c.Device.Inputs.Staff.ActiveLow)
+	assert.Equal(t, Line{Pin: "GPIO13"}, c.Device.Outputs[controller.OutputAlarm])
+	assert.Len(t, c.Device.Outputs, 3)
+	assert.Equal(t, "roomd-room-1", c.MQTT.ClientID)
+	assert.Equal(t, Default().MQTT.Outbox, c.MQTT.Outbox)
+	assert.Len(t, c.Device.Inputs.ByRole(), 5)
+}
+
+func TestShippedFilesParse(t *testing.T) {
+	for _, f := range []string{"roomd.example.yaml", "demo.yaml"} {
+		t.Run(f, func(t *testing.T) {
+			c, err := Load(f)
+			require.NoError(t, err)
+			require.NoError(t, c.Policy.Validate())
+		})
+	}
+	t.Run("example wiring", func(t *testing.T) {
+		c, err := Load("roomd.example.yaml")
+		require.NoError(t, err)
+		assert.Equal(t, BackendGPIO, c.Device.Backend)
+		assert.Len(t, c.Device.Inputs.ByRole(), 5)
+		assert.Len(t, c.Device.Outputs, 3)
+		assert.True(t, c.Device.Inputs.Staff.ActiveLow, "the staff key switch is normally open, wired active low")
+		assert.False(t, c.Device.Inputs.Door.ActiveLow, "NC door contact: a cut wire reads open")
+	})
+	t.Run("demo", func(t *testing.T) {
+		c, err := Load("demo.yaml")
+		require.NoError(t, err)
+		assert.Equal(t, BackendSim, c.Device.Backend)
+		assert.Equal(t, "tcp://127.0.0.1:1883", c.MQTT.Broker)
+		assert.Equal(t, "italy", c.PolicyPreset)
+		assert.False(t, filepath.IsAbs(c.StateDir))
+	})
+}
+
+func TestPresets(t *testing.T) {
+	assert.Equal(t, []string{"canada", "denmark", "estonia", "italy", "punjab", "spain"}, PresetNames())
+	want := map[string]struct {
+		max, welfare time.Duration
+	}{
+		"italy":   {2 * time.Hour, 0},
+		"spain":   {3 * time.Hour, 0},
+		"canada":  {72 * time.Hour, 4 * time.Hour},
+		"denmark": {47 * time.Hour, 4 * time.Hour},
+		"estonia": {72 * time.Hour, 4 * time.Hour},
+		"punjab":  {2 * time.Hour, 0},
+	}
+	for _, name := range PresetNames() {
+		t.Run(name, func(t *testing.T) {
+			p, err := Preset(name)
+			require.NoError(t, err)
+			require.NoError(t, p.Validate())
+			assert.Equal(t, name, p.Name)
+			assert.Equal(t, want[name].max, p.MaxDuration)
+			assert.Equal(t, want[name].welfare, p.WelfareCheckEvery)
+			assert.Equal(t, controller.LockDuringVisit, p.LockScope)
+
+			// Every preset file spells out every field and cites its source.
+			data, err := os.ReadFile(filepath.Join("policies", name+".yaml"))
+			require.NoError(t, err)
+			for _, k := range policyKeys {
+				assert.Contains(t, string(data), "\n"+k+":", "preset %s lacks %s", name, k)
+			}
+			assert.Contains(t, string(data), "Source:")
+			assert.Contains(t, string(data), "roomd default")
+
+			// A config naming the preset gets it.
+			c, err := Parse([]byte(variant(t, "preset: italy", "preset: "+name)), "")
+			require.NoError(t, err)
+			assert.Equal(t, p, c.Policy)
+		})
+	}
+	_, err := Preset("atlantis")
+	require.ErrorContains(t, err, `unknown preset "atlantis" (known: canada, denmark, estonia, italy, punjab, spain)`)
+}
+
+func TestInlineOverridesPreset(t *testing.T) {
+	c, err := Parse([]byte(variant(t, "preset: italy\n", "preset: italy\n  max_duration: 90m\n  warnings: []\n  extension: forbidden\n")), "")
+	require.NoError(t, err)
+	italy, err := Preset("italy")
+	require.NoError(t, err)
+	want := italy
+	want.MaxDuration = 90 * time.Minute
+	want.Warnings = nil
+	want.Extension = controller.ExtensionForbidden
+	assert.Equal(t, want, c.Policy)
+	assert.Equal(t, "italy", c.PolicyPreset)
+}
+
+func TestInlinePolicyWithoutPreset(t *testing.T) {
+	c, err := Parse([]byte(variant(t, "preset: italy", "max_duration: 45m")), "")
+	require.NoError(t, err)
+	assert.Equal(t, "custom", c.Policy.Name)
+	assert.Empty(t, c.PolicyPreset)
+	assert.Equal(t, 45*time.Minute, c.Policy.MaxDuration)
+	assert.Equal(t, Default().Policy.Warnings, c.Policy.Warnings)
+}
+
+func TestUnknownKeysAllReported(t *testing.T) {
+	doc := variant(t,
+		"room: room-1\n", "room: room-1\ncolour: blue\n",
+		"backend: gpio\n", "backend: gpio\n  speed: 9\n",
+		"door:     {pin: GPIO17}", "door:     {pin: GPIO17, debounse: 30ms}",
+		"broker: tls://broker.example:8883\n", "broker: tls://broker.example:8883\n  password: hunter2\n  tls: {ca: x}\n",
+		"preset: italy\n", "preset: italy\n  max_visit: 2h\n",
+	)
+	got := problems(t, mustFail(t, doc, "bad.yaml"))
+	want := []string{
+		"bad.yaml:2: colour: unknown key",
+		"bad.yaml:5: policy.max_visit: unknown key",
+		"bad.yaml:8: device.speed: unknown key",
+		"bad.yaml:10: device.inputs.door.debounse: unknown key",
+		"bad.yaml:21: mqtt.password: unknown key (the password never goes in the config",
+		"bad.yaml:22: mqtt.tls.ca: unknown key (known keys here: ca_file, cert_file, key_file, server_name)",
+	}
+	require.Len(t, got, len(want), "got:\n%s", strings.Join(got, "\n"))
+	for i := range want {
+		assert.Contains(t, got[i], want[i])
+	}
+}
+
+func mustFail(t *testing.T, doc, source string) error {
+	t.Helper()
+	_, err := Parse([]byte(doc), source)
+	require.Error(t, err)
+	return err
+}
+
+func TestErrorsNameTheField(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		doc  string
+		want []string // one entry per expected problem, in order
+	}{
+		{"bad duration", variant(t, "{pin: GPIO17}", "{pin: GPIO17, debounce: 50xs}"),
+			[]string{`device.inputs.door.debounce: "50xs" is not a duration`}},
+		{"negative debounce", variant(t, "{pin: GPIO17}", "{pin: GPIO17, debounce: -1ms}"),
+			[]string{`device.inputs.door.debounce: must be between 0s and 5s, got -1ms`}},
+		{"debounce too long", variant(t, "{pin: GPIO17}", "{pin: GPIO17, debounce: 6s}"),
+			[]string{`device.inputs.door.debounce: must be between 0s and 5s, got 6s`}},
+		{"several at once", variant(t, "{pin: GPIO17}", "{pin: GPIO17, pull: sideways, active_low: yes}", "room: room-1", "room: Room 1"),
+			[]string{`room: "Room 1" is not a room id`, `device.inputs.door.active_low: "yes" is not a boolean`, `device.inputs.door.pull: "sideways" is not one of up, down, none`}},
+		{"negative policy duration", variant(t, "preset: italy\n", "preset: italy\n  lock_grace: -5s\n"),
+			[]string{"policy.lock_grace: must not be negative, got -5s"}},
+		{"warning not shorter than max", variant(t, "preset: italy\n", "preset: italy\n  warnings: [10m, 2h]\n"),
+			[]string{"base.yaml:4: policy.warnings[1]: 2h0m0s is not shorter than max_duration 2h0m0s"}},
+		{"preset value contradicts inline max", variant(t, "preset: italy\n", "preset: italy\n  max_duration: 5m\n"),
+			[]string{"policy.warnings[0]: 10m0s is not shorter than max_duration 5m0s (from preset italy)"}},
+		{"welfare not shorter than max", variant(t, "preset: italy\n", "preset: italy\n  welfare_check_every: 3h\n"),
+			[]string{"policy.welfare_check_every: 3h0m0s is not shorter than max_duration"}},
+		{"no policy", variant(t, "policy:\n  preset: italy\n", ""),
+			[]string{"policy: is required: name a preset (policy.preset: one of canada, denmark, estonia, italy, punjab, spain) or give at least policy.max_duration"}},
+		{"unknown preset", variant(t, "preset: italy", "preset: narnia"),
+			[]string{`policy.preset: unknown preset "narnia"`}},
+		{"no room", variant(t, "room: room-1\n", ""), []string{"room: is required"}},
+		{"missing inputs and outputs", variant(t, "    door:     {pin: GPIO17}\n", "", "    panic:    {pin: GPIO23, debounce: 20ms}\n", "", "    alarm:   {pin: GPIO13}\n", ""),
+			[]string{"device.inputs.door: is required with backend gpio", "device.inputs.panic: is required with backend gpio: a private visit room must have a panic button", "device.outputs.alarm: is required with backend gpio"}},
+		{"no presence with end_on_vacancy", variant(t, "[{pin: GPIO22, debounce: 200ms}]", "[]"),
+			[]string{"device.inputs.presence: is empty, but policy.end_on_vacancy is true"}},
+		{"presence not a list", variant(t, "[{pin: GPIO22, debounce: 200ms}]", "{pin: GPIO22}"),
+			[]string{"device.inputs.presence: must be a list of lines"}},
+		{"pin and chip", variant(t, "{pin: GPIO17}", "{pin: GPIO17, chip: gpiochip0, line: 17}"),
+			[]string{"device.inputs.door: give either pin or chip and line, not both"}},
+		{"neither pin nor chip", variant(t, "{pin: GPIO17}", "{pull: up}"),
+			[]string{"device.inputs.door: names no line"}},
+		{"chip without line", variant(t, "{pin: GPIO17}", "{chip: gpiochip0}"),
+			[]string{"device.inputs.door: chip and line go together"}},
+		{"bad pin name", variant(t, "{pin: GPIO17}", `{pin: "GPIO 17"}`),
+			[]string{`device.inputs.door.pin: "GPIO 17" is not a pin name`}},
+		{"duplicate pin", variant(t, "alarm:   {pin: GPIO13}", "alarm:   {pin: gpio17}"),
+			[]string{"device.outputs.alarm: line gpio17 is already used by device.inputs.door"}},
+		{"duplicate pin beside another error", variant(t, "alarm:   {pin: GPIO13}", "alarm:   {pin: GPIO17, active_low: 2}"),
+			[]string{"device.outputs.alarm.active_low: \"2\" is not a boolean", "device.outputs.alarm: line GPIO17 is already used by device.inputs.door"}},
+		{"duplicate chip line", variant(t, "staff:    {pin: GPIO24, active_low: true}", "staff:    {chip: gpiochip0, line: 27}"),
+			[]string{"device.inputs.staff: line gpiochip0:27 is already used by device.inputs.lock"}},
+		{"output pull", variant(t, "in_use:  {pin: GPIO5}", "in_use:  {pin: GPIO5, pull: up}"),
+			[]string{"device.outputs.in_use.pull: unknown key"}},
+		{"keepalive too long", variant(t, "broker: tls://broker.example:8883\n", "broker: tls://broker.example:8883\n  keepalive: 11s\n"),
+			[]string{"mqtt.keepalive: 11s is too long"}},
+		{"keepalive fraction", variant(t, "broker: tls://broker.example:8883\n", "broker: tls://broker.example:8883\n  keepalive: 1500ms\n"),
+			[]string{"mqtt.keepalive: must be a positive whole number of seconds"}},
+		{"broker scheme", variant(t, "tls://broker.example:8883", "ws://broker.example:8883"),
+			[]string{"mqtt.broker: \"ws://broker.example:8883\": scheme ws is not supported"}},
+		{"broker port", variant(t, "tls://broker.example:8883", "tls://broker.example"),
+			[]string{"mqtt.broker: \"tls://broker.example\" needs a host and a port"}},
+		{"no broker", variant(t, "mqtt:\n  broker: tls://broker.example:8883\n", ""),
+			[]string{"mqtt.broker: is required"}},
+		{"tls on tcp", variant(t, "tls://broker.example:8883\n", "tcp://127.0.0.1:1883\n  tls: {ca_file: /x}\n"),
+			[]string{"mqtt.tls: is set but mqtt.broker uses tcp://"}},
+		{"cert without key", variant(t, "tls://broker.example:8883\n", "tls://broker.example:8883\n  tls: {cert_file: /x}\n"),
+			[]string{"mqtt.tls: cert_file and key_file go together"}},
+		{"password without user", variant(t, "tls://broker.example:8883\n", "tls://broker.example:8883\n  password_file: /x\n"),
+			[]string{"mqtt.password_file: is set but mqtt.username is empty"}},
+		{"base wildcard", variant(t, "tls://broker.example:8883\n", "tls://broker.example:8883\n  base: rooms/#\n"),
+			[]string{`mqtt.base: "rooms/#" contains a wildcard`}},
+		{"sizes", variant(t, "tls://broker.example:8883\n", "tls://broker.example:8883\n  max_payload: 4MB\n  outbox: {max_entries: 0, max_bytes: 1KiB}\n"),
+			[]string{`mqtt.max_payload: "4MB" is not a byte size`, "mqtt.outbox.max_entries: must be at least 1, got 0", "mqtt.outbox.max_bytes: must be at least 64KiB, got 1024"}},
+		{"log", base + "log: {format: xml, level: loud}\n",
+			[]string{`log.format: "xml" is not one of text, json`, `log.level: "loud" is not one of debug, info, warn, error`}},
+		{"duplicate key", base + "room: room-2\n",
+			[]string{"base.yaml:18: room: given twice (first on line 1)"}},
+		{"wrong kind", variant(t, "backend: gpio", "backend: [gpio]"),
+			[]string{"device.backend: must be a single value, got a list"}},
+		{"flap", variant(t, "backend: gpio\n", "backend: gpio\n  flap: {max_changes: 1, window: 0s}\n"),
+			[]string{"device.flap.max_changes: must be at least 2", "device.flap.window: must be positive"}},
+		{"second document", base + "---\nroom: x\n", []string{"base.yaml:18: the file holds a second YAML document"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := problems(t, mustFail(t, tc.doc, "base.yaml"))
+			require.Len(t, got, len(tc.want), "got:\n%s", strings.Join(got, "\n"))
+			for i := range tc.want {
+				assert.Contains(t, got[i], tc.want[i])
+				assert.True(t, strings.HasPrefix(got[i], "base.yaml:"), "no file:line in %q", got[i])
+			}
+		})
+	}
+}
+
+func TestSyntaxError(t *testing.T) {
+	_, err := Parse([]byte("room: [\n"), "x.yaml")
+	require.ErrorContains(t, err, "parse x.yaml: yaml:")
+}
+
+func TestSimNeedsNoLines(t *testing.T) {
+	c, err := Parse([]byte("room: r\npolicy: {max_duration: 1h}\ndevice: {backend: sim}\nmqtt: {broker: tcp://127.0.0.1:1883}\n"), "")
+	require.NoError(t, err)
+	assert.Nil(t, c.Device.Outputs)
+	assert.Empty(t, c.Device.Inputs.ByRole())
+}
+
+func TestEndOnVacancyOffAllowsNoPresence(t *testing.T) {
+	_, err := Parse([]byte(variant(t, "[{pin: GPIO22, debounce: 200ms}]", "[]", "preset: italy\n", "preset: italy\n  end_on_vacancy: false\n")), "")
+	require.NoError(t, err)
+}
+
+func TestYAMLRoundTrips(t *testing.T) {
+	docs := map[string]string{
+		"base": base,
+		"custom": variant(t, "preset: italy", "max_duration: 1h30m\n  warnings: []\n  welfare_check_every: 20m\n  panic_reset: ack\n  lock_scope: always",
+			"tls://broker.example:8883\n", "tls://broker.example:8883\n  max_payload: 12345\n  outbox: {max_entries: 7, max_bytes: 100000}\n  username: u\n  password_file: /p\n  tls: {ca_file: /ca, cert_file: /c, key_file: /k, server_name: b}\n",
+			"alarm:   {pin: GPIO13}", "alarm:   {chip: gpiochip4, line: 13, active_low: true}",
+			"[{pin: GPIO22, debounce: 200ms}]", "[{pin: GPIO22, debounce: 200ms}, {chip: gpiochip4, line: 26, pull: down}]") +
+			"log: {format: json, level: warn}\nstate_dir: ./state\n",
+	}
+	for _, f := range []string{"roomd.example.yaml", "demo.yaml"} {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		docs[f] = string(data)
+	}
+	for name, doc := range docs {
+		t.Run(name, func(t *testing.T) {
+			c, err := Parse([]byte(doc), name)
+			require.NoError(t, err)
+			out, err := c.YAML()
+			require.NoError(t, err)
+			again, err := Parse(out, name+" (effective)")
+			require.NoError(t, err, "YAML output:\n%s", out)
+			assert.Equal(t, c, again)
+			out2, err := again.YAML()
+			require.NoError(t, err)
+			assert.Equal(t, string(out), string(out2))
+		})
+	}
+}
+
+func TestDefault(t *testing.T) {
+	d := Default()
+	assert.Equal(t, "/var/lib/roomd", d.StateDir)
+	assert.Equal(t, BackendGPIO, d.Device.Backend)
+	assert.Equal(t, 5*time.Second, d.MQTT.Keepalive)
+	assert.Equal(t, int64(64*MiB), d.MQTT.Outbox.MaxBytes)
+	d.Policy.MaxDuration = time.Hour
+	require.NoError(t, d.Policy.Validate(), "the default policy with a max_duration is valid")
+}
+
+func TestValidRoomID(t *testing.T) {
+	for s, ok := range map[string]bool{
+		"room-1": true, "1": true, "a_b-c": true, strings.Repeat("a", 64): true,
+		"": false, "-a": false, "Room": false, "a/b": false, "a+": false, "a#": false, strings.Repeat("a", 65): false, "é": false,
+	} {
+		assert.Equal(t, ok, ValidRoomID(s), "%q", s)
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	for d, s := range map[time.Duration]string{0: "0s", 2 * time.Hour: "2h", 90 * time.Minute: "1h30m", 10 * time.Minute: "10m",
+		500 * time.Millisecond: "500ms", 61 * time.Second: "1m1s", 3601 * time.Second: "1h0m1s"} {
+		assert.Equal(t, s, formatDuration(d))
+	}
+	for n, s := range map[int64]string{0: "0", 1000: "1000", 4096: "4KiB", 64 * MiB: "64MiB", 2 * GiB: "2GiB"} {
+		assert.Equal(t, s, formatSize(n))
+	}
+}
