@@ -1,0 +1,445 @@
+// Package devicetest is the behavioural suite every device backend must pass:
+// the GPIO backend over periph's fake pins and the simulator over its own
+// pins run the same cases, so they cannot drift apart.
+//
+// Every case runs in a testing/synctest bubble: the pipeline's timers run on
+// fake time, and "nothing happens for a while" is a timeout select that costs
+// no real time.
+package devicetest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/device"
+)
+
+// Harness is one backend under test plus drivers of its raw lines.
+type Harness interface {
+	// Backend is the backend built from the spec, not yet running.
+	Backend() device.Backend
+	// SetRaw sets the raw (physical) level of line i of input in. With edge
+	// the change also raises an edge event; without it the change is silent,
+	// like an edge the kernel lost.
+	SetRaw(in controller.Input, i int, high, edge bool)
+	// FailReads makes reads of line i of input in fail, or work again.
+	FailReads(in controller.Input, i int, fail bool)
+	// OutputHigh is the raw (physical) level of output o's line now.
+	OutputHigh(o controller.Output) bool
+}
+
+// Timing of the suite's spec.
+const (
+	DoorDebounce  = 50 * time.Millisecond
+	LockDebounce  = 30 * time.Millisecond
+	PanicDebounce = 20 * time.Millisecond
+	RereadEvery   = 5 * time.Second
+	FlapMax       = 6
+	FlapWindow    = 2 * time.Second
+	BlinkPeriod   = time.Second
+)
+
+// Spec is the wiring the suite uses: door (pull-up, active-high), lock
+// (pull-up, active-low), two presence sensors (pull-down, no debounce),
+// panic (pull-up, active-low); in_use and alarm active-high, warning
+// active-low. Chip "roomtest" offsets 0..4 for inputs, 8..10 for outputs,
+// so a GPIO harness can resolve them on a fake chip.
+func Spec() device.Spec {
+	line := func(off int, pull device.Pull, activeLow bool, debounce time.Duration) device.LineSpec {
+		return device.LineSpec{Chip: "roomtest", Line: off, Pull: pull, ActiveLow: activeLow, Debounce: debounce}
+	}
+	return device.Spec{
+		Inputs: map[controller.Input][]device.LineSpec{
+			controller.InputDoor:     {line(0, device.PullUp, false, DoorDebounce)},
+			controller.InputLock:     {line(1, device.PullUp, true, LockDebounce)},
+			controller.InputPresence: {line(2, device.PullDown, false, 0), line(3, device.PullDown, false, 0)},
+			controller.InputPanic:    {line(4, device.PullUp, true, PanicDebounce)},
+		},
+		Outputs: map[controller.Output]device.LineSpec{
+			controller.OutputInUse:   line(8, device.PullNone, false, 0),
+			controller.OutputWarning: line(9, device.PullNone, true, 0),
+			controller.OutputAlarm:   line(10, device.PullNone, false, 0),
+		},
+		RereadEvery: RereadEvery,
+		Flap:        device.Flap{MaxChanges: FlapMax, Window: FlapWindow},
+		BlinkPeriod: BlinkPeriod,
+	}
+}
+
+// Run runs every case against backends made by newHarness, which is called
+// inside each case's synctest bubble.
+func Run(t *testing.T, newHarness func(t *testing.T, spec device.Spec) Harness) {
+	cases := []struct {
+		name string
+		f    func(t *testing.T, r *rig)
+	}{
+		{"InitialLevels", initialLevels},
+		{"DebounceSettlesFinalLevel", debounceSettles},
+		{"ShortBurstSendsNothing", shortBurst},
+		{"LostEdgeCorrectedByReread", lostEdge},
+		{"ActiveLow", activeLow},
+		{"ReadFailureThenRecovery", readFailure},
+		{"FlappingThenRecovery", flapping},
+		{"PresenceCombination", presence},
+		{"BlocksRatherThanDrops", blocks},
+		{"OutputsOnOffActiveLow", outputsSteady},
+		{"OutputBlink", outputBlink},
+		{"OutputPulsesThenHold", outputPulses},
+		{"SafeAndClose", safeAndClose},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newHarness(t, Spec())
+				r := &rig{t: t, h: h, b: h.Backend()}
+				t.Cleanup(func() { _ = r.b.Close() })
+				c.f(t, r)
+				r.stop()
+			})
+		})
+	}
+}
+
+type rig struct {
+	t      *testing.T
+	h      Harness
+	b      device.Backend
+	out    chan device.Reading
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// idle puts every input in its inactive raw level: door closed (low), lock
+// unlocked (high, active-low), nobody (low), panic released (high).
+func (r *rig) idle() {
+	r.h.SetRaw(controller.InputDoor, 0, false, false)
+	r.h.SetRaw(controller.InputLock, 0, true, false)
+	r.h.SetRaw(controller.InputPresence, 0, false, false)
+	r.h.SetRaw(controller.InputPresence, 1, false, false)
+	r.h.SetRaw(controller.InputPanic, 0, true, false)
+}
+
+// start runs the backend's inputs with an out channel of capacity buf.
+func (r *rig) start(buf int) {
+	r.out = make(chan device.Reading, buf)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.done = make(chan error, 1)
+	go func() { r.done <- r.b.Run(ctx, r.out) }()
+}
+
+// startIdle sets idle levels, starts Run and consumes the initial readings.
+func (r *rig) startIdle() {
+	r.idle()
+	r.start(16)
+	for range 4 {
+		rd := r.next(time.Second)
+		require.Equal(r.t, controller.LevelInactive, rd.Level, "initial %s", rd.Input)
+	}
+}
+
+func (r *rig) stop() {
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	select {
+	case err := <-r.done:
+		require.ErrorIs(r.t, err, context.Canceled)
+	case <-time.After(5 * time.Second):
+		r.t.Fatal("Run did not return after its context ended")
+	}
+	r.cancel = nil
+}
+
+func (r *rig) next(within time.Duration) device.Reading {
+	r.t.Helper()
+	select {
+	case rd := <-r.out:
+		return rd
+	case err := <-r.done:
+		r.t.Fatalf("Run returned early: %v", err)
+	case <-time.After(within):
+		r.t.Fatalf("no reading within %s", within)
+	}
+	return device.Reading{}
+}
+
+func (r *rig) none(during time.Duration) {
+	r.t.Helper()
+	select {
+	case rd := <-r.out:
+		r.t.Fatalf("unexpected reading %s %s (%s)", rd.Input, rd.Level, rd.Detail)
+	case <-time.After(during):
+	}
+}
+
+func (r *rig) expect(in controller.Input, l controller.Level, within time.Duration) device.Reading {
+	r.t.Helper()
+	rd := r.next(within)
+	require.Equal(r.t, in, rd.Input, "reading %+v", rd)
+	require.Equal(r.t, l, rd.Level, "reading %+v", rd)
+	return rd
+}
+
+func initialLevels(t *testing.T, r *rig) {
+	r.h.SetRaw(controller.InputDoor, 0, true, false)      // open
+	r.h.SetRaw(controller.InputLock, 0, false, false)     // active-low: locked
+	r.h.SetRaw(controller.InputPresence, 0, false, false) // nobody
+	r.h.SetRaw(controller.InputPresence, 1, true, false)  // somebody
+	r.h.SetRaw(controller.InputPanic, 0, true, false)     // active-low: released
+	start := time.Now()
+	r.start(16)
+	want := []struct {
+		in controller.Input
+		l  controller.Level
+	}{
+		{controller.InputDoor, controller.LevelActive},
+		{controller.InputLock, controller.LevelActive},
+		{controller.InputPresence, controller.LevelActive},
+		{controller.InputPanic, controller.LevelInactive},
+	}
+	for _, w := range want {
+		rd := r.expect(w.in, w.l, time.Millisecond)
+		assert.Equal(t, start, rd.At, "initial reading is read at start, without debounce")
+	}
+	r.none(time.Minute)
+}
+
+func debounceSettles(t *testing.T, r *rig) {
+	r.startIdle()
+	// Five raw changes 10 ms apart, ending open (high).
+	var last time.Time
+	for i := range 5 {
+		r.h.SetRaw(controller.InputDoor, 0, i%2 == 0, true)
+		last = time.Now()
+		if i < 4 {
+			r.none(10 * time.Millisecond)
+		}
+	}
+	rd := r.expect(controller.InputDoor, controller.LevelActive, time.Second)
+	assert.Equal(t, last.Add(DoorDebounce), rd.At, "settled once stable for the debounce")
+	assert.Empty(t, rd.Detail)
+	r.none(time.Minute)
+	// And back, with a single clean edge.
+	r.h.SetRaw(controller.InputDoor, 0, false, true)
+	r.none(DoorDebounce - time.Millisecond)
+	r.expect(controller.InputDoor, controller.LevelInactive, 10*time.Millisecond)
+}
+
+func shortBurst(t *testing.T, r *rig) {
+	r.startIdle()
+	// A 20 ms glitch (shorter than the 50 ms debounce) and back closed.
+	r.h.SetRaw(controller.InputDoor, 0, true, true)
+	r.none(20 * time.Millisecond)
+	r.h.SetRaw(controller.InputDoor, 0, false, true)
+	r.none(time.Minute)
+}
+
+func lostEdge(t *testing.T, r *rig) {
+	r.startIdle()
+	start := time.Now()
+	r.h.SetRaw(controller.InputDoor, 0, true, false) // no edge
+	rd := r.expect(controller.InputDoor, controller.LevelActive, RereadEvery+DoorDebounce+time.Second)
+	assert.LessOrEqual(t, rd.At.Sub(start), RereadEvery+DoorDebounce, "corrected within the re-read interval")
+}
+
+func activeLow(t *testing.T, r *rig) {
+	r.startIdle()
+	r.h.SetRaw(controller.InputLock, 0, false, true)
+	r.expect(controller.InputLock, controller.LevelActive, time.Second)
+	r.h.SetRaw(controller.InputPanic, 0, false, true)
+	r.expect(controller.InputPanic, controller.LevelActive, time.Second)
+	r.h.SetRaw(controller.InputLock, 0, true, true)
+	r.expect(controller.InputLock, controller.LevelInactive, time.Second)
+}
+
+func readFailure(t *testing.T, r *rig) {
+	r.startIdle()
+	r.h.FailReads(controller.InputDoor, 0, true)
+	r.h.SetRaw(controller.InputDoor, 0, true, true) // the edge makes it read now
+	rd := r.expect(controller.InputDoor, controller.LevelUnknown, time.Second)
+	assert.True(t, strings.HasPrefix(rd.Detail, device.DetailReadFailed), "detail %q", rd.Detail)
+	r.none(30 * time.Second) // still failing: no repeats
+	r.h.FailReads(controller.InputDoor, 0, false)
+	rd = r.expect(controller.InputDoor, controller.LevelActive, 2*time.Second)
+	assert.Empty(t, rd.Detail)
+
+	// A line that fails from the start is sent as unknown first.
+	r.stop()
+	r.h.FailReads(controller.InputPanic, 0, true)
+	r.start(16)
+	for range 4 {
+		rd := r.next(time.Millisecond)
+		if rd.Input == controller.InputPanic {
+			assert.Equal(t, controller.LevelUnknown, rd.Level)
+		}
+	}
+	r.h.FailReads(controller.InputPanic, 0, false)
+	r.expect(controller.InputPanic, controller.LevelInactive, 2*time.Second)
+}
+
+func flapping(t *testing.T, r *rig) {
+	r.startIdle()
+	// A change every 100 ms: each outlasts the 50 ms debounce, so each
+	// settles, until more than FlapMax changes fall inside the window.
+	level := false
+	var sawFlapping bool
+	for range 4 * FlapMax {
+		level = !level
+		r.h.SetRaw(controller.InputDoor, 0, level, true)
+		select {
+		case rd := <-r.out:
+			require.Equal(t, controller.InputDoor, rd.Input)
+			if rd.Level == controller.LevelUnknown {
+				require.Equal(t, device.DetailFlapping, rd.Detail)
+				sawFlapping = true
+			} else {
+				require.False(t, sawFlapping, "a level after flapping began, before quiet: %+v", rd)
+			}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	require.True(t, sawFlapping, "never flagged flapping")
+	quietFrom := time.Now()
+	r.h.SetRaw(controller.InputDoor, 0, true, true)
+	r.expect(controller.InputDoor, controller.LevelActive, FlapWindow+time.Second)
+	assert.GreaterOrEqual(t, time.Since(quietFrom), FlapWindow, "back only after a quiet window")
+	r.none(time.Minute)
+}
+
+func presence(t *testing.T, r *rig) {
+	r.startIdle()
+	r.h.SetRaw(controller.InputPresence, 0, true, true)
+	r.expect(controller.InputPresence, controller.LevelActive, time.Second)
+	r.h.SetRaw(controller.InputPresence, 1, true, true) // still active: nothing
+	r.none(time.Second)
+	r.h.SetRaw(controller.InputPresence, 0, false, true)
+	r.none(time.Second)
+	r.h.SetRaw(controller.InputPresence, 1, false, true)
+	r.expect(controller.InputPresence, controller.LevelInactive, time.Second)
+
+	r.h.FailReads(controller.InputPresence, 1, true)
+	r.h.SetRaw(controller.InputPresence, 1, false, true)
+	rd := r.expect(controller.InputPresence, controller.LevelUnknown, time.Second)
+	assert.Contains(t, rd.Detail, "sensor 2")
+	assert.Contains(t, rd.Detail, device.DetailReadFailed)
+	r.h.SetRaw(controller.InputPresence, 0, true, true) // active wins over unknown
+	r.expect(controller.InputPresence, controller.LevelActive, time.Second)
+	r.h.SetRaw(controller.InputPresence, 0, false, true)
+	r.expect(controller.InputPresence, controller.LevelUnknown, time.Second)
+	r.h.FailReads(controller.InputPresence, 1, false)
+	r.expect(controller.InputPresence, controller.LevelInactive, 2*time.Second)
+}
+
+func blocks(t *testing.T, r *rig) {
+	r.idle()
+	r.start(0) // unbuffered, and nobody reads for a while
+	synctest.Wait()
+	r.h.SetRaw(controller.InputDoor, 0, true, true)
+	<-time.After(time.Minute) // the reader is busy
+	for _, in := range []controller.Input{controller.InputDoor, controller.InputLock, controller.InputPresence, controller.InputPanic} {
+		rd := r.next(time.Second)
+		require.Equal(t, in, rd.Input)
+		require.Equal(t, controller.LevelInactive, rd.Level, "read at start")
+	}
+	r.expect(controller.InputDoor, controller.LevelActive, time.Second)
+	// Closed and open again while nobody reads: both changes arrive, in order.
+	r.h.SetRaw(controller.InputDoor, 0, false, true)
+	<-time.After(time.Minute)
+	r.h.SetRaw(controller.InputDoor, 0, true, true)
+	<-time.After(time.Minute)
+	r.expect(controller.InputDoor, controller.LevelInactive, time.Millisecond)
+	r.expect(controller.InputDoor, controller.LevelActive, time.Second)
+}
+
+func outputsSteady(t *testing.T, r *rig) {
+	b := r.b
+	assert.False(t, r.h.OutputHigh(controller.OutputInUse), "safe at start")
+	assert.True(t, r.h.OutputHigh(controller.OutputWarning), "safe at start (active-low)")
+	assert.False(t, r.h.OutputHigh(controller.OutputAlarm), "safe at start")
+	require.NoError(t, b.Set(controller.OutputInUse, controller.ModeOn, 0))
+	require.NoError(t, b.Set(controller.OutputWarning, controller.ModeOn, 0))
+	assert.True(t, r.h.OutputHigh(controller.OutputInUse))
+	assert.False(t, r.h.OutputHigh(controller.OutputWarning), "active-low on drives low")
+	<-time.After(time.Hour)
+	assert.True(t, r.h.OutputHigh(controller.OutputInUse), "steady stays on")
+	require.NoError(t, b.Set(controller.OutputWarning, controller.ModeOff, 0))
+	assert.True(t, r.h.OutputHigh(controller.OutputWarning))
+	require.Error(t, b.Set(controller.OutputAlarm, controller.Mode(9), 0), "invalid mode")
+}
+
+// sample returns the raw level of o at the middle of each half period for n halves.
+func sample(r *rig, o controller.Output, n int) []bool {
+	half := BlinkPeriod / 2
+	<-time.After(half / 2)
+	var got []bool
+	for range n {
+		got = append(got, r.h.OutputHigh(o))
+		<-time.After(half)
+	}
+	return got
+}
+
+func outputBlink(t *testing.T, r *rig) {
+	require.NoError(t, r.b.Set(controller.OutputAlarm, controller.ModeBlink, 0))
+	assert.Equal(t, []bool{true, false, true, false, true, false}, sample(r, controller.OutputAlarm, 6))
+	require.NoError(t, r.b.Set(controller.OutputWarning, controller.ModeBlink, 0)) // active-low
+	assert.Equal(t, []bool{false, true, false, true}, sample(r, controller.OutputWarning, 4))
+	require.NoError(t, r.b.Set(controller.OutputAlarm, controller.ModeOff, 0))
+	require.NoError(t, r.b.Set(controller.OutputWarning, controller.ModeOff, 0))
+	assert.Equal(t, []bool{false, false, false}, sample(r, controller.OutputAlarm, 3))
+	assert.True(t, r.h.OutputHigh(controller.OutputWarning))
+}
+
+func outputPulses(t *testing.T, r *rig) {
+	require.NoError(t, r.b.Set(controller.OutputInUse, controller.ModeOn, 2))
+	assert.Equal(t, []bool{true, false, true, false, true, true, true}, sample(r, controller.OutputInUse, 7))
+	require.NoError(t, r.b.Set(controller.OutputAlarm, controller.ModeOff, 3))
+	assert.Equal(t, []bool{true, false, true, false, true, false, false, false}, sample(r, controller.OutputAlarm, 8))
+	require.NoError(t, r.b.Set(controller.OutputAlarm, controller.ModeBlink, 1))
+	assert.Equal(t, []bool{true, false, true, false, true, false}, sample(r, controller.OutputAlarm, 6))
+}
+
+func safeAndClose(t *testing.T, r *rig) {
+	b := r.b
+	require.NoError(t, b.Set(controller.OutputInUse, controller.ModeOn, 0))
+	require.NoError(t, b.Set(controller.OutputWarning, controller.ModeBlink, 0))
+	require.NoError(t, b.Set(controller.OutputAlarm, controller.ModeOn, 5))
+	require.NoError(t, b.Safe())
+	check := func(when string) {
+		assert.False(t, r.h.OutputHigh(controller.OutputInUse), when)
+		assert.True(t, r.h.OutputHigh(controller.OutputWarning), when)
+		assert.False(t, r.h.OutputHigh(controller.OutputAlarm), when)
+	}
+	check("after Safe")
+	<-time.After(10 * time.Second)
+	check("patterns stopped by Safe")
+
+	r.startIdle()
+	require.NoError(t, b.Set(controller.OutputAlarm, controller.ModeBlink, 0))
+	require.NoError(t, b.Set(controller.OutputWarning, controller.ModeOn, 0))
+	require.NoError(t, b.Close())
+	check("after Close")
+	select {
+	case err := <-r.done:
+		require.Error(t, err, "Close ends a running Run")
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end Run")
+	}
+	r.cancel()
+	r.cancel = nil
+	require.Error(t, b.Set(controller.OutputInUse, controller.ModeOn, 0), "Set after Close")
+	check("Set after Close drives nothing")
+	err := b.Run(context.Background(), make(chan device.Reading, 8))
+	require.True(t, errors.Is(err, device.ErrClosed), "Run after Close: %v", err)
+	require.NoError(t, b.Close(), "Close is idempotent")
+}
