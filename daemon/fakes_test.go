@@ -123,6 +123,7 @@ type fakeLink struct {
 	full    bool
 	closed  bool
 	block   chan struct{} // PublishState waits on it when set
+	onState chan struct{} // PublishState signals it when set
 }
 
 func newLink() *fakeLink { return &fakeLink{cmds: make(chan controller.Command)} }
@@ -147,8 +148,15 @@ func (f *fakeLink) PublishState(st controller.State) error {
 		<-block
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.states = append(f.states, st)
+	on := f.onState
+	f.mu.Unlock()
+	if on != nil {
+		select {
+		case on <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 

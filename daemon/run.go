@@ -271,8 +271,7 @@ func (r *runner) loop(ctx context.Context) error {
 	defer retry.Stop()
 	commands := r.deps.Link.Commands()
 
-	r.publishState()
-	r.notify("READY=1")
+	r.notify("READY=1") // start published the first state
 	r.log.Info("room running", "room", r.opts.Room, "phase", r.ctl.State().Phase, "policy", r.opts.Policy.Name)
 
 	for {
