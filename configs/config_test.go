@@ -369,3 +369,41 @@ func TestFormatting(t *testing.T) {
 		assert.Equal(t, s, formatSize(n))
 	}
 }
+
+func TestEmptyFile(t *testing.T) {
+	got := problems(t, mustFail(t, "", "empty.yaml"))
+	require.Len(t, got, 4, "got:\n%s", strings.Join(got, "\n"))
+	assert.Equal(t, "empty.yaml: room: is required: the room's id, e.g. room-1", got[0])
+	assert.Contains(t, got[1], "empty.yaml: policy: is required")
+	assert.Contains(t, got[2], "empty.yaml: device: is required")
+	assert.Contains(t, got[3], "empty.yaml: mqtt.broker: is required")
+}
+
+func TestAliasesAreFollowed(t *testing.T) {
+	doc := variant(t, "door:     {pin: GPIO17}", "door:     &contact {pin: GPIO17, debounce: 40ms}") + "# end\n"
+	c, err := Parse([]byte(doc), "")
+	require.NoError(t, err)
+	assert.Equal(t, 40*time.Millisecond, c.Device.Inputs.Door.Debounce)
+}
+
+// FuzzParse checks that Parse never panics, that it fails only with
+// *FieldErrors or a syntax error, and that whatever it accepts round-trips.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(base))
+	for _, name := range []string{"roomd.example.yaml", "demo.yaml"} {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data, "fuzz")
+		if err != nil {
+			return
+		}
+		out, err := c.YAML()
+		require.NoError(t, err)
+		again, err := Parse(out, "fuzz (effective)")
+		require.NoError(t, err, "effective config:\n%s", out)
+		require.Equal(t, c, again)
+	})
+}

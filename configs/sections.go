@@ -153,6 +153,10 @@ func (r *reader) device(n, top *yaml.Node, c *Config) {
 	m := r.mapping(n, path, "backend", "reread_every", "flap", "blink_period", "inputs", "outputs")
 	dn := lineNode(resolve(n), top)
 	d := &c.Device
+	if resolve(n) == nil {
+		r.bad(top, path, "is required: the room's GPIO lines (device.inputs, device.outputs), or {backend: sim} for the simulator")
+		return
+	}
 	if i := r.enum(m["backend"], "device.backend", "gpio", "sim"); i >= 0 {
 		d.Backend = []Backend{BackendGPIO, BackendSim}[i]
 	}
