@@ -469,3 +469,23 @@ func TestRunRejectsBadOptions(t *testing.T) {
 	require.ErrorContains(t, err, "state dir")
 	assert.Positive(t, out.safeCount(), "outputs safe even when start fails")
 }
+
+func TestStateWriteFailureRaisesAndClearsFault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "state")
+		require.NoError(t, os.Mkdir(dir, 0o700))
+		r := startRoom(t, dir, newSources(), nil)
+		require.NoError(t, os.RemoveAll(dir)) // the state directory vanishes
+		r.input(controller.InputDoor, controller.LevelInactive)
+		a := alertOf(t, r.link.lastState(), controller.AlertSystemFault)
+		assert.Equal(t, daemon.SourceStateWrite, a.Source)
+		assert.Equal(t, controller.SeverityCritical, a.Severity)
+
+		require.NoError(t, os.Mkdir(dir, 0o700))
+		r.input(controller.InputDoor, controller.LevelActive)
+		assert.Empty(t, r.link.lastState().Alerts, "the fault clears with the next good write")
+		_, err := daemon.LoadState(daemon.StatePath(dir))
+		require.NoError(t, err)
+		r.stop()
+	})
+}
