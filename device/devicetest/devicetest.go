@@ -327,9 +327,8 @@ func presence(t *testing.T, r *rig) {
 	r.h.SetRaw(controller.InputPresence, 1, false, true)
 	r.expect(controller.InputPresence, controller.LevelInactive, time.Second)
 
-	r.h.FailReads(controller.InputPresence, 1, true)
-	r.h.SetRaw(controller.InputPresence, 1, false, true)
-	rd := r.expect(controller.InputPresence, controller.LevelUnknown, time.Second)
+	r.h.FailReads(controller.InputPresence, 1, true) // found by the next re-read
+	rd := r.expect(controller.InputPresence, controller.LevelUnknown, RereadEvery+time.Second)
 	assert.Contains(t, rd.Detail, "sensor 2")
 	assert.Contains(t, rd.Detail, device.DetailReadFailed)
 	r.h.SetRaw(controller.InputPresence, 0, true, true) // active wins over unknown

@@ -1,0 +1,411 @@
+// Package sim is the simulator backend: a whole room in memory. It runs the
+// same pipeline as the GPIO backend (package device's Core) over simulated
+// pins, so debounce, flap supervision, re-reads, presence combination and
+// output patterns behave exactly as on the hardware. Tests and the demo
+// drive it through Room's methods or the JSON control surface (ParseControl,
+// Apply).
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+
+	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/device"
+)
+
+// DefaultSpec is a fully wired room for the simulator: every input role
+// (one presence sensor) and every output, with the pulls and active-low
+// settings of the recommended wiring (docs/wiring.md) and a 30 ms debounce.
+func DefaultSpec() device.Spec {
+	in := func(pull device.Pull, activeLow bool) []device.LineSpec {
+		return []device.LineSpec{{Pull: pull, ActiveLow: activeLow, Debounce: 30 * time.Millisecond}}
+	}
+	return device.Spec{
+		Inputs: map[controller.Input][]device.LineSpec{
+			controller.InputDoor:     in(device.PullUp, false),
+			controller.InputLock:     in(device.PullUp, true),
+			controller.InputPresence: in(device.PullDown, false),
+			controller.InputPanic:    in(device.PullUp, false),
+			controller.InputStaff:    in(device.PullUp, true),
+		},
+		Outputs: map[controller.Output]device.LineSpec{
+			controller.OutputInUse:   {},
+			controller.OutputWarning: {},
+			controller.OutputAlarm:   {},
+		},
+	}
+}
+
+// OutputsChanged is sent by Watch when an output's commanded mode or pulses
+// change. Outputs is a full snapshot, so a watcher that lags only misses
+// intermediate snapshots, never the latest.
+type OutputsChanged struct {
+	Outputs map[controller.Output]controller.Mode
+	Output  controller.Output  // the output that changed last
+	State   device.OutputState // its state
+}
+
+// Room is a simulated room. It implements device.Backend; its other methods
+// change the simulated sensors and inspect the outputs, and are safe for
+// concurrent use.
+type Room struct {
+	*device.Core
+	spec    device.Spec
+	logger  *slog.Logger
+	inputs  map[controller.Input][]*Pin
+	outputs map[controller.Output]*Pin
+
+	bg      sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	watchMu sync.Mutex
+	watches []chan OutputsChanged
+	modesMu sync.Mutex
+	modes   map[controller.Output]controller.Mode // as last reported by the core
+}
+
+var _ device.Backend = (*Room)(nil)
+
+// New builds a simulated room wired as spec (the line names, chips and
+// offsets are ignored). Every input starts inactive (door closed, unlocked,
+// nobody, buttons released) and every output off.
+func New(spec device.Spec, logger *slog.Logger) (*Room, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Room{spec: spec, logger: logger, inputs: map[controller.Input][]*Pin{}, outputs: map[controller.Output]*Pin{}}
+	lines := device.Lines{Inputs: map[controller.Input][]device.InputLine{}, Outputs: map[controller.Output]device.OutputLine{}}
+	for in, specs := range spec.Inputs {
+		for _, ls := range specs {
+			p := NewPin(gpio.Level(ls.ActiveLow)) // inactive
+			r.inputs[in] = append(r.inputs[in], p)
+			lines.Inputs[in] = append(lines.Inputs[in], p)
+		}
+	}
+	for o := range spec.Outputs {
+		p := NewPin(gpio.Low)
+		r.outputs[o] = p
+		lines.Outputs[o] = p
+	}
+	core, err := device.NewCore(spec, lines, logger)
+	if err != nil {
+		return nil, fmt.Errorf("simulated room: %w", err)
+	}
+	r.Core = core
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	core.SetObserver(r.notify)
+	return r, nil
+}
+
+// Close stops running bounces, puts the outputs in their safe state and ends
+// every Watch channel.
+func (r *Room) Close() error {
+	r.cancel()
+	r.bg.Wait()
+	err := r.Core.Close()
+	r.watchMu.Lock()
+	for _, w := range r.watches {
+		close(w)
+	}
+	r.watches = nil
+	r.watchMu.Unlock()
+	return err
+}
+
+// Watch returns a channel that receives the outputs after each change of a
+// commanded mode or pulses. It holds the latest snapshot only (capacity 1,
+// older snapshots are replaced). It is closed by Close.
+func (r *Room) Watch() <-chan OutputsChanged {
+	ch := make(chan OutputsChanged, 1)
+	r.watchMu.Lock()
+	r.watches = append(r.watches, ch)
+	r.watchMu.Unlock()
+	return ch
+}
+
+// notify runs with the core's output lock held: it must not call the core.
+func (r *Room) notify(o controller.Output, st device.OutputState) {
+	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
+	if len(r.watches) == 0 {
+		return
+	}
+	ev := OutputsChanged{Outputs: r.snapshot(o, st), Output: o, State: st}
+	for _, w := range r.watches {
+		select {
+		case <-w: // replace an unread older snapshot
+		default:
+		}
+		w <- ev
+	}
+}
+
+// snapshot builds the mode map from the recorded modes without the core
+// (whose lock is held by the caller).
+func (r *Room) snapshot(o controller.Output, st device.OutputState) map[controller.Output]controller.Mode {
+	r.modesMu.Lock()
+	defer r.modesMu.Unlock()
+	if r.modes == nil {
+		r.modes = map[controller.Output]controller.Mode{}
+		for _, out := range controller.Outputs {
+			r.modes[out] = controller.ModeOff
+		}
+	}
+	r.modes[o] = st.Mode
+	m := make(map[controller.Output]controller.Mode, len(r.modes))
+	for k, v := range r.modes {
+		m[k] = v
+	}
+	return m
+}
+
+func (r *Room) pins(in controller.Input) ([]*Pin, error) {
+	ps, ok := r.inputs[in]
+	if !ok {
+		return nil, fmt.Errorf("simulated room: input %s is not wired", in)
+	}
+	return ps, nil
+}
+
+func (r *Room) raw(in controller.Input, i int, l controller.Level) gpio.Level {
+	return gpio.Level((l == controller.LevelActive) != r.spec.Inputs[in][i].ActiveLow)
+}
+
+// SetInput sets every sensor of input in to the semantic level l; the raw
+// pin gets the level the wiring would give (active-low applied), with an
+// edge if it changes. LevelUnknown faults the input (reads fail) instead.
+func (r *Room) SetInput(in controller.Input, l controller.Level) error {
+	if l == controller.LevelUnknown {
+		return r.Fault(in)
+	}
+	ps, err := r.pins(in)
+	if err != nil {
+		return err
+	}
+	for i, p := range ps {
+		p.Drive(r.raw(in, i, l), true)
+	}
+	return nil
+}
+
+// SetPresence sets presence sensor i (from 0) on or off.
+func (r *Room) SetPresence(i int, on bool) error {
+	ps, err := r.pins(controller.InputPresence)
+	if err != nil {
+		return err
+	}
+	if i < 0 || i >= len(ps) {
+		return fmt.Errorf("simulated room: no presence sensor %d (have %d)", i, len(ps))
+	}
+	l := controller.LevelInactive
+	if on {
+		l = controller.LevelActive
+	}
+	ps[i].Drive(r.raw(controller.InputPresence, i, l), true)
+	return nil
+}
+
+// LoseEdge sets input in to level l without an edge, like an edge the kernel
+// lost; only the periodic re-read notices it.
+func (r *Room) LoseEdge(in controller.Input, l controller.Level) error {
+	ps, err := r.pins(in)
+	if err != nil {
+		return err
+	}
+	if l == controller.LevelUnknown {
+		return fmt.Errorf("simulated room: lose edge of %s: level must be known", in)
+	}
+	for i, p := range ps {
+		p.Drive(r.raw(in, i, l), false)
+	}
+	return nil
+}
+
+// Fault makes every read of input in fail until Heal.
+func (r *Room) Fault(in controller.Input) error { return r.setFault(in, true) }
+
+// Heal makes reads of input in work again.
+func (r *Room) Heal(in controller.Input) error { return r.setFault(in, false) }
+
+func (r *Room) setFault(in controller.Input, fail bool) error {
+	ps, err := r.pins(in)
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		p.SetFail(fail)
+	}
+	return nil
+}
+
+// Maximum burst a Bounce accepts.
+const (
+	MaxBounceCount = 100
+	MaxBounceEvery = 10 * time.Second
+)
+
+// Bounce starts a contact bounce on input in: n raw changes, every apart
+// (the first at once), ending at the level final. It returns at once; the
+// burst runs in the background until done or Close.
+func (r *Room) Bounce(in controller.Input, final controller.Level, n int, every time.Duration) error {
+	ps, err := r.pins(in)
+	if err != nil {
+		return err
+	}
+	switch {
+	case final == controller.LevelUnknown:
+		return fmt.Errorf("simulated room: bounce %s: final level must be known", in)
+	case n < 1 || n > MaxBounceCount:
+		return fmt.Errorf("simulated room: bounce %s: count %d outside 1..%d", in, n, MaxBounceCount)
+	case every <= 0 || every > MaxBounceEvery:
+		return fmt.Errorf("simulated room: bounce %s: interval %s outside (0, %s]", in, every, MaxBounceEvery)
+	}
+	other := controller.LevelActive
+	if final == controller.LevelActive {
+		other = controller.LevelInactive
+	}
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		t := time.NewTimer(0)
+		defer t.Stop()
+		for k := range n {
+			select {
+			case <-r.ctx.Done():
+				return
+			case <-t.C:
+			}
+			l := final
+			if (n-1-k)%2 == 1 {
+				l = other
+			}
+			for i, p := range ps {
+				p.Drive(r.raw(in, i, l), true)
+			}
+			t.Reset(every)
+		}
+	}()
+	return nil
+}
+
+// OutputLevel is the physical level of output o's line now (after
+// active-low); false for an unwired output. Use it to check blink patterns.
+func (r *Room) OutputLevel(o controller.Output) bool {
+	p, ok := r.outputs[o]
+	if !ok {
+		return false
+	}
+	return bool(p.Read())
+}
+
+// Pin is a simulated GPIO line: a level, an edge queue, and an optional read
+// fault. It satisfies device.InputLine, device.CheckedReader and
+// device.OutputLine.
+type Pin struct {
+	mu    sync.Mutex
+	level gpio.Level
+	fail  bool
+	pull  gpio.Pull
+	edges chan struct{}
+	halt  chan struct{}
+}
+
+// NewPin returns a pin at level l.
+func NewPin(l gpio.Level) *Pin {
+	return &Pin{level: l, edges: make(chan struct{}, 64), halt: make(chan struct{}, 1)}
+}
+
+// Drive sets the raw level; with edge and a change of level it queues an
+// edge event (dropped when 64 are already queued, as a kernel queue
+// overflows).
+func (p *Pin) Drive(l gpio.Level, edge bool) {
+	p.mu.Lock()
+	changed := p.level != l
+	p.level = l
+	p.mu.Unlock()
+	if edge && changed {
+		select {
+		case p.edges <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// SetFail makes reads fail (true) or work.
+func (p *Pin) SetFail(fail bool) {
+	p.mu.Lock()
+	p.fail = fail
+	p.mu.Unlock()
+}
+
+// In records the pull and drops queued edges; it keeps the level, which the
+// simulation drives.
+func (p *Pin) In(pull gpio.Pull, _ gpio.Edge) error {
+	p.mu.Lock()
+	p.pull = pull
+	p.mu.Unlock()
+	for {
+		select {
+		case <-p.edges:
+		default:
+			return nil
+		}
+	}
+}
+
+// Read returns the raw level (Low when reads fail).
+func (p *Pin) Read() gpio.Level {
+	l, _ := p.ReadChecked()
+	return l
+}
+
+// ErrReadFault is the error of a read of a faulted pin.
+var ErrReadFault = errors.New("simulated read fault")
+
+// ReadChecked returns the raw level, or ErrReadFault.
+func (p *Pin) ReadChecked() (gpio.Level, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fail {
+		return gpio.Low, ErrReadFault
+	}
+	return p.level, nil
+}
+
+// WaitForEdge waits up to timeout for a queued edge; Halt interrupts it.
+func (p *Pin) WaitForEdge(timeout time.Duration) bool {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-p.edges:
+		return true
+	case <-p.halt:
+		return false
+	case <-t.C:
+		return false
+	}
+}
+
+// Halt interrupts a pending (or the next) WaitForEdge.
+func (p *Pin) Halt() error {
+	select {
+	case p.halt <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Out sets the level of an output pin.
+func (p *Pin) Out(l gpio.Level) error {
+	p.mu.Lock()
+	p.level = l
+	p.mu.Unlock()
+	return nil
+}

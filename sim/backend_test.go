@@ -1,0 +1,172 @@
+package sim
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"periph.io/x/conn/v3/gpio"
+
+	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/device/devicetest"
+)
+
+type harness struct{ r *Room }
+
+func (h harness) Backend() device.Backend { return h.r }
+func (h harness) SetRaw(in controller.Input, i int, high, edge bool) {
+	h.r.inputs[in][i].Drive(gpio.Level(high), edge)
+}
+func (h harness) FailReads(in controller.Input, i int, fail bool) { h.r.inputs[in][i].SetFail(fail) }
+func (h harness) OutputHigh(o controller.Output) bool             { return h.r.OutputLevel(o) }
+
+func TestBehaviour(t *testing.T) {
+	devicetest.Run(t, func(t *testing.T, spec device.Spec) devicetest.Harness {
+		r, err := New(spec, nil)
+		require.NoError(t, err)
+		return harness{r}
+	})
+}
+
+// roomRun starts a DefaultSpec room and consumes the initial readings.
+func roomRun(t *testing.T, spec device.Spec) (*Room, chan device.Reading) {
+	r, err := New(spec, nil)
+	require.NoError(t, err)
+	out := make(chan device.Reading, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, out) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		require.NoError(t, r.Close())
+	})
+	for range len(spec.Inputs) {
+		rd := next(t, out)
+		require.Equal(t, controller.LevelInactive, rd.Level, "%s starts inactive", rd.Input)
+	}
+	return r, out
+}
+
+func next(t *testing.T, out chan device.Reading) device.Reading {
+	t.Helper()
+	select {
+	case rd := <-out:
+		return rd
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reading")
+	}
+	return device.Reading{}
+}
+
+func TestSetInputAppliesWiring(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, out := roomRun(t, DefaultSpec())
+		for _, in := range controller.Inputs {
+			require.NoError(t, r.SetInput(in, controller.LevelActive))
+			rd := next(t, out)
+			assert.Equal(t, in, rd.Input)
+			assert.Equal(t, controller.LevelActive, rd.Level)
+		}
+		// Lock and staff are active-low: the raw pin is low when active.
+		assert.Equal(t, gpio.Low, r.inputs[controller.InputLock][0].Read())
+		assert.Equal(t, gpio.High, r.inputs[controller.InputDoor][0].Read())
+
+		require.NoError(t, r.SetInput(controller.InputDoor, controller.LevelUnknown))
+		rd := next(t, out)
+		assert.Equal(t, controller.LevelUnknown, rd.Level)
+		require.NoError(t, r.Heal(controller.InputDoor))
+		assert.Equal(t, controller.LevelActive, next(t, out).Level)
+	})
+}
+
+func TestBounceAndLostEdge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, out := roomRun(t, DefaultSpec())
+		start := time.Now()
+		require.NoError(t, r.Bounce(controller.InputDoor, controller.LevelActive, 6, 5*time.Millisecond))
+		rd := next(t, out)
+		assert.Equal(t, controller.LevelActive, rd.Level)
+		assert.Equal(t, start.Add(25*time.Millisecond+30*time.Millisecond), rd.At, "settled 30 ms after the last of 6 changes")
+		select {
+		case rd := <-out:
+			t.Fatalf("extra reading %+v", rd)
+		case <-time.After(time.Minute):
+		}
+
+		require.NoError(t, r.LoseEdge(controller.InputDoor, controller.LevelInactive))
+		rd = next(t, out)
+		assert.Equal(t, controller.LevelInactive, rd.Level)
+		assert.LessOrEqual(t, rd.At.Sub(start), time.Minute+device.DefaultRereadEvery+time.Second)
+
+		require.Error(t, r.Bounce(controller.InputDoor, controller.LevelActive, 0, time.Millisecond))
+		require.Error(t, r.Bounce(controller.InputDoor, controller.LevelUnknown, 3, time.Millisecond))
+		require.Error(t, r.Bounce(controller.InputDoor, controller.LevelActive, 3, 0))
+	})
+}
+
+func TestPresenceSensors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		spec := DefaultSpec()
+		spec.Inputs[controller.InputPresence] = []device.LineSpec{{}, {}, {}}
+		r, out := roomRun(t, spec)
+		require.NoError(t, r.SetPresence(2, true))
+		assert.Equal(t, controller.LevelActive, next(t, out).Level)
+		require.NoError(t, r.SetPresence(2, false))
+		assert.Equal(t, controller.LevelInactive, next(t, out).Level)
+		require.ErrorContains(t, r.SetPresence(3, true), "no presence sensor 3")
+	})
+}
+
+func TestUnwiredInput(t *testing.T) {
+	spec := DefaultSpec()
+	delete(spec.Inputs, controller.InputStaff)
+	r, err := New(spec, nil)
+	require.NoError(t, err)
+	defer r.Close()
+	require.ErrorContains(t, r.SetInput(controller.InputStaff, controller.LevelActive), "input staff is not wired")
+	require.Error(t, r.Fault(controller.InputStaff))
+	require.Error(t, r.LoseEdge(controller.InputStaff, controller.LevelActive))
+	require.Error(t, r.Bounce(controller.InputStaff, controller.LevelActive, 2, time.Millisecond))
+}
+
+func TestWatchOutputs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, err := New(DefaultSpec(), nil)
+		require.NoError(t, err)
+		w := r.Watch()
+		require.NoError(t, r.Set(controller.OutputInUse, controller.ModeOn, 0))
+		ev := <-w
+		assert.Equal(t, controller.OutputInUse, ev.Output)
+		assert.Equal(t, map[controller.Output]controller.Mode{
+			controller.OutputInUse: controller.ModeOn, controller.OutputWarning: controller.ModeOff, controller.OutputAlarm: controller.ModeOff,
+		}, ev.Outputs)
+
+		// Two changes unread: the latest snapshot wins.
+		require.NoError(t, r.Set(controller.OutputAlarm, controller.ModeBlink, 2))
+		require.NoError(t, r.Set(controller.OutputWarning, controller.ModeBlink, 0))
+		ev = <-w
+		assert.Equal(t, controller.OutputWarning, ev.Output)
+		assert.Equal(t, controller.ModeBlink, ev.Outputs[controller.OutputAlarm])
+		assert.Equal(t, controller.ModeBlink, ev.Outputs[controller.OutputWarning])
+		assert.Equal(t, device.OutputState{Mode: controller.ModeBlink, Pulses: 2, On: true}, r.Output(controller.OutputAlarm))
+		assert.Equal(t, ev.Outputs, r.Outputs())
+
+		// A blink pattern does not notify every phase.
+		select {
+		case ev := <-w:
+			t.Fatalf("unexpected %+v", ev)
+		case <-time.After(10 * time.Second):
+		}
+		require.NoError(t, r.Safe())
+		ev = <-w
+		assert.Equal(t, controller.ModeOff, ev.Outputs[controller.OutputAlarm])
+		require.NoError(t, r.Close())
+		for range w {
+		}
+	})
+}
