@@ -27,6 +27,9 @@ type roomCheck struct {
 }
 
 func checkBackend(sim *simChip, logger *slog.Logger) error {
+	if err := presetPulls(sim); err != nil {
+		return err
+	}
 	room, err := openRoom(logger)
 	if err != nil {
 		return fmt.Errorf("open room on %q: %w", simLabel, err)
@@ -48,8 +51,9 @@ func checkBackend(sim *simChip, logger *slog.Logger) error {
 		name string
 		fn   func() error
 	}{
-		{"initial readings", rc.initial},
-		{"settle to inactive", rc.settle},
+		{"initial readings inactive (biases applied)", rc.initial},
+		{"outputs start inactive", func() error { return rc.waitOutputs(false) }},
+		{"re-reads send nothing new", rc.settle},
 		{"door open/close", func() error { return rc.toggle(offDoor) }},
 		{"lock locked/unlocked", func() error { return rc.toggle(offLock) }},
 		{"panic (active-low) pressed/released", func() error { return rc.toggle(offPanic) }},
@@ -59,9 +63,10 @@ func checkBackend(sim *simChip, logger *slog.Logger) error {
 		{"presence combines PIR0 and PIR1", rc.presenceCombined},
 		{"bounce burst settles once", rc.bounce},
 		{"glitch shorter than debounce is ignored", rc.glitch},
+		{"flapping line is unknown, then recovers", rc.flap},
 		{"outputs drive lines", rc.outputs},
 		{"blink toggles the line", rc.blink},
-		{"Safe turns every output off", rc.safe},
+		{"Safe turns every output off (active-low too)", rc.safe},
 	}
 	for _, s := range steps {
 		t0 := time.Now()
@@ -76,13 +81,13 @@ func checkBackend(sim *simChip, logger *slog.Logger) error {
 		fmt.Printf("vmtest: ok   %-42s %s\n", s.name, time.Since(t0).Round(time.Millisecond))
 	}
 
-	// Close with every output on: all must end at 0.
+	// Close with every output on: all must end inactive.
 	for _, o := range outputLines {
 		if err := room.Set(o.out, controller.ModeOn, 0); err != nil {
 			return fmt.Errorf("close: set %s on: %w", o.out, err)
 		}
 	}
-	if err := rc.waitOutputs(1); err != nil {
+	if err := rc.waitOutputs(true); err != nil {
 		return fmt.Errorf("close: %w", err)
 	}
 	cancel()
@@ -98,10 +103,10 @@ func checkBackend(sim *simChip, logger *slog.Logger) error {
 	if err := room.Close(); err != nil {
 		return fmt.Errorf("Close: %w", err)
 	}
-	if err := rc.waitOutputs(0); err != nil {
+	if err := rc.waitOutputs(false); err != nil {
 		return fmt.Errorf("after Close: %w", err)
 	}
-	fmt.Printf("vmtest: ok   %-42s\n", "Close returns every output to 0")
+	fmt.Printf("vmtest: ok   %-42s\n", "Close leaves every output inactive")
 	fmt.Printf("vmtest: slowest stimulus-to-reading latency %s (debounce %s)\n", rc.maxLat.Round(time.Millisecond), debounce)
 	return nil
 }
@@ -163,7 +168,8 @@ func (rc *roomCheck) quiet() error {
 	return nil
 }
 
-// initial waits for the first level of every role.
+// initial waits for the first level of every role; each must be inactive
+// (presetPulls put LOCK and PANIC where only the bias fixes them).
 func (rc *roomCheck) initial() error {
 	want := map[controller.Input]bool{}
 	for _, l := range inputLines {
@@ -175,29 +181,27 @@ func (rc *roomCheck) initial() error {
 		if !ok {
 			return fmt.Errorf("no initial reading for %v within 5s", want)
 		}
+		if !want[r.Input] {
+			return fmt.Errorf("second initial reading for %s", r.Input)
+		}
+		if r.Level != controller.LevelInactive {
+			return fmt.Errorf("initial %s is %s (%q), want %s", r.Input, r.Input.Describe(r.Level), r.Detail,
+				r.Input.Describe(controller.LevelInactive))
+		}
 		delete(want, r.Input)
 	}
 	return nil
 }
 
-// settle drives every input inactive, which may or may not be a change
-// depending on the bias the backend requested, then requires each role to
-// end inactive and the stream to go quiet.
+// settle drives every input inactive again, which changes nothing, and
+// requires silence for longer than a re-read period.
 func (rc *roomCheck) settle() error {
 	for _, l := range inputLines {
 		if err := rc.drive(l.off, false); err != nil {
 			return err
 		}
 	}
-	for {
-		r, ok := rc.next(quietFor)
-		if !ok {
-			return nil
-		}
-		if r.Level != controller.LevelInactive {
-			return fmt.Errorf("got %s %s (%q) after driving every input inactive", r.Input, r.Input.Describe(r.Level), r.Detail)
-		}
-	}
+	return rc.quiet()
 }
 
 // toggle drives one input active then inactive, each seen exactly once.
@@ -301,6 +305,48 @@ func (rc *roomCheck) glitch() error {
 	return nil
 }
 
+// flap: more than flapMax changes within flapWindow make the door unknown
+// ("flapping"); once quiet for a whole window it reports its level again.
+//
+// The changes are spaced by flapGap, not written back to back: the kernel
+// queues at most 16 edge events per requested line (periph leaves
+// event_buffer_size at its default) and drops the oldest beyond that, so
+// one instantaneous burst counts as at most 16 changes.
+func (rc *roomCheck) flap() error {
+	const flapGap = 3 * time.Millisecond
+	t0 := time.Now()
+	level := true
+	for i := 0; i < 2*flapMax; i++ {
+		if err := rc.drive(offDoor, level); err != nil {
+			return err
+		}
+		level = !level
+		time.Sleep(flapGap)
+	}
+	if d := time.Since(t0); d >= flapWindow/2 {
+		return fmt.Errorf("%d changes took %s, not well inside the flap window %s", 2*flapMax, d, flapWindow)
+	}
+	r, ok := rc.next(expectWithin)
+	if !ok {
+		return fmt.Errorf("no reading within %s of %d changes", expectWithin, 2*flapMax)
+	}
+	if r.Input != controller.InputDoor || r.Level != controller.LevelUnknown || r.Detail != device.DetailFlapping {
+		return fmt.Errorf("got %s %s (%q) after %d changes, want door unknown (%q)",
+			r.Input, r.Input.Describe(r.Level), r.Detail, 2*flapMax, device.DetailFlapping)
+	}
+	r, ok = rc.next(flapWindow + expectWithin)
+	if !ok {
+		return fmt.Errorf("door still unknown %s after the burst", time.Since(t0).Round(time.Millisecond))
+	}
+	if r.Input != controller.InputDoor || r.Level != controller.LevelInactive {
+		return fmt.Errorf("got %s %s (%q) after flapping stopped, want door closed", r.Input, r.Input.Describe(r.Level), r.Detail)
+	}
+	if d := r.At.Sub(t0); d < flapWindow {
+		return fmt.Errorf("door recovered %s after the burst began, before a whole quiet window of %s", d, flapWindow)
+	}
+	return rc.quiet()
+}
+
 // waitValue polls the sim until line off reads want.
 func (rc *roomCheck) waitValue(off, want int, within time.Duration) error {
 	deadline := time.Now().Add(within)
@@ -319,28 +365,27 @@ func (rc *roomCheck) waitValue(off, want int, within time.Duration) error {
 	}
 }
 
-func (rc *roomCheck) waitOutputs(want int) error {
+// waitOutputs requires every output line at its electrical level for
+// logical level on.
+func (rc *roomCheck) waitOutputs(on bool) error {
 	for _, o := range outputLines {
-		if err := rc.waitValue(o.off, want, 500*time.Millisecond); err != nil {
-			return err
+		if err := rc.waitValue(o.off, electrical(on, o.activeLow), 500*time.Millisecond); err != nil {
+			return fmt.Errorf("%s (active-low %v) logically on=%v: %w", o.out, o.activeLow, on, err)
 		}
 	}
 	return nil
 }
 
-// outputs: Set on/off drives each line 1/0.
+// outputs: Set on/off drives each line to its active/inactive level.
 func (rc *roomCheck) outputs() error {
 	for _, o := range outputLines {
 		for _, m := range []controller.Mode{controller.ModeOn, controller.ModeOff} {
 			if err := rc.room.Set(o.out, m, 0); err != nil {
 				return fmt.Errorf("Set(%s, %s): %w", o.out, m, err)
 			}
-			want := 0
-			if m == controller.ModeOn {
-				want = 1
-			}
+			want := electrical(m == controller.ModeOn, o.activeLow)
 			if err := rc.waitValue(o.off, want, 500*time.Millisecond); err != nil {
-				return fmt.Errorf("after Set(%s, %s): %w", o.out, m, err)
+				return fmt.Errorf("after Set(%s, %s), active-low %v: %w", o.out, m, o.activeLow, err)
 			}
 		}
 	}
@@ -378,11 +423,11 @@ func (rc *roomCheck) safe() error {
 			return fmt.Errorf("Set(%s, on): %w", o.out, err)
 		}
 	}
-	if err := rc.waitOutputs(1); err != nil {
+	if err := rc.waitOutputs(true); err != nil {
 		return err
 	}
 	if err := rc.room.Safe(); err != nil {
 		return fmt.Errorf("Safe: %w", err)
 	}
-	return rc.waitOutputs(0)
+	return rc.waitOutputs(false)
 }

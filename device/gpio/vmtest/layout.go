@@ -11,21 +11,26 @@ const (
 	simLabel = "roomd-sim"
 	simLines = 16
 
-	offDoor    = 0 // DOOR: high = open
-	offLock    = 1 // LOCK: high = locked
-	offPIR0    = 2 // PIR0: high = somebody detected
-	offPanic   = 3 // PANIC: active-low, low = pressed
-	offStaff   = 4 // STAFF: high = pressed
-	offPIR1    = 5 // PIR1: high = somebody detected
-	offInUse   = 8
-	offWarn    = 9
-	offAlarm   = 10
+	offDoor    = 0  // DOOR: high = open
+	offLock    = 1  // LOCK: high = locked
+	offPIR0    = 2  // PIR0: high = somebody detected
+	offPanic   = 3  // PANIC: active-low, low = pressed
+	offStaff   = 4  // STAFF: high = pressed
+	offPIR1    = 5  // PIR1: high = somebody detected
+	offInUse   = 8  // INUSE: active-high
+	offWarn    = 9  // WARN: active-low (a relay board that switches on low)
+	offAlarm   = 10 // ALARM: active-high
 	offSelfIn  = 14 // used only by the harness self-check
 	offSelfOut = 15 // used only by the harness self-check
 
 	// debounce is the debounce time the room is opened with. The bounce
 	// bursts below write faster than this.
 	debounce = 40 * time.Millisecond
+
+	// flapMax raw changes within flapWindow make a line unknown ("flapping").
+	// The bounce checks stay well below it; the flap check goes over it.
+	flapMax    = 40
+	flapWindow = time.Second
 )
 
 var lineNames = map[int]string{
@@ -50,10 +55,19 @@ var inputLines = []struct {
 }
 
 var outputLines = []struct {
-	off int
-	out controller.Output
+	off       int
+	out       controller.Output
+	activeLow bool
 }{
-	{offInUse, controller.OutputInUse},
-	{offWarn, controller.OutputWarning},
-	{offAlarm, controller.OutputAlarm},
+	{offInUse, controller.OutputInUse, false},
+	{offWarn, controller.OutputWarning, true},
+	{offAlarm, controller.OutputAlarm, false},
+}
+
+// electrical returns the line value (0 or 1) of a line at logical level on.
+func electrical(on, activeLow bool) int {
+	if on != activeLow {
+		return 1
+	}
+	return 0
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -47,8 +48,6 @@ func finish(err error) {
 	switch {
 	case err == nil:
 		fmt.Println(Marker + " PASS")
-	case errors.Is(err, errBackendMissing):
-		fmt.Println(Marker + " SKIP: " + err.Error())
 	default:
 		fmt.Println(Marker + " FAIL: " + oneLine(err.Error()))
 		fmt.Println("vmtest: full error:\n" + err.Error())
@@ -93,6 +92,9 @@ func mountAll() error {
 func run(logger *slog.Logger) error {
 	if err := mountAll(); err != nil {
 		return err
+	}
+	if up, err := os.ReadFile("/proc/uptime"); err == nil {
+		fmt.Printf("vmtest: /init running, kernel uptime %s s\n", strings.Fields(string(up))[0])
 	}
 	sim, err := newSimChip("roomd", simLabel, simLines, lineNames)
 	if err != nil {
