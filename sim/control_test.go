@@ -1,0 +1,161 @@
+package sim
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/controller"
+)
+
+func TestParseControl(t *testing.T) {
+	ok := []struct {
+		in   string
+		want Control
+	}{
+		{`{"door":"open"}`, Control{Levels: map[controller.Input]controller.Level{controller.InputDoor: controller.LevelActive}}},
+		{`{"lock":"locked"}`, Control{Levels: map[controller.Input]controller.Level{controller.InputLock: controller.LevelActive}}},
+		{`{"lock":"unlocked","door":"closed"}`, Control{Levels: map[controller.Input]controller.Level{
+			controller.InputLock: controller.LevelInactive, controller.InputDoor: controller.LevelInactive}}},
+		{`{"presence":true}`, Control{Levels: map[controller.Input]controller.Level{controller.InputPresence: controller.LevelActive}}},
+		{`{"presence":"absent"}`, Control{Levels: map[controller.Input]controller.Level{controller.InputPresence: controller.LevelInactive}}},
+		{`{"panic":true}`, Control{Levels: map[controller.Input]controller.Level{controller.InputPanic: controller.LevelActive}}},
+		{`{"staff":false}`, Control{Levels: map[controller.Input]controller.Level{controller.InputStaff: controller.LevelInactive}}},
+		{`{"door":"unknown"}`, Control{Levels: map[controller.Input]controller.Level{controller.InputDoor: controller.LevelUnknown}}},
+		{`{"fault":"door"}`, Control{Fault: controller.InputDoor}},
+		{`{"heal":"panic"}`, Control{Heal: controller.InputPanic}},
+		{` {"bounce":{"input":"door","to":"open","count":5}} `, Control{Bounce: &BounceControl{
+			Input: controller.InputDoor, To: controller.LevelActive, Count: 5, Every: DefaultBounceEvery}}},
+		{`{"bounce":{"input":"panic","to":true,"count":3,"every_ms":2}}`, Control{Bounce: &BounceControl{
+			Input: controller.InputPanic, To: controller.LevelActive, Count: 3, Every: 2 * time.Millisecond}}},
+	}
+	for _, c := range ok {
+		got, err := ParseControl([]byte(c.in))
+		require.NoError(t, err, c.in)
+		assert.Equal(t, c.want, got, c.in)
+		back, err := ParseControl(got.Encode())
+		require.NoError(t, err, "re-encoded %s", got.Encode())
+		assert.Equal(t, got, back, "round trip of %s", c.in)
+	}
+
+	bad := []struct{ in, want string }{
+		{``, "EOF"},
+		{`{}`, "empty"},
+		{`null`, "empty"},
+		{`[]`, "cannot unmarshal"},
+		{`{"door":"ajar"}`, `unknown level "ajar"`},
+		{`{"door":true}`, "not a boolean"},
+		{`{"door":null}`, "null level"},
+		{`{"door":1}`, `want "open", "closed" or "unknown", got 1`},
+		{`{"window":"open"}`, `unknown field "window"`},
+		{`{"door":"open"} {"door":"closed"}`, "data after"},
+		{`{"door":"open"}x`, "data after"},
+		{`{"fault":"roof"}`, `fault: unknown input "roof"`},
+		{`{"heal":""}`, `heal: unknown input ""`},
+		{`{"bounce":{"input":"door","to":"open","count":0}}`, "count 0 outside"},
+		{`{"bounce":{"input":"door","to":"open","count":101}}`, "count 101 outside"},
+		{`{"bounce":{"input":"door","to":"unknown","count":3}}`, "known level"},
+		{`{"bounce":{"input":"door","count":3}}`, `missing "to"`},
+		{`{"bounce":{"input":"door","to":"open","count":3,"every_ms":-1}}`, "every_ms -1 outside"},
+		{`{"bounce":{"input":"door","to":"open","count":3,"every_ms":60000}}`, "every_ms 60000 outside"},
+		{`{"bounce":{"input":"door","to":"open","count":3,"extra":1}}`, `unknown field "extra"`},
+		{`{"door":"` + strings.Repeat("x", MaxControlSize) + `"}`, "at most 1024"},
+	}
+	for _, c := range bad {
+		_, err := ParseControl([]byte(c.in))
+		require.Error(t, err, c.in)
+		assert.Contains(t, err.Error(), c.want, c.in)
+		assert.True(t, strings.HasPrefix(err.Error(), "sim control: "), err.Error())
+	}
+}
+
+func TestEncodeOutputs(t *testing.T) {
+	assert.Equal(t, `{"in_use":"on","warning":"blink","alarm":"off"}`, string(EncodeOutputs(map[controller.Output]controller.Mode{
+		controller.OutputInUse: controller.ModeOn, controller.OutputWarning: controller.ModeBlink,
+	})))
+}
+
+func TestApply(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, out := roomRun(t, DefaultSpec())
+		apply := func(s string) {
+			t.Helper()
+			c, err := ParseControl([]byte(s))
+			require.NoError(t, err)
+			require.NoError(t, r.Apply(c))
+		}
+		expect := func(in controller.Input, l controller.Level) {
+			t.Helper()
+			rd := next(t, out)
+			require.Equal(t, in, rd.Input)
+			require.Equal(t, l, rd.Level, "%+v", rd)
+		}
+		collect := func(n int) map[controller.Input]controller.Level {
+			got := map[controller.Input]controller.Level{}
+			for range n {
+				rd := next(t, out)
+				got[rd.Input] = rd.Level
+			}
+			return got
+		}
+		apply(`{"door":"open","lock":"locked"}`) // both settle at the same instant
+		assert.Equal(t, map[controller.Input]controller.Level{
+			controller.InputDoor: controller.LevelActive, controller.InputLock: controller.LevelActive}, collect(2))
+		apply(`{"fault":"panic"}`)
+		expect(controller.InputPanic, controller.LevelUnknown)
+		apply(`{"heal":"panic","staff":true}`)
+		assert.Equal(t, map[controller.Input]controller.Level{
+			controller.InputPanic: controller.LevelInactive, controller.InputStaff: controller.LevelActive}, collect(2))
+		apply(`{"bounce":{"input":"door","to":"closed","count":7,"every_ms":5}}`)
+		expect(controller.InputDoor, controller.LevelInactive)
+		select {
+		case rd := <-out:
+			t.Fatalf("bounce leaked an intermediate level: %+v", rd)
+		case <-time.After(time.Minute):
+		}
+
+		spec := DefaultSpec()
+		delete(spec.Inputs, controller.InputStaff)
+		r2, err := New(spec, nil)
+		require.NoError(t, err)
+		defer r2.Close()
+		c, err := ParseControl([]byte(`{"staff":true}`))
+		require.NoError(t, err)
+		require.ErrorContains(t, r2.Apply(c), "staff is not wired")
+	})
+}
+
+func FuzzParseControl(f *testing.F) {
+	for _, s := range []string{`{"door":"open"}`, `{"presence":true,"fault":"lock"}`, `{"heal":"door"}`,
+		`{"bounce":{"input":"door","to":"open","count":5,"every_ms":3}}`, `{}`, `null`, `{"door":"open"}{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		c, err := ParseControl(payload)
+		if len(payload) > MaxControlSize {
+			require.Error(t, err)
+		}
+		if err != nil {
+			require.True(t, strings.HasPrefix(err.Error(), "sim control: "), err.Error())
+			return
+		}
+		require.True(t, c.Levels != nil || c.Fault != 0 || c.Heal != 0 || c.Bounce != nil, "accepted an empty control")
+		for in, l := range c.Levels {
+			require.Contains(t, controller.Inputs, in)
+			require.LessOrEqual(t, l, controller.LevelActive)
+		}
+		if b := c.Bounce; b != nil {
+			require.True(t, b.Count >= 1 && b.Count <= MaxBounceCount && b.Every > 0 && b.Every <= MaxBounceEvery, "%+v", b)
+		}
+		enc := c.Encode()
+		back, err := ParseControl(enc)
+		require.NoError(t, err, "re-encoded %s", enc)
+		require.Equal(t, c, back)
+		require.False(t, bytes.Contains(enc, []byte("input(")))
+	})
+}
