@@ -60,6 +60,13 @@ type Deps struct {
 	Clock    timebase.Sources
 	Notifier Notifier     // nil: no service manager
 	Logger   *slog.Logger // nil: discard
+	// Speed is how many times faster than real time Clock's boot clock runs;
+	// zero means 1 (production). Only a compressed replay sets it (the demo,
+	// roomd scenario), so that a visit passes in seconds under the real
+	// policy: the loop waits for the controller's next deadline Speed times
+	// less real time and scales the age of a reading likewise. Heartbeat,
+	// retry and watchdog intervals stay in real time.
+	Speed float64
 }
 
 func (o *Options) check() error {
@@ -107,6 +114,12 @@ func (d *Deps) check() error {
 	}
 	if d.Clock == nil {
 		d.Clock = timebase.System{}
+	}
+	switch {
+	case d.Speed == 0:
+		d.Speed = 1
+	case !(d.Speed >= 1e-3 && d.Speed <= 1e6):
+		errs = append(errs, fmt.Errorf("speed must be within [0.001, 1e6] (0 means 1), got %g", d.Speed))
 	}
 	if d.Notifier == nil {
 		d.Notifier = nopNotifier{}
@@ -324,7 +337,7 @@ func (r *runner) readingAt(rd device.Reading) time.Time {
 	if ago < 0 || ago > time.Minute {
 		return now
 	}
-	return now.Add(-ago)
+	return now.Add(-time.Duration(float64(ago) * r.deps.Speed))
 }
 
 // arm sets the one timer for the controller's next deadline.
@@ -334,7 +347,7 @@ func (r *runner) arm(t *time.Timer) {
 		t.Stop()
 		return
 	}
-	t.Reset(max(d.Sub(r.clock.Now()), 0))
+	t.Reset(time.Duration(float64(max(d.Sub(r.clock.Now()), 0)) / r.deps.Speed))
 }
 
 // step feeds one event to the controller and carries out its actions, then
