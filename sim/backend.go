@@ -30,10 +30,10 @@ func DefaultSpec() device.Spec {
 	return device.Spec{
 		Inputs: map[controller.Input][]device.LineSpec{
 			controller.InputDoor:     in(device.PullUp, false),
-			controller.InputLock:     in(device.PullUp, true),
-			controller.InputPresence: in(device.PullDown, false),
+			controller.InputLock:     in(device.PullUp, false),
+			controller.InputPresence: in(device.PullUp, false),
 			controller.InputPanic:    in(device.PullUp, false),
-			controller.InputStaff:    in(device.PullUp, true),
+			controller.InputStaff:    in(device.PullUp, true), // normally open
 		},
 		Outputs: map[controller.Output]device.LineSpec{
 			controller.OutputInUse:   {},

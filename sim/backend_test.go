@@ -72,8 +72,8 @@ func TestSetInputAppliesWiring(t *testing.T) {
 			assert.Equal(t, in, rd.Input)
 			assert.Equal(t, controller.LevelActive, rd.Level)
 		}
-		// Lock and staff are active-low: the raw pin is low when active.
-		assert.Equal(t, gpio.Low, r.inputs[controller.InputLock][0].Read())
+		// Staff is active-low (normally open): the raw pin is low when active.
+		assert.Equal(t, gpio.Low, r.inputs[controller.InputStaff][0].Read())
 		assert.Equal(t, gpio.High, r.inputs[controller.InputDoor][0].Read())
 
 		require.NoError(t, r.SetInput(controller.InputDoor, controller.LevelUnknown))
