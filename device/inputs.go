@@ -111,6 +111,11 @@ func (c *Core) Run(ctx context.Context, out chan<- Reading) error {
 			if r.level == sent[u.in].level && r.detail == sent[u.in].detail {
 				continue
 			}
+			if r.level == controller.LevelUnknown {
+				c.logger.Warn("input unknown", "input", u.in.String(), "detail", r.detail)
+			} else if sent[u.in].level == controller.LevelUnknown {
+				c.logger.Info("input readable again", "input", u.in.String(), "level", u.in.Describe(r.level))
+			}
 			sent[u.in] = r
 			if err := send(ctx, out, r.reading(u.in)); err != nil {
 				return err
