@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/link"
+)
+
+// commandSpec describes one command subcommand: its positional arguments
+// after ROOM and how its flags and arguments become a command message.
+type commandSpec struct {
+	action controller.CommandAction
+	args   string // usage of the arguments after ROOM
+	nargs  int    // positional arguments after ROOM
+	build  func(cmd *link.CommandMessage, args []string, f *cmdFlags) error
+}
+
+// cmdFlags are the flags of the command subcommands.
+type cmdFlags struct {
+	visit    string
+	duration time.Duration
+	by       time.Duration
+	reason   string
+}
+
+var commandSpecs = map[string]commandSpec{
+	"start": {action: controller.ActionStartVisit, args: "--visit ID --duration D",
+		build: func(m *link.CommandMessage, _ []string, f *cmdFlags) error {
+			if f.visit == "" {
+				return usagef("start: --visit ID is required")
+			}
+			if !controller.ValidVisitID(f.visit) {
+				return usagef("start: --visit %q: want 1 to 64 characters of A-Z a-z 0-9 . _ : -", f.visit)
+			}
+			if f.duration <= 0 {
+				return usagef("start: --duration must be positive, e.g. --duration 1h30m")
+			}
+			m.VisitID, m.Duration = f.visit, f.duration.String()
+			return nil
+		}},
+	"extend": {action: controller.ActionExtendVisit, args: "--by D",
+		build: func(m *link.CommandMessage, _ []string, f *cmdFlags) error {
+			if f.by <= 0 {
+				return usagef("extend: --by must be positive, e.g. --by 15m")
+			}
+			m.By = f.by.String()
+			return nil
+		}},
+	"end": {action: controller.ActionEndVisit,
+		build: func(*link.CommandMessage, []string, *cmdFlags) error { return nil }},
+	"ack": {action: controller.ActionAckAlert, args: "ALERT_ID", nargs: 1,
+		build: func(m *link.CommandMessage, args []string, _ *cmdFlags) error {
+			if n := len([]rune(args[0])); n == 0 || n > link.MaxAlertID {
+				return usagef("ack: alert id must be 1 to %d characters", link.MaxAlertID)
+			}
+			m.AlertID = args[0]
+			return nil
+		}},
+	"service": {action: controller.ActionSetService, args: "on|off [--reason TEXT]", nargs: 1,
+		build: func(m *link.CommandMessage, args []string, f *cmdFlags) error {
+			var in bool
+			switch args[0] {
+			case "on":
+				in = true
+			case "off":
+			default:
+				return usagef("service: want on or off, got %q", args[0])
+			}
+			if len([]rune(f.reason)) > link.MaxReason {
+				return usagef("service: --reason is longer than %d characters", link.MaxReason)
+			}
+			m.InService, m.Reason = &in, f.reason
+			return nil
+		}},
+	"state": {action: controller.ActionGetState,
+		build: func(*link.CommandMessage, []string, *cmdFlags) error { return nil }},
+}
+
+// commandRequest is a parsed command subcommand.
+type commandRequest struct {
+	room string
+	msg  link.CommandMessage
+}
+
+// parseCommand reads the arguments of command name.
+func parseCommand(g *globals, name string, args []string, stdout io.Writer) (commandRequest, bool, error) {
+	spec := commandSpecs[name]
+	var f cmdFlags
+	fs := newFlags(name, g)
+	switch spec.action {
+	case controller.ActionStartVisit:
+		fs.StringVar(&f.visit, "visit", "", "visit `id`")
+		fs.DurationVar(&f.duration, "duration", 0, "planned length of the visit")
+	case controller.ActionExtendVisit:
+		fs.DurationVar(&f.by, "by", 0, "time to add")
+	case controller.ActionSetService:
+		fs.StringVar(&f.reason, "reason", "", "why (shown in the room's state)")
+	}
+	pos, help, err := parseArgs(name, fs, args, stdout)
+	if help || err != nil {
+		return commandRequest{}, help, err
+	}
+	want := "visitctl " + name + " ROOM"
+	if spec.args != "" {
+		want += " " + spec.args
+	}
+	if len(pos) != 1+spec.nargs {
+		return commandRequest{}, false, usagef("%s: want %q, got %d arguments", name, want, len(pos))
+	}
+	room, err := parseRoom(pos[0])
+	if err != nil {
+		return commandRequest{}, false, err
+	}
+	req := commandRequest{room: room, msg: link.CommandMessage{Action: spec.action.String()}}
+	if err := spec.build(&req.msg, pos[1:], &f); err != nil {
+		return commandRequest{}, false, err
+	}
+	if err := g.check(); err != nil {
+		return commandRequest{}, false, err
+	}
+	return req, false, nil
+}
+
+// runCommand sends one command and waits for its reply.
+func runCommand(ctx context.Context, g globals, name string, args []string, stdout, stderr io.Writer) error {
+	req, help, err := parseCommand(&g, name, args, stdout)
+	if help || err != nil {
+		return err
+	}
+	reply, retained, err := sendCommand(ctx, g, req)
+	var timeout *TimeoutError
+	if errors.As(err, &timeout) && retained != nil {
+		// state: roomd did not answer; show what the broker kept.
+		if g.json {
+			fmt.Fprintf(stdout, "%s\n", mustJSON(map[string]any{"room": req.room, "ok": false, "retained_state": retained}))
+		} else {
+			fmt.Fprintf(stdout, "%s: no reply; last retained state, published %s:\n", req.room, retained.At.Local().Format(time.DateTime))
+			writeState(stdout, retained, time.Now())
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if g.json {
+		fmt.Fprintf(stdout, "%s\n", mustJSON(reply))
+	}
+	if !reply.OK {
+		code, msg := "unknown", "the room gave no reason"
+		if reply.Error != nil {
+			code, msg = reply.Error.Code, reply.Error.Message
+		}
+		return &RefusedError{Code: code, Message: msg}
+	}
+	if !g.json {
+		fmt.Fprintf(stdout, "%s: %s ok\n", req.room, req.msg.Action)
+		if reply.State != nil {
+			writeState(stdout, reply.State, time.Now())
+		}
+	}
+	return nil
+}
+
+// sendCommand publishes req with a fresh request id and waits for the reply
+// carrying it. The reply topic is subscribed before the command is
+// published. The command carries expires_at = now + timeout, so a command
+// delivered after visitctl gave up is refused as expired, never applied
+// late. For get_state the retained state is read too and returned with the
+// TimeoutError when no reply comes.
+func sendCommand(ctx context.Context, g globals, req commandRequest) (*link.ReplyMessage, *link.StateMessage, error) {
+	topics, err := link.NewTopics(g.base, req.room)
+	if err != nil {
+		return nil, nil, usagef("%v", err)
+	}
+	opts, err := g.connOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := connect(ctx, g, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer c.Disconnect(250)
+
+	msg := req.msg
+	msg.RequestID = "visitctl-" + randomHex(8)
+	msg.ExpiresAt = time.Now().Add(g.timeout).UTC().Format(time.RFC3339Nano)
+
+	replies := make(chan *link.ReplyMessage, 16)
+	states := make(chan *link.StateMessage, 4)
+	filters := []string{topics.Reply()}
+	if msg.Action == controller.ActionGetState.String() {
+		filters = append(filters, topics.State())
+	}
+	err = subscribe(ctx, c, g, filters, func(_ mqtt.Client, m mqtt.Message) {
+		switch m.Topic() {
+		case topics.Reply():
+			var r link.ReplyMessage
+			if json.Unmarshal(m.Payload(), &r) != nil || r.RequestID != msg.RequestID {
+				return // another console's reply, or unreadable
+			}
+			select {
+			case replies <- &r:
+			default:
+			}
+		case topics.State():
+			var s link.StateMessage
+			if json.Unmarshal(m.Payload(), &s) != nil {
+				return
+			}
+			select {
+			case states <- &s:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	payload, err := json.Marshal(msg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode %s command: %w", msg.Action, err)
+	}
+	if err := wait(ctx, c.Publish(topics.Command(), 1, false, payload), g.timeout, "publish to "+topics.Command()); err != nil {
+		return nil, nil, err
+	}
+
+	timer := time.NewTimer(g.timeout)
+	defer timer.Stop()
+	var retained *link.StateMessage
+	for {
+		select {
+		case r := <-replies:
+			return r, nil, nil
+		case s := <-states:
+			if retained == nil || s.Seq >= retained.Seq {
+				retained = s
+			}
+		case <-timer.C:
+			return nil, retained, &TimeoutError{Room: req.room, Action: msg.Action, Timeout: g.timeout.String()}
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("wait for the reply from room %s: %w", req.room, ctx.Err())
+		}
+	}
+}
+
+// writeState prints a readable summary of a room's state.
+func writeState(w io.Writer, s *link.StateMessage, now time.Time) {
+	row := func(k, format string, args ...any) { fmt.Fprintf(w, "  %-9s %s\n", k, fmt.Sprintf(format, args...)) }
+	row("phase", "%s", s.Phase)
+	if s.ServiceReason != "" {
+		row("reason", "%s", s.ServiceReason)
+	}
+	if v := s.Visit; v != nil {
+		row("visit", "%s, started %s, ends %s (%s)", v.ID, v.StartedAt.Local().Format("15:04:05"),
+			v.EndsAt.Local().Format("15:04:05"), countdown(v.EndsAt, now))
+	}
+	row("door", "%s", s.Door)
+	row("lock", "%s", s.Lock)
+	if s.Presence != "" {
+		row("presence", "%s", s.Presence)
+	}
+	if len(s.Alerts) == 0 {
+		row("alerts", "none")
+	}
+	for i, a := range sortedAlerts(s.Alerts) {
+		k := ""
+		if i == 0 {
+			k = "alerts"
+		}
+		row(k, "%s %s", a.ID, describeAlert(a, now))
+	}
+	if len(s.Outputs) > 0 {
+		names := make([]string, 0, len(s.Outputs))
+		for o := range s.Outputs {
+			names = append(names, o)
+		}
+		sort.Strings(names)
+		parts := make([]string, len(names))
+		for i, o := range names {
+			parts[i] = o + "=" + s.Outputs[o]
+		}
+		row("outputs", "%s", strings.Join(parts, " "))
+	}
+	row("seq", "%d at %s", s.Seq, s.At.Local().Format(time.DateTime))
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("visitctl: encode %T: %v", v, err))
+	}
+	return b
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// ANSI sequences of the live board.
+const (
+	clearHome = "\x1b[H\x1b[2J"
+	bel       = "\a"
+)
+
+// watchEvent is what the MQTT goroutines tell the watch loop.
+type watchEvent struct {
+	msg       *inbound
+	connected bool // a (re)connection with its subscriptions granted
+	lost      bool
+	err       error // a subscription failed
+}
+
+// runWatch is "visitctl watch": the live board of every room under base.
+func runWatch(ctx context.Context, g globals, args []string, stdout io.Writer) error {
+	fs := newFlags("watch", &g)
+	once := fs.Bool("once", false, "print one snapshot after --settle and exit")
+	heartbeat := fs.Duration("heartbeat", 30*time.Second, "the rooms' state heartbeat (mqtt.heartbeat); no state for two of them is STALE")
+	settle := fs.Duration("settle", 500*time.Millisecond, "with --once: quiet time after the last message before printing")
+	pos, help, err := parseArgs("watch", fs, args, stdout)
+	if help || err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("watch takes no arguments besides flags, got %q", pos)
+	}
+	if *heartbeat <= 0 {
+		return usagef("watch: --heartbeat must be positive, got %s", *heartbeat)
+	}
+	if *settle <= 0 {
+		return usagef("watch: --settle must be positive, got %s", *settle)
+	}
+	if err := g.check(); err != nil {
+		return err
+	}
+	opts, err := g.connOptions()
+	if err != nil {
+		return err
+	}
+
+	events := make(chan watchEvent, 1024)
+	send := func(e watchEvent) {
+		select {
+		case events <- e:
+		case <-ctx.Done():
+		}
+	}
+	filters := map[string]byte{g.base + "/+/state": 1, g.base + "/+/availability": 1, g.base + "/+/alerts": 1}
+	handler := func(_ mqtt.Client, m mqtt.Message) {
+		send(watchEvent{msg: &inbound{topic: m.Topic(), payload: m.Payload(), retained: m.Retained()}})
+	}
+	if !*once {
+		opts.SetAutoReconnect(true)
+		opts.SetMaxReconnectInterval(10 * time.Second)
+	}
+	// Subscriptions are made on every connection: the session is clean.
+	opts.SetOnConnectHandler(func(c mqtt.Client) {
+		tok := c.SubscribeMultiple(filters, handler)
+		if !tok.WaitTimeout(g.timeout) {
+			send(watchEvent{err: fmt.Errorf("subscribe to %s/+/...: no answer from the broker within %s", g.base, g.timeout)})
+			return
+		}
+		if err := tok.Error(); err != nil {
+			send(watchEvent{err: fmt.Errorf("subscribe to %s/+/...: %w", g.base, err)})
+			return
+		}
+		for topic, code := range tok.(*mqtt.SubscribeToken).Result() {
+			if code >= 0x80 {
+				send(watchEvent{err: fmt.Errorf("subscribe to %s: refused by the broker (check the ACL for user %q)", topic, g.username)})
+				return
+			}
+		}
+		send(watchEvent{connected: true})
+	})
+	opts.SetConnectionLostHandler(func(mqtt.Client, error) { send(watchEvent{lost: true}) })
+
+	c, err := connect(ctx, g, opts)
+	if err != nil {
+		return err
+	}
+	defer c.Disconnect(250)
+
+	b := newBoard(g.base, *heartbeat)
+	// Wait for the first subscriptions.
+	first := time.NewTimer(g.timeout)
+	defer first.Stop()
+	var early []inbound
+wait:
+	for {
+		select {
+		case e := <-events:
+			switch {
+			case e.err != nil:
+				return e.err
+			case e.connected:
+				break wait
+			case e.msg != nil:
+				early = append(early, *e.msg)
+			}
+		case <-first.C:
+			return &unreachableError{fmt.Errorf("subscribe to %s/+/...: no answer from the broker within %s", g.base, g.timeout)}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	bell := false
+	for _, m := range early {
+		bell = b.apply(m, time.Now()) || bell
+	}
+	if *once {
+		return watchOnce(ctx, g, b, events, *settle, stdout)
+	}
+
+	width, tty := terminalWidth(stdout)
+	draw := func(bell bool) error {
+		now := time.Now()
+		var out string
+		switch {
+		case g.json:
+			out = string(mustJSON(b.snapshot(now))) + "\n"
+		case tty:
+			width, _ = terminalWidth(stdout)
+			out = clearHome + render(b, now, width)
+			if bell {
+				out += bel
+			}
+		default:
+			out = render(b, now, width) + "\n"
+		}
+		_, err := io.WriteString(stdout, out)
+		return err
+	}
+	if err := draw(bell); err != nil {
+		return fmt.Errorf("write board: %w", err)
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e := <-events:
+			bell := false
+			switch {
+			case e.err != nil:
+				return e.err
+			case e.connected:
+				b.connected = true
+			case e.lost:
+				b.connected = false
+			case e.msg != nil:
+				bell = b.apply(*e.msg, time.Now())
+			}
+			if err := draw(bell); err != nil {
+				return fmt.Errorf("write board: %w", err)
+			}
+		case <-tick.C:
+			// Countdowns and ages move every second; only a terminal is redrawn.
+			if tty && !g.json {
+				if err := draw(false); err != nil {
+					return fmt.Errorf("write board: %w", err)
+				}
+			}
+		}
+	}
+}
+
+// watchOnce prints one snapshot once no message came for settle (at most
+// the timeout after subscribing).
+func watchOnce(ctx context.Context, g globals, b *board, events <-chan watchEvent, settle time.Duration, stdout io.Writer) error {
+	quiet := time.NewTimer(settle)
+	defer quiet.Stop()
+	limit := time.NewTimer(g.timeout)
+	defer limit.Stop()
+loop:
+	for {
+		select {
+		case e := <-events:
+			if e.err != nil {
+				return e.err
+			}
+			if e.msg != nil {
+				b.apply(*e.msg, time.Now())
+				quiet.Reset(settle)
+			}
+		case <-quiet.C:
+			break loop
+		case <-limit.C:
+			break loop
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	now := time.Now()
+	var err error
+	if g.json {
+		_, err = fmt.Fprintf(stdout, "%s\n", mustJSON(b.snapshot(now)))
+	} else {
+		_, err = io.WriteString(stdout, render(b, now, 0))
+	}
+	return err
+}
