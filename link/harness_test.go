@@ -1,0 +1,475 @@
+package link
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/link/outbox"
+)
+
+// waitTimeout bounds every wait in these tests.
+const waitTimeout = 20 * time.Second
+
+var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+func testPolicy() controller.Policy {
+	return controller.Policy{
+		Name:              "test",
+		MaxDuration:       2 * time.Hour,
+		Warnings:          []time.Duration{10 * time.Minute},
+		EscalateAfter:     5 * time.Minute,
+		RepeatEvery:       5 * time.Minute,
+		ReannounceAfter:   5 * time.Minute,
+		LockGrace:         10 * time.Second,
+		VacateTimeout:     5 * time.Minute,
+		WelfareCheckEvery: 45 * time.Minute,
+		PanicReset:        controller.PanicResetAck,
+	}
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// roomOpts describes a room under test.
+type roomOpts struct {
+	room     string
+	url      string
+	dir      string // state dir holding outbox/ and replies; a temp dir if empty
+	policy   *controller.Policy
+	user, pw string
+	buffer   int
+	noLoop   bool // do not read Incoming (to fill it)
+	noWait   bool // do not wait for the subscription (broker down)
+}
+
+// room glues a controller to a Client the way the daemon does: one goroutine
+// owns the controller and reads Incoming; tests inject inputs and time.
+type room struct {
+	t       testing.TB
+	name    string
+	dir     string
+	ob      *outbox.Outbox
+	c       *Client
+	replies *Replies
+	ctrl    *controller.Controller
+	steps   chan func()
+	done    chan struct{}
+	now     time.Time
+}
+
+func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
+	t.Helper()
+	if o.room == "" {
+		o.room = "room-a"
+	}
+	if o.dir == "" {
+		o.dir = t.TempDir()
+	}
+	p := testPolicy()
+	if o.policy != nil {
+		p = *o.policy
+	}
+	ob, err := outbox.Open(filepath.Join(o.dir, "outbox"), outbox.Limits{})
+	require.NoError(t, err)
+	replies, err := OpenReplies(filepath.Join(o.dir, "replies"), 0)
+	require.NoError(t, err)
+	topics, err := NewTopics("", o.room)
+	require.NoError(t, err)
+	opts := Options{
+		Broker:         o.url,
+		ClientID:       "roomd-" + o.room,
+		Username:       o.user,
+		Password:       o.pw,
+		Topics:         topics,
+		Outbox:         ob,
+		IncomingBuffer: o.buffer,
+		Keepalive:      2 * time.Second,
+		PublishTimeout: 3 * time.Second,
+	}
+	for _, m := range mutate {
+		m(&opts)
+	}
+	c, err := New(opts, testLogger(t))
+	require.NoError(t, err)
+	r := &room{t: t, name: o.room, dir: o.dir, ob: ob, c: c, replies: replies, steps: make(chan func()), done: make(chan struct{}), now: t0}
+	ctrl, acts, err := controller.New(p, r.now)
+	require.NoError(t, err)
+	r.ctrl = ctrl
+	r.apply(acts)
+	if o.noLoop {
+		close(r.done)
+	} else {
+		go r.loop()
+	}
+	t.Cleanup(func() { r.stop(true) })
+	if !o.noWait {
+		select {
+		case <-c.subscribed:
+		case <-time.After(waitTimeout):
+			t.Fatalf("room %s did not subscribe within %s", o.room, waitTimeout)
+		}
+	}
+	return r
+}
+
+var stopped sync.Map
+
+// stop ends the room: cleanly (Close) or as a crash (abandon).
+func (r *room) stop(clean bool) {
+	if _, dup := stopped.LoadOrStore(r, true); dup {
+		return
+	}
+	if clean {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = r.c.Close(ctx)
+		cancel()
+	} else {
+		r.c.abandon()
+	}
+	<-r.done
+	_ = r.ob.Close()
+}
+
+func (r *room) loop() {
+	defer close(r.done)
+	for {
+		select {
+		case m, ok := <-r.c.Incoming():
+			if !ok {
+				return
+			}
+			r.handle(m)
+		case f := <-r.steps:
+			f()
+		}
+	}
+}
+
+func (r *room) handle(m Message) {
+	if m.Kind != KindCommand {
+		return
+	}
+	id := PeekRequestID(m.Payload, 0)
+	if rep, ok := r.replies.Lookup(id); ok {
+		require.NoError(r.t, r.c.Reply(id, rep))
+		return
+	}
+	cmd, cerr := DecodeCommand(m.Payload, 0, time.Now())
+	var payload []byte
+	if cerr != nil {
+		payload = EncodeRefusal(cerr)
+	} else {
+		cmd.At = r.now
+		payload = r.apply(r.ctrl.Step(cmd))
+	}
+	require.NoError(r.t, r.replies.Store(id, payload))
+	require.NoError(r.t, r.c.Reply(id, payload))
+}
+
+// apply carries out the link side of the actions and returns the reply payload, if any.
+func (r *room) apply(acts []controller.Action) []byte {
+	var reply []byte
+	for _, a := range acts {
+		switch a := a.(type) {
+		case controller.Announce:
+			require.NoError(r.t, r.c.Publish(a.Record))
+		case controller.StateChanged:
+			r.c.PublishState(EncodeState(r.name, r.ctrl.State()))
+		case controller.Reply:
+			reply = EncodeReply(r.name, a, r.ctrl.State())
+		}
+	}
+	return reply
+}
+
+// do runs f on the room's goroutine.
+func (r *room) do(f func()) {
+	done := make(chan struct{})
+	select {
+	case r.steps <- func() { f(); close(done) }:
+	case <-time.After(waitTimeout):
+		r.t.Fatalf("room loop not responding")
+	}
+	<-done
+}
+
+// input sets an input at the current time.
+func (r *room) input(in controller.Input, l controller.Level) {
+	r.do(func() { r.apply(r.ctrl.Step(controller.InputChanged{At: r.now, Input: in, Level: l})) })
+}
+
+// advance moves time forward by d and ticks.
+func (r *room) advance(d time.Duration) {
+	r.do(func() {
+		r.now = r.now.Add(d)
+		r.apply(r.ctrl.Step(controller.Tick{At: r.now}))
+	})
+}
+
+func (r *room) fault(source string, active bool) {
+	r.do(func() {
+		r.apply(r.ctrl.Step(controller.Fault{At: r.now, Source: source, Active: active, Detail: "test", Severity: controller.SeverityCritical}))
+	})
+}
+
+func (r *room) flush() {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	require.NoError(r.t, r.c.Flush(ctx))
+}
+
+// observer is a guard console or booking system: a plain paho client
+// collecting every message under a filter.
+type observer struct {
+	t    testing.TB
+	cli  mqtt.Client
+	ch   chan obsMsg
+	held []obsMsg
+}
+
+type obsMsg struct {
+	Topic    string
+	Payload  string
+	Retained bool
+}
+
+type observerOpts struct {
+	clientID   string // persistent session if set
+	user, pw   string
+	filter     string
+	configured func(*mqtt.ClientOptions)
+}
+
+func observe(t testing.TB, url string, o observerOpts) *observer {
+	t.Helper()
+	if o.filter == "" {
+		o.filter = "visitrooms/#"
+	}
+	ob := &observer{t: t, ch: make(chan obsMsg, 10000)}
+	handler := func(_ mqtt.Client, m mqtt.Message) {
+		ob.ch <- obsMsg{Topic: m.Topic(), Payload: string(m.Payload()), Retained: m.Retained()}
+	}
+	mo := mqtt.NewClientOptions().AddBroker(url).SetProtocolVersion(4).
+		SetUsername(o.user).SetPassword(o.pw).
+		SetAutoReconnect(true).SetMaxReconnectInterval(500 * time.Millisecond).SetConnectRetry(true).
+		SetConnectRetryInterval(200 * time.Millisecond).SetOrderMatters(true).
+		SetDefaultPublishHandler(handler)
+	if o.clientID != "" {
+		mo.SetClientID(o.clientID).SetCleanSession(false)
+	} else {
+		mo.SetClientID(fmt.Sprintf("obs-%d", time.Now().UnixNano())).SetCleanSession(true)
+	}
+	if o.configured != nil {
+		o.configured(mo)
+	}
+	subscribed := make(chan error, 10)
+	mo.SetOnConnectHandler(func(c mqtt.Client) {
+		tok := c.Subscribe(o.filter, 1, handler)
+		go func() {
+			if !tok.WaitTimeout(waitTimeout) {
+				subscribed <- fmt.Errorf("subscribe %s: timeout", o.filter)
+				return
+			}
+			subscribed <- tok.Error()
+		}()
+	})
+	ob.cli = mqtt.NewClient(mo)
+	tok := ob.cli.Connect()
+	require.True(t, tok.WaitTimeout(waitTimeout), "observer connect timed out")
+	require.NoError(t, tok.Error())
+	select {
+	case err := <-subscribed:
+		require.NoError(t, err)
+	case <-time.After(waitTimeout):
+		t.Fatalf("observer subscribe timed out")
+	}
+	t.Cleanup(func() { ob.cli.Disconnect(0) })
+	return ob
+}
+
+// next returns the next message whose topic ends with suffix and that
+// satisfies match (nil: any), keeping the others for later calls.
+func (o *observer) next(suffix string, match func(obsMsg) bool) obsMsg {
+	o.t.Helper()
+	ok := func(m obsMsg) bool {
+		return strings.HasSuffix(m.Topic, "/"+suffix) && (match == nil || match(m))
+	}
+	for i, m := range o.held {
+		if ok(m) {
+			o.held = append(o.held[:i:i], o.held[i+1:]...)
+			return m
+		}
+	}
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case m := <-o.ch:
+			if ok(m) {
+				return m
+			}
+			o.held = append(o.held, m)
+		case <-timer.C:
+			o.t.Fatalf("no message on .../%s within %s; held: %v", suffix, waitTimeout, o.held)
+			return obsMsg{}
+		}
+	}
+}
+
+// drain returns every message received so far whose topic ends with suffix.
+func (o *observer) drain(suffix string) []obsMsg {
+	var out, rest []obsMsg
+	for {
+		select {
+		case m := <-o.ch:
+			o.held = append(o.held, m)
+			continue
+		default:
+		}
+		break
+	}
+	for _, m := range o.held {
+		if strings.HasSuffix(m.Topic, "/"+suffix) {
+			out = append(out, m)
+		} else {
+			rest = append(rest, m)
+		}
+	}
+	o.held = rest
+	return out
+}
+
+func (o *observer) publish(topic string, payload string, retained bool) {
+	o.t.Helper()
+	tok := o.cli.Publish(topic, 1, retained, payload)
+	require.True(o.t, tok.WaitTimeout(waitTimeout), "publish timed out")
+	require.NoError(o.t, tok.Error())
+}
+
+// command sends a command to room and returns its reply.
+func (o *observer) command(room, payload, requestID string) ReplyMessage {
+	o.t.Helper()
+	o.publish("visitrooms/"+room+"/cmd", payload, false)
+	return o.reply(requestID)
+}
+
+func (o *observer) reply(requestID string) ReplyMessage {
+	o.t.Helper()
+	m := o.next("cmd/reply", func(m obsMsg) bool {
+		var r ReplyMessage
+		return json.Unmarshal([]byte(m.Payload), &r) == nil && r.RequestID == requestID
+	})
+	return strictReply(o.t, m.Payload)
+}
+
+func strictReply(t testing.TB, payload string) ReplyMessage {
+	t.Helper()
+	var r ReplyMessage
+	require.NoError(t, strictUnmarshal([]byte(payload), &r), payload)
+	return r
+}
+
+func strictEvent(t testing.TB, payload string) EventMessage {
+	t.Helper()
+	var e EventMessage
+	require.NoError(t, strictUnmarshal([]byte(payload), &e), payload)
+	return e
+}
+
+func strictUnmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("trailing data after JSON value")
+	}
+	return nil
+}
+
+// proxy forwards TCP connections to a broker; Cut drops them all abruptly
+// (no MQTT DISCONNECT), as a crash or a network failure would, and refuses
+// new ones until Resume.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	down   bool
+}
+
+func startProxy(t testing.TB, brokerURL string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &proxy{ln: ln, target: strings.TrimPrefix(brokerURL, "tcp://")}
+	go p.serve()
+	t.Cleanup(func() { _ = ln.Close(); p.Cut() })
+	return p
+}
+
+func (p *proxy) URL() string { return "tcp://" + p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			_ = in.Close()
+			continue
+		}
+		out, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+		if err != nil {
+			_ = in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
+		go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
+	}
+}
+
+// Cut closes every forwarded connection and refuses new ones until Resume.
+func (p *proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// Resume accepts connections again.
+func (p *proxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
+}
