@@ -61,9 +61,9 @@ func checkBackend(sim *simChip, logger *slog.Logger) error {
 		{"presence from PIR0", func() error { return rc.toggle(offPIR0) }},
 		{"presence from PIR1", func() error { return rc.toggle(offPIR1) }},
 		{"presence combines PIR0 and PIR1", rc.presenceCombined},
-		{"bounce burst settles once", rc.bounce},
-		{"glitch shorter than debounce is ignored", rc.glitch},
-		{"flapping line is unknown, then recovers", rc.flap},
+		{"bounce burst settles once", rc.retrySlow(rc.bounce)},
+		{"glitch shorter than debounce is ignored", rc.retrySlow(rc.glitch)},
+		{"flapping line is unknown, then recovers", rc.retrySlow(rc.flap)},
 		{"outputs drive lines", rc.outputs},
 		{"blink toggles the line", rc.blink},
 		{"Safe turns every output off (active-low too)", rc.safe},
@@ -251,43 +251,82 @@ func (rc *roomCheck) presenceCombined() error {
 	return rc.quiet()
 }
 
-// burst writes the door's pull alternately, ending at final, and returns
-// when the burst started and how long it took.
-func (rc *roomCheck) burst(final bool, writes int) (time.Time, time.Duration, error) {
+// errSlowStimulus marks a check whose stimulus was not delivered fast
+// enough to prove anything (the VM's CPU was starved); it is retried.
+var errSlowStimulus = errors.New("stimulus too slow")
+
+// maxAttempts bounds the retries of a check whose stimulus was too slow.
+const maxAttempts = 4
+
+// retrySlow runs check; when it fails only because its stimulus was too
+// slow, it drives every input inactive, waits until the readings go quiet
+// (long enough for a flapping line to recover), and tries again.
+func (rc *roomCheck) retrySlow(check func() error) func() error {
+	return func() error {
+		var err error
+		for attempt := 1; attempt <= maxAttempts; attempt++ {
+			if err = check(); !errors.Is(err, errSlowStimulus) {
+				return err
+			}
+			fmt.Printf("vmtest: attempt %d: %v; retrying\n", attempt, err)
+			for _, l := range inputLines {
+				if derr := rc.drive(l.off, false); derr != nil {
+					return derr
+				}
+			}
+			for {
+				r, ok := rc.next(flapWindow + quietFor)
+				if !ok {
+					break
+				}
+				if r.Level != controller.LevelInactive && r.Detail != device.DetailFlapping {
+					return fmt.Errorf("while recovering from a slow stimulus: got %s %s (%q) with every input inactive",
+						r.Input, r.Input.Describe(r.Level), r.Detail)
+				}
+			}
+		}
+		return fmt.Errorf("%d attempts: %w", maxAttempts, err)
+	}
+}
+
+// burst writes line off's pull alternately, ending at its active level if
+// active, and returns when it started. A burst that took half the debounce
+// or more returns errSlowStimulus.
+func (rc *roomCheck) burst(off int, active bool, writes int) (time.Time, error) {
 	t0 := time.Now()
-	level := final
+	level := active
 	if writes%2 == 0 {
-		level = !final
+		level = !active
 	}
 	for i := 0; i < writes; i++ {
-		if err := rc.drive(offDoor, level); err != nil {
-			return t0, 0, err
+		if err := rc.drive(off, level); err != nil {
+			return t0, err
 		}
 		level = !level
 	}
-	d := time.Since(t0)
-	if d >= debounce/2 {
-		return t0, d, fmt.Errorf("burst of %d writes took %s, not well inside the debounce %s; the check proves nothing", writes, d, debounce)
+	if d := time.Since(t0); d >= debounce/2 {
+		return t0, fmt.Errorf("burst of %d writes on %s took %s, not well inside the debounce %s: %w",
+			writes, lineNames[off], d, debounce, errSlowStimulus)
 	}
-	return t0, d, nil
+	return t0, nil
 }
 
 // bounce: a burst ending at the other level is delivered once, at that level.
 func (rc *roomCheck) bounce() error {
-	for _, final := range []bool{true, false} {
-		t0, d, err := rc.burst(final, 7)
+	for _, active := range []bool{true, false} {
+		t0, err := rc.burst(offDoor, active, 7)
 		if err != nil {
 			return err
 		}
 		level := controller.LevelInactive
-		if final {
+		if active {
 			level = controller.LevelActive
 		}
 		if err := rc.expect(controller.InputDoor, level, t0); err != nil {
-			return fmt.Errorf("after a 7-write burst in %s: %w", d, err)
+			return fmt.Errorf("after a 7-write burst: %w", err)
 		}
 		if err := rc.quiet(); err != nil {
-			return fmt.Errorf("after a 7-write burst in %s: %w", d, err)
+			return fmt.Errorf("after a 7-write burst: %w", err)
 		}
 	}
 	return nil
@@ -295,54 +334,59 @@ func (rc *roomCheck) bounce() error {
 
 // glitch: a burst that ends where it started produces no reading.
 func (rc *roomCheck) glitch() error {
-	_, d, err := rc.burst(false, 6)
-	if err != nil {
+	if _, err := rc.burst(offDoor, false, 6); err != nil {
 		return err
 	}
 	if err := rc.quiet(); err != nil {
-		return fmt.Errorf("after a 6-write glitch in %s ending closed: %w", d, err)
+		return fmt.Errorf("after a 6-write glitch ending closed: %w", err)
 	}
 	return nil
 }
 
-// flap: more than flapMax changes within flapWindow make the door unknown
+// flap: more than flapMax changes within flapWindow make STAFF unknown
 // ("flapping"); once quiet for a whole window it reports its level again.
 //
-// The changes are spaced by flapGap, not written back to back: the kernel
+// The changes come in bursts of flapBurst with a pause between: the kernel
 // queues at most 16 edge events per requested line (periph leaves
-// event_buffer_size at its default) and drops the oldest beyond that, so
-// one instantaneous burst counts as at most 16 changes.
+// event_buffer_size at its default) and drops the oldest beyond that, so one
+// instantaneous burst counts as at most 16 changes. Bursts go on until a
+// reading arrives.
 func (rc *roomCheck) flap() error {
-	const flapGap = 3 * time.Millisecond
+	const (
+		flapBurst = 10 // even: each burst ends released
+		flapPause = 10 * time.Millisecond
+	)
 	t0 := time.Now()
-	level := true
-	for i := 0; i < 2*flapMax; i++ {
-		if err := rc.drive(offDoor, level); err != nil {
+	changes := 0
+	var r device.Reading
+	for got := false; !got; {
+		if time.Since(t0) >= flapWindow/2 {
+			return fmt.Errorf("%d changes in %s without a reading, not well inside the flap window %s: %w",
+				changes, time.Since(t0).Round(time.Millisecond), flapWindow, errSlowStimulus)
+		}
+		if _, err := rc.burst(offStaff, false, flapBurst); err != nil {
 			return err
 		}
-		level = !level
-		time.Sleep(flapGap)
+		changes += flapBurst
+		r, got = rc.next(flapPause)
 	}
-	if d := time.Since(t0); d >= flapWindow/2 {
-		return fmt.Errorf("%d changes took %s, not well inside the flap window %s", 2*flapMax, d, flapWindow)
+	if r.Input != controller.InputStaff || r.Level != controller.LevelUnknown || r.Detail != device.DetailFlapping {
+		return fmt.Errorf("got %s %s (%q) after %d changes, want staff unknown (%q)",
+			r.Input, r.Input.Describe(r.Level), r.Detail, changes, device.DetailFlapping)
 	}
-	r, ok := rc.next(expectWithin)
+	if changes <= flapMax {
+		return fmt.Errorf("staff flapping after only %d changes, limit %d", changes, flapMax)
+	}
+	last := time.Now()
+	r, ok := rc.next(flapWindow + expectWithin)
 	if !ok {
-		return fmt.Errorf("no reading within %s of %d changes", expectWithin, 2*flapMax)
+		return fmt.Errorf("staff still unknown %s after the last burst", time.Since(last).Round(time.Millisecond))
 	}
-	if r.Input != controller.InputDoor || r.Level != controller.LevelUnknown || r.Detail != device.DetailFlapping {
-		return fmt.Errorf("got %s %s (%q) after %d changes, want door unknown (%q)",
-			r.Input, r.Input.Describe(r.Level), r.Detail, 2*flapMax, device.DetailFlapping)
+	if r.Input != controller.InputStaff || r.Level != controller.LevelInactive {
+		return fmt.Errorf("got %s %s (%q) after flapping stopped, want staff released", r.Input, r.Input.Describe(r.Level), r.Detail)
 	}
-	r, ok = rc.next(flapWindow + expectWithin)
-	if !ok {
-		return fmt.Errorf("door still unknown %s after the burst", time.Since(t0).Round(time.Millisecond))
-	}
-	if r.Input != controller.InputDoor || r.Level != controller.LevelInactive {
-		return fmt.Errorf("got %s %s (%q) after flapping stopped, want door closed", r.Input, r.Input.Describe(r.Level), r.Detail)
-	}
-	if d := r.At.Sub(t0); d < flapWindow {
-		return fmt.Errorf("door recovered %s after the burst began, before a whole quiet window of %s", d, flapWindow)
+	if d := time.Since(last); d < flapWindow-debounce {
+		return fmt.Errorf("staff recovered %s after the last burst, before a whole quiet window of %s", d, flapWindow)
 	}
 	return rc.quiet()
 }

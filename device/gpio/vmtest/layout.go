@@ -28,8 +28,9 @@ const (
 	debounce = 40 * time.Millisecond
 
 	// flapMax raw changes within flapWindow make a line unknown ("flapping").
-	// The bounce checks stay well below it; the flap check goes over it.
-	flapMax    = 40
+	// The bounce checks (20 changes of DOOR) stay below it; the flap check
+	// goes over it on STAFF.
+	flapMax    = 24
 	flapWindow = time.Second
 )
 
