@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -56,8 +57,11 @@ type roomOpts struct {
 	policy   *controller.Policy
 	user, pw string
 	buffer   int
-	noLoop   bool // do not read Incoming (to fill it)
-	noWait   bool // do not wait for the subscription (broker down)
+	noLoop   bool                 // do not read Incoming (to fill it)
+	noWait   bool                 // do not wait for the subscription (broker down)
+	snapshot *controller.Snapshot // restore the controller (a restarted roomd)
+	tls      *tls.Config
+	clientID string
 }
 
 // room glues a controller to a Client the way the daemon does: one goroutine
@@ -83,6 +87,9 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 	if o.dir == "" {
 		o.dir = t.TempDir()
 	}
+	if o.clientID == "" {
+		o.clientID = "roomd-" + o.room
+	}
 	p := testPolicy()
 	if o.policy != nil {
 		p = *o.policy
@@ -95,7 +102,8 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 	require.NoError(t, err)
 	opts := Options{
 		Broker:         o.url,
-		ClientID:       "roomd-" + o.room,
+		ClientID:       o.clientID,
+		TLS:            o.tls,
 		Username:       o.user,
 		Password:       o.pw,
 		Topics:         topics,
@@ -110,7 +118,16 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 	c, err := New(opts, testLogger(t))
 	require.NoError(t, err)
 	r := &room{t: t, name: o.room, dir: o.dir, ob: ob, c: c, replies: replies, steps: make(chan func()), done: make(chan struct{}), now: t0}
-	ctrl, acts, err := controller.New(p, r.now)
+	var (
+		ctrl *controller.Controller
+		acts []controller.Action
+	)
+	if o.snapshot != nil {
+		r.now = o.snapshot.Now
+		ctrl, acts, err = controller.Restore(p, *o.snapshot, r.now)
+	} else {
+		ctrl, acts, err = controller.New(p, r.now)
+	}
 	require.NoError(t, err)
 	r.ctrl = ctrl
 	r.apply(acts)
@@ -132,6 +149,20 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 
 var stopped sync.Map
 
+// snapshot returns the controller's state to persist.
+func (r *room) snapshot() controller.Snapshot {
+	var s controller.Snapshot
+	r.do(func() { s = r.ctrl.Snapshot() })
+	return s
+}
+
+// lastSeq returns the seq of the latest record.
+func (r *room) lastSeq() uint64 {
+	var s uint64
+	r.do(func() { s = r.ctrl.State().Seq })
+	return s
+}
+
 // stop ends the room: cleanly (Close) or as a crash (abandon).
 func (r *room) stop(clean bool) {
 	if _, dup := stopped.LoadOrStore(r, true); dup {
@@ -143,6 +174,10 @@ func (r *room) stop(clean bool) {
 		cancel()
 	} else {
 		r.c.abandon()
+		select {
+		case <-r.done:
+		case r.steps <- nil:
+		}
 	}
 	<-r.done
 	_ = r.ob.Close()
@@ -158,6 +193,9 @@ func (r *room) loop() {
 			}
 			r.handle(m)
 		case f := <-r.steps:
+			if f == nil {
+				return
+			}
 			f()
 		}
 	}
