@@ -62,7 +62,7 @@ func TestCommandsAgainstARoom(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	states := watchTopic(t, url, "visitrooms/room-1/state")
 	startRoom(t, url, "visitrooms", "room-1")
-	waitState(t, states, "the first state", func(link.StateMessage) bool { return true })
+	waitState(t, states, "the inputs read", func(s link.StateMessage) bool { return s.Door == "closed" && s.Lock == "unlocked" })
 
 	out, _, err := cli(t, url, "state", "room-1")
 	require.NoError(t, err)
