@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/link"
+)
+
+// recordTimeout bounds the wait for any one record at the guard.
+const recordTimeout = 10 * time.Second
+
+// console sends commands to a room through the prober, as a booking system
+// or guard console would.
+type console struct {
+	p      *prober
+	topics link.Topics
+	n      int
+}
+
+func (e *env) console(roomID string) (*console, error) {
+	t, err := link.NewTopics(link.DefaultBase, roomID)
+	if err != nil {
+		return nil, err
+	}
+	return &console{p: e.prober, topics: t}, nil
+}
+
+func (c *console) send(cmd controller.Command) error {
+	c.n++
+	cmd.RequestID = fmt.Sprintf("rb-%d", c.n)
+	return c.p.publish(c.topics.Command(), link.EncodeCommand(cmd, time.Time{}))
+}
+
+func (c *console) simSet(payload string) error {
+	return c.p.publish(c.topics.SimSet(), []byte(payload))
+}
+
+// startWaiting starts a room with an inbox and waits for its
+// controller_started record, which says the room is up and connected.
+func (e *env) startWaiting(ctx context.Context, id string, rc roomConfig, depth int) (*room, <-chan received, error) {
+	in := e.guard.inbox(id, depth)
+	r, err := startRoom(id, rc)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := waitRecord(ctx, in, 30*time.Second, func(m received) bool { return isEvent(m, "controller_started") }); err != nil {
+		_ = r.Stop()
+		return nil, nil, fmt.Errorf("room %s did not come up: %w", id, err)
+	}
+	return r, in, nil
+}
+
+// runLatency measures input edge to guard: a panic press until the
+// alert_raised record arrives at the guard console, (a) pressed through the
+// sim control surface over MQTT, (b) pressed through the in-process sim API.
+// Each sample is followed by release and ack_alert, which clears the panic
+// so the next press raises a new one. Floor probes are interleaved one for
+// one with the samples.
+func runLatency(ctx context.Context, e *env) *SuiteResult {
+	res := &SuiteResult{}
+	rc := e.roomConfig(filepath.Join(e.dir, "latency"))
+	debounce := rc.Spec.Inputs[controller.InputPanic][0].Debounce
+	res.Params = map[string]string{"samples": fmt.Sprint(e.cfg.Samples), "debounce": debounce.String(), "qos": "1"}
+	id := e.roomID("lat", 1)
+	r, in, err := e.startWaiting(ctx, id, rc, 256)
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	defer func() { _ = r.Stop() }()
+	con, err := e.console(id)
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+
+	press := map[string]func() error{
+		"mqtt": func() error { return con.simSet(`{"panic":true}`) },
+		"api":  func() error { return r.Sim.SetInput(controller.InputPanic, controller.LevelActive) },
+	}
+	var floor []time.Duration
+	lat := map[string][]time.Duration{}
+	events := map[string][]time.Duration{}
+	cycle := func(path string) error {
+		start := time.Now()
+		if err := press[path](); err != nil {
+			return err
+		}
+		var evAt time.Time
+		m, err := waitRecord(ctx, in, recordTimeout, func(m received) bool {
+			if isEvent(m, "alert_raised") && evAt.IsZero() {
+				evAt = m.Arrived
+			}
+			return isAlert(m, "alert_raised", "panic")
+		})
+		if err != nil {
+			return fmt.Errorf("%s press: alert_raised panic: %w", path, err)
+		}
+		lat[path] = append(lat[path], m.Arrived.Sub(start))
+		if !evAt.IsZero() {
+			events[path] = append(events[path], evAt.Sub(start))
+		}
+		if err := r.Sim.SetInput(controller.InputPanic, controller.LevelInactive); err != nil {
+			return err
+		}
+		if err := con.send(controller.Command{Action: controller.ActionAckAlert, AlertID: m.Event.Alert.ID}); err != nil {
+			return err
+		}
+		if _, err := waitRecord(ctx, in, recordTimeout, func(m received) bool { return isAlert(m, "alert_cleared", "panic") }); err != nil {
+			return fmt.Errorf("%s: panic not cleared after release and ack: %w", path, err)
+		}
+		return nil
+	}
+	for i := range e.cfg.Samples {
+		for _, path := range []string{"mqtt", "api"} {
+			d, err := e.prober.floorSample(e.guard, recordTimeout)
+			if err != nil {
+				res.Error = err.Error()
+				return res
+			}
+			floor = append(floor, d)
+			if err := cycle(path); err != nil {
+				res.Error = fmt.Sprintf("sample %d: %v", i+1, err)
+				return res
+			}
+		}
+	}
+	fs := summarize(floor)
+	target := func(row *Row) {
+		lim := 1.5*fs.P99 + ms(debounce)
+		row.Target = fmt.Sprintf("p99 <= 1.5x floor p99 + debounce = %.1f ms", lim)
+		row.Met = boolp(row.Sample.P99 <= lim)
+	}
+	target(res.row("(a) sim/set over MQTT -> alert_raised on alerts", summarize(lat["mqtt"]), &fs))
+	res.row("(a) same, alert_raised on events", summarize(events["mqtt"]), &fs)
+	target(res.row("(b) in-process sim.SetInput -> alert_raised on alerts", summarize(lat["api"]), &fs))
+	res.row("(b) same, alert_raised on events", summarize(events["api"]), &fs)
+	res.row("floor: bare paho publish -> bare subscriber", fs, nil)
+	res.note("the panic input's debounce (%s) is part of every sample: a press is reported only once it held that long", debounce)
+	res.note("path: debounce, loop step, state file write (fsync), outbox append (fsync), paho publish QoS 1, broker, guard; alerts are published after the events copy of the same record")
+	return res
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/daemon"
+	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/link/outbox"
+	"github.com/roomd/roomd/sim"
+)
+
+// roomConfig is what every in-process room of a run shares.
+type roomConfig struct {
+	Broker    string
+	Base      string
+	Dir       string // each room gets Dir/<room>/{state,outbox}
+	Policy    controller.Policy
+	Spec      device.Spec
+	Heartbeat time.Duration
+	Logger    *slog.Logger
+}
+
+// room is one roomd in-process: its own simulated backend, controller loop,
+// state directory, outbox and MQTT client, as a separate Pi would have.
+type room struct {
+	ID     string
+	Sim    *sim.Room
+	client *link.Client
+	ob     *outbox.Outbox
+	cancel context.CancelFunc
+	done   chan error
+	pumped chan struct{}
+}
+
+// startRoom starts room id and returns at once; the link connects in the
+// background (the room's controller_started record says it is up).
+func startRoom(id string, c roomConfig) (*room, error) {
+	log := c.Logger.With("room", id)
+	dir := filepath.Join(c.Dir, id)
+	stateDir := filepath.Join(dir, "state")
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("room %s: create state dir: %w", id, err)
+	}
+	ob, err := outbox.Open(filepath.Join(dir, "outbox"), outbox.Limits{})
+	if err != nil {
+		return nil, fmt.Errorf("room %s: %w", id, err)
+	}
+	topics, err := link.NewTopics(c.Base, id)
+	if err != nil {
+		_ = ob.Close()
+		return nil, fmt.Errorf("room %s: %w", id, err)
+	}
+	cli, err := link.New(link.Options{
+		Broker:   c.Broker,
+		ClientID: "roomd-" + id,
+		Username: id,
+		Topics:   topics,
+		Outbox:   ob,
+		SimMode:  true,
+		// A quick reconnect keeps the outage figure about the broker, not
+		// about paho's backoff; production uses the default cap.
+		MaxReconnectInterval: time.Second,
+	}, log)
+	if err != nil {
+		_ = ob.Close()
+		return nil, fmt.Errorf("room %s: %w", id, err)
+	}
+	s, err := sim.New(c.Spec, log)
+	if err != nil {
+		_ = cli.Close(context.Background())
+		_ = ob.Close()
+		return nil, fmt.Errorf("room %s: %w", id, err)
+	}
+	r := &room{ID: id, Sim: s, client: cli, ob: ob, done: make(chan error, 1), pumped: make(chan struct{})}
+	a := &daemonLink{room: id, cli: cli, sim: s, log: log, commands: make(chan controller.Command, 64)}
+	go func() { defer close(r.pumped); a.pump() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() {
+		r.done <- daemon.Run(ctx, daemon.Options{
+			Room: id, Policy: c.Policy, StateDir: stateDir, Heartbeat: c.Heartbeat,
+		}, daemon.Deps{Inputs: s, Outputs: s, Link: a, Logger: log})
+	}()
+	return r, nil
+}
+
+// Stop ends the room's loop (which closes its link) and releases the rest.
+func (r *room) Stop() error {
+	r.cancel()
+	err := <-r.done
+	<-r.pumped
+	return errors.Join(err, r.Sim.Close(), r.ob.Close())
+}
+
+// daemonLink adapts link.Client to daemon.Link as roomd does: commands are
+// decoded at the edge (refusals answered there), sim/set messages drive the
+// simulated backend.
+type daemonLink struct {
+	room     string
+	cli      *link.Client
+	sim      *sim.Room
+	log      *slog.Logger
+	commands chan controller.Command
+}
+
+func (a *daemonLink) pump() {
+	defer close(a.commands)
+	for m := range a.cli.Incoming() {
+		switch m.Kind {
+		case link.KindCommand:
+			cmd, cerr := link.DecodeCommand(m.Payload, 0, time.Now())
+			if cerr != nil {
+				if err := a.cli.Reply(cerr.RequestID, link.EncodeRefusal(cerr)); err != nil {
+					a.log.Warn("refusal not sent", "err", err)
+				}
+				continue
+			}
+			a.commands <- cmd
+		case link.KindSimSet:
+			if err := applySimSet(a.sim, m.Payload); err != nil {
+				a.log.Warn("sim/set refused", "err", err)
+			}
+		}
+	}
+}
+
+func (a *daemonLink) Commands() <-chan controller.Command { return a.commands }
+
+func (a *daemonLink) Publish(rec controller.Record) error {
+	err := a.cli.Publish(rec)
+	if errors.Is(err, outbox.ErrFull) {
+		return fmt.Errorf("%w: %w", daemon.ErrOutboxFull, err)
+	}
+	return err
+}
+
+func (a *daemonLink) PublishState(st controller.State) error {
+	a.cli.PublishState(link.EncodeState(a.room, st))
+	return nil
+}
+
+func (a *daemonLink) Reply(rep controller.Reply, st controller.State) error {
+	return a.cli.Reply(rep.RequestID, link.EncodeReply(a.room, rep, st))
+}
+
+func (a *daemonLink) Close(ctx context.Context) error { return a.cli.Close(ctx) }
+
+// applySimSet applies a sim/set payload to the simulated room.
+func applySimSet(s *sim.Room, payload []byte) error {
+	c, err := sim.ParseControl(payload)
+	if err != nil {
+		return err
+	}
+	return s.Apply(c)
+}
