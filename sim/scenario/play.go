@@ -407,7 +407,18 @@ func (pl *player) finish(stepIdx int) {
 		if e.HasAt {
 			when = " at " + FormatOffset(e.At)
 		}
-		pl.fail(fmt.Sprintf("expect[%d] (%s:%d) %s%s never came (run ended at %s)", i, pl.sc.Source, e.Line, e.Pattern, when, end))
+		var seen []string
+		for _, ev := range pl.events {
+			if e.Matches(ev) {
+				seen = append(seen, FormatOffset(ev.At.Sub(pl.zero)))
+			}
+		}
+		also := ""
+		if e.HasAt && len(seen) > 0 {
+			when += fmt.Sprintf(" ±%s", e.Within+pl.env.Slack)
+			also = "; matching events came at " + strings.Join(seen, ", ")
+		}
+		pl.fail(fmt.Sprintf("expect[%d] (%s:%d) %s%s never came (run ended at %s)%s", i, pl.sc.Source, e.Line, e.Pattern, when, end, also))
 	}
 	for i, e := range pl.sc.Expect {
 		if e.Count == 0 {
