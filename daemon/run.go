@@ -67,6 +67,9 @@ type Deps struct {
 	// less real time and scales the age of a reading likewise. Heartbeat,
 	// retry and watchdog intervals stay in real time.
 	Speed float64
+	// Faults, optional, carries faults found by collaborators (for example
+	// MQTTLink's reply cache); the loop stamps and steps them.
+	Faults <-chan controller.Fault
 }
 
 func (o *Options) check() error {
@@ -313,6 +316,10 @@ func (r *runner) loop(ctx context.Context) error {
 			}
 		case <-watchdog:
 			r.notify("WATCHDOG=1")
+		case f := <-r.deps.Faults:
+			f.At = r.clock.Now()
+			r.log.Warn("fault reported", "source", f.Source, "active", f.Active)
+			r.step(f)
 		case err := <-inputsDone:
 			inputsDone = nil
 			if err == nil {

@@ -11,6 +11,8 @@ import (
 )
 
 const usage = `usage:
+  roomd run --config FILE [--log-format text|json]
+                            run the room until SIGINT or SIGTERM
   roomd check-config FILE   print the effective config, or every problem in it
   roomd help                show this help
 `
@@ -25,7 +27,6 @@ func usagef(format string, args ...any) error { return &usageError{msg: fmt.Spri
 // run is roomd's main: args as os.Args, getenv as os.Getenv. It returns
 // when the command is done or ctx is cancelled (SIGINT, SIGTERM).
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	_, _ = ctx, getenv // used by the daemon's subcommands
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
 		return usagef("no subcommand")
@@ -34,7 +35,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "check-config":
 		return checkConfig(rest, stdout, stderr)
-	// The daemon itself ("run", with -demo) is dispatched here.
+	case "run":
+		return runDaemon(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

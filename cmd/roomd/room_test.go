@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/link/mqtttest"
+)
+
+const waitFor = 15 * time.Second
+
+// observer is a test MQTT client that records every message under a room.
+type observer struct {
+	t    *testing.T
+	cli  paho.Client
+	ch   chan paho.Message
+	seen []paho.Message // received, not yet returned by next
+}
+
+func observe(t *testing.T, url, base, room string) *observer {
+	t.Helper()
+	o := &observer{t: t, ch: make(chan paho.Message, 4096)}
+	opts := paho.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("obs-%d", time.Now().UnixNano())).
+		SetCleanSession(true).SetOrderMatters(true)
+	o.cli = paho.NewClient(opts)
+	tok := o.cli.Connect()
+	require.True(t, tok.WaitTimeout(waitFor), "connect observer")
+	require.NoError(t, tok.Error())
+	tok = o.cli.Subscribe(base+"/"+room+"/#", 1, func(_ paho.Client, m paho.Message) { o.ch <- m })
+	require.True(t, tok.WaitTimeout(waitFor), "subscribe observer")
+	require.NoError(t, tok.Error())
+	t.Cleanup(func() { o.cli.Disconnect(100) })
+	return o
+}
+
+// next returns the earliest message not returned before, on a topic ending
+// in suffix, that satisfies ok. Messages of other topics stay available.
+func (o *observer) next(suffix string, ok func(m paho.Message) bool) paho.Message {
+	o.t.Helper()
+	match := func(m paho.Message) bool {
+		return strings.HasSuffix(m.Topic(), "/"+suffix) && (ok == nil || ok(m))
+	}
+	for i, m := range o.seen {
+		if m != nil && match(m) {
+			o.seen[i] = nil
+			return m
+		}
+	}
+	deadline := time.After(waitFor)
+	for {
+		select {
+		case m := <-o.ch:
+			if match(m) {
+				return m
+			}
+			o.seen = append(o.seen, m)
+		case <-deadline:
+			o.t.Fatalf("no matching message on %s", suffix)
+			return nil
+		}
+	}
+}
+
+func (o *observer) publish(topic string, payload []byte) {
+	o.t.Helper()
+	tok := o.cli.Publish(topic, 1, false, payload)
+	require.True(o.t, tok.WaitTimeout(waitFor))
+	require.NoError(o.t, tok.Error())
+}
+
+func (o *observer) command(base, room string, c link.CommandMessage) link.ReplyMessage {
+	o.t.Helper()
+	b, err := json.Marshal(c)
+	require.NoError(o.t, err)
+	o.publish(base+"/"+room+"/cmd", b)
+	m := o.next("cmd/reply", func(m paho.Message) bool { return bytes.Contains(m.Payload(), []byte(`"`+c.RequestID+`"`)) })
+	var rep link.ReplyMessage
+	require.NoError(o.t, json.Unmarshal(m.Payload(), &rep))
+	return rep
+}
+
+func isEvent(typ string) func(m paho.Message) bool {
+	return func(m paho.Message) bool {
+		var e link.EventMessage
+		return json.Unmarshal(m.Payload(), &e) == nil && e.Type == typ
+	}
+}
+
+func payloadIs(s string) func(m paho.Message) bool {
+	return func(m paho.Message) bool { return string(m.Payload()) == s }
+}
+
+// syncBuf is a goroutine-safe log sink.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func writeSimConfig(t *testing.T, url, room, stateDir string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "roomd.yaml")
+	require.NoError(t, os.WriteFile(path, fmt.Appendf(nil, `room: %s
+state_dir: %s
+policy:
+  preset: italy
+device:
+  backend: sim
+mqtt:
+  broker: %s
+  base: visitrooms
+  heartbeat: 1s
+`, room, stateDir, url), 0o600))
+	return path
+}
+
+// TestRunSimRoomOnEmbeddedBroker runs "roomd run" in-process with the
+// simulator backend against the embedded broker: commands and sim/set in,
+// replies, events, state and sim/outputs out, offline and safe outputs at
+// the end.
+func TestRunSimRoomOnEmbeddedBroker(t *testing.T) {
+	url := mqtttest.Embedded(t)
+	const base, room = "visitrooms", "room-7"
+	obs := observe(t, url, base, room)
+	cfg := writeSimConfig(t, url, room, t.TempDir())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuf{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"roomd", "run", "--config", cfg, "--log-format", "json"}, os.Getenv, &syncBuf{}, logs)
+	}()
+
+	obs.next("availability", payloadIs(link.Online))
+	obs.next("events", isEvent("controller_started"))
+	obs.next("sim/outputs", nil)
+
+	rep := obs.command(base, room, link.CommandMessage{RequestID: "req-1", Action: "start_visit", VisitID: "v-42", Duration: "45m"})
+	require.True(t, rep.OK, "%+v", rep.Error)
+	require.NotNil(t, rep.State)
+	require.NotNil(t, rep.State.Visit)
+	assert.Equal(t, int64(45*60), rep.State.Visit.RemainingS)
+	obs.next("events", isEvent("visit_started"))
+	obs.next("sim/outputs", func(m paho.Message) bool { return bytes.Contains(m.Payload(), []byte(`"in_use":"on"`)) })
+
+	// A redelivered command gets the same reply and is not applied twice.
+	again := obs.command(base, room, link.CommandMessage{RequestID: "req-1", Action: "start_visit", VisitID: "v-42", Duration: "45m"})
+	assert.True(t, again.OK)
+	// A bad command is refused at the edge.
+	bad := obs.command(base, room, link.CommandMessage{RequestID: "req-2", Action: "start_visit", VisitID: "v 1", Duration: "45m"})
+	assert.False(t, bad.OK)
+
+	// The simulated sensors drive the controller: bolting the door is loud at once.
+	obs.publish(base+"/"+room+"/sim/set", []byte(`{"lock":"locked"}`))
+	obs.next("events", isEvent("lock_engaged"))
+	obs.next("sim/outputs", func(m paho.Message) bool { return bytes.Contains(m.Payload(), []byte(`"warning":"blink"`)) })
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(waitFor):
+		t.Fatal("roomd run did not stop")
+	}
+	obs.next("availability", payloadIs(link.Offline))
+	assert.Contains(t, logs.String(), "SIMULATOR BACKEND")
+	assert.NotContains(t, logs.String(), "v-42", "no visit id in logs above debug")
+}
