@@ -188,11 +188,15 @@ func (b *board) stale(r *roomView, now time.Time) bool {
 	return r.state != nil && b.heartbeat > 0 && now.Sub(r.seen) > 2*b.heartbeat
 }
 
-// describeAlert is "panic critical 2m03s x3 acked": kind, severity, age,
-// announcements (when more than one), acked/cleared.
+// describeAlert is "panic-3 critical 2m03s x3 acked": the alert id (the
+// one to acknowledge; roomd's ids start with the kind, others are preceded
+// by it), severity, age, announcements (when more than one), acked/cleared.
 func describeAlert(a link.AlertMessage, now time.Time) string {
 	var sb strings.Builder
-	sb.WriteString(a.Kind)
+	if !strings.HasPrefix(a.ID, a.Kind) {
+		sb.WriteString(a.Kind + " ")
+	}
+	sb.WriteString(a.ID)
 	if a.Input != "" {
 		sb.WriteString("(" + a.Input + ")")
 	} else if a.Source != "" {

@@ -41,8 +41,8 @@ func TestRenderGolden(t *testing.T) {
 	b.apply(msg("visitrooms/room-b/state", stateJSON("room-b", 5, t0, "in_visit", visitJSON(t0.Add(-30*time.Minute), t0.Add(90*time.Minute)), "")), t0)
 	b.apply(msg("visitrooms/room-a/availability", []byte("offline")), t0)
 	b.apply(msg("visitrooms/room-a/state", stateJSON("room-a", 9, t0, "overtime", visitJSON(t0.Add(-2*time.Hour), t0.Add(-5*time.Minute-12*time.Second)),
-		alertJSON("a-9", "time_up", "critical", t0.Add(-5*time.Minute-12*time.Second), false, 3)+","+
-			alertJSON("a-8", "door_locked", "warning", t0.Add(-45*time.Second), true, 1))), t0)
+		alertJSON("time_up-9", "time_up", "critical", t0.Add(-5*time.Minute-12*time.Second), false, 3)+","+
+			alertJSON("door_locked-8", "door_locked", "warning", t0.Add(-45*time.Second), true, 1))), t0)
 	b.apply(msg("visitrooms/room-c/availability", []byte("online")), t0)
 	b.apply(msg("visitrooms/room-c/state", stateJSON("room-c", 2, t0.Add(-61*time.Second), "idle", "", "")), t0.Add(-61*time.Second))
 	b.apply(msg("visitrooms/room-d/availability", []byte("online")), t0)
@@ -50,7 +50,7 @@ func TestRenderGolden(t *testing.T) {
 	got := render(b, t0.Add(time.Second), 0)
 	want := `visitrooms  2026-03-04 14:00:01  4 rooms
 ROOM    LINK     PHASE           VISIT           DOOR     LOCK      LAST STATE     ALERTS
-room-a  OFFLINE  OVERTIME        0:05:13 over    closed   unlocked  1s ago         time_up critical 5m13s x3, door_locked warning 46s acked
+room-a  OFFLINE  OVERTIME        0:05:13 over    closed   unlocked  1s ago         time_up-9 critical 5m13s x3, door_locked-8 warning 46s acked
 room-b  online   in_visit        1:29:59 left    closed   unlocked  1s ago         -
 room-c  online   idle            -               closed   unlocked  STALE 1m02s    -
 room-d  online   -               -               -        -         never          -
@@ -89,7 +89,7 @@ func TestBoardAlertEventsAndBell(t *testing.T) {
 	assert.True(t, b.apply(msg("visitrooms/r1/alerts", alertEvent("r1", 5, "alert_escalated", crit)), t0))
 	// The same critical alert again (a state or a repeat) rings no more.
 	assert.False(t, b.apply(msg("visitrooms/r1/state", stateJSON("r1", 5, t0, "overtime", visitJSON(t0, t0.Add(time.Hour)), crit)), t0))
-	assert.Contains(t, render(b, t0.Add(time.Minute), 0), "time_up critical 1m00s x2")
+	assert.Contains(t, render(b, t0.Add(time.Minute), 0), "time_up a-4 critical 1m00s x2")
 
 	// A new critical alert rings; an acked one does not.
 	panicAlert := alertJSON("a-6", "panic", "critical", t0, false, 1)

@@ -278,7 +278,7 @@ func writeState(w io.Writer, s *link.StateMessage, now time.Time) {
 		if i == 0 {
 			k = "alerts"
 		}
-		row(k, "%s %s", a.ID, describeAlert(a, now))
+		row(k, "%s", describeAlert(a, now))
 	}
 	if len(s.Outputs) > 0 {
 		names := make([]string, 0, len(s.Outputs))

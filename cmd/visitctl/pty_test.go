@@ -124,7 +124,7 @@ func TestWatchInATerminal(t *testing.T) {
 	// A panic press is a new critical alert: the board rings.
 	_, _, err = cli(t, url, "sim", "room-w", "panic=true")
 	require.NoError(t, err)
-	at = scr.waitFor(t, at, regexp.MustCompile(`room-w [^\n]*panic critical [^\x1b]*\a`), "bell with the panic alert")
+	at = scr.waitFor(t, at, regexp.MustCompile(`room-w [^\n]*panic-\d+ critical [^\x1b]*\a`), "bell with the panic alert")
 
 	// The room goes offline: marked at once.
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("test-offline"))
