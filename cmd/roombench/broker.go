@@ -41,6 +41,7 @@ type mosquitto struct {
 	bin, dir, conf, logFile string
 	port                    int
 	nodelay                 bool
+	periodicSave            time.Duration // 0: save after every change, as shipped
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -48,7 +49,7 @@ type mosquitto struct {
 }
 
 // startMosquitto starts mosquitto in a new temporary directory.
-func startMosquitto(nodelay bool) (*mosquitto, error) {
+func startMosquitto(nodelay bool, periodicSave time.Duration) (*mosquitto, error) {
 	bin, err := findMosquitto()
 	if err != nil {
 		return nil, err
@@ -57,7 +58,7 @@ func startMosquitto(nodelay bool) (*mosquitto, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create mosquitto dir: %w", err)
 	}
-	m := &mosquitto{nodelay: nodelay, bin: bin, dir: dir, conf: filepath.Join(dir, "mosquitto.conf"), logFile: filepath.Join(dir, "mosquitto.log")}
+	m := &mosquitto{nodelay: nodelay, periodicSave: periodicSave, bin: bin, dir: dir, conf: filepath.Join(dir, "mosquitto.conf"), logFile: filepath.Join(dir, "mosquitto.log")}
 	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
 		return nil, fmt.Errorf("create mosquitto data dir: %w", err)
 	}
@@ -93,9 +94,15 @@ func (m *mosquitto) writeConfig() error {
 	}
 	line("persistence true")
 	line("persistence_location %s/", filepath.Join(m.dir, "data"))
-	// Persistence and queueing as in the shipped configs/mosquitto/mosquitto.conf.
-	line("autosave_on_changes true")
-	line("autosave_interval 1")
+	// Persistence and queueing as in the shipped configs/mosquitto/mosquitto.conf,
+	// unless periodic saves were asked for.
+	if m.periodicSave > 0 {
+		line("autosave_on_changes false")
+		line("autosave_interval %d", int(m.periodicSave.Seconds()))
+	} else {
+		line("autosave_on_changes true")
+		line("autosave_interval 1")
+	}
 	line("max_inflight_messages 20")
 	line("max_queued_messages 100000")
 	line("max_queued_bytes 0")

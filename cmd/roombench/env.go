@@ -82,7 +82,7 @@ func runSuites(ctx context.Context, cfg config, names []string, log *slog.Logger
 		tag: strconv.FormatInt(time.Now().UnixNano()%(36*36*36*36), 36)}
 	m := describeMachine()
 	if e.broker == "" {
-		mq, err := startMosquitto(cfg.NoDelay)
+		mq, err := startMosquitto(cfg.NoDelay, cfg.SaveEvery)
 		if err != nil {
 			return nil, err
 		}
@@ -90,7 +90,12 @@ func runSuites(ctx context.Context, cfg config, names []string, log *slog.Logger
 		e.mosq, e.broker = mq, mq.URL()
 		m.Broker = "mosquitto " + mosquittoVersion(mq.bin) + " (started by roombench) on " + mq.Addr()
 		if cfg.NoDelay {
-			m.Broker += " with set_tcp_nodelay true"
+			m.Broker += ", set_tcp_nodelay true"
+		}
+		if cfg.SaveEvery > 0 {
+			m.Broker += fmt.Sprintf(", autosave every %s", cfg.SaveEvery)
+		} else {
+			m.Broker += ", autosave after every change (as shipped)"
 		}
 	} else {
 		m.Broker = e.broker

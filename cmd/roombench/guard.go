@@ -141,6 +141,7 @@ func (g *guard) Close() { g.cli.Disconnect(100) }
 // sim/set messages: a bare paho client, QoS 1.
 type prober struct {
 	cli mqtt.Client
+	mu  sync.Mutex // one floor probe at a time
 	n   uint64
 }
 
@@ -170,8 +171,11 @@ func (p *prober) publish(topic string, payload []byte) error {
 }
 
 // floorSample publishes one probe and returns the time from just before the
-// publish to its arrival at the guard.
+// publish to its arrival at the guard. Probes from several goroutines take
+// turns.
 func (p *prober) floorSample(g *guard, timeout time.Duration) (time.Duration, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.n++
 	n := p.n
 	start := time.Now()

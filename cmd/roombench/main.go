@@ -63,6 +63,7 @@ type config struct {
 	Roomd       string
 	Seed        int64
 	NoDelay     bool
+	SaveEvery   time.Duration
 }
 
 func main() {
@@ -136,6 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 	fs.IntVar(&cfg.OutageRooms, "outage-rooms", 100, "outage: rooms raising alerts during the outage")
 	fs.StringVar(&cfg.Roomd, "roomd", "", "footprint: roomd binary to run (default: build ./cmd/roomd)")
 	fs.BoolVar(&cfg.NoDelay, "nodelay", false, "start mosquitto with set_tcp_nodelay true (Nagle off on its sockets)")
+	fs.DurationVar(&cfg.SaveEvery, "autosave-every", 0, "start mosquitto saving its database at this interval instead of after every change (the shipped setting)")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the random offsets")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: roombench [flags] SUITE...\nsuites: %s, all\n", strings.Join(suiteNames, ", "))
@@ -180,6 +182,8 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 		return cfg, nil, fmt.Errorf("--visits %d --timer-rooms %d: want at least 1 each", cfg.Visits, cfg.TimerRooms)
 	case cfg.Duration <= 0 || cfg.FleetWindow <= 0 || cfg.FleetPeriod <= 0 || cfg.Outage <= 0:
 		return cfg, nil, errors.New("--duration, --fleet-window, --fleet-period and --outage must be positive")
+	case cfg.SaveEvery < 0 || (cfg.SaveEvery > 0 && cfg.SaveEvery < time.Second):
+		return cfg, nil, fmt.Errorf("--autosave-every %s: want whole seconds, at least 1s", cfg.SaveEvery)
 	case cfg.OutageRooms < 1:
 		return cfg, nil, fmt.Errorf("--outage-rooms %d: want at least 1", cfg.OutageRooms)
 	}

@@ -80,14 +80,28 @@ func startRoom(id string, c roomConfig) (*room, error) {
 		return nil, fmt.Errorf("room %s: %w", id, err)
 	}
 	r := &room{ID: id, Sim: s, client: cli, ob: ob, done: make(chan error, 1), pumped: make(chan struct{})}
-	a := &daemonLink{room: id, cli: cli, sim: s, log: log, commands: make(chan controller.Command, 64)}
-	go func() { defer close(r.pumped); a.pump() }()
+	// The adapter, reply cache and sim/outputs mirror are wired as roomd run
+	// wires them (cmd/roomd/link.go).
+	replies, err := link.OpenReplies(filepath.Join(stateDir, "replies.json"), 0)
+	if err != nil {
+		log.Error("reply cache unusable", "err", err)
+	}
+	ad := daemon.NewMQTTLink(cli, daemon.MQTTLinkOptions{Room: id, Replies: replies, Logger: log,
+		SimSet: func(p []byte) error { return applySimSet(s, p) }})
+	go func() { defer close(r.pumped); ad.Run() }()
+	go func() {
+		w := s.Watch()
+		cli.PublishSimOutputs(sim.EncodeOutputs(s.Outputs()))
+		for ch := range w {
+			cli.PublishSimOutputs(sim.EncodeOutputs(ch.Outputs))
+		}
+	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {
 		r.done <- daemon.Run(ctx, daemon.Options{
 			Room: id, Policy: c.Policy, StateDir: stateDir, Heartbeat: c.Heartbeat,
-		}, daemon.Deps{Inputs: s, Outputs: s, Link: a, Logger: log})
+		}, daemon.Deps{Inputs: s, Outputs: s, Link: ad, Faults: ad.Faults(), Logger: log})
 	}()
 	return r, nil
 }
@@ -99,59 +113,6 @@ func (r *room) Stop() error {
 	<-r.pumped
 	return errors.Join(err, r.Sim.Close(), r.ob.Close())
 }
-
-// daemonLink adapts link.Client to daemon.Link as roomd does: commands are
-// decoded at the edge (refusals answered there), sim/set messages drive the
-// simulated backend.
-type daemonLink struct {
-	room     string
-	cli      *link.Client
-	sim      *sim.Room
-	log      *slog.Logger
-	commands chan controller.Command
-}
-
-func (a *daemonLink) pump() {
-	defer close(a.commands)
-	for m := range a.cli.Incoming() {
-		switch m.Kind {
-		case link.KindCommand:
-			cmd, cerr := link.DecodeCommand(m.Payload, 0, time.Now())
-			if cerr != nil {
-				if err := a.cli.Reply(cerr.RequestID, link.EncodeRefusal(cerr)); err != nil {
-					a.log.Warn("refusal not sent", "err", err)
-				}
-				continue
-			}
-			a.commands <- cmd
-		case link.KindSimSet:
-			if err := applySimSet(a.sim, m.Payload); err != nil {
-				a.log.Warn("sim/set refused", "err", err)
-			}
-		}
-	}
-}
-
-func (a *daemonLink) Commands() <-chan controller.Command { return a.commands }
-
-func (a *daemonLink) Publish(rec controller.Record) error {
-	err := a.cli.Publish(rec)
-	if errors.Is(err, outbox.ErrFull) {
-		return fmt.Errorf("%w: %w", daemon.ErrOutboxFull, err)
-	}
-	return err
-}
-
-func (a *daemonLink) PublishState(st controller.State) error {
-	a.cli.PublishState(link.EncodeState(a.room, st))
-	return nil
-}
-
-func (a *daemonLink) Reply(rep controller.Reply, st controller.State) error {
-	return a.cli.Reply(rep.RequestID, link.EncodeReply(a.room, rep, st))
-}
-
-func (a *daemonLink) Close(ctx context.Context) error { return a.cli.Close(ctx) }
 
 // applySimSet applies a sim/set payload to the simulated room.
 func applySimSet(s *sim.Room, payload []byte) error {

@@ -14,6 +14,10 @@ const usage = `usage:
   roomd run --config FILE [--log-format text|json]
                             run the room until SIGINT or SIGTERM
   roomd check-config FILE   print the effective config, or every problem in it
+  roomd -demo [-demo-keep]  a scripted two-hour visit on a simulated room and an
+                            embedded broker, in about 20 seconds (also: roomd demo)
+  roomd scenario FILE [--speed N]
+                            replay a scenario file (sim/scenarios) visibly
   roomd help                show this help
 `
 
@@ -37,6 +41,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return checkConfig(rest, stdout, stderr)
 	case "run":
 		return runDaemon(ctx, rest, getenv, stdout, stderr)
+	case "demo", "-demo", "--demo":
+		return runDemo(ctx, rest, stdout, stderr)
+	case "scenario":
+		return runScenario(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
