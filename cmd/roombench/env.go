@@ -116,7 +116,9 @@ func runSuites(ctx context.Context, cfg config, names []string, log *slog.Logger
 		}
 		e.logf("suite %s", n)
 		start := time.Now()
+		load0 := loadAvg()
 		res := suites[n](ctx, e)
+		res.LoadAvg = [2]string{load0, loadAvg()}
 		res.Suite = n
 		if res.Params == nil {
 			res.Params = map[string]string{}
@@ -191,4 +193,17 @@ func isAlert(r received, typ, kind string) bool {
 
 func isEvent(r received, typ string) bool {
 	return r.Event.Type == typ && len(r.Topic) > 7 && r.Topic[len(r.Topic)-7:] == "/events"
+}
+
+// loadAvg returns the first three fields of /proc/loadavg.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := splitFields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return f[0] + " " + f[1] + " " + f[2]
 }

@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if s.Error != "" {
 			return 2
 		}
-		if s.Failed() {
+		if s.Failed(cfg.Short) {
 			code = 1
 		}
 	}

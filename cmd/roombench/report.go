@@ -37,7 +37,13 @@ type SuiteResult struct {
 	Rows   []Row             `json:"rows,omitempty"`
 	Checks []Check           `json:"checks,omitempty"`
 	Notes  []string          `json:"notes,omitempty"`
-	Error  string            `json:"error,omitempty"`
+	// Problems are correctness failures (a record lost, a count wrong);
+	// they fail the run in every mode, targets only outside --short.
+	Problems []string `json:"problems,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	// LoadAvg is /proc/loadavg before and after the suite: the machine may
+	// be shared.
+	LoadAvg [2]string `json:"loadavg"`
 }
 
 // Row is a latency figure with the floor measured in the same run.
@@ -62,10 +68,14 @@ type Check struct {
 
 func boolp(b bool) *bool { return &b }
 
-// Failed reports whether any target or check was missed, or the suite failed.
-func (s *SuiteResult) Failed() bool {
-	if s.Error != "" {
+// Failed reports whether the suite failed, found a problem or, unless
+// short, missed a target.
+func (s *SuiteResult) Failed(short bool) bool {
+	if s.Error != "" || len(s.Problems) > 0 {
 		return true
+	}
+	if short {
+		return false
 	}
 	for _, r := range s.Rows {
 		if r.Met != nil && !*r.Met {
@@ -92,6 +102,10 @@ func (s *SuiteResult) row(metric string, sample Summary, floor *Summary) *Row {
 
 func (s *SuiteResult) check(name, value, target string, met *bool) {
 	s.Checks = append(s.Checks, Check{Name: name, Value: value, Target: target, Met: met})
+}
+
+func (s *SuiteResult) problem(format string, args ...any) {
+	s.Problems = append(s.Problems, fmt.Sprintf(format, args...))
 }
 
 func (s *SuiteResult) note(format string, args ...any) {
@@ -156,9 +170,13 @@ func (r *Report) writeTable(w io.Writer) {
 			}
 			_ = tw.Flush()
 		}
+		for _, p := range s.Problems {
+			fmt.Fprintf(w, "PROBLEM: %s\n", p)
+		}
 		for _, n := range s.Notes {
 			fmt.Fprintf(w, "note: %s\n", n)
 		}
+		fmt.Fprintf(w, "load average before: %s; after: %s\n", s.LoadAvg[0], s.LoadAvg[1])
 	}
 }
 
