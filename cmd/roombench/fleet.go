@@ -166,6 +166,9 @@ func runFleet(ctx context.Context, e *env) *SuiteResult {
 			float64(selfB.RSSKiB)/1024, runtime.NumGoroutine(), selfB.Threads, selfB.FDs, failed)
 		res.check(fmt.Sprintf("%d rooms", n), load, "", nil)
 		e.logf("fleet: %d rooms: p50 %.1f p99 %.1f ms, floor p99 %.1f ms; %s", n, s.P50, s.P99, floor.P99, load)
+		if failed > 0 {
+			res.problem("%d rooms: %d press cycles had a record late by more than %s or lost", n, failed, recordTimeout)
+		}
 		if !ok {
 			break
 		}

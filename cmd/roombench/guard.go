@@ -33,7 +33,7 @@ type guard struct {
 
 	mu      sync.Mutex
 	inboxes map[string]chan received
-	seqs    map[string]map[uint64]bool // alert-topic seqs seen per room
+	seen    map[string]*roomSeen
 	floor   chan floorMsg
 
 	overflow atomic.Int64 // messages dropped because an inbox was full
@@ -48,7 +48,7 @@ type floorMsg struct {
 // newGuard connects a persistent-session subscriber (so its subscriptions
 // survive a broker restart) and subscribes.
 func newGuard(broker, base, clientID string) (*guard, error) {
-	g := &guard{base: base, inboxes: map[string]chan received{}, seqs: map[string]map[uint64]bool{},
+	g := &guard{base: base, inboxes: map[string]chan received{}, seen: map[string]*roomSeen{},
 		floor: make(chan floorMsg, 1024)}
 	filters := map[string]byte{base + "/+/events": 1, base + "/+/alerts": 1, floorTopic: 1}
 	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).
@@ -78,17 +78,32 @@ func (g *guard) inbox(room string, depth int) chan received {
 	defer g.mu.Unlock()
 	ch := make(chan received, depth)
 	g.inboxes[room] = ch
-	g.seqs[room] = map[uint64]bool{}
+	g.seen[room] = &roomSeen{events: map[uint64]string{}, alerts: map[uint64]received{}}
 	return ch
 }
 
-// alertSeqs returns a copy of the alert-topic seqs seen for room.
-func (g *guard) alertSeqs(room string) map[uint64]bool {
+// roomSeen is every record of a room the guard received, by seq: the type
+// of each events message and the first copy of each alerts message.
+type roomSeen struct {
+	events     map[uint64]string
+	alerts     map[uint64]received
+	duplicates int
+}
+
+// snapshot returns a copy of what the guard received for room.
+func (g *guard) snapshot(room string) roomSeen {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out := make(map[uint64]bool, len(g.seqs[room]))
-	for k := range g.seqs[room] {
-		out[k] = true
+	src := g.seen[room]
+	if src == nil {
+		return roomSeen{}
+	}
+	out := roomSeen{events: make(map[uint64]string, len(src.events)), alerts: make(map[uint64]received, len(src.alerts)), duplicates: src.duplicates}
+	for k, v := range src.events {
+		out.events[k] = v
+	}
+	for k, v := range src.alerts {
+		out.alerts[k] = v
 	}
 	return out
 }
@@ -119,17 +134,30 @@ func (g *guard) handle(_ mqtt.Client, m mqtt.Message) {
 		g.bad.Add(1)
 		return
 	}
+	rec := received{Topic: topic, Event: ev, Arrived: now}
 	g.mu.Lock()
 	ch := g.inboxes[room]
-	if strings.HasSuffix(topic, "/alerts") && g.seqs[room] != nil {
-		g.seqs[room][ev.Seq] = true
+	if rs := g.seen[room]; rs != nil {
+		if strings.HasSuffix(topic, "/alerts") {
+			if _, dup := rs.alerts[ev.Seq]; dup {
+				rs.duplicates++
+			} else {
+				rs.alerts[ev.Seq] = rec
+			}
+		} else {
+			if _, dup := rs.events[ev.Seq]; dup {
+				rs.duplicates++
+			} else {
+				rs.events[ev.Seq] = ev.Type
+			}
+		}
 	}
 	g.mu.Unlock()
 	if ch == nil {
 		return
 	}
 	select {
-	case ch <- received{Topic: topic, Event: ev, Arrived: now}:
+	case ch <- rec:
 	default:
 		g.overflow.Add(1)
 	}

@@ -65,9 +65,6 @@ func startRoom(id string, c roomConfig) (*room, error) {
 		Topics:   topics,
 		Outbox:   ob,
 		SimMode:  true,
-		// A quick reconnect keeps the outage figure about the broker, not
-		// about paho's backoff; production uses the default cap.
-		MaxReconnectInterval: time.Second,
 	}, log)
 	if err != nil {
 		_ = ob.Close()

@@ -3,4 +3,3 @@ package main
 import "context"
 
 func runFootprint(ctx context.Context, e *env) *SuiteResult { return &SuiteResult{Error: "not yet"} }
-func runOutage(ctx context.Context, e *env) *SuiteResult    { return &SuiteResult{Error: "not yet"} }
