@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/sim/scenario"
+)
+
+// requireInOrder fails unless every line of want appears in out, in order.
+func requireInOrder(t *testing.T, out string, want ...string) {
+	t.Helper()
+	rest := out
+	for _, w := range want {
+		i := strings.Index(rest, w)
+		require.GreaterOrEqual(t, i, 0, "%q missing (or out of order) in:\n%s", w, out)
+		rest = rest[i+len(w):]
+	}
+}
+
+// The demo's timeline comes from the messages the guard console received;
+// the test checks their order and content, never their timing.
+func TestDemo(t *testing.T) {
+	stdout, stderr, err := runArgs(t, "-demo", "--speed", "1000")
+	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	requireInOrder(t, stdout,
+		"embedded MQTT broker on tcp://127.0.0.1:",
+		"00:00  room-1  visit started (2h0m, ends ",
+		"room-1  door bolted",
+		"ALERT   door_locked (critical) raised",
+		"room-1  bolt released",
+		"ALERT   door_locked cleared",
+		"01:50  room-1  warning to occupants: 10m left",
+		"01:58  room-1  warning to occupants: 2m left",
+		"02:00  ALERT   time_up (warning) raised",
+		"02:02  ALERT   time_up escalated → critical",
+		"ALERT   time_up ack by guard",
+		"room-1  door opened",
+		"room-1  visit ended (vacated)",
+		"demo done",
+	)
+	assert.NotContains(t, stdout, "FAILED")
+}
+
+func TestDemoScriptIsValid(t *testing.T) {
+	sc, err := scenario.Parse([]byte(demoScript), "demo script")
+	require.NoError(t, err)
+	assert.Equal(t, "italy", sc.Policy.Name)
+	assert.Equal(t, 2*time.Hour, sc.Policy.MaxDuration)
+}
+
+// signalWriter collects output and closes seen once it contains want.
+type signalWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, _ := w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, nil
+}
+
+func (w *signalWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+func TestDemoKeepRunsUntilCancelled(t *testing.T) {
+	out := &signalWriter{want: "watch:    visitctl --broker tcp://127.0.0.1:", seen: make(chan struct{})}
+	var errOut bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"roomd", "demo", "--keep", "--speed", "1500"}, func(string) string { return "" }, out, &errOut)
+	}()
+	select {
+	case <-out.seen:
+	case err := <-done:
+		t.Fatalf("demo returned before keeping the room: %v\n%s\n%s", err, out, errOut.String())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("no keep instructions in time:\n%s", out)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("demo --keep returned without Ctrl-C: %v", err)
+	default:
+	}
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(time.Minute):
+		t.Fatal("demo --keep did not stop after cancel")
+	}
+	assert.Contains(t, out.String(), "sim/set")
+}
+
+func TestDemoFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-demo", "--speed", "0"}, "--speed"},
+		{[]string{"demo", "--speed", "fast"}, "--speed"},
+		{[]string{"demo", "extra"}, "no arguments"},
+		{[]string{"demo", "--log-level", "loud"}, "--log-level"},
+		{[]string{"scenario"}, "one FILE"},
+		{[]string{"scenario", "a.yaml", "b.yaml"}, "one FILE"},
+	} {
+		_, _, err := runArgs(t, tc.args...)
+		require.Error(t, err, "%v", tc.args)
+		assert.True(t, isUsage(err), "%v: %v", tc.args, err)
+		assert.ErrorContains(t, err, tc.want)
+	}
+}
+
+const shortScenario = `
+name: short bolt
+policy: italy
+steps:
+  - at: 0s
+    command: {action: start_visit, visit_id: v1, duration: 15m}
+  - at: 1m
+    set: {lock: locked}
+  - after: {alert_raised: door_locked}
+    wait: 1m
+    set: {lock: unlocked}
+  - after: {event: visit_warning, warning: 1}
+    command: {action: end_visit}
+expect:
+  - {event: lock_engaged}
+  - {alert_raised: door_locked, severity: critical}
+  - {alert_cleared: door_locked}
+  - {at: 5m, event: visit_warning, warning: 1}
+  - {event: visit_ended, reason: ended}
+%s
+`
+
+func TestScenarioCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "short.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(shortScenario, "%s", "", 1)), 0o600))
+	stdout, stderr, err := runArgs(t, "scenario", path, "--speed", "300")
+	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	requireInOrder(t, stdout,
+		`roomd scenario "short bolt"`,
+		"step   start_visit v1 15m0s",
+		"event  visit_started",
+		"event  lock_engaged",
+		"event  alert_raised door_locked-",
+		"event  alert_cleared door_locked-",
+		"event  visit_warning",
+		"step   end_visit",
+		"event  visit_ended visit=v1 reason=ended",
+		`scenario "short bolt": ok`,
+	)
+}
+
+func TestScenarioCommandFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "short.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(shortScenario, "%s", "forbid: [{event: lock_engaged}]", 1)), 0o600))
+	stdout, _, err := runArgs(t, "scenario", "--speed", "300", path)
+	require.Error(t, err)
+	assert.ErrorContains(t, err, `scenario "short bolt" failed: 1 problems`)
+	assert.Contains(t, stdout, "forbidden {event: lock_engaged} came at")
+	assert.Contains(t, stdout, "transcript:")
+}
+
+func TestScenarioCommandBadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("name: x\npolicy: italy\nsteps:\n  - at: 5 minutes\n    note: hi\n"), 0o600))
+	_, _, err := runArgs(t, "scenario", path)
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "bad.yaml:4: steps[0].at: \"5 minutes\" is not a duration")
+}
