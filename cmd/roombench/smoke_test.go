@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSmoke runs the short mode of every suite against a mosquitto the
+// command starts itself: everything works and nothing is lost. The numbers
+// are not checked. Without mosquitto it skips, or fails when CI=true.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every suite for about a minute; skipped with -short")
+	}
+	if _, err := findMosquitto(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := run(ctx, []string{"--short", "--json", "all"}, &out, &errOut)
+	t.Logf("stderr:\n%s", errOut.String())
+	require.Equal(t, 0, code, "exit code; report:\n%s", out.String())
+
+	var rep Report
+	require.NoError(t, json.Unmarshal(out.Bytes(), &rep), "report is JSON")
+	assert.True(t, rep.Short)
+	require.Len(t, rep.Suites, len(suiteNames))
+	for i, s := range rep.Suites {
+		assert.Equal(t, suiteNames[i], s.Suite)
+		assert.Empty(t, s.Error, "suite %s", s.Suite)
+		assert.Empty(t, s.Problems, "suite %s", s.Suite)
+		assert.True(t, len(s.Rows)+len(s.Checks) > 0, "suite %s reports figures", s.Suite)
+		for _, r := range s.Rows {
+			assert.Positive(t, r.Sample.N, "suite %s row %q has samples", s.Suite, r.Metric)
+		}
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	var errOut bytes.Buffer
+	cfg, names, err := parseFlags([]string{"--short", "latency", "outage"}, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"latency", "outage"}, names)
+	assert.Equal(t, 20, cfg.Samples, "short mode shrinks the sample count")
+	assert.Equal(t, []int{3, 6}, cfg.Rooms)
+
+	_, names, err = parseFlags([]string{"--samples", "7", "all"}, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, suiteNames, names)
+
+	for _, bad := range [][]string{
+		{},
+		{"nosuch"},
+		{"--rooms", "10,5", "fleet"},
+		{"--rooms", "x", "fleet"},
+		{"--samples", "0", "latency"},
+		{"--autosave-every", "500ms", "fleet"},
+	} {
+		_, _, err := parseFlags(bad, &errOut)
+		assert.Error(t, err, "args %q", bad)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var ds []time.Duration
+	for i := 1; i <= 100; i++ {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	s := summarize(ds)
+	assert.Equal(t, 100, s.N)
+	assert.Equal(t, 1.0, s.Min)
+	assert.Equal(t, 50.0, s.P50)
+	assert.Equal(t, 90.0, s.P90)
+	assert.Equal(t, 99.0, s.P99)
+	assert.Equal(t, 100.0, s.Max)
+	assert.Equal(t, 50.5, s.Mean)
+	assert.Equal(t, Summary{}, summarize(nil))
+}
+
+func TestReadProcSelf(t *testing.T) {
+	s, err := readProc(os.Getpid())
+	require.NoError(t, err)
+	assert.Positive(t, s.RSSKiB)
+	assert.Positive(t, s.Threads)
+	assert.Positive(t, s.FDs)
+}
