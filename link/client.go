@@ -224,6 +224,13 @@ func New(opts Options, logger *slog.Logger) (*Client, error) {
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetProtocolVersion(4).
+		// roomd's outbox, not paho, keeps what must survive: paho's stores
+		// hand the same packet to its resend on reconnect (which sets the DUP
+		// flag) and to the writer, a data race, and its file store neither
+		// fsyncs nor survives I/O errors. With a store that keeps nothing,
+		// paho resends nothing; runOutbox replays every unacknowledged entry
+		// after each connect instead.
+		SetStore(noStore{}).
 		SetBinaryWill(t.Availability(), []byte(Offline), 1, true).
 		SetDefaultPublishHandler(c.handle).
 		SetConnectionLostHandler(c.onLost)

@@ -23,7 +23,9 @@ import (
 )
 
 // waitTimeout bounds every wait in these tests.
-const waitTimeout = 20 * time.Second
+// waitTimeout bounds a wait that only a failing test reaches; generous,
+// because CI runs every package at once under the race detector.
+const waitTimeout = 60 * time.Second
 
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
@@ -374,6 +376,15 @@ func (o *observer) next(suffix string, match func(obsMsg) bool) obsMsg {
 }
 
 // drain returns every message received so far whose topic ends with suffix.
+// await waits for a matching message like next, but leaves it (and all it
+// passed) for drain. A broker acknowledges a publisher before it delivers to
+// subscribers, so a test awaits the last record before draining.
+func (o *observer) await(suffix string, match func(obsMsg) bool) {
+	o.t.Helper()
+	m := o.next(suffix, match)
+	o.held = append(o.held, m)
+}
+
 func (o *observer) drain(suffix string) []obsMsg {
 	var out, rest []obsMsg
 	for {
