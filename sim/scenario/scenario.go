@@ -10,8 +10,8 @@
 //	    command: {action: start_visit, visit_id: v1, duration: 2h}
 //	  - at: 30m
 //	    set: {lock: locked}       # sensors, as on the simulator's sim/set topic
-//	  - after: {alert_raised: door_locked}   # or: when an event was received
-//	    wait: 20s                 # ... plus this much scenario time
+//	  - after: {alert_raised: door_locked}   # or: once such an event is received
+//	    wait: 20s                 # (after the previous step ran), plus wait
 //	    set: {lock: unlocked}
 //	  - at: 2h5m
 //	    command: {action: ack_alert, alert: time_up}   # the active time_up alert, by kind
@@ -23,11 +23,19 @@
 //	forbid:
 //	  - {alert_raised: panic}
 //
+// Steps run in order, each when its time comes; an after step waits for a
+// matching event received after the previous step ran, so a script can
+// react to the room (acknowledge the alert it raised) whatever the delays.
 // A step holds one action: command, set, bounce, fault or heal; note adds a
 // line to the transcript. A command step's want is "ok" (the default) or the
 // refusal code expected. Bounce timing (every) and the sensors' debounce are
 // device time: they are not compressed when a replay runs faster than real
 // time.
+//
+// Scenario time is the room's time axis from the start of the run. Run
+// replays on the real loop in-process (under testing/synctest a two-hour
+// visit takes milliseconds); Play drives any running room, such as one
+// behind a broker with its clock compressed (roomd scenario, roomd -demo).
 //
 // The run ends once every step has run and every ordered expectation is met,
 // settle (default 1m) later; or at timeout (default: the latest time in the
