@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"sync"
 	"time"
@@ -84,6 +85,12 @@ type Options struct {
 	IncomingBuffer int
 	// SimMode subscribes to sim/set and enables PublishSimOutputs.
 	SimMode bool
+	// Dial, if not nil, opens the connection to the broker in place of
+	// dialling Broker (which must still be a valid URL: it names the broker
+	// in logs). ctx ends after ConnectTimeout. TLS is not applied to the
+	// connection it returns. For in-process use and tests, e.g. one end of a
+	// net.Pipe whose other end an embedded broker serves.
+	Dial func(ctx context.Context) (net.Conn, error)
 }
 
 // MessageKind says which topic a Message came from.
@@ -236,6 +243,14 @@ func New(opts Options, logger *slog.Logger) (*Client, error) {
 		SetConnectionLostHandler(c.onLost)
 	if opts.TLS != nil {
 		mo.SetTLSConfig(opts.TLS)
+	}
+	if dial := opts.Dial; dial != nil {
+		timeout := opts.ConnectTimeout
+		mo.SetCustomOpenConnectionFn(func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			return dial(ctx)
+		})
 	}
 	c.cli = mqtt.NewClient(mo)
 

@@ -36,6 +36,11 @@ type Options struct {
 	// Logger receives the broker's own log lines, all at debug level.
 	// Nil discards them.
 	Logger *slog.Logger
+	// Listener, if not nil, is served in place of listening on Addr (Addr
+	// and AllowNonLoopback are then ignored); Close closes it. For
+	// in-process use and tests, e.g. a listener whose Accept returns one end
+	// of a net.Pipe.
+	Listener net.Listener
 }
 
 // Broker is a running embedded broker. Close stops it.
@@ -47,24 +52,16 @@ type Broker struct {
 	closeErr  error
 }
 
-// Start listens on opts.Addr and serves MQTT until Close. The listener is
-// bound when Start returns, so clients may connect at once.
+// Start listens on opts.Addr (or takes opts.Listener) and serves MQTT until
+// Close. The listener is bound when Start returns, so clients may connect at
+// once.
 func Start(opts Options) (*Broker, error) {
-	addr := opts.Addr
-	if addr == "" {
-		addr = DefaultAddr
-	}
-	if !opts.AllowNonLoopback {
-		if err := checkLoopback(addr); err != nil {
-			return nil, fmt.Errorf("start broker on %s: %w", addr, err)
-		}
-	}
-	logger := slog.New(debugHandler{next: discardIfNil(opts.Logger).Handler()})
-
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(opts)
 	if err != nil {
-		return nil, fmt.Errorf("start broker: listen on %s: %w", addr, err)
+		return nil, err
 	}
+	addr := ln.Addr().String()
+	logger := slog.New(debugHandler{next: discardIfNil(opts.Logger).Handler()})
 
 	caps := mqtt.NewDefaultServerCapabilities()
 	srv := mqtt.New(&mqtt.Options{
@@ -84,6 +81,27 @@ func Start(opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("start broker on %s: serve: %w", addr, err)
 	}
 	return &Broker{srv: srv, ln: ln, addr: ln.Addr().String()}, nil
+}
+
+// listen returns opts.Listener or a new TCP listener on opts.Addr.
+func listen(opts Options) (net.Listener, error) {
+	if opts.Listener != nil {
+		return opts.Listener, nil
+	}
+	addr := opts.Addr
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	if !opts.AllowNonLoopback {
+		if err := checkLoopback(addr); err != nil {
+			return nil, fmt.Errorf("start broker on %s: %w", addr, err)
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("start broker: listen on %s: %w", addr, err)
+	}
+	return ln, nil
 }
 
 // Addr returns the host:port actually bound, e.g. "127.0.0.1:41234".
