@@ -85,6 +85,9 @@ func runFootprint(ctx context.Context, e *env) *SuiteResult {
 	}
 	pid := cmd.Process.Pid
 	con, err := e.console(id)
+	if err == nil {
+		err = con.ping(ctx, in, 30*time.Second)
+	}
 	if err != nil {
 		res.Error = err.Error()
 		return res

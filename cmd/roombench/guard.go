@@ -21,6 +21,7 @@ const floorTopic = "roombench/floor"
 type received struct {
 	Topic   string
 	Event   link.EventMessage
+	Reply   *link.ReplyMessage // set for cmd/reply messages
 	Arrived time.Time
 }
 
@@ -50,7 +51,7 @@ type floorMsg struct {
 func newGuard(broker, base, clientID string) (*guard, error) {
 	g := &guard{base: base, inboxes: map[string]chan received{}, seen: map[string]*roomSeen{},
 		floor: make(chan floorMsg, 1024)}
-	filters := map[string]byte{base + "/+/events": 1, base + "/+/alerts": 1, floorTopic: 1}
+	filters := map[string]byte{base + "/+/events": 1, base + "/+/alerts": 1, base + "/+/cmd/reply": 1, floorTopic: 1}
 	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).
 		SetCleanSession(false).SetProtocolVersion(4).SetKeepAlive(5 * time.Second).
 		SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).SetConnectRetry(true).
@@ -129,6 +130,24 @@ func (g *guard) handle(_ mqtt.Client, m mqtt.Message) {
 		return
 	}
 	room, _, _ := strings.Cut(rest, "/")
+	if strings.HasSuffix(topic, "/cmd/reply") {
+		var rep link.ReplyMessage
+		if err := json.Unmarshal(m.Payload(), &rep); err != nil {
+			g.bad.Add(1)
+			return
+		}
+		g.mu.Lock()
+		ch := g.inboxes[room]
+		g.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- received{Topic: topic, Reply: &rep, Arrived: now}:
+			default:
+				g.overflow.Add(1)
+			}
+		}
+		return
+	}
 	var ev link.EventMessage
 	if err := json.Unmarshal(m.Payload(), &ev); err != nil {
 		g.bad.Add(1)

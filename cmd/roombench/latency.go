@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/roomd/roomd/controller"
@@ -18,8 +19,13 @@ const recordTimeout = 10 * time.Second
 type console struct {
 	p      *prober
 	topics link.Topics
-	n      int
 }
+
+// requestIDs numbers commands: a room answers a request_id it has seen
+// from its reply cache, so ids never repeat within a run.
+var requestIDs atomic.Uint64
+
+func nextRequestID() string { return fmt.Sprintf("rb-%d", requestIDs.Add(1)) }
 
 func (e *env) console(roomID string) (*console, error) {
 	t, err := link.NewTopics(link.DefaultBase, roomID)
@@ -30,9 +36,36 @@ func (e *env) console(roomID string) (*console, error) {
 }
 
 func (c *console) send(cmd controller.Command) error {
-	c.n++
-	cmd.RequestID = fmt.Sprintf("rb-%d", c.n)
-	return c.p.publish(c.topics.Command(), link.EncodeCommand(cmd, time.Time{}))
+	_, err := c.sendID(cmd)
+	return err
+}
+
+func (c *console) sendID(cmd controller.Command) (string, error) {
+	cmd.RequestID = nextRequestID()
+	return cmd.RequestID, c.p.publish(c.topics.Command(), link.EncodeCommand(cmd, time.Time{}))
+}
+
+// ping sends get_state until its reply arrives, resending it (same
+// request_id, as a console retries) every second: a room's first
+// subscription may not be in place yet when its first records arrive.
+func (c *console) ping(ctx context.Context, in <-chan received, timeout time.Duration) error {
+	cmd := controller.Command{Action: controller.ActionGetState}
+	cmd.RequestID = nextRequestID()
+	payload := link.EncodeCommand(cmd, time.Time{})
+	end := time.Now().Add(timeout)
+	for time.Now().Before(end) {
+		if err := c.p.publish(c.topics.Command(), payload); err != nil {
+			return err
+		}
+		_, err := waitRecord(ctx, in, time.Second, func(m received) bool { return m.Reply != nil && m.Reply.RequestID == cmd.RequestID })
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return fmt.Errorf("no reply to get_state within %s", timeout)
 }
 
 func (c *console) simSet(payload string) error {
@@ -50,6 +83,14 @@ func (e *env) startWaiting(ctx context.Context, id string, rc roomConfig, depth 
 	if _, err := waitRecord(ctx, in, 30*time.Second, func(m received) bool { return isEvent(m, "controller_started") }); err != nil {
 		_ = r.Stop()
 		return nil, nil, fmt.Errorf("room %s did not come up: %w", id, err)
+	}
+	con, err := e.console(id)
+	if err == nil {
+		err = con.ping(ctx, in, 30*time.Second)
+	}
+	if err != nil {
+		_ = r.Stop()
+		return nil, nil, fmt.Errorf("room %s does not answer commands: %w", id, err)
 	}
 	return r, in, nil
 }
