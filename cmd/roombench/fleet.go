@@ -95,7 +95,15 @@ func runFleet(ctx context.Context, e *env) *SuiteResult {
 		begin := time.Now()
 		sem := make(chan struct{}, 32)
 		var wg sync.WaitGroup
-		var startErr atomic.Value
+		var errMu sync.Mutex
+		var startErr error
+		fail := func(err error) {
+			errMu.Lock()
+			if startErr == nil {
+				startErr = err
+			}
+			errMu.Unlock()
+		}
 		for i := len(rooms); i < n; i++ {
 			id := e.roomID("fl", i+1)
 			phase := time.Duration(rng.Int64N(int64(e.cfg.FleetPeriod)))
@@ -106,7 +114,7 @@ func runFleet(ctx context.Context, e *env) *SuiteResult {
 				defer func() { <-sem }()
 				r, in, err := e.startWaiting(ctx, id, rc, 64)
 				if err != nil {
-					startErr.Store(err)
+					fail(err)
 					return
 				}
 				roomsMu.Lock()
@@ -114,15 +122,15 @@ func runFleet(ctx context.Context, e *env) *SuiteResult {
 				roomsMu.Unlock()
 				con, err := e.console(id)
 				if err != nil {
-					startErr.Store(err)
+					fail(err)
 					return
 				}
 				if err := con.send(controller.Command{Action: controller.ActionStartVisit, VisitID: "v1", Duration: time.Hour}); err != nil {
-					startErr.Store(err)
+					fail(err)
 					return
 				}
 				if _, err := waitRecord(ctx, in, 30*time.Second, func(m received) bool { return isEvent(m, "visit_started") }); err != nil {
-					startErr.Store(fmt.Errorf("room %s: visit_started: %w", id, err))
+					fail(fmt.Errorf("room %s: visit_started: %w", id, err))
 					return
 				}
 				cycles.Add(1)
@@ -133,8 +141,8 @@ func runFleet(ctx context.Context, e *env) *SuiteResult {
 			}()
 		}
 		wg.Wait()
-		if err, ok := startErr.Load().(error); ok {
-			res.Error = fmt.Sprintf("%d rooms: %v", n, err)
+		if startErr != nil {
+			res.Error = fmt.Sprintf("%d rooms: %v", n, startErr)
 			return res
 		}
 		e.logf("fleet: %d rooms up in %s; warming up", n, time.Since(begin).Round(time.Millisecond))
