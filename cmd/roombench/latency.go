@@ -45,27 +45,54 @@ func (c *console) sendID(cmd controller.Command) (string, error) {
 	return cmd.RequestID, c.p.publish(c.topics.Command(), link.EncodeCommand(cmd, time.Time{}))
 }
 
-// ping sends get_state until its reply arrives, resending it (same
-// request_id, as a console retries) every second: a room's first
+// ping sends get_state until its reply arrives: a room's first
 // subscription may not be in place yet when its first records arrive.
 func (c *console) ping(ctx context.Context, in <-chan received, timeout time.Duration) error {
-	cmd := controller.Command{Action: controller.ActionGetState}
+	_, err := c.request(ctx, in, controller.Command{Action: controller.ActionGetState}, timeout, nil)
+	return err
+}
+
+// request sends cmd and waits until a record matching want arrives (or,
+// with want nil, the command's reply). While neither the reply nor the
+// record has come it sends the command again every 2 s with the same
+// request_id, as a console retries: a command published before the room
+// (re)subscribed is dropped by the broker, and a repeat is answered from
+// the room's reply cache instead of being applied twice.
+func (c *console) request(ctx context.Context, in <-chan received, cmd controller.Command, timeout time.Duration, want func(received) bool) (received, error) {
 	cmd.RequestID = nextRequestID()
 	payload := link.EncodeCommand(cmd, time.Time{})
 	end := time.Now().Add(timeout)
+	replied := false
 	for time.Now().Before(end) {
-		if err := c.p.publish(c.topics.Command(), payload); err != nil {
-			return err
+		if !replied {
+			if err := c.p.publish(c.topics.Command(), payload); err != nil {
+				return received{}, err
+			}
 		}
-		_, err := waitRecord(ctx, in, time.Second, func(m received) bool { return m.Reply != nil && m.Reply.RequestID == cmd.RequestID })
+		var got received
+		_, err := waitRecord(ctx, in, 2*time.Second, func(m received) bool {
+			if m.Reply != nil && m.Reply.RequestID == cmd.RequestID {
+				replied = true
+				if want == nil {
+					got = m
+					return true
+				}
+				return false
+			}
+			if want != nil && want(m) {
+				got = m
+				return true
+			}
+			return false
+		})
 		if err == nil {
-			return nil
+			return got, nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return received{}, ctx.Err()
 		}
 	}
-	return fmt.Errorf("no reply to get_state within %s", timeout)
+	return received{}, fmt.Errorf("%s (request %s): nothing within %s", cmd.Action, cmd.RequestID, timeout)
 }
 
 func (c *console) simSet(payload string) error {

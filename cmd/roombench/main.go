@@ -128,7 +128,7 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 	fs.IntVar(&cfg.Visits, "visits", 50, "timer: visits in all")
 	fs.IntVar(&cfg.TimerRooms, "timer-rooms", 5, "timer: rooms running visits at once")
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Minute, "footprint: sampling time of each phase (idle, visit)")
-	fs.StringVar(&rooms, "rooms", "100,250,500,1000,1500,2000", "fleet: room counts to step through, comma-separated")
+	fs.StringVar(&rooms, "rooms", "100,250,500,1000,1500,2000,3000,4000", "fleet: room counts to step through, comma-separated")
 	fs.DurationVar(&cfg.FleetWindow, "fleet-window", 20*time.Second, "fleet: measuring time per step")
 	fs.DurationVar(&cfg.FleetPeriod, "fleet-period", 10*time.Second, "fleet: each room raises one panic alert this often")
 	fs.DurationVar(&cfg.FleetP99, "fleet-p99", 100*time.Millisecond, "fleet: alert p99 target per step")
