@@ -1,3 +1,15 @@
+// This test is left out of race-detector builds. With Go 1.26.8 on two or
+// more Ps, a synctest bubble holding the broker, the MQTT client and the sim
+// crashes inside ThreadSanitizer itself about one run in two (SIGSEGV in
+// __tsan::SlotLock with a nil thread state, or "ThreadSanitizer: internal
+// allocator is out of memory"), from the bubble's timer check on a thread
+// other than the main one; with GOMAXPROCS=1 it passed 24 of 24 runs. Those
+// are crashes of the race runtime, not race reports. It runs in every plain
+// `go test ./...`, and the same loop, link and broker code runs under -race
+// in the real-time tests of link and cmd/roomd.
+
+//go:build !race
+
 package daemon_test
 
 import (
