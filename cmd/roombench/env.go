@@ -100,7 +100,7 @@ func runSuites(ctx context.Context, cfg config, names []string, log *slog.Logger
 	} else {
 		m.Broker = e.broker
 	}
-	if e.guard, err = newGuard(e.broker, link.DefaultBase, "roombench-guard-"+e.tag); err != nil {
+	if e.guard, err = newGuard(e.broker, link.DefaultBase, "roombench-guard-"+e.tag, e.mosq != nil); err != nil {
 		return nil, err
 	}
 	defer e.guard.Close()

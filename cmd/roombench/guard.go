@@ -46,14 +46,15 @@ type floorMsg struct {
 	arrived time.Time
 }
 
-// newGuard connects a persistent-session subscriber (so its subscriptions
-// survive a broker restart) and subscribes.
-func newGuard(broker, base, clientID string) (*guard, error) {
+// newGuard connects the subscriber and subscribes. With persistent, its
+// session (clean session false) survives a broker restart, as the outage
+// suite needs; on a broker roombench did not start it leaves nothing behind.
+func newGuard(broker, base, clientID string, persistent bool) (*guard, error) {
 	g := &guard{base: base, inboxes: map[string]chan received{}, seen: map[string]*roomSeen{},
 		floor: make(chan floorMsg, 1024)}
 	filters := map[string]byte{base + "/+/events": 1, base + "/+/alerts": 1, base + "/+/cmd/reply": 1, floorTopic: 1}
 	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).
-		SetCleanSession(false).SetProtocolVersion(4).SetKeepAlive(5 * time.Second).
+		SetCleanSession(!persistent).SetProtocolVersion(4).SetKeepAlive(5 * time.Second).
 		SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).SetConnectRetry(true).
 		SetConnectRetryInterval(200 * time.Millisecond).SetOrderMatters(true).
 		SetDefaultPublishHandler(g.handle).

@@ -120,7 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 	fs.SetOutput(stderr)
 	var cfg config
 	var rooms string
-	fs.StringVar(&cfg.Broker, "broker", "", "use this broker `URL` (tcp://127.0.0.1:1883) instead of starting mosquitto; the outage suite needs its own")
+	fs.StringVar(&cfg.Broker, "broker", "", "use this broker `URL` (tcp://127.0.0.1:1883) instead of starting mosquitto; the outage suite needs its own. The rooms' persistent sessions (client ids roomd-<room>, unique per run) stay on it")
 	fs.BoolVar(&cfg.Short, "short", false, "smoke mode: tiny sizes, a few seconds per suite; checks, not numbers")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&cfg.Verbose, "v", false, "log progress (and roomd's warnings) to stderr")
