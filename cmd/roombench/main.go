@@ -136,7 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 	fs.DurationVar(&cfg.Outage, "outage", 10*time.Second, "outage: how long the broker stays dead")
 	fs.IntVar(&cfg.OutageRooms, "outage-rooms", 100, "outage: rooms raising alerts during the outage")
 	fs.StringVar(&cfg.Roomd, "roomd", "", "footprint: roomd binary to run (default: build ./cmd/roomd)")
-	fs.BoolVar(&cfg.NoDelay, "nodelay", false, "start mosquitto with set_tcp_nodelay true (Nagle off on its sockets)")
+	fs.BoolVar(&cfg.NoDelay, "nodelay", true, "start mosquitto with set_tcp_nodelay true, as shipped (Nagle off on its sockets); --nodelay=false for mosquitto's default")
 	fs.DurationVar(&cfg.SaveEvery, "autosave-every", 0, "start mosquitto saving its database at this interval instead of after every change (the shipped setting)")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the random offsets")
 	fs.Usage = func() {
