@@ -9,6 +9,7 @@ import (
 
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/sim"
 )
 
 // simKeys documents the keys of "visitctl sim" and their values.
@@ -72,6 +73,15 @@ func parseSim(args []string) (map[string]any, error) {
 	}
 	if f, h := out["fault"], out["heal"]; f != nil && f == h {
 		return nil, usagef("sim: fault=%s and heal=%s contradict each other", f, h)
+	}
+	// roomd's own parser has the last word, so visitctl never sends what a
+	// simulated room would refuse.
+	payload, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("encode sim control: %w", err)
+	}
+	if _, err := sim.ParseControl(payload); err != nil {
+		return nil, usagef("sim: %v", err)
 	}
 	return out, nil
 }
