@@ -2,12 +2,9 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/controller"
@@ -42,15 +39,15 @@ func openLink(cfg *configs.Config, simRoom *sim.Room, log *slog.Logger) (*roomLi
 	}
 	password := ""
 	if m.PasswordFile != "" {
-		b, err := os.ReadFile(m.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("read mqtt password: %w", err)
+		if password, err = link.ReadPasswordFile(m.PasswordFile); err != nil {
+			return nil, fmt.Errorf("mqtt: %w", err)
 		}
-		password = strings.TrimRight(string(b), "\r\n")
 	}
-	tlsConf, err := tlsConfig(m.TLS)
-	if err != nil {
-		return nil, err
+	var tlsConf *tls.Config
+	if files := link.TLSFiles(m.TLS); !files.Empty() {
+		if tlsConf, err = files.Config(); err != nil {
+			return nil, fmt.Errorf("mqtt tls: %w", err)
+		}
 	}
 	ob, err := outbox.Open(filepath.Join(cfg.StateDir, outboxDir), outbox.Limits{MaxEntries: m.Outbox.MaxEntries, MaxBytes: m.Outbox.MaxBytes})
 	if err != nil {
@@ -100,32 +97,4 @@ func publishSimOutputs(r *sim.Room, c *link.Client) {
 	for ch := range w {
 		c.PublishSimOutputs(sim.EncodeOutputs(ch.Outputs))
 	}
-}
-
-// tlsConfig builds the TLS configuration from the config's files; nil when
-// none is given (the client then uses the system roots for TLS URLs).
-func tlsConfig(t configs.TLS) (*tls.Config, error) {
-	if t.CAFile == "" && t.CertFile == "" && t.KeyFile == "" && t.ServerName == "" {
-		return nil, nil
-	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read mqtt CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt CA file %s: no PEM certificate in it", t.CAFile)
-		}
-		c.RootCAs = pool
-	}
-	if t.CertFile != "" || t.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("load mqtt client certificate %s / %s: %w", t.CertFile, t.KeyFile, err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
 }

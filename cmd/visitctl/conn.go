@@ -2,16 +2,15 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/roomd/roomd/link"
 )
 
 // connOptions builds the MQTT client options from the global flags: the
@@ -56,35 +55,16 @@ func (g *globals) connOptions() (*mqtt.ClientOptions, error) {
 		opts.SetUsername(g.username)
 	}
 	if g.passwordFile != "" {
-		data, err := os.ReadFile(g.passwordFile)
+		pw, err := link.ReadPasswordFile(g.passwordFile)
 		if err != nil {
-			return nil, fmt.Errorf("read password file: %w", err)
-		}
-		pw := strings.TrimRight(string(data), "\r\n")
-		if pw == "" {
-			return nil, fmt.Errorf("password file %s is empty", g.passwordFile)
+			return nil, err
 		}
 		opts.SetPassword(pw)
 	}
 	if secure {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: g.serverName}
-		if g.caFile != "" {
-			pem, err := os.ReadFile(g.caFile)
-			if err != nil {
-				return nil, fmt.Errorf("read CA file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("CA file %s holds no PEM certificate", g.caFile)
-			}
-			cfg.RootCAs = pool
-		}
-		if g.certFile != "" {
-			cert, err := tls.LoadX509KeyPair(g.certFile, g.keyFile)
-			if err != nil {
-				return nil, fmt.Errorf("load client certificate %s and key %s: %w", g.certFile, g.keyFile, err)
-			}
-			cfg.Certificates = []tls.Certificate{cert}
+		cfg, err := link.TLSFiles{CAFile: g.caFile, CertFile: g.certFile, KeyFile: g.keyFile, ServerName: g.serverName}.Config()
+		if err != nil {
+			return nil, err
 		}
 		opts.SetTLSConfig(cfg)
 	}
