@@ -1,0 +1,186 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+)
+
+// The head file records how far the broker has acknowledged, the highest
+// LSN written and a small opaque blob for the daemon (its time axis). It is
+// allocated once, at its full size, and then only overwritten in place, so
+// that recording progress never needs new space on a full disk.
+//
+// Two slots of headSlot bytes alternate; each ends with a CRC-32C, and the
+// valid slot with the higher counter wins, so a write torn by a crash leaves
+// the other slot in force.
+const (
+	headName     = "head"
+	headTemp     = "head.tmp"
+	headSlot     = 2048
+	headSize     = 2 * headSlot
+	headMagic    = "RJH1"
+	headFixed    = 4 + 8 + 8 + 4 + 8 + 8 + 2
+	MaxHeadBlob  = headSlot - headFixed - 4
+	headCRCBytes = 4
+)
+
+// Pos is a position in the stream of messages the journal's entries give:
+// message Msg of entry LSN. As an acknowledgement position it means every
+// message before it was acknowledged.
+type Pos struct {
+	LSN uint64
+	Msg uint32
+}
+
+// Less reports whether p comes before q.
+func (p Pos) Less(q Pos) bool { return p.LSN < q.LSN || p.LSN == q.LSN && p.Msg < q.Msg }
+
+type headState struct {
+	counter uint64
+	acked   Pos
+	hwm     uint64 // highest LSN known to have been written
+	epoch   Epoch
+	blob    []byte
+}
+
+func encodeHead(h headState) []byte {
+	b := make([]byte, 0, headSlot)
+	b = append(b, headMagic...)
+	b = binary.LittleEndian.AppendUint64(b, h.counter)
+	b = binary.LittleEndian.AppendUint64(b, h.acked.LSN)
+	b = binary.LittleEndian.AppendUint32(b, h.acked.Msg)
+	b = binary.LittleEndian.AppendUint64(b, h.hwm)
+	b = binary.LittleEndian.AppendUint64(b, uint64(h.epoch))
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(h.blob)))
+	b = append(b, h.blob...)
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return b
+}
+
+func decodeHead(b []byte) (headState, bool) {
+	if len(b) < headFixed+headCRCBytes || string(b[:4]) != headMagic {
+		return headState{}, false
+	}
+	n := int(binary.LittleEndian.Uint16(b[40:42]))
+	end := headFixed + n
+	if n > MaxHeadBlob || end+headCRCBytes > len(b) {
+		return headState{}, false
+	}
+	if crc32.Checksum(b[:end], castagnoli) != binary.LittleEndian.Uint32(b[end:end+4]) {
+		return headState{}, false
+	}
+	return headState{
+		counter: binary.LittleEndian.Uint64(b[4:12]),
+		acked:   Pos{LSN: binary.LittleEndian.Uint64(b[12:20]), Msg: binary.LittleEndian.Uint32(b[20:24])},
+		hwm:     binary.LittleEndian.Uint64(b[24:32]),
+		epoch:   Epoch(binary.LittleEndian.Uint64(b[32:40])),
+		blob:    bytes.Clone(b[headFixed:end]),
+	}, true
+}
+
+// headFile is the open head file.
+type headFile struct {
+	fsys FS
+	dir  string
+	f    File // nil when it could not be opened or created: progress stays in memory
+	cur  headState
+}
+
+// loadHead reads the head file in dir. A missing file gives a zero state; a
+// file whose slots are both damaged gives a zero state and damaged true (the
+// acknowledgement position is lost: entries are published again).
+func loadHead(fsys FS, dir string) (st headState, damaged bool, err error) {
+	b, err := readFile(fsys, join(dir, headName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return headState{}, false, nil
+	}
+	if err != nil {
+		return headState{}, false, fmt.Errorf("read journal head: %w", err)
+	}
+	var best headState
+	found := false
+	for off := 0; off+headSlot <= len(b); off += headSlot {
+		if h, ok := decodeHead(b[off : off+headSlot]); ok && (!found || h.counter > best.counter) {
+			best, found = h, true
+		}
+	}
+	return best, !found, nil
+}
+
+// openHead opens the head file for writing, creating it at its full size
+// if it is missing or short. It writes st as the current state.
+func openHead(fsys FS, dir string, st headState) (*headFile, error) {
+	h := &headFile{fsys: fsys, dir: dir, cur: st}
+	path := join(dir, headName)
+	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
+	if err == nil {
+		size, serr := f.Size()
+		if serr == nil && size == headSize {
+			h.f = f
+			return h, h.write(st)
+		}
+		_ = f.Close()
+	}
+	// Create it whole, then rename it into place.
+	tmp := join(dir, headTemp)
+	f, err = fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return h, fmt.Errorf("create journal head: %w", err)
+	}
+	st.counter++
+	h.cur = st
+	img := make([]byte, headSize)
+	copy(img, encodeHead(st))
+	if _, err := f.WriteAt(img, 0); err != nil {
+		_ = f.Close()
+		_ = fsys.Remove(tmp)
+		return h, fmt.Errorf("create journal head: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		_ = fsys.Remove(tmp)
+		return h, fmt.Errorf("create journal head: %w", err)
+	}
+	if err := fsys.Rename(tmp, path); err != nil {
+		_ = f.Close()
+		_ = fsys.Remove(tmp)
+		return h, fmt.Errorf("create journal head: %w", err)
+	}
+	if err := fsys.SyncDir(dir); err != nil {
+		_ = f.Close()
+		return h, fmt.Errorf("create journal head: %w", err)
+	}
+	h.f = f
+	return h, nil
+}
+
+// write overwrites the older slot with st (counter advanced) and syncs it.
+func (h *headFile) write(st headState) error {
+	if h.f == nil {
+		return errors.New("write journal head: not open")
+	}
+	st.counter = h.cur.counter + 1
+	slot := int64(st.counter%2) * headSlot
+	if _, err := h.f.WriteAt(encodeHead(st), slot); err != nil {
+		return fmt.Errorf("write journal head: %w", err)
+	}
+	if err := h.f.Sync(); err != nil {
+		return fmt.Errorf("sync journal head: %w", err)
+	}
+	h.cur = st
+	return nil
+}
+
+func (h *headFile) close() error {
+	if h.f == nil {
+		return nil
+	}
+	err := h.f.Close()
+	h.f = nil
+	return err
+}
