@@ -26,7 +26,7 @@ import (
 // and validated.
 type Config struct {
 	Room     string // the room id, see ValidRoomID
-	StateDir string // directory of the state file and the outbox
+	StateDir string // directory of the journal
 
 	// Policy is the effective policy: the preset (if any) with the fields
 	// given inline laid over it. Policy.Name is the preset's name, or
@@ -34,9 +34,21 @@ type Config struct {
 	Policy       controller.Policy
 	PolicyPreset string // the preset named in the file; "" if none
 
-	Device Device
-	MQTT   MQTT
-	Log    Log
+	Device  Device
+	MQTT    MQTT
+	Journal Journal
+	Log     Log
+}
+
+// Journal bounds the room's journal in the state directory.
+type Journal struct {
+	// MaxBytes bounds the journal on disk: above it, delivered entries are
+	// deleted even inside the retention, and undelivered ones raise a
+	// critical system_fault (they are never deleted).
+	MaxBytes int64
+	// Retention is how long delivered entries are kept: the window of
+	// replay, and of answering a redelivered command with its first reply.
+	Retention time.Duration
 }
 
 // Backend is the kind of I/O behind the room's inputs and outputs.
@@ -177,18 +189,11 @@ type MQTT struct {
 	ConnectTimeout time.Duration
 	Heartbeat      time.Duration // the state is republished this often
 	MaxPayload     int           // bytes; larger incoming messages are refused
-	Outbox         OutboxLimits
 }
 
 // TLS holds the TLS files. All empty: the system roots are used (for ssl:// and tls://).
 type TLS struct {
 	CAFile, CertFile, KeyFile, ServerName string
-}
-
-// OutboxLimits bounds the persistent outbox of messages not yet delivered.
-type OutboxLimits struct {
-	MaxEntries int
-	MaxBytes   int64
 }
 
 // Log configures roomd's logging.
@@ -223,9 +228,9 @@ func Default() Config {
 			ConnectTimeout: 10 * time.Second,
 			Heartbeat:      30 * time.Second,
 			MaxPayload:     4096,
-			Outbox:         OutboxLimits{MaxEntries: 100000, MaxBytes: 64 * MiB},
 		},
-		Log: Log{Format: LogText, Level: slog.LevelInfo},
+		Journal: Journal{MaxBytes: 64 * MiB, Retention: 24 * time.Hour},
+		Log:     Log{Format: LogText, Level: slog.LevelInfo},
 	}
 }
 

@@ -80,7 +80,7 @@ func TestBaseParses(t *testing.T) {
 	assert.Equal(t, Line{Pin: "GPIO13"}, c.Device.Outputs[controller.OutputAlarm])
 	assert.Len(t, c.Device.Outputs, 3)
 	assert.Equal(t, "roomd-room-1", c.MQTT.ClientID)
-	assert.Equal(t, Default().MQTT.Outbox, c.MQTT.Outbox)
+	assert.Equal(t, Default().Journal, c.Journal)
 	assert.Len(t, c.Device.Inputs.ByRole(), 5)
 }
 
@@ -272,7 +272,7 @@ func TestErrorsNameTheField(t *testing.T) {
 		{"base wildcard", variant(t, "tls://broker.example:8883\n", "tls://broker.example:8883\n  base: rooms/#\n"),
 			[]string{`mqtt.base: "rooms/#" contains a wildcard`}},
 		{"sizes", variant(t, "tls://broker.example:8883\n", "tls://broker.example:8883\n  max_payload: 4MB\n  outbox: {max_entries: 0, max_bytes: 1KiB}\n"),
-			[]string{`mqtt.max_payload: "4MB" is not a byte size`, "mqtt.outbox.max_entries: must be at least 1, got 0", "mqtt.outbox.max_bytes: must be at least 64KiB, got 1024"}},
+			[]string{`mqtt.max_payload: "4MB" is not a byte size`, "mqtt.outbox.max_entries: must be at least 1, got 0", "mqtt.outbox.max_bytes: must be at least 256KiB, got 1024"}},
 		{"log", base + "log: {format: xml, level: loud}\n",
 			[]string{`log.format: "xml" is not one of text, json`, `log.level: "loud" is not one of debug, info, warn, error`}},
 		{"duplicate key", base + "room: room-2\n",
@@ -315,7 +315,7 @@ func TestYAMLRoundTrips(t *testing.T) {
 	docs := map[string]string{
 		"base": base,
 		"custom": variant(t, "preset: italy", "max_duration: 1h30m\n  warnings: []\n  welfare_check_every: 20m\n  panic_reset: ack\n  lock_scope: always",
-			"tls://broker.example:8883\n", "tls://broker.example:8883\n  max_payload: 12345\n  outbox: {max_entries: 7, max_bytes: 100000}\n  username: u\n  password_file: /p\n  tls: {ca_file: /ca, cert_file: /c, key_file: /k, server_name: b}\n",
+			"tls://broker.example:8883\n", "tls://broker.example:8883\n  max_payload: 12345\n  outbox: {max_entries: 7, max_bytes: 1MiB}\n  username: u\n  password_file: /p\n  tls: {ca_file: /ca, cert_file: /c, key_file: /k, server_name: b}\n",
 			"alarm:   {pin: GPIO13}", "alarm:   {chip: gpiochip4, line: 13, active_low: true}",
 			"[{pin: GPIO22, debounce: 200ms}]", "[{pin: GPIO22, debounce: 200ms}, {chip: gpiochip4, line: 26, pull: down}]") +
 			"log: {format: json, level: warn}\nstate_dir: ./state\n",
@@ -346,7 +346,7 @@ func TestDefault(t *testing.T) {
 	assert.Equal(t, "/var/lib/roomd", d.StateDir)
 	assert.Equal(t, BackendGPIO, d.Device.Backend)
 	assert.Equal(t, 5*time.Second, d.MQTT.Keepalive)
-	assert.Equal(t, int64(64*MiB), d.MQTT.Outbox.MaxBytes)
+	assert.Equal(t, int64(64*MiB), d.Journal.MaxBytes)
 	d.Policy.MaxDuration = time.Hour
 	require.NoError(t, d.Policy.Validate(), "the default policy with a max_duration is valid")
 }

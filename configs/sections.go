@@ -17,7 +17,7 @@ import (
 
 // config reads the top level into c, which holds the defaults.
 func (r *reader) config(root *yaml.Node, c *Config) {
-	m := r.mapping(root, "", "room", "state_dir", "policy", "device", "mqtt", "log")
+	m := r.mapping(root, "", "room", "state_dir", "policy", "device", "mqtt", "journal", "log")
 	top := resolve(root)
 
 	if r.str(m["room"], "room", &c.Room) && !ValidRoomID(c.Room) {
@@ -33,7 +33,20 @@ func (r *reader) config(root *yaml.Node, c *Config) {
 	r.policy(m["policy"], top, c)
 	r.device(m["device"], top, c)
 	r.mqtt(m["mqtt"], top, c)
+	r.journal(m["journal"], c)
 	r.log(m["log"], c)
+}
+
+// journal reads the journal section. An earlier layout's mqtt.outbox.max_bytes
+// (read by mqtt) stands in for journal.max_bytes when that is not given.
+func (r *reader) journal(n *yaml.Node, c *Config) {
+	m := r.mapping(n, "journal", "max_bytes", "retention")
+	if r.size(m["max_bytes"], "journal.max_bytes", &c.Journal.MaxBytes) && c.Journal.MaxBytes < 256*KiB {
+		r.bad(m["max_bytes"], "journal.max_bytes", "must be at least 256KiB, got %d", c.Journal.MaxBytes)
+	}
+	if r.duration(m["retention"], "journal.retention", &c.Journal.Retention) && (c.Journal.Retention < time.Hour || c.Journal.Retention > 30*24*time.Hour) {
+		r.bad(m["retention"], "journal.retention", "must be between 1h and 720h, got %s", c.Journal.Retention)
+	}
 }
 
 var policyKeys = []string{"max_duration", "extension", "warnings", "escalate_after", "repeat_every",
@@ -388,12 +401,15 @@ func (r *reader) mqtt(n, top *yaml.Node, c *Config) {
 			q.MaxPayload = int(payload)
 		}
 	}
+	// mqtt.outbox is the earlier name of the journal's bound: max_bytes is
+	// taken as journal.max_bytes, max_entries is accepted and unused.
 	om := r.mapping(m["outbox"], "mqtt.outbox", "max_entries", "max_bytes")
-	if r.integer(om["max_entries"], "mqtt.outbox.max_entries", &q.Outbox.MaxEntries) && q.Outbox.MaxEntries < 1 {
-		r.bad(om["max_entries"], "mqtt.outbox.max_entries", "must be at least 1, got %d", q.Outbox.MaxEntries)
+	var entries int
+	if r.integer(om["max_entries"], "mqtt.outbox.max_entries", &entries) && entries < 1 {
+		r.bad(om["max_entries"], "mqtt.outbox.max_entries", "must be at least 1, got %d", entries)
 	}
-	if r.size(om["max_bytes"], "mqtt.outbox.max_bytes", &q.Outbox.MaxBytes) && q.Outbox.MaxBytes < 64*KiB {
-		r.bad(om["max_bytes"], "mqtt.outbox.max_bytes", "must be at least 64KiB, got %d", q.Outbox.MaxBytes)
+	if r.size(om["max_bytes"], "mqtt.outbox.max_bytes", &c.Journal.MaxBytes) && c.Journal.MaxBytes < 256*KiB {
+		r.bad(om["max_bytes"], "mqtt.outbox.max_bytes", "must be at least 256KiB, got %d (it now bounds the journal: use journal.max_bytes)", c.Journal.MaxBytes)
 	}
 }
 

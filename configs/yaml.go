@@ -14,12 +14,13 @@ import (
 // The shapes YAML writes; field order is the order of the example config.
 type (
 	yamlConfig struct {
-		Room     string     `yaml:"room"`
-		StateDir string     `yaml:"state_dir"`
-		Policy   yamlPolicy `yaml:"policy"`
-		Device   yamlDevice `yaml:"device"`
-		MQTT     yamlMQTT   `yaml:"mqtt"`
-		Log      yamlLog    `yaml:"log"`
+		Room     string      `yaml:"room"`
+		StateDir string      `yaml:"state_dir"`
+		Policy   yamlPolicy  `yaml:"policy"`
+		Device   yamlDevice  `yaml:"device"`
+		MQTT     yamlMQTT    `yaml:"mqtt"`
+		Journal  yamlJournal `yaml:"journal,flow"`
+		Log      yamlLog     `yaml:"log"`
 	}
 	yamlPolicy struct {
 		Preset            string   `yaml:"preset,omitempty"`
@@ -76,17 +77,16 @@ type (
 		ActiveLow bool   `yaml:"active_low"`
 	}
 	yamlMQTT struct {
-		Broker         string     `yaml:"broker"`
-		Base           string     `yaml:"base"`
-		ClientID       string     `yaml:"client_id"`
-		Username       string     `yaml:"username"`
-		PasswordFile   string     `yaml:"password_file"`
-		TLS            yamlTLS    `yaml:"tls"`
-		Keepalive      string     `yaml:"keepalive"`
-		ConnectTimeout string     `yaml:"connect_timeout"`
-		Heartbeat      string     `yaml:"heartbeat"`
-		MaxPayload     int        `yaml:"max_payload"`
-		Outbox         yamlOutbox `yaml:"outbox,flow"`
+		Broker         string  `yaml:"broker"`
+		Base           string  `yaml:"base"`
+		ClientID       string  `yaml:"client_id"`
+		Username       string  `yaml:"username"`
+		PasswordFile   string  `yaml:"password_file"`
+		TLS            yamlTLS `yaml:"tls"`
+		Keepalive      string  `yaml:"keepalive"`
+		ConnectTimeout string  `yaml:"connect_timeout"`
+		Heartbeat      string  `yaml:"heartbeat"`
+		MaxPayload     int     `yaml:"max_payload"`
 	}
 	yamlTLS struct {
 		CAFile     string `yaml:"ca_file"`
@@ -94,9 +94,9 @@ type (
 		KeyFile    string `yaml:"key_file"`
 		ServerName string `yaml:"server_name"`
 	}
-	yamlOutbox struct {
-		MaxEntries int    `yaml:"max_entries"`
-		MaxBytes   string `yaml:"max_bytes"`
+	yamlJournal struct {
+		MaxBytes  string `yaml:"max_bytes"`
+		Retention string `yaml:"retention"`
 	}
 	yamlLog struct {
 		Format string `yaml:"format"`
@@ -157,9 +157,9 @@ func (c *Config) YAML() ([]byte, error) {
 			ConnectTimeout: formatDuration(c.MQTT.ConnectTimeout),
 			Heartbeat:      formatDuration(c.MQTT.Heartbeat),
 			MaxPayload:     c.MQTT.MaxPayload,
-			Outbox:         yamlOutbox{MaxEntries: c.MQTT.Outbox.MaxEntries, MaxBytes: formatSize(c.MQTT.Outbox.MaxBytes)},
 		},
-		Log: yamlLog{Format: c.Log.Format.String(), Level: strings.ToLower(c.Log.Level.String())},
+		Journal: yamlJournal{MaxBytes: formatSize(c.Journal.MaxBytes), Retention: formatDuration(c.Journal.Retention)},
+		Log:     yamlLog{Format: c.Log.Format.String(), Level: strings.ToLower(c.Log.Level.String())},
 	}
 	for _, w := range p.Warnings {
 		y.Policy.Warnings = append(y.Policy.Warnings, formatDuration(w))

@@ -36,24 +36,30 @@ func (c *Controller) State() State { return c.StateAt(c.s.Now) }
 
 // StateAt returns the state with the visit's remaining time computed at at
 // (for a heartbeat between events). It does not advance the controller.
-func (c *Controller) StateAt(at time.Time) State {
-	if at.Before(c.s.Now) {
-		at = c.s.Now
+func (c *Controller) StateAt(at time.Time) State { return c.s.StateAt(at) }
+
+// StateAt returns the view of the snapshot that may leave the device, with
+// the visit's remaining time computed at at (not before the snapshot's Now).
+// It is what Controller.StateAt returns for the controller the snapshot was
+// taken from.
+func (s *Snapshot) StateAt(at time.Time) State {
+	if at.Before(s.Now) {
+		at = s.Now
 	}
 	st := State{
 		At:            at,
-		Seq:           c.s.Seq,
-		Phase:         c.s.Phase,
-		Door:          c.s.Levels[InputDoor],
-		Lock:          c.s.Levels[InputLock],
-		Alerts:        slices.Clone(c.s.Alerts),
-		ServiceReason: c.s.ServiceReason,
-		Outputs:       cloneMap(c.s.Outputs),
+		Seq:           s.Seq,
+		Phase:         s.Phase,
+		Door:          s.Levels[InputDoor],
+		Lock:          s.Levels[InputLock],
+		Alerts:        slices.Clone(s.Alerts),
+		ServiceReason: s.ServiceReason,
+		Outputs:       cloneMap(s.Outputs),
 	}
-	if v := c.s.Visit; v != nil {
+	if v := s.Visit; v != nil {
 		st.Visit = &VisitState{ID: v.ID, StartedAt: v.StartedAt, EndsAt: v.EndsAt, Remaining: max(v.EndsAt.Sub(at), 0), Max: v.Max}
 	} else {
-		p := c.s.Levels[InputPresence]
+		p := s.Levels[InputPresence]
 		st.Presence = &p
 	}
 	return st

@@ -1,29 +1,28 @@
 // Package daemon is roomd's run loop: one goroutine owns the room's
 // controller and feeds it device readings, commands and timer ticks; it
-// carries out the controller's actions (outputs, records, state, replies),
-// persists the controller's state atomically after every change, and talks
-// to systemd (READY, watchdog, STOPPING).
+// carries out the controller's actions, appends every step to the room's
+// journal, and talks to systemd (READY, watchdog, STOPPING).
 //
-// The loop never waits on the network: records go to the link's durable
-// outbox, state and replies to the link's own sender. The slowest things it
-// does are an fsync of the state file per state change and the outbox's own
-// append.
+// The loop does one disk write per step: the journal append, which syncs
+// once (steps that arrive together share it). Nothing leaves the room before
+// its step is in the journal: the publisher that sends records, states and
+// replies follows the journal, and it lives elsewhere (package link). The
+// loop never waits on the network.
 //
-// Delivery of records is at least once. A step's records are written into the
-// state file together with the snapshot that produced them, and only then
-// handed to the outbox; after a crash between the two the records of that
-// step are handed over again. Consumers deduplicate by (room, seq); seq never
-// repeats for a room because the snapshot and its records are stored in one
-// atomic write.
+// When the disk refuses the journal (full, read-only, failing), the journal
+// keeps the steps in memory under a new epoch, so that they are still
+// published and no seq is ever reused; the loop raises a critical
+// system_fault (source journal_write), which drives the local alarm.
 package daemon
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/daemon/timebase"
 	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/journal"
 )
 
 // InputSource delivers debounced input levels; device.Inputs satisfies it.
@@ -43,30 +42,33 @@ type OutputDriver interface {
 	Safe() error
 }
 
-// Link is the MQTT side as the loop uses it. Every method must return
-// promptly: the loop calls them from its own goroutine.
-type Link interface {
-	// Commands delivers commands already decoded, checked and deduplicated
-	// at the edge. The loop stamps each with its own clock (At is ignored).
-	// A closed channel is read as "no more commands".
-	Commands() <-chan controller.Command
-	// Publish stores rec durably for delivery. It returns an error wrapping
-	// ErrOutboxFull when the outbox is at its limit; the loop keeps the
-	// record (in memory and in the state file) and tries again later.
-	Publish(rec controller.Record) error
-	// PublishState publishes the room's state (retained). Best effort: a
-	// newer state or the next heartbeat replaces a lost one.
-	PublishState(st controller.State) error
-	// Reply answers a command, with the state after it; the link also
-	// remembers the answer for duplicates of the same request.
-	Reply(rep controller.Reply, st controller.State) error
-	// Close publishes the offline status and flushes the outbox until ctx
-	// ends; what is not delivered stays on disk for the next run.
-	Close(ctx context.Context) error
+// Journal is where the loop puts every step; *journal.Journal satisfies it.
+type Journal interface {
+	// Append stores the entries durably with one sync, or, returning a
+	// *journal.DiskError, keeps them in memory (visible to the publisher)
+	// until a later Append writes them. It never blocks on the network.
+	Append(es ...*journal.Entry) error
+	// Latest is the snapshot to resume from (nil on a fresh journal) and the
+	// time of its step.
+	Latest() (*controller.Snapshot, time.Time)
+	// Recovered says what opening the journal found.
+	Recovered() journal.Recovery
+	// Blob and SetBlob keep the loop's own small record (the time axis)
+	// in the journal's head, written within a second, in place.
+	Blob() []byte
+	SetBlob(b []byte) error
+	// Epoch is the epoch of the next entry.
+	Epoch() journal.Epoch
+	// OverLimit reports undelivered entries above the journal's size bound.
+	OverLimit() bool
 }
 
-// ErrOutboxFull is what Link.Publish wraps when the outbox is at its limit.
-var ErrOutboxFull = errors.New("outbox full")
+// Command is a command decoded and checked at the edge, with the operator
+// who sent it ("" on the plain cmd topic).
+type Command struct {
+	controller.Command
+	Operator string
+}
 
 // Notifier passes status lines to the service manager ("READY=1",
 // "WATCHDOG=1", "STOPPING=1"). A Notifier without a service manager does
@@ -75,14 +77,35 @@ type Notifier interface {
 	Notify(state string) error
 }
 
+// Clock is the loop's time: the sources of its time axis, timers measured on
+// that axis, and the age of a device reading. SystemClock is the real one; a
+// compressed replay (the demo, roomd scenario) passes one that runs faster.
+type Clock interface {
+	timebase.Sources
+	// NewTimer returns a timer that fires once d of axis time has passed.
+	NewTimer(d time.Duration) Timer
+	// Since returns how much axis time has passed since the device read t
+	// (device readings are stamped with time.Now).
+	Since(t time.Time) time.Duration
+}
+
+// Timer is a one-shot timer of a Clock.
+type Timer interface {
+	C() <-chan time.Time
+	// Reset rearms the timer to fire after d (axis time).
+	Reset(d time.Duration)
+	Stop()
+}
+
 // The fault sources the loop raises (controller.Fault.Source).
 const (
-	SourceState      = "state"       // the state file was corrupt or unreadable at start (cleared by ack)
-	SourceStateWrite = "state_write" // the state file cannot be written (clears on the next good write)
-	SourceClock      = "clock"       // the time axis could not simply continue (cleared by ack)
-	SourceOutbox     = "outbox"      // records cannot be stored for delivery (clears when they are)
-	SourceInputs     = "inputs"      // the input backend failed to start
-	SourceOutputs    = "outputs"     // an output could not be driven (cleared by ack)
+	SourceJournal      = "journal"       // the journal was damaged at start (cleared by ack)
+	SourceJournalWrite = "journal_write" // the disk refuses the journal (clears when it takes it again)
+	SourceJournalFull  = "journal_full"  // undelivered entries above the journal's bound (clears below it)
+	SourceJournalLost  = "journal_lost"  // steps dropped from memory while the disk refused them (cleared by ack)
+	SourceClock        = "clock"         // the time axis could not simply continue, or was corrected (cleared by ack)
+	SourceInputs       = "inputs"        // the input backend failed to start
+	SourceOutputs      = "outputs"       // an output could not be driven (cleared by ack)
 )
 
 // DefaultMinPlausible is the earliest wall clock time that roomd believes

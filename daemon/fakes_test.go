@@ -2,13 +2,16 @@ package daemon_test
 
 import (
 	"context"
-	"fmt"
+	"io/fs"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/journal"
 )
 
 // fakeSources is a time axis source on time.Now: under synctest it runs on
@@ -18,6 +21,7 @@ type fakeSources struct {
 	start  time.Time
 	bootID string
 	wall   time.Duration // added to time.Now for Wall
+	synced bool
 }
 
 func newSources() *fakeSources { return &fakeSources{start: time.Now(), bootID: "boot-1"} }
@@ -33,6 +37,17 @@ func (s *fakeSources) BootID() (string, error) {
 	defer s.mu.Unlock()
 	return s.bootID, nil
 }
+
+// Synced reports the wall clock as synchronised when wallSynced is set.
+func (s *fakeSources) Synced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.synced
+}
+
+// The loop's Clock on these sources: real (bubble) timers.
+func (s *fakeSources) NewTimer(d time.Duration) daemon.Timer { return daemon.SystemClock{}.NewTimer(d) }
+func (s *fakeSources) Since(t time.Time) time.Duration       { return time.Since(t) }
 
 // reboot simulates a reboot: a new boot id and a boot clock from zero.
 func (s *fakeSources) reboot(id string) {
@@ -74,6 +89,7 @@ type fakeOutputs struct {
 	modes  map[controller.Output]controller.SetOutput
 	safes  int
 	setErr error
+	block  chan struct{} // Set waits on it when set
 }
 
 func newOutputs() *fakeOutputs {
@@ -81,6 +97,12 @@ func newOutputs() *fakeOutputs {
 }
 
 func (f *fakeOutputs) Set(o controller.Output, m controller.Mode, pulses uint8) error {
+	f.mu.Lock()
+	block := f.block
+	f.mu.Unlock()
+	if block != nil {
+		<-block
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.setErr != nil {
@@ -112,104 +134,6 @@ func (f *fakeOutputs) safeCount() int {
 	return f.safes
 }
 
-// fakeLink records what the loop publishes.
-type fakeLink struct {
-	cmds chan controller.Command
-
-	mu      sync.Mutex
-	records []controller.Record
-	states  []controller.State
-	replies []controller.Reply
-	full    bool
-	closed  bool
-	block   chan struct{} // PublishState waits on it when set
-	onState chan struct{} // PublishState signals it when set
-}
-
-func newLink() *fakeLink { return &fakeLink{cmds: make(chan controller.Command)} }
-
-func (f *fakeLink) Commands() <-chan controller.Command { return f.cmds }
-
-func (f *fakeLink) Publish(rec controller.Record) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.full {
-		return fmt.Errorf("append to outbox: %w", daemon.ErrOutboxFull)
-	}
-	f.records = append(f.records, rec)
-	return nil
-}
-
-func (f *fakeLink) PublishState(st controller.State) error {
-	f.mu.Lock()
-	block := f.block
-	f.mu.Unlock()
-	if block != nil {
-		<-block
-	}
-	f.mu.Lock()
-	f.states = append(f.states, st)
-	on := f.onState
-	f.mu.Unlock()
-	if on != nil {
-		select {
-		case on <- struct{}{}:
-		default:
-		}
-	}
-	return nil
-}
-
-func (f *fakeLink) Reply(rep controller.Reply, st controller.State) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.replies = append(f.replies, rep)
-	return nil
-}
-
-func (f *fakeLink) Close(ctx context.Context) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.closed = true
-	return nil
-}
-
-func (f *fakeLink) setFull(v bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.full = v
-}
-
-func (f *fakeLink) recs() []controller.Record {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]controller.Record(nil), f.records...)
-}
-
-func (f *fakeLink) lastState() controller.State {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.states[len(f.states)-1]
-}
-
-func (f *fakeLink) stateCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.states)
-}
-
-func (f *fakeLink) lastReply() controller.Reply {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.replies[len(f.replies)-1]
-}
-
-func (f *fakeLink) isClosed() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.closed
-}
-
 // fakeNotifier records status lines with the time they were sent.
 type fakeNotifier struct {
 	mu    sync.Mutex
@@ -235,4 +159,41 @@ func (f *fakeNotifier) count(s string) int {
 		}
 	}
 	return n
+}
+
+// flakyFS is the real file system, except that while full is set every
+// write and sync fails with ENOSPC, as on a full disk.
+type flakyFS struct {
+	journal.OS
+	full atomic.Bool
+}
+
+func (f *flakyFS) OpenFile(name string, flag int, perm fs.FileMode) (journal.File, error) {
+	if f.full.Load() && flag&syscall.O_CREAT != 0 {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.ENOSPC}
+	}
+	file, err := f.OS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return flakyFile{File: file, fs: f}, nil
+}
+
+type flakyFile struct {
+	journal.File
+	fs *flakyFS
+}
+
+func (f flakyFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.fs.full.Load() {
+		return 0, syscall.ENOSPC
+	}
+	return f.File.WriteAt(p, off)
+}
+
+func (f flakyFile) Sync() error {
+	if f.fs.full.Load() {
+		return syscall.ENOSPC
+	}
+	return f.File.Sync()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/daemon"
+	"github.com/roomd/roomd/journal"
 )
 
 // notifySocket listens like systemd's notify socket and returns the lines received.
@@ -64,13 +65,15 @@ func TestSystemdReadyWatchdogStopping(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 10*time.Millisecond, interval)
 
+	j, err := journal.Open(t.TempDir(), journal.Options{})
+	require.NoError(t, err)
+	defer j.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- daemon.Run(ctx, daemon.Options{
-			Room: "room-1", Policy: testPolicy(), StateDir: t.TempDir(), Heartbeat: time.Hour, Watchdog: interval,
-		}, daemon.Deps{Inputs: newInputs(), Outputs: newOutputs(), Link: newLink(), Notifier: daemon.Systemd{}})
+		done <- daemon.Run(ctx, daemon.Options{Room: "room-1", Policy: testPolicy(), Watchdog: interval},
+			daemon.Deps{Inputs: newInputs(), Outputs: newOutputs(), Journal: j, Notifier: daemon.Systemd{}})
 	}()
 	waitLine(t, lines, "READY=1")
 	waitLine(t, lines, "WATCHDOG=1")

@@ -2,49 +2,50 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon/timebase"
 	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/journal"
 )
 
 // Defaults for Options fields left zero.
 const (
 	DefaultShutdownTimeout = 5 * time.Second
-	DefaultCheckpointEvery = 5 * time.Minute
-	DefaultRetryEvery      = 5 * time.Second
-	// MaxUnsent bounds the records kept while the outbox refuses them; past
-	// it the oldest are dropped (and logged). The state still shows every
-	// active alert.
-	MaxUnsent = 5000
+	// DefaultCheckpointEvery is how often the time axis is written to the
+	// journal's head while nothing else happens: the floor the axis resumes
+	// from after a reboot with no trustworthy wall clock.
+	DefaultCheckpointEvery = time.Hour
+	// DefaultRetryEvery is how often entries the disk refused are offered
+	// to it again.
+	DefaultRetryEvery = 5 * time.Second
+	// DefaultMaxBatch bounds how many steps share one journal append.
+	DefaultMaxBatch = 256
 )
 
 // Options configure Run.
 type Options struct {
-	Room     string
-	Policy   controller.Policy
-	StateDir string // holds StateFileName; must exist and be writable
-
-	// Heartbeat is the fixed interval at which the state is republished,
-	// whatever else happens. Required.
-	Heartbeat time.Duration
+	Room   string
+	Policy controller.Policy
 	// Watchdog is the interval of WATCHDOG=1 pings sent from the loop (half
 	// of systemd's WatchdogSec, see WatchdogInterval); 0 sends none.
 	Watchdog time.Duration
-	// ShutdownTimeout bounds the shutdown (link close, input stop). Zero:
-	// DefaultShutdownTimeout.
+	// ShutdownTimeout bounds the wait for the input backend at shutdown.
 	ShutdownTimeout time.Duration
-	// CheckpointEvery: with no state change for this long the state file is
-	// rewritten anyway, so the time axis checkpoint stays recent. Zero:
-	// DefaultCheckpointEvery.
+	// CheckpointEvery: the time axis is recorded in the journal's head this
+	// often. Zero: DefaultCheckpointEvery.
 	CheckpointEvery time.Duration
-	// RetryEvery is how often records refused by the outbox are offered
-	// again. Zero: DefaultRetryEvery.
+	// RetryEvery: while the disk refuses the journal, it is tried again this
+	// often. Zero: DefaultRetryEvery.
 	RetryEvery time.Duration
+	// MaxBatch bounds the steps that share one append. Zero: DefaultMaxBatch.
+	MaxBatch int
 	// MinPlausible is the earliest believable wall clock time after a
 	// reboot. Zero: DefaultMinPlausible.
 	MinPlausible time.Time
@@ -54,34 +55,26 @@ type Options struct {
 type Deps struct {
 	Inputs  InputSource
 	Outputs OutputDriver
-	Link    Link
-	// Clock sources the time axis; nil means timebase.System{}. Under
-	// testing/synctest a Sources built on time.Now runs on fake time.
-	Clock    timebase.Sources
+	Journal Journal
+	// Commands delivers commands decoded at the edge; the loop stamps each
+	// with its own clock. A closed channel means no more commands.
+	Commands <-chan Command
+	// Faults, optional, carries faults found by collaborators (the link);
+	// the loop stamps and steps them.
+	Faults <-chan controller.Fault
+	// Clock is the loop's time; nil means SystemClock{}.
+	Clock Clock
+	// Axis, optional, is the time axis already resumed from the journal
+	// (ResumeAxis) when others share it; nil: Run resumes it.
+	Axis     *Axis
 	Notifier Notifier     // nil: no service manager
 	Logger   *slog.Logger // nil: discard
-	// Speed is how many times faster than real time Clock's boot clock runs;
-	// zero means 1 (production). Only a compressed replay sets it (the demo,
-	// roomd scenario), so that a visit passes in seconds under the real
-	// policy: the loop waits for the controller's next deadline Speed times
-	// less real time and scales the age of a reading likewise. Heartbeat,
-	// retry and watchdog intervals stay in real time.
-	Speed float64
-	// Faults, optional, carries faults found by collaborators (for example
-	// MQTTLink's reply cache); the loop stamps and steps them.
-	Faults <-chan controller.Fault
 }
 
 func (o *Options) check() error {
 	var errs []error
 	if o.Room == "" {
 		errs = append(errs, errors.New("room is empty"))
-	}
-	if o.StateDir == "" {
-		errs = append(errs, errors.New("state dir is empty"))
-	}
-	if o.Heartbeat <= 0 {
-		errs = append(errs, fmt.Errorf("heartbeat must be positive, got %s", o.Heartbeat))
 	}
 	if o.Watchdog < 0 {
 		errs = append(errs, fmt.Errorf("watchdog interval must not be negative, got %s", o.Watchdog))
@@ -98,6 +91,9 @@ func (o *Options) check() error {
 	if o.RetryEvery <= 0 {
 		o.RetryEvery = DefaultRetryEvery
 	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
 	if o.MinPlausible.IsZero() {
 		o.MinPlausible = DefaultMinPlausible
 	}
@@ -112,17 +108,11 @@ func (d *Deps) check() error {
 	if d.Outputs == nil {
 		errs = append(errs, errors.New("no outputs"))
 	}
-	if d.Link == nil {
-		errs = append(errs, errors.New("no link"))
+	if d.Journal == nil {
+		errs = append(errs, errors.New("no journal"))
 	}
 	if d.Clock == nil {
-		d.Clock = timebase.System{}
-	}
-	switch {
-	case d.Speed == 0:
-		d.Speed = 1
-	case !(d.Speed >= 1e-3 && d.Speed <= 1e6):
-		errs = append(errs, fmt.Errorf("speed must be within [0.001, 1e6] (0 means 1), got %g", d.Speed))
+		d.Clock = SystemClock{}
 	}
 	if d.Notifier == nil {
 		d.Notifier = nopNotifier{}
@@ -133,21 +123,20 @@ func (d *Deps) check() error {
 	return errors.Join(errs...)
 }
 
-// Run runs the room until ctx ends, then shuts down within
-// opts.ShutdownTimeout: outputs safe, STOPPING=1, state persisted, link
-// closed (offline published, outbox flushed or kept). It returns nil after a
-// clean shutdown and an error only when the room cannot start at all (bad
-// options, unusable state directory, invalid policy). The outputs are put in
-// their safe state on every return path, including a panic.
+// Run runs the room until ctx ends, then shuts down: outputs safe,
+// STOPPING=1, the input backend stopped. It returns nil after a clean
+// shutdown and an error only when the room cannot start at all (bad options,
+// invalid policy, a snapshot the controller refuses is not such an error:
+// the room then starts fresh with a critical system_fault). The outputs are
+// put in their safe state on every return path, including a panic.
 //
-// An unusable state file is not such an error: the room starts fresh with a
-// critical system_fault (source "state") and the file is renamed to
-// state.json.corrupt-<time>.
+// Run does not close the journal or the link: whoever opened them does,
+// after Run returns, so that what the last steps wrote is still published.
 func Run(ctx context.Context, opts Options, deps Deps) (err error) {
 	if err := errors.Join(opts.check(), deps.check()); err != nil {
 		return fmt.Errorf("run room %q: %w", opts.Room, err)
 	}
-	r := &runner{opts: opts, deps: deps, log: deps.Logger, statePath: StatePath(opts.StateDir)}
+	r := &runner{opts: opts, deps: deps, log: deps.Logger, j: deps.Journal}
 	defer func() {
 		if serr := deps.Outputs.Safe(); serr != nil {
 			r.log.Error("outputs to safe state on exit failed", "err", serr)
@@ -167,101 +156,143 @@ func Run(ctx context.Context, opts Options, deps Deps) (err error) {
 
 // runner is the state of one Run; only the loop goroutine touches it.
 type runner struct {
-	opts      Options
-	deps      Deps
-	log       *slog.Logger
-	statePath string
+	opts Options
+	deps Deps
+	log  *slog.Logger
+	j    Journal
 
 	clock *timebase.Clock
 	ctl   *controller.Controller
 
-	// unsent are records not yet accepted by the outbox (see PersistedState).
-	unsent      []controller.Record
-	outboxFault bool // the outbox fault is raised
-	writeFault  bool // the state_write fault is raised
-	lastPersist time.Time
+	batch []*journal.Entry // steps not yet appended
 	// follow are events the loop itself raises while carrying out a step
 	// (faults); they are stepped right after it.
 	follow []controller.Event
+
+	diskFault bool // journal_write is raised
+	fullFault bool // journal_full is raised
+	dropped   int  // journal backlog drops already reported
+	degraded  bool // entries wait in memory for the disk
+	lastBlob  time.Time
 }
 
-// start loads the state, resumes the time axis and builds the controller.
-func (r *runner) start() error {
-	if err := checkDir(r.opts.StateDir); err != nil {
-		return err
-	}
-	prev, loadErr := LoadState(r.statePath)
-	var stateFault *controller.Fault
-	switch {
-	case loadErr == nil && prev.Room != r.opts.Room:
-		loadErr = fmt.Errorf("state file %s belongs to room %q", r.statePath, prev.Room)
-		fallthrough
-	case loadErr != nil && !isNotExist(loadErr):
-		r.log.Error("state file unusable; starting fresh with a system fault", "path", r.statePath, "err", loadErr)
-		to, err := setAside(r.statePath, time.Now())
-		if err != nil {
-			r.log.Error("cannot set the unusable state file aside", "err", err)
-		} else if to != "" {
-			r.log.Warn("unusable state file kept for examination", "path", to)
-		}
-		stateFault = &controller.Fault{Source: SourceState, Active: true, Severity: controller.SeverityCritical,
-			ClearOnAck: true, Detail: "state file unusable; started fresh: " + loadErr.Error()}
-		prev = nil
-	case loadErr != nil:
-		r.log.Info("no state file; first start", "path", r.statePath)
-	}
+// HeadBlob is what the loop keeps in the journal's head: the room it
+// belongs to and the time axis checkpoint.
+type HeadBlob struct {
+	Room  string              `json:"room"`
+	Clock timebase.Checkpoint `json:"clock"`
+}
 
-	var anchor *timebase.Anchor
-	var lastAxis time.Time
-	if prev != nil {
-		anchor = &prev.Clock.Anchor
-		lastAxis = prev.Clock.Axis
-		if prev.Controller.Now.After(lastAxis) {
-			lastAxis = prev.Controller.Now
+// Axis is the room's time axis, resumed from the journal, with what
+// stopped it from simply continuing.
+type Axis struct {
+	*timebase.Clock
+	Notice timebase.Notice
+}
+
+// ResumeAxis resumes the time axis recorded in the journal (its head and
+// its latest step) on the clock sources src. See timebase.Resume.
+func ResumeAxis(j Journal, src timebase.Sources, minPlausible time.Time) *Axis {
+	snap, snapAt := j.Latest()
+	var prev HeadBlob
+	if b := j.Blob(); len(b) > 0 {
+		if err := json.Unmarshal(b, &prev); err != nil {
+			prev = HeadBlob{}
 		}
 	}
-	clock, notice := timebase.Resume(anchor, lastAxis, r.deps.Clock, r.opts.MinPlausible)
-	r.clock = clock
-	now := clock.Now()
+	var anchor *timebase.Anchor
+	lastAxis := snapAt
+	if prev.Clock.Anchor.BootID != "" || !prev.Clock.Anchor.At.IsZero() {
+		anchor = &prev.Clock.Anchor
+		if prev.Clock.Axis.After(lastAxis) {
+			lastAxis = prev.Clock.Axis
+		}
+	}
+	if snap != nil && snap.Now.After(lastAxis) {
+		lastAxis = snap.Now
+	}
+	clock, notice := timebase.Resume(anchor, lastAxis, src, minPlausible)
+	return &Axis{Clock: clock, Notice: notice}
+}
+
+// start resumes the time axis and the controller from the journal.
+func (r *runner) start() error {
+	rec := r.j.Recovered()
+	snap, _ := r.j.Latest()
+	axis := r.deps.Axis
+	if axis == nil {
+		axis = ResumeAxis(r.j, r.deps.Clock, r.opts.MinPlausible)
+	}
+	r.clock = axis.Clock
+	notice := axis.Notice
+	now := r.clock.Now()
 
 	var acts []controller.Action
 	var err error
-	if prev != nil {
-		r.ctl, acts, err = controller.Restore(r.opts.Policy, prev.Controller, now)
+	if snap != nil {
+		r.ctl, acts, err = controller.Restore(r.opts.Policy, *snap, now)
 		if err != nil {
-			r.log.Error("state file snapshot cannot be restored; starting fresh with a system fault", "err", err)
-			if to, aerr := setAside(r.statePath, time.Now()); aerr != nil {
-				r.log.Error("cannot set the unusable state file aside", "err", aerr)
-			} else if to != "" {
-				r.log.Warn("unusable state file kept for examination", "path", to)
-			}
-			stateFault = &controller.Fault{Source: SourceState, Active: true, Severity: controller.SeverityCritical,
-				ClearOnAck: true, Detail: "state snapshot unusable; started fresh: " + err.Error()}
-			prev = nil
+			r.log.Error("journal snapshot cannot be restored; starting fresh with a system fault", "err", err)
+			r.raise(controller.Fault{Source: SourceJournal, Active: true, Severity: controller.SeverityCritical,
+				ClearOnAck: true, Detail: "journal snapshot unusable; the room started fresh: " + err.Error()})
+			snap = nil
 		} else {
-			r.unsent = append(r.unsent, prev.Unsent...)
-			r.log.Info("state restored", "phase", prev.Controller.Phase, "seq", prev.Controller.Seq, "unsent", len(prev.Unsent))
+			r.log.Info("room resumed from the journal", "phase", snap.Phase, "seq", snap.Seq, "epoch", r.j.Epoch())
 		}
 	}
-	if prev == nil {
-		r.ctl, acts, err = controller.New(r.opts.Policy, now)
-		if err != nil {
+	if snap == nil {
+		if r.ctl, acts, err = controller.New(r.opts.Policy, now); err != nil {
 			return fmt.Errorf("start controller: %w", err)
 		}
 	}
-	if stateFault != nil {
-		stateFault.At = now
-		r.follow = append(r.follow, *stateFault)
+	if rec.Damaged() || rec.NewEpoch && !rec.Fresh {
+		detail := journalDamage(rec, r.j.Epoch())
+		r.log.Error("journal damaged", "detail", detail, "set_aside", rec.SetAside)
+		r.raise(controller.Fault{Source: SourceJournal, Active: true, Severity: controller.SeverityCritical,
+			ClearOnAck: true, Detail: detail})
+	}
+	if rec.TornBytes > 0 {
+		r.log.Info("journal: the end of a write cut short was removed (never published)", "bytes", rec.TornBytes)
+	}
+	if rec.Fresh {
+		r.log.Info("journal: a new one begins", "epoch", r.j.Epoch())
+	}
+	if rec.WriteErr != nil {
+		r.diskFault, r.degraded = true, true
+		r.log.Error("journal cannot be written; steps are kept in memory and published from there", "err", rec.WriteErr)
+		r.raise(controller.Fault{Source: SourceJournalWrite, Active: true, Severity: controller.SeverityCritical,
+			Detail: "the state directory cannot be written: " + rec.WriteErr.Error()})
 	}
 	if notice != timebase.NoticeNone {
 		r.log.Warn("time axis could not simply continue", "notice", notice.String())
-		r.follow = append(r.follow, controller.Fault{At: now, Source: SourceClock, Active: true,
-			Severity: controller.SeverityWarning, ClearOnAck: true,
+		r.raise(controller.Fault{Source: SourceClock, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
 			Detail: "time axis: " + notice.String() + "; time while roomd was down may be missing from timers"})
 	}
 	r.do(acts)
 	r.drainFollow()
+	r.commit()
+	r.checkpoint()
 	return nil
+}
+
+// journalDamage says in one line what recovery found.
+func journalDamage(rec journal.Recovery, ep journal.Epoch) string {
+	var parts []string
+	if rec.Lost > 0 {
+		parts = append(parts, fmt.Sprintf("journal damaged: at least %d entries lost", rec.Lost))
+	} else if len(rec.Damage) > 0 {
+		parts = append(parts, "journal damaged")
+	}
+	if len(rec.Damage) > 0 {
+		parts = append(parts, strings.Join(rec.Damage, "; "))
+	}
+	if len(rec.SetAside) > 0 {
+		parts = append(parts, "damaged files kept as "+strings.Join(rec.SetAside, ", "))
+	}
+	if rec.NewEpoch {
+		parts = append(parts, fmt.Sprintf("records continue in a new epoch %s: %s", ep, rec.Reason))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // loop is the one goroutine that owns the controller.
@@ -272,11 +303,9 @@ func (r *runner) loop(ctx context.Context) error {
 	inputsDone := make(chan error, 1)
 	go func() { inputsDone <- r.deps.Inputs.Run(inCtx, readings) }()
 
-	timer := time.NewTimer(time.Hour)
+	timer := r.deps.Clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	r.arm(timer)
-	heartbeat := time.NewTicker(r.opts.Heartbeat)
-	defer heartbeat.Stop()
 	var watchdog <-chan time.Time
 	if r.opts.Watchdog > 0 {
 		t := time.NewTicker(r.opts.Watchdog)
@@ -285,41 +314,58 @@ func (r *runner) loop(ctx context.Context) error {
 	}
 	retry := time.NewTicker(r.opts.RetryEvery)
 	defer retry.Stop()
-	commands := r.deps.Link.Commands()
+	checkpoint := time.NewTicker(r.opts.CheckpointEvery)
+	defer checkpoint.Stop()
+	commands := r.deps.Commands
 
-	r.notify("READY=1") // start published the first state
+	r.notify("READY=1")
 	r.log.Info("room running", "room", r.opts.Room, "phase", r.ctl.State().Phase, "policy", r.opts.Policy.Name)
 
+	// handle steps one event; it reports false when the loop must end.
+	handle := func(ev any) {
+		switch ev := ev.(type) {
+		case device.Reading:
+			r.step(controller.InputChanged{At: r.readingAt(ev), Input: ev.Input, Level: ev.Level, Detail: ev.Detail})
+		case Command:
+			ev.At = r.clock.Now()
+			r.log.Debug("command", "action", ev.Action, "request", ev.RequestID, "visit", ev.VisitID)
+			r.stepCommand(ev)
+		case tick:
+			r.step(controller.Tick{At: r.clock.Now()})
+		case controller.Fault:
+			ev.At = r.clock.Now()
+			r.log.Warn("fault reported", "source", ev.Source, "active", ev.Active)
+			r.step(ev)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return r.shutdown(stopInputs, inputsDone)
 		case rd := <-readings:
-			r.step(controller.InputChanged{At: r.readingAt(rd), Input: rd.Input, Level: rd.Level, Detail: rd.Detail})
+			handle(rd)
 		case cmd, ok := <-commands:
 			if !ok {
 				commands = nil
-				r.log.Warn("link command channel closed; no more commands")
+				r.log.Warn("command channel closed; no more commands")
 				continue
 			}
-			cmd.At = r.clock.Now()
-			r.log.Debug("command", "action", cmd.Action, "request", cmd.RequestID, "visit", cmd.VisitID)
-			r.step(cmd)
-		case <-timer.C:
-			r.step(controller.Tick{At: r.clock.Now()})
-		case <-heartbeat.C:
-			r.heartbeat()
+			handle(cmd)
+		case <-timer.C():
+			handle(tick{})
+		case f := <-r.deps.Faults:
+			handle(f)
 		case <-retry.C:
-			if len(r.unsent) > 0 {
-				r.flushUnsent()
-				r.drainFollow()
+			if r.degraded {
+				r.commit() // offers the waiting entries to the disk again
 			}
+			continue
+		case <-checkpoint.C:
+			r.checkpoint()
+			continue
 		case <-watchdog:
 			r.notify("WATCHDOG=1")
-		case f := <-r.deps.Faults:
-			f.At = r.clock.Now()
-			r.log.Warn("fault reported", "source", f.Source, "active", f.Active)
-			r.step(f)
+			continue
 		case err := <-inputsDone:
 			inputsDone = nil
 			if err == nil {
@@ -329,9 +375,30 @@ func (r *runner) loop(ctx context.Context) error {
 			r.step(controller.Fault{At: r.clock.Now(), Source: SourceInputs, Active: true,
 				Severity: controller.SeverityCritical, Detail: err.Error()})
 		}
+		// Group commit: steps already waiting share the append.
+	drain:
+		for n := 1; n < r.opts.MaxBatch; n++ {
+			select {
+			case rd := <-readings:
+				handle(rd)
+			case cmd, ok := <-commands:
+				if !ok {
+					commands = nil
+					break drain
+				}
+				handle(cmd)
+			case f := <-r.deps.Faults:
+				handle(f)
+			default:
+				break drain
+			}
+		}
+		r.commit()
 		r.arm(timer)
 	}
 }
+
+type tick struct{}
 
 // readingAt maps a reading's instant (device clock) onto the time axis: now
 // on the axis minus how long ago the level was established, within reason.
@@ -340,21 +407,21 @@ func (r *runner) readingAt(rd device.Reading) time.Time {
 	if rd.At.IsZero() {
 		return now
 	}
-	ago := time.Since(rd.At)
+	ago := r.deps.Clock.Since(rd.At)
 	if ago < 0 || ago > time.Minute {
 		return now
 	}
-	return now.Add(-time.Duration(float64(ago) * r.deps.Speed))
+	return now.Add(-ago)
 }
 
 // arm sets the one timer for the controller's next deadline.
-func (r *runner) arm(t *time.Timer) {
+func (r *runner) arm(t Timer) {
 	d, ok := r.ctl.NextDeadline()
 	if !ok {
 		t.Stop()
 		return
 	}
-	t.Reset(time.Duration(float64(max(d.Sub(r.clock.Now()), 0)) / r.deps.Speed))
+	t.Reset(max(d.Sub(r.clock.Now()), 0))
 }
 
 // step feeds one event to the controller and carries out its actions, then
@@ -362,6 +429,24 @@ func (r *runner) arm(t *time.Timer) {
 func (r *runner) step(ev controller.Event) {
 	r.do(r.ctl.Step(ev))
 	r.drainFollow()
+}
+
+// stepCommand steps a command and records its reply with the operator.
+func (r *runner) stepCommand(c Command) {
+	acts := r.ctl.Step(c.Command)
+	for i, a := range acts {
+		if rep, ok := a.(controller.Reply); ok {
+			acts[i] = operatorReply{Reply: rep, operator: c.Operator}
+		}
+	}
+	r.do(acts)
+	r.drainFollow()
+}
+
+// operatorReply is a Reply with who asked, carried through do.
+type operatorReply struct {
+	controller.Reply
+	operator string
 }
 
 func (r *runner) drainFollow() {
@@ -373,16 +458,17 @@ func (r *runner) drainFollow() {
 }
 
 func (r *runner) raise(f controller.Fault) {
-	f.At = r.clock.Now()
+	if r.clock != nil {
+		f.At = r.clock.Now()
+	}
 	r.follow = append(r.follow, f)
 }
 
-// do carries out one step's actions: outputs at once, then the snapshot and
-// the step's records persisted together, then the records handed to the
-// outbox, the state published and the replies sent.
+// do carries out one step's actions: outputs at once, and one journal
+// entry for the step's records, state and replies, appended by commit.
 func (r *runner) do(acts []controller.Action) {
+	e := &journal.Entry{At: r.ctl.Now()}
 	changed := false
-	var replies []controller.Reply
 	for _, a := range acts {
 		switch a := a.(type) {
 		case controller.SetOutput:
@@ -393,37 +479,98 @@ func (r *runner) do(acts []controller.Action) {
 			}
 		case controller.Announce:
 			r.logRecord(a.Record)
-			r.unsent = append(r.unsent, a.Record)
+			e.Records = append(e.Records, a.Record)
 		case controller.StateChanged:
 			changed = true
 		case controller.Reply:
-			replies = append(replies, a)
+			r.logReply(a)
+			e.Replies = append(e.Replies, journal.Reply{Reply: a})
+		case operatorReply:
+			r.logReply(a.Reply)
+			e.Replies = append(e.Replies, journal.Reply{Reply: a.Reply, Operator: a.operator})
 		}
-	}
-	if len(r.unsent) > MaxUnsent {
-		n := len(r.unsent) - MaxUnsent
-		r.log.Error("outbox refuses records for too long; dropping the oldest", "dropped", n,
-			"first_seq", r.unsent[0].Seq, "last_seq", r.unsent[n-1].Seq)
-		r.unsent = append([]controller.Record(nil), r.unsent[n:]...)
 	}
 	if changed {
-		r.persist()
+		snap := r.ctl.Snapshot()
+		e.Snapshot = &snap
 	}
-	r.flushUnsent()
-	if changed {
-		r.publishState()
+	if len(e.Records) > 0 || e.Snapshot != nil || len(e.Replies) > 0 {
+		r.batch = append(r.batch, e)
 	}
-	for _, rep := range replies {
-		if rep.OK() {
-			r.log.Info("command done", "action", rep.Action)
-		} else {
-			r.log.Info("command refused", "action", rep.Action, "code", rep.Code)
+}
+
+// commit appends the batch with one sync, and raises or clears the journal
+// faults according to how the disk took it.
+func (r *runner) commit() {
+	for {
+		batch := r.batch
+		r.batch = nil
+		if len(batch) == 0 && !r.degraded {
+			return
 		}
-		r.log.Debug("reply", "request", rep.RequestID, "message", rep.Message)
-		if err := r.deps.Link.Reply(rep, r.ctl.State()); err != nil {
-			r.log.Warn("reply failed", "action", rep.Action, "err", err)
+		err := r.j.Append(batch...)
+		var de *journal.DiskError
+		switch {
+		case err == nil:
+			r.degraded = false
+			if r.diskFault {
+				r.diskFault = false
+				r.log.Info("the disk takes the journal again")
+				r.raise(controller.Fault{Source: SourceJournalWrite, Active: false})
+			}
+		case errors.As(err, &de):
+			r.degraded = true
+			if !r.diskFault {
+				r.diskFault = true
+				r.log.Error("the disk refuses the journal; steps are kept in memory and published from there", "err", err)
+				r.raise(controller.Fault{Source: SourceJournalWrite, Active: true, Severity: controller.SeverityCritical,
+					Detail: "the journal cannot be written: " + de.Err.Error()})
+			}
+			if de.Dropped > r.dropped {
+				n := de.Dropped - r.dropped
+				r.dropped = de.Dropped
+				r.log.Error("journal: steps dropped from memory while the disk refused them", "dropped", n)
+				r.raise(controller.Fault{Source: SourceJournalLost, Active: true, Severity: controller.SeverityCritical,
+					ClearOnAck: true, Detail: fmt.Sprintf("%d steps were dropped from memory while the disk refused the journal", de.Dropped)})
+			}
+		default:
+			r.log.Error("journal append failed", "err", err)
 		}
+		over := r.j.OverLimit()
+		if over != r.fullFault {
+			r.fullFault = over
+			if over {
+				r.raise(controller.Fault{Source: SourceJournalFull, Active: true, Severity: controller.SeverityCritical,
+					Detail: "the journal holds more undelivered steps than its size bound: the broker has not acknowledged for long"})
+			} else {
+				r.raise(controller.Fault{Source: SourceJournalFull, Active: false})
+			}
+		}
+		if len(r.follow) == 0 {
+			return
+		}
+		r.drainFollow() // the faults just raised are steps too
 	}
+}
+
+// checkpoint records the time axis in the journal's head.
+func (r *runner) checkpoint() {
+	b, err := json.Marshal(HeadBlob{Room: r.opts.Room, Clock: r.clock.Checkpoint()})
+	if err == nil {
+		err = r.j.SetBlob(b)
+	}
+	if err != nil {
+		r.log.Warn("time axis checkpoint not recorded", "err", err)
+	}
+}
+
+func (r *runner) logReply(rep controller.Reply) {
+	if rep.OK() {
+		r.log.Info("command done", "action", rep.Action)
+	} else {
+		r.log.Info("command refused", "action", rep.Action, "code", rep.Code)
+	}
+	r.log.Debug("reply", "request", rep.RequestID, "message", rep.Message)
 }
 
 // logRecord logs a record without visit ids or details above debug level.
@@ -443,92 +590,14 @@ func (r *runner) logRecord(rec controller.Record) {
 	r.log.Debug("record detail", "seq", rec.Seq, "visit", rec.VisitID, "reason", rec.Reason)
 }
 
-// persist writes the snapshot, the axis checkpoint and the unsent records.
-func (r *runner) persist() {
-	st := &PersistedState{
-		Version:    StateVersion,
-		Room:       r.opts.Room,
-		Clock:      r.clock.Checkpoint(),
-		Controller: r.ctl.Snapshot(),
-		Unsent:     r.unsent,
-	}
-	start := time.Now()
-	err := SaveState(r.statePath, st)
-	r.log.Debug("state persisted", "took", time.Since(start), "err", err)
-	if err != nil {
-		r.log.Error("state file write failed", "err", err)
-		if !r.writeFault {
-			r.writeFault = true
-			r.raise(controller.Fault{Source: SourceStateWrite, Active: true, Severity: controller.SeverityCritical,
-				Detail: "state file cannot be written: " + err.Error()})
-		}
-		return
-	}
-	r.lastPersist = st.Clock.Axis
-	if r.writeFault {
-		r.writeFault = false
-		r.raise(controller.Fault{Source: SourceStateWrite, Active: false})
-	}
-}
-
-// flushUnsent offers the unsent records to the outbox, oldest first.
-func (r *runner) flushUnsent() {
-	n := 0
-	var err error
-	for _, rec := range r.unsent {
-		if err = r.deps.Link.Publish(rec); err != nil {
-			break
-		}
-		n++
-	}
-	if n > 0 {
-		r.unsent = append(r.unsent[:0:0], r.unsent[n:]...)
-	}
-	if err != nil {
-		if !r.outboxFault {
-			r.log.Error("outbox refuses records; keeping them", "unsent", len(r.unsent), "err", err)
-			r.outboxFault = true
-			detail := "records cannot be stored for delivery: " + err.Error()
-			if errors.Is(err, ErrOutboxFull) {
-				detail = "outbox full; records kept in memory and state file"
-			}
-			r.raise(controller.Fault{Source: SourceOutbox, Active: true, Severity: controller.SeverityCritical, Detail: detail})
-		}
-		return
-	}
-	if r.outboxFault {
-		r.log.Info("outbox accepts records again")
-		r.outboxFault = false
-		r.raise(controller.Fault{Source: SourceOutbox, Active: false})
-	}
-}
-
-func (r *runner) publishState() {
-	if err := r.deps.Link.PublishState(r.ctl.StateAt(r.clock.Now())); err != nil {
-		r.log.Warn("publish state failed", "err", err)
-	}
-}
-
-// heartbeat republishes the state at a fixed interval and keeps the axis
-// checkpoint in the state file recent.
-func (r *runner) heartbeat() {
-	now := r.clock.Now()
-	if now.Sub(r.lastPersist) >= r.opts.CheckpointEvery {
-		r.persist()
-	}
-	r.flushUnsent()
-	r.drainFollow()
-	r.publishState()
-}
-
 func (r *runner) notify(state string) {
 	if err := r.deps.Notifier.Notify(state); err != nil {
 		r.log.Warn("service manager notification failed", "state", state, "err", err)
 	}
 }
 
-// shutdown ends the run: outputs safe, state persisted, inputs stopped and
-// the link closed, all within the shutdown timeout.
+// shutdown ends the run: outputs safe, inputs stopped within the shutdown
+// timeout. Every step is already in the journal.
 func (r *runner) shutdown(stopInputs context.CancelFunc, inputsDone <-chan error) error {
 	r.log.Info("shutting down")
 	r.notify("STOPPING=1")
@@ -536,17 +605,13 @@ func (r *runner) shutdown(stopInputs context.CancelFunc, inputsDone <-chan error
 		r.log.Error("outputs to safe state failed", "err", err)
 	}
 	stopInputs()
-	r.flushUnsent()
-	r.persist()
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.ShutdownTimeout)
-	defer cancel()
-	if err := r.deps.Link.Close(ctx); err != nil {
-		r.log.Warn("link close incomplete; undelivered records stay in the outbox", "err", err)
-	}
+	r.checkpoint()
 	if inputsDone != nil {
+		t := time.NewTimer(r.opts.ShutdownTimeout)
+		defer t.Stop()
 		select {
 		case <-inputsDone:
-		case <-ctx.Done():
+		case <-t.C:
 			r.log.Warn("input backend did not stop in time")
 		}
 	}

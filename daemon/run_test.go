@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/journal"
 )
 
 func testPolicy() controller.Policy {
@@ -33,14 +35,17 @@ func testPolicy() controller.Policy {
 	}
 }
 
-// room is one Run of the loop inside a synctest bubble.
+// room is one Run of the loop inside a synctest bubble, on a real journal.
 type room struct {
 	t       *testing.T
 	dir     string
 	src     *fakeSources
+	fs      *flakyFS
+	j       *journal.Journal
 	in      *fakeInputs
 	out     *fakeOutputs
-	link    *fakeLink
+	cmds    chan daemon.Command
+	faults  chan controller.Fault
 	notify  *fakeNotifier
 	logs    *bytes.Buffer
 	cancel  context.CancelFunc
@@ -50,16 +55,19 @@ type room struct {
 
 func startRoom(t *testing.T, dir string, src *fakeSources, tweak func(*daemon.Options, *daemon.Deps)) *room {
 	t.Helper()
-	r := &room{t: t, dir: dir, src: src, in: newInputs(), out: newOutputs(), link: newLink(),
+	r := &room{t: t, dir: dir, src: src, fs: &flakyFS{}, in: newInputs(), out: newOutputs(),
+		cmds: make(chan daemon.Command), faults: make(chan controller.Fault, 4),
 		notify: &fakeNotifier{}, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	j, err := journal.Open(dir, journal.Options{FS: r.fs})
+	require.NoError(t, err)
+	r.j = j
 	opts := daemon.Options{
 		Room:         "room-1",
 		Policy:       testPolicy(),
-		StateDir:     dir,
-		Heartbeat:    30 * time.Second,
 		MinPlausible: time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC),
 	}
-	deps := daemon.Deps{Inputs: r.in, Outputs: r.out, Link: r.link, Clock: src, Notifier: r.notify,
+	deps := daemon.Deps{Inputs: r.in, Outputs: r.out, Journal: j, Commands: r.cmds, Faults: r.faults,
+		Clock: src, Notifier: r.notify,
 		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))}
 	if tweak != nil {
 		tweak(&opts, &deps)
@@ -71,18 +79,20 @@ func startRoom(t *testing.T, dir string, src *fakeSources, tweak func(*daemon.Op
 		if !r.stopped {
 			cancel()
 			<-r.done
+			_ = j.Close()
 		}
 	})
 	synctest.Wait()
 	return r
 }
 
-// stop cancels the run and waits for it to return.
+// stop cancels the run, waits for it to return and closes the journal.
 func (r *room) stop() {
 	r.t.Helper()
 	r.cancel()
 	r.stopped = true
 	require.NoError(r.t, <-r.done)
+	require.NoError(r.t, r.j.Close())
 }
 
 // advance lets fake time pass (the bubble's clock) and the loop settle.
@@ -96,13 +106,56 @@ func (r *room) input(in controller.Input, l controller.Level) {
 	synctest.Wait()
 }
 
-func (r *room) command(c controller.Command) controller.Reply {
+// command sends c as operator op and returns the reply the journal holds.
+func (r *room) commandAs(op string, c controller.Command) journal.Reply {
 	r.t.Helper()
-	r.link.cmds <- c
+	r.cmds <- daemon.Command{Command: c, Operator: op}
 	synctest.Wait()
-	rep := r.link.lastReply()
-	require.Equal(r.t, c.Action, rep.Action)
+	reps := r.replies()
+	require.NotEmpty(r.t, reps)
+	rep := reps[len(reps)-1]
+	require.Equal(r.t, c.RequestID, rep.Reply.RequestID)
+	require.Equal(r.t, c.Action, rep.Reply.Action)
 	return rep
+}
+
+func (r *room) command(c controller.Command) controller.Reply { return r.commandAs("", c).Reply }
+
+// entries returns every entry the journal holds, in order.
+func (r *room) entries() []*journal.Entry {
+	var out []*journal.Entry
+	for lsn := r.j.First(); lsn <= r.j.Last(); lsn++ {
+		e, err := r.j.Get(lsn)
+		if errors.Is(err, journal.ErrLost) {
+			continue // damage the test made
+		}
+		require.NoError(r.t, err)
+		out = append(out, e)
+	}
+	return out
+}
+
+func (r *room) recs() []controller.Record {
+	var out []controller.Record
+	for _, e := range r.entries() {
+		out = append(out, e.Records...)
+	}
+	return out
+}
+
+func (r *room) replies() []journal.Reply {
+	var out []journal.Reply
+	for _, e := range r.entries() {
+		out = append(out, e.Replies...)
+	}
+	return out
+}
+
+// snap is the state the journal holds now.
+func (r *room) snap() controller.Snapshot {
+	s, _ := r.j.Latest()
+	require.NotNil(r.t, s)
+	return *s
 }
 
 func (r *room) quietRoom() {
@@ -148,14 +201,14 @@ func count(recs []controller.Record, typ controller.EventType) int {
 	return n
 }
 
-func alertOf(t *testing.T, st controller.State, k controller.AlertKind) controller.Alert {
+func alertOf(t *testing.T, alerts []controller.Alert, k controller.AlertKind, src string) controller.Alert {
 	t.Helper()
-	for _, a := range st.Alerts {
-		if a.Kind == k {
+	for _, a := range alerts {
+		if a.Kind == k && (src == "" || a.Source == src) {
 			return a
 		}
 	}
-	t.Fatalf("no %s alert in state %+v", k, st.Alerts)
+	t.Fatalf("no %s %s alert in %+v", k, src, alerts)
 	return controller.Alert{}
 }
 
@@ -164,66 +217,52 @@ func TestTwoHourVisit(t *testing.T) {
 		dir := t.TempDir()
 		r := startRoom(t, dir, newSources(), nil)
 		assert.Equal(t, 1, r.notify.count("READY=1"))
-		assert.Equal(t, []controller.EventType{controller.EventControllerStarted}, types(r.link.recs()))
+		assert.Equal(t, []controller.EventType{controller.EventControllerStarted}, types(r.recs()))
 		r.quietRoom()
 
-		rep := r.command(controller.Command{RequestID: "r1", Action: controller.ActionStartVisit, VisitID: "v-1", Duration: 2 * time.Hour})
-		require.True(t, rep.OK(), "%+v", rep)
-		start := r.link.lastState()
+		rep := r.commandAs("guard-7", controller.Command{RequestID: "r1", Action: controller.ActionStartVisit, VisitID: "v-1", Duration: 2 * time.Hour})
+		require.True(t, rep.Reply.OK(), "%+v", rep)
+		assert.Equal(t, "guard-7", rep.Operator, "the reply is kept with who asked")
+		start := r.snap()
 		require.NotNil(t, start.Visit)
 		assert.Equal(t, 2*time.Hour, start.Visit.EndsAt.Sub(start.Visit.StartedAt))
-		assert.Nil(t, start.Presence, "no presence during a visit")
 		assert.Equal(t, controller.ModeOn, r.out.mode(controller.OutputInUse).Mode)
-		seq0 := lastSeq(r.link.recs())
+		seq0 := lastSeq(r.recs())
 
 		advance(110*time.Minute - time.Second)
-		assert.Empty(t, since(r.link.recs(), seq0), "nothing before the first warning")
+		assert.Empty(t, since(r.recs(), seq0), "nothing before the first warning")
 		advance(time.Second)
-		got := since(r.link.recs(), seq0)
+		got := since(r.recs(), seq0)
 		require.Equal(t, []controller.EventType{controller.EventVisitWarning}, types(got))
 		assert.Equal(t, 10*time.Minute, got[0].Remaining)
 		assert.Equal(t, controller.SetOutput{Output: controller.OutputWarning, Mode: controller.ModeOn, Pulses: 1}, r.out.mode(controller.OutputWarning))
 
 		advance(8 * time.Minute)
-		got = since(r.link.recs(), seq0)
+		got = since(r.recs(), seq0)
 		require.Equal(t, []controller.EventType{controller.EventVisitWarning, controller.EventVisitWarning}, types(got))
-		assert.Equal(t, uint8(2), r.out.mode(controller.OutputWarning).Pulses)
 
 		advance(2 * time.Minute) // deadline
-		got = since(r.link.recs(), seq0)
+		got = since(r.recs(), seq0)
 		require.Len(t, got, 3)
 		assert.Equal(t, controller.EventAlertRaised, got[2].Type)
 		assert.Equal(t, controller.AlertTimeUp, got[2].Alert.Kind)
-		assert.Equal(t, controller.PhaseOvertime, r.link.lastState().Phase)
-		assert.Equal(t, controller.ModeBlink, r.out.mode(controller.OutputWarning).Mode)
-		assert.Equal(t, controller.ModeOff, r.out.mode(controller.OutputAlarm).Mode, "time_up starts as a warning")
+		assert.Equal(t, controller.PhaseOvertime, r.snap().Phase)
 
 		advance(2 * time.Minute) // escalation
-		got = since(r.link.recs(), seq0)
+		got = since(r.recs(), seq0)
 		require.Len(t, got, 4)
-		assert.Equal(t, controller.EventAlertEscalated, got[3].Type)
 		assert.Equal(t, controller.SeverityCritical, got[3].Alert.Severity)
-		assert.Equal(t, controller.ModeBlink, r.out.mode(controller.OutputAlarm).Mode)
 
-		alert := alertOf(t, r.link.lastState(), controller.AlertTimeUp)
-		rep = r.command(controller.Command{RequestID: "r2", Action: controller.ActionAckAlert, AlertID: alert.ID})
-		require.True(t, rep.OK(), "%+v", rep)
-		assert.Equal(t, controller.ModeOn, r.out.mode(controller.OutputAlarm).Mode, "acknowledged: steady")
-
-		rep = r.command(controller.Command{RequestID: "r3", Action: controller.ActionEndVisit})
-		require.True(t, rep.OK(), "%+v", rep)
-		got = since(r.link.recs(), seq0)
-		assert.Equal(t, []controller.EventType{controller.EventVisitWarning, controller.EventVisitWarning,
-			controller.EventAlertRaised, controller.EventAlertEscalated, controller.EventAlertAcked,
-			controller.EventVisitEnded, controller.EventAlertCleared}, types(got))
+		alert := alertOf(t, r.snap().Alerts, controller.AlertTimeUp, "")
+		require.True(t, r.command(controller.Command{RequestID: "r2", Action: controller.ActionAckAlert, AlertID: alert.ID}).OK())
+		require.True(t, r.command(controller.Command{RequestID: "r3", Action: controller.ActionEndVisit}).OK())
 		for _, o := range controller.Outputs {
 			assert.Equal(t, controller.ModeOff, r.out.mode(o).Mode, "output %s", o)
 		}
-		// Heartbeat: the state went out at least once per 30 s of the visit.
-		assert.GreaterOrEqual(t, r.link.stateCount(), int((124*time.Minute)/(30*time.Second)))
 
-		// Seq is strictly increasing with no gaps.
-		for i, rec := range r.link.recs() {
+		// Seq is strictly increasing with no gaps, and every record is in
+		// the journal before the loop moves on.
+		for i, rec := range r.recs() {
 			assert.Equal(t, uint64(i+1), rec.Seq)
 		}
 		// No visit id above debug level in the logs.
@@ -232,27 +271,43 @@ func TestTwoHourVisit(t *testing.T) {
 		safes := r.out.safeCount()
 		r.stop()
 		assert.Greater(t, r.out.safeCount(), safes, "outputs safe at shutdown")
-		assert.True(t, r.link.isClosed())
 		assert.Equal(t, 1, r.notify.count("STOPPING=1"))
-		st, err := daemon.LoadState(daemon.StatePath(dir))
-		require.NoError(t, err)
-		assert.Equal(t, controller.PhaseIdle, st.Controller.Phase)
-		assert.Empty(t, st.Unsent)
 	})
 }
 
-func TestHeartbeatFixedInterval(t *testing.T) {
+func TestIdleRoomWritesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := startRoom(t, t.TempDir(), newSources(), nil)
-		n0 := r.link.stateCount()
-		advance(10 * time.Minute)
-		assert.Equal(t, n0+20, r.link.stateCount(), "one state per heartbeat when idle")
-		// Activity does not shift the heartbeat.
-		n1 := r.link.stateCount()
-		advance(15 * time.Second)
-		r.input(controller.InputDoor, controller.LevelInactive) // first reading: a state change
-		advance(15 * time.Second)
-		assert.Equal(t, n1+2, r.link.stateCount(), "the heartbeat fired on schedule after the change")
+		r.quietRoom()
+		advance(10 * time.Second)
+		last := r.j.Last()
+		size := r.j.Size()
+		advance(10 * time.Hour)
+		assert.Equal(t, last, r.j.Last(), "no entry while nothing happens")
+		assert.Equal(t, size, r.j.Size())
+		r.stop()
+	})
+}
+
+func TestStepsThatArriveTogetherShareOneAppend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRoom(t, t.TempDir(), newSources(), nil)
+		r.quietRoom()
+		// Many commands queued at once: far fewer appends than commands. The
+		// commands go in from a goroutine, as the edge sends them.
+		before := len(r.entries())
+		go func() {
+			for i := range 50 {
+				r.cmds <- daemon.Command{Command: controller.Command{RequestID: string(rune('a' + i%26)), Action: controller.ActionGetState}}
+			}
+		}()
+		synctest.Wait()
+		es := r.entries()[before:]
+		replies := 0
+		for _, e := range es {
+			replies += len(e.Replies)
+		}
+		assert.Equal(t, 50, replies, "every command has its reply in the journal")
 		r.stop()
 	})
 }
@@ -264,40 +319,35 @@ func TestRestartResumesVisit(t *testing.T) {
 		r := startRoom(t, dir, src, nil)
 		r.quietRoom()
 		require.True(t, r.command(controller.Command{RequestID: "a", Action: controller.ActionStartVisit, VisitID: "v-9", Duration: time.Hour}).OK())
-		endsAt := r.link.lastState().Visit.EndsAt
+		endsAt := r.snap().Visit.EndsAt
+		ep := r.j.Epoch()
 		advance(20 * time.Minute)
 		r.input(controller.InputPresence, controller.LevelActive) // somebody inside: no vacancy end
 		r.input(controller.InputDoor, controller.LevelActive)
 		r.input(controller.InputDoor, controller.LevelInactive)
-		// What a crash right now would leave on disk.
-		crashed, err := os.ReadFile(daemon.StatePath(dir))
-		require.NoError(t, err)
-		seq1 := lastSeq(r.link.recs())
+		seq1 := lastSeq(r.recs())
+		n := len(r.recs())
 		r.stop()
-		require.NoError(t, os.WriteFile(daemon.StatePath(dir), crashed, 0o600))
 
 		advance(5 * time.Minute) // down for five minutes, same boot
 		r2 := startRoom(t, dir, src, nil)
-		recs := r2.link.recs()
+		recs := r2.recs()[n:]
 		require.NotEmpty(t, recs)
-		// The last step's record is offered again (same seq), then the resume.
-		assert.Equal(t, controller.EventDoorClosed, recs[0].Type)
-		assert.Equal(t, seq1, recs[0].Seq)
-		assert.Equal(t, controller.EventControllerStarted, recs[1].Type)
-		assert.True(t, recs[1].Resumed)
-		assert.Equal(t, seq1+1, recs[1].Seq, "seq continues")
+		assert.Equal(t, controller.EventControllerStarted, recs[0].Type)
+		assert.True(t, recs[0].Resumed)
+		assert.Equal(t, seq1+1, recs[0].Seq, "seq continues")
+		assert.Equal(t, ep, r2.j.Epoch(), "the epoch continues")
 		assert.Zero(t, count(recs, controller.EventVisitStarted), "no duplicate visit_started")
-		st := r2.link.lastState()
+		st := r2.snap()
 		require.NotNil(t, st.Visit)
 		assert.WithinDuration(t, endsAt, st.Visit.EndsAt, 0, "deadline unchanged")
-		assert.Equal(t, 35*time.Minute, st.Visit.Remaining)
 		assert.Equal(t, controller.ModeOn, r2.out.mode(controller.OutputInUse).Mode)
 		for _, a := range st.Alerts {
 			assert.NotEqual(t, controller.AlertSystemFault, a.Kind, "clean resume raises no fault: %+v", a)
 		}
 
 		advance(25 * time.Minute) // the first warning, on the original schedule
-		got := since(r2.link.recs(), seq1+1)
+		got := since(r2.recs(), seq1+1)
 		require.Equal(t, []controller.EventType{controller.EventVisitWarning}, types(got))
 		assert.WithinDuration(t, endsAt.Add(-10*time.Minute), got[0].At, 0)
 		r2.stop()
@@ -317,92 +367,93 @@ func TestRestartAfterRebootWithImplausibleClock(t *testing.T) {
 		src.reboot("boot-2")
 		src.wall = -24 * 365 * time.Hour // the wall clock is a year behind
 		r2 := startRoom(t, dir, src, nil)
-		st := r2.link.lastState()
+		st := r2.snap()
 		require.NotNil(t, st.Visit)
-		a := alertOf(t, st, controller.AlertSystemFault)
-		assert.Equal(t, daemon.SourceClock, a.Source)
+		a := alertOf(t, st.Alerts, controller.AlertSystemFault, daemon.SourceClock)
 		assert.Contains(t, a.Detail, "wall-clock-implausible")
 		// The downtime is missing from the axis: the visit keeps 50 minutes.
-		assert.Equal(t, 50*time.Minute, st.Visit.Remaining)
+		assert.Equal(t, 50*time.Minute, st.Visit.EndsAt.Sub(st.Now))
 		r2.stop()
 	})
 }
 
-func TestCorruptStateFileStartsFreshWithAlert(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		dir := t.TempDir()
-		path := daemon.StatePath(dir)
-		require.NoError(t, os.WriteFile(path, []byte("roomd-state v1 crc32c=00000000 len=3\n{x}"), 0o600))
-		r := startRoom(t, dir, newSources(), nil)
-
-		recs := r.link.recs()
-		require.Equal(t, []controller.EventType{controller.EventControllerStarted, controller.EventAlertRaised}, types(recs))
-		a := recs[1].Alert
-		assert.Equal(t, controller.AlertSystemFault, a.Kind)
-		assert.Equal(t, daemon.SourceState, a.Source)
-		assert.Equal(t, controller.SeverityCritical, a.Severity)
-		assert.True(t, a.ClearOnAck)
-		assert.Equal(t, controller.ModeBlink, r.out.mode(controller.OutputAlarm).Mode)
-
-		aside, err := filepath.Glob(path + ".corrupt-*")
-		require.NoError(t, err)
-		require.Len(t, aside, 1, "the corrupt file is kept aside")
-		_, err = daemon.LoadState(path)
-		require.NoError(t, err, "a fresh state file was written")
-
-		rep := r.command(controller.Command{RequestID: "k", Action: controller.ActionAckAlert, AlertID: a.ID})
-		require.True(t, rep.OK())
-		assert.Empty(t, r.link.lastState().Alerts, "acknowledgement clears the notice")
-		r.stop()
-	})
-}
-
-func TestStateOfAnotherRoomIsNotRestored(t *testing.T) {
+func TestDamagedJournalRaisesFaultAndNewEpoch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
 		src := newSources()
-		r := startRoom(t, dir, src, func(o *daemon.Options, _ *daemon.Deps) { o.Room = "room-2" })
+		r := startRoom(t, dir, src, nil)
+		r.quietRoom()
 		require.True(t, r.command(controller.Command{RequestID: "a", Action: controller.ActionStartVisit, VisitID: "v", Duration: time.Hour}).OK())
+		r.input(controller.InputDoor, controller.LevelActive)
+		ep := r.j.Epoch()
+		seq := lastSeq(r.recs())
 		r.stop()
+		segs, err := filepath.Glob(filepath.Join(dir, "seg-*.log"))
+		require.NoError(t, err)
+		b, err := os.ReadFile(segs[0])
+		require.NoError(t, err)
+		b[len(b)-5] ^= 0x40 // inside the last entry: what it announced cannot be proved
+		require.NoError(t, os.WriteFile(segs[0], b, 0o600))
+
 		r2 := startRoom(t, dir, src, nil)
-		st := r2.link.lastState()
-		assert.Nil(t, st.Visit)
-		assert.Equal(t, daemon.SourceState, alertOf(t, st, controller.AlertSystemFault).Source)
+		assert.NotEqual(t, ep, r2.j.Epoch(), "records continue in a new epoch")
+		st := r2.snap()
+		a := alertOf(t, st.Alerts, controller.AlertSystemFault, daemon.SourceJournal)
+		assert.Equal(t, controller.SeverityCritical, a.Severity)
+		assert.Contains(t, a.Detail, "new epoch")
+		assert.Contains(t, a.Detail, "damaged files kept as")
+		assert.Equal(t, controller.ModeBlink, r2.out.mode(controller.OutputAlarm).Mode, "louder, locally too")
+		// The room resumed from the last intact snapshot: the visit runs.
+		require.NotNil(t, st.Visit)
+		// The panic right after reaches consumers under a key they never saw.
+		r2.input(controller.InputPanic, controller.LevelActive)
+		recs := r2.recs()
+		panicRec := recs[len(recs)-1]
+		require.Equal(t, controller.EventAlertRaised, panicRec.Type)
+		require.Equal(t, controller.AlertPanic, panicRec.Alert.Kind)
+		e := r2.entries()[len(r2.entries())-1]
+		assert.NotEqual(t, ep, e.Epoch)
+		assert.LessOrEqual(t, panicRec.Seq, seq+5, "seq may repeat a number, never an (epoch, seq) key")
 		r2.stop()
 	})
 }
 
-func TestOutboxFullKeepsRecordsAndRaisesFault(t *testing.T) {
+func TestDiskRefusesJournalRaisesAndClearsFault(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
-		r := startRoom(t, dir, newSources(), nil)
-		r.link.setFull(true)
+		src := newSources()
+		r := startRoom(t, dir, src, func(o *daemon.Options, _ *daemon.Deps) { o.RetryEvery = time.Second })
 		r.quietRoom()
-		require.True(t, r.command(controller.Command{RequestID: "a", Action: controller.ActionStartVisit, VisitID: "v", Duration: time.Hour}).OK())
-		st := r.link.lastState()
-		a := alertOf(t, st, controller.AlertSystemFault)
-		assert.Equal(t, daemon.SourceOutbox, a.Source)
+		ep := r.j.Epoch()
+		r.fs.full.Store(true)
+		require.True(t, r.command(controller.Command{RequestID: "a", Action: controller.ActionStartVisit, VisitID: "v", Duration: time.Hour}).OK(),
+			"commands still work; the reply is visible from memory")
+		r.input(controller.InputPanic, controller.LevelActive)
+		st := r.snap()
+		a := alertOf(t, st.Alerts, controller.AlertSystemFault, daemon.SourceJournalWrite)
 		assert.Equal(t, controller.SeverityCritical, a.Severity)
-		n := len(r.link.recs())
+		assert.Contains(t, a.Detail, "no space left on device")
+		assert.Equal(t, controller.ModeBlink, r.out.mode(controller.OutputAlarm).Mode)
+		assert.NotEqual(t, ep, r.j.Epoch(), "what lives only in memory has its own epoch")
+		require.Error(t, r.j.Degraded())
 
-		saved, err := daemon.LoadState(daemon.StatePath(dir))
-		require.NoError(t, err)
-		assert.NotEmpty(t, saved.Unsent, "refused records are kept in the state file")
-
-		r.link.setFull(false)
-		advance(daemon.DefaultRetryEvery)
-		recs := r.link.recs()[n:]
-		require.NotEmpty(t, recs)
-		// Every record arrives, in order, ending with the fault's clearing.
-		for i := range recs {
-			assert.Equal(t, uint64(n+i+1), recs[i].Seq)
+		r.fs.full.Store(false)
+		advance(time.Second) // the retry writes the backlog
+		require.NoError(t, r.j.Degraded())
+		st = r.snap()
+		for _, a := range st.Alerts {
+			assert.NotEqual(t, daemon.SourceJournalWrite, a.Source, "the fault clears once the disk takes the journal")
 		}
-		assert.Equal(t, 1, count(recs, controller.EventVisitStarted))
-		last := recs[len(recs)-1]
-		assert.Equal(t, controller.EventAlertCleared, last.Type)
-		assert.Equal(t, daemon.SourceOutbox, last.Alert.Source)
-		assert.Empty(t, r.link.lastState().Alerts)
+		// Every record is there, in order, and survives a restart.
+		recs := r.recs()
+		for i := range recs {
+			assert.Equal(t, uint64(i+1), recs[i].Seq)
+		}
 		r.stop()
+		r2 := startRoom(t, dir, src, nil)
+		assert.Len(t, r2.recs(), len(recs)+1) // + controller_started
+		assert.Equal(t, 1, count(r2.recs(), controller.EventVisitStarted))
+		r2.stop()
 	})
 }
 
@@ -411,8 +462,7 @@ func TestInputBackendFailureRaisesFault(t *testing.T) {
 		r := startRoom(t, t.TempDir(), newSources(), func(_ *daemon.Options, d *daemon.Deps) {
 			d.Inputs = &fakeInputs{err: os.ErrPermission}
 		})
-		a := alertOf(t, r.link.lastState(), controller.AlertSystemFault)
-		assert.Equal(t, daemon.SourceInputs, a.Source)
+		a := alertOf(t, r.snap().Alerts, controller.AlertSystemFault, daemon.SourceInputs)
 		assert.Equal(t, controller.SeverityCritical, a.Severity)
 		r.stop()
 	})
@@ -425,12 +475,26 @@ func TestOutputFailureRaisesFault(t *testing.T) {
 		r.out.setErr = os.ErrClosed
 		r.out.mu.Unlock()
 		require.True(t, r.command(controller.Command{RequestID: "a", Action: controller.ActionStartVisit, VisitID: "v", Duration: time.Hour}).OK())
-		assert.Equal(t, daemon.SourceOutputs, alertOf(t, r.link.lastState(), controller.AlertSystemFault).Source)
+		alertOf(t, r.snap().Alerts, controller.AlertSystemFault, daemon.SourceOutputs)
 		r.stop()
 	})
 }
 
-func TestWatchdogStopsWhenLoopHangs(t *testing.T) {
+func TestFaultsFromCollaborators(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRoom(t, t.TempDir(), newSources(), nil)
+		r.faults <- controller.Fault{Source: "link", Active: true, Severity: controller.SeverityCritical, Detail: "no PUBACK"}
+		synctest.Wait()
+		a := alertOf(t, r.snap().Alerts, controller.AlertSystemFault, "link")
+		assert.Equal(t, "no PUBACK", a.Detail)
+		r.faults <- controller.Fault{Source: "link", Active: false}
+		synctest.Wait()
+		assert.Empty(t, r.snap().Alerts)
+		r.stop()
+	})
+}
+
+func TestWatchdogPings(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := startRoom(t, t.TempDir(), newSources(), func(o *daemon.Options, _ *daemon.Deps) {
 			o.Watchdog = 5 * time.Second
@@ -438,18 +502,19 @@ func TestWatchdogStopsWhenLoopHangs(t *testing.T) {
 		advance(time.Minute)
 		assert.Equal(t, 12, r.notify.count("WATCHDOG=1"))
 
+		// A hung loop (an output that never returns) sends no pings.
 		block := make(chan struct{})
-		r.link.mu.Lock()
-		r.link.block = block
-		r.link.mu.Unlock()
-		advance(30 * time.Second) // the heartbeat hangs in PublishState
+		r.out.mu.Lock()
+		r.out.block = block
+		r.out.mu.Unlock()
+		go r.input(controller.InputPanic, controller.LevelActive)
+		advance(time.Second)
 		n := r.notify.count("WATCHDOG=1")
 		advance(5 * time.Minute)
 		assert.Equal(t, n, r.notify.count("WATCHDOG=1"), "a hung loop sends no pings")
-
-		r.link.mu.Lock()
-		r.link.block = nil
-		r.link.mu.Unlock()
+		r.out.mu.Lock()
+		r.out.block = nil
+		r.out.mu.Unlock()
 		close(block)
 		advance(time.Minute)
 		assert.Greater(t, r.notify.count("WATCHDOG=1"), n, "pings resume")
@@ -460,32 +525,24 @@ func TestWatchdogStopsWhenLoopHangs(t *testing.T) {
 func TestRunRejectsBadOptions(t *testing.T) {
 	err := daemon.Run(context.Background(), daemon.Options{}, daemon.Deps{})
 	require.Error(t, err)
-	for _, want := range []string{"room is empty", "state dir is empty", "heartbeat", "max_duration", "no inputs", "no outputs", "no link"} {
+	for _, want := range []string{"room is empty", "max_duration", "no inputs", "no outputs", "no journal"} {
 		assert.Contains(t, err.Error(), want)
 	}
-	out := newOutputs()
-	err = daemon.Run(context.Background(), daemon.Options{Room: "r", StateDir: filepath.Join(t.TempDir(), "missing"),
-		Heartbeat: time.Second, Policy: testPolicy()}, daemon.Deps{Inputs: newInputs(), Outputs: out, Link: newLink()})
-	require.ErrorContains(t, err, "state dir")
-	assert.Positive(t, out.safeCount(), "outputs safe even when start fails")
 }
 
-func TestStateWriteFailureRaisesAndClearsFault(t *testing.T) {
+func TestFastClockCompressesDeadlines(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		dir := filepath.Join(t.TempDir(), "state")
-		require.NoError(t, os.Mkdir(dir, 0o700))
-		r := startRoom(t, dir, newSources(), nil)
-		require.NoError(t, os.RemoveAll(dir)) // the state directory vanishes
-		r.input(controller.InputDoor, controller.LevelInactive)
-		a := alertOf(t, r.link.lastState(), controller.AlertSystemFault)
-		assert.Equal(t, daemon.SourceStateWrite, a.Source)
-		assert.Equal(t, controller.SeverityCritical, a.Severity)
-
-		require.NoError(t, os.Mkdir(dir, 0o700))
-		r.input(controller.InputDoor, controller.LevelActive)
-		assert.Empty(t, r.link.lastState().Alerts, "the fault clears with the next good write")
-		_, err := daemon.LoadState(daemon.StatePath(dir))
-		require.NoError(t, err)
+		clock := daemon.NewFastClock(60)
+		var r *room
+		r = startRoom(t, t.TempDir(), newSources(), func(_ *daemon.Options, d *daemon.Deps) { d.Clock = clock })
+		r.quietRoom()
+		require.True(t, r.command(controller.Command{RequestID: "r1", Action: controller.ActionStartVisit, VisitID: "v1", Duration: 2 * time.Hour}).OK())
+		advance(119 * time.Second)
+		assert.Equal(t, controller.PhaseInVisit, r.snap().Phase)
+		advance(2 * time.Second)
+		st := r.snap()
+		assert.Equal(t, controller.PhaseOvertime, st.Phase)
+		alertOf(t, st.Alerts, controller.AlertTimeUp, "")
 		r.stop()
 	})
 }

@@ -38,7 +38,7 @@ func TestTwoHourVisitWithSimulator(t *testing.T) {
 		// The door opens and everybody leaves: the vacancy rule ends the visit.
 		require.NoError(t, room.SetInput(controller.InputDoor, controller.LevelActive))
 		advance(3 * time.Minute)
-		recs := r.link.recs()
+		recs := r.recs()
 		assert.Equal(t, 1, count(recs, controller.EventVisitEnded))
 		assert.Equal(t, 2, count(recs, controller.EventVisitWarning))
 		assert.GreaterOrEqual(t, count(recs, controller.EventAlertEscalated), 1)

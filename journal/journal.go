@@ -821,8 +821,11 @@ func (j *Journal) wake() {
 	j.notify = make(chan struct{})
 }
 
-// Changed returns a channel closed when entries become visible after the
-// call, or the journal closes.
+// Done returns a channel closed when the journal is closed.
+func (j *Journal) Done() <-chan struct{} { return j.stop }
+
+// Changed returns a channel closed when entries become visible or the
+// acknowledgement position moves after the call, or the journal closes.
 func (j *Journal) Changed() <-chan struct{} {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -1055,6 +1058,7 @@ func (j *Journal) Ack(p Pos) {
 		j.acked = p
 		j.want.acked = p
 		j.headDirty = true
+		j.wake()
 	}
 }
 
@@ -1218,6 +1222,34 @@ func (j *Journal) snapshotAfter(i int) bool {
 		}
 	}
 	return false
+}
+
+// Abandon releases the journal as the death of the process would: no head
+// written, files and lock let go. Tests use it to see what a restart after a
+// crash finds.
+func (j *Journal) Abandon() {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return
+	}
+	j.closed = true
+	close(j.stop)
+	j.mu.Unlock()
+	<-j.done
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, s := range j.segs {
+		if s.r != nil {
+			_ = s.r.Close()
+			s.r = nil
+		}
+	}
+	if j.head != nil {
+		_ = j.head.close()
+	}
+	_ = j.lock.Close()
+	close(j.notify)
 }
 
 // Close writes the head, closes the files and releases the lock. Readers

@@ -2,15 +2,14 @@ package link
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/link/mqtttest"
-	"github.com/roomd/roomd/link/outbox"
 )
 
 func BenchmarkDecodeCommand(b *testing.B) {
@@ -31,34 +30,41 @@ func BenchmarkEncodeState(b *testing.B) {
 	st := ctrl.State()
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = EncodeState("room-a", st)
+		_ = EncodeState("room-a", 1, st)
 	}
 }
 
-// BenchmarkPublishToPUBACK measures one record from Publish (fsync'd
-// outbox append) to the broker's acknowledgement (outbox ack), through the
-// embedded broker on loopback.
-func BenchmarkPublishToPUBACK(b *testing.B) {
+// BenchmarkAppendToPUBACK measures one record from the journal append (one
+// sync) to the broker's acknowledgement recorded in the journal, through the
+// publisher and the embedded broker on loopback.
+func BenchmarkAppendToPUBACK(b *testing.B) {
 	url := mqtttest.Embedded(b)
-	ob, err := outbox.Open(filepath.Join(b.TempDir(), "outbox"), outbox.Limits{})
+	j, err := journal.Open(b.TempDir(), journal.Options{})
 	require.NoError(b, err)
-	defer func() { _ = ob.Close() }()
+	defer j.Close()
 	topics, err := NewTopics("", "room-a")
 	require.NoError(b, err)
-	c, err := New(Options{Broker: url, ClientID: "bench", Topics: topics, Outbox: ob}, nil)
+	var c *Client
+	p, err := NewPublisher(PublisherOptions{Room: "room-a", Topics: topics, Journal: j, Conn: lazyConn{&c}, Now: time.Now})
+	require.NoError(b, err)
+	c, err = New(Options{Broker: url, ClientID: "bench", Topics: topics, Handler: func(Message) {}}, nil)
 	require.NoError(b, err)
 	defer func() { _ = c.Close(context.Background()) }()
+	go p.Run()
+	defer p.Close()
 	select {
 	case <-c.subscribed:
 	case <-time.After(waitTimeout):
 		b.Fatal("not connected")
 	}
 	rec := controller.Record{At: t0, Type: controller.EventDoorOpened}
-	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		rec.Seq = uint64(i + 1)
-		require.NoError(b, c.Publish(rec))
-		require.NoError(b, c.Flush(ctx))
+		e := &journal.Entry{At: t0, Records: []controller.Record{rec}}
+		require.NoError(b, j.Append(e))
+		for j.Acked().LSN <= e.LSN {
+			<-j.Changed()
+		}
 	}
 }

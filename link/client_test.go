@@ -39,7 +39,7 @@ func TestLinkVisitFlow(t *testing.T) {
 	require.NotNil(t, started.Resumed)
 	assert.False(t, *started.Resumed)
 
-	rep := obs.command("room-a", `{"request_id":"s1","action":"start_visit","visit_id":"v-1","duration":"1h"}`, "s1")
+	rep := obs.command("room-a", `{"request_id":"s1","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v-1","duration":"1h"}`, "s1")
 	require.True(t, rep.OK, "%+v", rep.Error)
 	assert.Equal(t, "start_visit", rep.Action)
 	require.NotNil(t, rep.State)
@@ -73,12 +73,12 @@ func TestLinkVisitFlow(t *testing.T) {
 	same := obs.next("events", func(m obsMsg) bool { return strings.Contains(m.Payload, "alert_raised") })
 	assert.JSONEq(t, same.Payload, mustJSON(alert), "alerts carries the same payload as events")
 
-	rep = obs.command("room-a", fmt.Sprintf(`{"request_id":"a1","action":"ack_alert","alert_id":%q}`, alert.Alert.ID), "a1")
+	rep = obs.command("room-a", fmt.Sprintf(`{"request_id":"a1","action":"ack_alert","expires_at":%q,"alert_id":%q}`, exp(), alert.Alert.ID), "a1")
 	require.True(t, rep.OK, "%+v", rep.Error)
 	acked := strictEvent(t, obs.next("alerts", func(m obsMsg) bool { return strings.Contains(m.Payload, `"alert_acked"`) }).Payload)
 	assert.Equal(t, alert.Alert.ID, acked.Alert.ID)
 
-	rep = obs.command("room-a", `{"request_id":"e1","action":"end_visit"}`, "e1")
+	rep = obs.command("room-a", `{"request_id":"e1","action":"end_visit","expires_at":"`+exp()+`"}`, "e1")
 	require.True(t, rep.OK, "%+v", rep.Error)
 	assert.Equal(t, "idle", rep.State.Phase)
 	assert.Equal(t, "absent", rep.State.Presence, "presence is back outside visits")
@@ -126,10 +126,10 @@ func TestLinkEveryAlertKindOnAlerts(t *testing.T) {
 	expect("panic")
 	r.input(controller.InputDoor, controller.LevelUnknown)
 	expect("sensor_fault")
-	r.fault("outbox", true)
+	r.raise("outbox", true)
 	expect("system_fault")
 
-	obs.command("room-a", `{"request_id":"v","action":"start_visit","visit_id":"v1","duration":"1h"}`, "v")
+	obs.command("room-a", `{"request_id":"v","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"1h"}`, "v")
 	r.input(controller.InputLock, controller.LevelActive)
 	r.advance(15 * time.Second)
 	expect("door_locked")
@@ -138,7 +138,7 @@ func TestLinkEveryAlertKindOnAlerts(t *testing.T) {
 	r.advance(20 * time.Minute)
 	expect("time_up")
 	r.input(controller.InputPresence, controller.LevelActive)
-	obs.command("room-a", `{"request_id":"e","action":"end_visit"}`, "e")
+	obs.command("room-a", `{"request_id":"e","action":"end_visit","expires_at":"`+exp()+`"}`, "e")
 	r.advance(6 * time.Minute)
 	expect("not_vacated")
 
@@ -151,7 +151,7 @@ func TestLinkEveryAlertKindOnAlerts(t *testing.T) {
 // reply on cmd/reply.
 func TestLinkErrorCodes(t *testing.T) {
 	url := mqtttest.Embedded(t)
-	obs := observe(t, url, observerOpts{filter: "visitrooms/+/cmd/reply"})
+	obs := observe(t, url, observerOpts{filter: "visitrooms/+/reply"})
 	strict := testPolicy()
 	strict.Extension = controller.ExtensionForbidden
 	startRoom(t, roomOpts{url: url})
@@ -173,48 +173,57 @@ func TestLinkErrorCodes(t *testing.T) {
 	}
 	refused("room-a", `{"request_id":"x1","action":`, "", CodeBadRequest)
 	refused("room-a", `{"request_id":"x2","action":"get_state","extra":1}`, "x2", CodeBadRequest)
-	refused("room-a", `{"request_id":"x3","action":"start_visit","visit_id":"v1"}`, "x3", CodeBadRequest)
+	refused("room-a", `{"request_id":"x3","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1"}`, "x3", CodeBadRequest)
 	refused("room-a", `{"request_id":"x4","action":"get_state","reason":"`+strings.Repeat("z", DefaultMaxCommand)+`"}`, "", CodeBadRequest)
 	refused("room-a", `{"request_id":"x5","action":"fly"}`, "x5", CodeUnknownAction)
-	refused("room-a", `{"request_id":"x6","action":"start_visit","visit_id":"v1","duration":"3h"}`, "x6", controller.CodeInvalidDuration)
-	refused("room-a", `{"request_id":"x7","action":"start_visit","visit_id":"v1","duration":"soon"}`, "x7", controller.CodeInvalidDuration)
-	refused("room-a", `{"request_id":"x8","action":"start_visit","visit_id":"a b","duration":"1h"}`, "x8", controller.CodeInvalidVisitID)
-	refused("room-a", `{"request_id":"x9","action":"end_visit"}`, "x9", controller.CodeNoVisit)
-	refused("room-a", `{"request_id":"x10","action":"ack_alert","alert_id":"panic-99"}`, "x10", controller.CodeUnknownAlert)
+	refused("room-a", `{"request_id":"x6","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"3h"}`, "x6", controller.CodeInvalidDuration)
+	refused("room-a", `{"request_id":"x7","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"soon"}`, "x7", controller.CodeInvalidDuration)
+	refused("room-a", `{"request_id":"x8","action":"start_visit","expires_at":"`+exp()+`","visit_id":"a b","duration":"1h"}`, "x8", controller.CodeInvalidVisitID)
+	refused("room-a", `{"request_id":"x9","action":"end_visit","expires_at":"`+exp()+`"}`, "x9", controller.CodeNoVisit)
+	refused("room-a", `{"request_id":"x10","action":"ack_alert","expires_at":"`+exp()+`","alert_id":"panic-99"}`, "x10", controller.CodeUnknownAlert)
 	refused("room-a", `{"request_id":"x11","action":"get_state","expires_at":"2001-01-01T00:00:00Z"}`, "x11", CodeExpired)
-	ok("room-a", `{"request_id":"x12","action":"set_service","in_service":false,"reason":"repair"}`, "x12")
-	refused("room-a", `{"request_id":"x13","action":"start_visit","visit_id":"v1","duration":"1h"}`, "x13", controller.CodeOutOfService)
-	ok("room-a", `{"request_id":"x14","action":"set_service","in_service":true}`, "x14")
-	ok("room-a", `{"request_id":"x15","action":"start_visit","visit_id":"v1","duration":"1h"}`, "x15")
-	refused("room-a", `{"request_id":"x16","action":"start_visit","visit_id":"v2","duration":"1h"}`, "x16", controller.CodeVisitInProgress)
-	refused("room-a", `{"request_id":"x17","action":"extend_visit","by":"2h"}`, "x17", controller.CodeExceedsMaximum)
-	ok("room-b", `{"request_id":"y1","action":"start_visit","visit_id":"v1","duration":"1h"}`, "y1")
-	refused("room-b", `{"request_id":"y2","action":"extend_visit","by":"5m"}`, "y2", controller.CodeExtensionForbidden)
+	ok("room-a", `{"request_id":"x12","action":"set_service","expires_at":"`+exp()+`","in_service":false,"reason":"repair"}`, "x12")
+	refused("room-a", `{"request_id":"x13","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"1h"}`, "x13", controller.CodeOutOfService)
+	ok("room-a", `{"request_id":"x14","action":"set_service","expires_at":"`+exp()+`","in_service":true}`, "x14")
+	ok("room-a", `{"request_id":"x15","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"1h"}`, "x15")
+	refused("room-a", `{"request_id":"x16","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v2","duration":"1h"}`, "x16", controller.CodeVisitInProgress)
+	refused("room-a", `{"request_id":"x17","action":"extend_visit","expires_at":"`+exp()+`","by":"2h"}`, "x17", controller.CodeExceedsMaximum)
+	ok("room-b", `{"request_id":"y1","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"1h"}`, "y1")
+	refused("room-b", `{"request_id":"y2","action":"extend_visit","expires_at":"`+exp()+`","by":"5m"}`, "y2", controller.CodeExtensionForbidden)
 }
 
 func TestLinkBusy(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	obs := observe(t, url, observerOpts{})
-	r := startRoom(t, roomOpts{url: url, buffer: 1, noLoop: true})
+	r := startRoom(t, roomOpts{url: url, queue: 1, noLoop: true})
 	obs.next("availability", func(m obsMsg) bool { return m.Payload == Online })
-	obs.publish("visitrooms/room-a/cmd", `{"request_id":"b1","action":"get_state"}`, false)
-	rep := obs.command("room-a", `{"request_id":"b2","action":"get_state"}`, "b2")
+	obs.publish("visitrooms/room-a/cmd", `{"request_id":"b1","action":"end_visit","expires_at":"`+exp()+`"}`, false)
+	rep := obs.command("room-a", `{"request_id":"b2","action":"end_visit","expires_at":"`+exp()+`"}`, "b2")
 	require.NotNil(t, rep.Error)
 	assert.Equal(t, string(CodeBusy), rep.Error.Code)
-	m := <-r.c.Incoming()
-	assert.Contains(t, string(m.Payload), `"b1"`, "the first command is queued, not dropped")
+	assert.Equal(t, "end_visit", rep.Action, "the refusal names the action it read")
+	s := <-r.cmds
+	assert.Equal(t, "b1", s.cmd.RequestID, "the first command is queued, not dropped")
+	// A busy command was not applied nor remembered: sent again, it is taken.
+	obs.publish("visitrooms/room-a/cmd", `{"request_id":"b2","action":"end_visit","expires_at":"`+exp()+`"}`, false)
+	select {
+	case s := <-r.cmds:
+		assert.Equal(t, "b2", s.cmd.RequestID)
+	case <-time.After(waitTimeout):
+		t.Fatal("the resent command did not reach the loop")
+	}
 }
 
 func TestLinkDuplicateRequestID(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	obs := observe(t, url, observerOpts{})
 	r := startRoom(t, roomOpts{url: url})
-	cmd := `{"request_id":"dup","action":"start_visit","visit_id":"v1","duration":"1h"}`
+	cmd := `{"request_id":"dup","action":"start_visit","expires_at":"` + exp() + `","visit_id":"v1","duration":"1h"}`
 	first := obs.command("room-a", cmd, "dup")
 	require.True(t, first.OK)
 	r.advance(time.Minute)
 	obs.publish("visitrooms/room-a/cmd", cmd, false)
-	second := obs.next("cmd/reply", func(m obsMsg) bool { return strings.Contains(m.Payload, `"dup"`) })
+	second := obs.next("reply", func(m obsMsg) bool { return strings.Contains(m.Payload, `"dup"`) })
 	assert.JSONEq(t, mustJSON(first), second.Payload, "a redelivered command gets the same reply")
 	// A refused duplicate too (the second one refused for a different
 	// reason if applied again would differ).
@@ -235,7 +244,7 @@ func TestLinkDuplicateRequestID(t *testing.T) {
 	r2 := startRoom(t, roomOpts{url: url, dir: dir})
 	_ = r2
 	obs.publish("visitrooms/room-a/cmd", cmd, false)
-	third := obs.next("cmd/reply", func(m obsMsg) bool { return strings.Contains(m.Payload, `"dup"`) })
+	third := obs.next("reply", func(m obsMsg) bool { return strings.Contains(m.Payload, `"dup"`) })
 	assert.JSONEq(t, mustJSON(first), third.Payload)
 }
 
@@ -243,14 +252,14 @@ func TestLinkIgnoresRetainedCommandAndOtherRooms(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	obs := observe(t, url, observerOpts{})
 	// A stale retained command waits on the broker before roomd starts.
-	obs.publish("visitrooms/room-a/cmd", `{"request_id":"stale","action":"start_visit","visit_id":"v1","duration":"1h"}`, true)
+	obs.publish("visitrooms/room-a/cmd", `{"request_id":"stale","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"1h"}`, true)
 	startRoom(t, roomOpts{url: url})
 	// A command for another room is not this room's business.
-	obs.publish("visitrooms/room-b/cmd", `{"request_id":"other","action":"start_visit","visit_id":"v1","duration":"1h"}`, false)
+	obs.publish("visitrooms/room-b/cmd", `{"request_id":"other","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"1h"}`, false)
 	rep := obs.command("room-a", `{"request_id":"probe","action":"get_state"}`, "probe")
 	require.True(t, rep.OK)
 	assert.Equal(t, "idle", rep.State.Phase, "the retained start_visit was not applied")
-	for _, m := range obs.drain("cmd/reply") {
+	for _, m := range obs.drain("reply") {
 		assert.NotContains(t, m.Payload, "stale")
 		assert.NotContains(t, m.Payload, "other")
 	}
@@ -283,7 +292,7 @@ func TestLinkCloseAnnouncesOffline(t *testing.T) {
 	assert.Equal(t, Offline, m.Payload, "offline is retained")
 }
 
-func TestLinkReconnectReplaysOutbox(t *testing.T) {
+func TestLinkReconnectRepublishesFromTheJournal(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	obs := observe(t, url, observerOpts{filter: "visitrooms/room-a/+"})
 	px := startProxy(t, url)
@@ -299,7 +308,7 @@ func TestLinkReconnectReplaysOutbox(t *testing.T) {
 		r.do(func() { id = r.ctrl.State().Alerts[0].ID })
 		r.input(controller.InputPanic, controller.LevelInactive)
 		r.do(func() {
-			r.apply(r.ctrl.Step(controller.Command{At: r.now, RequestID: "ack", Action: controller.ActionAckAlert, AlertID: id}))
+			r.apply(r.ctrl.Step(controller.Command{At: r.now, RequestID: "ack", Action: controller.ActionAckAlert, AlertID: id}), "")
 		})
 	}
 	var last uint64

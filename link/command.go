@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/journal"
 )
 
 // Refusal codes added at the MQTT edge, on top of the controller's
@@ -31,10 +33,51 @@ const (
 	CodeBusy controller.Code = "busy"
 )
 
+// CodeReplayUnavailable: replay asked for records the journal no longer
+// holds (compacted after the retention, lost, or of an epoch it never had).
+const CodeReplayUnavailable controller.Code = "replay_unavailable"
+
 // LinkCodes lists the refusal codes the MQTT edge produces itself. The
 // decoder also produces controller.CodeInvalidDuration and
 // controller.CodeInvalidVisitID.
-var LinkCodes = []controller.Code{CodeBadRequest, CodeUnknownAction, CodeExpired, CodeBusy}
+var LinkCodes = []controller.Code{CodeBadRequest, CodeUnknownAction, CodeExpired, CodeBusy, CodeReplayUnavailable}
+
+// ActionReplay is the name of the replay command, which the edge answers
+// itself from the journal: {"action":"replay","from_seq":N[,"to_seq":M][,"epoch":"…"]}.
+const ActionReplay = "replay"
+
+// MaxExpiresAhead bounds how far in the future expires_at may be: a command
+// must not be able to sit in a queue, or be retained, and act much later.
+const MaxExpiresAhead = time.Hour
+
+// Replay is a decoded replay request.
+type Replay struct {
+	Epoch journal.Epoch // zero: the room's current epoch
+	From  uint64
+	To    uint64 // zero: up to the latest
+}
+
+// Command is a decoded command: a controller command, or a replay request
+// that the edge answers itself.
+type Command struct {
+	controller.Command
+	// Replay is set for the replay action (Command.Action is then zero).
+	Replay *Replay
+	// ExpiresAt is the command's expiry; zero if it has none.
+	ExpiresAt time.Time
+}
+
+// ActionName returns the action's wire name.
+func (c Command) ActionName() string {
+	if c.Replay != nil {
+		return ActionReplay
+	}
+	return c.Action.String()
+}
+
+// changesState reports whether a command of action a changes the room: such
+// commands must carry expires_at.
+func changesState(a controller.CommandAction) bool { return a != controller.ActionGetState }
 
 // Limits of command fields.
 const (
@@ -63,9 +106,11 @@ func (e *CommandError) Error() string {
 }
 
 // fields of a command and which actions take them. request_id and action are
-// required for every action, expires_at is optional for every action.
+// required for every action; expires_at is required by the actions that
+// change the room and optional for get_state and replay.
 var (
 	commonFields = []string{"request_id", "action", "expires_at"}
+	replayFields = struct{ required, optional []string }{required: []string{"from_seq"}, optional: []string{"to_seq", "epoch"}}
 	actionFields = map[controller.CommandAction]struct{ required, optional []string }{
 		controller.ActionStartVisit:  {required: []string{"visit_id", "duration"}},
 		controller.ActionExtendVisit: {required: []string{"by"}},
@@ -77,6 +122,7 @@ var (
 	knownFields = map[string]bool{
 		"request_id": true, "action": true, "expires_at": true, "visit_id": true, "duration": true,
 		"by": true, "alert_id": true, "in_service": true, "reason": true,
+		"from_seq": true, "to_seq": true, "epoch": true,
 	}
 )
 
@@ -93,17 +139,17 @@ var (
 // durations (time.ParseDuration, positive), alert_id and reason length.
 // Whether the command fits the room's phase and policy is the controller's
 // business.
-func DecodeCommand(payload []byte, maxSize int, now time.Time) (controller.Command, *CommandError) {
+func DecodeCommand(payload []byte, maxSize int, now time.Time) (Command, *CommandError) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxCommand
 	}
-	var cmd controller.Command
-	refuse := func(code controller.Code, format string, args ...any) (controller.Command, *CommandError) {
+	var cmd Command
+	refuse := func(code controller.Code, format string, args ...any) (Command, *CommandError) {
 		e := &CommandError{RequestID: cmd.RequestID, Code: code, Message: fmt.Sprintf(format, args...)}
-		if cmd.Action != 0 {
-			e.Action = cmd.Action.String()
+		if cmd.Action != 0 || cmd.Replay != nil {
+			e.Action = cmd.ActionName()
 		}
-		return controller.Command{}, e
+		return Command{}, e
 	}
 	if len(payload) > maxSize {
 		return refuse(CodeBadRequest, "command is %d bytes, above the limit of %d", len(payload), maxSize)
@@ -125,8 +171,8 @@ func DecodeCommand(payload []byte, maxSize int, now time.Time) (controller.Comma
 	if err != nil {
 		return refuse(CodeBadRequest, "%v", err)
 	}
-	if !validText(id, 1, MaxRequestID) {
-		return refuse(CodeBadRequest, "request_id must be 1 to %d printable characters", MaxRequestID)
+	if !validID(id) {
+		return refuse(CodeBadRequest, "request_id must be 1 to %d printable characters (an escape that is not a valid character does not count)", MaxRequestID)
 	}
 	cmd.RequestID = id
 
@@ -138,31 +184,45 @@ func DecodeCommand(payload []byte, maxSize int, now time.Time) (controller.Comma
 	if err != nil {
 		return refuse(CodeBadRequest, "%v", err)
 	}
-	action, err := controller.ParseCommandAction(actionName)
-	if err != nil {
-		return refuse(CodeUnknownAction, "unknown action %q (want one of %s)", truncate(actionName, 64), actionList())
+	var spec struct{ required, optional []string }
+	if actionName == ActionReplay {
+		cmd.Replay = &Replay{}
+		spec = replayFields
+	} else {
+		action, err := controller.ParseCommandAction(actionName)
+		if err != nil {
+			return refuse(CodeUnknownAction, "unknown action %q (want one of %s)", truncate(actionName, 64), actionList())
+		}
+		cmd.Action = action
+		spec = actionFields[action]
 	}
-	cmd.Action = action
-
-	spec := actionFields[action]
 	for _, f := range spec.required {
 		if _, ok := fields[f]; !ok {
-			return refuse(CodeBadRequest, "missing field %s (required by %s)", f, action)
+			return refuse(CodeBadRequest, "missing field %s (required by %s)", f, cmd.ActionName())
 		}
 	}
 	for f := range fields {
 		if !contains(commonFields, f) && !contains(spec.required, f) && !contains(spec.optional, f) {
-			return refuse(CodeBadRequest, "field %s does not belong to action %s", f, action)
+			return refuse(CodeBadRequest, "field %s does not belong to action %s", f, cmd.ActionName())
 		}
 	}
 	str := map[string]string{}
+	num := map[string]uint64{}
 	for f, raw := range fields {
-		if f == "in_service" {
+		switch f {
+		case "in_service":
 			var b bool
 			if !isJSONBool(raw) || json.Unmarshal(raw, &b) != nil {
 				return refuse(CodeBadRequest, "field in_service must be true or false")
 			}
 			cmd.InService = b
+			continue
+		case "from_seq", "to_seq":
+			n, err := strconv.ParseUint(string(raw), 10, 64)
+			if err != nil || n == 0 {
+				return refuse(CodeBadRequest, "field %s must be a whole number from 1", f)
+			}
+			num[f] = n
 			continue
 		}
 		s, err := stringField(f, raw)
@@ -178,11 +238,32 @@ func DecodeCommand(payload []byte, maxSize int, now time.Time) (controller.Comma
 			return refuse(CodeBadRequest, "expires_at %q is not an RFC 3339 time", truncate(s, 64))
 		}
 		if !now.Before(exp) {
-			return refuse(CodeExpired, "command expired at %s (now %s)", exp.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))
+			return refuse(CodeExpired, "command expired at %s (now %s)", FormatTime(exp), FormatTime(now))
 		}
+		if exp.Sub(now) > MaxExpiresAhead {
+			return refuse(CodeBadRequest, "expires_at %s is more than %s ahead of the room's clock (%s)", FormatTime(exp), MaxExpiresAhead, FormatTime(now))
+		}
+		cmd.ExpiresAt = exp
+	} else if cmd.Replay == nil && changesState(cmd.Action) {
+		return refuse(CodeBadRequest, "missing field expires_at (required by %s: a command that changes the room must not be able to act late)", cmd.Action)
 	}
 
-	switch action {
+	if r := cmd.Replay; r != nil {
+		r.From, r.To = num["from_seq"], num["to_seq"]
+		if r.To != 0 && r.To < r.From {
+			return refuse(CodeBadRequest, "to_seq %d is below from_seq %d", r.To, r.From)
+		}
+		if s, ok := str["epoch"]; ok {
+			ep, err := journal.ParseEpoch(s)
+			if err != nil {
+				return refuse(CodeBadRequest, "%v", err)
+			}
+			r.Epoch = ep
+		}
+		return cmd, nil
+	}
+
+	switch cmd.Action {
 	case controller.ActionStartVisit:
 		cmd.VisitID = str["visit_id"]
 		if !controller.ValidVisitID(cmd.VisitID) {
@@ -213,6 +294,15 @@ func DecodeCommand(payload []byte, maxSize int, now time.Time) (controller.Comma
 	return cmd, nil
 }
 
+// validID reports whether a request_id is usable: 1 to MaxRequestID
+// printable characters, none of them U+FFFD. JSON decoding turns every
+// invalid escape (a lone surrogate such as \ud800) into U+FFFD, so two
+// different ids could decode alike; refusing U+FFFD keeps decoding one to one,
+// and a request_id is compared as decoded.
+func validID(id string) bool {
+	return validText(id, 1, MaxRequestID) && !strings.ContainsRune(id, utf8.RuneError)
+}
+
 // PeekRequestID returns the request_id of a cmd payload read leniently (any
 // other content may be wrong), or "" if it is absent, not a string, not 1 to
 // 64 printable characters, or the payload is above maxSize bytes (0 means
@@ -235,7 +325,7 @@ func PeekRequestID(payload []byte, maxSize int) string {
 		return ""
 	}
 	id, err := stringField("request_id", raw)
-	if err != nil || !validText(id, 1, MaxRequestID) {
+	if err != nil || !validID(id) {
 		return ""
 	}
 	return id
@@ -338,9 +428,9 @@ func contains(list []string, s string) bool {
 }
 
 func actionList() string {
-	names := make([]string, len(controller.CommandActions))
-	for i, a := range controller.CommandActions {
-		names[i] = a.String()
+	names := make([]string, 0, len(controller.CommandActions)+1)
+	for _, a := range controller.CommandActions {
+		names = append(names, a.String())
 	}
-	return strings.Join(names, ", ")
+	return strings.Join(append(names, ActionReplay), ", ")
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link/outbox"
+	"github.com/roomd/roomd/journal"
 )
 
 // waitTimeout bounds every wait in these tests.
@@ -55,30 +54,41 @@ func testLogger(t testing.TB) *slog.Logger {
 type roomOpts struct {
 	room     string
 	url      string
-	dir      string // state dir holding outbox/ and replies; a temp dir if empty
+	dir      string // the journal's directory; a temp dir if empty
 	policy   *controller.Policy
 	user, pw string
-	buffer   int
-	noLoop   bool                 // do not read Incoming (to fill it)
-	noWait   bool                 // do not wait for the subscription (broker down)
-	snapshot *controller.Snapshot // restore the controller (a restarted roomd)
+	queue    int  // the loop's command queue (default 64)
+	noLoop   bool // do not read commands (to fill the queue)
+	noWait   bool // do not wait for the subscription (broker down)
 	tls      *tls.Config
 	clientID string
+	pub      func(*PublisherOptions)
 }
 
-// room glues a controller to a Client the way the daemon does: one goroutine
-// owns the controller and reads Incoming; tests inject inputs and time.
+// room glues a controller to the link the way roomd does: one goroutine
+// owns the controller, steps commands from the edge and functions from the
+// test, and appends every step to a real journal that the Publisher follows.
+// The controller's time is the test's (r.now); the edge checks expires_at
+// against real time.
 type room struct {
-	t       testing.TB
-	name    string
-	dir     string
-	ob      *outbox.Outbox
-	c       *Client
-	replies *Replies
-	ctrl    *controller.Controller
-	steps   chan func()
-	done    chan struct{}
-	now     time.Time
+	t     testing.TB
+	name  string
+	dir   string
+	j     *journal.Journal
+	pub   *Publisher
+	edge  *Edge
+	c     *Client
+	ctrl  *controller.Controller
+	cmds  chan submitted
+	steps chan func()
+	done  chan struct{}
+	now   time.Time
+	fault chan controller.Fault
+}
+
+type submitted struct {
+	cmd controller.Command
+	op  string
 }
 
 func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
@@ -92,56 +102,68 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 	if o.clientID == "" {
 		o.clientID = "roomd-" + o.room
 	}
+	if o.queue == 0 {
+		o.queue = 64
+	}
 	p := testPolicy()
 	if o.policy != nil {
 		p = *o.policy
 	}
-	ob, err := outbox.Open(filepath.Join(o.dir, "outbox"), outbox.Limits{})
-	require.NoError(t, err)
-	replies, err := OpenReplies(filepath.Join(o.dir, "replies"), 0)
+	j, err := journal.Open(o.dir, journal.Options{})
 	require.NoError(t, err)
 	topics, err := NewTopics("", o.room)
 	require.NoError(t, err)
+	r := &room{t: t, name: o.room, dir: o.dir, j: j, cmds: make(chan submitted, o.queue), steps: make(chan func()),
+		done: make(chan struct{}), now: t0, fault: make(chan controller.Fault, 64)}
+	var client *Client
+	po := PublisherOptions{Room: o.room, Topics: topics, Journal: j, Conn: lazyConn{&client}, Now: func() time.Time { return r.now },
+		Heartbeat: time.Hour, PublishTimeout: 3 * time.Second, Faults: func(f controller.Fault) { r.fault <- f },
+		Logger: testLogger(t)}
+	if o.pub != nil {
+		o.pub(&po)
+	}
+	r.pub, err = NewPublisher(po)
+	require.NoError(t, err)
+	r.edge = NewEdge(EdgeOptions{Room: o.room, Topics: topics, Now: time.Now, Publisher: r.pub, Logger: testLogger(t),
+		Submit: func(c controller.Command, op string) bool {
+			select {
+			case r.cmds <- submitted{c, op}:
+				return true
+			default:
+				return false
+			}
+		}})
 	opts := Options{
-		Broker:         o.url,
-		ClientID:       o.clientID,
-		TLS:            o.tls,
-		Username:       o.user,
-		Password:       o.pw,
-		Topics:         topics,
-		Outbox:         ob,
-		IncomingBuffer: o.buffer,
-		Keepalive:      2 * time.Second,
-		PublishTimeout: 3 * time.Second,
+		Broker:    o.url,
+		ClientID:  o.clientID,
+		TLS:       o.tls,
+		Username:  o.user,
+		Password:  o.pw,
+		Topics:    topics,
+		Keepalive: 2 * time.Second,
+		Handler:   r.edge.Handle,
 	}
 	for _, m := range mutate {
 		m(&opts)
 	}
-	c, err := New(opts, testLogger(t))
+	client, err = New(opts, testLogger(t))
 	require.NoError(t, err)
-	r := &room{t: t, name: o.room, dir: o.dir, ob: ob, c: c, replies: replies, steps: make(chan func()), done: make(chan struct{}), now: t0}
-	var (
-		ctrl *controller.Controller
-		acts []controller.Action
-	)
-	if o.snapshot != nil {
-		r.now = o.snapshot.Now
-		ctrl, acts, err = controller.Restore(p, *o.snapshot, r.now)
+	r.c = client
+	var acts []controller.Action
+	if snap, at := j.Latest(); snap != nil {
+		r.now = at
+		r.ctrl, acts, err = controller.Restore(p, *snap, r.now)
 	} else {
-		ctrl, acts, err = controller.New(p, r.now)
+		r.ctrl, acts, err = controller.New(p, r.now)
 	}
 	require.NoError(t, err)
-	r.ctrl = ctrl
-	r.apply(acts)
-	if o.noLoop {
-		close(r.done)
-	} else {
-		go r.loop()
-	}
+	r.apply(acts, "")
+	go r.pub.Run()
+	go r.loop(o.noLoop)
 	t.Cleanup(func() { r.stop(true) })
 	if !o.noWait {
 		select {
-		case <-c.subscribed:
+		case <-client.subscribed:
 		case <-time.After(waitTimeout):
 			t.Fatalf("room %s did not subscribe within %s", o.room, waitTimeout)
 		}
@@ -149,9 +171,18 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 	return r
 }
 
+// lazyConn lets the publisher be built before its client.
+type lazyConn struct{ c **Client }
+
+func (l lazyConn) Conn() (uint64, <-chan struct{}, <-chan struct{}, bool) { return (*l.c).Conn() }
+func (l lazyConn) Drop(err error)                                         { (*l.c).Drop(err) }
+func (l lazyConn) Publish(topic string, payload []byte, retained bool) mqtt.Token {
+	return (*l.c).Publish(topic, payload, retained)
+}
+
 var stopped sync.Map
 
-// snapshot returns the controller's state to persist.
+// snapshot returns the controller's state.
 func (r *room) snapshot() controller.Snapshot {
 	var s controller.Snapshot
 	r.do(func() { s = r.ctrl.Snapshot() })
@@ -165,79 +196,71 @@ func (r *room) lastSeq() uint64 {
 	return s
 }
 
-// stop ends the room: cleanly (Close) or as a crash (abandon).
+// stop ends the room: cleanly (deliver, offline, close) or as a crash.
 func (r *room) stop(clean bool) {
 	if _, dup := stopped.LoadOrStore(r, true); dup {
 		return
 	}
+	close(r.steps)
+	<-r.done
 	if clean {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = r.pub.Flush(ctx)
+		r.pub.Close()
 		_ = r.c.Close(ctx)
 		cancel()
+		_ = r.j.Close()
 	} else {
-		r.c.abandon()
-		select {
-		case <-r.done:
-		case r.steps <- nil:
-		}
+		r.pub.Close()
+		r.c.Abandon()
+		r.j.Abandon()
 	}
-	<-r.done
-	_ = r.ob.Close()
 }
 
-func (r *room) loop() {
+func (r *room) loop(noCommands bool) {
 	defer close(r.done)
+	cmds := r.cmds
+	if noCommands {
+		cmds = nil
+	}
 	for {
 		select {
-		case m, ok := <-r.c.Incoming():
+		case s := <-cmds:
+			s.cmd.At = r.now
+			r.apply(r.ctrl.Step(s.cmd), s.op)
+		case f, ok := <-r.steps:
 			if !ok {
 				return
 			}
-			r.handle(m)
-		case f := <-r.steps:
-			if f == nil {
-				return
-			}
 			f()
+		case f := <-r.fault:
+			f.At = r.now
+			r.apply(r.ctrl.Step(f), "")
 		}
 	}
 }
 
-func (r *room) handle(m Message) {
-	if m.Kind != KindCommand {
-		return
-	}
-	id := PeekRequestID(m.Payload, 0)
-	if rep, ok := r.replies.Lookup(id); ok {
-		require.NoError(r.t, r.c.Reply(id, rep))
-		return
-	}
-	cmd, cerr := DecodeCommand(m.Payload, 0, time.Now())
-	var payload []byte
-	if cerr != nil {
-		payload = EncodeRefusal(cerr)
-	} else {
-		cmd.At = r.now
-		payload = r.apply(r.ctrl.Step(cmd))
-	}
-	require.NoError(r.t, r.replies.Store(id, payload))
-	require.NoError(r.t, r.c.Reply(id, payload))
-}
-
-// apply carries out the link side of the actions and returns the reply payload, if any.
-func (r *room) apply(acts []controller.Action) []byte {
-	var reply []byte
+// apply appends the step's entry to the journal, as the daemon does.
+func (r *room) apply(acts []controller.Action, op string) {
+	e := &journal.Entry{At: r.ctrl.Now()}
+	changed := false
 	for _, a := range acts {
 		switch a := a.(type) {
 		case controller.Announce:
-			require.NoError(r.t, r.c.Publish(a.Record))
+			e.Records = append(e.Records, a.Record)
 		case controller.StateChanged:
-			r.c.PublishState(EncodeState(r.name, r.ctrl.State()))
+			changed = true
 		case controller.Reply:
-			reply = EncodeReply(r.name, a, r.ctrl.State())
+			e.Replies = append(e.Replies, journal.Reply{Operator: op, Reply: a})
 		}
 	}
-	return reply
+	if changed {
+		s := r.ctrl.Snapshot()
+		e.Snapshot = &s
+	}
+	if len(e.Records) > 0 || e.Snapshot != nil || len(e.Replies) > 0 {
+		require.NoError(r.t, r.j.Append(e))
+	}
 }
 
 // do runs f on the room's goroutine.
@@ -253,20 +276,20 @@ func (r *room) do(f func()) {
 
 // input sets an input at the current time.
 func (r *room) input(in controller.Input, l controller.Level) {
-	r.do(func() { r.apply(r.ctrl.Step(controller.InputChanged{At: r.now, Input: in, Level: l})) })
+	r.do(func() { r.apply(r.ctrl.Step(controller.InputChanged{At: r.now, Input: in, Level: l}), "") })
 }
 
 // advance moves time forward by d and ticks.
 func (r *room) advance(d time.Duration) {
 	r.do(func() {
 		r.now = r.now.Add(d)
-		r.apply(r.ctrl.Step(controller.Tick{At: r.now}))
+		r.apply(r.ctrl.Step(controller.Tick{At: r.now}), "")
 	})
 }
 
-func (r *room) fault(source string, active bool) {
+func (r *room) raise(source string, active bool) {
 	r.do(func() {
-		r.apply(r.ctrl.Step(controller.Fault{At: r.now, Source: source, Active: active, Detail: "test", Severity: controller.SeverityCritical}))
+		r.apply(r.ctrl.Step(controller.Fault{At: r.now, Source: source, Active: active, Detail: "test", Severity: controller.SeverityCritical}), "")
 	})
 }
 
@@ -274,8 +297,15 @@ func (r *room) flush() {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	require.NoError(r.t, r.c.Flush(ctx))
+	require.NoError(r.t, r.pub.Flush(ctx))
 }
+
+// testExpiry is the expires_at of the tests' commands that change a room:
+// half an hour after the test binary started (longer than any test), the
+// same for every command so that two runs publish the same bytes.
+var testExpiry = time.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339Nano)
+
+func exp() string { return testExpiry }
 
 // observer is a guard console or booking system: a plain paho client
 // collecting every message under a filter.
@@ -423,7 +453,7 @@ func (o *observer) command(room, payload, requestID string) ReplyMessage {
 
 func (o *observer) reply(requestID string) ReplyMessage {
 	o.t.Helper()
-	m := o.next("cmd/reply", func(m obsMsg) bool {
+	m := o.next("reply", func(m obsMsg) bool {
 		var r ReplyMessage
 		return json.Unmarshal([]byte(m.Payload), &r) == nil && r.RequestID == requestID
 	})

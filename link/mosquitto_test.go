@@ -48,7 +48,7 @@ func raiseAlertsWhileDown(r *room) {
 	r.input(controller.InputLock, controller.LevelActive)
 	r.advance(15 * time.Second) // door_locked
 	r.input(controller.InputDoor, controller.LevelUnknown)
-	r.fault("clock", true)
+	r.raise("clock", true)
 	r.advance(time.Hour) // time_up, welfare_check
 	r.input(controller.InputLock, controller.LevelInactive)
 }
@@ -60,7 +60,7 @@ func TestMosquittoBrokerKilledDuringVisit(t *testing.T) {
 	for _, in := range []controller.Input{controller.InputDoor, controller.InputLock, controller.InputPresence, controller.InputPanic} {
 		r.input(in, controller.LevelInactive)
 	}
-	require.True(t, obs.command("room-a", `{"request_id":"s","action":"start_visit","visit_id":"v1","duration":"1h"}`, "s").OK)
+	require.True(t, obs.command("room-a", `{"request_id":"s","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"1h"}`, "s").OK)
 	before := r.lastSeq()
 	assertContiguous(t, waitSeq(t, obs, "events", before), 1, before)
 
@@ -96,18 +96,18 @@ func TestMosquittoRoomCrashWhileBrokerDown(t *testing.T) {
 	for _, in := range []controller.Input{controller.InputDoor, controller.InputLock, controller.InputPresence, controller.InputPanic} {
 		r.input(in, controller.LevelInactive)
 	}
-	require.True(t, obs.command("room-a", `{"request_id":"s","action":"start_visit","visit_id":"v1","duration":"1h"}`, "s").OK)
+	require.True(t, obs.command("room-a", `{"request_id":"s","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"1h"}`, "s").OK)
 	before := r.lastSeq()
 	assertContiguous(t, waitSeq(t, obs, "events", before), 1, before)
 
 	m.Kill()
 	raiseAlertsWhileDown(r)
 	snap := r.snapshot()
-	r.stop(false) // roomd dies: no flush, no offline, the outbox stays on disk
+	r.stop(false) // roomd dies: nothing more delivered, no offline; the journal stays
 	require.Greater(t, snap.Seq, before+5)
 
-	// roomd restarts from its state and outbox while the broker is still down.
-	r2 := startRoom(t, roomOpts{url: m.URL(), dir: dir, snapshot: &snap, noWait: true})
+	// roomd restarts from its journal while the broker is still down.
+	r2 := startRoom(t, roomOpts{url: m.URL(), dir: dir, noWait: true})
 	r2.input(controller.InputPanic, controller.LevelInactive)
 	last := r2.lastSeq()
 	m.Restart()
@@ -139,7 +139,7 @@ func TestMosquittoTLSAndACL(t *testing.T) {
 	legit.input(controller.InputPanic, controller.LevelActive)
 	legit.flush()
 	booking.next("alerts", func(m obsMsg) bool { return strings.HasPrefix(m.Topic, "visitrooms/room-a/") })
-	for _, suffix := range []string{"events", "alerts", "state", "availability", "cmd/reply"} {
+	for _, suffix := range []string{"events", "alerts", "state", "availability", "reply"} {
 		for _, msg := range booking.drain(suffix) {
 			assert.False(t, strings.HasPrefix(msg.Topic, "visitrooms/room-b/"), "room-a published as room-b: %s %s", msg.Topic, msg.Payload)
 		}

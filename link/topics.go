@@ -12,7 +12,7 @@ const DefaultBase = "visitrooms"
 // ContractVersion is the version of the MQTT contract (docs/asyncapi.yaml).
 // It is carried in every state message and changes only when a consumer
 // relying on the documented contract would break.
-const ContractVersion = 1
+const ContractVersion = 2
 
 // ValidRoom reports whether room is a usable room id: 1 to 64 characters,
 // the first a lowercase letter or digit, the rest lowercase letters, digits,
@@ -89,11 +89,18 @@ func (t Topics) Events() string { return t.topic("events") }
 // Alerts carries the alert-lifecycle records, QoS 1.
 func (t Topics) Alerts() string { return t.topic("alerts") }
 
-// Command is where commands arrive.
+// Command is where commands of the one anonymous booking identity arrive.
 func (t Topics) Command() string { return t.topic("cmd") }
 
+// OperatorCommand is where operator op sends commands; the broker's ACL
+// (pattern write {base}/+/cmd/%u) vouches that op is who sent them.
+func (t Topics) OperatorCommand(op string) string { return t.topic("cmd/" + op) }
+
+// OperatorCommands is the filter for every operator's commands.
+func (t Topics) OperatorCommands() string { return t.topic("cmd/+") }
+
 // Reply carries the answers to commands, QoS 1.
-func (t Topics) Reply() string { return t.topic("cmd/reply") }
+func (t Topics) Reply() string { return t.topic("reply") }
 
 // SimSet is where simulated inputs arrive (simulator mode only).
 func (t Topics) SimSet() string { return t.topic("sim/set") }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/journal"
 )
 
 // Availability payloads (plain text, retained).
@@ -16,11 +17,14 @@ const (
 
 // StateMessage is the retained payload of {base}/{room}/state.
 type StateMessage struct {
-	Version int       `json:"version"`
-	Room    string    `json:"room"`
-	Seq     uint64    `json:"seq"`
-	At      time.Time `json:"at"`
-	Phase   string    `json:"phase"`
+	Version int    `json:"version"`
+	Room    string `json:"room"`
+	// Epoch and Seq name the latest record announced; the state never
+	// reaches a consumer before that record.
+	Epoch string    `json:"epoch"`
+	Seq   uint64    `json:"seq"`
+	At    time.Time `json:"at"`
+	Phase string    `json:"phase"`
 	// Visit is null outside visits.
 	Visit *VisitMessage `json:"visit"`
 	Door  string        `json:"door"`
@@ -63,10 +67,13 @@ type AlertMessage struct {
 // EventMessage is the payload of {base}/{room}/events and, for the alert
 // lifecycle, {base}/{room}/alerts. Which optional fields appear depends on Type.
 type EventMessage struct {
-	Room string    `json:"room"`
-	Seq  uint64    `json:"seq"`
-	At   time.Time `json:"at"`
-	Type string    `json:"type"`
+	Room string `json:"room"`
+	// Epoch is the record's seq space: consumers deduplicate by
+	// (room, epoch, seq).
+	Epoch string    `json:"epoch"`
+	Seq   uint64    `json:"seq"`
+	At    time.Time `json:"at"`
+	Type  string    `json:"type"`
 
 	VisitID    string        `json:"visit_id,omitempty"`    // visit_*, welfare_checked
 	EndsAt     time.Time     `json:"ends_at,omitzero"`      // visit_started, visit_extended
@@ -90,16 +97,32 @@ type CommandMessage struct {
 	AlertID   string `json:"alert_id,omitempty"`
 	InService *bool  `json:"in_service,omitempty"`
 	Reason    string `json:"reason,omitempty"`
+	FromSeq   uint64 `json:"from_seq,omitempty"`
+	ToSeq     uint64 `json:"to_seq,omitempty"`
+	Epoch     string `json:"epoch,omitempty"`
 	ExpiresAt string `json:"expires_at,omitempty"`
 }
 
 // ReplyMessage is the payload of {base}/{room}/cmd/reply.
 type ReplyMessage struct {
-	RequestID string        `json:"request_id"`
-	Action    string        `json:"action,omitempty"`
-	OK        bool          `json:"ok"`
-	State     *StateMessage `json:"state,omitempty"`
-	Error     *ErrorBody    `json:"error,omitempty"`
+	RequestID string `json:"request_id"`
+	// Operator is who sent the command: the {operator} of cmd/{operator},
+	// absent for the plain cmd topic.
+	Operator string        `json:"operator,omitempty"`
+	Action   string        `json:"action,omitempty"`
+	OK       bool          `json:"ok"`
+	State    *StateMessage `json:"state,omitempty"`
+	Replay   *ReplayBody   `json:"replay,omitempty"`
+	Error    *ErrorBody    `json:"error,omitempty"`
+}
+
+// ReplayBody says what a replay republished: the records of epoch with seq
+// FromSeq to ToSeq, Count of them, on events (and alerts), before this reply.
+type ReplayBody struct {
+	Epoch   string `json:"epoch"`
+	FromSeq uint64 `json:"from_seq"`
+	ToSeq   uint64 `json:"to_seq"`
+	Count   int    `json:"count"`
 }
 
 // ErrorBody says why a command was refused.
@@ -116,6 +139,13 @@ func wireTime(t time.Time) time.Time {
 	return t.UTC().Truncate(time.Millisecond)
 }
 
+// TimeLayout is the layout of every timestamp on the wire: RFC 3339 in UTC
+// with exactly three fraction digits.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// FormatTime formats t as the wire does.
+func FormatTime(t time.Time) string { return t.UTC().Truncate(time.Millisecond).Format(TimeLayout) }
+
 // seconds rounds d to whole seconds.
 func seconds(d time.Duration) int64 { return int64(d.Round(time.Second) / time.Second) }
 
@@ -128,10 +158,11 @@ func secondsUp(d time.Duration) int64 {
 }
 
 // StateMessageOf converts a controller state for room to its wire form.
-func StateMessageOf(room string, st controller.State) StateMessage {
+func StateMessageOf(room string, epoch journal.Epoch, st controller.State) StateMessage {
 	m := StateMessage{
 		Version:       ContractVersion,
 		Room:          room,
+		Epoch:         epoch.String(),
 		Seq:           st.Seq,
 		At:            wireTime(st.At),
 		Phase:         st.Phase.String(),
@@ -183,8 +214,8 @@ func alertMessageOf(a *controller.Alert) AlertMessage {
 }
 
 // EventMessageOf converts a controller record for room to its wire form.
-func EventMessageOf(room string, r controller.Record) EventMessage {
-	m := EventMessage{Room: room, Seq: r.Seq, At: wireTime(r.At), Type: r.Type.String()}
+func EventMessageOf(room string, epoch journal.Epoch, r controller.Record) EventMessage {
+	m := EventMessage{Room: room, Epoch: epoch.String(), Seq: r.Seq, At: wireTime(r.At), Type: r.Type.String()}
 	i64 := func(v int64) *int64 { return &v }
 	str := func(s string) *string { return &s }
 	boolp := func(b bool) *bool { return &b }
@@ -229,26 +260,27 @@ func mustMarshal(v any) []byte {
 }
 
 // EncodeState returns the state payload of room.
-func EncodeState(room string, st controller.State) []byte {
-	return mustMarshal(StateMessageOf(room, st))
+func EncodeState(room string, epoch journal.Epoch, st controller.State) []byte {
+	return mustMarshal(StateMessageOf(room, epoch, st))
 }
 
 // EncodeRecord returns the events payload (also the alerts payload for alert
 // records) of r in room.
-func EncodeRecord(room string, r controller.Record) []byte {
-	return mustMarshal(EventMessageOf(room, r))
+func EncodeRecord(room string, epoch journal.Epoch, r controller.Record) []byte {
+	return mustMarshal(EventMessageOf(room, epoch, r))
 }
 
-// EncodeReply returns the reply to a command the controller answered. An
-// accepted command's reply carries st, the state after the command; a refused
-// one carries the controller's code and message.
-func EncodeReply(room string, r controller.Reply, st controller.State) []byte {
-	m := ReplyMessage{RequestID: r.RequestID, OK: r.OK()}
+// EncodeReply returns the reply to a command the controller answered, sent
+// by operator ("" for the plain cmd topic). An accepted command's reply
+// carries st, the state after the command; a refused one carries the
+// controller's code and message.
+func EncodeReply(room string, epoch journal.Epoch, operator string, r controller.Reply, st controller.State) []byte {
+	m := ReplyMessage{RequestID: r.RequestID, Operator: operator, OK: r.OK()}
 	if r.Action != 0 {
 		m.Action = r.Action.String()
 	}
 	if r.OK() {
-		s := StateMessageOf(room, st)
+		s := StateMessageOf(room, epoch, st)
 		m.State = &s
 	} else {
 		m.Error = &ErrorBody{Code: string(r.Code), Message: r.Message}
@@ -258,9 +290,10 @@ func EncodeReply(room string, r controller.Reply, st controller.State) []byte {
 
 // EncodeRefusal returns the reply to a command refused at the edge, before
 // the controller saw it (bad_request, unknown_action, expired, busy, ...).
-func EncodeRefusal(e *CommandError) []byte {
+func EncodeRefusal(operator string, e *CommandError) []byte {
 	return mustMarshal(ReplyMessage{
 		RequestID: e.RequestID,
+		Operator:  operator,
 		Action:    e.Action,
 		Error:     &ErrorBody{Code: string(e.Code), Message: e.Message},
 	})
@@ -283,6 +316,19 @@ func EncodeCommand(c controller.Command, expiresAt time.Time) []byte {
 		b := c.InService
 		m.InService = &b
 		m.Reason = c.Reason
+	}
+	if !expiresAt.IsZero() {
+		m.ExpiresAt = expiresAt.UTC().Format(time.RFC3339Nano)
+	}
+	return mustMarshal(m)
+}
+
+// EncodeReplay returns the cmd payload of a replay request, with expires_at
+// if expiresAt is not zero.
+func EncodeReplay(requestID string, r Replay, expiresAt time.Time) []byte {
+	m := CommandMessage{RequestID: requestID, Action: ActionReplay, FromSeq: r.From, ToSeq: r.To}
+	if r.Epoch != 0 {
+		m.Epoch = r.Epoch.String()
 	}
 	if !expiresAt.IsZero() {
 		m.ExpiresAt = expiresAt.UTC().Format(time.RFC3339Nano)

@@ -21,7 +21,7 @@ const floorTopic = "roombench/floor"
 type received struct {
 	Topic   string
 	Event   link.EventMessage
-	Reply   *link.ReplyMessage // set for cmd/reply messages
+	Reply   *link.ReplyMessage // set for reply messages
 	Arrived time.Time
 }
 
@@ -52,7 +52,7 @@ type floorMsg struct {
 func newGuard(broker, base, clientID string, persistent bool) (*guard, error) {
 	g := &guard{base: base, inboxes: map[string]chan received{}, seen: map[string]*roomSeen{},
 		floor: make(chan floorMsg, 1024)}
-	filters := map[string]byte{base + "/+/events": 1, base + "/+/alerts": 1, base + "/+/cmd/reply": 1, floorTopic: 1}
+	filters := map[string]byte{base + "/+/events": 1, base + "/+/alerts": 1, base + "/+/reply": 1, floorTopic: 1}
 	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).
 		SetCleanSession(!persistent).SetProtocolVersion(4).SetKeepAlive(5 * time.Second).
 		SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).SetConnectRetry(true).
@@ -131,7 +131,7 @@ func (g *guard) handle(_ mqtt.Client, m mqtt.Message) {
 		return
 	}
 	room, _, _ := strings.Cut(rest, "/")
-	if strings.HasSuffix(topic, "/cmd/reply") {
+	if strings.HasSuffix(topic, "/reply") {
 		var rep link.ReplyMessage
 		if err := json.Unmarshal(m.Payload(), &rep); err != nil {
 			g.bad.Add(1)

@@ -11,6 +11,9 @@ import (
 	"github.com/roomd/roomd/link"
 )
 
+// commandLife is the expires_at of the commands the suites send.
+const commandLife = 10 * time.Minute
+
 // recordTimeout bounds the wait for any one record at the guard.
 const recordTimeout = 10 * time.Second
 
@@ -42,7 +45,7 @@ func (c *console) send(cmd controller.Command) error {
 
 func (c *console) sendID(cmd controller.Command) (string, error) {
 	cmd.RequestID = nextRequestID()
-	return cmd.RequestID, c.p.publish(c.topics.Command(), link.EncodeCommand(cmd, time.Time{}))
+	return cmd.RequestID, c.p.publish(c.topics.Command(), link.EncodeCommand(cmd, time.Now().Add(commandLife)))
 }
 
 // ping sends get_state until its reply arrives: a room's first
@@ -60,7 +63,7 @@ func (c *console) ping(ctx context.Context, in <-chan received, timeout time.Dur
 // the room's reply cache instead of being applied twice.
 func (c *console) request(ctx context.Context, in <-chan received, cmd controller.Command, timeout time.Duration, want func(received) bool) (received, error) {
 	cmd.RequestID = nextRequestID()
-	payload := link.EncodeCommand(cmd, time.Time{})
+	payload := link.EncodeCommand(cmd, time.Now().Add(commandLife))
 	end := time.Now().Add(timeout)
 	replied := false
 	for time.Now().Before(end) {

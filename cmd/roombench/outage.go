@@ -105,7 +105,7 @@ func runOutage(ctx context.Context, e *env) *SuiteResult {
 	sleepCtx(ctx, 200*time.Millisecond)
 	queued := 0
 	for _, ri := range rooms {
-		queued += ri.r.ob.Len()
+		queued += ri.r.Queued()
 	}
 	if err := e.mosq.Restart(); err != nil {
 		res.Error = err.Error()

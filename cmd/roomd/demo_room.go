@@ -16,12 +16,15 @@ import (
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon"
-	"github.com/roomd/roomd/device"
 	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/link/broker"
+	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/sim"
 	"github.com/roomd/roomd/sim/scenario"
 )
+
+// guardID is the demo guard console's operator id (and MQTT client id).
+const guardID = "guard-console"
 
 // replayConfig is the config of a replayed room: the simulator, the broker
 // given, and re-reads often enough that a sensor fault shows within a few
@@ -38,6 +41,10 @@ mqtt:
   heartbeat: 1s
 `
 
+// commandLife is how long, on the room's clock, a replayed command stays
+// valid (its expires_at).
+const commandLife = 30 * time.Minute
+
 // replayStartTimeout bounds the start of the room (broker connection and
 // the first reading of every input), in real time.
 const replayStartTimeout = 20 * time.Second
@@ -48,15 +55,14 @@ const replayStartTimeout = 20 * time.Second
 type replayRoom struct {
 	cfg    *configs.Config
 	broker *broker.Broker
-	clock  *scenario.Clock
+	clock  *daemon.FastClock
 	sim    *sim.Room
 	dir    string
 	log    *slog.Logger
 
-	backend device.Backend
-	link    *roomLink
-	stop    context.CancelFunc
-	done    chan error
+	room *room.Room
+	stop context.CancelFunc
+	done chan error
 
 	guard   paho.Client
 	events  chan link.EventMessage
@@ -84,7 +90,7 @@ func startReplay(ctx context.Context, o replayOptions) (_ *replayRoom, err error
 	if err != nil {
 		return nil, err
 	}
-	r := &replayRoom{broker: b, log: o.Logger, clock: scenario.NewClock(o.Speed),
+	r := &replayRoom{broker: b, log: o.Logger, clock: daemon.NewFastClock(o.Speed),
 		events: make(chan link.EventMessage, 4096), replies: make(chan link.ReplyMessage, 256), ready: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -103,24 +109,14 @@ func startReplay(ctx context.Context, o replayOptions) (_ *replayRoom, err error
 	if err := r.startGuard(); err != nil {
 		return nil, err
 	}
-	backend, simRoom, err := openBackend(r.cfg, r.log)
-	if err != nil {
+	if r.room, err = room.Open(room.Options{Config: r.cfg, Logger: r.log, Clock: r.clock,
+		MinPlausible: r.clock.Now().Add(-time.Hour)}); err != nil {
 		return nil, fmt.Errorf("demo room: %w", err)
 	}
-	r.backend, r.sim = backend, simRoom
-	if r.link, err = openLink(r.cfg, simRoom, r.log); err != nil {
-		return nil, fmt.Errorf("demo room: %w", err)
-	}
-	opts := scenario.LoopOptions(r.cfg.Room, r.cfg.Policy, r.cfg.StateDir, r.clock)
-	opts.Heartbeat = r.cfg.MQTT.Heartbeat
+	r.sim = r.room.Sim()
 	loopCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	r.stop, r.done = stop, make(chan error, 1)
-	go func() {
-		r.done <- daemon.Run(loopCtx, opts, daemon.Deps{
-			Inputs: backend, Outputs: backend, Link: r.link.adapter, Faults: r.link.adapter.Faults(),
-			Clock: r.clock, Speed: r.clock.Speed(), Logger: r.log,
-		})
-	}()
+	go func() { r.done <- r.room.Run(loopCtx) }()
 	timer := time.NewTimer(replayStartTimeout)
 	defer timer.Stop()
 	select {
@@ -143,7 +139,7 @@ func (r *replayRoom) startGuard() error {
 	if err != nil {
 		return fmt.Errorf("demo topics: %w", err)
 	}
-	opts := paho.NewClientOptions().AddBroker(r.broker.URL()).SetClientID("guard-console").
+	opts := paho.NewClientOptions().AddBroker(r.broker.URL()).SetClientID(guardID).
 		SetCleanSession(true).SetOrderMatters(true).SetConnectTimeout(10 * time.Second)
 	r.guard = paho.NewClient(opts)
 	if err := waitToken(r.guard.Connect()); err != nil {
@@ -199,7 +195,8 @@ func (r *replayRoom) setConsole(f func(link.EventMessage)) {
 // the booking system does.
 func (r *replayRoom) send(c controller.Command) error {
 	topics, _ := link.NewTopics(r.cfg.MQTT.Base, r.cfg.Room)
-	if err := waitToken(r.guard.Publish(topics.Command(), 1, false, link.EncodeCommand(c, time.Time{}))); err != nil {
+	payload := link.EncodeCommand(c, r.clock.Now().Add(commandLife))
+	if err := waitToken(r.guard.Publish(topics.OperatorCommand(guardID), 1, false, payload)); err != nil {
 		return fmt.Errorf("publish %s command: %w", c.Action, err)
 	}
 	return nil
@@ -222,16 +219,6 @@ func (r *replayRoom) close() {
 		r.stop()
 		if err := <-r.done; err != nil {
 			r.log.Error("demo room", "err", err)
-		}
-	}
-	if r.link != nil {
-		if err := r.link.outbox.Close(); err != nil {
-			r.log.Error("close demo outbox", "err", err)
-		}
-	}
-	if r.backend != nil {
-		if err := r.backend.Close(); err != nil {
-			r.log.Error("close demo backend", "err", err)
 		}
 	}
 	if r.guard != nil {

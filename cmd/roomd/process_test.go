@@ -100,16 +100,27 @@ func TestProcessCrashRestartAndStop(t *testing.T) {
 		}
 	}
 
-	// A corrupt state file: roomd starts fresh and raises a system fault.
-	require.NoError(t, os.WriteFile(filepath.Join(stateDir, "state.json"), []byte("garbage"), 0o600))
+	// A damaged journal (a flipped byte in its last entry): roomd raises a
+	// critical system fault and goes on in a new epoch.
+	segs, err := filepath.Glob(filepath.Join(stateDir, "journal", "seg-*.log"))
+	require.NoError(t, err)
+	require.NotEmpty(t, segs)
+	last := segs[len(segs)-1]
+	b, err := os.ReadFile(last)
+	require.NoError(t, err)
+	b[len(b)-3] ^= 0x20
+	require.NoError(t, os.WriteFile(last, b, 0o600))
 	p3, logs3 := startProcess(t, bin, cfg)
-	fault := event(t, obs.next("alerts", isEvent("alert_raised")))
+	fault := event(t, obs.next("alerts", func(m paho.Message) bool {
+		e := link.EventMessage{}
+		return json.Unmarshal(m.Payload(), &e) == nil && e.Type == "alert_raised" && e.Alert != nil && e.Alert.Source == "journal"
+	}))
 	require.NotNil(t, fault.Alert, "%s", logs3.String())
 	assert.Equal(t, "system_fault", fault.Alert.Kind)
-	assert.Equal(t, "state", fault.Alert.Source)
 	assert.Equal(t, "critical", fault.Alert.Severity)
+	assert.NotEqual(t, started.Epoch, fault.Epoch, "a new epoch: no seq it hands out can collide with one a consumer holds")
 	require.NoError(t, p3.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p3.Wait())
-	aside, _ := filepath.Glob(filepath.Join(stateDir, "state.json.corrupt-*"))
-	assert.Len(t, aside, 1)
+	aside, _ := filepath.Glob(last + ".damaged-*")
+	assert.Len(t, aside, 1, "the damaged segment is kept for examination")
 }

@@ -83,10 +83,13 @@ func (o *observer) publish(topic string, payload []byte) {
 
 func (o *observer) command(base, room string, c link.CommandMessage) link.ReplyMessage {
 	o.t.Helper()
+	if c.ExpiresAt == "" && c.Action != "get_state" {
+		c.ExpiresAt = time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
+	}
 	b, err := json.Marshal(c)
 	require.NoError(o.t, err)
 	o.publish(base+"/"+room+"/cmd", b)
-	m := o.next("cmd/reply", func(m paho.Message) bool { return bytes.Contains(m.Payload(), []byte(`"`+c.RequestID+`"`)) })
+	m := o.next("reply", func(m paho.Message) bool { return bytes.Contains(m.Payload(), []byte(`"`+c.RequestID+`"`)) })
 	var rep link.ReplyMessage
 	require.NoError(o.t, json.Unmarshal(m.Payload(), &rep))
 	return rep

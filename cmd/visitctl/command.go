@@ -231,7 +231,13 @@ func sendCommand(ctx context.Context, g globals, req commandRequest) (*link.Repl
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode %s command: %w", msg.Action, err)
 	}
-	if err := wait(ctx, c.Publish(topics.Command(), 1, false, payload), g.timeout, "publish to "+topics.Command()); err != nil {
+	// Under its broker username visitctl sends as that operator, so the
+	// room records who did it; without one, on the booking system's topic.
+	cmdTopic := topics.Command()
+	if g.username != "" {
+		cmdTopic = topics.OperatorCommand(g.username)
+	}
+	if err := wait(ctx, c.Publish(cmdTopic, 1, false, payload), g.timeout, "publish to "+cmdTopic); err != nil {
 		return nil, nil, err
 	}
 

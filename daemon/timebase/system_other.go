@@ -25,3 +25,6 @@ func (System) Boot() time.Duration { return time.Since(processStart) }
 func (System) BootID() (string, error) {
 	return "", errors.New("read boot id: not supported on this platform")
 }
+
+// Synced cannot be told on this platform.
+func (System) Synced() bool { return false }

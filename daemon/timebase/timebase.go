@@ -41,6 +41,9 @@ type Sources interface {
 	Boot() time.Duration
 	// BootID returns an identifier that is unique to the current boot.
 	BootID() (string, error)
+	// Synced reports whether the wall clock is known to be synchronised to
+	// a time server (NTP). False when it is not, or cannot be told.
+	Synced() bool
 }
 
 // Anchor ties the axis to the boot clock. The daemon persists it (as JSON,

@@ -17,8 +17,10 @@ type fakeSources struct {
 	boot   time.Duration
 	bootID string
 	idErr  error
+	synced bool
 }
 
+func (f *fakeSources) Synced() bool        { return f.synced }
 func (f *fakeSources) Wall() time.Time     { return f.wall }
 func (f *fakeSources) Boot() time.Duration { return f.boot }
 func (f *fakeSources) BootID() (string, error) {

@@ -7,65 +7,25 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"time"
 
+	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon"
+	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/sim"
 )
 
-// Clock is a time source for the roomd loop (daemon.Deps.Clock) whose
-// time axis runs Speed times faster than real time, from the real time at
-// which it was made. Under testing/synctest it runs on the bubble's clock.
-type Clock struct {
-	start time.Time // with its monotonic reading
-	base  time.Time
-	speed float64
-}
-
-// NewClock returns a clock running speed times faster than real time (0 means 1).
-func NewClock(speed float64) *Clock {
-	if speed <= 0 {
-		speed = 1
-	}
-	now := time.Now()
-	return &Clock{start: now, base: now.Round(0), speed: speed}
-}
-
-// Speed returns the clock's speed.
-func (c *Clock) Speed() float64 { return c.speed }
-
-func (c *Clock) elapsed() time.Duration {
-	return time.Duration(float64(time.Since(c.start)) * c.speed)
-}
-
-// Now returns the time on the compressed axis; the loop's axis reads the same.
-func (c *Clock) Now() time.Time { return c.base.Add(c.elapsed()) }
-
-// Wall returns Now: the axis is anchored to it at the loop's start.
-func (c *Clock) Wall() time.Time { return c.Now() }
-
-// Boot returns the compressed time since the clock was made, plus an hour.
-func (c *Clock) Boot() time.Duration { return time.Hour + c.elapsed() }
-
-// BootID returns a fixed id: a replay is one boot.
-func (c *Clock) BootID() (string, error) { return "scenario-replay", nil }
-
-// LoopOptions returns the roomd loop's options for a replay of room under
-// policy with its state in dir, on clock.
-func LoopOptions(room string, policy controller.Policy, dir string, clock *Clock) daemon.Options {
-	return daemon.Options{
-		Room:      room,
-		Policy:    policy,
-		StateDir:  dir,
-		Heartbeat: 30 * time.Second,
-		// The clock starts at the real (or, under synctest, the bubble's)
-		// time, which is plausible by construction.
-		MinPlausible: clock.Now().Add(-time.Hour),
-	}
-}
+// offlineConfig is the config of a room the player runs without a broker:
+// the simulator, its state in dir. The broker is never dialled.
+const offlineConfig = `room: %s
+state_dir: %s
+policy: {max_duration: 1h}
+device: {backend: sim}
+mqtt: {broker: "tcp://127.0.0.1:1"}
+`
 
 // Options configure Run.
 type Options struct {
@@ -77,112 +37,131 @@ type Options struct {
 	Observe func(Entry)
 }
 
-// Run plays sc against a simulated room (sim.DefaultSpec) run by the real
-// roomd loop, with an in-memory link: the events are the records the loop
-// published, in wire form. The error is for a room that could not run;
-// unmet expectations are in the result.
+// Run plays sc against a simulated room (sim.DefaultSpec) assembled as roomd
+// run assembles one (room.Open), without a broker: commands go into the
+// room's loop and the events are the records of its journal, in wire form.
+// The error is for a room that could not run; unmet expectations are in the
+// result.
 func Run(ctx context.Context, sc *Scenario, opts Options) (*Result, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	room, err := sim.New(sim.DefaultSpec(), log.With("component", "sim"))
+	simRoom, err := sim.New(sim.DefaultSpec(), log.With("component", "sim"))
 	if err != nil {
 		return nil, fmt.Errorf("run scenario %q: %w", sc.Name, err)
 	}
-	defer room.Close()
 	dir, err := os.MkdirTemp("", "roomd-scenario-*")
 	if err != nil {
+		_ = simRoom.Close()
 		return nil, fmt.Errorf("run scenario %q: state dir: %w", sc.Name, err)
 	}
 	defer os.RemoveAll(dir)
-
-	clock := NewClock(opts.Speed)
-	ml := newMemLink(sc.Room)
+	cfg, err := configs.Parse(fmt.Appendf(nil, offlineConfig, sc.Room, dir), "scenario config")
+	if err != nil {
+		_ = simRoom.Close()
+		return nil, fmt.Errorf("run scenario %q: %w", sc.Name, err)
+	}
+	cfg.Policy = sc.Policy
+	clock := daemon.NewFastClock(opts.Speed)
+	r, err := room.Open(room.Options{Config: cfg, Logger: log, Clock: clock, Backend: simRoom, NoBroker: true,
+		MinPlausible: clock.Now().Add(-time.Hour)})
+	if err != nil {
+		_ = simRoom.Close()
+		return nil, fmt.Errorf("run scenario %q: %w", sc.Name, err)
+	}
 	loopCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
-	go func() {
-		done <- daemon.Run(loopCtx, LoopOptions(sc.Room, sc.Policy, dir, clock), daemon.Deps{
-			Inputs: room, Outputs: room, Link: ml, Clock: clock, Speed: clock.Speed(), Logger: log,
-		})
-	}()
+	go func() { done <- r.Run(loopCtx) }()
 	defer func() {
 		stop()
 		<-done
 	}()
+
+	f := newFollower(sc.Room, r.Journal())
+	go f.run()
 	select {
-	case <-ml.ready:
+	case <-f.ready:
 	case err := <-done:
 		done <- err // for the deferred wait
 		return nil, fmt.Errorf("run scenario %q: the room did not start: %w", sc.Name, err)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("run scenario %q: waiting for the room to start: %w", sc.Name, ctx.Err())
 	}
-	send := func(c controller.Command) error {
-		select {
-		case ml.cmds <- c:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	send := func(c controller.Command) error { return r.Send(ctx, c, "") }
 	return Play(ctx, sc, Env{
-		Now: clock.Now, Speed: clock.Speed(), Control: room.Apply, Send: send,
-		Events: ml.events, Replies: ml.replies, Observe: opts.Observe,
+		Now: clock.Now, Speed: clock.Speed(), Control: simRoom.Apply, Send: send,
+		Events: f.events, Replies: f.replies, Observe: opts.Observe,
 	}), nil
 }
 
-// memQueue bounds what the in-memory link holds for the player; a full
-// queue makes Publish refuse like a full outbox.
-const memQueue = 1 << 14
+// followQueue bounds what the follower holds for the player.
+const followQueue = 1 << 14
 
-// memLink is daemon.Link in memory: records and replies go out in their
-// wire form, commands come in from the player.
-type memLink struct {
+// follower reads the room's journal as a consumer reads the room's topics:
+// records as events, replies as replies, in wire form.
+type follower struct {
 	room    string
-	cmds    chan controller.Command
+	j       *journal.Journal
 	events  chan link.EventMessage
 	replies chan link.ReplyMessage
-
-	once  sync.Once
-	ready chan struct{} // closed when a state shows door, lock and presence read
+	ready   chan struct{} // closed when a state shows door, lock and presence read
 }
 
-func newMemLink(room string) *memLink {
-	return &memLink{room: room, cmds: make(chan controller.Command), events: make(chan link.EventMessage, memQueue),
-		replies: make(chan link.ReplyMessage, memQueue), ready: make(chan struct{})}
+func newFollower(room string, j *journal.Journal) *follower {
+	return &follower{room: room, j: j, events: make(chan link.EventMessage, followQueue),
+		replies: make(chan link.ReplyMessage, followQueue), ready: make(chan struct{})}
 }
 
-func (m *memLink) Commands() <-chan controller.Command { return m.cmds }
-
-func (m *memLink) Publish(rec controller.Record) error {
-	select {
-	case m.events <- link.EventMessageOf(m.room, rec):
-		return nil
-	default:
-		return fmt.Errorf("in-memory link: %d events unread: %w", memQueue, daemon.ErrOutboxFull)
+func (f *follower) run() {
+	next := f.j.First()
+	isReady := false
+	var snap *controller.Snapshot
+	for {
+		changed := f.j.Changed()
+		for ; next <= f.j.Last(); next++ {
+			e, err := f.j.Get(next)
+			if errors.Is(err, journal.ErrClosed) {
+				return
+			}
+			if err != nil {
+				continue
+			}
+			for _, r := range e.Records {
+				select {
+				case f.events <- link.EventMessageOf(f.room, e.Epoch, r):
+				default: // nobody reads any more
+				}
+			}
+			if e.Snapshot != nil {
+				snap = e.Snapshot
+			}
+			for _, rep := range e.Replies {
+				var st controller.State
+				if snap != nil {
+					st = snap.StateAt(e.At)
+				}
+				var msg link.ReplyMessage
+				if json.Unmarshal(link.EncodeReply(f.room, e.Epoch, rep.Operator, rep.Reply, st), &msg) == nil {
+					select {
+					case f.replies <- msg:
+					default:
+					}
+				}
+			}
+			if !isReady && snap != nil {
+				st := snap.StateAt(e.At)
+				if st.Door != controller.LevelUnknown && st.Lock != controller.LevelUnknown &&
+					st.Presence != nil && *st.Presence != controller.LevelUnknown {
+					isReady = true
+					close(f.ready)
+				}
+			}
+		}
+		select {
+		case <-changed:
+		case <-f.j.Done():
+			return
+		}
 	}
 }
-
-func (m *memLink) PublishState(st controller.State) error {
-	if st.Door != controller.LevelUnknown && st.Lock != controller.LevelUnknown &&
-		st.Presence != nil && *st.Presence != controller.LevelUnknown {
-		m.once.Do(func() { close(m.ready) })
-	}
-	return nil
-}
-
-func (m *memLink) Reply(rep controller.Reply, st controller.State) error {
-	var msg link.ReplyMessage
-	if err := json.Unmarshal(link.EncodeReply(m.room, rep, st), &msg); err != nil {
-		return fmt.Errorf("in-memory link: reply: %w", err)
-	}
-	select {
-	case m.replies <- msg:
-		return nil
-	default:
-		return errors.New("in-memory link: too many replies unread")
-	}
-}
-
-func (m *memLink) Close(context.Context) error { return nil }

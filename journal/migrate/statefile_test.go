@@ -1,15 +1,112 @@
-package statefile
+package migrate
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// Write is the earlier layout's writer of the envelope, kept here to make
+// the files the reader must take.
+// write atomically replaces path with data wrapped in the envelope. The file is
+// created with mode 0600. The directory must exist. Leftover temporary files of
+// earlier interrupted writes to the same path are removed first (best effort),
+// so callers must not run two Writes to the same path concurrently.
+const tempPrefix = ".tmp-"
+
+func Write(path string, data []byte) error {
+	if len(data) > MaxSize {
+		return fmt.Errorf("write state file %s: payload of %d bytes exceeds %d", path, len(data), MaxSize)
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	if base == "" {
+		return fmt.Errorf("write state file %q: path names a directory", path)
+	}
+	cleanTemps(dir, base)
+
+	f, err := os.CreateTemp(dir, "."+base+tempPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("write state file %s: %w", path, err)
+	}
+	tmp := f.Name()
+	fail := func(op string, err error) error {
+		_ = f.Close()
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write state file %s: %s: %w", path, op, err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		return fail("chmod temp file", err)
+	}
+	var buf bytes.Buffer
+	buf.Grow(maxHeader + len(data))
+	fmt.Fprintf(&buf, "%s crc32c=%08x len=%d\n", magic, crc32.Checksum(data, castagnoli), len(data))
+	buf.Write(data)
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		return fail("write temp file", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail("fsync temp file", err)
+	}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write state file %s: close temp file: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write state file %s: rename: %w", path, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("write state file %s: %w", path, err)
+	}
+	return nil
+}
+
+// cleanTemps removes temporary files of interrupted writes to dir/base.
+func cleanTemps(dir, base string) {
+	matches, err := filepath.Glob(filepath.Join(dir, "."+globEscape(base)+tempPrefix+"*"))
+	if err != nil {
+		return
+	}
+	for _, m := range matches {
+		_ = os.Remove(m)
+	}
+}
+
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open directory for fsync: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
 
 func TestRoundTrip(t *testing.T) {
 	for _, data := range [][]byte{nil, []byte("x"), []byte(`{"visit":"running","ends":"2025-01-01T10:00:00Z"}`), make([]byte, 70000)} {

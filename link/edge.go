@@ -1,0 +1,178 @@
+package link
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/roomd/roomd/controller"
+)
+
+// EdgeOptions configure NewEdge.
+type EdgeOptions struct {
+	Room       string
+	Topics     Topics
+	MaxPayload int // 0: DefaultMaxCommand
+	// Now is the room's clock, for expires_at.
+	Now func() time.Time
+	// Submit hands a command to the room's loop without blocking; false
+	// means the loop's queue is full (the command gets busy).
+	Submit func(c controller.Command, operator string) bool
+	// SimSet, if not nil, applies a sim/set payload (simulator mode). It is
+	// called on the MQTT client's goroutine, never through the command
+	// queue, so a simulated press is never dropped for a command flood.
+	SimSet func(payload []byte) error
+	// Publisher answers what the edge answers itself (refusals, duplicates,
+	// get_state, replay).
+	Publisher *Publisher
+	// Faults receives the edge's faults; it must not block.
+	Faults func(controller.Fault)
+	Logger *slog.Logger
+}
+
+// SourceCommands is the fault source of commands that could not even be
+// refused (controller.Fault.Source).
+const SourceCommands = "commands"
+
+// Edge reads inbound messages: commands are checked, answered from the
+// reply index when they were seen before, refused at once when they cannot
+// be read, and otherwise handed to the room's loop; get_state and replay are
+// answered here; sim/set goes to the simulator. Handle never blocks.
+type Edge struct {
+	o   EdgeOptions
+	log *slog.Logger
+	idx *replyIndex
+
+	mu      sync.Mutex
+	unsaid  int // refusals that could not be queued
+	faulted bool
+}
+
+// NewEdge returns the edge; pass its Handle as Options.Handler.
+func NewEdge(o EdgeOptions) *Edge {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Faults == nil {
+		o.Faults = func(controller.Fault) {}
+	}
+	return &Edge{o: o, log: o.Logger.With(slog.String("component", "commands")), idx: o.Publisher.idx}
+}
+
+// Handle takes one inbound message.
+func (e *Edge) Handle(m Message) {
+	switch m.Kind {
+	case KindSimSet:
+		if e.o.SimSet == nil {
+			e.log.Warn("sim/set message without a simulator; ignored")
+			return
+		}
+		if err := e.o.SimSet(m.Payload); err != nil {
+			e.log.Warn("sim/set refused", "err", err)
+		}
+	case KindCommand:
+		e.command(m)
+	}
+}
+
+func (e *Edge) command(m Message) {
+	op := m.Operator
+	if len(m.Payload) == 0 {
+		// An empty retained publish clears a retained command on the
+		// broker; there is nothing to answer.
+		e.log.Debug("empty command payload ignored (a retained command being cleared)", "topic", m.Topic)
+		return
+	}
+	if m.Retained {
+		e.log.Warn("retained command ignored: a command must not be retained; clear it with an empty retained publish",
+			"topic", m.Topic, "request_id", PeekRequestID(m.Payload, e.o.MaxPayload))
+		return
+	}
+	if op != "" && !ValidOperator(op) {
+		e.refuse("", &CommandError{RequestID: PeekRequestID(m.Payload, e.o.MaxPayload), Code: CodeBadRequest,
+			Message: fmt.Sprintf("operator %q in the topic is not a valid operator id (1 to 64 of A-Z a-z 0-9 . _ : -, not on_site)", truncate(op, 64))})
+		return
+	}
+	id := PeekRequestID(m.Payload, e.o.MaxPayload)
+	key := replyKey(op, id)
+	if id != "" {
+		reply, dup := e.idx.claim(key)
+		switch {
+		case reply != nil:
+			e.log.Info("duplicate command answered from the reply index")
+			e.log.Debug("duplicate command", "request", id, "operator", op)
+			e.send(reply)
+			return
+		case dup:
+			e.log.Info("duplicate of a command in progress; its reply is coming")
+			return
+		}
+	}
+	release := func() {
+		if id != "" {
+			e.idx.release(key)
+		}
+	}
+	cmd, cerr := DecodeCommand(m.Payload, e.o.MaxPayload, e.o.Now())
+	if cerr != nil {
+		release()
+		e.log.Info("command refused at the edge", "code", cerr.Code)
+		e.log.Debug("command refused", "request", id, "err", cerr)
+		e.refuse(op, cerr)
+		return
+	}
+	switch {
+	case cmd.Replay != nil:
+		release()
+		if !e.o.Publisher.Replay(*cmd.Replay, cmd.RequestID, op) {
+			e.refuse(op, &CommandError{RequestID: cmd.RequestID, Action: ActionReplay, Code: CodeBusy,
+				Message: "replays are already queued; send it again later"})
+		}
+	case cmd.Action == controller.ActionGetState:
+		release()
+		if !e.o.Publisher.StateReply(cmd.RequestID, op) {
+			e.unsent(cmd.RequestID)
+		}
+	default:
+		if !e.o.Submit(cmd.Command, op) {
+			release()
+			e.log.Warn("command refused: the room's queue is full", "action", cmd.Action)
+			e.refuse(op, &CommandError{RequestID: cmd.RequestID, Action: cmd.ActionName(), Code: CodeBusy,
+				Message: "roomd is busy; the command was not applied, send it again with the same request_id"})
+		}
+	}
+}
+
+func (e *Edge) refuse(op string, cerr *CommandError) { e.send(EncodeRefusal(op, cerr)) }
+
+func (e *Edge) send(payload []byte) {
+	if !e.o.Publisher.Direct(e.o.Topics.Reply(), payload) {
+		e.unsent(PeekRequestID(payload, 1<<20))
+	}
+}
+
+// unsent counts a reply that could not even be queued and raises the
+// commands fault: nothing is ever dropped silently.
+func (e *Edge) unsent(requestID string) {
+	e.mu.Lock()
+	e.unsaid++
+	n, first := e.unsaid, !e.faulted
+	e.faulted = true
+	e.mu.Unlock()
+	e.log.Error("reply could not be queued; the sender gets no answer and must retry", "request_id", requestID, "total", n)
+	if first {
+		e.o.Faults(controller.Fault{Source: SourceCommands, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
+			Detail: "commands arrive faster than roomd can answer them; some got no reply and must be sent again"})
+	}
+}
+
+// ValidOperator reports whether op is a usable operator id: the rules of a
+// visit id (1 to 64 of A-Z a-z 0-9 . _ : -, opaque, never a name), and not
+// "on_site", which names the staff input at the room.
+func ValidOperator(op string) bool {
+	return op != OnSite && controller.ValidVisitID(op)
+}
+
+// OnSite is the operator recorded for what staff do at the room itself.
+const OnSite = "on_site"

@@ -1,0 +1,404 @@
+// Package room assembles one visit room from its config: the device backend
+// (GPIO or the simulator), the journal in the state directory (migrating an
+// earlier layout on the first start), the MQTT connection, the publisher that
+// follows the journal, the command edge, and the run loop. roomd run, the
+// demo, the scenario player and roombench all build their rooms through Open,
+// so they run the same code as a room on a Pi.
+package room
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/daemon"
+	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/device/gpio"
+	"github.com/roomd/roomd/journal"
+	"github.com/roomd/roomd/journal/migrate"
+	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/sim"
+)
+
+// JournalDir is the journal's directory inside the state directory.
+const JournalDir = "journal"
+
+// Queue sizes between the edge and the loop.
+const (
+	commandQueue = 256
+	faultQueue   = 64
+)
+
+// Options configure Open beyond the config.
+type Options struct {
+	Config *configs.Config
+	Logger *slog.Logger // nil: discard
+	// Clock is the loop's time; nil means the system's. A compressed replay
+	// passes a daemon.FastClock.
+	Clock daemon.Clock
+	// Notifier talks to systemd; nil: none.
+	Notifier daemon.Notifier
+	// Watchdog is the interval of the loop's watchdog pings; 0: none.
+	Watchdog time.Duration
+	// Dial, if set, replaces dialling the broker (an in-process broker).
+	Dial func(ctx context.Context) (net.Conn, error)
+	// Backend, if set, is used instead of opening the configured one (it is
+	// closed with the room).
+	Backend device.Backend
+	// JournalFS, if set, is the journal's file system (fault injection).
+	JournalFS journal.FS
+	// PublishTimeout and FaultAfter tune the publisher (0: its defaults).
+	PublishTimeout time.Duration
+	FaultAfter     time.Duration
+	// MinPlausible is the earliest believable wall clock time (0: the
+	// daemon's default).
+	MinPlausible time.Time
+	// NoBroker runs the room without MQTT: no connection, no publisher, no
+	// edge. Commands go in through Send and what the room announces is read
+	// from its journal. The scenario player uses it.
+	NoBroker bool
+}
+
+// Room is an open room. Run it once; it closes everything when Run returns.
+type Room struct {
+	cfg     *configs.Config
+	log     *slog.Logger
+	o       Options
+	backend device.Backend
+	sim     *sim.Room
+	j       *journal.Journal
+	axis    *daemon.Axis
+	client  *link.Client
+	pub     *link.Publisher
+	edge    *link.Edge
+	cmds    chan daemon.Command
+	faults  chan controller.Fault
+	closers []func()
+
+	abandoned atomic.Bool
+}
+
+// Open builds the room from o.Config: the backend, the journal (migrating an
+// earlier layout of the state directory), the publisher, the edge and the
+// MQTT connection, which starts connecting in the background.
+func Open(o Options) (_ *Room, err error) {
+	cfg := o.Config
+	if cfg == nil {
+		return nil, errors.New("open room: no config")
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Room{cfg: cfg, log: log, o: o, cmds: make(chan daemon.Command, commandQueue),
+		faults: make(chan controller.Fault, faultQueue)}
+	defer func() {
+		if err != nil {
+			r.closeAll()
+		}
+	}()
+	fail := func(err error) (*Room, error) { return nil, fmt.Errorf("open room %s: %w", cfg.Room, err) }
+
+	if r.backend = o.Backend; r.backend == nil {
+		if r.backend, r.sim, err = openBackend(cfg, log); err != nil {
+			return fail(err)
+		}
+	} else if s, ok := o.Backend.(*sim.Room); ok {
+		r.sim = s
+	}
+	r.closers = append(r.closers, func() {
+		if err := r.backend.Close(); err != nil {
+			log.Error("close device backend", "err", err)
+		}
+	})
+
+	if r.j, err = openJournal(cfg, o, log); err != nil {
+		return fail(err)
+	}
+	r.closers = append(r.closers, func() {
+		if err := r.j.Close(); err != nil {
+			log.Error("close journal", "err", err)
+		}
+	})
+	clock := o.Clock
+	if clock == nil {
+		clock = daemon.SystemClock{}
+	}
+	min := o.MinPlausible
+	if min.IsZero() {
+		min = daemon.DefaultMinPlausible
+	}
+	r.axis = daemon.ResumeAxis(r.j, clock, min)
+	if o.NoBroker {
+		return r, nil
+	}
+
+	m := cfg.MQTT
+	topics, err := link.NewTopics(m.Base, cfg.Room)
+	if err != nil {
+		return fail(fmt.Errorf("mqtt topics: %w", err))
+	}
+	password := ""
+	if m.PasswordFile != "" {
+		if password, err = link.ReadPasswordFile(m.PasswordFile); err != nil {
+			return fail(fmt.Errorf("mqtt: %w", err))
+		}
+	}
+	var tlsConf *tls.Config
+	if files := link.TLSFiles(m.TLS); !files.Empty() {
+		if tlsConf, err = files.Config(); err != nil {
+			return fail(fmt.Errorf("mqtt tls: %w", err))
+		}
+	}
+	var client *link.Client
+	r.pub, err = link.NewPublisher(link.PublisherOptions{
+		Room: cfg.Room, Topics: topics, Journal: r.j, Conn: lazyConn{&client}, Now: r.axis.Now,
+		Heartbeat: m.Heartbeat, PublishTimeout: o.PublishTimeout, FaultAfter: o.FaultAfter,
+		ReplyWindow: cfg.Journal.Retention, Faults: r.fault, Logger: log,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	edge := link.EdgeOptions{
+		Room: cfg.Room, Topics: topics, MaxPayload: m.MaxPayload, Now: r.axis.Now, Publisher: r.pub,
+		Submit: r.submit, Faults: r.fault, Logger: log,
+	}
+	if r.sim != nil {
+		s := r.sim
+		edge.SimSet = func(p []byte) error {
+			c, err := sim.ParseControl(p)
+			if err != nil {
+				return err
+			}
+			return s.Apply(c)
+		}
+	}
+	r.edge = link.NewEdge(edge)
+	client, err = link.New(link.Options{
+		Broker: m.Broker, ClientID: m.ClientID, Username: m.Username, Password: password, TLS: tlsConf,
+		Keepalive: m.Keepalive, ConnectTimeout: m.ConnectTimeout, Topics: topics,
+		MaxPayload: m.MaxPayload, SimMode: r.sim != nil, Handler: r.edge.Handle, Dial: o.Dial,
+	}, log)
+	if err != nil {
+		return fail(fmt.Errorf("mqtt client: %w", err))
+	}
+	r.client = client
+	if r.sim != nil {
+		go mirrorSimOutputs(r.sim, r.pub, topics)
+	}
+	return r, nil
+}
+
+// lazyConn lets the publisher be built before the client it publishes
+// through (the client's handler needs the edge, which needs the publisher).
+type lazyConn struct{ c **link.Client }
+
+func (l lazyConn) Conn() (uint64, <-chan struct{}, <-chan struct{}, bool) { return (*l.c).Conn() }
+func (l lazyConn) Drop(err error)                                         { (*l.c).Drop(err) }
+func (l lazyConn) Publish(topic string, payload []byte, retained bool) mqtt.Token {
+	return (*l.c).Publish(topic, payload, retained)
+}
+
+// submit hands a command to the loop without blocking.
+func (r *Room) submit(c controller.Command, operator string) bool {
+	select {
+	case r.cmds <- daemon.Command{Command: c, Operator: operator}:
+		return true
+	default:
+		return false
+	}
+}
+
+// fault hands a fault of the link to the loop without blocking; a full
+// queue means faults are pending already.
+func (r *Room) fault(f controller.Fault) {
+	select {
+	case r.faults <- f:
+	default:
+		r.log.Warn("fault queue full; fault not stepped", "source", f.Source, "active", f.Active)
+	}
+}
+
+// Send hands a command to the room's loop as operator op, waiting while
+// its queue is full; for a room run without a broker.
+func (r *Room) Send(ctx context.Context, c controller.Command, op string) error {
+	select {
+	case r.cmds <- daemon.Command{Command: c, Operator: op}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Sim returns the simulated room, or nil with the GPIO backend.
+func (r *Room) Sim() *sim.Room { return r.sim }
+
+// Journal returns the room's journal.
+func (r *Room) Journal() *journal.Journal { return r.j }
+
+// Client returns the room's MQTT connection.
+func (r *Room) Client() *link.Client { return r.client }
+
+// Publisher returns the room's publisher.
+func (r *Room) Publisher() *link.Publisher { return r.pub }
+
+// Now returns the time on the room's axis.
+func (r *Room) Now() time.Time { return r.axis.Now() }
+
+// Run runs the room until ctx ends, then shuts down: outputs safe, what is
+// pending delivered within the shutdown timeout, offline published, and
+// everything closed. It returns an error only if the room could not start.
+func (r *Room) Run(ctx context.Context) error {
+	if r.pub != nil {
+		go r.pub.Run()
+	}
+	err := daemon.Run(ctx, daemon.Options{
+		Room: r.cfg.Room, Policy: r.cfg.Policy, Watchdog: r.o.Watchdog, MinPlausible: r.o.MinPlausible,
+	}, daemon.Deps{
+		Inputs: r.backend, Outputs: r.backend, Journal: r.j, Commands: r.cmds, Faults: r.faults,
+		Clock: r.o.Clock, Axis: r.axis, Notifier: r.o.Notifier, Logger: r.log,
+	})
+	if r.abandoned.Load() {
+		return err
+	}
+	if r.pub != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), daemon.DefaultShutdownTimeout)
+		defer cancel()
+		if ferr := r.pub.Flush(sctx); ferr != nil {
+			r.log.Warn("shutdown: not everything was delivered; the rest stays in the journal", "err", ferr)
+		}
+		r.pub.Close()
+		if cerr := r.client.Close(sctx); cerr != nil {
+			r.log.Warn("shutdown: offline not published", "err", cerr)
+		}
+	}
+	r.closeAll()
+	return err
+}
+
+// Abandon stops the room as a crash would, for tests of what a restart
+// finds: nothing more is delivered, no offline is published (the broker
+// publishes the Last Will), the journal's head is not written. Cancel Run's
+// context afterwards; Run then returns without its clean shutdown.
+func (r *Room) Abandon() {
+	r.abandoned.Store(true)
+	if r.pub != nil {
+		r.pub.Close()
+		r.client.Abandon()
+	}
+	r.j.Abandon()
+	if err := r.backend.Close(); err != nil {
+		r.log.Error("close device backend", "err", err)
+	}
+}
+
+func (r *Room) closeAll() {
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		r.closers[i]()
+	}
+	r.closers = nil
+}
+
+// openJournal opens the journal in the state directory, first migrating an
+// earlier layout (state.json, outbox/, replies.json) into it.
+func openJournal(cfg *configs.Config, o Options, log *slog.Logger) (*journal.Journal, error) {
+	dir := filepath.Join(cfg.StateDir, JournalDir)
+	jo := journal.Options{FS: o.JournalFS, MaxBytes: cfg.Journal.MaxBytes, Retention: cfg.Journal.Retention,
+		Logger: log.With("component", "journal")}
+	rep, err := migrate.Run(cfg.StateDir, dir, cfg.Room, jo, log)
+	if err != nil {
+		return nil, fmt.Errorf("migrate the state directory: %w", err)
+	}
+	if rep.Migrated {
+		log.Warn("state directory migrated to the journal", "visit", rep.VisitRunning, "seq", rep.Seq,
+			"pending_messages", rep.Messages, "unsent_records", rep.Records, "replies", rep.Replies)
+	}
+	j, err := journal.Open(dir, jo)
+	if err != nil {
+		return nil, err
+	}
+	rec := j.Recovered()
+	log.Info("journal open", "entries", rec.Entries, "epoch", j.Epoch(), "took", rec.Took)
+	return j, nil
+}
+
+// mirrorSimOutputs publishes the simulated outputs, retained, on
+// sim/outputs until the simulated room closes.
+func mirrorSimOutputs(r *sim.Room, p *link.Publisher, t link.Topics) {
+	w := r.Watch()
+	p.SetRetained(t.SimOutputs(), sim.EncodeOutputs(r.Outputs()))
+	for ch := range w {
+		p.SetRetained(t.SimOutputs(), sim.EncodeOutputs(ch.Outputs))
+	}
+}
+
+// openBackend opens the configured backend; simRoom is set in simulator mode.
+func openBackend(cfg *configs.Config, log *slog.Logger) (backend device.Backend, simRoom *sim.Room, err error) {
+	spec := DeviceSpec(cfg)
+	switch cfg.Device.Backend {
+	case configs.BackendGPIO:
+		b, err := gpio.Open(spec, log.With("component", "gpio"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("open GPIO backend: %w", err)
+		}
+		return b, nil, nil
+	case configs.BackendSim:
+		if len(spec.Inputs) == 0 {
+			spec.Inputs = sim.DefaultSpec().Inputs
+		}
+		if len(spec.Outputs) == 0 {
+			spec.Outputs = sim.DefaultSpec().Outputs
+		}
+		r, err := sim.New(spec, log.With("component", "sim"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("open simulator backend: %w", err)
+		}
+		log.Warn("SIMULATOR BACKEND: no hardware is read or driven, and anyone who may publish to sim/set can fake the room's sensors; never use this on a real room",
+			"control_topic", cfg.MQTT.Base+"/"+cfg.Room+"/sim/set")
+		return r, r, nil
+	default:
+		return nil, nil, fmt.Errorf("unknown device backend %s", cfg.Device.Backend)
+	}
+}
+
+// DeviceSpec translates the config's device section.
+func DeviceSpec(cfg *configs.Config) device.Spec {
+	line := func(l configs.Line) device.LineSpec {
+		ls := device.LineSpec{Pin: l.Pin, Chip: l.Chip, Line: l.Line, ActiveLow: l.ActiveLow, Debounce: l.Debounce}
+		switch l.Pull {
+		case configs.PullUp:
+			ls.Pull = device.PullUp
+		case configs.PullDown:
+			ls.Pull = device.PullDown
+		default:
+			ls.Pull = device.PullNone
+		}
+		return ls
+	}
+	spec := device.Spec{
+		Inputs:      map[controller.Input][]device.LineSpec{},
+		Outputs:     map[controller.Output]device.LineSpec{},
+		RereadEvery: cfg.Device.RereadEvery,
+		Flap:        device.Flap{MaxChanges: cfg.Device.Flap.MaxChanges, Window: cfg.Device.Flap.Window},
+		BlinkPeriod: cfg.Device.BlinkPeriod,
+	}
+	for role, lines := range cfg.Device.Inputs.ByRole() {
+		for _, l := range lines {
+			spec.Inputs[role] = append(spec.Inputs[role], line(l))
+		}
+	}
+	for o, l := range cfg.Device.Outputs {
+		spec.Outputs[o] = line(l)
+	}
+	return spec
+}
