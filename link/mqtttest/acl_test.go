@@ -17,7 +17,9 @@ var users = map[string]string{
 	"room-a":        "pw-room-a",
 	"room-b":        "pw-room-b",
 	"booking":       "pw-booking",
-	"guard-console": "pw-guard",
+	"guard-7":       "pw-guard-7",
+	"guard-8":       "pw-guard-8",
+	"guard-station": "pw-station",
 }
 
 // prodBroker runs mosquitto with TLS, passwords and the shipped ACL, as in
@@ -81,11 +83,11 @@ func TestACLRoomPublishesEveryContractTopic(t *testing.T) {
 	t.Parallel()
 	mq := prodBroker(t)
 	ch, h := collector()
-	guard := as(t, mq, "guard-console", nil)
-	subscribe(t, guard, "visitrooms/#", h)
+	station := as(t, mq, "guard-station", nil)
+	subscribe(t, station, "visitrooms/#", h)
 
 	roomA := as(t, mq, "room-a", nil)
-	for _, sub := range []string{"availability", "state", "events", "alerts", "cmd/reply", "sim/outputs"} {
+	for _, sub := range []string{"availability", "state", "info", "events", "alerts", "reply", "sim/outputs"} {
 		topic := "visitrooms/room-a/" + sub
 		publish(t, roomA, topic, sub, false)
 		require.Equal(t, msg{topic, sub}, receive(t, ch, topic))
@@ -114,28 +116,40 @@ func TestACLRoomCannotReadOtherRoomsCmd(t *testing.T) {
 	// room-a been allowed to read it, it would have been ahead of for-a.
 }
 
-func TestACLBookingAndGuardConsoleSendCmd(t *testing.T) {
+func TestACLBookingAndOperatorsSendCmd(t *testing.T) {
 	t.Parallel()
 	mq := prodBroker(t)
 	ch, h := collector()
 	roomA := as(t, mq, "room-a", nil)
 	subscribe(t, roomA, "visitrooms/room-a/cmd", h)
+	subscribe(t, roomA, "visitrooms/room-a/cmd/+", h)
 
 	booking := as(t, mq, "booking", nil)
 	publish(t, booking, "visitrooms/room-a/cmd", `{"cmd":"start_visit"}`, false)
 	require.Equal(t, msg{"visitrooms/room-a/cmd", `{"cmd":"start_visit"}`}, receive(t, ch, "booking cmd"))
 
-	guard := as(t, mq, "guard-console", nil)
-	publish(t, guard, "visitrooms/room-a/cmd", `{"cmd":"ack_alert"}`, false)
-	require.Equal(t, msg{"visitrooms/room-a/cmd", `{"cmd":"ack_alert"}`}, receive(t, ch, "guard cmd"))
+	// An operator sends under its own id only: not as another operator,
+	// not on the booking system's topic, not as the booking system.
+	guard := as(t, mq, "guard-7", nil)
+	publish(t, guard, "visitrooms/room-a/cmd/guard-8", `{"cmd":"as another guard"}`, false)
+	publish(t, guard, "visitrooms/room-a/cmd", `{"cmd":"anonymous"}`, false)
+	publish(t, guard, "visitrooms/room-a/cmd/booking", `{"cmd":"as booking"}`, false)
+	publish(t, guard, "visitrooms/room-a/cmd/guard-7", `{"cmd":"ack_alert"}`, false)
+	requireOnly(t, ch, msg{"visitrooms/room-a/cmd/guard-7", `{"cmd":"ack_alert"}`})
+
+	// The guard station only reads.
+	station := as(t, mq, "guard-station", nil)
+	publish(t, station, "visitrooms/room-a/cmd", `{"cmd":"station"}`, false)
+	publish(t, guard, "visitrooms/room-a/cmd/guard-7", `{"cmd":"marker"}`, false)
+	requireOnly(t, ch, msg{"visitrooms/room-a/cmd/guard-7", `{"cmd":"marker"}`})
 }
 
 func TestACLBookingCannotForgeRoomOutput(t *testing.T) {
 	t.Parallel()
 	mq := prodBroker(t)
 	ch, h := collector()
-	guard := as(t, mq, "guard-console", nil)
-	subscribe(t, guard, "visitrooms/#", h)
+	station := as(t, mq, "guard-station", nil)
+	subscribe(t, station, "visitrooms/#", h)
 
 	booking := as(t, mq, "booking", nil)
 	publish(t, booking, "visitrooms/room-a/alerts", "forged", false)
@@ -235,4 +249,39 @@ func TestShippedConfigRunsWithACLAndSurvivesKill(t *testing.T) {
 		}
 	}
 	require.NotContains(t, mq.Log(), "Note:", "shipped config uses a deprecated option")
+}
+
+// TestShippedConfigStopsSessionTakeover: under the shipped config the
+// broker makes the client id the username, so an identity that connects with
+// a room's client id neither disconnects the room nor takes over (and erases)
+// the commands queued in its session.
+func TestShippedConfigStopsSessionTakeover(t *testing.T) {
+	t.Parallel()
+	mq := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{TLS: true, Users: users, ShippedConfig: true})
+	ch, h := collector()
+	lost := make(chan error, 1)
+	roomA := connect(t, client{id: "roomd-room-a", url: mq.URL(), user: "room-a", pass: users["room-a"],
+		tls: mq.TLSConfig(), onMsg: h, onLost: func(err error) { lost <- err }})
+	subscribe(t, roomA, "visitrooms/room-a/cmd/+", h)
+
+	// guard-7 connects asking for the room's client id and a clean session.
+	intruder := connect(t, client{id: "roomd-room-a", url: mq.URL(), user: "guard-7", pass: users["guard-7"],
+		tls: mq.TLSConfig(), clean: true})
+	publish(t, intruder, "visitrooms/room-a/cmd/guard-7", "after-takeover-attempt", false)
+	requireOnly(t, ch, msg{"visitrooms/room-a/cmd/guard-7", "after-takeover-attempt"})
+	select {
+	case err := <-lost:
+		t.Fatalf("the room was disconnected by another identity using its client id: %v", err)
+	default:
+	}
+	require.True(t, roomA.IsConnectionOpen())
+
+	// Commands queued for the room while it is away survive another
+	// identity's clean-session connect under the room's client id.
+	roomA.Disconnect(250)
+	publish(t, intruder, "visitrooms/room-a/cmd/guard-7", "queued", false)
+	again := connect(t, client{id: "roomd-room-a", url: mq.URL(), user: "room-a", pass: users["room-a"],
+		tls: mq.TLSConfig(), onMsg: h})
+	_ = again
+	requireOnly(t, ch, msg{"visitrooms/room-a/cmd/guard-7", "queued"})
 }

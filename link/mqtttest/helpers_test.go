@@ -20,6 +20,7 @@ type client struct {
 	tls    *tls.Config
 	clean  bool
 	onMsg  paho.MessageHandler
+	onLost func(error)
 	notNew bool
 }
 
@@ -35,6 +36,9 @@ func (c client) options() *paho.ClientOptions {
 	}
 	if c.onMsg != nil {
 		o.SetDefaultPublishHandler(c.onMsg)
+	}
+	if c.onLost != nil {
+		o.SetConnectionLostHandler(func(_ paho.Client, err error) { c.onLost(err) })
 	}
 	return o
 }
