@@ -63,6 +63,7 @@ type roomOpts struct {
 	tls      *tls.Config
 	clientID string
 	pub      func(*PublisherOptions)
+	journal  journal.Options
 }
 
 // room glues a controller to the link the way roomd does: one goroutine
@@ -109,7 +110,7 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 	if o.policy != nil {
 		p = *o.policy
 	}
-	j, err := journal.Open(o.dir, journal.Options{})
+	j, err := journal.Open(o.dir, o.journal)
 	require.NoError(t, err)
 	topics, err := NewTopics("", o.room)
 	require.NoError(t, err)
