@@ -133,7 +133,7 @@ func runSuites(ctx context.Context, cfg config, names []string, log *slog.Logger
 }
 
 // raiseFileLimit raises the soft limit on open files to the hard limit: a
-// fleet of rooms holds a socket and outbox files per room, and mosquitto,
+// fleet of rooms holds a socket and journal files per room, and mosquitto,
 // started afterwards, inherits the limit.
 func raiseFileLimit(log *slog.Logger) {
 	var lim syscall.Rlimit

@@ -43,7 +43,7 @@ func (c *fleetCollector) close() []time.Duration {
 }
 
 // runFleet runs N rooms in this one process, each with its own controller
-// loop, simulated backend, state dir, outbox and MQTT client, against one
+// loop, simulated backend, journal and MQTT client, against one
 // broker. Every room runs a visit and presses its panic button once per
 // --fleet-period (at a random phase), then releases it and has it
 // acknowledged by the console, which clears the alert. N steps through
@@ -183,8 +183,8 @@ func runFleet(ctx context.Context, e *env) *SuiteResult {
 		best = n
 	}
 	res.check("most rooms with alert p99 under target", fmt.Sprint(best), ">= 1000", boolp(best >= 1000))
-	res.note("every room is a full roomd (controller loop, sim backend, state file, outbox, own paho client) in one process on the same %d cores as the broker and the guard; separate Pis would not share the CPU", runtime.NumCPU())
-	res.note("state and outbox dirs under %s; every state change and record is still fsync'd", dir)
+	res.note("every room is a full roomd (room.Open: controller loop, sim backend, journal, publisher, own paho client) in one process on the same %d cores as the broker and the guard; separate Pis would not share the CPU", runtime.NumCPU())
+	res.note("journals under %s; every step is still synced (one sync per append)", dir)
 	return res
 }
 

@@ -212,6 +212,6 @@ func runLatency(ctx context.Context, e *env) *SuiteResult {
 	res.row("(b) same, alert_raised on events", summarize(events["api"]), &fs)
 	res.row("floor: bare paho publish -> bare subscriber", fs, nil)
 	res.note("the panic input's debounce (%s) is part of every sample: a press is reported only once it held that long", debounce)
-	res.note("path: debounce, loop step, state file write (fsync), outbox append (fsync), paho publish QoS 1, broker, guard; alerts are published after the events copy of the same record")
+	res.note("path: debounce, loop step, journal append (one sync), publisher, paho publish QoS 1, broker, guard; the alerts copy follows the events copy of the same record in the same publish window")
 	return res
 }

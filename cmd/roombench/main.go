@@ -132,7 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 	fs.DurationVar(&cfg.FleetWindow, "fleet-window", 20*time.Second, "fleet: measuring time per step")
 	fs.DurationVar(&cfg.FleetPeriod, "fleet-period", 10*time.Second, "fleet: each room raises one panic alert this often")
 	fs.DurationVar(&cfg.FleetP99, "fleet-p99", 100*time.Millisecond, "fleet: alert p99 target per step")
-	fs.StringVar(&cfg.FleetDir, "fleet-dir", "", "fleet: parent of the rooms' state and outbox dirs (default /dev/shm if present, else the temp dir)")
+	fs.StringVar(&cfg.FleetDir, "fleet-dir", "", "fleet: parent of the rooms' state directories (journals) (default /dev/shm if present, else the temp dir)")
 	fs.DurationVar(&cfg.Outage, "outage", 10*time.Second, "outage: how long the broker stays dead")
 	fs.IntVar(&cfg.OutageRooms, "outage-rooms", 100, "outage: rooms raising alerts during the outage")
 	fs.StringVar(&cfg.Roomd, "roomd", "", "footprint: roomd binary to run (default: build ./cmd/roomd)")

@@ -112,7 +112,7 @@ func runOutage(ctx context.Context, e *env) *SuiteResult {
 		return res
 	}
 	restarted := time.Now()
-	e.logf("outage: broker back after %s with %d entries queued in the outboxes", restarted.Sub(killed).Round(time.Millisecond), queued)
+	e.logf("outage: broker back after %s with %d journal entries waiting", restarted.Sub(killed).Round(time.Millisecond), queued)
 
 	// Mark the end of each room's records with a visit_extended.
 	var final sync.Map
@@ -186,7 +186,7 @@ func runOutage(ctx context.Context, e *env) *SuiteResult {
 	fs := summarize(fromRestart)
 	res.row("restart -> arrival of each alert raised during the outage", fs, nil)
 	res.check("broker down (SIGKILL to restart accepting)", restarted.Sub(killed).Round(time.Millisecond).String(), "", nil)
-	res.check("outbox entries queued at restart", fmt.Sprint(queued), "", nil)
+	res.check("journal entries waiting at restart", fmt.Sprint(queued), "", nil)
 	res.check("alerts raised during the outage", fmt.Sprint(raisedInOutage), "", nil)
 	if !lastAlert.IsZero() {
 		res.check("restart -> last queued alert delivered", lastAlert.Sub(restarted).Round(time.Millisecond).String(), "", nil)
@@ -198,7 +198,7 @@ func runOutage(ctx context.Context, e *env) *SuiteResult {
 		res.problem("no alert raised during the outage arrived")
 	}
 	if e.cfg.SaveEvery > 0 {
-		res.note("with periodic saves the restarted broker has lost the sessions and subscriptions made since its last save: a command published before a room resubscribes is dropped, and the console sends it again (same request_id); roomd's own records are republished from its outbox")
+		res.note("with periodic saves the restarted broker has lost the sessions and subscriptions made since its last save: a command published before a room resubscribes is dropped, and the console sends it again (same request_id); roomd's own records are published again from its journal")
 	}
 	res.note("rooms reconnect with paho's backoff (1 s doubling, capped by the link's 30 s default), so the restart-to-delivery time depends on how long the broker was down")
 	return res
