@@ -77,7 +77,7 @@ func TestBaseParses(t *testing.T) {
 	assert.Equal(t, &Line{Chip: "gpiochip0", Line: 27, Pull: PullUp, Debounce: 30 * time.Millisecond}, c.Device.Inputs.Lock)
 	assert.Equal(t, []Line{{Pin: "GPIO22", Pull: PullUp, Debounce: 200 * time.Millisecond}}, c.Device.Inputs.Presence)
 	assert.True(t, c.Device.Inputs.Staff.ActiveLow)
-	assert.Equal(t, Line{Pin: "GPIO13"}, c.Device.Outputs[controller.OutputAlarm])
+	assert.Equal(t, Line{Pin: "GPIO13"}, c.Device.Outputs[controller.OutputAlarmLight], "alarm is the light at the door")
 	assert.Len(t, c.Device.Outputs, 3)
 	assert.Equal(t, "roomd-room-1", c.MQTT.ClientID)
 	assert.Equal(t, Default().MQTT.Outbox, c.MQTT.Outbox)

@@ -204,19 +204,24 @@ func (r *reader) device(n, top *yaml.Node, c *Config) {
 		}
 	}
 
+	// The key alarm drives the light at the door (the alarm_light output).
+	outKeys := []struct {
+		key string
+		o   controller.Output
+	}{{"in_use", controller.OutputInUse}, {"warning", controller.OutputWarning}, {"alarm", controller.OutputAlarmLight}}
 	out := r.mapping(m["outputs"], "device.outputs", "in_use", "warning", "alarm")
 	outNode := lineNode(resolve(m["outputs"]), dn)
-	for _, o := range controller.Outputs {
-		p := "device.outputs." + o.String()
-		l, named, ok := r.line(out[o.String()], p, false)
+	for _, k := range outKeys {
+		p := "device.outputs." + k.key
+		l, named, ok := r.line(out[k.key], p, false)
 		if named {
-			claim(out[o.String()], p, l)
+			claim(out[k.key], p, l)
 		}
 		if ok {
 			if d.Outputs == nil {
 				d.Outputs = map[controller.Output]Line{}
 			}
-			d.Outputs[o] = l
+			d.Outputs[k.o] = l
 		}
 	}
 
@@ -235,9 +240,9 @@ func (r *reader) device(n, top *yaml.Node, c *Config) {
 		(pn == nil || pn.Kind == yaml.SequenceNode && len(pn.Content) == 0) {
 		r.bad(inNode, "device.inputs.presence", "is empty, but policy.end_on_vacancy is true: ending a visit on vacancy needs a presence sensor (add one, or set policy.end_on_vacancy: false)")
 	}
-	for _, o := range controller.Outputs {
-		if _, ok := d.Outputs[o]; !ok && resolve(out[o.String()]) == nil {
-			r.bad(outNode, "device.outputs."+o.String(), "is required with backend gpio (every output is needed: in_use, warning, alarm)")
+	for _, k := range outKeys {
+		if _, ok := d.Outputs[k.o]; !ok && resolve(out[k.key]) == nil {
+			r.bad(outNode, "device.outputs."+k.key, "is required with backend gpio (every output is needed: in_use, warning, alarm)")
 		}
 	}
 }

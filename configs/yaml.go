@@ -143,7 +143,7 @@ func (c *Config) YAML() ([]byte, error) {
 			Outputs: yamlOutputs{
 				InUse:   outputYAML(c.Device.Outputs, controller.OutputInUse),
 				Warning: outputYAML(c.Device.Outputs, controller.OutputWarning),
-				Alarm:   outputYAML(c.Device.Outputs, controller.OutputAlarm),
+				Alarm:   outputYAML(c.Device.Outputs, controller.OutputAlarmLight),
 			},
 		},
 		MQTT: yamlMQTT{

@@ -6,7 +6,7 @@ import (
 )
 
 // State is the view of the room that may leave the device. Presence appears
-// only outside visits (privacy rule); during a visit Presence is nil.
+// only outside visits and inspections (privacy rule); then Presence is nil.
 type State struct {
 	At    time.Time
 	Seq   uint64 // Seq of the latest record announced
@@ -15,7 +15,7 @@ type State struct {
 
 	Door     Level
 	Lock     Level
-	Presence *Level // nil during a visit
+	Presence *Level // nil during a visit or an inspection
 
 	Alerts        []Alert // active alerts, in the order raised
 	ServiceReason string  // why the room is out of service
@@ -32,28 +32,35 @@ type VisitState struct {
 }
 
 // State returns the state at the controller's current time.
-func (c *Controller) State() State { return c.StateAt(c.s.Now) }
+func (c *Controller) State() State { return c.s.StateAt(c.s.Now) }
 
 // StateAt returns the state with the visit's remaining time computed at at
-// (for a heartbeat between events). It does not advance the controller.
-func (c *Controller) StateAt(at time.Time) State {
-	if at.Before(c.s.Now) {
-		at = c.s.Now
+// (for a heartbeat between events). It does not advance the controller. It
+// is Snapshot.StateAt of the controller's snapshot.
+func (c *Controller) StateAt(at time.Time) State { return c.s.StateAt(at) }
+
+// StateAt returns the State that a controller restored from s would show
+// at at, without restoring one: what may leave the device, derived from the
+// snapshot alone. A time before s.Now counts as s.Now. It does not modify s.
+func (s *Snapshot) StateAt(at time.Time) State {
+	if at.Before(s.Now) {
+		at = s.Now
 	}
 	st := State{
 		At:            at,
-		Seq:           c.s.Seq,
-		Phase:         c.s.Phase,
-		Door:          c.s.Levels[InputDoor],
-		Lock:          c.s.Levels[InputLock],
-		Alerts:        slices.Clone(c.s.Alerts),
-		ServiceReason: c.s.ServiceReason,
-		Outputs:       cloneMap(c.s.Outputs),
+		Seq:           s.Seq,
+		Phase:         s.Phase,
+		Door:          s.Levels[InputDoor],
+		Lock:          s.Levels[InputLock],
+		Alerts:        slices.Clone(s.Alerts),
+		ServiceReason: s.ServiceReason,
+		Outputs:       cloneMap(s.Outputs),
 	}
-	if v := c.s.Visit; v != nil {
+	if v := s.Visit; v != nil {
 		st.Visit = &VisitState{ID: v.ID, StartedAt: v.StartedAt, EndsAt: v.EndsAt, Remaining: max(v.EndsAt.Sub(at), 0), Max: v.Max}
-	} else {
-		p := c.s.Levels[InputPresence]
+	}
+	if !s.Phase.Private() {
+		p := s.Levels[InputPresence]
 		st.Presence = &p
 	}
 	return st

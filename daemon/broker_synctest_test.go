@@ -438,15 +438,15 @@ func TestTwoHourVisitOverBroker(t *testing.T) {
 		lateSim := newConsole(t, ln, b.URL(), "late-sim", topics.SimOutputs())
 		synctest.Wait()
 		assert.True(t, lateSim.last(topics.SimOutputs()).retained)
-		assert.JSONEq(t, `{"in_use":"off","warning":"off","alarm":"off"}`, string(lateSim.last(topics.SimOutputs()).payload))
+		assert.JSONEq(t, `{"in_use":"off","warning":"off","alarm_light":"off","alarm_sounder":"off","reassurance":"off"}`, string(lateSim.last(topics.SimOutputs()).payload))
 		// The simulator's outputs went through the visit on sim/outputs.
 		var sawAlarm bool
 		for _, m := range guard.on(topics.SimOutputs()) {
 			var outs map[string]string
 			require.NoError(t, json.Unmarshal(m.payload, &outs))
-			sawAlarm = sawAlarm || outs["alarm"] == "blink"
+			sawAlarm = sawAlarm || outs["alarm_light"] == "time_up"
 		}
-		assert.True(t, sawAlarm, "the alarm blinked on sim/outputs")
+		assert.True(t, sawAlarm, "the alarm light showed the time_up pattern on sim/outputs")
 
 		// Shutdown: the room says offline and the outbox is empty.
 		stop()

@@ -436,11 +436,11 @@ func (r *runner) logRecord(rec controller.Record) {
 		}
 	}
 	lvl := slog.LevelInfo
-	if rec.Type == controller.EventAlertRaised || rec.Type == controller.EventAlertEscalated {
+	if rec.Type.IsAnnouncement() {
 		lvl = slog.LevelWarn
 	}
 	r.log.Log(context.Background(), lvl, "record", attrs...)
-	r.log.Debug("record detail", "seq", rec.Seq, "visit", rec.VisitID, "reason", rec.Reason)
+	r.log.Debug("record detail", "seq", rec.Seq, "visit", rec.VisitID, "reason", rec.EndReason, "by", rec.By)
 }
 
 // persist writes the snapshot, the axis checkpoint and the unsent records.

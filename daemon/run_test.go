@@ -196,19 +196,21 @@ func TestTwoHourVisit(t *testing.T) {
 		assert.Equal(t, controller.AlertTimeUp, got[2].Alert.Kind)
 		assert.Equal(t, controller.PhaseOvertime, r.link.lastState().Phase)
 		assert.Equal(t, controller.ModeBlink, r.out.mode(controller.OutputWarning).Mode)
-		assert.Equal(t, controller.ModeOff, r.out.mode(controller.OutputAlarm).Mode, "time_up starts as a warning")
+		assert.Equal(t, controller.ModeOff, r.out.mode(controller.OutputAlarmLight).Mode, "time_up starts as a warning")
 
 		advance(2 * time.Minute) // escalation
 		got = since(r.link.recs(), seq0)
 		require.Len(t, got, 4)
 		assert.Equal(t, controller.EventAlertEscalated, got[3].Type)
 		assert.Equal(t, controller.SeverityCritical, got[3].Alert.Severity)
-		assert.Equal(t, controller.ModeBlink, r.out.mode(controller.OutputAlarm).Mode)
+		assert.Equal(t, controller.ModeTimeUp, r.out.mode(controller.OutputAlarmLight).Mode)
+		assert.Equal(t, controller.ModeTimeUp, r.out.mode(controller.OutputAlarmSounder).Mode)
 
 		alert := alertOf(t, r.link.lastState(), controller.AlertTimeUp)
 		rep = r.command(controller.Command{RequestID: "r2", Action: controller.ActionAckAlert, AlertID: alert.ID})
 		require.True(t, rep.OK(), "%+v", rep)
-		assert.Equal(t, controller.ModeOn, r.out.mode(controller.OutputAlarm).Mode, "acknowledged: steady")
+		assert.Equal(t, controller.ModeOn, r.out.mode(controller.OutputAlarmLight).Mode, "acknowledged: steady")
+		assert.Equal(t, controller.ModeOff, r.out.mode(controller.OutputAlarmSounder).Mode, "acknowledged: silenced")
 
 		rep = r.command(controller.Command{RequestID: "r3", Action: controller.ActionEndVisit})
 		require.True(t, rep.OK(), "%+v", rep)
@@ -342,7 +344,7 @@ func TestCorruptStateFileStartsFreshWithAlert(t *testing.T) {
 		assert.Equal(t, daemon.SourceState, a.Source)
 		assert.Equal(t, controller.SeverityCritical, a.Severity)
 		assert.True(t, a.ClearOnAck)
-		assert.Equal(t, controller.ModeBlink, r.out.mode(controller.OutputAlarm).Mode)
+		assert.Equal(t, controller.ModeFault, r.out.mode(controller.OutputAlarmLight).Mode)
 
 		aside, err := filepath.Glob(path + ".corrupt-*")
 		require.NoError(t, err)

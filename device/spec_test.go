@@ -60,7 +60,7 @@ func TestNewCoreNeedsEveryLine(t *testing.T) {
 	spec := Spec{Inputs: map[controller.Input][]LineSpec{controller.InputDoor: {{Pin: "GPIO17"}}}}
 	_, err := NewCore(spec, Lines{}, nil)
 	assert.ErrorContains(t, err, "input door: 0 lines opened for 1 wired")
-	spec = Spec{Outputs: map[controller.Output]LineSpec{controller.OutputAlarm: {Pin: "GPIO26"}}}
+	spec = Spec{Outputs: map[controller.Output]LineSpec{controller.OutputAlarmLight: {Pin: "GPIO26"}}}
 	_, err = NewCore(spec, Lines{}, nil)
-	assert.ErrorContains(t, err, "output alarm (GPIO26): not opened")
+	assert.ErrorContains(t, err, "output alarm_light (GPIO26): not opened")
 }

@@ -36,9 +36,11 @@ func DefaultSpec() device.Spec {
 			controller.InputStaff:    in(device.PullUp, true), // normally open
 		},
 		Outputs: map[controller.Output]device.LineSpec{
-			controller.OutputInUse:   {},
-			controller.OutputWarning: {},
-			controller.OutputAlarm:   {},
+			controller.OutputInUse:        {},
+			controller.OutputWarning:      {},
+			controller.OutputAlarmLight:   {},
+			controller.OutputAlarmSounder: {},
+			controller.OutputReassurance:  {},
 		},
 	}
 }

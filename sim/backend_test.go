@@ -143,17 +143,18 @@ func TestWatchOutputs(t *testing.T) {
 		ev := <-w
 		assert.Equal(t, controller.OutputInUse, ev.Output)
 		assert.Equal(t, map[controller.Output]controller.Mode{
-			controller.OutputInUse: controller.ModeOn, controller.OutputWarning: controller.ModeOff, controller.OutputAlarm: controller.ModeOff,
+			controller.OutputInUse: controller.ModeOn, controller.OutputWarning: controller.ModeOff, controller.OutputAlarmLight: controller.ModeOff,
+			controller.OutputAlarmSounder: controller.ModeOff, controller.OutputReassurance: controller.ModeOff,
 		}, ev.Outputs)
 
 		// Two changes unread: the latest snapshot wins.
-		require.NoError(t, r.Set(controller.OutputAlarm, controller.ModeBlink, 2))
+		require.NoError(t, r.Set(controller.OutputAlarmLight, controller.ModeBlink, 2))
 		require.NoError(t, r.Set(controller.OutputWarning, controller.ModeBlink, 0))
 		ev = <-w
 		assert.Equal(t, controller.OutputWarning, ev.Output)
-		assert.Equal(t, controller.ModeBlink, ev.Outputs[controller.OutputAlarm])
+		assert.Equal(t, controller.ModeBlink, ev.Outputs[controller.OutputAlarmLight])
 		assert.Equal(t, controller.ModeBlink, ev.Outputs[controller.OutputWarning])
-		assert.Equal(t, device.OutputState{Mode: controller.ModeBlink, Pulses: 2, On: true}, r.Output(controller.OutputAlarm))
+		assert.Equal(t, device.OutputState{Mode: controller.ModeBlink, Pulses: 2, On: true}, r.Output(controller.OutputAlarmLight))
 		assert.Equal(t, ev.Outputs, r.Outputs())
 
 		// A blink pattern does not notify every phase.
@@ -164,7 +165,7 @@ func TestWatchOutputs(t *testing.T) {
 		}
 		require.NoError(t, r.Safe())
 		ev = <-w
-		assert.Equal(t, controller.ModeOff, ev.Outputs[controller.OutputAlarm])
+		assert.Equal(t, controller.ModeOff, ev.Outputs[controller.OutputAlarmLight])
 		require.NoError(t, r.Close())
 		for range w {
 		}

@@ -259,7 +259,7 @@ func (r *Room) Apply(c Control) error {
 
 // EncodeOutputs renders the outputs' modes as published by the simulator,
 // every output in controller.Outputs order, a missing one as "off":
-// {"in_use":"on","warning":"blink","alarm":"off"}.
+// {"in_use":"on","warning":"blink","alarm_light":"panic","alarm_sounder":"off","reassurance":"on"}.
 func EncodeOutputs(m map[controller.Output]controller.Mode) []byte {
 	var b bytes.Buffer
 	b.WriteByte('{')

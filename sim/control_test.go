@@ -75,9 +75,11 @@ func TestParseControl(t *testing.T) {
 }
 
 func TestEncodeOutputs(t *testing.T) {
-	assert.Equal(t, `{"in_use":"on","warning":"blink","alarm":"off"}`, string(EncodeOutputs(map[controller.Output]controller.Mode{
-		controller.OutputInUse: controller.ModeOn, controller.OutputWarning: controller.ModeBlink,
-	})))
+	assert.Equal(t, `{"in_use":"on","warning":"blink","alarm_light":"panic","alarm_sounder":"off","reassurance":"blink"}`,
+		string(EncodeOutputs(map[controller.Output]controller.Mode{
+			controller.OutputInUse: controller.ModeOn, controller.OutputWarning: controller.ModeBlink,
+			controller.OutputAlarmLight: controller.ModePanic, controller.OutputReassurance: controller.ModeBlink,
+		})))
 }
 
 func TestApply(t *testing.T) {

@@ -10,6 +10,7 @@ package devicetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -49,9 +50,10 @@ const (
 
 // Spec is the wiring the suite uses: door (pull-up, active-high), lock
 // (pull-up, active-low), two presence sensors (pull-down, no debounce),
-// panic (pull-up, active-low); in_use and alarm active-high, warning
-// active-low. Chip "roomtest" offsets 0..4 for inputs, 8..10 for outputs,
-// so a GPIO harness can resolve them on a fake chip.
+// panic (pull-up, active-low); in_use, alarm_light, alarm_sounder and
+// reassurance active-high, warning active-low. Chip "roomtest" offsets 0..4
+// for inputs, 8..12 for outputs, so a GPIO harness can resolve them on a
+// fake chip.
 func Spec() device.Spec {
 	line := func(off int, pull device.Pull, activeLow bool, debounce time.Duration) device.LineSpec {
 		return device.LineSpec{Chip: "roomtest", Line: off, Pull: pull, ActiveLow: activeLow, Debounce: debounce}
@@ -64,9 +66,11 @@ func Spec() device.Spec {
 			controller.InputPanic:    {line(4, device.PullUp, true, PanicDebounce)},
 		},
 		Outputs: map[controller.Output]device.LineSpec{
-			controller.OutputInUse:   line(8, device.PullNone, false, 0),
-			controller.OutputWarning: line(9, device.PullNone, true, 0),
-			controller.OutputAlarm:   line(10, device.PullNone, false, 0),
+			controller.OutputInUse:        line(8, device.PullNone, false, 0),
+			controller.OutputWarning:      line(9, device.PullNone, true, 0),
+			controller.OutputAlarmLight:   line(10, device.PullNone, false, 0),
+			controller.OutputAlarmSounder: line(11, device.PullNone, false, 0),
+			controller.OutputReassurance:  line(12, device.PullNone, false, 0),
 		},
 		RereadEvery: RereadEvery,
 		Flap:        device.Flap{MaxChanges: FlapMax, Window: FlapWindow},
@@ -94,6 +98,7 @@ func Run(t *testing.T, newHarness func(t *testing.T, spec device.Spec) Harness) 
 		{"OutputBlink", outputBlink},
 		{"OutputPulsesThenHold", outputPulses},
 		{"SafeAndClose", safeAndClose},
+		{"AlarmPatterns", alarmPatterns},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -364,7 +369,7 @@ func outputsSteady(t *testing.T, r *rig) {
 	b := r.b
 	assert.False(t, r.h.OutputHigh(controller.OutputInUse), "safe at start")
 	assert.True(t, r.h.OutputHigh(controller.OutputWarning), "safe at start (active-low)")
-	assert.False(t, r.h.OutputHigh(controller.OutputAlarm), "safe at start")
+	assert.False(t, r.h.OutputHigh(controller.OutputAlarmLight), "safe at start")
 	require.NoError(t, b.Set(controller.OutputInUse, controller.ModeOn, 0))
 	require.NoError(t, b.Set(controller.OutputWarning, controller.ModeOn, 0))
 	assert.True(t, r.h.OutputHigh(controller.OutputInUse))
@@ -373,7 +378,7 @@ func outputsSteady(t *testing.T, r *rig) {
 	assert.True(t, r.h.OutputHigh(controller.OutputInUse), "steady stays on")
 	require.NoError(t, b.Set(controller.OutputWarning, controller.ModeOff, 0))
 	assert.True(t, r.h.OutputHigh(controller.OutputWarning))
-	require.Error(t, b.Set(controller.OutputAlarm, controller.Mode(9), 0), "invalid mode")
+	require.Error(t, b.Set(controller.OutputAlarmLight, controller.Mode(9), 0), "invalid mode")
 }
 
 // sample returns the raw level of o at the middle of each half period for n halves.
@@ -389,42 +394,42 @@ func sample(r *rig, o controller.Output, n int) []bool {
 }
 
 func outputBlink(t *testing.T, r *rig) {
-	require.NoError(t, r.b.Set(controller.OutputAlarm, controller.ModeBlink, 0))
-	assert.Equal(t, []bool{true, false, true, false, true, false}, sample(r, controller.OutputAlarm, 6))
+	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeBlink, 0))
+	assert.Equal(t, []bool{true, false, true, false, true, false}, sample(r, controller.OutputAlarmLight, 6))
 	require.NoError(t, r.b.Set(controller.OutputWarning, controller.ModeBlink, 0)) // active-low
 	assert.Equal(t, []bool{false, true, false, true}, sample(r, controller.OutputWarning, 4))
-	require.NoError(t, r.b.Set(controller.OutputAlarm, controller.ModeOff, 0))
+	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeOff, 0))
 	require.NoError(t, r.b.Set(controller.OutputWarning, controller.ModeOff, 0))
-	assert.Equal(t, []bool{false, false, false}, sample(r, controller.OutputAlarm, 3))
+	assert.Equal(t, []bool{false, false, false}, sample(r, controller.OutputAlarmLight, 3))
 	assert.True(t, r.h.OutputHigh(controller.OutputWarning))
 }
 
 func outputPulses(t *testing.T, r *rig) {
 	require.NoError(t, r.b.Set(controller.OutputInUse, controller.ModeOn, 2))
 	assert.Equal(t, []bool{true, false, true, false, true, true, true}, sample(r, controller.OutputInUse, 7))
-	require.NoError(t, r.b.Set(controller.OutputAlarm, controller.ModeOff, 3))
-	assert.Equal(t, []bool{true, false, true, false, true, false, false, false}, sample(r, controller.OutputAlarm, 8))
-	require.NoError(t, r.b.Set(controller.OutputAlarm, controller.ModeBlink, 1))
-	assert.Equal(t, []bool{true, false, true, false, true, false}, sample(r, controller.OutputAlarm, 6))
+	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeOff, 3))
+	assert.Equal(t, []bool{true, false, true, false, true, false, false, false}, sample(r, controller.OutputAlarmLight, 8))
+	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeBlink, 1))
+	assert.Equal(t, []bool{true, false, true, false, true, false}, sample(r, controller.OutputAlarmLight, 6))
 }
 
 func safeAndClose(t *testing.T, r *rig) {
 	b := r.b
 	require.NoError(t, b.Set(controller.OutputInUse, controller.ModeOn, 0))
 	require.NoError(t, b.Set(controller.OutputWarning, controller.ModeBlink, 0))
-	require.NoError(t, b.Set(controller.OutputAlarm, controller.ModeOn, 5))
+	require.NoError(t, b.Set(controller.OutputAlarmLight, controller.ModeOn, 5))
 	require.NoError(t, b.Safe())
 	check := func(when string) {
 		assert.False(t, r.h.OutputHigh(controller.OutputInUse), when)
 		assert.True(t, r.h.OutputHigh(controller.OutputWarning), when)
-		assert.False(t, r.h.OutputHigh(controller.OutputAlarm), when)
+		assert.False(t, r.h.OutputHigh(controller.OutputAlarmLight), when)
 	}
 	check("after Safe")
 	<-time.After(10 * time.Second)
 	check("patterns stopped by Safe")
 
 	r.startIdle()
-	require.NoError(t, b.Set(controller.OutputAlarm, controller.ModeBlink, 0))
+	require.NoError(t, b.Set(controller.OutputAlarmLight, controller.ModeBlink, 0))
 	require.NoError(t, b.Set(controller.OutputWarning, controller.ModeOn, 0))
 	require.NoError(t, b.Close())
 	check("after Close")
@@ -441,4 +446,66 @@ func safeAndClose(t *testing.T, r *rig) {
 	err := b.Run(context.Background(), make(chan device.Reading, 8))
 	require.True(t, errors.Is(err, device.ErrClosed), "Run after Close: %v", err)
 	require.NoError(t, b.Close(), "Close is idempotent")
+}
+
+// trace samples the raw level of o every step, from step/2 on, for d.
+func trace(r *rig, o controller.Output, d, step time.Duration) []bool {
+	<-time.After(step / 2)
+	var got []bool
+	for range int(d / step) {
+		got = append(got, r.h.OutputHigh(o))
+		<-time.After(step)
+	}
+	return got
+}
+
+// expected samples a pattern cycle (starting on) like trace.
+func expected(cycle []time.Duration, d, step time.Duration) []bool {
+	var total time.Duration
+	for _, c := range cycle {
+		total += c
+	}
+	var want []bool
+	for at := step / 2; at < d; at += step {
+		pos := at % total
+		i := 0
+		for pos >= cycle[i] {
+			pos -= cycle[i]
+			i++
+		}
+		want = append(want, i%2 == 0)
+	}
+	return want
+}
+
+// alarmPatterns: every alarm mode shows its documented pattern, within the
+// limits of UL 1069 (each repeats within 10 s; a continuous burst lasts 3 s).
+func alarmPatterns(t *testing.T, r *rig) {
+	const step = 50 * time.Millisecond
+	for _, m := range []controller.Mode{controller.ModePanic, controller.ModeDoorLocked, controller.ModeTimeUp, controller.ModeFault, controller.ModeBlink} {
+		cycle := device.Pattern(m, BlinkPeriod)
+		require.NotEmpty(t, cycle, "mode %s has a pattern", m)
+		require.Zero(t, len(cycle)%2, "mode %s: on and off alternate", m)
+		var total time.Duration
+		for _, c := range cycle {
+			total += c
+		}
+		assert.LessOrEqual(t, total, 10*time.Second, "mode %s repeats at least every 10 s", m)
+		require.NoError(t, r.b.Set(controller.OutputAlarmSounder, m, 0))
+		d := 2*total + step
+		assert.Equal(t, expected(cycle, d, step), trace(r, controller.OutputAlarmSounder, d, step), "mode %s", m)
+	}
+	assert.Nil(t, device.Pattern(controller.ModeOn, BlinkPeriod))
+	assert.Nil(t, device.Pattern(controller.ModeOff, BlinkPeriod))
+	assert.Equal(t, []time.Duration{3 * time.Second, 7 * time.Second}, device.Pattern(controller.ModeFault, BlinkPeriod),
+		"the fault pattern is a 3 s continuous burst every 10 s")
+	// Every alarm pattern is distinct.
+	seen := map[string]controller.Mode{}
+	for _, m := range []controller.Mode{controller.ModePanic, controller.ModeDoorLocked, controller.ModeTimeUp, controller.ModeFault} {
+		k := fmt.Sprint(device.Pattern(m, BlinkPeriod))
+		require.NotContains(t, seen, k, "mode %s has the pattern of %s", m, seen[k])
+		seen[k] = m
+	}
+	require.NoError(t, r.b.Set(controller.OutputAlarmSounder, controller.ModeOff, 0))
+	assert.Equal(t, []bool{false, false, false}, trace(r, controller.OutputAlarmSounder, 3*time.Second, time.Second))
 }

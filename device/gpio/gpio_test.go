@@ -154,13 +154,13 @@ func TestOpenErrorsNameRoleAndLine(t *testing.T) {
 			controller.InputPanic: {{Pin: "GPIO27"}},
 		},
 		Outputs: map[controller.Output]device.LineSpec{
-			controller.OutputAlarm: {Pin: "GPIO20"},
+			controller.OutputAlarmLight: {Pin: "GPIO20"},
 		},
 	}
 	_, err := OpenChips(spec, []Chip{chip}, nil)
 	require.Error(t, err)
 	assert.ErrorContains(t, err, `input panic: pin "GPIO27" not found`)
-	assert.ErrorContains(t, err, "output alarm: line GPIO20 (gpiochip0 offset 0) is already wired to input door")
+	assert.ErrorContains(t, err, "output alarm_light: line GPIO20 (gpiochip0 offset 0) is already wired to input door")
 
 	// A busy line: the kernel refuses the request.
 	chip.Lines[1].Consumer = "otherd@42"
@@ -170,7 +170,7 @@ func TestOpenErrorsNameRoleAndLine(t *testing.T) {
 			controller.InputDoor: {{Pin: "GPIO20"}},
 			controller.InputLock: {{Chip: "roomtest", Line: 1}},
 		},
-		Outputs: map[controller.Output]device.LineSpec{controller.OutputAlarm: {Pin: "GPIO23"}},
+		Outputs: map[controller.Output]device.LineSpec{controller.OutputAlarmLight: {Pin: "GPIO23"}},
 	}
 	_, err = OpenChips(spec, []Chip{chip}, nil)
 	require.Error(t, err)
@@ -198,12 +198,12 @@ func TestCloseReleasesLinesAfterSafe(t *testing.T) {
 	chip, pins := fakeChip("gpiochip0", "roomtest", 4, nil)
 	spec := device.Spec{
 		Inputs:  map[controller.Input][]device.LineSpec{controller.InputDoor: {{Chip: "roomtest", Line: 0}}},
-		Outputs: map[controller.Output]device.LineSpec{controller.OutputAlarm: {Chip: "roomtest", Line: 1, ActiveLow: true}},
+		Outputs: map[controller.Output]device.LineSpec{controller.OutputAlarmLight: {Chip: "roomtest", Line: 1, ActiveLow: true}},
 	}
 	b, err := OpenChips(spec, []Chip{chip}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, pgpio.High, pins[1].Read(), "active-low output inactive (high) at start")
-	require.NoError(t, b.Set(controller.OutputAlarm, controller.ModeOn, 0))
+	require.NoError(t, b.Set(controller.OutputAlarmLight, controller.ModeOn, 0))
 	assert.Equal(t, pgpio.Low, pins[1].Read())
 	require.NoError(t, b.Close())
 	assert.Equal(t, pgpio.High, pins[1].Read(), "inactive after Close")

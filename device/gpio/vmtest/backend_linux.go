@@ -35,9 +35,9 @@ func roomSpec() device.Spec {
 			controller.InputStaff:    {byOffset(offStaff)},
 		},
 		Outputs: map[controller.Output]device.LineSpec{
-			controller.OutputInUse:   {Pin: "INUSE"},
-			controller.OutputWarning: warn,
-			controller.OutputAlarm:   {Pin: "ALARM"},
+			controller.OutputInUse:      {Pin: "INUSE"},
+			controller.OutputWarning:    warn,
+			controller.OutputAlarmLight: {Pin: "ALARM"},
 		},
 		// Shorter than a quiet check, so re-reads run during the checks
 		// and are seen to send nothing when nothing changed.

@@ -442,7 +442,7 @@ func (rc *roomCheck) outputs() error {
 
 // blink: ModeBlink shows both levels on the line, ModeOff ends at 0.
 func (rc *roomCheck) blink() error {
-	if err := rc.room.Set(controller.OutputAlarm, controller.ModeBlink, 0); err != nil {
+	if err := rc.room.Set(controller.OutputAlarmLight, controller.ModeBlink, 0); err != nil {
 		return fmt.Errorf("Set(alarm, blink): %w", err)
 	}
 	seen := map[int]bool{}
@@ -458,7 +458,7 @@ func (rc *roomCheck) blink() error {
 	if len(seen) < 2 {
 		return fmt.Errorf("ALARM only ever read %v in 3s of blinking", seen)
 	}
-	if err := rc.room.Set(controller.OutputAlarm, controller.ModeOff, 0); err != nil {
+	if err := rc.room.Set(controller.OutputAlarmLight, controller.ModeOff, 0); err != nil {
 		return fmt.Errorf("Set(alarm, off): %w", err)
 	}
 	return rc.waitValue(offAlarm, 0, 500*time.Millisecond)

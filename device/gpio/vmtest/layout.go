@@ -62,7 +62,7 @@ var outputLines = []struct {
 }{
 	{offInUse, controller.OutputInUse, false},
 	{offWarn, controller.OutputWarning, true},
-	{offAlarm, controller.OutputAlarm, false},
+	{offAlarm, controller.OutputAlarmLight, false},
 }
 
 // electrical returns the line value (0 or 1) of a line at logical level on.
