@@ -295,7 +295,7 @@ func (r *runner) loop(ctx context.Context) error {
 		case <-ctx.Done():
 			return r.shutdown(stopInputs, inputsDone)
 		case rd := <-readings:
-			r.step(controller.InputChanged{At: r.readingAt(rd), Input: rd.Input, Level: rd.Level, Detail: rd.Detail})
+			r.step(rd.Event(r.readingAt(rd)))
 		case cmd, ok := <-commands:
 			if !ok {
 				commands = nil

@@ -144,8 +144,18 @@ func (st *outState) stopPattern() {
 	}
 }
 
-// drive sets the logical level of st's line; outMu is held.
+// drive sets the logical level of st's line; outMu is held. A change of
+// level is timed and told to the output's supervisor, if any.
 func (c *Core) drive(st *outState, on bool) error {
+	if st.on != on || st.changedAt.IsZero() {
+		st.changedAt = time.Now()
+		if st.notify != nil {
+			select {
+			case st.notify <- struct{}{}:
+			default:
+			}
+		}
+	}
 	st.on = on
 	if st.line == nil {
 		return nil

@@ -23,6 +23,16 @@ func (h harness) SetRaw(in controller.Input, i int, high, edge bool) {
 }
 func (h harness) FailReads(in controller.Input, i int, fail bool) { h.r.inputs[in][i].SetFail(fail) }
 func (h harness) OutputHigh(o controller.Output) bool             { return h.r.OutputLevel(o) }
+func (h harness) StickFeedback(o controller.Output, stuck bool) {
+	if err := h.r.StickFeedback(o, stuck); err != nil {
+		panic(err)
+	}
+}
+func (h harness) FailFeedbackReads(o controller.Output, fail bool) {
+	if err := h.r.FailFeedback(o, fail); err != nil {
+		panic(err)
+	}
+}
 
 func TestBehaviour(t *testing.T) {
 	devicetest.Run(t, func(t *testing.T, spec device.Spec) devicetest.Harness {
@@ -45,7 +55,11 @@ func roomRun(t *testing.T, spec device.Spec) (*Room, chan device.Reading) {
 		<-done
 		require.NoError(t, r.Close())
 	})
-	for range len(spec.Inputs) {
+	readings := len(spec.Inputs) // one per role, and one per panic point
+	if n := len(spec.Inputs[controller.InputPanic]); n > 1 {
+		readings += n - 1
+	}
+	for range readings {
 		rd := next(t, out)
 		require.Equal(t, controller.LevelInactive, rd.Level, "%s starts inactive", rd.Input)
 	}
