@@ -117,10 +117,19 @@ type Device struct {
 	Flap        Flap
 	BlinkPeriod time.Duration // one on+off cycle of a blinking output
 	Inputs      Inputs
-	// Outputs maps each output role to its line. With the gpio backend all
-	// of controller.Outputs are present; with sim it may be nil. Output
-	// lines carry PullNone and no debounce.
+	// Outputs maps each output role to its line. With the gpio backend
+	// in_use, warning and alarm_light are present (the file's older key
+	// "alarm" is read as alarm_light); alarm_sounder and reassurance are
+	// optional. With sim it may be nil. Output lines carry PullNone and no
+	// debounce.
 	Outputs map[controller.Output]Line
+	// Feedback maps a supervised output to the input line that reads it
+	// back (a relay's auxiliary contact, active while the output is on);
+	// nil when no output is supervised. Feedback lines carry no debounce.
+	Feedback map[controller.Output]Line
+	// FeedbackGrace is how long a read-back may differ from what is driven
+	// before the output counts as failed (output_fault).
+	FeedbackGrace time.Duration
 }
 
 // Flap bounds how often an input may change before it counts as a sensor
@@ -133,10 +142,12 @@ type Flap struct {
 // Inputs maps the input roles to lines. A nil pointer is a role with no
 // line (only allowed for Staff with the gpio backend; anything with sim).
 // Presence may hold several sensors: the room counts as occupied when any of
-// them is active. An empty Presence is nil.
+// them is active. Panic may hold several points, each with its Point name
+// (one line may have none: it is the point "panic"). An empty list is nil.
 type Inputs struct {
-	Door, Lock, Panic, Staff *Line
-	Presence                 []Line
+	Door, Lock, Staff *Line
+	Presence          []Line
+	Panic             []Line
 }
 
 // ByRole returns the configured lines per input role; roles with no line are
@@ -146,13 +157,16 @@ func (in Inputs) ByRole() map[controller.Input][]Line {
 	for _, r := range []struct {
 		role controller.Input
 		l    *Line
-	}{{controller.InputDoor, in.Door}, {controller.InputLock, in.Lock}, {controller.InputPanic, in.Panic}, {controller.InputStaff, in.Staff}} {
+	}{{controller.InputDoor, in.Door}, {controller.InputLock, in.Lock}, {controller.InputStaff, in.Staff}} {
 		if r.l != nil {
 			m[r.role] = []Line{*r.l}
 		}
 	}
 	if len(in.Presence) > 0 {
 		m[controller.InputPresence] = in.Presence
+	}
+	if len(in.Panic) > 0 {
+		m[controller.InputPanic] = in.Panic
 	}
 	return m
 }
@@ -166,6 +180,7 @@ type Line struct {
 	Pull      Pull
 	ActiveLow bool          // the role is active when the line reads low
 	Debounce  time.Duration // a level must hold this long to count (inputs only)
+	Point     string        // a panic point's name ("bed"); empty for every other line
 }
 
 // Name returns "GPIO17" or "gpiochip0:27".
@@ -217,10 +232,11 @@ func Default() Config {
 		StateDir: "/var/lib/roomd",
 		Policy:   defaultPolicy(),
 		Device: Device{
-			Backend:     BackendGPIO,
-			RereadEvery: 5 * time.Second,
-			Flap:        Flap{MaxChanges: 20, Window: 10 * time.Second},
-			BlinkPeriod: time.Second,
+			Backend:       BackendGPIO,
+			RereadEvery:   5 * time.Second,
+			Flap:          Flap{MaxChanges: 20, Window: 10 * time.Second},
+			BlinkPeriod:   time.Second,
+			FeedbackGrace: 100 * time.Millisecond,
 		},
 		MQTT: MQTT{
 			Base:           "visitrooms",

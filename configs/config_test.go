@@ -77,8 +77,10 @@ func TestBaseParses(t *testing.T) {
 	assert.Equal(t, &Line{Chip: "gpiochip0", Line: 27, Pull: PullUp, Debounce: 30 * time.Millisecond}, c.Device.Inputs.Lock)
 	assert.Equal(t, []Line{{Pin: "GPIO22", Pull: PullUp, Debounce: 200 * time.Millisecond}}, c.Device.Inputs.Presence)
 	assert.True(t, c.Device.Inputs.Staff.ActiveLow)
-	assert.Equal(t, Line{Pin: "GPIO13"}, c.Device.Outputs[controller.OutputAlarm])
+	assert.Equal(t, Line{Pin: "GPIO13"}, c.Device.Outputs[controller.OutputAlarmLight], "the older key alarm is alarm_light")
 	assert.Len(t, c.Device.Outputs, 3)
+	assert.Equal(t, []Line{{Pin: "GPIO23", Pull: PullUp, Debounce: 20 * time.Millisecond}}, c.Device.Inputs.Panic, "one unnamed panic point")
+	assert.Nil(t, c.Device.Feedback)
 	assert.Equal(t, "roomd-room-1", c.MQTT.ClientID)
 	assert.Equal(t, Default().Journal, c.Journal)
 	assert.Len(t, c.Device.Inputs.ByRole(), 5)
@@ -97,7 +99,9 @@ func TestShippedFilesParse(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, BackendGPIO, c.Device.Backend)
 		assert.Len(t, c.Device.Inputs.ByRole(), 5)
-		assert.Len(t, c.Device.Outputs, 3)
+		assert.Len(t, c.Device.Outputs, 5)
+		assert.Len(t, c.Device.Inputs.Panic, 2, "bed and toilet")
+		assert.Contains(t, c.Device.Feedback, controller.OutputAlarmSounder)
 		assert.True(t, c.Device.Inputs.Staff.ActiveLow, "the staff key switch is normally open, wired active low")
 		assert.False(t, c.Device.Inputs.Door.ActiveLow, "NC door contact: a cut wire reads open")
 	})
@@ -232,7 +236,23 @@ func TestErrorsNameTheField(t *testing.T) {
 			[]string{`policy.preset: unknown preset "narnia"`}},
 		{"no room", variant(t, "room: room-1\n", ""), []string{"room: is required"}},
 		{"missing inputs and outputs", variant(t, "    door:     {pin: GPIO17}\n", "", "    panic:    {pin: GPIO23, debounce: 20ms}\n", "", "    alarm:   {pin: GPIO13}\n", ""),
-			[]string{"device.inputs.door: is required with backend gpio", "device.inputs.panic: is required with backend gpio: a private visit room must have a panic button", "device.outputs.alarm: is required with backend gpio"}},
+			[]string{"device.inputs.door: is required with backend gpio", "device.inputs.panic: is required with backend gpio: a private visit room must have a panic button", "device.outputs.alarm_light: is required with backend gpio"}},
+		{"alarm and alarm_light", variant(t, "alarm:   {pin: GPIO13}", "alarm:   {pin: GPIO13}\n    alarm_light: {pin: GPIO12}"),
+			[]string{"device.outputs.alarm: is the older name of alarm_light, which is given too"}},
+		{"panic list without names", variant(t, "panic:    {pin: GPIO23, debounce: 20ms}", "panic:\n      - {name: bed, pin: GPIO23}\n      - {pin: GPIO25}\n      - {name: bed, pin: GPIO26}\n      - {name: Toilet, pin: GPIO16}"),
+			[]string{"device.inputs.panic[1]: needs a name", "device.inputs.panic[2].name: \"bed\" is already the name of device.inputs.panic[0]", "device.inputs.panic[3].name: \"Toilet\" is not a point name"}},
+		{"panic empty list", variant(t, "panic:    {pin: GPIO23, debounce: 20ms}", "panic: []"),
+			[]string{"device.inputs.panic: is an empty list"}},
+		{"panic point on a used line", variant(t, "panic:    {pin: GPIO23, debounce: 20ms}", "panic: [{name: bed, pin: GPIO23}, {name: toilet, pin: GPIO17}]"),
+			[]string{"device.inputs.panic[1]: line GPIO17 is already used by device.inputs.door"}},
+		{"name outside panic", variant(t, "{pin: GPIO17}", "{pin: GPIO17, name: front}"),
+			[]string{"device.inputs.door.name: unknown key"}},
+		{"feedback", variant(t, "alarm:   {pin: GPIO13}", "alarm:   {pin: GPIO13, feedback: {pin: GPIO5, debounce: 5ms}}"),
+			[]string{"device.outputs.alarm.feedback.debounce: unknown key", "device.outputs.alarm.feedback: line GPIO5 is already used by device.outputs.in_use"}},
+		{"feedback grace", variant(t, "backend: gpio\n", "backend: gpio\n  blink_period: 300ms\n  feedback_grace: 200ms\n"),
+			[]string{"device.feedback_grace: must be at least 10ms and shorter than 150ms"}},
+		{"inspection not a boolean", variant(t, "preset: italy\n", "preset: italy\n  inspection_after_visit: sometimes\n"),
+			[]string{`policy.inspection_after_visit: "sometimes" is not a boolean`}},
 		{"no presence with end_on_vacancy", variant(t, "[{pin: GPIO22, debounce: 200ms}]", "[]"),
 			[]string{"device.inputs.presence: is empty, but policy.end_on_vacancy is true"}},
 		{"presence not a list", variant(t, "[{pin: GPIO22, debounce: 200ms}]", "{pin: GPIO22}"),
@@ -313,10 +333,13 @@ func TestEndOnVacancyOffAllowsNoPresence(t *testing.T) {
 
 func TestYAMLRoundTrips(t *testing.T) {
 	docs := map[string]string{
-		"base": base,
-		"custom": variant(t, "preset: italy", "max_duration: 1h30m\n  warnings: []\n  welfare_check_every: 20m\n  panic_reset: ack\n  lock_scope: always",
+		"base":                     base,
+		"named single panic point": variant(t, "panic:    {pin: GPIO23, debounce: 20ms}", "panic:    {name: pull_cord, pin: GPIO23}"),
+		"custom": variant(t, "preset: italy", "max_duration: 1h30m\n  warnings: []\n  welfare_check_every: 20m\n  panic_reset: ack\n  lock_scope: always\n  inspection_after_visit: true",
 			"tls://broker.example:8883\n", "tls://broker.example:8883\n  max_payload: 12345\n  outbox: {max_entries: 7, max_bytes: 1MiB}\n  username: u\n  password_file: /p\n  tls: {ca_file: /ca, cert_file: /c, key_file: /k, server_name: b}\n",
-			"alarm:   {pin: GPIO13}", "alarm:   {chip: gpiochip4, line: 13, active_low: true}",
+			"alarm:   {pin: GPIO13}", "alarm_light: {chip: gpiochip4, line: 13, active_low: true, feedback: {chip: gpiochip4, line: 14, pull: down}}\n    alarm_sounder: {pin: GPIO12, feedback: {pin: GPIO16, active_low: true}}\n    reassurance: {pin: GPIO20}",
+			"panic:    {pin: GPIO23, debounce: 20ms}", "panic: [{name: bed, pin: GPIO23}, {name: toilet, chip: gpiochip4, line: 2, active_low: true}]",
+			"backend: gpio\n", "backend: gpio\n  feedback_grace: 50ms\n",
 			"[{pin: GPIO22, debounce: 200ms}]", "[{pin: GPIO22, debounce: 200ms}, {chip: gpiochip4, line: 26, pull: down}]") +
 			"log: {format: json, level: warn}\nstate_dir: ./state\n",
 	}

@@ -51,7 +51,7 @@ func (r *reader) journal(n *yaml.Node, c *Config) {
 
 var policyKeys = []string{"max_duration", "extension", "warnings", "escalate_after", "repeat_every",
 	"reannounce_after", "lock_scope", "lock_grace", "end_on_vacancy", "vacancy_hold", "vacate_timeout",
-	"welfare_check_every", "panic_reset"}
+	"welfare_check_every", "panic_reset", "inspection_after_visit"}
 
 // policyFields reads the policy keys present in m into p.
 func (r *reader) policyFields(m map[string]*yaml.Node, path string, p *controller.Policy) {
@@ -88,6 +88,8 @@ func (r *reader) policyFields(m map[string]*yaml.Node, path string, p *controlle
 	if i := r.enum(n, k, "on_site", "ack"); i >= 0 {
 		p.PanicReset = []controller.PanicReset{controller.PanicResetOnSite, controller.PanicResetAck}[i]
 	}
+	n, k = f("inspection_after_visit")
+	r.boolean(n, k, &p.InspectionAfterVisit)
 }
 
 // policy reads the policy section: the preset, then the inline fields over it.
@@ -163,7 +165,7 @@ func index(field string) (int, bool) {
 
 func (r *reader) device(n, top *yaml.Node, c *Config) {
 	const path = "device"
-	m := r.mapping(n, path, "backend", "reread_every", "flap", "blink_period", "inputs", "outputs")
+	m := r.mapping(n, path, "backend", "reread_every", "flap", "blink_period", "feedback_grace", "inputs", "outputs")
 	dn := lineNode(resolve(n), top)
 	d := &c.Device
 	if resolve(n) == nil {
@@ -186,6 +188,13 @@ func (r *reader) device(n, top *yaml.Node, c *Config) {
 	if r.duration(m["blink_period"], "device.blink_period", &d.BlinkPeriod) && (d.BlinkPeriod < 100*time.Millisecond || d.BlinkPeriod > 10*time.Second) {
 		r.bad(m["blink_period"], "device.blink_period", "must be between 100ms and 10s, got %s", d.BlinkPeriod)
 	}
+	if r.duration(m["feedback_grace"], "device.feedback_grace", &d.FeedbackGrace) {
+		limit := min(d.BlinkPeriod/2, 250*time.Millisecond)
+		if d.FeedbackGrace < 10*time.Millisecond || d.FeedbackGrace >= limit {
+			r.bad(m["feedback_grace"], "device.feedback_grace", "must be at least 10ms and shorter than %s (half of blink_period, and the 250ms phases of the panic pattern), got %s",
+				limit, d.FeedbackGrace)
+		}
+	}
 
 	used := map[string]string{} // physical line -> the role path that uses it
 	claim := func(n *yaml.Node, path string, l Line) {
@@ -202,13 +211,17 @@ func (r *reader) device(n, top *yaml.Node, c *Config) {
 	for _, role := range []struct {
 		key string
 		dst **Line
-	}{{"door", &d.Inputs.Door}, {"lock", &d.Inputs.Lock}, {"presence", nil}, {"panic", &d.Inputs.Panic}, {"staff", &d.Inputs.Staff}} {
+	}{{"door", &d.Inputs.Door}, {"lock", &d.Inputs.Lock}, {"presence", nil}, {"panic", nil}, {"staff", &d.Inputs.Staff}} {
 		p := "device.inputs." + role.key
-		if role.dst == nil {
+		switch role.key {
+		case "presence":
 			d.Inputs.Presence = r.presence(in["presence"], p, claim)
 			continue
+		case "panic":
+			d.Inputs.Panic = r.panicPoints(in["panic"], p, claim)
+			continue
 		}
-		l, named, ok := r.line(in[role.key], p, true)
+		l, named, ok := r.line(in[role.key], p, lineInput)
 		if named {
 			claim(in[role.key], p, l)
 		}
@@ -217,13 +230,24 @@ func (r *reader) device(n, top *yaml.Node, c *Config) {
 		}
 	}
 
-	out := r.mapping(m["outputs"], "device.outputs", "in_use", "warning", "alarm")
+	// "alarm" is the older name of alarm_light, read in its place.
+	outKeys := []string{"in_use", "warning", "alarm_light", "alarm", "alarm_sounder", "reassurance"}
+	out := r.mapping(m["outputs"], "device.outputs", outKeys...)
 	outNode := lineNode(resolve(m["outputs"]), dn)
-	for _, o := range controller.Outputs {
-		p := "device.outputs." + o.String()
-		l, named, ok := r.line(out[o.String()], p, false)
+	if resolve(out["alarm"]) != nil && resolve(out["alarm_light"]) != nil {
+		r.bad(out["alarm"], "device.outputs.alarm", "is the older name of alarm_light, which is given too: keep one of them")
+	}
+	for _, key := range outKeys {
+		o := controller.OutputAlarmLight
+		if key != "alarm" {
+			o, _ = controller.ParseOutput(key)
+		} else if resolve(out["alarm_light"]) != nil {
+			continue
+		}
+		p := "device.outputs." + key
+		l, named, ok := r.line(out[key], p, lineOutput)
 		if named {
-			claim(out[o.String()], p, l)
+			claim(out[key], p, l)
 		}
 		if ok {
 			if d.Outputs == nil {
@@ -231,6 +255,23 @@ func (r *reader) device(n, top *yaml.Node, c *Config) {
 			}
 			d.Outputs[o] = l
 		}
+		if fn := resolve(child(out[key], "feedback")); fn != nil {
+			fp := p + ".feedback"
+			fl, fnamed, fok := r.line(fn, fp, lineFeedback)
+			if fnamed {
+				claim(fn, fp, fl)
+			}
+			if fok {
+				if d.Feedback == nil {
+					d.Feedback = map[controller.Output]Line{}
+				}
+				d.Feedback[o] = fl
+			}
+		}
+	}
+	if len(d.Feedback) > 0 && resolve(m["feedback_grace"]) == nil && d.FeedbackGrace >= min(d.BlinkPeriod/2, 250*time.Millisecond) {
+		r.bad(lineNode(resolve(m["blink_period"]), dn), "device.feedback_grace", "the default %s is not shorter than half of blink_period %s: set feedback_grace",
+			d.FeedbackGrace, d.BlinkPeriod)
 	}
 
 	if d.Backend != BackendGPIO {
@@ -243,16 +284,84 @@ func (r *reader) device(n, top *yaml.Node, c *Config) {
 	}
 	need(d.Inputs.Door != nil, "door", "the door contact decides when a visit may start and when the room is vacated")
 	need(d.Inputs.Lock != nil, "lock", "the lock sensor is how roomd sees a bolted door, the main danger it guards against")
-	need(d.Inputs.Panic != nil, "panic", "a private visit room must have a panic button, and roomd must watch it so that a press reaches staff")
+	need(len(d.Inputs.Panic) > 0, "panic", "a private visit room must have a panic button, and roomd must watch it so that a press reaches staff")
 	if pn := resolve(in["presence"]); len(d.Inputs.Presence) == 0 && c.Policy.EndOnVacancy &&
 		(pn == nil || pn.Kind == yaml.SequenceNode && len(pn.Content) == 0) {
 		r.bad(inNode, "device.inputs.presence", "is empty, but policy.end_on_vacancy is true: ending a visit on vacancy needs a presence sensor (add one, or set policy.end_on_vacancy: false)")
 	}
-	for _, o := range controller.Outputs {
-		if _, ok := d.Outputs[o]; !ok && resolve(out[o.String()]) == nil {
-			r.bad(outNode, "device.outputs."+o.String(), "is required with backend gpio (every output is needed: in_use, warning, alarm)")
+	for _, o := range []controller.Output{controller.OutputInUse, controller.OutputWarning, controller.OutputAlarmLight} {
+		given := resolve(out[o.String()]) != nil || o == controller.OutputAlarmLight && resolve(out["alarm"]) != nil
+		if _, ok := d.Outputs[o]; !ok && !given {
+			r.bad(outNode, "device.outputs."+o.String(), "is required with backend gpio (in_use, warning and alarm_light are needed; alarm_sounder and reassurance are optional)")
 		}
 	}
+}
+
+// child returns the value of key in mapping n, or nil; it reports nothing
+// (the mapping's own reader does).
+func child(n *yaml.Node, key string) *yaml.Node {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// panicPoints reads the panic input: one line ({pin: GPIO23}, the point
+// "panic" unless it has a name), or a list of named points
+// ([{name: bed, pin: GPIO23}, ...]); nil if absent.
+func (r *reader) panicPoints(n *yaml.Node, path string, claim func(*yaml.Node, string, Line)) []Line {
+	n = resolve(n)
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		l, named, ok := r.line(n, path, linePanic)
+		if named {
+			claim(n, path, l)
+		}
+		if ok {
+			return []Line{l}
+		}
+		return nil
+	}
+	if len(n.Content) == 0 {
+		r.bad(n, path, "is an empty list; give one line, e.g. {pin: GPIO23}, or named points, e.g. [{name: bed, pin: GPIO23}]")
+		return nil
+	}
+	if len(n.Content) > 8 {
+		r.bad(n, path, "has %d points, at most 8", len(n.Content))
+	}
+	var out []Line
+	names := map[string]string{}
+	for i, item := range n.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		l, named, ok := r.line(item, p, linePanic)
+		if named {
+			claim(item, p, l)
+		}
+		if !ok {
+			if resolve(item) == nil {
+				r.bad(item, p, "is empty; give a named point, e.g. {name: bed, pin: GPIO23}")
+			}
+			continue
+		}
+		switch first, dup := names[l.Point]; {
+		case l.Point == "":
+			r.bad(item, p, "needs a name: in a list every panic point is named (e.g. bed, toilet, pull_cord)")
+		case dup:
+			r.bad(item, p+".name", "%q is already the name of %s", l.Point, first)
+		default:
+			names[l.Point] = p
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // presence reads the list of presence sensors; nil if none.
@@ -268,7 +377,7 @@ func (r *reader) presence(n *yaml.Node, path string, claim func(*yaml.Node, stri
 	var out []Line
 	for i, item := range n.Content {
 		p := fmt.Sprintf("%s[%d]", path, i)
-		l, named, ok := r.line(item, p, true)
+		l, named, ok := r.line(item, p, lineInput)
 		if named {
 			claim(item, p, l)
 		}
@@ -286,14 +395,33 @@ var (
 	chipPattern = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,64}$`)
 )
 
+// lineKind says which keys a line has.
+type lineKind uint8
+
+const (
+	lineInput    lineKind = iota // pin, chip, line, active_low, pull, debounce
+	linePanic                    // an input line with a point name
+	lineOutput                   // pin, chip, line, active_low (and feedback, read by the caller)
+	lineFeedback                 // pin, chip, line, active_low, pull: no debounce
+)
+
 // line reads one GPIO line; input lines have a pull and a debounce. named
 // reports whether the line's identity (pin, or chip and line) is usable, ok
 // whether the whole line is.
-func (r *reader) line(n *yaml.Node, path string, input bool) (l Line, named, ok bool) {
+func (r *reader) line(n *yaml.Node, path string, kind lineKind) (l Line, named, ok bool) {
 	keys := []string{"pin", "chip", "line", "active_low"}
-	if input {
+	switch kind {
+	case lineInput:
 		keys = append(keys, "pull", "debounce")
 		l = defaultLine()
+	case linePanic:
+		keys = append(keys, "pull", "debounce", "name")
+		l = defaultLine()
+	case lineOutput:
+		keys = append(keys, "feedback")
+	case lineFeedback:
+		keys = append(keys, "pull")
+		l = Line{Pull: PullUp}
 	}
 	m := r.mapping(n, path, keys...)
 	if m == nil {
@@ -305,13 +433,18 @@ func (r *reader) line(n *yaml.Node, path string, input bool) (l Line, named, ok 
 	hasChip := r.str(m["chip"], path+".chip", &l.Chip)
 	hasLine := r.integer(m["line"], path+".line", &l.Line)
 	r.boolean(m["active_low"], path+".active_low", &l.ActiveLow)
-	if input {
+	if kind != lineOutput {
 		if i := r.enum(m["pull"], path+".pull", "up", "down", "none"); i >= 0 {
 			l.Pull = []Pull{PullUp, PullDown, PullNone}[i]
 		}
+	}
+	if kind == lineInput || kind == linePanic {
 		if r.duration(m["debounce"], path+".debounce", &l.Debounce) && (l.Debounce < 0 || l.Debounce > 5*time.Second) {
 			r.bad(m["debounce"], path+".debounce", "must be between 0s and 5s, got %s", l.Debounce)
 		}
+	}
+	if kind == linePanic && r.str(m["name"], path+".name", &l.Point) && !controller.ValidPointName(l.Point) {
+		r.bad(m["name"], path+".name", "%q is not a point name (1 to 32 of a-z, 0-9 and '_', starting with a letter, e.g. bed, toilet, pull_cord)", l.Point)
 	}
 	identErrs := len(r.errs)
 	switch {

@@ -23,28 +23,30 @@ type (
 		Log      yamlLog     `yaml:"log"`
 	}
 	yamlPolicy struct {
-		Preset            string   `yaml:"preset,omitempty"`
-		MaxDuration       string   `yaml:"max_duration"`
-		Extension         string   `yaml:"extension"`
-		Warnings          []string `yaml:"warnings,flow"`
-		EscalateAfter     string   `yaml:"escalate_after"`
-		RepeatEvery       string   `yaml:"repeat_every"`
-		ReannounceAfter   string   `yaml:"reannounce_after"`
-		LockScope         string   `yaml:"lock_scope"`
-		LockGrace         string   `yaml:"lock_grace"`
-		EndOnVacancy      bool     `yaml:"end_on_vacancy"`
-		VacancyHold       string   `yaml:"vacancy_hold"`
-		VacateTimeout     string   `yaml:"vacate_timeout"`
-		WelfareCheckEvery string   `yaml:"welfare_check_every"`
-		PanicReset        string   `yaml:"panic_reset"`
+		Preset               string   `yaml:"preset,omitempty"`
+		MaxDuration          string   `yaml:"max_duration"`
+		Extension            string   `yaml:"extension"`
+		Warnings             []string `yaml:"warnings,flow"`
+		EscalateAfter        string   `yaml:"escalate_after"`
+		RepeatEvery          string   `yaml:"repeat_every"`
+		ReannounceAfter      string   `yaml:"reannounce_after"`
+		LockScope            string   `yaml:"lock_scope"`
+		LockGrace            string   `yaml:"lock_grace"`
+		EndOnVacancy         bool     `yaml:"end_on_vacancy"`
+		VacancyHold          string   `yaml:"vacancy_hold"`
+		VacateTimeout        string   `yaml:"vacate_timeout"`
+		WelfareCheckEvery    string   `yaml:"welfare_check_every"`
+		PanicReset           string   `yaml:"panic_reset"`
+		InspectionAfterVisit bool     `yaml:"inspection_after_visit"`
 	}
 	yamlDevice struct {
-		Backend     string      `yaml:"backend"`
-		RereadEvery string      `yaml:"reread_every"`
-		Flap        yamlFlap    `yaml:"flap,flow"`
-		BlinkPeriod string      `yaml:"blink_period"`
-		Inputs      yamlInputs  `yaml:"inputs"`
-		Outputs     yamlOutputs `yaml:"outputs"`
+		Backend       string      `yaml:"backend"`
+		RereadEvery   string      `yaml:"reread_every"`
+		Flap          yamlFlap    `yaml:"flap,flow"`
+		BlinkPeriod   string      `yaml:"blink_period"`
+		FeedbackGrace string      `yaml:"feedback_grace"`
+		Inputs        yamlInputs  `yaml:"inputs"`
+		Outputs       yamlOutputs `yaml:"outputs"`
 	}
 	yamlFlap struct {
 		MaxChanges int    `yaml:"max_changes"`
@@ -54,10 +56,11 @@ type (
 		Door     *yamlInput  `yaml:"door,omitempty,flow"`
 		Lock     *yamlInput  `yaml:"lock,omitempty,flow"`
 		Presence []yamlInput `yaml:"presence,flow"`
-		Panic    *yamlInput  `yaml:"panic,omitempty,flow"`
+		Panic    yamlPanic   `yaml:"panic,omitempty"`
 		Staff    *yamlInput  `yaml:"staff,omitempty,flow"`
 	}
 	yamlInput struct {
+		Name      string `yaml:"name,omitempty"`
 		Pin       string `yaml:"pin,omitempty"`
 		Chip      string `yaml:"chip,omitempty"`
 		Line      *int   `yaml:"line,omitempty"`
@@ -66,14 +69,24 @@ type (
 		Debounce  string `yaml:"debounce"`
 	}
 	yamlOutputs struct {
-		InUse   *yamlOutput `yaml:"in_use,omitempty,flow"`
-		Warning *yamlOutput `yaml:"warning,omitempty,flow"`
-		Alarm   *yamlOutput `yaml:"alarm,omitempty,flow"`
+		InUse        *yamlOutput `yaml:"in_use,omitempty,flow"`
+		Warning      *yamlOutput `yaml:"warning,omitempty,flow"`
+		AlarmLight   *yamlOutput `yaml:"alarm_light,omitempty,flow"`
+		AlarmSounder *yamlOutput `yaml:"alarm_sounder,omitempty,flow"`
+		Reassurance  *yamlOutput `yaml:"reassurance,omitempty,flow"`
 	}
 	yamlOutput struct {
+		Pin       string        `yaml:"pin,omitempty"`
+		Chip      string        `yaml:"chip,omitempty"`
+		Line      *int          `yaml:"line,omitempty"`
+		ActiveLow bool          `yaml:"active_low"`
+		Feedback  *yamlFeedback `yaml:"feedback,omitempty"`
+	}
+	yamlFeedback struct {
 		Pin       string `yaml:"pin,omitempty"`
 		Chip      string `yaml:"chip,omitempty"`
 		Line      *int   `yaml:"line,omitempty"`
+		Pull      string `yaml:"pull"`
 		ActiveLow bool   `yaml:"active_low"`
 	}
 	yamlMQTT struct {
@@ -113,37 +126,41 @@ func (c *Config) YAML() ([]byte, error) {
 		Room:     c.Room,
 		StateDir: c.StateDir,
 		Policy: yamlPolicy{
-			Preset:            c.PolicyPreset,
-			MaxDuration:       formatDuration(p.MaxDuration),
-			Extension:         p.Extension.String(),
-			Warnings:          []string{},
-			EscalateAfter:     formatDuration(p.EscalateAfter),
-			RepeatEvery:       formatDuration(p.RepeatEvery),
-			ReannounceAfter:   formatDuration(p.ReannounceAfter),
-			LockScope:         p.LockScope.String(),
-			LockGrace:         formatDuration(p.LockGrace),
-			EndOnVacancy:      p.EndOnVacancy,
-			VacancyHold:       formatDuration(p.VacancyHold),
-			VacateTimeout:     formatDuration(p.VacateTimeout),
-			WelfareCheckEvery: formatDuration(p.WelfareCheckEvery),
-			PanicReset:        p.PanicReset.String(),
+			Preset:               c.PolicyPreset,
+			MaxDuration:          formatDuration(p.MaxDuration),
+			Extension:            p.Extension.String(),
+			Warnings:             []string{},
+			EscalateAfter:        formatDuration(p.EscalateAfter),
+			RepeatEvery:          formatDuration(p.RepeatEvery),
+			ReannounceAfter:      formatDuration(p.ReannounceAfter),
+			LockScope:            p.LockScope.String(),
+			LockGrace:            formatDuration(p.LockGrace),
+			EndOnVacancy:         p.EndOnVacancy,
+			VacancyHold:          formatDuration(p.VacancyHold),
+			VacateTimeout:        formatDuration(p.VacateTimeout),
+			WelfareCheckEvery:    formatDuration(p.WelfareCheckEvery),
+			PanicReset:           p.PanicReset.String(),
+			InspectionAfterVisit: p.InspectionAfterVisit,
 		},
 		Device: yamlDevice{
-			Backend:     c.Device.Backend.String(),
-			RereadEvery: formatDuration(c.Device.RereadEvery),
-			Flap:        yamlFlap{MaxChanges: c.Device.Flap.MaxChanges, Window: formatDuration(c.Device.Flap.Window)},
-			BlinkPeriod: formatDuration(c.Device.BlinkPeriod),
+			Backend:       c.Device.Backend.String(),
+			RereadEvery:   formatDuration(c.Device.RereadEvery),
+			Flap:          yamlFlap{MaxChanges: c.Device.Flap.MaxChanges, Window: formatDuration(c.Device.Flap.Window)},
+			BlinkPeriod:   formatDuration(c.Device.BlinkPeriod),
+			FeedbackGrace: formatDuration(c.Device.FeedbackGrace),
 			Inputs: yamlInputs{
 				Door:     inputYAML(c.Device.Inputs.Door),
 				Lock:     inputYAML(c.Device.Inputs.Lock),
 				Presence: []yamlInput{},
-				Panic:    inputYAML(c.Device.Inputs.Panic),
+				Panic:    yamlPanic(c.Device.Inputs.Panic),
 				Staff:    inputYAML(c.Device.Inputs.Staff),
 			},
 			Outputs: yamlOutputs{
-				InUse:   outputYAML(c.Device.Outputs, controller.OutputInUse),
-				Warning: outputYAML(c.Device.Outputs, controller.OutputWarning),
-				Alarm:   outputYAML(c.Device.Outputs, controller.OutputAlarm),
+				InUse:        outputYAML(c.Device, controller.OutputInUse),
+				Warning:      outputYAML(c.Device, controller.OutputWarning),
+				AlarmLight:   outputYAML(c.Device, controller.OutputAlarmLight),
+				AlarmSounder: outputYAML(c.Device, controller.OutputAlarmSounder),
+				Reassurance:  outputYAML(c.Device, controller.OutputReassurance),
 			},
 		},
 		MQTT: yamlMQTT{
@@ -183,21 +200,58 @@ func inputYAML(l *Line) *yamlInput {
 	if l == nil {
 		return nil
 	}
-	y := &yamlInput{Pin: l.Pin, Pull: l.Pull.String(), ActiveLow: l.ActiveLow, Debounce: formatDuration(l.Debounce)}
+	y := &yamlInput{Name: l.Point, Pin: l.Pin, Pull: l.Pull.String(), ActiveLow: l.ActiveLow, Debounce: formatDuration(l.Debounce)}
 	if l.Pin == "" {
 		y.Chip, y.Line = l.Chip, &l.Line
 	}
 	return y
 }
 
-func outputYAML(m map[controller.Output]Line, o controller.Output) *yamlOutput {
-	l, ok := m[o]
+// yamlPanic writes the panic points: one unnamed point as a single line,
+// anything else as a list.
+type yamlPanic []Line
+
+func (p yamlPanic) IsZero() bool { return len(p) == 0 }
+
+func (p yamlPanic) MarshalYAML() (any, error) {
+	if len(p) == 1 && p[0].Point == "" {
+		return flowNode(inputYAML(&p[0]))
+	}
+	list := &yaml.Node{Kind: yaml.SequenceNode}
+	for i := range p {
+		n, err := flowNode(inputYAML(&p[i]))
+		if err != nil {
+			return nil, err
+		}
+		list.Content = append(list.Content, n)
+	}
+	return list, nil
+}
+
+// flowNode encodes v as a node in flow style ({pin: GPIO23, ...}).
+func flowNode(v any) (*yaml.Node, error) {
+	var n yaml.Node
+	if err := n.Encode(v); err != nil {
+		return nil, err
+	}
+	n.Style = yaml.FlowStyle
+	return &n, nil
+}
+
+func outputYAML(d Device, o controller.Output) *yamlOutput {
+	l, ok := d.Outputs[o]
 	if !ok {
 		return nil
 	}
 	y := &yamlOutput{Pin: l.Pin, ActiveLow: l.ActiveLow}
 	if l.Pin == "" {
 		y.Chip, y.Line = l.Chip, &l.Line
+	}
+	if f, ok := d.Feedback[o]; ok {
+		y.Feedback = &yamlFeedback{Pin: f.Pin, Pull: f.Pull.String(), ActiveLow: f.ActiveLow}
+		if f.Pin == "" {
+			y.Feedback.Chip, y.Feedback.Line = f.Chip, &f.Line
+		}
 	}
 	return y
 }

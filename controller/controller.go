@@ -1,14 +1,14 @@
 package controller
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 )
 
-// SnapshotVersion is the version of the Snapshot layout.
-const SnapshotVersion = 1
+// SnapshotVersion is the version of the Snapshot layout. Restore also reads
+// version 1 (one panic line, alerts without points).
+const SnapshotVersion = 2
 
 // Visit is the running visit.
 type Visit struct {
@@ -39,11 +39,20 @@ type Snapshot struct {
 	Visit   *Visit
 
 	ServiceReason string
+	// Inspection is the id of the visit whose inspection is not done yet
+	// (inspection_after_visit); empty when none is due. It survives a spell
+	// out of service: the room returns to phase inspection.
+	Inspection string
 
+	// Levels, Seen and Since are per input role; the panic input is kept per
+	// point in Points instead.
 	Levels map[Input]Level
 	Seen   map[Input]bool
-	// Since is when each input reached its current level.
+	// Since is when each input reached its current level (after a restart:
+	// at the latest the restart, see Restore).
 	Since map[Input]time.Time
+	// Points are the levels of the panic points read so far, by name.
+	Points map[string]Level
 
 	Alerts    []Alert // active alerts, in the order raised
 	Seq       uint64
@@ -52,8 +61,8 @@ type Snapshot struct {
 	// VacateSince is when presence started to count against vacate_timeout
 	// after a visit ended; zero when no such watch runs.
 	VacateSince time.Time
-	// HeldFaults are presence faults that arose during a visit: they are
-	// announced only when it ends (privacy rule).
+	// HeldFaults are presence faults that arose during a visit or an
+	// inspection: they are announced only when it ends (privacy rule).
 	HeldFaults map[Input]string
 
 	Outputs map[Output]SetOutput
@@ -66,6 +75,9 @@ type Controller struct {
 	warnings []time.Duration
 	s        Snapshot
 	out      []Action
+	// by is who causes the step being taken (rule 14): the operator of a
+	// command, OnSite for a press of the staff input, empty otherwise.
+	by string
 }
 
 // New returns a controller for a room in phase idle at time at, with the
@@ -76,59 +88,37 @@ func New(p Policy, at time.Time) (*Controller, []Action, error) {
 		return nil, nil, fmt.Errorf("controller policy %q: %w", p.Name, err)
 	}
 	c := &Controller{p: p, warnings: p.warningsDescending()}
-	c.s = Snapshot{
-		Version:    SnapshotVersion,
-		Now:        at,
-		Levels:     map[Input]Level{},
-		Seen:       map[Input]bool{},
-		Since:      map[Input]time.Time{},
-		HeldFaults: map[Input]string{},
-		Outputs:    map[Output]SetOutput{},
-	}
+	c.s = Snapshot{Version: SnapshotVersion, Now: at}
+	c.s.init()
 	c.announce(Record{Type: EventControllerStarted})
 	c.start()
 	return c, c.flush(), nil
 }
 
-// Restore returns a controller that continues from snap at time at. Timers
-// that fell due while roomd was down fire now, in order. A visit is never
-// announced again as new: a controller_started record with Resumed set says
-// that roomd restarted.
-func Restore(p Policy, snap Snapshot, at time.Time) (*Controller, []Action, error) {
-	if err := p.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("controller policy %q: %w", p.Name, err)
+// init makes every map of s usable.
+func (s *Snapshot) init() {
+	if s.Levels == nil {
+		s.Levels = map[Input]Level{}
 	}
-	if snap.Version != SnapshotVersion {
-		return nil, nil, fmt.Errorf("restore controller: snapshot version %d, want %d", snap.Version, SnapshotVersion)
+	if s.Seen == nil {
+		s.Seen = map[Input]bool{}
 	}
-	if snap.Phase > PhaseOutOfService {
-		return nil, nil, fmt.Errorf("restore controller: bad phase %d", snap.Phase)
+	if s.Since == nil {
+		s.Since = map[Input]time.Time{}
 	}
-	if snap.Phase.InVisit() != (snap.Visit != nil) {
-		return nil, nil, errors.New("restore controller: phase and visit disagree")
+	if s.Points == nil {
+		s.Points = map[string]Level{}
 	}
-	c := &Controller{p: p, warnings: p.warningsDescending(), s: snap}
-	if c.s.Levels == nil {
-		c.s.Levels = map[Input]Level{}
+	if s.HeldFaults == nil {
+		s.HeldFaults = map[Input]string{}
 	}
-	if c.s.Seen == nil {
-		c.s.Seen = map[Input]bool{}
+	if s.Outputs == nil {
+		s.Outputs = map[Output]SetOutput{}
 	}
-	if c.s.Since == nil {
-		c.s.Since = map[Input]time.Time{}
-	}
-	if c.s.HeldFaults == nil {
-		c.s.HeldFaults = map[Input]string{}
-	}
-	// Outputs are set again in full: the hardware was reset to its safe state.
-	c.s.Outputs = map[Output]SetOutput{}
-	c.s.Alerts = slices.Clone(c.s.Alerts)
-	c.advance(at)
-	c.announce(Record{Type: EventControllerStarted, Resumed: true})
-	c.start()
-	return c, c.flush(), nil
 }
 
+// start sets every output, off first (the hardware starts in its safe
+// state), then as the state wants.
 func (c *Controller) start() {
 	for _, o := range Outputs {
 		c.s.Outputs[o] = SetOutput{Output: o, Mode: ModeOff}
@@ -142,8 +132,9 @@ func (c *Controller) start() {
 func (c *Controller) Policy() Policy { return c.p }
 
 // Snapshot returns a copy of the whole state, to persist.
-func (c *Controller) Snapshot() Snapshot {
-	s := c.s
+func (c *Controller) Snapshot() Snapshot { return c.s.clone() }
+
+func (s Snapshot) clone() Snapshot {
 	if s.Visit != nil {
 		v := *s.Visit
 		s.Visit = &v
@@ -151,6 +142,7 @@ func (c *Controller) Snapshot() Snapshot {
 	s.Levels = cloneMap(s.Levels)
 	s.Seen = cloneMap(s.Seen)
 	s.Since = cloneMap(s.Since)
+	s.Points = cloneMap(s.Points)
 	s.HeldFaults = cloneMap(s.HeldFaults)
 	s.Outputs = cloneMap(s.Outputs)
 	s.Alerts = slices.Clone(s.Alerts)
@@ -165,24 +157,36 @@ func cloneMap[K comparable, V any](m map[K]V) map[K]V {
 	return out
 }
 
+// Phase returns the room's phase.
+func (c *Controller) Phase() Phase { return c.s.Phase }
+
 // Now returns the time of the latest event stepped.
 func (c *Controller) Now() time.Time { return c.s.Now }
 
 // Step applies one event and returns the actions it causes, in order. Timers
 // that fell due before the event's time fire first, each at its own instant.
+// Step is the only way in: every rule's hooks run from here.
 func (c *Controller) Step(ev Event) []Action {
-	at := ev.when()
-	c.advance(at)
+	if e, ok := ev.(ClockCorrected); ok {
+		clockRule{}.shift(c, e.Shift)
+	}
+	c.advance(ev.when())
 	switch e := ev.(type) {
 	case InputChanged:
+		if e.Input == InputStaff && e.Level == LevelActive {
+			c.by = OnSite
+		}
 		c.input(e)
 	case Command:
 		c.command(e)
 	case Fault:
-		c.fault(e)
-	case Tick:
+		faultRule{}.system(c, e)
+	case FeedbackChanged:
+		supervisionRule{}.feedback(c, e)
+	case Tick, ClockCorrected:
 	}
 	c.settle()
+	c.by = ""
 	return c.flush()
 }
 
@@ -191,25 +195,10 @@ func (c *Controller) Step(ev Event) []Action {
 // and sends a Tick when it comes.
 func (c *Controller) NextDeadline() (time.Time, bool) {
 	var next time.Time
-	consider := func(t time.Time) {
-		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+	for _, r := range rules {
+		if t := r.due(c); !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
-	}
-	if v := c.s.Visit; v != nil {
-		if c.s.Phase == PhaseInVisit {
-			if v.WarningsDone < len(c.warnings) {
-				consider(v.EndsAt.Add(-c.warnings[v.WarningsDone]))
-			}
-			consider(v.EndsAt)
-		}
-		consider(v.WelfareDue)
-		consider(c.vacancyAt())
-	}
-	consider(c.lockAlertAt())
-	consider(c.vacateAt())
-	for i := range c.s.Alerts {
-		consider(c.s.Alerts[i].Next)
 	}
 	return next, !next.IsZero()
 }
@@ -225,463 +214,190 @@ func (c *Controller) advance(at time.Time) {
 		if !ok || d.After(at) {
 			break
 		}
-		if d.Before(c.s.Now) {
-			d = c.s.Now
+		if d.After(c.s.Now) {
+			c.s.Now = d
 		}
-		c.s.Now = d
 		c.fire()
 	}
 	c.s.Now = at
 }
 
-// fire handles every timer due at c.s.Now.
+// fire runs every rule's timers due at or before c.s.Now, in rule order.
 func (c *Controller) fire() {
-	now := c.s.Now
-	if v := c.s.Visit; v != nil {
-		for c.s.Phase == PhaseInVisit && v.WarningsDone < len(c.warnings) && !v.EndsAt.Add(-c.warnings[v.WarningsDone]).After(now) {
-			v.WarningsDone++
-			v.Shown = v.WarningsDone
-			c.announce(Record{Type: EventVisitWarning, VisitID: v.ID, Remaining: v.EndsAt.Sub(now), Warning: v.WarningsDone})
-		}
-		if c.s.Phase == PhaseInVisit && !v.EndsAt.After(now) {
-			c.s.Phase = PhaseOvertime
-			c.raise(Alert{Kind: AlertTimeUp, Severity: SeverityWarning, Next: now.Add(c.p.EscalateAfter)})
-		}
-		if !v.WelfareDue.IsZero() && !v.WelfareDue.After(now) {
-			v.WelfareDue = v.WelfareDue.Add(c.p.WelfareCheckEvery)
-			if c.find(AlertWelfareCheck, 0, "") == nil {
-				c.raise(Alert{Kind: AlertWelfareCheck, Severity: SeverityWarning})
-			}
-		}
-		if t := c.vacancyAt(); !t.IsZero() && !t.After(now) {
-			c.endVisit(EndVacated)
+	for _, r := range rules {
+		if t := r.due(c); !t.IsZero() && !t.After(c.s.Now) {
+			r.fire(c)
 		}
 	}
-	if t := c.lockAlertAt(); !t.IsZero() && !t.After(now) {
-		c.raise(Alert{Kind: AlertDoorLocked, Severity: SeverityCritical})
-	}
-	if t := c.vacateAt(); !t.IsZero() && !t.After(now) {
-		c.s.VacateSince = time.Time{}
-		c.raise(Alert{Kind: AlertNotVacated, Severity: SeverityWarning})
-	}
-	for i := range c.s.Alerts {
-		a := &c.s.Alerts[i]
-		if a.Next.IsZero() || a.Next.After(now) {
-			continue
-		}
-		c.timeUpTimer(a)
-	}
 }
 
-// timeUpTimer escalates, repeats or reannounces a time_up alert whose timer came.
-func (c *Controller) timeUpTimer(a *Alert) {
-	now := c.s.Now
-	reason := "repeat"
-	switch {
-	case a.Acked:
-		a.Acked = false
-		a.AckedAt = time.Time{}
-		reason = "reannounce"
-	case a.Severity < SeverityCritical:
-		a.Severity = SeverityCritical
-		reason = "escalated"
-	}
-	a.Announcements++
-	if a.Severity < SeverityCritical {
-		a.Next = now.Add(c.p.EscalateAfter)
-	} else {
-		a.Next = now.Add(c.p.RepeatEvery)
-	}
-	cp := *a
-	c.announce(Record{Type: EventAlertEscalated, Alert: &cp, Reason: reason})
-}
-
-// lockRuleApplies reports whether a bolted door is an alarm now.
-func (c *Controller) lockRuleApplies() bool {
-	return c.s.Phase.InVisit() || c.p.LockScope == LockAlways
-}
-
-// lockEngaged reports whether the lock counts as engaged: locked, or unknown
-// (the worse reading) while the rule applies.
-func (c *Controller) lockEngaged() bool {
-	l := c.s.Levels[InputLock]
-	return l == LevelActive || (l == LevelUnknown && c.s.Seen[InputLock])
-}
-
-// lockAlertAt is when door_locked is due, or zero.
-func (c *Controller) lockAlertAt() time.Time {
-	if !c.lockRuleApplies() || !c.lockEngaged() || c.find(AlertDoorLocked, 0, "") != nil {
-		return time.Time{}
-	}
-	since := c.s.Since[InputLock]
-	if v := c.s.Visit; v != nil && v.StartedAt.After(since) {
-		since = v.StartedAt
-	}
-	return since.Add(c.p.LockGrace)
-}
-
-// present reports whether presence counts as detected: detected, unknown or unread.
-func (c *Controller) present() bool {
-	return c.s.Levels[InputPresence] != LevelInactive
-}
-
-// vacancyAt is when the vacancy rule ends the visit, or zero.
-func (c *Controller) vacancyAt() time.Time {
-	v := c.s.Visit
-	if v == nil || !c.p.EndOnVacancy || !v.Armed || c.present() {
-		return time.Time{}
-	}
-	from := c.s.Since[InputPresence]
-	if v.DoorOpenedAt.After(from) {
-		from = v.DoorOpenedAt
-	}
-	return from.Add(c.p.VacancyHold)
-}
-
-// vacateAt is when not_vacated is due, or zero.
-func (c *Controller) vacateAt() time.Time {
-	if c.s.VacateSince.IsZero() || c.s.Visit != nil {
-		return time.Time{}
-	}
-	return c.s.VacateSince.Add(c.p.VacateTimeout)
-}
-
+// input records a changed level and hands it to the rules.
 func (c *Controller) input(e InputChanged) {
-	in := e.Input
-	if in < InputDoor || in > InputStaff || e.Level > LevelActive {
+	if e.Input < InputDoor || e.Input > InputStaff || e.Level > LevelActive {
 		return
 	}
-	prev, seen := c.s.Levels[in], c.s.Seen[in]
-	if seen && prev == e.Level {
+	ch := change{InputChanged: e}
+	if e.Input == InputPanic {
+		if ch.Point == "" {
+			ch.Point = DefaultPanicPoint
+		}
+		if !ValidPointName(ch.Point) {
+			return
+		}
+		var seen bool
+		ch.prev, seen = c.s.Points[ch.Point]
+		ch.first = !seen
+		if seen && ch.prev == e.Level {
+			return
+		}
+		c.s.Points[ch.Point] = e.Level
+	} else {
+		if e.Point != "" {
+			return
+		}
+		ch.prev, ch.first = c.s.Levels[e.Input], !c.s.Seen[e.Input]
+		if !ch.first && ch.prev == e.Level {
+			return
+		}
+		c.s.Levels[e.Input] = e.Level
+		c.s.Seen[e.Input] = true
+		c.s.Since[e.Input] = c.s.Now
+	}
+	if e.Input == InputPresence && c.s.Phase.Private() {
+		// Rule 9: a presence change in a private phase reaches only the
+		// two rules below, and neither emits anything.
+		privacyRule{}.hold(c, ch)
+		vacancyRule{}.observe(c, ch)
 		return
 	}
-	c.s.Levels[in] = e.Level
-	c.s.Seen[in] = true
-	c.s.Since[in] = c.s.Now
-	inVisit := c.s.Phase.InVisit()
-
-	if in == InputPresence && inVisit {
-		// Privacy: nothing leaves the controller because presence changed
-		// during a visit. Faults are held until the visit ends; the vacancy
-		// rule reads the level through NextDeadline.
-		if e.Level == LevelUnknown {
-			c.s.HeldFaults[in] = e.Detail
-		} else {
-			delete(c.s.HeldFaults, in)
-			if e.Level == LevelActive && c.s.Levels[InputDoor] == LevelInactive {
-				c.s.Visit.Armed = false // somebody is still inside after the door closed
-			}
-		}
-		return
-	}
-
-	// Sensor faults.
-	if e.Level == LevelUnknown {
-		sev := SeverityWarning
-		if in == InputPanic || in == InputLock {
-			sev = SeverityCritical
-		}
-		if c.find(AlertSensorFault, in, "") == nil {
-			c.raise(Alert{Kind: AlertSensorFault, Severity: sev, Input: in, Detail: e.Detail})
-		}
-	} else if a := c.find(AlertSensorFault, in, ""); a != nil {
-		c.clear(a)
-	}
-
-	switch in {
-	case InputDoor:
-		if e.Level == LevelUnknown || !seen {
-			break
-		}
-		v := c.s.Visit
-		if e.Level == LevelActive {
-			c.announce(Record{Type: EventDoorOpened})
-			if v != nil {
-				v.DoorOpenedAt = c.s.Now
-				v.Armed = true
-			}
-		} else {
-			c.announce(Record{Type: EventDoorClosed})
-			if v != nil && c.s.Levels[InputPresence] != LevelInactive {
-				v.Armed = false // the door closed on somebody still inside
-			}
-		}
-	case InputLock:
-		if e.Level == LevelUnknown || !seen {
-			break
-		}
-		if e.Level == LevelActive {
-			c.announce(Record{Type: EventLockEngaged})
-		} else {
-			c.announce(Record{Type: EventLockReleased})
-		}
-	case InputPresence:
-		if e.Level == LevelInactive {
-			c.s.VacateSince = time.Time{}
-			if a := c.find(AlertNotVacated, 0, ""); a != nil {
-				c.clear(a)
-			}
-		}
-	case InputPanic:
-		if e.Level == LevelActive && c.find(AlertPanic, 0, "") == nil {
-			c.raise(Alert{Kind: AlertPanic, Severity: SeverityCritical})
-		}
-	case InputStaff:
-		if e.Level != LevelActive {
-			break
-		}
-		if a := c.find(AlertPanic, 0, ""); a != nil && c.s.Levels[InputPanic] != LevelActive {
-			a.Reset = true
-		}
-		if v := c.s.Visit; v != nil && c.p.WelfareCheckEvery > 0 {
-			c.welfareDone()
-		}
+	for _, r := range rules {
+		r.input(c, ch)
 	}
 	c.changed()
 }
 
-// welfareDone records a welfare check: the alert clears and the next one is
-// due a full interval from now.
-func (c *Controller) welfareDone() {
-	v := c.s.Visit
-	v.WelfareDue = c.s.Now.Add(c.p.WelfareCheckEvery)
-	c.announce(Record{Type: EventWelfareChecked, VisitID: v.ID})
-	if a := c.find(AlertWelfareCheck, 0, ""); a != nil {
-		c.clear(a)
-	}
-}
-
-func (c *Controller) fault(e Fault) {
-	a := c.find(AlertSystemFault, 0, e.Source)
-	switch {
-	case e.Active && a == nil:
-		c.raise(Alert{Kind: AlertSystemFault, Severity: e.Severity, Source: e.Source, Detail: e.Detail, ClearOnAck: e.ClearOnAck})
-	case !e.Active && a != nil:
-		c.clear(a)
-	}
-}
-
+// command checks the operator and hands the command to the rule that owns
+// its action. Every command gets exactly one Reply.
 func (c *Controller) command(e Command) {
-	reply := func(code Code, format string, args ...any) {
-		c.emit(Reply{RequestID: e.RequestID, Action: e.Action, Code: code, Message: fmt.Sprintf(format, args...)})
+	if e.By != "" && !ValidOperatorID(e.By) {
+		c.reply(e, CodeInvalidOperator, "by %q is not an operator id (1 to 64 characters of A-Z a-z 0-9 . _ : -, and not %q)", e.By, OnSite)
+		return
 	}
-	now := c.s.Now
+	c.by = e.By
 	switch e.Action {
 	case ActionGetState:
-		reply(CodeOK, "")
+		c.reply(e, CodeOK, "")
 	case ActionStartVisit:
-		switch {
-		case c.s.Phase == PhaseOutOfService:
-			reply(CodeOutOfService, "room is out of service: %s", c.s.ServiceReason)
-		case c.s.Phase.InVisit():
-			reply(CodeVisitInProgress, "a visit is already running")
-		case !ValidVisitID(e.VisitID):
-			reply(CodeInvalidVisitID, "visit id must be 1 to 64 characters of A-Z a-z 0-9 . _ : -")
-		case e.Duration <= 0:
-			reply(CodeInvalidDuration, "duration must be positive, got %s", e.Duration)
-		case e.Duration > c.p.MaxDuration:
-			reply(CodeInvalidDuration, "duration %s is above the policy maximum %s", e.Duration, c.p.MaxDuration)
-		default:
-			v := &Visit{ID: e.VisitID, StartedAt: now, EndsAt: now.Add(e.Duration), Max: c.p.MaxDuration}
-			if c.p.WelfareCheckEvery > 0 {
-				v.WelfareDue = now.Add(c.p.WelfareCheckEvery)
-			}
-			c.s.Visit = v
-			c.s.Phase = PhaseInVisit
-			c.s.VacateSince = time.Time{}
-			if a := c.find(AlertNotVacated, 0, ""); a != nil {
-				c.clear(a)
-			}
-			c.announce(Record{Type: EventVisitStarted, VisitID: v.ID, EndsAt: v.EndsAt, Duration: e.Duration})
-			c.passedWarnings()
-			c.changed()
-			reply(CodeOK, "")
-		}
+		visitRule{}.start(c, e)
 	case ActionExtendVisit:
-		v := c.s.Visit
-		switch {
-		case v == nil:
-			reply(CodeNoVisit, "no visit is running")
-		case c.p.Extension == ExtensionForbidden:
-			reply(CodeExtensionForbidden, "the policy %q forbids extensions", c.p.Name)
-		case e.Duration <= 0:
-			reply(CodeInvalidDuration, "extension must be positive, got %s", e.Duration)
-		case v.EndsAt.Add(e.Duration).Sub(v.StartedAt) > v.Max:
-			reply(CodeExceedsMaximum, "extension by %s would make the visit %s, above the maximum %s",
-				e.Duration, v.EndsAt.Add(e.Duration).Sub(v.StartedAt), v.Max)
-		default:
-			v.EndsAt = v.EndsAt.Add(e.Duration)
-			c.announce(Record{Type: EventVisitExtended, VisitID: v.ID, EndsAt: v.EndsAt, Duration: e.Duration})
-			if v.EndsAt.After(now) && c.s.Phase == PhaseOvertime {
-				c.s.Phase = PhaseInVisit
-				if a := c.find(AlertTimeUp, 0, ""); a != nil {
-					c.clear(a)
-				}
-			}
-			v.WarningsDone, v.Shown = 0, 0
-			c.passedWarnings()
-			c.changed()
-			reply(CodeOK, "")
-		}
+		visitRule{}.extend(c, e)
 	case ActionEndVisit:
-		if c.s.Visit == nil {
-			reply(CodeNoVisit, "no visit is running")
-			return
-		}
-		c.endVisit(EndCommand)
-		reply(CodeOK, "")
+		visitRule{}.end(c, e)
 	case ActionAckAlert:
-		a := c.findID(e.AlertID)
-		if a == nil {
-			reply(CodeUnknownAlert, "no active alert %q", e.AlertID)
-			return
-		}
-		if !a.Acked {
-			a.Acked = true
-			a.AckedAt = now
-			if a.Kind == AlertTimeUp {
-				a.Next = now.Add(c.p.ReannounceAfter)
-			}
-			cp := *a
-			c.announce(Record{Type: EventAlertAcked, Alert: &cp})
-			if a.Kind == AlertWelfareCheck {
-				c.welfareDone()
-			}
-			c.changed()
-		}
-		reply(CodeOK, "")
+		alertRule{}.ack(c, e)
 	case ActionSetService:
-		switch {
-		case !e.InService && c.s.Phase.InVisit():
-			reply(CodeVisitInProgress, "a visit is running; end it before taking the room out of service")
-		case !e.InService:
-			changed := c.s.Phase != PhaseOutOfService || c.s.ServiceReason != e.Reason
-			c.s.Phase = PhaseOutOfService
-			c.s.ServiceReason = e.Reason
-			if changed {
-				c.announce(Record{Type: EventServiceChanged, InService: false, Reason: e.Reason})
-				c.changed()
-			}
-			reply(CodeOK, "")
-		default:
-			if c.s.Phase == PhaseOutOfService {
-				c.s.Phase = PhaseIdle
-				c.s.ServiceReason = ""
-				c.announce(Record{Type: EventServiceChanged, InService: true, Reason: e.Reason})
-				c.changed()
-			}
-			reply(CodeOK, "")
-		}
+		readinessRule{}.setService(c, e)
+	case ActionSetReady:
+		readinessRule{}.setReady(c, e)
 	default:
-		reply(CodeBadRequest, "unknown action %d", e.Action)
+		c.reply(e, CodeBadRequest, "unknown action %d", e.Action)
 	}
 }
 
-// passedWarnings marks as done the warnings whose instant is already past
-// for the current deadline, without announcing them, so that a visit started
-// or extended late does not fire a burst of stale warnings.
-func (c *Controller) passedWarnings() {
-	v := c.s.Visit
-	for v.WarningsDone < len(c.warnings) && v.EndsAt.Add(-c.warnings[v.WarningsDone]).Before(c.s.Now) {
-		v.WarningsDone++
-	}
+func (c *Controller) reply(e Command, code Code, format string, args ...any) {
+	c.emit(Reply{RequestID: e.RequestID, Action: e.Action, Code: code, Message: fmt.Sprintf(format, args...)})
 }
 
-func (c *Controller) endVisit(reason VisitEndReason) {
-	v := c.s.Visit
-	c.s.Visit = nil
-	c.s.Phase = PhaseIdle
-	c.announce(Record{Type: EventVisitEnded, VisitID: v.ID, EndReason: reason})
-	for _, k := range []AlertKind{AlertTimeUp, AlertWelfareCheck} {
-		if a := c.find(k, 0, ""); a != nil {
-			c.clear(a)
-		}
-	}
-	if a := c.find(AlertDoorLocked, 0, ""); a != nil && !c.lockRuleApplies() {
-		c.clear(a)
-	}
-	// Presence faults held during the visit are announced now.
-	if detail, ok := c.s.HeldFaults[InputPresence]; ok {
-		delete(c.s.HeldFaults, InputPresence)
-		if c.s.Levels[InputPresence] == LevelUnknown && c.find(AlertSensorFault, InputPresence, "") == nil {
-			c.raise(Alert{Kind: AlertSensorFault, Severity: SeverityWarning, Input: InputPresence, Detail: detail})
-		}
-	}
-	if reason == EndCommand && c.present() {
-		c.s.VacateSince = c.s.Now
-	}
-	c.changed()
-}
-
-// settle clears alerts whose conditions are gone and drives the outputs
-// from the state.
+// settle runs every rule's settle hook (alerts whose condition is gone
+// clear; the signal rule, last, drives the outputs) and forgets cleared
+// alerts.
 func (c *Controller) settle() {
-	for i := range c.s.Alerts {
-		a := &c.s.Alerts[i]
-		if !a.Active() {
-			continue
-		}
-		switch a.Kind {
-		case AlertDoorLocked:
-			if !c.lockRuleApplies() || !c.lockEngaged() {
-				c.clear(a)
-			}
-		case AlertPanic:
-			if a.Acked && (a.Reset || c.p.PanicReset == PanicResetAck) && c.s.Levels[InputPanic] != LevelActive {
-				c.clear(a)
-			}
-		case AlertSystemFault:
-			if a.ClearOnAck && a.Acked {
-				c.clear(a)
-			}
-		}
+	for _, r := range rules {
+		r.settle(c)
 	}
 	c.s.Alerts = slices.DeleteFunc(c.s.Alerts, func(a Alert) bool { return !a.Active() })
-
-	want := map[Output]SetOutput{
-		OutputInUse:   {Output: OutputInUse},
-		OutputWarning: {Output: OutputWarning},
-		OutputAlarm:   {Output: OutputAlarm},
-	}
-	if c.s.Phase.InVisit() {
-		want[OutputInUse] = SetOutput{Output: OutputInUse, Mode: ModeOn}
-		v := c.s.Visit
-		switch {
-		case c.s.Phase == PhaseOvertime || c.lockEngaged():
-			want[OutputWarning] = SetOutput{Output: OutputWarning, Mode: ModeBlink}
-		case v.Shown > 0:
-			want[OutputWarning] = SetOutput{Output: OutputWarning, Mode: ModeOn, Pulses: uint8(min(v.Shown, 255))}
-		}
-	}
-	for _, a := range c.s.Alerts {
-		if a.Severity < SeverityCritical {
-			continue
-		}
-		m := ModeOn
-		if !a.Acked {
-			m = ModeBlink
-		}
-		if m > want[OutputAlarm].Mode {
-			want[OutputAlarm] = SetOutput{Output: OutputAlarm, Mode: m}
-		}
-	}
-	for _, o := range Outputs {
-		if c.s.Outputs[o] != want[o] {
-			c.s.Outputs[o] = want[o]
-			c.emit(want[o])
-		}
-	}
 }
 
-func (c *Controller) raise(a Alert) {
+// setPhase is the one place where the phase changes. It tells every rule,
+// which may announce (inspection_started) or start and stop watches.
+func (c *Controller) setPhase(to Phase) {
+	from := c.s.Phase
+	if from == to {
+		return
+	}
+	c.s.Phase = to
+	for _, r := range rules {
+		r.phaseChanged(c, from, to)
+	}
+	c.changed()
+}
+
+// PhaseTransitions lists, for each phase, the phases setPhase may move to.
+// Tests check every observed change against it.
+var PhaseTransitions = map[Phase][]Phase{
+	PhaseIdle:         {PhaseInVisit, PhaseOutOfService},
+	PhaseInVisit:      {PhaseOvertime, PhaseIdle, PhaseInspection},
+	PhaseOvertime:     {PhaseInVisit, PhaseIdle, PhaseInspection},
+	PhaseInspection:   {PhaseIdle, PhaseOutOfService},
+	PhaseOutOfService: {PhaseIdle, PhaseInspection},
+}
+
+// late returns due if it is before now (something that fell due while
+// roomd was down), else zero: the value of Record.DueAt.
+func (c *Controller) late(due time.Time) time.Time {
+	if due.Before(c.s.Now) {
+		return due
+	}
+	return time.Time{}
+}
+
+// raise adds an alert and announces it. due is when its condition fell due
+// (zero: now); the alert's timers count from then, and a timer that also
+// fell due already (only after a restart) is folded into this one record:
+// an escalation shows in its severity, a repeat is this announcement.
+func (c *Controller) raise(a Alert, due time.Time) {
+	now := c.s.Now
+	if due.IsZero() || due.After(now) {
+		due = now
+	}
 	c.s.NextAlert++
 	a.ID = fmt.Sprintf("%s-%d", a.Kind, c.s.NextAlert)
-	a.RaisedAt = c.s.Now
+	a.RaisedAt = now
 	a.Announcements = 1
+	c.schedule(&a, due)
+	if !a.Next.IsZero() && !a.Next.After(now) {
+		if a.Escalates && a.Severity < SeverityCritical {
+			a.Severity = SeverityCritical
+		}
+		c.schedule(&a, now)
+	}
 	c.s.Alerts = append(c.s.Alerts, a)
 	cp := a
-	c.announce(Record{Type: EventAlertRaised, Alert: &cp})
-	c.changed()
+	// The room raises alerts, never a person: alert_raised has no By, even
+	// when a command's step brought it out (a held fault at the end of an
+	// inspection).
+	by := c.by
+	c.by = ""
+	c.announce(Record{Type: EventAlertRaised, Alert: &cp, DueAt: c.late(due)})
+	c.by = by
+}
+
+// schedule sets a.Next from the instant from (rule 10): reannouncement of an
+// acknowledged alert, repetition of an unacknowledged critical one,
+// escalation of an unacknowledged one that escalates; nothing otherwise.
+func (c *Controller) schedule(a *Alert, from time.Time) {
+	switch {
+	case !a.Active():
+		a.Next = time.Time{}
+	case a.Acked:
+		a.Next = from.Add(c.p.ReannounceAfter)
+	case a.Severity >= SeverityCritical:
+		a.Next = from.Add(c.p.RepeatEvery)
+	case a.Escalates:
+		a.Next = from.Add(c.p.EscalateAfter)
+	default:
+		a.Next = time.Time{}
+	}
 }
 
 func (c *Controller) clear(a *Alert) {
@@ -692,15 +408,23 @@ func (c *Controller) clear(a *Alert) {
 	a.Next = time.Time{}
 	cp := *a
 	c.announce(Record{Type: EventAlertCleared, Alert: &cp})
-	c.changed()
 }
 
-// find returns the active alert of kind k (for sensor faults, of input in;
-// for system faults, of source src), or nil.
-func (c *Controller) find(k AlertKind, in Input, src string) *Alert {
+// alertKey says which alert a rule means: the kind, and for the kinds that
+// may have several at once, what it is about.
+type alertKey struct {
+	kind   AlertKind
+	input  Input  // sensor_fault
+	point  string // panic, sensor_fault of a panic point
+	output Output // output_fault
+	source string // system_fault
+}
+
+// find returns the active alert of key k, or nil.
+func (c *Controller) find(k alertKey) *Alert {
 	for i := range c.s.Alerts {
 		a := &c.s.Alerts[i]
-		if a.Active() && a.Kind == k && a.Input == in && a.Source == src {
+		if a.Active() && a.Kind == k.kind && a.Input == k.input && a.Point == k.point && a.Output == k.output && a.Source == k.source {
 			return a
 		}
 	}
@@ -716,10 +440,13 @@ func (c *Controller) findID(id string) *Alert {
 	return nil
 }
 
+// announce numbers r, stamps it with the time and who caused it (rule 14),
+// and emits it.
 func (c *Controller) announce(r Record) {
 	c.s.Seq++
 	r.Seq = c.s.Seq
 	r.At = c.s.Now
+	r.By = c.by
 	c.emit(Announce{Record: r})
 	c.changed()
 }
@@ -762,6 +489,20 @@ func ValidVisitID(id string) bool {
 	for _, r := range id {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == ':' || r == '-'
 		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidPointName reports whether s names a panic point: 1 to 32 characters
+// of a-z, 0-9 and '_', starting with a letter ("bed", "toilet", "pull_cord").
+func ValidPointName(s string) bool {
+	if len(s) == 0 || len(s) > 32 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
 			return false
 		}
 	}

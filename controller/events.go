@@ -12,10 +12,13 @@ type Event interface {
 
 // InputChanged delivers a new debounced level of an input. Level
 // LevelUnknown means the input is faulted; Detail may say why ("flapping",
-// "read failed: ...").
+// "read failed: ..."). Point names the panic point of a panic input ("bed",
+// "toilet"); it is empty for every other input, and an empty Point of the
+// panic input means DefaultPanicPoint.
 type InputChanged struct {
 	At     time.Time
 	Input  Input
+	Point  string
 	Level  Level
 	Detail string
 }
@@ -27,11 +30,15 @@ type Command struct {
 	At        time.Time
 	RequestID string
 	Action    CommandAction
+	// By is the operator who sent the command (an opaque id, see
+	// ValidOperatorID), or empty when the command came without one. Every
+	// record the command causes carries it.
+	By        string
 	VisitID   string        // start_visit
 	Duration  time.Duration // start_visit: planned length; extend_visit: by how much
 	AlertID   string        // ack_alert
 	InService bool          // set_service
-	Reason    string        // set_service
+	Reason    string        // set_service: free text
 }
 
 // Tick tells the controller that time has reached At. The driver sends one
@@ -54,10 +61,34 @@ type Fault struct {
 	ClearOnAck bool
 }
 
-func (e InputChanged) when() time.Time { return e.At }
-func (e Command) when() time.Time      { return e.At }
-func (e Tick) when() time.Time         { return e.At }
-func (e Fault) when() time.Time        { return e.At }
+// FeedbackChanged reports the output supervision of one output (rule 13):
+// whether its read-back (a relay's auxiliary contact) follows what roomd
+// drives. The device layer compares and applies the grace period; Follows
+// false raises output_fault, true clears it. Detail says what was seen.
+type FeedbackChanged struct {
+	At      time.Time
+	Output  Output
+	Follows bool
+	Detail  string
+}
+
+// ClockCorrected says that the controller's time axis was wrong (for
+// example a saved axis years ahead of a trustworthy wall clock): every time
+// the controller holds moves by Shift, its own time included, so that every
+// remaining duration (visit, grace, repeat) is kept; then the step proceeds
+// at At like any event. It changes no phase and announces nothing by itself;
+// the driver reports the correction (a clock system fault).
+type ClockCorrected struct {
+	At    time.Time
+	Shift time.Duration
+}
+
+func (e InputChanged) when() time.Time    { return e.At }
+func (e Command) when() time.Time         { return e.At }
+func (e Tick) when() time.Time            { return e.At }
+func (e Fault) when() time.Time           { return e.At }
+func (e FeedbackChanged) when() time.Time { return e.At }
+func (e ClockCorrected) when() time.Time  { return e.At }
 
 // Action is something the driver must do. Actions come out of Step in the
 // order they must be carried out.
@@ -89,6 +120,10 @@ type Reply struct {
 	Action    CommandAction
 	Code      Code
 	Message   string
+	// Blockers, with CodeNotReady, lists what keeps the room from starting a
+	// visit: the ids of the blocking alerts, in the order raised, and
+	// BlockerInspection while the inspection after a visit is not done.
+	Blockers []string
 }
 
 func (SetOutput) action()    {}
@@ -105,18 +140,29 @@ type Record struct {
 	At   time.Time
 	Type EventType
 
-	VisitID   string         // visit_*: the visit's opaque id
+	// By is who caused the record: the operator id of the command, OnSite
+	// for the staff input at the room, empty for timers and sensors (and for
+	// commands sent without an operator).
+	By string
+	// DueAt is when the announced thing fell due, when that is earlier than
+	// At: only after a restart, for what fell due while roomd was down
+	// (deadline, warning, welfare check, escalation, repeat,
+	// reannouncement). Zero otherwise.
+	DueAt time.Time
+
+	VisitID   string         // visit_*, welfare_checked, inspection_*: the visit's opaque id
 	EndsAt    time.Time      // visit_started, visit_extended: the new deadline
-	Duration  time.Duration  // visit_started: planned length; visit_extended: by how much
+	Duration  time.Duration  // visit_started: the planned length
+	Added     time.Duration  // visit_extended: the time added
 	Remaining time.Duration  // visit_warning: time left at the warning
 	Warning   int            // visit_warning: 1 for the first warning, 2 for the second...
 	EndReason VisitEndReason // visit_ended
 
 	Alert *Alert // alert_*: the alert after the change
 
-	InService bool   // service_changed
-	Reason    string // service_changed: the operator's reason; alert_escalated: "escalated", "repeat" or "reannounce"
-	Resumed   bool   // controller_started: state restored from a previous run
+	InService     bool   // service_changed
+	ServiceReason string // service_changed: the operator's free text (no vocabulary)
+	Resumed       bool   // controller_started: state restored from a previous run
 }
 
 // Alert is a condition that staff must see. IDs are stable for the life of the
@@ -132,8 +178,10 @@ type Alert struct {
 	ClearedAt time.Time
 
 	Input  Input  // sensor_fault: which input
+	Point  string // panic, and sensor_fault of the panic input: which panic point
+	Output Output // output_fault: which output
 	Source string // system_fault: which part of roomd
-	Detail string // sensor_fault, system_fault: why
+	Detail string // sensor_fault, system_fault, output_fault: why
 
 	// Announcements counts how often the alert was announced: 1 when
 	// raised, one more per escalation, repeat or reannouncement.
@@ -142,6 +190,9 @@ type Alert struct {
 	// Next is when time alone changes the alert next (escalation, repeat,
 	// reannouncement); zero if never.
 	Next time.Time
+	// Escalates: while unacknowledged at severity warning, the alert becomes
+	// critical after the policy's escalate_after (time_up).
+	Escalates bool
 	// Reset records the on-site reset of a panic alert with the staff input.
 	Reset bool
 	// ClearOnAck: acknowledgement clears the alert.

@@ -68,9 +68,11 @@ type Policy struct {
 	// warned (lamp and chime) and staff get a visit_warning event, e.g. 10m, 2m.
 	Warnings []time.Duration
 
-	EscalateAfter   time.Duration // time_up not acknowledged within this: escalate to critical
-	RepeatEvery     time.Duration // while escalated and unacknowledged: announce again this often
-	ReannounceAfter time.Duration // acknowledged time_up, visit still running: announce again after this
+	EscalateAfter time.Duration // time_up not acknowledged within this: escalate to critical
+	RepeatEvery   time.Duration // every critical alert, while unacknowledged: announce again this often
+	// ReannounceAfter: an acknowledged alert still active this long after its
+	// acknowledgement is unacknowledged again and announced again (rule 10).
+	ReannounceAfter time.Duration
 
 	LockScope LockScope
 	LockGrace time.Duration // lock engaged this long before door_locked is raised (the in-room warning is at once)
@@ -81,6 +83,11 @@ type Policy struct {
 
 	WelfareCheckEvery time.Duration // 0: no welfare checks
 	PanicReset        PanicReset
+
+	// InspectionAfterVisit puts the room in phase inspection after every
+	// visit: no visit may start until staff confirm the room searched and
+	// clean, with the staff input at the room or the set_ready command.
+	InspectionAfterVisit bool
 }
 
 // FieldError names a policy or config field and the constraint it breaks.

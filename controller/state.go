@@ -6,7 +6,7 @@ import (
 )
 
 // State is the view of the room that may leave the device. Presence appears
-// only outside visits (privacy rule); during a visit Presence is nil.
+// only outside visits and inspections (privacy rule); then Presence is nil.
 type State struct {
 	At    time.Time
 	Seq   uint64 // Seq of the latest record announced
@@ -15,7 +15,7 @@ type State struct {
 
 	Door     Level
 	Lock     Level
-	Presence *Level // nil during a visit
+	Presence *Level // nil during a visit or an inspection
 
 	Alerts        []Alert // active alerts, in the order raised
 	ServiceReason string  // why the room is out of service
@@ -32,16 +32,16 @@ type VisitState struct {
 }
 
 // State returns the state at the controller's current time.
-func (c *Controller) State() State { return c.StateAt(c.s.Now) }
+func (c *Controller) State() State { return c.s.StateAt(c.s.Now) }
 
 // StateAt returns the state with the visit's remaining time computed at at
-// (for a heartbeat between events). It does not advance the controller.
+// (for a heartbeat between events). It does not advance the controller. It
+// is Snapshot.StateAt of the controller's snapshot.
 func (c *Controller) StateAt(at time.Time) State { return c.s.StateAt(at) }
 
-// StateAt returns the view of the snapshot that may leave the device, with
-// the visit's remaining time computed at at (not before the snapshot's Now).
-// It is what Controller.StateAt returns for the controller the snapshot was
-// taken from.
+// StateAt returns the State that a controller restored from s would show
+// at at, without restoring one: what may leave the device, derived from the
+// snapshot alone. A time before s.Now counts as s.Now. It does not modify s.
 func (s *Snapshot) StateAt(at time.Time) State {
 	if at.Before(s.Now) {
 		at = s.Now
@@ -58,7 +58,8 @@ func (s *Snapshot) StateAt(at time.Time) State {
 	}
 	if v := s.Visit; v != nil {
 		st.Visit = &VisitState{ID: v.ID, StartedAt: v.StartedAt, EndsAt: v.EndsAt, Remaining: max(v.EndsAt.Sub(at), 0), Max: v.Max}
-	} else {
+	}
+	if !s.Phase.Private() {
 		p := s.Levels[InputPresence]
 		st.Presence = &p
 	}

@@ -232,6 +232,8 @@ func testPolicy(t *testing.T, where string, args []string) controller.Policy {
 			p.WelfareCheckEvery = dur(t, where, v)
 		case "panic_reset":
 			p.PanicReset = map[string]controller.PanicReset{"on_site": controller.PanicResetOnSite, "ack": controller.PanicResetAck}[v]
+		case "inspection_after_visit":
+			p.InspectionAfterVisit = v == "true"
 		default:
 			t.Fatalf("%s: unknown policy key %q", where, k)
 		}
@@ -245,12 +247,25 @@ func (h *harness) event(where string, at time.Time, what string, args []string) 
 	case "tick":
 		return controller.Tick{At: at}
 	case "input":
-		require.Len(t, args, 2, "%s: input NAME LEVEL", where)
-		in, err := controller.ParseInput(args[0])
+		// input NAME LEVEL, or input panic:POINT LEVEL for a named panic point.
+		require.Len(t, args, 2, "%s: input NAME[:POINT] LEVEL", where)
+		name, point, _ := strings.Cut(args[0], ":")
+		in, err := controller.ParseInput(name)
 		require.NoError(t, err, where)
 		l, err := in.ParseLevel(args[1])
 		require.NoError(t, err, where)
-		return controller.InputChanged{At: at, Input: in, Level: l}
+		return controller.InputChanged{At: at, Input: in, Point: point, Level: l, Detail: map[bool]string{true: "test"}[l == controller.LevelUnknown]}
+	case "feedback":
+		// feedback OUTPUT follows|fails
+		require.Len(t, args, 2, "%s: feedback OUTPUT follows|fails", where)
+		o, err := controller.ParseOutput(args[0])
+		require.NoError(t, err, where)
+		require.Contains(t, []string{"follows", "fails"}, args[1], where)
+		return controller.FeedbackChanged{At: at, Output: o, Follows: args[1] == "follows", Detail: map[bool]string{true: "test"}[args[1] == "fails"]}
+	case "clock":
+		// clock SHIFT: the time axis was wrong by -SHIFT; At is the corrected time.
+		require.Len(t, args, 1, "%s: clock SHIFT", where)
+		return controller.ClockCorrected{At: at, Shift: dur(t, where, args[0])}
 	case "cmd":
 		require.NotEmpty(t, args, "%s: cmd ACTION key=value...", where)
 		a, err := controller.ParseCommandAction(args[0])
@@ -260,8 +275,10 @@ func (h *harness) event(where string, at time.Time, what string, args []string) 
 			switch k {
 			case "visit":
 				c.VisitID = v
-			case "duration", "by":
+			case "duration":
 				c.Duration = dur(t, where, v)
+			case "by":
+				c.By = v
 			case "alert":
 				c.AlertID = v
 			case "in_service":
@@ -312,6 +329,9 @@ func render(acts []controller.Action) string {
 			} else {
 				fmt.Fprintf(&b, "reply %s refused %s: %s\n", a.Action, a.Code, a.Message)
 			}
+			if len(a.Blockers) > 0 {
+				fmt.Fprintf(&b, "blockers %s\n", strings.Join(a.Blockers, " "))
+			}
 		default:
 			fmt.Fprintf(&b, "unknown action %T\n", a)
 		}
@@ -322,6 +342,12 @@ func render(acts []controller.Action) string {
 func renderRecord(r controller.Record) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#%d @%s %s", r.Seq, offset(r.At), r.Type)
+	if r.By != "" {
+		fmt.Fprintf(&b, " by=%s", r.By)
+	}
+	if !r.DueAt.IsZero() {
+		fmt.Fprintf(&b, " due=@%s", offset(r.DueAt))
+	}
 	if r.VisitID != "" {
 		fmt.Fprintf(&b, " visit=%s", r.VisitID)
 	}
@@ -331,6 +357,9 @@ func renderRecord(r controller.Record) string {
 	if r.Duration != 0 {
 		fmt.Fprintf(&b, " duration=%s", r.Duration)
 	}
+	if r.Added != 0 {
+		fmt.Fprintf(&b, " added=%s", r.Added)
+	}
 	if r.Warning != 0 {
 		fmt.Fprintf(&b, " warning=%d remaining=%s", r.Warning, r.Remaining)
 	}
@@ -338,9 +367,7 @@ func renderRecord(r controller.Record) string {
 		fmt.Fprintf(&b, " reason=%s", r.EndReason)
 	}
 	if r.Type == controller.EventServiceChanged {
-		fmt.Fprintf(&b, " in_service=%t reason=%q", r.InService, r.Reason)
-	} else if r.Reason != "" {
-		fmt.Fprintf(&b, " reason=%s", r.Reason)
+		fmt.Fprintf(&b, " in_service=%t reason=%q", r.InService, r.ServiceReason)
 	}
 	if r.Resumed {
 		b.WriteString(" resumed")
@@ -357,11 +384,20 @@ func renderAlert(a controller.Alert) string {
 	if a.Input != 0 {
 		fmt.Fprintf(&b, " input=%s", a.Input)
 	}
+	if a.Point != "" {
+		fmt.Fprintf(&b, " point=%s", a.Point)
+	}
+	if a.Output != 0 {
+		fmt.Fprintf(&b, " output=%s", a.Output)
+	}
 	if a.Source != "" {
 		fmt.Fprintf(&b, " source=%s", a.Source)
 	}
 	if a.Acked {
 		fmt.Fprintf(&b, " acked=@%s", offset(a.AckedAt))
+	}
+	if a.Reset {
+		b.WriteString(" reset")
 	}
 	if !a.ClearedAt.IsZero() {
 		fmt.Fprintf(&b, " cleared=@%s", offset(a.ClearedAt))

@@ -97,15 +97,17 @@ type Output uint8
 
 // The outputs. None of them is ever in a lock's power path.
 const (
-	OutputInUse   Output = iota + 1 // lamp over the door: a visit is running
-	OutputWarning                   // lamp and chime inside the room, for the occupants
-	OutputAlarm                     // sounder and light at the door, for staff
+	OutputInUse        Output = iota + 1 // lamp over the door: a visit is running
+	OutputWarning                        // lamp and chime inside the room, for the occupants
+	OutputAlarmLight                     // light at the door, for staff: on until the alerts clear
+	OutputAlarmSounder                   // sounder at the door, for staff: silenced by acknowledgement
+	OutputReassurance                    // lamp inside the room: a panic call is registered (blink) or acknowledged (on)
 )
 
 // Outputs lists every output in a stable order.
-var Outputs = []Output{OutputInUse, OutputWarning, OutputAlarm}
+var Outputs = []Output{OutputInUse, OutputWarning, OutputAlarmLight, OutputAlarmSounder, OutputReassurance}
 
-var outputNames = [...]string{"", "in_use", "warning", "alarm"}
+var outputNames = [...]string{"", "in_use", "warning", "alarm_light", "alarm_sounder", "reassurance"}
 
 func (o Output) String() string {
 	if int(o) < len(outputNames) && o != 0 {
@@ -114,45 +116,64 @@ func (o Output) String() string {
 	return fmt.Sprintf("output(%d)", uint8(o))
 }
 
-// ParseOutput returns the Output named s ("in_use", "warning", "alarm").
+// ParseOutput returns the Output named s ("in_use", "warning",
+// "alarm_light", "alarm_sounder", "reassurance"). The configuration's older
+// name "alarm" is not an output: it is an alias the config layer maps to
+// alarm_light.
 func ParseOutput(s string) (Output, error) {
 	for _, o := range Outputs {
 		if o.String() == s {
 			return o, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown output %q (want in_use, warning or alarm)", s)
+	return 0, fmt.Errorf("unknown output %q (want in_use, warning, alarm_light, alarm_sounder or reassurance)", s)
 }
 
-// Mode is what an output shows. The zero value, ModeOff, is every output's safe state.
+// IsAlarm reports whether o is one of the alarm outputs at the door, whose
+// failure is critical.
+func (o Output) IsAlarm() bool { return o == OutputAlarmLight || o == OutputAlarmSounder }
+
+// Mode is what an output shows. The zero value, ModeOff, is every output's
+// safe state. Besides steady and blinking, the alarm outputs show one
+// pattern per kind of alert (panic, door_locked, time_up, fault); the device
+// layer renders their timings (device.Pattern).
 type Mode uint8
 
 // The modes of an output.
 const (
-	ModeOff   Mode = iota // dark and silent; the safe state
-	ModeOn                // steady
-	ModeBlink             // blinking (lamp) or pulsing (sounder)
+	ModeOff        Mode = iota // dark and silent; the safe state
+	ModeOn                     // steady
+	ModeBlink                  // blinking (lamp) or pulsing (sounder), the generic pattern
+	ModePanic                  // the panic pattern (alarm outputs)
+	ModeDoorLocked             // the door_locked pattern (alarm outputs)
+	ModeTimeUp                 // the time_up pattern (alarm outputs, once escalated)
+	ModeFault                  // the fault pattern (alarm outputs): sensor, system or output faults
 )
 
+// Modes lists every mode in a stable order.
+var Modes = []Mode{ModeOff, ModeOn, ModeBlink, ModePanic, ModeDoorLocked, ModeTimeUp, ModeFault}
+
+var modeNames = [...]string{"off", "on", "blink", "panic", "door_locked", "time_up", "fault"}
+
 func (m Mode) String() string {
-	switch m {
-	case ModeOn:
-		return "on"
-	case ModeBlink:
-		return "blink"
-	default:
-		return "off"
+	if int(m) < len(modeNames) {
+		return modeNames[m]
 	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
 }
 
-// ParseMode accepts "off", "on" and "blink".
+// IsPattern reports whether m changes over time (blink or an alarm pattern).
+func (m Mode) IsPattern() bool { return m >= ModeBlink && int(m) < len(modeNames) }
+
+// ParseMode accepts the names of Modes: "off", "on", "blink", "panic",
+// "door_locked", "time_up" and "fault".
 func ParseMode(s string) (Mode, error) {
-	for _, m := range []Mode{ModeOff, ModeOn, ModeBlink} {
+	for _, m := range Modes {
 		if m.String() == s {
 			return m, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown output mode %q (want off, on or blink)", s)
+	return 0, fmt.Errorf("unknown output mode %q (want off, on, blink, panic, door_locked, time_up or fault)", s)
 }
 
 // Phase is the room's phase.
@@ -160,13 +181,17 @@ type Phase uint8
 
 // The phases of a room.
 const (
-	PhaseIdle         Phase = iota // no visit; the room may be prepared or cleaned
+	PhaseIdle         Phase = iota // no visit; the room is ready for one (unless a blocking alert is active)
 	PhaseInVisit                   // a visit is running, before its deadline
 	PhaseOvertime                  // a visit is running past its deadline
 	PhaseOutOfService              // the room is taken out of service; no visit may start
+	PhaseInspection                // after a visit (inspection_after_visit): search and clean; no visit may start
 )
 
-var phaseNames = [...]string{"idle", "in_visit", "overtime", "out_of_service"}
+// Phases lists every phase in a stable order.
+var Phases = []Phase{PhaseIdle, PhaseInVisit, PhaseOvertime, PhaseOutOfService, PhaseInspection}
+
+var phaseNames = [...]string{"idle", "in_visit", "overtime", "out_of_service", "inspection"}
 
 func (p Phase) String() string {
 	if int(p) < len(phaseNames) {
@@ -177,6 +202,11 @@ func (p Phase) String() string {
 
 // InVisit reports whether a visit is running (in time or overtime).
 func (p Phase) InVisit() bool { return p == PhaseInVisit || p == PhaseOvertime }
+
+// Private reports whether presence is hidden in phase p (rule 9): during a
+// visit and during the inspection that follows one, when a presence change
+// could tell what happens or happened inside.
+func (p Phase) Private() bool { return p.InVisit() || p == PhaseInspection }
 
 // Severity ranks alerts.
 type Severity uint8
@@ -206,17 +236,20 @@ type AlertKind uint8
 const (
 	AlertTimeUp       AlertKind = iota + 1 // the visit passed its deadline
 	AlertDoorLocked                        // the door is bolted during a visit
-	AlertPanic                             // the panic button was pressed
+	AlertPanic                             // a panic point was pressed
 	AlertSensorFault                       // an input is unknown, faulted or flapping
 	AlertNotVacated                        // presence lasts after the visit ended
 	AlertWelfareCheck                      // a welfare check is due (long visits)
 	AlertSystemFault                       // roomd itself is degraded: outbox full, state lost, clock unreliable
+	AlertOutputFault                       // an output's read-back does not follow what roomd drives
 )
 
 // AlertKinds lists every alert kind in a stable order.
-var AlertKinds = []AlertKind{AlertTimeUp, AlertDoorLocked, AlertPanic, AlertSensorFault, AlertNotVacated, AlertWelfareCheck, AlertSystemFault}
+var AlertKinds = []AlertKind{AlertTimeUp, AlertDoorLocked, AlertPanic, AlertSensorFault, AlertNotVacated,
+	AlertWelfareCheck, AlertSystemFault, AlertOutputFault}
 
-var alertKindNames = [...]string{"", "time_up", "door_locked", "panic", "sensor_fault", "not_vacated", "welfare_check", "system_fault"}
+var alertKindNames = [...]string{"", "time_up", "door_locked", "panic", "sensor_fault", "not_vacated",
+	"welfare_check", "system_fault", "output_fault"}
 
 func (k AlertKind) String() string {
 	if int(k) < len(alertKindNames) && k != 0 {
@@ -228,7 +261,8 @@ func (k AlertKind) String() string {
 // EventType names an event announced to the outside.
 type EventType uint8
 
-// The event types. Alert lifecycle events are the ones for which IsAlert is true.
+// The event types. Alert lifecycle events are the ones for which IsAlert is
+// true. The values are stable (new types are added at the end).
 const (
 	EventControllerStarted EventType = iota + 1
 	EventVisitStarted
@@ -240,21 +274,27 @@ const (
 	EventLockEngaged
 	EventLockReleased
 	EventAlertRaised
-	EventAlertEscalated
+	EventAlertEscalated // the alert's severity rose
 	EventAlertAcked
 	EventAlertCleared
 	EventServiceChanged
 	EventWelfareChecked
+	EventAlertRepeated    // an unacknowledged critical alert, announced again after repeat_every
+	EventAlertReannounced // an acknowledged alert still active after reannounce_after: unacknowledged again
+	EventInspectionStarted
+	EventInspectionEnded
 )
 
 // EventTypes lists every event type in a stable order.
 var EventTypes = []EventType{EventControllerStarted, EventVisitStarted, EventVisitWarning, EventVisitExtended,
-	EventVisitEnded, EventDoorOpened, EventDoorClosed, EventLockEngaged, EventLockReleased, EventAlertRaised,
-	EventAlertEscalated, EventAlertAcked, EventAlertCleared, EventServiceChanged, EventWelfareChecked}
+	EventVisitEnded, EventInspectionStarted, EventInspectionEnded, EventDoorOpened, EventDoorClosed,
+	EventLockEngaged, EventLockReleased, EventAlertRaised, EventAlertEscalated, EventAlertRepeated,
+	EventAlertReannounced, EventAlertAcked, EventAlertCleared, EventServiceChanged, EventWelfareChecked}
 
 var eventTypeNames = [...]string{"", "controller_started", "visit_started", "visit_warning", "visit_extended",
 	"visit_ended", "door_opened", "door_closed", "lock_engaged", "lock_released", "alert_raised",
-	"alert_escalated", "alert_acked", "alert_cleared", "service_changed", "welfare_checked"}
+	"alert_escalated", "alert_acked", "alert_cleared", "service_changed", "welfare_checked",
+	"alert_repeated", "alert_reannounced", "inspection_started", "inspection_ended"}
 
 func (t EventType) String() string {
 	if int(t) < len(eventTypeNames) && t != 0 {
@@ -263,9 +303,25 @@ func (t EventType) String() string {
 	return fmt.Sprintf("event(%d)", uint8(t))
 }
 
-// IsAlert reports whether t belongs to an alert's lifecycle.
+// IsAlert reports whether t belongs to an alert's lifecycle (its records
+// carry the alert).
 func (t EventType) IsAlert() bool {
-	return t >= EventAlertRaised && t <= EventAlertCleared
+	switch t {
+	case EventAlertRaised, EventAlertEscalated, EventAlertRepeated, EventAlertReannounced, EventAlertAcked, EventAlertCleared:
+		return true
+	}
+	return false
+}
+
+// IsAnnouncement reports whether t announces an alert to staff (raised,
+// escalated, repeated or reannounced), as opposed to a change they made
+// (acked) or the end of the alert (cleared).
+func (t EventType) IsAnnouncement() bool {
+	switch t {
+	case EventAlertRaised, EventAlertEscalated, EventAlertRepeated, EventAlertReannounced:
+		return true
+	}
+	return false
 }
 
 // CommandAction names a command.
@@ -279,12 +335,14 @@ const (
 	ActionAckAlert
 	ActionSetService
 	ActionGetState
+	ActionSetReady // ends the inspection after a visit: the room is searched and clean
 )
 
 // CommandActions lists every command in a stable order.
-var CommandActions = []CommandAction{ActionStartVisit, ActionExtendVisit, ActionEndVisit, ActionAckAlert, ActionSetService, ActionGetState}
+var CommandActions = []CommandAction{ActionStartVisit, ActionExtendVisit, ActionEndVisit, ActionAckAlert,
+	ActionSetService, ActionSetReady, ActionGetState}
 
-var actionNames = [...]string{"", "start_visit", "extend_visit", "end_visit", "ack_alert", "set_service", "get_state"}
+var actionNames = [...]string{"", "start_visit", "extend_visit", "end_visit", "ack_alert", "set_service", "get_state", "set_ready"}
 
 func (a CommandAction) String() string {
 	if int(a) < len(actionNames) && a != 0 {
@@ -312,20 +370,26 @@ const (
 	CodeOK                 Code = ""
 	CodeInvalidDuration    Code = "invalid_duration"    // zero, negative or above the policy maximum
 	CodeInvalidVisitID     Code = "invalid_visit_id"    // empty, too long or with characters outside [A-Za-z0-9._:-]
-	CodeVisitInProgress    Code = "visit_in_progress"   // start_visit or set_service out while a visit runs
+	CodeInvalidOperator    Code = "invalid_operator"    // by is not an operator id (see ValidOperatorID)
+	CodeVisitInProgress    Code = "visit_in_progress"   // start_visit, set_ready or set_service out while a visit runs
 	CodeNoVisit            Code = "no_visit"            // extend_visit or end_visit with no visit running
 	CodeUnknownAlert       Code = "unknown_alert"       // ack_alert with an id that is not active
-	CodeOutOfService       Code = "out_of_service"      // start_visit while the room is out of service
+	CodeOutOfService       Code = "out_of_service"      // start_visit or set_ready while the room is out of service
+	CodeNotReady           Code = "not_ready"           // start_visit while something blocks the room; Reply.Blockers lists it
 	CodeExtensionForbidden Code = "extension_forbidden" // the policy forbids extensions
 	CodeExceedsMaximum     Code = "exceeds_maximum"     // the extension would pass the policy maximum
 	CodeBadRequest         Code = "bad_request"         // a command the controller cannot read (unknown action)
 )
 
 // Codes lists the controller's refusal codes.
-var Codes = []Code{CodeInvalidDuration, CodeInvalidVisitID, CodeVisitInProgress, CodeNoVisit, CodeUnknownAlert,
-	CodeOutOfService, CodeExtensionForbidden, CodeExceedsMaximum, CodeBadRequest}
+var Codes = []Code{CodeInvalidDuration, CodeInvalidVisitID, CodeInvalidOperator, CodeVisitInProgress, CodeNoVisit,
+	CodeUnknownAlert, CodeOutOfService, CodeNotReady, CodeExtensionForbidden, CodeExceedsMaximum, CodeBadRequest}
 
-// VisitEndReason says why a visit ended.
+// BlockerInspection is the blocker of start_visit while the inspection after
+// the previous visit is not done. The other blockers are alert ids.
+const BlockerInspection = "inspection"
+
+// VisitEndReason says why a visit ended: the vocabulary of visit_ended's reason.
 type VisitEndReason string
 
 // The reasons a visit ends.
@@ -333,3 +397,14 @@ const (
 	EndCommand VisitEndReason = "ended"   // end_visit
 	EndVacated VisitEndReason = "vacated" // the door opened and then nobody was detected for vacancy_hold
 )
+
+// VisitEndReasons lists the reasons a visit ends.
+var VisitEndReasons = []VisitEndReason{EndCommand, EndVacated}
+
+// OnSite is the operator id of the staff input at the room: records caused
+// by a press of it carry By OnSite. No command may claim it.
+const OnSite = "on_site"
+
+// DefaultPanicPoint is the name of the panic point of a room wired with one
+// panic line and no point names; InputChanged with an empty Point means it.
+const DefaultPanicPoint = "panic"

@@ -325,7 +325,7 @@ func (r *runner) loop(ctx context.Context) error {
 	handle := func(ev any) {
 		switch ev := ev.(type) {
 		case device.Reading:
-			r.step(controller.InputChanged{At: r.readingAt(ev), Input: ev.Input, Level: ev.Level, Detail: ev.Detail})
+			r.step(ev.Event(r.readingAt(ev)))
 		case Command:
 			ev.At = r.clock.Now()
 			r.log.Debug("command", "action", ev.Action, "request", ev.RequestID, "visit", ev.VisitID)
@@ -583,11 +583,11 @@ func (r *runner) logRecord(rec controller.Record) {
 		}
 	}
 	lvl := slog.LevelInfo
-	if rec.Type == controller.EventAlertRaised || rec.Type == controller.EventAlertEscalated {
+	if rec.Type.IsAnnouncement() {
 		lvl = slog.LevelWarn
 	}
 	r.log.Log(context.Background(), lvl, "record", attrs...)
-	r.log.Debug("record detail", "seq", rec.Seq, "visit", rec.VisitID, "reason", rec.Reason)
+	r.log.Debug("record detail", "seq", rec.Seq, "visit", rec.VisitID, "reason", rec.EndReason, "by", rec.By)
 }
 
 func (r *runner) notify(state string) {

@@ -247,15 +247,26 @@ func TestTwoHourVisit(t *testing.T) {
 		assert.Equal(t, controller.EventAlertRaised, got[2].Type)
 		assert.Equal(t, controller.AlertTimeUp, got[2].Alert.Kind)
 		assert.Equal(t, controller.PhaseOvertime, r.snap().Phase)
+		assert.Equal(t, controller.ModeBlink, r.out.mode(controller.OutputWarning).Mode)
+		assert.Equal(t, controller.ModeOff, r.out.mode(controller.OutputAlarmLight).Mode, "time_up starts as a warning")
 
 		advance(2 * time.Minute) // escalation
 		got = since(r.recs(), seq0)
 		require.Len(t, got, 4)
 		assert.Equal(t, controller.SeverityCritical, got[3].Alert.Severity)
 
+		assert.Equal(t, controller.ModeTimeUp, r.out.mode(controller.OutputAlarmLight).Mode)
+		assert.Equal(t, controller.ModeTimeUp, r.out.mode(controller.OutputAlarmSounder).Mode)
+
 		alert := alertOf(t, r.snap().Alerts, controller.AlertTimeUp, "")
 		require.True(t, r.command(controller.Command{RequestID: "r2", Action: controller.ActionAckAlert, AlertID: alert.ID}).OK())
+		assert.Equal(t, controller.ModeOn, r.out.mode(controller.OutputAlarmLight).Mode, "acknowledged: steady")
+		assert.Equal(t, controller.ModeOff, r.out.mode(controller.OutputAlarmSounder).Mode, "acknowledged: silenced")
 		require.True(t, r.command(controller.Command{RequestID: "r3", Action: controller.ActionEndVisit}).OK())
+		got = since(r.recs(), seq0)
+		assert.Equal(t, []controller.EventType{controller.EventVisitWarning, controller.EventVisitWarning,
+			controller.EventAlertRaised, controller.EventAlertEscalated, controller.EventAlertAcked,
+			controller.EventVisitEnded, controller.EventAlertCleared}, types(got))
 		for _, o := range controller.Outputs {
 			assert.Equal(t, controller.ModeOff, r.out.mode(o).Mode, "output %s", o)
 		}
@@ -402,7 +413,7 @@ func TestDamagedJournalRaisesFaultAndNewEpoch(t *testing.T) {
 		assert.Equal(t, controller.SeverityCritical, a.Severity)
 		assert.Contains(t, a.Detail, "new epoch")
 		assert.Contains(t, a.Detail, "damaged files kept as")
-		assert.Equal(t, controller.ModeBlink, r2.out.mode(controller.OutputAlarm).Mode, "louder, locally too")
+		assert.Equal(t, controller.ModeFault, r2.out.mode(controller.OutputAlarmLight).Mode, "louder, locally too")
 		// The room resumed from the last intact snapshot: the visit runs.
 		require.NotNil(t, st.Visit)
 		// The panic right after reaches consumers under a key they never saw.
@@ -433,7 +444,7 @@ func TestDiskRefusesJournalRaisesAndClearsFault(t *testing.T) {
 		a := alertOf(t, st.Alerts, controller.AlertSystemFault, daemon.SourceJournalWrite)
 		assert.Equal(t, controller.SeverityCritical, a.Severity)
 		assert.Contains(t, a.Detail, "no space left on device")
-		assert.Equal(t, controller.ModeBlink, r.out.mode(controller.OutputAlarm).Mode)
+		assert.Equal(t, controller.ModePanic, r.out.mode(controller.OutputAlarmLight).Mode, "the panic pattern, the most urgent")
 		assert.NotEqual(t, ep, r.j.Epoch(), "what lives only in memory has its own epoch")
 		require.Error(t, r.j.Degraded())
 

@@ -33,7 +33,7 @@ func TestTwoHourVisitWithSimulator(t *testing.T) {
 		advance(10 * time.Minute) // deadline
 		assert.Equal(t, controller.ModeBlink, room.Outputs()[controller.OutputWarning])
 		advance(2 * time.Minute) // escalated
-		assert.Equal(t, controller.ModeBlink, room.Outputs()[controller.OutputAlarm])
+		assert.Equal(t, controller.ModeTimeUp, room.Outputs()[controller.OutputAlarmLight])
 
 		// The door opens and everybody leaves: the vacancy rule ends the visit.
 		require.NoError(t, room.SetInput(controller.InputDoor, controller.LevelActive))

@@ -35,7 +35,9 @@ type CheckedReader interface {
 }
 
 // OutputLine is a raw output line. Every periph gpio.PinIO satisfies it. The
-// pipeline never reads an output back: it keeps the commanded state itself.
+// pipeline never reads an output back through its own line: it keeps the
+// commanded state itself, and supervises an output only through a separate
+// feedback line (Spec.Feedback).
 type OutputLine interface {
 	Out(l gpio.Level) error
 }
@@ -44,6 +46,8 @@ type OutputLine interface {
 type Lines struct {
 	Inputs  map[controller.Input][]InputLine
 	Outputs map[controller.Output]OutputLine
+	// Feedback holds the opened feedback line of each supervised output.
+	Feedback map[controller.Output]InputLine
 	// Release, if not nil, releases every line; Core.Close calls it once,
 	// after the outputs are safe and every input watcher has stopped.
 	Release func() error
@@ -86,7 +90,12 @@ type outState struct {
 	mode      controller.Mode
 	pulses    uint8
 	on        bool
+	changedAt time.Time     // when on last changed
 	stop      chan struct{} // closes to stop the running pattern; nil when none
+	// notify, for a supervised output, is signalled (without blocking) at
+	// every change of on.
+	notify chan struct{}
+	fb     InputLine // the feedback line; nil when not supervised
 }
 
 // NewCore configures every input line (bias, both edges) and drives every
@@ -125,12 +134,31 @@ func NewCore(spec Spec, lines Lines, logger *slog.Logger) (*Core, error) {
 				return nil, fmt.Errorf("output %s (%s): not opened", o, ls)
 			}
 		}
+		if ls, ok := spec.Feedback[o]; ok {
+			st.fb = lines.Feedback[o]
+			if st.fb == nil {
+				return nil, fmt.Errorf("feedback of output %s (%s): not opened", o, ls)
+			}
+			if err := st.fb.In(toGPIOPull(ls.Pull), gpio.BothEdges); err != nil {
+				return nil, fmt.Errorf("configure feedback of output %s line %s: %w", o, ls, err)
+			}
+			st.notify = make(chan struct{}, 1)
+		}
 		c.outs[o] = st
 	}
 	if err := c.Safe(); err != nil {
 		return nil, fmt.Errorf("drive outputs to safe state: %w", err)
 	}
 	return c, nil
+}
+
+// commanded returns the logical level output o is driven at now and when
+// it last changed.
+func (c *Core) commanded(o controller.Output) (on bool, since time.Time) {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	st := c.outs[o]
+	return st.on, st.changedAt
 }
 
 // Spec returns the spec in use (with defaults applied).

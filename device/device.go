@@ -14,17 +14,35 @@ import (
 	"github.com/roomd/roomd/controller"
 )
 
-// Reading is a debounced level of one input role. Several presence sensors
+// Reading is a debounced level of one input role, of one panic point, or
+// the verdict of the supervision of one output. Several presence sensors
 // are combined into one presence reading: active if any is active, else
-// unknown if any is unknown, else inactive.
+// unknown if any is unknown, else inactive. Each panic point is read on its
+// own.
 type Reading struct {
 	Input controller.Input
+	// Point names the panic point of a panic reading; empty otherwise.
+	Point string
 	Level controller.Level
 	// At is when the level was established (for a debounced change, the
 	// instant it had been stable for the debounce time).
 	At time.Time
-	// Detail says why Level is LevelUnknown ("flapping", "read failed: ...").
+	// Detail says why Level is LevelUnknown ("flapping", "read failed: "),
+	// or why an output's read-back does not follow.
 	Detail string
+	// Output, when not zero, makes this a supervision reading (Input is
+	// zero): the read-back of Output follows what is driven (Follows) or
+	// did not within Spec.FeedbackGrace.
+	Output  controller.Output
+	Follows bool
+}
+
+// Event returns the controller event of r, stamped at.
+func (r Reading) Event(at time.Time) controller.Event {
+	if r.Output != 0 {
+		return controller.FeedbackChanged{At: at, Output: r.Output, Follows: r.Follows, Detail: r.Detail}
+	}
+	return controller.InputChanged{At: at, Input: r.Input, Point: r.Point, Level: r.Level, Detail: r.Detail}
 }
 
 // Inputs delivers the room's input levels.
@@ -34,8 +52,10 @@ type Inputs interface {
 	// drops a change: when out is full it blocks (the final level after a
 	// burst always arrives). It re-reads every input periodically and after
 	// any reconnect of a line, so a lost edge is corrected. A line that
-	// cannot be read is sent as LevelUnknown, not returned as an error. Run
-	// returns early only with a start-up error that names the line.
+	// cannot be read is sent as LevelUnknown, not returned as an error. It
+	// also supervises the outputs that have a feedback line: a first verdict
+	// for each after the grace, then every change of verdict. Run returns
+	// early only with a start-up error that names the line.
 	Run(ctx context.Context, out chan<- Reading) error
 }
 

@@ -19,8 +19,10 @@ const (
 )
 
 // Run implements Inputs. It reads every wired input, sends one reading per
-// wired role (in controller.Inputs order), then sends every change of a
-// role's combined reading. One watcher goroutine per line waits for edges
+// wired role (in controller.Inputs order; one per point for the panic
+// role), then sends every change of a role's combined reading (of a panic
+// point's own reading). Outputs with a feedback line are supervised
+// meanwhile (see supervise). One watcher goroutine per line waits for edges
 // (at most a second at a time), re-reads the level after every edge, while a
 // level settles, while a line fails or flaps, and every RereadEvery.
 //
@@ -54,7 +56,7 @@ func (c *Core) Run(ctx context.Context, out chan<- Reading) error {
 	now := time.Now()
 	watchers := map[controller.Input][]*watcher{}
 	current := map[controller.Input][]lineReading{}
-	sent := map[controller.Input]lineReading{}
+	sent := map[sourceKey]lineReading{}
 	for _, in := range controller.Inputs {
 		specs, ok := c.spec.Inputs[in]
 		if !ok {
@@ -70,13 +72,15 @@ func (c *Core) Run(ctx context.Context, out chan<- Reading) error {
 	}
 	// Initial readings, in a stable order.
 	for _, in := range controller.Inputs {
-		if _, ok := watchers[in]; !ok {
-			continue
-		}
-		r := combine(current[in])
-		sent[in] = r
-		if err := send(ctx, out, r.reading(in)); err != nil {
-			return err
+		for i := range watchers[in] {
+			k, r := c.source(in, i, current[in])
+			if in != controller.InputPanic && i > 0 {
+				break // one combined reading per role
+			}
+			sent[k] = r
+			if err := send(ctx, out, r.reading(k)); err != nil {
+				return err
+			}
 		}
 	}
 
@@ -90,6 +94,17 @@ func (c *Core) Run(ctx context.Context, out chan<- Reading) error {
 			}()
 		}
 	}
+	var feedback []InputLine
+	for _, o := range controller.Outputs {
+		if st := c.outs[o]; st.fb != nil {
+			feedback = append(feedback, st.fb)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.supervise(ctx, st, out)
+			}()
+		}
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -99,6 +114,9 @@ func (c *Core) Run(ctx context.Context, out chan<- Reading) error {
 				_ = w.line.Halt()
 			}
 		}
+		for _, l := range feedback {
+			_ = l.Halt()
+		}
 	}()
 
 	for {
@@ -107,21 +125,37 @@ func (c *Core) Run(ctx context.Context, out chan<- Reading) error {
 			return ctx.Err()
 		case u := <-updates:
 			current[u.in][u.idx] = u.r
-			r := combine(current[u.in])
-			if r.level == sent[u.in].level && r.detail == sent[u.in].detail {
+			k, r := c.source(u.in, u.idx, current[u.in])
+			if r.level == sent[k].level && r.detail == sent[k].detail {
 				continue
 			}
 			if r.level == controller.LevelUnknown {
-				c.logger.Warn("input unknown", "input", u.in.String(), "detail", r.detail)
-			} else if sent[u.in].level == controller.LevelUnknown {
-				c.logger.Info("input readable again", "input", u.in.String(), "level", u.in.Describe(r.level))
+				c.logger.Warn("input unknown", "input", u.in.String(), "point", k.point, "detail", r.detail)
+			} else if sent[k].level == controller.LevelUnknown {
+				c.logger.Info("input readable again", "input", u.in.String(), "point", k.point, "level", u.in.Describe(r.level))
 			}
-			sent[u.in] = r
-			if err := send(ctx, out, r.reading(u.in)); err != nil {
+			sent[k] = r
+			if err := send(ctx, out, r.reading(k)); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// sourceKey names what one reading is about: an input role, and for the
+// panic role one of its points.
+type sourceKey struct {
+	in    controller.Input
+	point string
+}
+
+// source returns the key and the reading of line idx of role in: the
+// panic line's own reading, or the role's combined reading.
+func (c *Core) source(in controller.Input, idx int, current []lineReading) (sourceKey, lineReading) {
+	if in == controller.InputPanic {
+		return sourceKey{in: in, point: c.spec.PanicPoint(idx)}, current[idx]
+	}
+	return sourceKey{in: in}, combine(current)
 }
 
 func send(ctx context.Context, out chan<- Reading, r Reading) error {
@@ -140,8 +174,8 @@ type lineReading struct {
 	sensor int // index of the line, for the detail of a combined reading
 }
 
-func (r lineReading) reading(in controller.Input) Reading {
-	return Reading{Input: in, Level: r.level, At: r.at, Detail: r.detail}
+func (r lineReading) reading(k sourceKey) Reading {
+	return Reading{Input: k.in, Point: k.point, Level: r.level, At: r.at, Detail: r.detail}
 }
 
 type lineUpdate struct {

@@ -10,13 +10,51 @@ import (
 	"github.com/roomd/roomd/controller"
 )
 
+// The alarm patterns (Pattern). Each repeats within 10 s and each burst of
+// sound is either part of a pulsed pattern or lasts 3 s, as UL 1069 asks of
+// nurse call annunciation (docs/wiring.md).
+const (
+	panicOn, panicOff   = 250 * time.Millisecond, 250 * time.Millisecond  // 2 Hz, urgent
+	lockedOn, lockedGap = 250 * time.Millisecond, 1250 * time.Millisecond // two short, a pause: every 2 s
+	timeUpOn, timeUpOff = time.Second, time.Second                        // slow, every 2 s
+	faultOn, faultOff   = 3 * time.Second, 7 * time.Second                // 3 s continuous, every 10 s
+	shortestAlarmPhase  = 250 * time.Millisecond                          // of the patterns above
+	longestAlarmCycle   = faultOn + faultOff                              // of the patterns above
+)
+
+// Pattern returns the cycle mode m shows: durations of on and off
+// alternating, starting on, repeated while the mode holds. Steady modes
+// (off, on) have none. blinkPeriod is the cycle of ModeBlink; the alarm
+// patterns have fixed timings:
+//
+//	panic        on 250ms, off 250ms                          (every 0.5 s)
+//	door_locked  on 250ms, off 250ms, on 250ms, off 1250ms    (every 2 s)
+//	time_up      on 1s, off 1s                                (every 2 s)
+//	fault        on 3s, off 7s                                (every 10 s)
+func Pattern(m controller.Mode, blinkPeriod time.Duration) []time.Duration {
+	switch m {
+	case controller.ModeBlink:
+		half := max(blinkPeriod/2, time.Millisecond)
+		return []time.Duration{half, half}
+	case controller.ModePanic:
+		return []time.Duration{panicOn, panicOff}
+	case controller.ModeDoorLocked:
+		return []time.Duration{lockedOn, lockedOn, lockedOn, lockedGap}
+	case controller.ModeTimeUp:
+		return []time.Duration{timeUpOn, timeUpOff}
+	case controller.ModeFault:
+		return []time.Duration{faultOn, faultOff}
+	}
+	return nil
+}
+
 // Set drives output o. pulses > 0 first shows that many pulses (on for half
-// a BlinkPeriod, off for half), then holds mode. A blinking output is on for
-// half a BlinkPeriod and off for half, starting on. Setting an unwired output
-// only records the state. The state is recorded even when driving the line
+// a BlinkPeriod, off for half), then holds mode. A patterned mode (blink or
+// an alarm pattern, see Pattern) starts on. Setting an unwired output only
+// records the state. The state is recorded even when driving the line
 // fails; the error names the output.
 func (c *Core) Set(o controller.Output, mode controller.Mode, pulses uint8) error {
-	if mode > controller.ModeBlink {
+	if int(mode) >= len(controller.Modes) {
 		return fmt.Errorf("set output %s: invalid mode %d", o, uint8(mode))
 	}
 	c.outMu.Lock()
@@ -32,11 +70,11 @@ func (c *Core) Set(o controller.Output, mode controller.Mode, pulses uint8) erro
 	st.stopPattern()
 	st.mode, st.pulses = mode, pulses
 	var err error
-	if pulses > 0 || mode == controller.ModeBlink {
+	if pulses > 0 || mode.IsPattern() {
 		err = c.drive(st, true)
 		st.stop = make(chan struct{})
 		c.anim.Add(1)
-		go c.pattern(st, st.stop)
+		go c.pattern(st, st.stop, Pattern(mode, c.spec.BlinkPeriod), pulses > 0)
 	} else {
 		err = c.drive(st, mode == controller.ModeOn)
 	}
@@ -106,8 +144,18 @@ func (st *outState) stopPattern() {
 	}
 }
 
-// drive sets the logical level of st's line; outMu is held.
+// drive sets the logical level of st's line; outMu is held. A change of
+// level is timed and told to the output's supervisor, if any.
 func (c *Core) drive(st *outState, on bool) error {
+	if st.on != on || st.changedAt.IsZero() {
+		st.changedAt = time.Now()
+		if st.notify != nil {
+			select {
+			case st.notify <- struct{}{}:
+			default:
+			}
+		}
+	}
 	st.on = on
 	if st.line == nil {
 		return nil
@@ -115,16 +163,20 @@ func (c *Core) drive(st *outState, on bool) error {
 	return st.line.Out(gpio.Level(on != st.activeLow))
 }
 
-// pattern runs pulses and blinking of one output until stop closes or the
-// pulses are done and the held mode is steady. No goroutine runs for an
+// pattern runs the pulses (if pulsing) and then cycle, the pattern of the
+// held mode (nil for a steady one), of one output until stop closes, or
+// until the pulses are done and the held mode is steady. Set has driven the
+// first phase (on). No goroutine runs for an
 // output that is steady, so an idle room does no timed work for outputs.
-func (c *Core) pattern(st *outState, stop chan struct{}) {
+func (c *Core) pattern(st *outState, stop chan struct{}, cycle []time.Duration, pulsing bool) {
 	defer c.anim.Done()
-	half := c.spec.BlinkPeriod / 2
-	if half <= 0 {
-		half = time.Millisecond
+	half := max(c.spec.BlinkPeriod/2, time.Millisecond)
+	phase := 0
+	next := half
+	if !pulsing {
+		next = cycle[0]
 	}
-	t := time.NewTimer(half)
+	t := time.NewTimer(next)
 	defer t.Stop()
 	for {
 		select {
@@ -140,17 +192,25 @@ func (c *Core) pattern(st *outState, stop chan struct{}) {
 		var err error
 		done := false
 		switch {
-		case st.on:
+		case pulsing && st.on:
 			err = c.drive(st, false)
-			if st.pulses > 0 {
-				st.pulses--
-			}
-		case st.pulses > 0 || st.mode == controller.ModeBlink:
+			st.pulses--
+			next = half
+		case pulsing && st.pulses > 0:
 			err = c.drive(st, true)
-		default:
+			next = half
+		case pulsing && cycle == nil:
 			err = c.drive(st, st.mode == controller.ModeOn)
 			st.stop = nil
 			done = true
+		case pulsing:
+			pulsing = false
+			err = c.drive(st, true)
+			phase, next = 0, cycle[0]
+		default:
+			phase = (phase + 1) % len(cycle)
+			err = c.drive(st, phase%2 == 0)
+			next = cycle[phase]
 		}
 		c.outMu.Unlock()
 		if err != nil {
@@ -159,6 +219,6 @@ func (c *Core) pattern(st *outState, stop chan struct{}) {
 		if done {
 			return
 		}
-		t.Reset(half)
+		t.Reset(next)
 	}
 }

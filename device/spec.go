@@ -14,9 +14,11 @@ const (
 	DefaultBlinkPeriod    = time.Second
 	DefaultFlapMaxChanges = 20
 	DefaultFlapWindow     = 10 * time.Second
+	DefaultFeedbackGrace  = 100 * time.Millisecond
 	maxWait               = time.Second // longest single WaitForEdge, so Run ends promptly
 	minWait               = time.Millisecond
 	maxPresenceLines      = 8
+	maxPanicPoints        = 8
 )
 
 // Pull is the bias applied to an input line.
@@ -71,6 +73,11 @@ type LineSpec struct {
 	// Debounce is how long a raw input level must stay unchanged before it
 	// counts (settle debounce); zero takes the first read. Ignored for outputs.
 	Debounce time.Duration
+	// Name names the panic point a line of the panic role is ("bed",
+	// "toilet"; see controller.ValidPointName). A room with one panic line
+	// may leave it empty: the point is then controller.DefaultPanicPoint.
+	// Other roles leave it empty.
+	Name string
 }
 
 // String names the line for errors and logs.
@@ -93,8 +100,9 @@ type Flap struct {
 type Spec struct {
 	// Inputs maps each wired input role to its lines. Presence may have
 	// several sensors (combined: any active → active, else any unknown →
-	// unknown, else inactive); every other role has exactly one line. An
-	// unwired role is never sent by Run.
+	// unknown, else inactive). The panic role may have several points, each
+	// a line with its own Name, each read on its own (Reading.Point). Every
+	// other role has exactly one line. An unwired role is never sent by Run.
 	Inputs map[controller.Input][]LineSpec
 	// Outputs maps each wired output to its line. Setting an unwired output
 	// is accepted and only recorded.
@@ -106,8 +114,19 @@ type Spec struct {
 	// DefaultFlapWindow.
 	Flap Flap
 	// BlinkPeriod is one on+off cycle of a blinking output and of one pulse.
-	// Zero means DefaultBlinkPeriod.
+	// Zero means DefaultBlinkPeriod. The alarm patterns have their own
+	// timings (Pattern).
 	BlinkPeriod time.Duration
+	// Feedback maps a wired output to the input line that reads it back (a
+	// relay's auxiliary contact; active when the output is on). Run
+	// supervises each: see FeedbackGrace.
+	Feedback map[controller.Output]LineSpec
+	// FeedbackGrace is how long a read-back may differ from what is driven
+	// before the output counts as failed. It must be shorter than the
+	// shortest phase of a pattern (half a BlinkPeriod, and 250ms of the
+	// panic pattern), so that every phase is checked. Zero means
+	// DefaultFeedbackGrace.
+	FeedbackGrace time.Duration
 }
 
 // WithDefaults returns s with zero timing fields replaced by the defaults.
@@ -124,7 +143,19 @@ func (s Spec) WithDefaults() Spec {
 	if s.BlinkPeriod == 0 {
 		s.BlinkPeriod = DefaultBlinkPeriod
 	}
+	if s.FeedbackGrace == 0 {
+		s.FeedbackGrace = DefaultFeedbackGrace
+	}
 	return s
+}
+
+// PanicPoint returns the point name of panic line i (the line's Name, or
+// controller.DefaultPanicPoint for an unnamed line).
+func (s Spec) PanicPoint(i int) string {
+	if lines := s.Inputs[controller.InputPanic]; i < len(lines) && lines[i].Name != "" {
+		return lines[i].Name
+	}
+	return controller.DefaultPanicPoint
 }
 
 // Validate reports every problem of s (after WithDefaults), naming the role.
@@ -147,12 +178,26 @@ func (s Spec) Validate() error {
 		switch {
 		case len(lines) == 0:
 			errs = append(errs, fmt.Errorf("input %s: no line", in))
-		case in != controller.InputPresence && len(lines) > 1:
-			errs = append(errs, fmt.Errorf("input %s: %d lines, only presence may have several", in, len(lines)))
-		case len(lines) > maxPresenceLines:
+		case in != controller.InputPresence && in != controller.InputPanic && len(lines) > 1:
+			errs = append(errs, fmt.Errorf("input %s: %d lines, only presence and panic may have several", in, len(lines)))
+		case in == controller.InputPresence && len(lines) > maxPresenceLines:
 			errs = append(errs, fmt.Errorf("input %s: %d lines, at most %d", in, len(lines), maxPresenceLines))
+		case in == controller.InputPanic && len(lines) > maxPanicPoints:
+			errs = append(errs, fmt.Errorf("input %s: %d points, at most %d", in, len(lines), maxPanicPoints))
 		}
+		names := map[string]bool{}
 		for i, l := range lines {
+			switch {
+			case in != controller.InputPanic && l.Name != "":
+				errs = append(errs, fmt.Errorf("input %s line %d (%s): only panic points have names", in, i, l))
+			case in == controller.InputPanic && l.Name == "" && len(lines) > 1:
+				errs = append(errs, fmt.Errorf("input %s line %d (%s): several panic points need a name each", in, i, l))
+			case in == controller.InputPanic && l.Name != "" && !controller.ValidPointName(l.Name):
+				errs = append(errs, fmt.Errorf("input %s line %d (%s): %q is not a point name (1 to 32 of a-z, 0-9 and _, starting with a letter)", in, i, l, l.Name))
+			case in == controller.InputPanic && names[l.Name]:
+				errs = append(errs, fmt.Errorf("input %s line %d (%s): point %q named twice", in, i, l, l.Name))
+			}
+			names[l.Name] = true
 			if l.Debounce < 0 {
 				errs = append(errs, fmt.Errorf("input %s line %d (%s): negative debounce %s", in, i, l, l.Debounce))
 			}
@@ -170,6 +215,26 @@ func (s Spec) Validate() error {
 		if o.String() == fmt.Sprintf("output(%d)", uint8(o)) {
 			errs = append(errs, fmt.Errorf("unknown output role %d", uint8(o)))
 		}
+	}
+	for _, o := range controller.Outputs {
+		l, ok := s.Feedback[o]
+		if !ok {
+			continue
+		}
+		if _, wired := s.Outputs[o]; !wired {
+			errs = append(errs, fmt.Errorf("feedback of output %s (%s): the output is not wired", o, l))
+		}
+		if l.Pull > PullDown {
+			errs = append(errs, fmt.Errorf("feedback of output %s (%s): invalid pull %d", o, l, l.Pull))
+		}
+	}
+	for o := range s.Feedback {
+		if o.String() == fmt.Sprintf("output(%d)", uint8(o)) {
+			errs = append(errs, fmt.Errorf("feedback of unknown output role %d", uint8(o)))
+		}
+	}
+	if shortest := min(s.BlinkPeriod/2, shortestAlarmPhase); len(s.Feedback) > 0 && (s.FeedbackGrace <= 0 || s.FeedbackGrace >= shortest) {
+		errs = append(errs, fmt.Errorf("feedback grace %s: must be positive and shorter than the shortest pattern phase %s", s.FeedbackGrace, shortest))
 	}
 	return errors.Join(errs...)
 }

@@ -122,14 +122,16 @@ func TestLinkEveryAlertKindOnAlerts(t *testing.T) {
 		assert.Equal(t, "alert_raised", e.Type)
 		seen[e.Alert.Kind] = true
 	}
+	// The visit starts first: a panic or a critical fault would block it.
+	obs.command("room-a", `{"request_id":"v","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"1h"}`, "v")
 	r.input(controller.InputPanic, controller.LevelActive)
 	expect("panic")
 	r.input(controller.InputDoor, controller.LevelUnknown)
 	expect("sensor_fault")
 	r.raise("outbox", true)
 	expect("system_fault")
-
-	obs.command("room-a", `{"request_id":"v","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"1h"}`, "v")
+	r.feedback(controller.OutputAlarmSounder, false)
+	expect("output_fault")
 	r.input(controller.InputLock, controller.LevelActive)
 	r.advance(15 * time.Second)
 	expect("door_locked")

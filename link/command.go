@@ -117,6 +117,7 @@ var (
 		controller.ActionEndVisit:    {},
 		controller.ActionAckAlert:    {required: []string{"alert_id"}},
 		controller.ActionSetService:  {required: []string{"in_service"}, optional: []string{"reason"}},
+		controller.ActionSetReady:    {},
 		controller.ActionGetState:    {},
 	}
 	knownFields = map[string]bool{

@@ -288,6 +288,12 @@ func (r *room) advance(d time.Duration) {
 	})
 }
 
+func (r *room) feedback(o controller.Output, follows bool) {
+	r.do(func() {
+		r.apply(r.ctrl.Step(controller.FeedbackChanged{At: r.now, Output: o, Follows: follows, Detail: "test"}), "")
+	})
+}
+
 func (r *room) raise(source string, active bool) {
 	r.do(func() {
 		r.apply(r.ctrl.Step(controller.Fault{At: r.now, Source: source, Active: active, Detail: "test", Severity: controller.SeverityCritical}), "")

@@ -222,10 +222,14 @@ func EventMessageOf(room string, epoch journal.Epoch, r controller.Record) Event
 	switch r.Type {
 	case controller.EventControllerStarted:
 		m.Resumed = boolp(r.Resumed)
-	case controller.EventVisitStarted, controller.EventVisitExtended:
+	case controller.EventVisitStarted:
 		m.VisitID = r.VisitID
 		m.EndsAt = wireTime(r.EndsAt)
 		m.DurationS = i64(seconds(r.Duration))
+	case controller.EventVisitExtended:
+		m.VisitID = r.VisitID
+		m.EndsAt = wireTime(r.EndsAt)
+		m.DurationS = i64(seconds(r.Added))
 	case controller.EventVisitWarning:
 		m.VisitID = r.VisitID
 		m.RemainingS = i64(secondsUp(r.Remaining))
@@ -237,14 +241,13 @@ func EventMessageOf(room string, epoch journal.Epoch, r controller.Record) Event
 		m.VisitID = r.VisitID
 	case controller.EventServiceChanged:
 		m.InService = boolp(r.InService)
-		m.Reason = str(r.Reason)
-	case controller.EventAlertRaised, controller.EventAlertEscalated, controller.EventAlertAcked, controller.EventAlertCleared:
-		if r.Alert != nil {
+		m.Reason = str(r.ServiceReason)
+	case controller.EventInspectionStarted, controller.EventInspectionEnded:
+		m.VisitID = r.VisitID
+	default:
+		if r.Type.IsAlert() && r.Alert != nil {
 			a := alertMessageOf(r.Alert)
 			m.Alert = &a
-		}
-		if r.Type == controller.EventAlertEscalated {
-			m.Reason = str(r.Reason)
 		}
 	}
 	return m

@@ -374,7 +374,7 @@ func openBackend(cfg *configs.Config, log *slog.Logger) (backend device.Backend,
 // DeviceSpec translates the config's device section.
 func DeviceSpec(cfg *configs.Config) device.Spec {
 	line := func(l configs.Line) device.LineSpec {
-		ls := device.LineSpec{Pin: l.Pin, Chip: l.Chip, Line: l.Line, ActiveLow: l.ActiveLow, Debounce: l.Debounce}
+		ls := device.LineSpec{Pin: l.Pin, Chip: l.Chip, Line: l.Line, ActiveLow: l.ActiveLow, Debounce: l.Debounce, Name: l.Point}
 		switch l.Pull {
 		case configs.PullUp:
 			ls.Pull = device.PullUp
@@ -386,11 +386,12 @@ func DeviceSpec(cfg *configs.Config) device.Spec {
 		return ls
 	}
 	spec := device.Spec{
-		Inputs:      map[controller.Input][]device.LineSpec{},
-		Outputs:     map[controller.Output]device.LineSpec{},
-		RereadEvery: cfg.Device.RereadEvery,
-		Flap:        device.Flap{MaxChanges: cfg.Device.Flap.MaxChanges, Window: cfg.Device.Flap.Window},
-		BlinkPeriod: cfg.Device.BlinkPeriod,
+		Inputs:        map[controller.Input][]device.LineSpec{},
+		Outputs:       map[controller.Output]device.LineSpec{},
+		RereadEvery:   cfg.Device.RereadEvery,
+		Flap:          device.Flap{MaxChanges: cfg.Device.Flap.MaxChanges, Window: cfg.Device.Flap.Window},
+		BlinkPeriod:   cfg.Device.BlinkPeriod,
+		FeedbackGrace: cfg.Device.FeedbackGrace,
 	}
 	for role, lines := range cfg.Device.Inputs.ByRole() {
 		for _, l := range lines {
@@ -399,6 +400,12 @@ func DeviceSpec(cfg *configs.Config) device.Spec {
 	}
 	for o, l := range cfg.Device.Outputs {
 		spec.Outputs[o] = line(l)
+	}
+	for o, l := range cfg.Device.Feedback {
+		if spec.Feedback == nil {
+			spec.Feedback = map[controller.Output]device.LineSpec{}
+		}
+		spec.Feedback[o] = line(l)
 	}
 	return spec
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,8 +22,9 @@ import (
 )
 
 // DefaultSpec is a fully wired room for the simulator: every input role
-// (one presence sensor) and every output, with the pulls and active-low
-// settings of the recommended wiring (docs/wiring.md) and a 30 ms debounce.
+// (one presence sensor, one panic point) and every output, with the pulls
+// and active-low settings of the recommended wiring (docs/wiring.md) and a
+// 30 ms debounce. No output is supervised.
 func DefaultSpec() device.Spec {
 	in := func(pull device.Pull, activeLow bool) []device.LineSpec {
 		return []device.LineSpec{{Pull: pull, ActiveLow: activeLow, Debounce: 30 * time.Millisecond}}
@@ -36,9 +38,11 @@ func DefaultSpec() device.Spec {
 			controller.InputStaff:    in(device.PullUp, true), // normally open
 		},
 		Outputs: map[controller.Output]device.LineSpec{
-			controller.OutputInUse:   {},
-			controller.OutputWarning: {},
-			controller.OutputAlarm:   {},
+			controller.OutputInUse:        {},
+			controller.OutputWarning:      {},
+			controller.OutputAlarmLight:   {},
+			controller.OutputAlarmSounder: {},
+			controller.OutputReassurance:  {},
 		},
 	}
 }
@@ -61,6 +65,8 @@ type Room struct {
 	logger  *slog.Logger
 	inputs  map[controller.Input][]*Pin
 	outputs map[controller.Output]*Pin
+	// feedback are the simulated relay contacts of supervised outputs.
+	feedback map[controller.Output]*relay
 
 	bg      sync.WaitGroup
 	ctx     context.Context
@@ -75,13 +81,17 @@ var _ device.Backend = (*Room)(nil)
 
 // New builds a simulated room wired as spec (the line names, chips and
 // offsets are ignored). Every input starts inactive (door closed, unlocked,
-// nobody, buttons released) and every output off.
+// nobody, buttons released) and every output off. A supervised output's
+// feedback line is a simulated relay contact that follows the output until
+// StickFeedback.
 func New(spec device.Spec, logger *slog.Logger) (*Room, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Room{spec: spec, logger: logger, inputs: map[controller.Input][]*Pin{}, outputs: map[controller.Output]*Pin{}}
-	lines := device.Lines{Inputs: map[controller.Input][]device.InputLine{}, Outputs: map[controller.Output]device.OutputLine{}}
+	r := &Room{spec: spec, logger: logger, inputs: map[controller.Input][]*Pin{}, outputs: map[controller.Output]*Pin{},
+		feedback: map[controller.Output]*relay{}}
+	lines := device.Lines{Inputs: map[controller.Input][]device.InputLine{}, Outputs: map[controller.Output]device.OutputLine{},
+		Feedback: map[controller.Output]device.InputLine{}}
 	for in, specs := range spec.Inputs {
 		for _, ls := range specs {
 			p := NewPin(gpio.Level(ls.ActiveLow)) // inactive
@@ -89,10 +99,16 @@ func New(spec device.Spec, logger *slog.Logger) (*Room, error) {
 			lines.Inputs[in] = append(lines.Inputs[in], p)
 		}
 	}
-	for o := range spec.Outputs {
-		p := NewPin(gpio.Low)
+	for o, ls := range spec.Outputs {
+		p := NewPin(gpio.Level(ls.ActiveLow)) // off
 		r.outputs[o] = p
 		lines.Outputs[o] = p
+		if fs, ok := spec.Feedback[o]; ok {
+			rl := &relay{out: p, outActiveLow: ls.ActiveLow, fbActiveLow: fs.ActiveLow, contact: NewPin(gpio.Level(fs.ActiveLow))}
+			r.feedback[o] = rl
+			lines.Outputs[o] = rl
+			lines.Feedback[o] = rl.contact
+		}
 	}
 	core, err := device.NewCore(spec, lines, logger)
 	if err != nil {
@@ -195,6 +211,52 @@ func (r *Room) SetInput(in controller.Input, l controller.Level) error {
 	return nil
 }
 
+// SetPoint sets the panic point named name to the semantic level l (as
+// SetInput); LevelUnknown faults the point instead.
+func (r *Room) SetPoint(name string, l controller.Level) error {
+	i, err := r.point(name)
+	if err != nil {
+		return err
+	}
+	p := r.inputs[controller.InputPanic][i]
+	if l == controller.LevelUnknown {
+		p.SetFail(true)
+		return nil
+	}
+	p.Drive(r.raw(controller.InputPanic, i, l), true)
+	return nil
+}
+
+// point returns the index of the panic point named name.
+func (r *Room) point(name string) (int, error) {
+	ps, err := r.pins(controller.InputPanic)
+	if err != nil {
+		return 0, err
+	}
+	var names []string
+	for i := range ps {
+		if r.spec.PanicPoint(i) == name {
+			return i, nil
+		}
+		names = append(names, r.spec.PanicPoint(i))
+	}
+	return 0, fmt.Errorf("simulated room: no panic point %q (have %s)", name, strings.Join(names, ", "))
+}
+
+// setFaultAt faults or heals input in, or only its panic point when point
+// is not empty.
+func (r *Room) setFaultAt(in controller.Input, point string, fail bool) error {
+	if point == "" {
+		return r.setFault(in, fail)
+	}
+	i, err := r.point(point)
+	if err != nil {
+		return err
+	}
+	r.inputs[controller.InputPanic][i].SetFail(fail)
+	return nil
+}
+
 // SetPresence sets presence sensor i (from 0) on or off.
 func (r *Room) SetPresence(i int, on bool) error {
 	ps, err := r.pins(controller.InputPresence)
@@ -292,6 +354,64 @@ func (r *Room) Bounce(in controller.Input, final controller.Level, n int, every 
 			t.Reset(every)
 		}
 	}()
+	return nil
+}
+
+// relay is a simulated output relay with an auxiliary contact: the
+// contact (a feedback input line) follows the output's logical level, or
+// holds its level while stuck.
+type relay struct {
+	out          *Pin
+	contact      *Pin
+	outActiveLow bool
+	fbActiveLow  bool
+
+	mu    sync.Mutex
+	stuck bool
+}
+
+// Out drives the output and, unless stuck, moves the contact with it.
+func (rl *relay) Out(l gpio.Level) error {
+	if err := rl.out.Out(l); err != nil {
+		return err
+	}
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	if !rl.stuck {
+		rl.follow()
+	}
+	return nil
+}
+
+// follow sets the contact to the output's level now; mu is held.
+func (rl *relay) follow() {
+	on := bool(rl.out.Read()) != rl.outActiveLow
+	rl.contact.Drive(gpio.Level(on != rl.fbActiveLow), true)
+}
+
+// StickFeedback makes the feedback contact of output o hold its level (a
+// stuck or welded relay), or follow the output again, from its level now.
+func (r *Room) StickFeedback(o controller.Output, stuck bool) error {
+	rl, ok := r.feedback[o]
+	if !ok {
+		return fmt.Errorf("simulated room: output %s has no feedback line", o)
+	}
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	rl.stuck = stuck
+	if !stuck {
+		rl.follow()
+	}
+	return nil
+}
+
+// FailFeedback makes reads of output o's feedback line fail, or work again.
+func (r *Room) FailFeedback(o controller.Output, fail bool) error {
+	rl, ok := r.feedback[o]
+	if !ok {
+		return fmt.Errorf("simulated room: output %s has no feedback line", o)
+	}
+	rl.contact.SetFail(fail)
 	return nil
 }
 

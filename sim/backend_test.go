@@ -23,6 +23,16 @@ func (h harness) SetRaw(in controller.Input, i int, high, edge bool) {
 }
 func (h harness) FailReads(in controller.Input, i int, fail bool) { h.r.inputs[in][i].SetFail(fail) }
 func (h harness) OutputHigh(o controller.Output) bool             { return h.r.OutputLevel(o) }
+func (h harness) StickFeedback(o controller.Output, stuck bool) {
+	if err := h.r.StickFeedback(o, stuck); err != nil {
+		panic(err)
+	}
+}
+func (h harness) FailFeedbackReads(o controller.Output, fail bool) {
+	if err := h.r.FailFeedback(o, fail); err != nil {
+		panic(err)
+	}
+}
 
 func TestBehaviour(t *testing.T) {
 	devicetest.Run(t, func(t *testing.T, spec device.Spec) devicetest.Harness {
@@ -45,7 +55,11 @@ func roomRun(t *testing.T, spec device.Spec) (*Room, chan device.Reading) {
 		<-done
 		require.NoError(t, r.Close())
 	})
-	for range len(spec.Inputs) {
+	readings := len(spec.Inputs) // one per role, and one per panic point
+	if n := len(spec.Inputs[controller.InputPanic]); n > 1 {
+		readings += n - 1
+	}
+	for range readings {
 		rd := next(t, out)
 		require.Equal(t, controller.LevelInactive, rd.Level, "%s starts inactive", rd.Input)
 	}
@@ -143,17 +157,18 @@ func TestWatchOutputs(t *testing.T) {
 		ev := <-w
 		assert.Equal(t, controller.OutputInUse, ev.Output)
 		assert.Equal(t, map[controller.Output]controller.Mode{
-			controller.OutputInUse: controller.ModeOn, controller.OutputWarning: controller.ModeOff, controller.OutputAlarm: controller.ModeOff,
+			controller.OutputInUse: controller.ModeOn, controller.OutputWarning: controller.ModeOff, controller.OutputAlarmLight: controller.ModeOff,
+			controller.OutputAlarmSounder: controller.ModeOff, controller.OutputReassurance: controller.ModeOff,
 		}, ev.Outputs)
 
 		// Two changes unread: the latest snapshot wins.
-		require.NoError(t, r.Set(controller.OutputAlarm, controller.ModeBlink, 2))
+		require.NoError(t, r.Set(controller.OutputAlarmLight, controller.ModeBlink, 2))
 		require.NoError(t, r.Set(controller.OutputWarning, controller.ModeBlink, 0))
 		ev = <-w
 		assert.Equal(t, controller.OutputWarning, ev.Output)
-		assert.Equal(t, controller.ModeBlink, ev.Outputs[controller.OutputAlarm])
+		assert.Equal(t, controller.ModeBlink, ev.Outputs[controller.OutputAlarmLight])
 		assert.Equal(t, controller.ModeBlink, ev.Outputs[controller.OutputWarning])
-		assert.Equal(t, device.OutputState{Mode: controller.ModeBlink, Pulses: 2, On: true}, r.Output(controller.OutputAlarm))
+		assert.Equal(t, device.OutputState{Mode: controller.ModeBlink, Pulses: 2, On: true}, r.Output(controller.OutputAlarmLight))
 		assert.Equal(t, ev.Outputs, r.Outputs())
 
 		// A blink pattern does not notify every phase.
@@ -164,7 +179,7 @@ func TestWatchOutputs(t *testing.T) {
 		}
 		require.NoError(t, r.Safe())
 		ev = <-w
-		assert.Equal(t, controller.ModeOff, ev.Outputs[controller.OutputAlarm])
+		assert.Equal(t, controller.ModeOff, ev.Outputs[controller.OutputAlarmLight])
 		require.NoError(t, r.Close())
 		for range w {
 		}

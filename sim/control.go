@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,17 +25,33 @@ const DefaultBounceEvery = 10 * time.Millisecond
 //
 //	{"door":"open"}  {"lock":"locked"}  {"presence":true}  {"panic":true}
 //	{"staff":false}  {"fault":"door"}   {"heal":"door"}
+//	{"points":{"bed":"pressed","toilet":false}}
+//	{"fault":"panic:toilet"}  {"heal":"panic:toilet"}
+//	{"stick":"alarm_sounder"}  {"unstick":"alarm_sounder"}
 //	{"bounce":{"input":"door","to":"open","count":5,"every_ms":10}}
 //
-// Several fields may be combined; Apply runs heal, then the levels, then
-// fault, then bounce.
+// "panic" sets every panic point; "points" sets named ones. "stick" makes
+// the relay contact that reads an output back (its feedback line) hold its
+// level, as a stuck or welded relay does; "unstick" makes it follow again.
+// Several fields may be combined; Apply runs heal and unstick, then the
+// levels, then the points, then fault and stick, then bounce.
 type Control struct {
-	// Levels sets inputs to levels; LevelUnknown faults the input.
+	// Levels sets inputs to levels; LevelUnknown faults the input. Panic
+	// sets every panic point.
 	Levels map[controller.Input]controller.Level
-	// Fault makes reads of an input fail; zero means none.
-	Fault controller.Input
-	// Heal makes reads of an input work again; zero means none.
-	Heal controller.Input
+	// Points sets panic points, by name, to levels; LevelUnknown faults the point.
+	Points map[string]controller.Level
+	// Fault makes reads of an input fail (of one panic point, with
+	// FaultPoint); zero means none.
+	Fault      controller.Input
+	FaultPoint string
+	// Heal makes reads of an input (of one panic point, with HealPoint)
+	// work again; zero means none.
+	Heal      controller.Input
+	HealPoint string
+	// Stick makes the feedback contact of an output hold its level; zero
+	// means none. Unstick makes one follow again.
+	Stick, Unstick controller.Output
 	// Bounce starts a contact bounce; nil means none.
 	Bounce *BounceControl
 }
@@ -48,14 +65,17 @@ type BounceControl struct {
 }
 
 type wireControl struct {
-	Door     json.RawMessage `json:"door,omitempty"`
-	Lock     json.RawMessage `json:"lock,omitempty"`
-	Presence json.RawMessage `json:"presence,omitempty"`
-	Panic    json.RawMessage `json:"panic,omitempty"`
-	Staff    json.RawMessage `json:"staff,omitempty"`
-	Fault    *string         `json:"fault,omitempty"`
-	Heal     *string         `json:"heal,omitempty"`
-	Bounce   *wireBounce     `json:"bounce,omitempty"`
+	Door     json.RawMessage            `json:"door,omitempty"`
+	Lock     json.RawMessage            `json:"lock,omitempty"`
+	Presence json.RawMessage            `json:"presence,omitempty"`
+	Panic    json.RawMessage            `json:"panic,omitempty"`
+	Staff    json.RawMessage            `json:"staff,omitempty"`
+	Points   map[string]json.RawMessage `json:"points,omitempty"`
+	Fault    *string                    `json:"fault,omitempty"`
+	Heal     *string                    `json:"heal,omitempty"`
+	Stick    *string                    `json:"stick,omitempty"`
+	Unstick  *string                    `json:"unstick,omitempty"`
+	Bounce   *wireBounce                `json:"bounce,omitempty"`
 }
 
 type wireBounce struct {
@@ -117,15 +137,41 @@ func ParseControl(payload []byte) (Control, error) {
 		}
 		c.Levels[in] = l
 	}
+	if w.Points != nil && len(w.Points) == 0 {
+		return Control{}, errors.New("sim control: points: empty (want e.g. {\"bed\":\"pressed\"})")
+	}
+	for name, raw := range w.Points {
+		if !controller.ValidPointName(name) {
+			return Control{}, fmt.Errorf("sim control: points: %q is not a point name", name)
+		}
+		l, err := parseLevel(controller.InputPanic, raw)
+		if err != nil {
+			return Control{}, fmt.Errorf("sim control: points: %s: %w", name, err)
+		}
+		if c.Points == nil {
+			c.Points = map[string]controller.Level{}
+		}
+		c.Points[name] = l
+	}
 	var err error
 	if w.Fault != nil {
-		if c.Fault, err = controller.ParseInput(*w.Fault); err != nil {
+		if c.Fault, c.FaultPoint, err = parseTarget(*w.Fault); err != nil {
 			return Control{}, fmt.Errorf("sim control: fault: %w", err)
 		}
 	}
 	if w.Heal != nil {
-		if c.Heal, err = controller.ParseInput(*w.Heal); err != nil {
+		if c.Heal, c.HealPoint, err = parseTarget(*w.Heal); err != nil {
 			return Control{}, fmt.Errorf("sim control: heal: %w", err)
+		}
+	}
+	if w.Stick != nil {
+		if c.Stick, err = controller.ParseOutput(*w.Stick); err != nil {
+			return Control{}, fmt.Errorf("sim control: stick: %w", err)
+		}
+	}
+	if w.Unstick != nil {
+		if c.Unstick, err = controller.ParseOutput(*w.Unstick); err != nil {
+			return Control{}, fmt.Errorf("sim control: unstick: %w", err)
 		}
 	}
 	if w.Bounce != nil {
@@ -135,10 +181,34 @@ func ParseControl(payload []byte) (Control, error) {
 		}
 		c.Bounce = &b
 	}
-	if c.Levels == nil && c.Fault == 0 && c.Heal == 0 && c.Bounce == nil {
-		return Control{}, errors.New("sim control: empty (want door, lock, presence, panic, staff, fault, heal or bounce)")
+	if c.Levels == nil && c.Points == nil && c.Fault == 0 && c.Heal == 0 && c.Stick == 0 && c.Unstick == 0 && c.Bounce == nil {
+		return Control{}, errors.New("sim control: empty (want door, lock, presence, panic, staff, points, fault, heal, stick, unstick or bounce)")
 	}
 	return c, nil
+}
+
+// parseTarget reads the target of fault or heal: an input role ("door"),
+// or one panic point ("panic:bed").
+func parseTarget(s string) (controller.Input, string, error) {
+	name, point, hasPoint := strings.Cut(s, ":")
+	in, err := controller.ParseInput(name)
+	if err != nil {
+		return 0, "", err
+	}
+	if !hasPoint {
+		return in, "", nil
+	}
+	if in != controller.InputPanic || !controller.ValidPointName(point) {
+		return 0, "", fmt.Errorf("%q: only a panic point may follow the input (e.g. panic:bed)", s)
+	}
+	return in, point, nil
+}
+
+func target(in controller.Input, point string) string {
+	if point != "" {
+		return in.String() + ":" + point
+	}
+	return in.String()
 }
 
 func parseLevel(in controller.Input, raw json.RawMessage) (controller.Level, error) {
@@ -213,13 +283,27 @@ func (c Control) Encode() []byte {
 			*f = json.RawMessage(strconv.Quote(in.Describe(l)))
 		}
 	}
+	for name, l := range c.Points {
+		if w.Points == nil {
+			w.Points = map[string]json.RawMessage{}
+		}
+		w.Points[name] = json.RawMessage(strconv.Quote(controller.InputPanic.Describe(l)))
+	}
 	if c.Fault != 0 {
-		s := c.Fault.String()
+		s := target(c.Fault, c.FaultPoint)
 		w.Fault = &s
 	}
 	if c.Heal != 0 {
-		s := c.Heal.String()
+		s := target(c.Heal, c.HealPoint)
 		w.Heal = &s
+	}
+	if c.Stick != 0 {
+		s := c.Stick.String()
+		w.Stick = &s
+	}
+	if c.Unstick != 0 {
+		s := c.Unstick.String()
+		w.Unstick = &s
 	}
 	if b := c.Bounce; b != nil {
 		w.Bounce = &wireBounce{Input: b.Input.String(), To: json.RawMessage(strconv.Quote(b.Input.Describe(b.To))),
@@ -229,11 +313,17 @@ func (c Control) Encode() []byte {
 	return out
 }
 
-// Apply carries out c on the room: heal, levels (in controller.Inputs
-// order), fault, bounce. It stops at the first error, which names the input.
+// Apply carries out c on the room: heal and unstick, levels (in
+// controller.Inputs order), points (by name), fault and stick, bounce. It
+// stops at the first error, which names the input, point or output.
 func (r *Room) Apply(c Control) error {
 	if c.Heal != 0 {
-		if err := r.Heal(c.Heal); err != nil {
+		if err := r.setFaultAt(c.Heal, c.HealPoint, false); err != nil {
+			return err
+		}
+	}
+	if c.Unstick != 0 {
+		if err := r.StickFeedback(c.Unstick, false); err != nil {
 			return err
 		}
 	}
@@ -246,8 +336,23 @@ func (r *Room) Apply(c Control) error {
 			return err
 		}
 	}
+	names := make([]string, 0, len(c.Points))
+	for name := range c.Points {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := r.SetPoint(name, c.Points[name]); err != nil {
+			return err
+		}
+	}
 	if c.Fault != 0 {
-		if err := r.Fault(c.Fault); err != nil {
+		if err := r.setFaultAt(c.Fault, c.FaultPoint, true); err != nil {
+			return err
+		}
+	}
+	if c.Stick != 0 {
+		if err := r.StickFeedback(c.Stick, true); err != nil {
 			return err
 		}
 	}
@@ -259,7 +364,7 @@ func (r *Room) Apply(c Control) error {
 
 // EncodeOutputs renders the outputs' modes as published by the simulator,
 // every output in controller.Outputs order, a missing one as "off":
-// {"in_use":"on","warning":"blink","alarm":"off"}.
+// {"in_use":"on","warning":"blink","alarm_light":"panic","alarm_sounder":"off","reassurance":"on"}.
 func EncodeOutputs(m map[controller.Output]controller.Mode) []byte {
 	var b bytes.Buffer
 	b.WriteByte('{')

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/device"
 )
 
 func TestParseControl(t *testing.T) {
@@ -29,6 +30,11 @@ func TestParseControl(t *testing.T) {
 		{`{"door":"unknown"}`, Control{Levels: map[controller.Input]controller.Level{controller.InputDoor: controller.LevelUnknown}}},
 		{`{"fault":"door"}`, Control{Fault: controller.InputDoor}},
 		{`{"heal":"panic"}`, Control{Heal: controller.InputPanic}},
+		{`{"points":{"bed":"pressed","toilet":false}}`, Control{Points: map[string]controller.Level{"bed": controller.LevelActive, "toilet": controller.LevelInactive}}},
+		{`{"points":{"pull_cord":"unknown"}}`, Control{Points: map[string]controller.Level{"pull_cord": controller.LevelUnknown}}},
+		{`{"fault":"panic:toilet"}`, Control{Fault: controller.InputPanic, FaultPoint: "toilet"}},
+		{`{"heal":"panic:toilet","stick":"alarm_sounder"}`, Control{Heal: controller.InputPanic, HealPoint: "toilet", Stick: controller.OutputAlarmSounder}},
+		{`{"unstick":"alarm_light"}`, Control{Unstick: controller.OutputAlarmLight}},
 		{` {"bounce":{"input":"door","to":"open","count":5}} `, Control{Bounce: &BounceControl{
 			Input: controller.InputDoor, To: controller.LevelActive, Count: 5, Every: DefaultBounceEvery}}},
 		{`{"bounce":{"input":"panic","to":true,"count":3,"every_ms":2}}`, Control{Bounce: &BounceControl{
@@ -57,6 +63,13 @@ func TestParseControl(t *testing.T) {
 		{`{"door":"open"}x`, "data after"},
 		{`{"fault":"roof"}`, `fault: unknown input "roof"`},
 		{`{"heal":""}`, `heal: unknown input ""`},
+		{`{"fault":"door:bed"}`, `only a panic point may follow`},
+		{`{"fault":"panic:Bed"}`, `only a panic point may follow`},
+		{`{"points":{}}`, `points: empty`},
+		{`{"points":{"Bed":true}}`, `"Bed" is not a point name`},
+		{`{"points":{"bed":"open"}}`, `points: bed: input panic: unknown level "open"`},
+		{`{"stick":"alarm"}`, `stick: unknown output "alarm"`},
+		{`{"unstick":"door"}`, `unstick: unknown output "door"`},
 		{`{"bounce":{"input":"door","to":"open","count":0}}`, "count 0 outside"},
 		{`{"bounce":{"input":"door","to":"open","count":101}}`, "count 101 outside"},
 		{`{"bounce":{"input":"door","to":"unknown","count":3}}`, "known level"},
@@ -75,9 +88,11 @@ func TestParseControl(t *testing.T) {
 }
 
 func TestEncodeOutputs(t *testing.T) {
-	assert.Equal(t, `{"in_use":"on","warning":"blink","alarm":"off"}`, string(EncodeOutputs(map[controller.Output]controller.Mode{
-		controller.OutputInUse: controller.ModeOn, controller.OutputWarning: controller.ModeBlink,
-	})))
+	assert.Equal(t, `{"in_use":"on","warning":"blink","alarm_light":"panic","alarm_sounder":"off","reassurance":"blink"}`,
+		string(EncodeOutputs(map[controller.Output]controller.Mode{
+			controller.OutputInUse: controller.ModeOn, controller.OutputWarning: controller.ModeBlink,
+			controller.OutputAlarmLight: controller.ModePanic, controller.OutputReassurance: controller.ModeBlink,
+		})))
 }
 
 func TestApply(t *testing.T) {
@@ -119,12 +134,59 @@ func TestApply(t *testing.T) {
 		case <-time.After(time.Minute):
 		}
 
+		// Named panic points and a supervised output.
 		spec := DefaultSpec()
+		spec.Inputs[controller.InputPanic] = []device.LineSpec{{Name: "bed"}, {Name: "toilet"}}
+		spec.Feedback = map[controller.Output]device.LineSpec{controller.OutputAlarmSounder: {}}
+		r3, out3 := roomRun(t, spec)
+		point := func(name string, l controller.Level) {
+			t.Helper()
+			rd := next(t, out3)
+			require.Equal(t, controller.InputPanic, rd.Input, "%+v", rd)
+			require.Equal(t, name, rd.Point, "%+v", rd)
+			require.Equal(t, l, rd.Level, "%+v", rd)
+		}
+		verdict := next(t, out3) // the first verdict of the supervised sounder
+		require.Equal(t, controller.OutputAlarmSounder, verdict.Output)
+		require.True(t, verdict.Follows)
+		c, err := ParseControl([]byte(`{"points":{"toilet":"pressed"}}`))
+		require.NoError(t, err)
+		require.NoError(t, r3.Apply(c))
+		point("toilet", controller.LevelActive)
+		c, err = ParseControl([]byte(`{"fault":"panic:bed"}`))
+		require.NoError(t, err)
+		require.NoError(t, r3.Apply(c))
+		require.NoError(t, r3.LoseEdge(controller.InputDoor, controller.LevelInactive)) // nothing changes: a re-read finds the fault
+		point("bed", controller.LevelUnknown)
+		c, err = ParseControl([]byte(`{"heal":"panic:bed","points":{"toilet":false}}`))
+		require.NoError(t, err)
+		require.NoError(t, r3.Apply(c))
+		got := map[string]controller.Level{}
+		for range 2 {
+			rd := next(t, out3)
+			got[rd.Point] = rd.Level
+		}
+		assert.Equal(t, map[string]controller.Level{"bed": controller.LevelInactive, "toilet": controller.LevelInactive}, got)
+		c, err = ParseControl([]byte(`{"points":{"pillow":true}}`))
+		require.NoError(t, err)
+		require.ErrorContains(t, r3.Apply(c), `no panic point "pillow" (have bed, toilet)`)
+		c, err = ParseControl([]byte(`{"stick":"alarm_sounder"}`))
+		require.NoError(t, err)
+		require.NoError(t, r3.Apply(c))
+		require.NoError(t, r3.Set(controller.OutputAlarmSounder, controller.ModeOn, 0))
+		verdict = next(t, out3)
+		require.Equal(t, controller.OutputAlarmSounder, verdict.Output)
+		require.False(t, verdict.Follows, "a stuck contact does not follow")
+		c, err = ParseControl([]byte(`{"stick":"alarm_light"}`))
+		require.NoError(t, err)
+		require.ErrorContains(t, r3.Apply(c), "output alarm_light has no feedback line")
+
+		spec = DefaultSpec()
 		delete(spec.Inputs, controller.InputStaff)
 		r2, err := New(spec, nil)
 		require.NoError(t, err)
 		defer r2.Close()
-		c, err := ParseControl([]byte(`{"staff":true}`))
+		c, err = ParseControl([]byte(`{"staff":true}`))
 		require.NoError(t, err)
 		require.ErrorContains(t, r2.Apply(c), "staff is not wired")
 	})
@@ -132,6 +194,7 @@ func TestApply(t *testing.T) {
 
 func FuzzParseControl(f *testing.F) {
 	for _, s := range []string{`{"door":"open"}`, `{"presence":true,"fault":"lock"}`, `{"heal":"door"}`,
+		`{"points":{"bed":true},"fault":"panic:toilet","stick":"alarm_light"}`,
 		`{"bounce":{"input":"door","to":"open","count":5,"every_ms":3}}`, `{}`, `null`, `{"door":"open"}{}`} {
 		f.Add([]byte(s))
 	}
@@ -144,7 +207,8 @@ func FuzzParseControl(f *testing.F) {
 			require.True(t, strings.HasPrefix(err.Error(), "sim control: "), err.Error())
 			return
 		}
-		require.True(t, c.Levels != nil || c.Fault != 0 || c.Heal != 0 || c.Bounce != nil, "accepted an empty control")
+		require.True(t, c.Levels != nil || c.Points != nil || c.Fault != 0 || c.Heal != 0 || c.Stick != 0 || c.Unstick != 0 || c.Bounce != nil,
+			"accepted an empty control")
 		for in, l := range c.Levels {
 			require.Contains(t, controller.Inputs, in)
 			require.LessOrEqual(t, l, controller.LevelActive)

@@ -50,7 +50,7 @@ steps:
     wait: 30s
     set: {lock: unlocked}
     note: the bolt is drawn back
-  - after: {alert_escalated: time_up, reason: escalated}
+  - after: {alert_escalated: time_up}
     wait: 30s
     command: {action: ack_alert, alert: time_up}
     note: a guard acknowledges time_up
@@ -70,7 +70,7 @@ expect:
   - {event: visit_warning, warning: 1}
   - {event: visit_warning, warning: 2}
   - {alert_raised: time_up}
-  - {alert_escalated: time_up, reason: escalated}
+  - {alert_escalated: time_up}
   - {alert_acked: time_up}
   - {event: door_opened}
   - {event: visit_ended, reason: vacated}
@@ -319,7 +319,7 @@ func (c *console) event(ev link.EventMessage) {
 		line = room + " door bolted"
 	case "lock_released":
 		line = room + " bolt released"
-	case "alert_raised", "alert_escalated", "alert_acked", "alert_cleared":
+	case "alert_raised", "alert_escalated", "alert_repeated", "alert_reannounced", "alert_acked", "alert_cleared":
 		line = "ALERT   " + alertLine(ev)
 	default:
 		line = fmt.Sprintf("%s %s", room, strings.ReplaceAll(t, "_", " "))
@@ -343,18 +343,11 @@ func alertLine(ev link.EventMessage) string {
 	case "alert_raised":
 		return fmt.Sprintf("%s (%s) raised", what, a.Severity)
 	case "alert_escalated":
-		reason := ""
-		if ev.Reason != nil {
-			reason = *ev.Reason
-		}
-		switch reason {
-		case "escalated":
-			return fmt.Sprintf("%s escalated → %s", what, a.Severity)
-		case "reannounce":
-			return fmt.Sprintf("%s announced again, still unresolved (%s)", what, a.Severity)
-		default:
-			return fmt.Sprintf("%s repeated, unacknowledged (%s)", what, a.Severity)
-		}
+		return fmt.Sprintf("%s escalated → %s", what, a.Severity)
+	case "alert_reannounced":
+		return fmt.Sprintf("%s announced again, still unresolved (%s)", what, a.Severity)
+	case "alert_repeated":
+		return fmt.Sprintf("%s repeated, unacknowledged (%s)", what, a.Severity)
 	case "alert_acked":
 		return what + " ack by guard"
 	default:

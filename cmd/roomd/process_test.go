@@ -89,7 +89,7 @@ func TestProcessCrashRestartAndStop(t *testing.T) {
 	require.NoError(t, p2.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p2.Wait(), "clean exit on SIGTERM\n%s", logs2.String())
 	obs.next("availability", payloadIs(link.Offline))
-	obs.next("sim/outputs", payloadIs(`{"in_use":"off","warning":"off","alarm":"off"}`))
+	obs.next("sim/outputs", payloadIs(`{"in_use":"off","warning":"off","alarm_light":"off","alarm_sounder":"off","reassurance":"off"}`))
 	// No second visit was started: a visit_started seen again is the same
 	// record redelivered (at least once, same seq), never a new one.
 	for _, m := range obs.seen {

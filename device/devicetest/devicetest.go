@@ -10,6 +10,7 @@ package devicetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -34,6 +35,14 @@ type Harness interface {
 	FailReads(in controller.Input, i int, fail bool)
 	// OutputHigh is the raw (physical) level of output o's line now.
 	OutputHigh(o controller.Output) bool
+	// StickFeedback makes the feedback line of output o hold its level
+	// (a stuck relay), or follow the output again: a following feedback
+	// line copies every change of the output's level at once, with an edge,
+	// as the auxiliary contact of a working relay does.
+	StickFeedback(o controller.Output, stuck bool)
+	// FailFeedbackReads makes reads of output o's feedback line fail, or
+	// work again.
+	FailFeedbackReads(o controller.Output, fail bool)
 }
 
 // Timing of the suite's spec.
@@ -45,33 +54,63 @@ const (
 	FlapMax       = 6
 	FlapWindow    = 2 * time.Second
 	BlinkPeriod   = time.Second
+	FeedbackGrace = 100 * time.Millisecond
+)
+
+// Panic points of the suite's spec.
+const (
+	PointBed    = "bed"
+	PointToilet = "toilet"
 )
 
 // Spec is the wiring the suite uses: door (pull-up, active-high), lock
 // (pull-up, active-low), two presence sensors (pull-down, no debounce),
-// panic (pull-up, active-low); in_use and alarm active-high, warning
-// active-low. Chip "roomtest" offsets 0..4 for inputs, 8..10 for outputs,
-// so a GPIO harness can resolve them on a fake chip.
+// two panic points "bed" and "toilet" (pull-up, active-low); in_use,
+// alarm_light, alarm_sounder and reassurance active-high, warning
+// active-low. Chip "roomtest" offsets 0..5 for inputs, 8..12 for outputs,
+// so a GPIO harness can resolve them on a fake chip. No output is
+// supervised: see FeedbackSpec.
 func Spec() device.Spec {
-	line := func(off int, pull device.Pull, activeLow bool, debounce time.Duration) device.LineSpec {
-		return device.LineSpec{Chip: "roomtest", Line: off, Pull: pull, ActiveLow: activeLow, Debounce: debounce}
-	}
 	return device.Spec{
 		Inputs: map[controller.Input][]device.LineSpec{
 			controller.InputDoor:     {line(0, device.PullUp, false, DoorDebounce)},
 			controller.InputLock:     {line(1, device.PullUp, true, LockDebounce)},
 			controller.InputPresence: {line(2, device.PullDown, false, 0), line(3, device.PullDown, false, 0)},
-			controller.InputPanic:    {line(4, device.PullUp, true, PanicDebounce)},
+			controller.InputPanic:    {named(line(4, device.PullUp, true, PanicDebounce), PointBed), named(line(5, device.PullUp, true, PanicDebounce), PointToilet)},
 		},
 		Outputs: map[controller.Output]device.LineSpec{
-			controller.OutputInUse:   line(8, device.PullNone, false, 0),
-			controller.OutputWarning: line(9, device.PullNone, true, 0),
-			controller.OutputAlarm:   line(10, device.PullNone, false, 0),
+			controller.OutputInUse:        line(8, device.PullNone, false, 0),
+			controller.OutputWarning:      line(9, device.PullNone, true, 0),
+			controller.OutputAlarmLight:   line(10, device.PullNone, false, 0),
+			controller.OutputAlarmSounder: line(11, device.PullNone, false, 0),
+			controller.OutputReassurance:  line(12, device.PullNone, false, 0),
 		},
 		RereadEvery: RereadEvery,
 		Flap:        device.Flap{MaxChanges: FlapMax, Window: FlapWindow},
 		BlinkPeriod: BlinkPeriod,
 	}
+}
+
+// FeedbackSpec is Spec with the alarm sounder supervised by a feedback
+// line at offset 13 (pull-down, active-high: high while the relay is
+// energised) and the alarm light by one at offset 14 (pull-up, active-low).
+func FeedbackSpec() device.Spec {
+	s := Spec()
+	s.Feedback = map[controller.Output]device.LineSpec{
+		controller.OutputAlarmSounder: line(13, device.PullDown, false, 0),
+		controller.OutputAlarmLight:   line(14, device.PullUp, true, 0),
+	}
+	s.FeedbackGrace = FeedbackGrace
+	return s
+}
+
+func line(off int, pull device.Pull, activeLow bool, debounce time.Duration) device.LineSpec {
+	return device.LineSpec{Chip: "roomtest", Line: off, Pull: pull, ActiveLow: activeLow, Debounce: debounce}
+}
+
+func named(l device.LineSpec, name string) device.LineSpec {
+	l.Name = name
+	return l
 }
 
 // Run runs every case against backends made by newHarness, which is called
@@ -80,25 +119,36 @@ func Run(t *testing.T, newHarness func(t *testing.T, spec device.Spec) Harness) 
 	cases := []struct {
 		name string
 		f    func(t *testing.T, r *rig)
+		spec func() device.Spec
 	}{
-		{"InitialLevels", initialLevels},
-		{"DebounceSettlesFinalLevel", debounceSettles},
-		{"ShortBurstSendsNothing", shortBurst},
-		{"LostEdgeCorrectedByReread", lostEdge},
-		{"ActiveLow", activeLow},
-		{"ReadFailureThenRecovery", readFailure},
-		{"FlappingThenRecovery", flapping},
-		{"PresenceCombination", presence},
-		{"BlocksRatherThanDrops", blocks},
-		{"OutputsOnOffActiveLow", outputsSteady},
-		{"OutputBlink", outputBlink},
-		{"OutputPulsesThenHold", outputPulses},
-		{"SafeAndClose", safeAndClose},
+		{"InitialLevels", initialLevels, nil},
+		{"DebounceSettlesFinalLevel", debounceSettles, nil},
+		{"ShortBurstSendsNothing", shortBurst, nil},
+		{"LostEdgeCorrectedByReread", lostEdge, nil},
+		{"ActiveLow", activeLow, nil},
+		{"ReadFailureThenRecovery", readFailure, nil},
+		{"FlappingThenRecovery", flapping, nil},
+		{"PresenceCombination", presence, nil},
+		{"BlocksRatherThanDrops", blocks, nil},
+		{"OutputsOnOffActiveLow", outputsSteady, nil},
+		{"OutputBlink", outputBlink, nil},
+		{"OutputPulsesThenHold", outputPulses, nil},
+		{"SafeAndClose", safeAndClose, nil},
+		{"PanicPointsReadAlone", panicPoints, nil},
+		{"AlarmPatterns", alarmPatterns, nil},
+		{"FeedbackFollows", feedbackFollows, FeedbackSpec},
+		{"FeedbackStuckRelay", feedbackStuck, FeedbackSpec},
+		{"FeedbackDropsWhileSteady", feedbackDrops, FeedbackSpec},
+		{"FeedbackReadFailure", feedbackReadFailure, FeedbackSpec},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := newHarness(t, Spec())
+				spec := Spec()
+				if c.spec != nil {
+					spec = c.spec()
+				}
+				h := newHarness(t, spec)
 				r := &rig{t: t, h: h, b: h.Backend()}
 				t.Cleanup(func() { _ = r.b.Close() })
 				c.f(t, r)
@@ -118,14 +168,19 @@ type rig struct {
 }
 
 // idle puts every input in its inactive raw level: door closed (low), lock
-// unlocked (high, active-low), nobody (low), panic released (high).
+// unlocked (high, active-low), nobody (low), panic points released (high).
 func (r *rig) idle() {
 	r.h.SetRaw(controller.InputDoor, 0, false, false)
 	r.h.SetRaw(controller.InputLock, 0, true, false)
 	r.h.SetRaw(controller.InputPresence, 0, false, false)
 	r.h.SetRaw(controller.InputPresence, 1, false, false)
 	r.h.SetRaw(controller.InputPanic, 0, true, false)
+	r.h.SetRaw(controller.InputPanic, 1, true, false)
 }
+
+// initialReadings is how many readings Run sends at start with Spec: door,
+// lock, presence (combined), and one per panic point.
+const initialReadings = 5
 
 // start runs the backend's inputs with an out channel of capacity buf.
 func (r *rig) start(buf int) {
@@ -140,7 +195,7 @@ func (r *rig) start(buf int) {
 func (r *rig) startIdle() {
 	r.idle()
 	r.start(16)
-	for range 4 {
+	for range initialReadings {
 		rd := r.next(time.Second)
 		require.Equal(r.t, controller.LevelInactive, rd.Level, "initial %s", rd.Input)
 	}
@@ -196,19 +251,23 @@ func initialLevels(t *testing.T, r *rig) {
 	r.h.SetRaw(controller.InputPresence, 0, false, false) // nobody
 	r.h.SetRaw(controller.InputPresence, 1, true, false)  // somebody
 	r.h.SetRaw(controller.InputPanic, 0, true, false)     // active-low: released
+	r.h.SetRaw(controller.InputPanic, 1, false, false)    // active-low: pressed
 	start := time.Now()
 	r.start(16)
 	want := []struct {
-		in controller.Input
-		l  controller.Level
+		in    controller.Input
+		point string
+		l     controller.Level
 	}{
-		{controller.InputDoor, controller.LevelActive},
-		{controller.InputLock, controller.LevelActive},
-		{controller.InputPresence, controller.LevelActive},
-		{controller.InputPanic, controller.LevelInactive},
+		{controller.InputDoor, "", controller.LevelActive},
+		{controller.InputLock, "", controller.LevelActive},
+		{controller.InputPresence, "", controller.LevelActive},
+		{controller.InputPanic, PointBed, controller.LevelInactive},
+		{controller.InputPanic, PointToilet, controller.LevelActive},
 	}
 	for _, w := range want {
 		rd := r.expect(w.in, w.l, time.Millisecond)
+		assert.Equal(t, w.point, rd.Point, "reading %+v", rd)
 		assert.Equal(t, start, rd.At, "initial reading is read at start, without debounce")
 	}
 	r.none(time.Minute)
@@ -277,14 +336,16 @@ func readFailure(t *testing.T, r *rig) {
 	r.stop()
 	r.h.FailReads(controller.InputPanic, 0, true)
 	r.start(16)
-	for range 4 {
+	for range initialReadings {
 		rd := r.next(time.Millisecond)
 		if rd.Input == controller.InputPanic {
-			assert.Equal(t, controller.LevelUnknown, rd.Level)
+			want := map[string]controller.Level{PointBed: controller.LevelUnknown, PointToilet: controller.LevelInactive}[rd.Point]
+			assert.Equal(t, want, rd.Level, "point %s", rd.Point)
 		}
 	}
 	r.h.FailReads(controller.InputPanic, 0, false)
-	r.expect(controller.InputPanic, controller.LevelInactive, 2*time.Second)
+	rd = r.expect(controller.InputPanic, controller.LevelInactive, 2*time.Second)
+	assert.Equal(t, PointBed, rd.Point)
 }
 
 func flapping(t *testing.T, r *rig) {
@@ -345,7 +406,7 @@ func blocks(t *testing.T, r *rig) {
 	synctest.Wait()
 	r.h.SetRaw(controller.InputDoor, 0, true, true)
 	<-time.After(time.Minute) // the reader is busy
-	for _, in := range []controller.Input{controller.InputDoor, controller.InputLock, controller.InputPresence, controller.InputPanic} {
+	for _, in := range []controller.Input{controller.InputDoor, controller.InputLock, controller.InputPresence, controller.InputPanic, controller.InputPanic} {
 		rd := r.next(time.Second)
 		require.Equal(t, in, rd.Input)
 		require.Equal(t, controller.LevelInactive, rd.Level, "read at start")
@@ -364,7 +425,7 @@ func outputsSteady(t *testing.T, r *rig) {
 	b := r.b
 	assert.False(t, r.h.OutputHigh(controller.OutputInUse), "safe at start")
 	assert.True(t, r.h.OutputHigh(controller.OutputWarning), "safe at start (active-low)")
-	assert.False(t, r.h.OutputHigh(controller.OutputAlarm), "safe at start")
+	assert.False(t, r.h.OutputHigh(controller.OutputAlarmLight), "safe at start")
 	require.NoError(t, b.Set(controller.OutputInUse, controller.ModeOn, 0))
 	require.NoError(t, b.Set(controller.OutputWarning, controller.ModeOn, 0))
 	assert.True(t, r.h.OutputHigh(controller.OutputInUse))
@@ -373,7 +434,7 @@ func outputsSteady(t *testing.T, r *rig) {
 	assert.True(t, r.h.OutputHigh(controller.OutputInUse), "steady stays on")
 	require.NoError(t, b.Set(controller.OutputWarning, controller.ModeOff, 0))
 	assert.True(t, r.h.OutputHigh(controller.OutputWarning))
-	require.Error(t, b.Set(controller.OutputAlarm, controller.Mode(9), 0), "invalid mode")
+	require.Error(t, b.Set(controller.OutputAlarmLight, controller.Mode(9), 0), "invalid mode")
 }
 
 // sample returns the raw level of o at the middle of each half period for n halves.
@@ -389,42 +450,42 @@ func sample(r *rig, o controller.Output, n int) []bool {
 }
 
 func outputBlink(t *testing.T, r *rig) {
-	require.NoError(t, r.b.Set(controller.OutputAlarm, controller.ModeBlink, 0))
-	assert.Equal(t, []bool{true, false, true, false, true, false}, sample(r, controller.OutputAlarm, 6))
+	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeBlink, 0))
+	assert.Equal(t, []bool{true, false, true, false, true, false}, sample(r, controller.OutputAlarmLight, 6))
 	require.NoError(t, r.b.Set(controller.OutputWarning, controller.ModeBlink, 0)) // active-low
 	assert.Equal(t, []bool{false, true, false, true}, sample(r, controller.OutputWarning, 4))
-	require.NoError(t, r.b.Set(controller.OutputAlarm, controller.ModeOff, 0))
+	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeOff, 0))
 	require.NoError(t, r.b.Set(controller.OutputWarning, controller.ModeOff, 0))
-	assert.Equal(t, []bool{false, false, false}, sample(r, controller.OutputAlarm, 3))
+	assert.Equal(t, []bool{false, false, false}, sample(r, controller.OutputAlarmLight, 3))
 	assert.True(t, r.h.OutputHigh(controller.OutputWarning))
 }
 
 func outputPulses(t *testing.T, r *rig) {
 	require.NoError(t, r.b.Set(controller.OutputInUse, controller.ModeOn, 2))
 	assert.Equal(t, []bool{true, false, true, false, true, true, true}, sample(r, controller.OutputInUse, 7))
-	require.NoError(t, r.b.Set(controller.OutputAlarm, controller.ModeOff, 3))
-	assert.Equal(t, []bool{true, false, true, false, true, false, false, false}, sample(r, controller.OutputAlarm, 8))
-	require.NoError(t, r.b.Set(controller.OutputAlarm, controller.ModeBlink, 1))
-	assert.Equal(t, []bool{true, false, true, false, true, false}, sample(r, controller.OutputAlarm, 6))
+	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeOff, 3))
+	assert.Equal(t, []bool{true, false, true, false, true, false, false, false}, sample(r, controller.OutputAlarmLight, 8))
+	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeBlink, 1))
+	assert.Equal(t, []bool{true, false, true, false, true, false}, sample(r, controller.OutputAlarmLight, 6))
 }
 
 func safeAndClose(t *testing.T, r *rig) {
 	b := r.b
 	require.NoError(t, b.Set(controller.OutputInUse, controller.ModeOn, 0))
 	require.NoError(t, b.Set(controller.OutputWarning, controller.ModeBlink, 0))
-	require.NoError(t, b.Set(controller.OutputAlarm, controller.ModeOn, 5))
+	require.NoError(t, b.Set(controller.OutputAlarmLight, controller.ModeOn, 5))
 	require.NoError(t, b.Safe())
 	check := func(when string) {
 		assert.False(t, r.h.OutputHigh(controller.OutputInUse), when)
 		assert.True(t, r.h.OutputHigh(controller.OutputWarning), when)
-		assert.False(t, r.h.OutputHigh(controller.OutputAlarm), when)
+		assert.False(t, r.h.OutputHigh(controller.OutputAlarmLight), when)
 	}
 	check("after Safe")
 	<-time.After(10 * time.Second)
 	check("patterns stopped by Safe")
 
 	r.startIdle()
-	require.NoError(t, b.Set(controller.OutputAlarm, controller.ModeBlink, 0))
+	require.NoError(t, b.Set(controller.OutputAlarmLight, controller.ModeBlink, 0))
 	require.NoError(t, b.Set(controller.OutputWarning, controller.ModeOn, 0))
 	require.NoError(t, b.Close())
 	check("after Close")
@@ -441,4 +502,178 @@ func safeAndClose(t *testing.T, r *rig) {
 	err := b.Run(context.Background(), make(chan device.Reading, 8))
 	require.True(t, errors.Is(err, device.ErrClosed), "Run after Close: %v", err)
 	require.NoError(t, b.Close(), "Close is idempotent")
+}
+
+// panicPoints: each panic point is read on its own and named; a fault of
+// one leaves the other as it is.
+func panicPoints(t *testing.T, r *rig) {
+	r.startIdle()
+	r.h.SetRaw(controller.InputPanic, 1, false, true) // toilet pressed
+	rd := r.expect(controller.InputPanic, controller.LevelActive, time.Second)
+	assert.Equal(t, PointToilet, rd.Point)
+	r.h.SetRaw(controller.InputPanic, 0, false, true) // bed pressed too: its own reading
+	rd = r.expect(controller.InputPanic, controller.LevelActive, time.Second)
+	assert.Equal(t, PointBed, rd.Point)
+	r.h.SetRaw(controller.InputPanic, 1, true, true) // toilet released, bed still pressed
+	rd = r.expect(controller.InputPanic, controller.LevelInactive, time.Second)
+	assert.Equal(t, PointToilet, rd.Point)
+	r.h.FailReads(controller.InputPanic, 1, true) // toilet fails; found by the next re-read
+	rd = r.expect(controller.InputPanic, controller.LevelUnknown, RereadEvery+time.Second)
+	assert.Equal(t, PointToilet, rd.Point)
+	assert.True(t, strings.HasPrefix(rd.Detail, device.DetailReadFailed), "detail %q names the failure alone", rd.Detail)
+	r.none(time.Minute)
+}
+
+// trace samples the raw level of o every step, from step/2 on, for d.
+func trace(r *rig, o controller.Output, d, step time.Duration) []bool {
+	<-time.After(step / 2)
+	var got []bool
+	for range int(d / step) {
+		got = append(got, r.h.OutputHigh(o))
+		<-time.After(step)
+	}
+	return got
+}
+
+// expected samples a pattern cycle (starting on) like trace.
+func expected(cycle []time.Duration, d, step time.Duration) []bool {
+	var total time.Duration
+	for _, c := range cycle {
+		total += c
+	}
+	var want []bool
+	for at := step / 2; at < d; at += step {
+		pos := at % total
+		i := 0
+		for pos >= cycle[i] {
+			pos -= cycle[i]
+			i++
+		}
+		want = append(want, i%2 == 0)
+	}
+	return want
+}
+
+// alarmPatterns: every alarm mode shows its documented pattern, within the
+// limits of UL 1069 (each repeats within 10 s; a continuous burst lasts 3 s).
+func alarmPatterns(t *testing.T, r *rig) {
+	const step = 50 * time.Millisecond
+	for _, m := range []controller.Mode{controller.ModePanic, controller.ModeDoorLocked, controller.ModeTimeUp, controller.ModeFault, controller.ModeBlink} {
+		cycle := device.Pattern(m, BlinkPeriod)
+		require.NotEmpty(t, cycle, "mode %s has a pattern", m)
+		require.Zero(t, len(cycle)%2, "mode %s: on and off alternate", m)
+		var total time.Duration
+		for _, c := range cycle {
+			total += c
+		}
+		assert.LessOrEqual(t, total, 10*time.Second, "mode %s repeats at least every 10 s", m)
+		require.NoError(t, r.b.Set(controller.OutputAlarmSounder, m, 0))
+		d := 2*total + step
+		assert.Equal(t, expected(cycle, d, step), trace(r, controller.OutputAlarmSounder, d, step), "mode %s", m)
+	}
+	assert.Nil(t, device.Pattern(controller.ModeOn, BlinkPeriod))
+	assert.Nil(t, device.Pattern(controller.ModeOff, BlinkPeriod))
+	assert.Equal(t, []time.Duration{3 * time.Second, 7 * time.Second}, device.Pattern(controller.ModeFault, BlinkPeriod),
+		"the fault pattern is a 3 s continuous burst every 10 s")
+	// Every alarm pattern is distinct.
+	seen := map[string]controller.Mode{}
+	for _, m := range []controller.Mode{controller.ModePanic, controller.ModeDoorLocked, controller.ModeTimeUp, controller.ModeFault} {
+		k := fmt.Sprint(device.Pattern(m, BlinkPeriod))
+		require.NotContains(t, seen, k, "mode %s has the pattern of %s", m, seen[k])
+		seen[k] = m
+	}
+	require.NoError(t, r.b.Set(controller.OutputAlarmSounder, controller.ModeOff, 0))
+	assert.Equal(t, []bool{false, false, false}, trace(r, controller.OutputAlarmSounder, 3*time.Second, time.Second))
+}
+
+// expectVerdict reads the next reading and checks it is a supervision
+// verdict on o.
+func (r *rig) expectVerdict(o controller.Output, follows bool, within time.Duration) device.Reading {
+	r.t.Helper()
+	rd := r.next(within)
+	require.Equal(r.t, o, rd.Output, "reading %+v", rd)
+	require.Equal(r.t, follows, rd.Follows, "reading %+v", rd)
+	require.Zero(r.t, rd.Input, "a verdict is no input reading")
+	return rd
+}
+
+// startSupervised starts an idle FeedbackSpec room and consumes the first
+// verdicts (both supervised outputs follow), one grace after the start.
+func (r *rig) startSupervised() {
+	start := time.Now()
+	r.startIdle()
+	got := map[controller.Output]bool{}
+	for range 2 {
+		rd := r.next(FeedbackGrace + time.Millisecond)
+		require.True(r.t, rd.Follows, "first verdict %+v", rd)
+		assert.Equal(r.t, start.Add(FeedbackGrace), rd.At, "first verdict one grace after the start")
+		got[rd.Output] = true
+	}
+	require.Equal(r.t, map[controller.Output]bool{controller.OutputAlarmSounder: true, controller.OutputAlarmLight: true}, got)
+}
+
+// feedbackFollows: a read-back that follows every pattern and steady mode
+// raises nothing.
+func feedbackFollows(t *testing.T, r *rig) {
+	r.startSupervised()
+	require.NoError(t, r.b.Set(controller.OutputAlarmSounder, controller.ModePanic, 0))
+	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeDoorLocked, 0))
+	r.none(30 * time.Second)
+	require.NoError(t, r.b.Set(controller.OutputAlarmSounder, controller.ModeFault, 0))
+	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeOn, 0))
+	r.none(30 * time.Second)
+	require.NoError(t, r.b.Set(controller.OutputAlarmSounder, controller.ModeOff, 0))
+	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeOff, 0))
+	r.none(time.Minute)
+}
+
+// feedbackStuck: a relay that does not follow a pattern is found within the
+// grace of the first phase it misses; it counts as working again only after
+// following for FeedbackRecovery.
+func feedbackStuck(t *testing.T, r *rig) {
+	r.startSupervised()
+	r.h.StickFeedback(controller.OutputAlarmSounder, true) // stuck off
+	set := time.Now()
+	require.NoError(t, r.b.Set(controller.OutputAlarmSounder, controller.ModePanic, 0))
+	rd := r.expectVerdict(controller.OutputAlarmSounder, false, time.Second)
+	assert.Equal(t, set.Add(FeedbackGrace), rd.At, "found one grace into the first on phase")
+	assert.Contains(t, rd.Detail, "read back off while driven on")
+	r.none(5 * time.Second) // still failing: told once
+	freed := time.Now()
+	r.h.StickFeedback(controller.OutputAlarmSounder, false)
+	rd = r.expectVerdict(controller.OutputAlarmSounder, true, device.FeedbackRecovery+time.Second)
+	cycle := device.Pattern(controller.ModePanic, BlinkPeriod)
+	assert.GreaterOrEqual(t, rd.At.Sub(freed), device.FeedbackRecovery-cycle[0]-cycle[1],
+		"working again only a whole recovery time after the last miss, within the last cycle before it was freed")
+	r.none(30 * time.Second)
+}
+
+// feedbackDrops: a read-back that stays on after a steady output is turned
+// off (a welded contact) is a miss too.
+func feedbackDrops(t *testing.T, r *rig) {
+	r.startSupervised()
+	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeOn, 0))
+	r.none(time.Second)
+	r.h.StickFeedback(controller.OutputAlarmLight, true) // welded on
+	off := time.Now()
+	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeOff, 0))
+	rd := r.expectVerdict(controller.OutputAlarmLight, false, time.Second)
+	assert.Equal(t, off.Add(FeedbackGrace), rd.At)
+	assert.Contains(t, rd.Detail, "read back on while driven off")
+	r.h.StickFeedback(controller.OutputAlarmLight, false)
+	rd = r.expectVerdict(controller.OutputAlarmLight, true, device.FeedbackRecovery+2*time.Second)
+	r.none(time.Minute)
+}
+
+// feedbackReadFailure: a feedback line that cannot be read is a miss.
+func feedbackReadFailure(t *testing.T, r *rig) {
+	r.startSupervised()
+	r.h.FailFeedbackReads(controller.OutputAlarmSounder, true)
+	require.NoError(t, r.b.Set(controller.OutputAlarmSounder, controller.ModeOn, 0))
+	rd := r.expectVerdict(controller.OutputAlarmSounder, false, time.Second)
+	assert.True(t, strings.HasPrefix(rd.Detail, device.DetailReadFailed), "detail %q", rd.Detail)
+	r.none(5 * time.Second)
+	r.h.FailFeedbackReads(controller.OutputAlarmSounder, false)
+	r.expectVerdict(controller.OutputAlarmSounder, true, device.FeedbackRecovery+2*time.Second)
+	r.none(time.Minute)
 }

@@ -92,8 +92,9 @@ func OpenChips(spec device.Spec, chips []Chip, logger *slog.Logger) (*Backend, e
 		logger = slog.New(slog.DiscardHandler)
 	}
 	lines := device.Lines{
-		Inputs:  map[controller.Input][]device.InputLine{},
-		Outputs: map[controller.Output]device.OutputLine{},
+		Inputs:   map[controller.Input][]device.InputLine{},
+		Outputs:  map[controller.Output]device.OutputLine{},
+		Feedback: map[controller.Output]device.InputLine{},
 	}
 	var opened []Line
 	users := map[string]string{} // chip/offset -> role
@@ -114,7 +115,10 @@ func OpenChips(spec device.Spec, chips []Chip, logger *slog.Logger) (*Backend, e
 	for _, in := range controller.Inputs {
 		for i, ls := range spec.Inputs[in] {
 			role := "input " + in.String()
-			if len(spec.Inputs[in]) > 1 {
+			switch {
+			case in == controller.InputPanic && len(spec.Inputs[in]) > 1:
+				role = fmt.Sprintf("input panic point %s", spec.PanicPoint(i))
+			case len(spec.Inputs[in]) > 1:
 				role = fmt.Sprintf("input %s sensor %d", in, i+1)
 			}
 			l, err := claim(role, ls)
@@ -137,6 +141,18 @@ func OpenChips(spec device.Spec, chips []Chip, logger *slog.Logger) (*Backend, e
 		}
 		lines.Outputs[o] = hostLine{PinIO: l.Pin, consumer: l.Consumer}
 	}
+	for _, o := range controller.Outputs {
+		ls, ok := spec.Feedback[o]
+		if !ok {
+			continue
+		}
+		l, err := claim("feedback of output "+o.String(), ls)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		lines.Feedback[o] = hostLine{PinIO: l.Pin, consumer: l.Consumer}
+	}
 	release := func() error {
 		for _, l := range opened {
 			if c, ok := l.Pin.(interface{ Close() }); ok {
@@ -154,7 +170,7 @@ func OpenChips(spec device.Spec, chips []Chip, logger *slog.Logger) (*Backend, e
 		_ = release()
 		return nil, fmt.Errorf("open GPIO lines: %w", err)
 	}
-	logger.Info("GPIO lines open", "inputs", len(spec.Inputs), "outputs", len(spec.Outputs))
+	logger.Info("GPIO lines open", "inputs", len(spec.Inputs), "outputs", len(spec.Outputs), "feedback", len(spec.Feedback))
 	return &Backend{Core: core}, nil
 }
 

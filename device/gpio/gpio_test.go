@@ -2,6 +2,7 @@ package gpio
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -59,10 +60,63 @@ func fakeChip(name, label string, n int, named func(i int) string) (Chip, []*fak
 	return c, pins
 }
 
+// relayPin is a fake output line with a relay's auxiliary contact wired to
+// a feedback line: the contact follows the output unless stuck.
+type relayPin struct {
+	*fakePin
+	fb                        *fakePin
+	outActiveLow, fbActiveLow bool
+	mu                        sync.Mutex
+	stuck                     bool
+}
+
+func (r *relayPin) Out(l pgpio.Level) error {
+	if err := r.fakePin.Out(l); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.stuck {
+		r.follow()
+	}
+	return nil
+}
+
+// follow copies the output's level to the contact, with an edge; mu is held.
+func (r *relayPin) follow() {
+	on := bool(r.fakePin.Read()) != r.outActiveLow
+	l := pgpio.Level(on != r.fbActiveLow)
+	r.fb.Lock()
+	changed := r.fb.L != l
+	r.fb.L = l
+	r.fb.Unlock()
+	if changed {
+		select {
+		case r.fb.EdgesChan <- l:
+		default:
+		}
+	}
+}
+
 type harness struct {
-	b    *Backend
-	pins []*fakePin
-	spec device.Spec
+	b      *Backend
+	pins   []*fakePin
+	spec   device.Spec
+	relays map[controller.Output]*relayPin
+}
+
+func (h *harness) StickFeedback(o controller.Output, stuck bool) {
+	r := h.relays[o]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stuck = stuck
+	if !stuck {
+		r.follow()
+	}
+}
+
+func (h *harness) FailFeedbackReads(o controller.Output, fail bool) {
+	h.pins[h.spec.Feedback[o].Line].fail.Store(fail)
 }
 
 func (h *harness) Backend() device.Backend { return h.b }
@@ -94,9 +148,17 @@ func TestBehaviour(t *testing.T) {
 	devicetest.Run(t, func(t *testing.T, spec device.Spec) devicetest.Harness {
 		chip, pins := fakeChip("gpiochip3", "roomtest", 16, nil)
 		other, _ := fakeChip("gpiochip0", "pinctrl-bcm2711", 4, nil)
+		h := &harness{pins: pins, spec: spec, relays: map[controller.Output]*relayPin{}}
+		for o, fs := range spec.Feedback {
+			out := spec.Outputs[o]
+			r := &relayPin{fakePin: pins[out.Line], fb: pins[fs.Line], outActiveLow: out.ActiveLow, fbActiveLow: fs.ActiveLow}
+			chip.Lines[out.Line].Pin = r
+			h.relays[o] = r
+		}
 		b, err := OpenChips(spec, []Chip{other, chip}, nil)
 		require.NoError(t, err)
-		return &harness{b: b, pins: pins, spec: spec}
+		h.b = b
+		return h
 	})
 }
 
@@ -154,13 +216,13 @@ func TestOpenErrorsNameRoleAndLine(t *testing.T) {
 			controller.InputPanic: {{Pin: "GPIO27"}},
 		},
 		Outputs: map[controller.Output]device.LineSpec{
-			controller.OutputAlarm: {Pin: "GPIO20"},
+			controller.OutputAlarmLight: {Pin: "GPIO20"},
 		},
 	}
 	_, err := OpenChips(spec, []Chip{chip}, nil)
 	require.Error(t, err)
 	assert.ErrorContains(t, err, `input panic: pin "GPIO27" not found`)
-	assert.ErrorContains(t, err, "output alarm: line GPIO20 (gpiochip0 offset 0) is already wired to input door")
+	assert.ErrorContains(t, err, "output alarm_light: line GPIO20 (gpiochip0 offset 0) is already wired to input door")
 
 	// A busy line: the kernel refuses the request.
 	chip.Lines[1].Consumer = "otherd@42"
@@ -170,7 +232,7 @@ func TestOpenErrorsNameRoleAndLine(t *testing.T) {
 			controller.InputDoor: {{Pin: "GPIO20"}},
 			controller.InputLock: {{Chip: "roomtest", Line: 1}},
 		},
-		Outputs: map[controller.Output]device.LineSpec{controller.OutputAlarm: {Pin: "GPIO23"}},
+		Outputs: map[controller.Output]device.LineSpec{controller.OutputAlarmLight: {Pin: "GPIO23"}},
 	}
 	_, err = OpenChips(spec, []Chip{chip}, nil)
 	require.Error(t, err)
@@ -191,19 +253,29 @@ func TestOpenErrorsNameRoleAndLine(t *testing.T) {
 		controller.InputDoor: {{Pin: "GPIO20"}, {Pin: "GPIO21"}},
 	}}
 	_, err = OpenChips(spec, []Chip{chip}, nil)
-	assert.ErrorContains(t, err, "only presence may have several")
+	assert.ErrorContains(t, err, "only presence and panic may have several")
+
+	// Panic points are named by point, feedback lines by their output.
+	spec = device.Spec{
+		Inputs:   map[controller.Input][]device.LineSpec{controller.InputPanic: {{Pin: "GPIO20", Name: "bed"}, {Pin: "GPIO98", Name: "toilet"}}},
+		Outputs:  map[controller.Output]device.LineSpec{controller.OutputAlarmSounder: {Pin: "GPIO21"}},
+		Feedback: map[controller.Output]device.LineSpec{controller.OutputAlarmSounder: {Pin: "GPIO20"}},
+	}
+	_, err = OpenChips(spec, []Chip{chip}, nil)
+	assert.ErrorContains(t, err, `input panic point toilet: pin "GPIO98" not found`)
+	assert.ErrorContains(t, err, "feedback of output alarm_sounder: line GPIO20 (gpiochip0 offset 0) is already wired to input panic point bed")
 }
 
 func TestCloseReleasesLinesAfterSafe(t *testing.T) {
 	chip, pins := fakeChip("gpiochip0", "roomtest", 4, nil)
 	spec := device.Spec{
 		Inputs:  map[controller.Input][]device.LineSpec{controller.InputDoor: {{Chip: "roomtest", Line: 0}}},
-		Outputs: map[controller.Output]device.LineSpec{controller.OutputAlarm: {Chip: "roomtest", Line: 1, ActiveLow: true}},
+		Outputs: map[controller.Output]device.LineSpec{controller.OutputAlarmLight: {Chip: "roomtest", Line: 1, ActiveLow: true}},
 	}
 	b, err := OpenChips(spec, []Chip{chip}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, pgpio.High, pins[1].Read(), "active-low output inactive (high) at start")
-	require.NoError(t, b.Set(controller.OutputAlarm, controller.ModeOn, 0))
+	require.NoError(t, b.Set(controller.OutputAlarmLight, controller.ModeOn, 0))
 	assert.Equal(t, pgpio.Low, pins[1].Read())
 	require.NoError(t, b.Close())
 	assert.Equal(t, pgpio.High, pins[1].Read(), "inactive after Close")

@@ -600,13 +600,15 @@ func (p *parser) bounce(n *yaml.Node, what string) *sim.Control {
 }
 
 var shorthand = map[string]controller.EventType{
-	"alert_raised":    controller.EventAlertRaised,
-	"alert_escalated": controller.EventAlertEscalated,
-	"alert_acked":     controller.EventAlertAcked,
-	"alert_cleared":   controller.EventAlertCleared,
+	"alert_raised":      controller.EventAlertRaised,
+	"alert_escalated":   controller.EventAlertEscalated,
+	"alert_repeated":    controller.EventAlertRepeated,
+	"alert_reannounced": controller.EventAlertReannounced,
+	"alert_acked":       controller.EventAlertAcked,
+	"alert_cleared":     controller.EventAlertCleared,
 }
 
-var patternKeys = []string{"event", "alert_raised", "alert_escalated", "alert_acked", "alert_cleared",
+var patternKeys = []string{"event", "alert_raised", "alert_escalated", "alert_repeated", "alert_reannounced", "alert_acked", "alert_cleared",
 	"alert", "severity", "reason", "input", "warning", "visit_id"}
 
 // pattern reads the pattern keys of m (which may hold other keys, already checked).
@@ -636,7 +638,7 @@ func (p *parser) pattern(n *yaml.Node, what string, m map[string]*yaml.Node) (Pa
 		}
 	}
 	if set != 1 {
-		p.bad(n, "%s: name one event: event, alert_raised, alert_escalated, alert_acked or alert_cleared", what)
+		p.bad(n, "%s: name one event: event, alert_raised, alert_escalated, alert_repeated, alert_reannounced, alert_acked or alert_cleared", what)
 		return pat, false
 	}
 	if v := m["alert"]; v != nil {

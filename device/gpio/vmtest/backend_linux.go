@@ -22,28 +22,37 @@ func roomSpec() device.Spec {
 	}
 	lock := byPin("LOCK")
 	lock.Pull = device.PullDown
-	panicBtn := byPin("PANIC")
-	panicBtn.Pull = device.PullUp
-	panicBtn.ActiveLow = true
+	panicBed := byPin("PANIC")
+	panicBed.Pull = device.PullUp
+	panicBed.ActiveLow = true
+	panicBed.Name = pointBed
+	panicToilet := byOffset(offPanic2)
+	panicToilet.Name = pointToilet
 	warn := device.LineSpec{Chip: simLabel, Line: offWarn, ActiveLow: true}
 	return device.Spec{
 		Inputs: map[controller.Input][]device.LineSpec{
 			controller.InputDoor:     {byOffset(offDoor)},
 			controller.InputLock:     {lock},
 			controller.InputPresence: {byPin("PIR0"), byOffset(offPIR1)},
-			controller.InputPanic:    {panicBtn},
+			controller.InputPanic:    {panicBed, panicToilet},
 			controller.InputStaff:    {byOffset(offStaff)},
 		},
 		Outputs: map[controller.Output]device.LineSpec{
-			controller.OutputInUse:   {Pin: "INUSE"},
-			controller.OutputWarning: warn,
-			controller.OutputAlarm:   {Pin: "ALARM"},
+			controller.OutputInUse:        {Pin: "INUSE"},
+			controller.OutputWarning:      warn,
+			controller.OutputAlarmLight:   {Pin: "LIGHT"},
+			controller.OutputAlarmSounder: {Chip: simLabel, Line: offSounder},
+			controller.OutputReassurance:  {Pin: "REASSURE"},
 		},
+		// FB has no bias: the harness moves it with the sim's pull, as the
+		// relay contact would.
+		Feedback:      map[controller.Output]device.LineSpec{controller.OutputAlarmSounder: {Pin: "FB"}},
+		FeedbackGrace: feedbackGrace,
 		// Shorter than a quiet check, so re-reads run during the checks
 		// and are seen to send nothing when nothing changed.
 		RereadEvery: 250 * time.Millisecond,
 		Flap:        device.Flap{MaxChanges: flapMax, Window: flapWindow},
-		BlinkPeriod: 200 * time.Millisecond,
+		BlinkPeriod: blinkPeriod,
 	}
 }
 

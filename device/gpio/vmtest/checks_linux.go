@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/roomd/roomd/controller"
@@ -56,7 +57,9 @@ func checkBackend(sim *simChip, logger *slog.Logger) error {
 		{"re-reads send nothing new", rc.settle},
 		{"door open/close", func() error { return rc.toggle(offDoor) }},
 		{"lock locked/unlocked", func() error { return rc.toggle(offLock) }},
-		{"panic (active-low) pressed/released", func() error { return rc.toggle(offPanic) }},
+		{"panic point bed (active-low) pressed/released", func() error { return rc.toggle(offPanic) }},
+		{"panic point toilet pressed/released", func() error { return rc.toggle(offPanic2) }},
+		{"panic points are read each alone", rc.panicPoints},
 		{"staff pressed/released", func() error { return rc.toggle(offStaff) }},
 		{"presence from PIR0", func() error { return rc.toggle(offPIR0) }},
 		{"presence from PIR1", func() error { return rc.toggle(offPIR1) }},
@@ -67,6 +70,8 @@ func checkBackend(sim *simChip, logger *slog.Logger) error {
 		{"outputs drive lines", rc.outputs},
 		{"blink toggles the line", rc.blink},
 		{"Safe turns every output off (active-low too)", rc.safe},
+		{"sounder read back follows through FB", rc.feedbackFollows},
+		{"stuck sounder relay found, then recovers", rc.feedbackStuck},
 	}
 	for _, s := range steps {
 		t0 := time.Now()
@@ -83,8 +88,8 @@ func checkBackend(sim *simChip, logger *slog.Logger) error {
 
 	// Close with every output on: all must end inactive.
 	for _, o := range outputLines {
-		if err := room.Set(o.out, controller.ModeOn, 0); err != nil {
-			return fmt.Errorf("close: set %s on: %w", o.out, err)
+		if err := rc.set(o.out, controller.ModeOn); err != nil {
+			return fmt.Errorf("close: %w", err)
 		}
 	}
 	if err := rc.waitOutputs(true); err != nil {
@@ -115,11 +120,11 @@ func checkBackend(sim *simChip, logger *slog.Logger) error {
 	return nil
 }
 
-// roleOf returns the role and polarity of input line off.
-func roleOf(off int) (controller.Input, bool) {
+// roleOf returns the role, panic point and polarity of input line off.
+func roleOf(off int) (controller.Input, string, bool) {
 	for _, l := range inputLines {
 		if l.off == off {
-			return l.role, l.activeLow
+			return l.role, l.point, l.activeLow
 		}
 	}
 	panic(fmt.Sprintf("line %d is not an input of the layout", off))
@@ -127,8 +132,20 @@ func roleOf(off int) (controller.Input, bool) {
 
 // drive sets input line off to its active or inactive electrical level.
 func (rc *roomCheck) drive(off int, active bool) error {
-	_, activeLow := roleOf(off)
+	_, _, activeLow := roleOf(off)
 	return rc.sim.pull(off, active != activeLow)
+}
+
+// describe names a reading for an error message.
+func describe(r device.Reading) string {
+	if r.Output != 0 {
+		return fmt.Sprintf("%s read back follows=%v (%q)", r.Output, r.Follows, r.Detail)
+	}
+	name := r.Input.String()
+	if r.Point != "" {
+		name += " " + r.Point
+	}
+	return fmt.Sprintf("%s %s (%q)", name, r.Input.Describe(r.Level), r.Detail)
 }
 
 func (rc *roomCheck) next(within time.Duration) (device.Reading, bool) {
@@ -140,16 +157,16 @@ func (rc *roomCheck) next(within time.Duration) (device.Reading, bool) {
 	}
 }
 
-// expect requires the next reading to be role at level, established no
-// earlier than the stimulus at since.
-func (rc *roomCheck) expect(role controller.Input, level controller.Level, since time.Time) error {
+// expect requires the next reading to be role (panic point point) at
+// level, established no earlier than the stimulus at since.
+func (rc *roomCheck) expect(role controller.Input, point string, level controller.Level, since time.Time) error {
 	r, ok := rc.next(expectWithin)
 	if !ok {
-		return fmt.Errorf("no reading within %s, want %s %s", expectWithin, role, role.Describe(level))
+		return fmt.Errorf("no reading within %s, want %s %s %s", expectWithin, role, point, role.Describe(level))
 	}
 	lat := time.Since(since)
-	if r.Input != role || r.Level != level {
-		return fmt.Errorf("got %s %s (%q), want %s %s", r.Input, r.Input.Describe(r.Level), r.Detail, role, role.Describe(level))
+	if r.Output != 0 || r.Input != role || r.Point != point || r.Level != level {
+		return fmt.Errorf("got %s, want %s %s %s", describe(r), role, point, role.Describe(level))
 	}
 	if r.At.IsZero() {
 		return fmt.Errorf("%s %s: reading has no At", role, role.Describe(level))
@@ -167,17 +184,27 @@ func (rc *roomCheck) expect(role controller.Input, level controller.Level, since
 // quiet requires no reading for quietFor.
 func (rc *roomCheck) quiet() error {
 	if r, ok := rc.next(quietFor); ok {
-		return fmt.Errorf("unexpected reading %s %s (%q)", r.Input, r.Input.Describe(r.Level), r.Detail)
+		return fmt.Errorf("unexpected reading %s", describe(r))
 	}
 	return nil
 }
 
-// initial waits for the first level of every role; each must be inactive
-// (presetPulls put LOCK and PANIC where only the bias fixes them).
+// source is what one reading is about: an input role and panic point, or
+// the supervision of an output.
+type source struct {
+	role   controller.Input
+	point  string
+	output controller.Output
+}
+
+// initial waits for the first level of every role and panic point, and
+// the first verdict of the supervised sounder; each input must be inactive
+// (presetPulls put LOCK and PANIC where only the bias fixes them), the
+// sounder (off, FB low) must follow.
 func (rc *roomCheck) initial() error {
-	want := map[controller.Input]bool{}
+	want := map[source]bool{{output: controller.OutputAlarmSounder}: true}
 	for _, l := range inputLines {
-		want[l.role] = true
+		want[source{role: l.role, point: l.point}] = true
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for len(want) > 0 {
@@ -185,14 +212,14 @@ func (rc *roomCheck) initial() error {
 		if !ok {
 			return fmt.Errorf("no initial reading for %v within 5s", want)
 		}
-		if !want[r.Input] {
-			return fmt.Errorf("second initial reading for %s", r.Input)
+		k := source{role: r.Input, point: r.Point, output: r.Output}
+		if !want[k] {
+			return fmt.Errorf("second initial reading %s", describe(r))
 		}
-		if r.Level != controller.LevelInactive {
-			return fmt.Errorf("initial %s is %s (%q), want %s", r.Input, r.Input.Describe(r.Level), r.Detail,
-				r.Input.Describe(controller.LevelInactive))
+		if r.Output != 0 && !r.Follows || r.Output == 0 && r.Level != controller.LevelInactive {
+			return fmt.Errorf("initial reading %s, want inactive (or following)", describe(r))
 		}
-		delete(want, r.Input)
+		delete(want, k)
 	}
 	return nil
 }
@@ -210,7 +237,7 @@ func (rc *roomCheck) settle() error {
 
 // toggle drives one input active then inactive, each seen exactly once.
 func (rc *roomCheck) toggle(off int) error {
-	role, _ := roleOf(off)
+	role, point, _ := roleOf(off)
 	for _, active := range []bool{true, false} {
 		t0 := time.Now()
 		if err := rc.drive(off, active); err != nil {
@@ -220,7 +247,31 @@ func (rc *roomCheck) toggle(off int) error {
 		if active {
 			level = controller.LevelActive
 		}
-		if err := rc.expect(role, level, t0); err != nil {
+		if err := rc.expect(role, point, level, t0); err != nil {
+			return err
+		}
+	}
+	return rc.quiet()
+}
+
+// panicPoints: two points pressed, then released one by one; each is
+// reported alone, none hides the other.
+func (rc *roomCheck) panicPoints() error {
+	steps := []struct {
+		off    int
+		active bool
+	}{{offPanic, true}, {offPanic2, true}, {offPanic, false}, {offPanic2, false}}
+	for _, st := range steps {
+		t0 := time.Now()
+		if err := rc.drive(st.off, st.active); err != nil {
+			return err
+		}
+		_, point, _ := roleOf(st.off)
+		level := controller.LevelInactive
+		if st.active {
+			level = controller.LevelActive
+		}
+		if err := rc.expect(controller.InputPanic, point, level, t0); err != nil {
 			return err
 		}
 	}
@@ -233,7 +284,7 @@ func (rc *roomCheck) presenceCombined() error {
 	if err := rc.drive(offPIR0, true); err != nil {
 		return err
 	}
-	if err := rc.expect(controller.InputPresence, controller.LevelActive, t0); err != nil {
+	if err := rc.expect(controller.InputPresence, "", controller.LevelActive, t0); err != nil {
 		return err
 	}
 	if err := rc.drive(offPIR1, true); err != nil {
@@ -249,7 +300,7 @@ func (rc *roomCheck) presenceCombined() error {
 	if err := rc.drive(offPIR1, false); err != nil {
 		return err
 	}
-	if err := rc.expect(controller.InputPresence, controller.LevelInactive, t0); err != nil {
+	if err := rc.expect(controller.InputPresence, "", controller.LevelInactive, t0); err != nil {
 		return err
 	}
 	return rc.quiet()
@@ -284,8 +335,7 @@ func (rc *roomCheck) retrySlow(check func() error) func() error {
 					break
 				}
 				if r.Level != controller.LevelInactive && r.Detail != device.DetailFlapping {
-					return fmt.Errorf("while recovering from a slow stimulus: got %s %s (%q) with every input inactive",
-						r.Input, r.Input.Describe(r.Level), r.Detail)
+					return fmt.Errorf("while recovering from a slow stimulus: got %s with every input inactive", describe(r))
 				}
 			}
 		}
@@ -326,7 +376,7 @@ func (rc *roomCheck) bounce() error {
 		if active {
 			level = controller.LevelActive
 		}
-		if err := rc.expect(controller.InputDoor, level, t0); err != nil {
+		if err := rc.expect(controller.InputDoor, "", level, t0); err != nil {
 			return fmt.Errorf("after a 7-write burst: %w", err)
 		}
 		if err := rc.quiet(); err != nil {
@@ -428,8 +478,8 @@ func (rc *roomCheck) waitOutputs(on bool) error {
 func (rc *roomCheck) outputs() error {
 	for _, o := range outputLines {
 		for _, m := range []controller.Mode{controller.ModeOn, controller.ModeOff} {
-			if err := rc.room.Set(o.out, m, 0); err != nil {
-				return fmt.Errorf("Set(%s, %s): %w", o.out, m, err)
+			if err := rc.set(o.out, m); err != nil {
+				return err
 			}
 			want := electrical(m == controller.ModeOn, o.activeLow)
 			if err := rc.waitValue(o.off, want, 500*time.Millisecond); err != nil {
@@ -442,13 +492,13 @@ func (rc *roomCheck) outputs() error {
 
 // blink: ModeBlink shows both levels on the line, ModeOff ends at 0.
 func (rc *roomCheck) blink() error {
-	if err := rc.room.Set(controller.OutputAlarm, controller.ModeBlink, 0); err != nil {
-		return fmt.Errorf("Set(alarm, blink): %w", err)
+	if err := rc.room.Set(controller.OutputAlarmLight, controller.ModeBlink, 0); err != nil {
+		return fmt.Errorf("Set(alarm_light, blink): %w", err)
 	}
 	seen := map[int]bool{}
 	deadline := time.Now().Add(3 * time.Second)
 	for len(seen) < 2 && time.Now().Before(deadline) {
-		v, err := rc.sim.value(offAlarm)
+		v, err := rc.sim.value(offLight)
 		if err != nil {
 			return err
 		}
@@ -456,19 +506,94 @@ func (rc *roomCheck) blink() error {
 		time.Sleep(2 * time.Millisecond)
 	}
 	if len(seen) < 2 {
-		return fmt.Errorf("ALARM only ever read %v in 3s of blinking", seen)
+		return fmt.Errorf("LIGHT only ever read %v in 3s of blinking", seen)
 	}
-	if err := rc.room.Set(controller.OutputAlarm, controller.ModeOff, 0); err != nil {
-		return fmt.Errorf("Set(alarm, off): %w", err)
+	if err := rc.room.Set(controller.OutputAlarmLight, controller.ModeOff, 0); err != nil {
+		return fmt.Errorf("Set(alarm_light, off): %w", err)
 	}
-	return rc.waitValue(offAlarm, 0, 500*time.Millisecond)
+	return rc.waitValue(offLight, 0, 500*time.Millisecond)
+}
+
+// expectVerdict requires the next reading to be a verdict on the sounder.
+func (rc *roomCheck) expectVerdict(follows bool, within time.Duration) (device.Reading, error) {
+	r, ok := rc.next(within)
+	if !ok {
+		return r, fmt.Errorf("no verdict on the sounder within %s, want follows=%v", within, follows)
+	}
+	if r.Output != controller.OutputAlarmSounder || r.Follows != follows {
+		return r, fmt.Errorf("got %s, want the sounder read back follows=%v", describe(r), follows)
+	}
+	return r, nil
+}
+
+// relay drives the sounder and moves FB after it, as a relay's contact does.
+func (rc *roomCheck) relay(on bool) error {
+	m := controller.ModeOff
+	if on {
+		m = controller.ModeOn
+	}
+	return rc.set(controller.OutputAlarmSounder, m)
+}
+
+// feedbackFollows: the sounder switched on and off with FB following sends
+// no verdict (the first one, at the start, said it follows).
+func (rc *roomCheck) feedbackFollows() error {
+	for _, on := range []bool{true, false, true, false} {
+		if err := rc.relay(on); err != nil {
+			return err
+		}
+		if err := rc.quiet(); err != nil {
+			return fmt.Errorf("sounder on=%v with FB following: %w", on, err)
+		}
+	}
+	return nil
+}
+
+// feedbackStuck: the sounder turned off while FB stays high (a welded
+// contact) is found within the grace; FB following again clears it after
+// a whole recovery time.
+func (rc *roomCheck) feedbackStuck() error {
+	if err := rc.relay(true); err != nil {
+		return err
+	}
+	if err := rc.quiet(); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := rc.room.Set(controller.OutputAlarmSounder, controller.ModeOff, 0); err != nil {
+		return fmt.Errorf("Set(alarm_sounder, off): %w", err)
+	}
+	r, err := rc.expectVerdict(false, expectWithin)
+	if err != nil {
+		return err
+	}
+	if r.At.Sub(t0) < feedbackGrace {
+		return fmt.Errorf("stuck contact reported %s after the change, before the grace %s", r.At.Sub(t0), feedbackGrace)
+	}
+	if !strings.Contains(r.Detail, "read back on while driven off") {
+		return fmt.Errorf("stuck contact detail %q", r.Detail)
+	}
+	if err := rc.quiet(); err != nil {
+		return fmt.Errorf("still stuck: told once: %w", err)
+	}
+	freed := time.Now()
+	if err := rc.sim.pull(offFeedback, false); err != nil {
+		return err
+	}
+	if _, err := rc.expectVerdict(true, device.FeedbackRecovery+expectWithin); err != nil {
+		return err
+	}
+	if d := time.Since(freed); d < device.FeedbackRecovery-quietFor {
+		return fmt.Errorf("sounder counted as working %s after FB followed, before the recovery time %s", d, device.FeedbackRecovery)
+	}
+	return rc.quiet()
 }
 
 // safe: Safe turns every output off while the lines are still held.
 func (rc *roomCheck) safe() error {
 	for _, o := range outputLines {
-		if err := rc.room.Set(o.out, controller.ModeOn, 0); err != nil {
-			return fmt.Errorf("Set(%s, on): %w", o.out, err)
+		if err := rc.set(o.out, controller.ModeOn); err != nil {
+			return err
 		}
 	}
 	if err := rc.waitOutputs(true); err != nil {
@@ -477,5 +602,23 @@ func (rc *roomCheck) safe() error {
 	if err := rc.room.Safe(); err != nil {
 		return fmt.Errorf("Safe: %w", err)
 	}
-	return rc.waitOutputs(false)
+	if err := rc.sim.pull(offFeedback, false); err != nil { // the sounder relay drops
+		return err
+	}
+	if err := rc.waitOutputs(false); err != nil {
+		return err
+	}
+	return rc.quiet()
+}
+
+// set drives output o to steady mode m; for the supervised sounder, FB
+// follows as the relay's contact would.
+func (rc *roomCheck) set(o controller.Output, m controller.Mode) error {
+	if err := rc.room.Set(o, m, 0); err != nil {
+		return fmt.Errorf("Set(%s, %s): %w", o, m, err)
+	}
+	if o == controller.OutputAlarmSounder {
+		return rc.sim.pull(offFeedback, m == controller.ModeOn)
+	}
+	return nil
 }

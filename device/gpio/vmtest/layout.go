@@ -11,17 +11,31 @@ const (
 	simLabel = "roomd-sim"
 	simLines = 16
 
-	offDoor    = 0  // DOOR: high = open
-	offLock    = 1  // LOCK: high = locked
-	offPIR0    = 2  // PIR0: high = somebody detected
-	offPanic   = 3  // PANIC: active-low, low = pressed
-	offStaff   = 4  // STAFF: high = pressed
-	offPIR1    = 5  // PIR1: high = somebody detected
-	offInUse   = 8  // INUSE: active-high
-	offWarn    = 9  // WARN: active-low (a relay board that switches on low)
-	offAlarm   = 10 // ALARM: active-high
-	offSelfIn  = 14 // used only by the harness self-check
-	offSelfOut = 15 // used only by the harness self-check
+	offDoor     = 0  // DOOR: high = open
+	offLock     = 1  // LOCK: high = locked
+	offPIR0     = 2  // PIR0: high = somebody detected
+	offPanic    = 3  // PANIC: panic point "bed", active-low, low = pressed
+	offStaff    = 4  // STAFF: high = pressed
+	offPIR1     = 5  // PIR1: high = somebody detected
+	offPanic2   = 6  // PANIC2: panic point "toilet", high = pressed
+	offInUse    = 8  // INUSE: active-high
+	offWarn     = 9  // WARN: active-low (a relay board that switches on low)
+	offLight    = 10 // LIGHT: alarm light, active-high
+	offSounder  = 11 // SOUNDER: alarm sounder, active-high
+	offReassure = 12 // REASSURE: reassurance lamp, active-high
+	offFeedback = 13 // FB: the sounder relay's auxiliary contact, high = energised
+	offSelfIn   = 14 // used only by the harness self-check
+	offSelfOut  = 15 // used only by the harness self-check
+
+	pointBed    = "bed"
+	pointToilet = "toilet"
+
+	// blinkPeriod is the room's blink cycle.
+	blinkPeriod = 400 * time.Millisecond
+	// feedbackGrace is the supervision grace of the sounder: shorter than
+	// the shortest pattern phase (half the blink period, 250ms of the panic
+	// pattern), long enough for the harness to move FB under TCG.
+	feedbackGrace = 150 * time.Millisecond
 
 	// debounce is the debounce time the room is opened with. The bounce
 	// bursts below write faster than this.
@@ -36,23 +50,27 @@ const (
 
 var lineNames = map[int]string{
 	offDoor: "DOOR", offLock: "LOCK", offPIR0: "PIR0", offPanic: "PANIC",
-	offStaff: "STAFF", offPIR1: "PIR1",
-	offInUse: "INUSE", offWarn: "WARN", offAlarm: "ALARM",
+	offStaff: "STAFF", offPIR1: "PIR1", offPanic2: "PANIC2",
+	offInUse: "INUSE", offWarn: "WARN", offLight: "LIGHT", offSounder: "SOUNDER",
+	offReassure: "REASSURE", offFeedback: "FB",
 	offSelfIn: "SELFIN", offSelfOut: "SELFOUT",
 }
 
-// inputLines maps each physical input line to its role and polarity.
+// inputLines maps each physical input line to its role, its panic point
+// and its polarity.
 var inputLines = []struct {
 	off       int
 	role      controller.Input
+	point     string
 	activeLow bool
 }{
-	{offDoor, controller.InputDoor, false},
-	{offLock, controller.InputLock, false},
-	{offPIR0, controller.InputPresence, false},
-	{offPIR1, controller.InputPresence, false},
-	{offPanic, controller.InputPanic, true},
-	{offStaff, controller.InputStaff, false},
+	{offDoor, controller.InputDoor, "", false},
+	{offLock, controller.InputLock, "", false},
+	{offPIR0, controller.InputPresence, "", false},
+	{offPIR1, controller.InputPresence, "", false},
+	{offPanic, controller.InputPanic, pointBed, true},
+	{offPanic2, controller.InputPanic, pointToilet, false},
+	{offStaff, controller.InputStaff, "", false},
 }
 
 var outputLines = []struct {
@@ -62,7 +80,9 @@ var outputLines = []struct {
 }{
 	{offInUse, controller.OutputInUse, false},
 	{offWarn, controller.OutputWarning, true},
-	{offAlarm, controller.OutputAlarm, false},
+	{offLight, controller.OutputAlarmLight, false},
+	{offSounder, controller.OutputAlarmSounder, false},
+	{offReassure, controller.OutputReassurance, false},
 }
 
 // electrical returns the line value (0 or 1) of a line at logical level on.

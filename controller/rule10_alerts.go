@@ -1,0 +1,79 @@
+package controller
+
+import "time"
+
+// alertRule is rule 10: alerts have stable ids (kind-N, never reused), a
+// kind, a severity and their times; every change is announced as a Record
+// with a sequence number that grows by one for the life of the room.
+//
+// One rule times every alert (Controller.schedule): an unacknowledged
+// critical alert, whatever its kind, is announced again every repeat_every
+// (alert_repeated) until it is acknowledged; an unacknowledged alert that
+// escalates (time_up) becomes critical after escalate_after
+// (alert_escalated, the only record of a severity rise). An acknowledged
+// alert whose condition lasts reannounce_after past its acknowledgement is
+// unacknowledged again and announced (alert_reannounced): a console shows it
+// unacknowledged, the door sounder sounds again, and it must be
+// acknowledged again; if critical it repeats meanwhile. ack_alert
+// acknowledges an active alert by id; acknowledging it again changes
+// nothing. Its transcripts: testdata/rule10_*.txt.
+type alertRule struct{ hooks }
+
+func (alertRule) due(c *Controller) time.Time {
+	var next time.Time
+	for i := range c.s.Alerts {
+		if t := c.s.Alerts[i].Next; c.s.Alerts[i].Active() && !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	return next
+}
+
+func (alertRule) fire(c *Controller) {
+	now := c.s.Now
+	for i := range c.s.Alerts {
+		a := &c.s.Alerts[i]
+		if !a.Active() || a.Next.IsZero() || a.Next.After(now) {
+			continue
+		}
+		due := a.Next
+		typ := EventAlertRepeated
+		from := now
+		escalateAt := due // an unacknowledged alert that escalates was due to now
+		if a.Acked {
+			a.Acked, a.AckedAt = false, time.Time{}
+			typ = EventAlertReannounced
+			escalateAt = due.Add(c.p.EscalateAfter)
+			if a.Escalates && a.Severity < SeverityCritical && escalateAt.After(now) {
+				from = due // its escalation keeps its true time
+			}
+		}
+		if a.Escalates && a.Severity < SeverityCritical && !escalateAt.After(now) {
+			a.Severity = SeverityCritical
+			typ = EventAlertEscalated
+		}
+		a.Announcements++
+		c.schedule(a, from)
+		cp := *a
+		c.announce(Record{Type: typ, Alert: &cp, DueAt: c.late(due)})
+	}
+}
+
+// ack acknowledges an active alert. What the acknowledgement clears (a
+// notice, a released and reset panic, a welfare check) the owning rule
+// clears when the step settles.
+func (alertRule) ack(c *Controller, e Command) {
+	a := c.findID(e.AlertID)
+	if a == nil {
+		c.reply(e, CodeUnknownAlert, "no active alert %q", e.AlertID)
+		return
+	}
+	if !a.Acked {
+		a.Acked = true
+		a.AckedAt = c.s.Now
+		c.schedule(a, c.s.Now)
+		cp := *a
+		c.announce(Record{Type: EventAlertAcked, Alert: &cp})
+	}
+	c.reply(e, CodeOK, "")
+}
