@@ -433,6 +433,7 @@ func (r *runner) step(ev controller.Event) {
 
 // stepCommand steps a command and records its reply with the operator.
 func (r *runner) stepCommand(c Command) {
+	c.Command.By = c.Operator
 	acts := r.ctl.Step(c.Command)
 	for i, a := range acts {
 		if rep, ok := a.(controller.Reply); ok {

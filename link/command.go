@@ -79,6 +79,15 @@ func (c Command) ActionName() string {
 // commands must carry expires_at.
 func changesState(a controller.CommandAction) bool { return a != controller.ActionGetState }
 
+// ActionNames lists every command action's wire name, the edge's replay too.
+func ActionNames() []string {
+	names := make([]string, 0, len(controller.CommandActions)+1)
+	for _, a := range controller.CommandActions {
+		names = append(names, a.String())
+	}
+	return append(names, ActionReplay)
+}
+
 // Limits of command fields.
 const (
 	// DefaultMaxCommand is the command size limit used when none is configured.
@@ -113,7 +122,7 @@ var (
 	replayFields = struct{ required, optional []string }{required: []string{"from_seq"}, optional: []string{"to_seq", "epoch"}}
 	actionFields = map[controller.CommandAction]struct{ required, optional []string }{
 		controller.ActionStartVisit:  {required: []string{"visit_id", "duration"}},
-		controller.ActionExtendVisit: {required: []string{"by"}},
+		controller.ActionExtendVisit: {required: []string{"add"}},
 		controller.ActionEndVisit:    {},
 		controller.ActionAckAlert:    {required: []string{"alert_id"}},
 		controller.ActionSetService:  {required: []string{"in_service"}, optional: []string{"reason"}},
@@ -122,7 +131,7 @@ var (
 	}
 	knownFields = map[string]bool{
 		"request_id": true, "action": true, "expires_at": true, "visit_id": true, "duration": true,
-		"by": true, "alert_id": true, "in_service": true, "reason": true,
+		"add": true, "alert_id": true, "in_service": true, "reason": true,
 		"from_seq": true, "to_seq": true, "epoch": true,
 	}
 )
@@ -161,7 +170,8 @@ func DecodeCommand(payload []byte, maxSize int, now time.Time) (Command, *Comman
 	fields, err := readObject(payload)
 	if err != nil {
 		cmd.RequestID = PeekRequestID(payload, maxSize)
-		return refuse(CodeBadRequest, "%v", err)
+		e := &CommandError{RequestID: cmd.RequestID, Action: peekAction(payload), Code: CodeBadRequest, Message: err.Error()}
+		return Command{}, e
 	}
 
 	rawID, ok := fields["request_id"]
@@ -276,7 +286,7 @@ func DecodeCommand(payload []byte, maxSize int, now time.Time) (Command, *Comman
 		}
 		cmd.Duration = d
 	case controller.ActionExtendVisit:
-		d, msg := parsePositive("by", str["by"])
+		d, msg := parsePositive("add", str["add"])
 		if msg != "" {
 			return refuse(controller.CodeInvalidDuration, "%s", msg)
 		}
@@ -330,6 +340,27 @@ func PeekRequestID(payload []byte, maxSize int) string {
 		return ""
 	}
 	return id
+}
+
+// peekAction returns the action of a payload read leniently, if it names a
+// known action, else "": the reply says which action was refused whenever
+// it could be read.
+func peekAction(payload []byte) string {
+	var m map[string]json.RawMessage
+	if json.NewDecoder(bytes.NewReader(payload)).Decode(&m) != nil {
+		return ""
+	}
+	var name string
+	if json.Unmarshal(m["action"], &name) != nil {
+		return ""
+	}
+	if name == ActionReplay {
+		return name
+	}
+	if a, err := controller.ParseCommandAction(name); err == nil {
+		return a.String()
+	}
+	return ""
 }
 
 // readObject reads payload as exactly one JSON object with known, distinct,
@@ -428,10 +459,4 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func actionList() string {
-	names := make([]string, 0, len(controller.CommandActions)+1)
-	for _, a := range controller.CommandActions {
-		names = append(names, a.String())
-	}
-	return strings.Join(append(names, ActionReplay), ", ")
-}
+func actionList() string { return strings.Join(ActionNames(), ", ") }

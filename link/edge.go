@@ -89,9 +89,10 @@ func (e *Edge) command(m Message) {
 			"topic", m.Topic, "request_id", PeekRequestID(m.Payload, e.o.MaxPayload))
 		return
 	}
-	if op != "" && !ValidOperator(op) {
-		e.refuse("", &CommandError{RequestID: PeekRequestID(m.Payload, e.o.MaxPayload), Code: CodeBadRequest,
-			Message: fmt.Sprintf("operator %q in the topic is not a valid operator id (1 to 64 of A-Z a-z 0-9 . _ : -, not on_site)", truncate(op, 64))})
+	if op != "" && !controller.ValidOperatorID(op) {
+		e.refuse("", &CommandError{RequestID: PeekRequestID(m.Payload, e.o.MaxPayload),
+			Action: peekAction(m.Payload), Code: controller.CodeInvalidOperator,
+			Message: fmt.Sprintf("operator %q in the topic is not an operator id (1 to 64 of A-Z a-z 0-9 . _ : -, not on_site)", truncate(op, 64))})
 		return
 	}
 	id := PeekRequestID(m.Payload, e.o.MaxPayload)
@@ -166,13 +167,3 @@ func (e *Edge) unsent(requestID string) {
 			Detail: "commands arrive faster than roomd can answer them; some got no reply and must be sent again"})
 	}
 }
-
-// ValidOperator reports whether op is a usable operator id: the rules of a
-// visit id (1 to 64 of A-Z a-z 0-9 . _ : -, opaque, never a name), and not
-// "on_site", which names the staff input at the room.
-func ValidOperator(op string) bool {
-	return op != OnSite && controller.ValidVisitID(op)
-}
-
-// OnSite is the operator recorded for what staff do at the room itself.
-const OnSite = "on_site"

@@ -62,7 +62,7 @@ func runVisit(d driver, script presenceScript) {
 			in(min, controller.InputPanic, controller.LevelInactive)
 			d.command(at(min), "ack-panic", `{"request_id":"ack-panic","action":"ack_alert","expires_at":"`+exp()+`","alert_id":"panic-1"}`)
 		case 46:
-			d.command(at(min), "ext", `{"request_id":"ext","action":"extend_visit","expires_at":"`+exp()+`","by":"5m"}`)
+			d.command(at(min), "ext", `{"request_id":"ext","action":"extend_visit","expires_at":"`+exp()+`","add":"5m"}`)
 		case 70:
 			d.command(at(min), "end", `{"request_id":"end","action":"end_visit","expires_at":"`+exp()+`"}`)
 		}

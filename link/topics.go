@@ -80,6 +80,9 @@ func (t Topics) topic(suffix string) string { return t.Base + "/" + t.Room + "/"
 // Availability is the retained online/offline flag (and Last Will).
 func (t Topics) Availability() string { return t.topic("availability") }
 
+// Info is the retained description of the room: versions, policy, roles.
+func (t Topics) Info() string { return t.topic("info") }
+
 // State is the retained state snapshot.
 func (t Topics) State() string { return t.topic("state") }
 

@@ -3,6 +3,7 @@ package link
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/roomd/roomd/controller"
@@ -15,21 +16,67 @@ const (
 	Offline = "offline"
 )
 
+// TimeLayout is the layout of every timestamp on the wire: RFC 3339 in UTC
+// with exactly three fraction digits, e.g. "2026-03-01T09:00:00.000Z".
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// FormatTime formats t as the wire does.
+func FormatTime(t time.Time) string { return t.UTC().Truncate(time.Millisecond).Format(TimeLayout) }
+
+// Time is a timestamp on the wire, always written with TimeLayout. Reading
+// accepts any RFC 3339 time. The zero Time is omitted where the field is
+// optional (omitzero).
+type Time struct{ time.Time }
+
+// T returns t as a wire Time (UTC, millisecond precision).
+func T(t time.Time) Time {
+	if t.IsZero() {
+		return Time{}
+	}
+	return Time{t.UTC().Truncate(time.Millisecond)}
+}
+
+// MarshalJSON implements json.Marshaler.
+func (t Time) MarshalJSON() ([]byte, error) {
+	if t.IsZero() {
+		return []byte("null"), nil
+	}
+	return []byte(strconv.Quote(FormatTime(t.Time))), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*t = Time{}
+		return nil
+	}
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return fmt.Errorf("time %s: not a JSON string", b)
+	}
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("time %q: not RFC 3339", s)
+	}
+	t.Time = v.UTC()
+	return nil
+}
+
 // StateMessage is the retained payload of {base}/{room}/state.
 type StateMessage struct {
 	Version int    `json:"version"`
 	Room    string `json:"room"`
 	// Epoch and Seq name the latest record announced; the state never
 	// reaches a consumer before that record.
-	Epoch string    `json:"epoch"`
-	Seq   uint64    `json:"seq"`
-	At    time.Time `json:"at"`
-	Phase string    `json:"phase"`
+	Epoch string `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+	At    Time   `json:"at"`
+	Phase string `json:"phase"`
 	// Visit is null outside visits.
 	Visit *VisitMessage `json:"visit"`
 	Door  string        `json:"door"`
 	Lock  string        `json:"lock"`
-	// Presence is present only outside visits (privacy rule).
+	// Presence is present only outside visits and inspections (privacy rule).
 	Presence      string            `json:"presence,omitempty"`
 	Alerts        []AlertMessage    `json:"alerts"`
 	ServiceReason string            `json:"service_reason"`
@@ -38,9 +85,9 @@ type StateMessage struct {
 
 // VisitMessage describes the running visit.
 type VisitMessage struct {
-	ID        string    `json:"id"`
-	StartedAt time.Time `json:"started_at"`
-	EndsAt    time.Time `json:"ends_at"`
+	ID        string `json:"id"`
+	StartedAt Time   `json:"started_at"`
+	EndsAt    Time   `json:"ends_at"`
 	// RemainingS is the time left in whole seconds, rounded up; 0 in overtime.
 	RemainingS int64 `json:"remaining_s"`
 	// MaxS is the policy maximum length of the visit in seconds.
@@ -49,51 +96,62 @@ type VisitMessage struct {
 
 // AlertMessage is an alert, as listed in the state and carried by alert_* events.
 type AlertMessage struct {
-	ID       string    `json:"id"`
-	Kind     string    `json:"kind"`
-	Severity string    `json:"severity"`
-	RaisedAt time.Time `json:"raised_at"`
-	Acked    bool      `json:"acked"`
-	// Extensions.
-	AckedAt       time.Time `json:"acked_at,omitzero"`
-	ClearedAt     time.Time `json:"cleared_at,omitzero"`
-	Announcements int       `json:"announcements"`
-	Input         string    `json:"input,omitempty"`  // sensor_fault
-	Source        string    `json:"source,omitempty"` // system_fault
-	Detail        string    `json:"detail,omitempty"` // sensor_fault, system_fault
-	Reset         bool      `json:"reset,omitempty"`  // panic: reset on site with the staff input
+	ID            string `json:"id"`
+	Kind          string `json:"kind"`
+	Severity      string `json:"severity"`
+	RaisedAt      Time   `json:"raised_at"`
+	Acked         bool   `json:"acked"`
+	AckedAt       Time   `json:"acked_at,omitzero"`
+	ClearedAt     Time   `json:"cleared_at,omitzero"`
+	Announcements int    `json:"announcements"`
+	Point         string `json:"point,omitempty"`  // panic, sensor_fault of a panic point
+	Input         string `json:"input,omitempty"`  // sensor_fault
+	Output        string `json:"output,omitempty"` // output_fault
+	Source        string `json:"source,omitempty"` // system_fault
+	Detail        string `json:"detail,omitempty"` // sensor_fault, system_fault, output_fault
+	Reset         bool   `json:"reset,omitempty"`  // panic: reset on site with the staff input
 }
 
 // EventMessage is the payload of {base}/{room}/events and, for the alert
-// lifecycle, {base}/{room}/alerts. Which optional fields appear depends on Type.
+// lifecycle, {base}/{room}/alerts. Which optional fields appear depends on
+// Type (see docs/mqtt.md).
 type EventMessage struct {
 	Room string `json:"room"`
 	// Epoch is the record's seq space: consumers deduplicate by
 	// (room, epoch, seq).
-	Epoch string    `json:"epoch"`
-	Seq   uint64    `json:"seq"`
-	At    time.Time `json:"at"`
-	Type  string    `json:"type"`
+	Epoch string `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+	At    Time   `json:"at"`
+	Type  string `json:"type"`
+	// By is who caused the record: an operator id, "on_site" for the staff
+	// input at the room; absent for what time, sensors or the booking
+	// system's anonymous topic caused.
+	By string `json:"by,omitempty"`
+	// DueAt, only after a restart, is when the announced thing truly fell
+	// due while roomd was down (At is when it was announced).
+	DueAt Time `json:"due_at,omitzero"`
 
-	VisitID    string        `json:"visit_id,omitempty"`    // visit_*, welfare_checked
-	EndsAt     time.Time     `json:"ends_at,omitzero"`      // visit_started, visit_extended
-	DurationS  *int64        `json:"duration_s,omitempty"`  // visit_started: planned length; visit_extended: added
-	RemainingS *int64        `json:"remaining_s,omitempty"` // visit_warning
-	Warning    int           `json:"warning,omitempty"`     // visit_warning: 1 for the first
-	Reason     *string       `json:"reason,omitempty"`      // visit_ended, alert_escalated, service_changed
-	Alert      *AlertMessage `json:"alert,omitempty"`       // alert_*
-	InService  *bool         `json:"in_service,omitempty"`  // service_changed
-	Resumed    *bool         `json:"resumed,omitempty"`     // controller_started
+	VisitID       string        `json:"visit_id,omitempty"`       // visit_*, welfare_checked, inspection_*
+	EndsAt        Time          `json:"ends_at,omitzero"`         // visit_started, visit_extended
+	DurationS     *int64        `json:"duration_s,omitempty"`     // visit_started: the planned length
+	AddedS        *int64        `json:"added_s,omitempty"`        // visit_extended: the time added
+	RemainingS    *int64        `json:"remaining_s,omitempty"`    // visit_warning
+	Warning       int           `json:"warning,omitempty"`        // visit_warning: 1 for the first
+	Reason        string        `json:"reason,omitempty"`         // visit_ended: ended or vacated
+	Alert         *AlertMessage `json:"alert,omitempty"`          // alert_*
+	InService     *bool         `json:"in_service,omitempty"`     // service_changed
+	ServiceReason *string       `json:"service_reason,omitempty"` // service_changed: the operator's words
+	Resumed       *bool         `json:"resumed,omitempty"`        // controller_started
 }
 
-// CommandMessage is the payload of {base}/{room}/cmd. DecodeCommand reads it
-// strictly; EncodeCommand writes it.
+// CommandMessage is the payload of {base}/{room}/cmd and cmd/{operator}.
+// DecodeCommand reads it strictly; EncodeCommand writes it.
 type CommandMessage struct {
 	RequestID string `json:"request_id"`
 	Action    string `json:"action"`
 	VisitID   string `json:"visit_id,omitempty"`
 	Duration  string `json:"duration,omitempty"`
-	By        string `json:"by,omitempty"`
+	Add       string `json:"add,omitempty"`
 	AlertID   string `json:"alert_id,omitempty"`
 	InService *bool  `json:"in_service,omitempty"`
 	Reason    string `json:"reason,omitempty"`
@@ -103,17 +161,18 @@ type CommandMessage struct {
 	ExpiresAt string `json:"expires_at,omitempty"`
 }
 
-// ReplyMessage is the payload of {base}/{room}/cmd/reply.
+// ReplyMessage is the payload of {base}/{room}/reply.
 type ReplyMessage struct {
 	RequestID string `json:"request_id"`
 	// Operator is who sent the command: the {operator} of cmd/{operator},
 	// absent for the plain cmd topic.
-	Operator string        `json:"operator,omitempty"`
-	Action   string        `json:"action,omitempty"`
-	OK       bool          `json:"ok"`
-	State    *StateMessage `json:"state,omitempty"`
-	Replay   *ReplayBody   `json:"replay,omitempty"`
-	Error    *ErrorBody    `json:"error,omitempty"`
+	Operator string `json:"operator,omitempty"`
+	// Action is the command's action whenever it could be read.
+	Action string        `json:"action,omitempty"`
+	OK     bool          `json:"ok"`
+	State  *StateMessage `json:"state,omitempty"`
+	Replay *ReplayBody   `json:"replay,omitempty"`
+	Error  *ErrorBody    `json:"error,omitempty"`
 }
 
 // ReplayBody says what a replay republished: the records of epoch with seq
@@ -129,22 +188,82 @@ type ReplayBody struct {
 type ErrorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Blockers, with not_ready, lists what stops a visit from starting:
+	// alert ids, and "inspection" while the inspection is not done.
+	Blockers []string `json:"blockers,omitempty"`
 }
 
-// wireTime is the form of every timestamp on the wire: UTC, millisecond precision.
-func wireTime(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
+// InfoMessage is the retained payload of {base}/{room}/info: what the room
+// is and the rules it applies, published at every connection and whenever
+// it changes. It says nothing of what happens in the room.
+type InfoMessage struct {
+	Version int    `json:"version"` // the contract version
+	Room    string `json:"room"`
+	Roomd   string `json:"roomd"`   // roomd's version
+	Backend string `json:"backend"` // gpio, or sim for a simulated room
+	// Epoch is the seq space of the records roomd announces now.
+	Epoch  string     `json:"epoch"`
+	Policy PolicyInfo `json:"policy"`
+	// HeartbeatS: the state is published at least this often; a room
+	// silent for longer (and not offline) is stale.
+	HeartbeatS int64 `json:"heartbeat_s"`
+	// KeepaliveS: the broker publishes the Last Will about 1.5 keepalives
+	// after the room falls silent.
+	KeepaliveS int64 `json:"keepalive_s"`
+	// RetentionS: how long replay finds a record, and a redelivered
+	// command is answered from its first reply.
+	RetentionS      int64 `json:"retention_s"`
+	MaxCommandBytes int   `json:"max_command_bytes"`
+	// The roles wired (never pins): inputs, the names of the panic
+	// points, outputs, and the outputs read back by a feedback line.
+	Inputs      []string `json:"inputs"`
+	PanicPoints []string `json:"panic_points"`
+	Outputs     []string `json:"outputs"`
+	Supervised  []string `json:"supervised"`
+	// ConfigHash identifies the effective config (16 hex digits of its
+	// SHA-256): two rooms with the same hash run the same configuration.
+	ConfigHash string `json:"config_hash"`
+	// ClockSynced: the room's clock is synchronised to a time server.
+	ClockSynced bool `json:"clock_synced"`
+	// LastFunctionTest is when the last function test passed; null if
+	// none has.
+	LastFunctionTest *Time `json:"last_function_test"`
+}
+
+// PolicyInfo is the policy in force, every field, durations in seconds.
+type PolicyInfo struct {
+	Name                 string  `json:"name"`
+	MaxDurationS         int64   `json:"max_duration_s"`
+	Extension            string  `json:"extension"` // up_to_max or forbidden
+	WarningsS            []int64 `json:"warnings_s"`
+	EscalateAfterS       int64   `json:"escalate_after_s"`
+	RepeatEveryS         int64   `json:"repeat_every_s"`
+	ReannounceAfterS     int64   `json:"reannounce_after_s"`
+	LockScope            string  `json:"lock_scope"` // visit or always
+	LockGraceS           int64   `json:"lock_grace_s"`
+	EndOnVacancy         bool    `json:"end_on_vacancy"`
+	VacancyHoldS         int64   `json:"vacancy_hold_s"`
+	VacateTimeoutS       int64   `json:"vacate_timeout_s"`
+	WelfareCheckEveryS   int64   `json:"welfare_check_every_s"` // 0: none
+	PanicReset           string  `json:"panic_reset"`           // on_site or ack
+	InspectionAfterVisit bool    `json:"inspection_after_visit"`
+}
+
+// PolicyInfoOf is the wire form of a policy.
+func PolicyInfoOf(p controller.Policy) PolicyInfo {
+	w := make([]int64, 0, len(p.Warnings))
+	for _, d := range p.Warnings {
+		w = append(w, seconds(d))
 	}
-	return t.UTC().Truncate(time.Millisecond)
+	return PolicyInfo{
+		Name: p.Name, MaxDurationS: seconds(p.MaxDuration), Extension: p.Extension.String(), WarningsS: w,
+		EscalateAfterS: seconds(p.EscalateAfter), RepeatEveryS: seconds(p.RepeatEvery),
+		ReannounceAfterS: seconds(p.ReannounceAfter), LockScope: p.LockScope.String(), LockGraceS: seconds(p.LockGrace),
+		EndOnVacancy: p.EndOnVacancy, VacancyHoldS: seconds(p.VacancyHold), VacateTimeoutS: seconds(p.VacateTimeout),
+		WelfareCheckEveryS: seconds(p.WelfareCheckEvery), PanicReset: p.PanicReset.String(),
+		InspectionAfterVisit: p.InspectionAfterVisit,
+	}
 }
-
-// TimeLayout is the layout of every timestamp on the wire: RFC 3339 in UTC
-// with exactly three fraction digits.
-const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
-
-// FormatTime formats t as the wire does.
-func FormatTime(t time.Time) string { return t.UTC().Truncate(time.Millisecond).Format(TimeLayout) }
 
 // seconds rounds d to whole seconds.
 func seconds(d time.Duration) int64 { return int64(d.Round(time.Second) / time.Second) }
@@ -164,7 +283,7 @@ func StateMessageOf(room string, epoch journal.Epoch, st controller.State) State
 		Room:          room,
 		Epoch:         epoch.String(),
 		Seq:           st.Seq,
-		At:            wireTime(st.At),
+		At:            T(st.At),
 		Phase:         st.Phase.String(),
 		Door:          controller.InputDoor.Describe(st.Door),
 		Lock:          controller.InputLock.Describe(st.Lock),
@@ -175,13 +294,15 @@ func StateMessageOf(room string, epoch journal.Epoch, st controller.State) State
 	if v := st.Visit; v != nil {
 		m.Visit = &VisitMessage{
 			ID:         v.ID,
-			StartedAt:  wireTime(v.StartedAt),
-			EndsAt:     wireTime(v.EndsAt),
+			StartedAt:  T(v.StartedAt),
+			EndsAt:     T(v.EndsAt),
 			RemainingS: secondsUp(v.Remaining),
 			MaxS:       seconds(v.Max),
 		}
-	} else if st.Presence != nil {
-		// Privacy: presence leaves the device only outside visits.
+	}
+	if st.Presence != nil {
+		// Privacy: presence leaves the device only outside visits and
+		// inspections (the controller leaves it nil there).
 		m.Presence = controller.InputPresence.Describe(*st.Presence)
 	}
 	for i := range st.Alerts {
@@ -198,11 +319,12 @@ func alertMessageOf(a *controller.Alert) AlertMessage {
 		ID:            a.ID,
 		Kind:          a.Kind.String(),
 		Severity:      a.Severity.String(),
-		RaisedAt:      wireTime(a.RaisedAt),
+		RaisedAt:      T(a.RaisedAt),
 		Acked:         a.Acked,
-		AckedAt:       wireTime(a.AckedAt),
-		ClearedAt:     wireTime(a.ClearedAt),
+		AckedAt:       T(a.AckedAt),
+		ClearedAt:     T(a.ClearedAt),
 		Announcements: a.Announcements,
+		Point:         a.Point,
 		Source:        a.Source,
 		Detail:        a.Detail,
 		Reset:         a.Reset,
@@ -210,12 +332,16 @@ func alertMessageOf(a *controller.Alert) AlertMessage {
 	if a.Kind == controller.AlertSensorFault && a.Input != 0 {
 		m.Input = a.Input.String()
 	}
+	if a.Kind == controller.AlertOutputFault && a.Output != 0 {
+		m.Output = a.Output.String()
+	}
 	return m
 }
 
 // EventMessageOf converts a controller record for room to its wire form.
 func EventMessageOf(room string, epoch journal.Epoch, r controller.Record) EventMessage {
-	m := EventMessage{Room: room, Epoch: epoch.String(), Seq: r.Seq, At: wireTime(r.At), Type: r.Type.String()}
+	m := EventMessage{Room: room, Epoch: epoch.String(), Seq: r.Seq, At: T(r.At), Type: r.Type.String(),
+		By: r.By, DueAt: T(r.DueAt)}
 	i64 := func(v int64) *int64 { return &v }
 	str := func(s string) *string { return &s }
 	boolp := func(b bool) *bool { return &b }
@@ -224,24 +350,24 @@ func EventMessageOf(room string, epoch journal.Epoch, r controller.Record) Event
 		m.Resumed = boolp(r.Resumed)
 	case controller.EventVisitStarted:
 		m.VisitID = r.VisitID
-		m.EndsAt = wireTime(r.EndsAt)
+		m.EndsAt = T(r.EndsAt)
 		m.DurationS = i64(seconds(r.Duration))
 	case controller.EventVisitExtended:
 		m.VisitID = r.VisitID
-		m.EndsAt = wireTime(r.EndsAt)
-		m.DurationS = i64(seconds(r.Added))
+		m.EndsAt = T(r.EndsAt)
+		m.AddedS = i64(seconds(r.Added))
 	case controller.EventVisitWarning:
 		m.VisitID = r.VisitID
 		m.RemainingS = i64(secondsUp(r.Remaining))
 		m.Warning = r.Warning
 	case controller.EventVisitEnded:
 		m.VisitID = r.VisitID
-		m.Reason = str(string(r.EndReason))
+		m.Reason = string(r.EndReason)
 	case controller.EventWelfareChecked:
 		m.VisitID = r.VisitID
 	case controller.EventServiceChanged:
 		m.InService = boolp(r.InService)
-		m.Reason = str(r.ServiceReason)
+		m.ServiceReason = str(r.ServiceReason)
 	case controller.EventInspectionStarted, controller.EventInspectionEnded:
 		m.VisitID = r.VisitID
 	default:
@@ -276,7 +402,7 @@ func EncodeRecord(room string, epoch journal.Epoch, r controller.Record) []byte 
 // EncodeReply returns the reply to a command the controller answered, sent
 // by operator ("" for the plain cmd topic). An accepted command's reply
 // carries st, the state after the command; a refused one carries the
-// controller's code and message.
+// controller's code and message (and, for not_ready, the blockers).
 func EncodeReply(room string, epoch journal.Epoch, operator string, r controller.Reply, st controller.State) []byte {
 	m := ReplyMessage{RequestID: r.RequestID, Operator: operator, OK: r.OK()}
 	if r.Action != 0 {
@@ -286,7 +412,7 @@ func EncodeReply(room string, epoch journal.Epoch, operator string, r controller
 		s := StateMessageOf(room, epoch, st)
 		m.State = &s
 	} else {
-		m.Error = &ErrorBody{Code: string(r.Code), Message: r.Message}
+		m.Error = &ErrorBody{Code: string(r.Code), Message: r.Message, Blockers: r.Blockers}
 	}
 	return mustMarshal(m)
 }
@@ -303,8 +429,8 @@ func EncodeRefusal(operator string, e *CommandError) []byte {
 }
 
 // EncodeCommand returns the cmd payload for c, with expires_at if expiresAt
-// is not zero. c.At is not carried. It is the inverse of DecodeCommand for
-// valid commands.
+// is not zero. c.At and c.By (the topic says who) are not carried. It is the
+// inverse of DecodeCommand for valid commands.
 func EncodeCommand(c controller.Command, expiresAt time.Time) []byte {
 	m := CommandMessage{RequestID: c.RequestID, Action: c.Action.String()}
 	switch c.Action {
@@ -312,7 +438,7 @@ func EncodeCommand(c controller.Command, expiresAt time.Time) []byte {
 		m.VisitID = c.VisitID
 		m.Duration = c.Duration.String()
 	case controller.ActionExtendVisit:
-		m.By = c.Duration.String()
+		m.Add = c.Duration.String()
 	case controller.ActionAckAlert:
 		m.AlertID = c.AlertID
 	case controller.ActionSetService:
@@ -321,7 +447,7 @@ func EncodeCommand(c controller.Command, expiresAt time.Time) []byte {
 		m.Reason = c.Reason
 	}
 	if !expiresAt.IsZero() {
-		m.ExpiresAt = expiresAt.UTC().Format(time.RFC3339Nano)
+		m.ExpiresAt = FormatTime(expiresAt)
 	}
 	return mustMarshal(m)
 }
@@ -334,7 +460,7 @@ func EncodeReplay(requestID string, r Replay, expiresAt time.Time) []byte {
 		m.Epoch = r.Epoch.String()
 	}
 	if !expiresAt.IsZero() {
-		m.ExpiresAt = expiresAt.UTC().Format(time.RFC3339Nano)
+		m.ExpiresAt = FormatTime(expiresAt)
 	}
 	return mustMarshal(m)
 }

@@ -8,7 +8,10 @@ package room
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,6 +66,8 @@ type Options struct {
 	// MinPlausible is the earliest believable wall clock time (0: the
 	// daemon's default).
 	MinPlausible time.Time
+	// Version is roomd's version, for the info topic.
+	Version string
 	// NoBroker runs the room without MQTT: no connection, no publisher, no
 	// edge. Commands go in through Send and what the room announces is read
 	// from its journal. The scenario player uses it.
@@ -84,6 +89,8 @@ type Room struct {
 	cmds    chan daemon.Command
 	faults  chan controller.Fault
 	closers []func()
+	spec    device.Spec
+	info    link.InfoMessage
 
 	abandoned atomic.Bool
 }
@@ -109,6 +116,7 @@ func Open(o Options) (_ *Room, err error) {
 	}()
 	fail := func(err error) (*Room, error) { return nil, fmt.Errorf("open room %s: %w", cfg.Room, err) }
 
+	r.spec = DeviceSpec(cfg)
 	if r.backend = o.Backend; r.backend == nil {
 		if r.backend, r.sim, err = openBackend(cfg, log); err != nil {
 			return fail(err)
@@ -196,7 +204,21 @@ func Open(o Options) (_ *Room, err error) {
 	if r.sim != nil {
 		go mirrorSimOutputs(r.sim, r.pub, topics)
 	}
+	r.info = newInfo(cfg, o.Version, r.spec, r.sim != nil)
+	r.publishInfo(clock)
 	return r, nil
+}
+
+// infoEvery is how often the room looks whether its info changed (the
+// clock's synchronisation, the epoch).
+const infoEvery = 30 * time.Second
+
+// publishInfo sets the retained info from what the room is now.
+func (r *Room) publishInfo(src interface{ Synced() bool }) {
+	m := r.info
+	m.Epoch = r.j.Epoch().String()
+	m.ClockSynced = src.Synced()
+	r.pub.SetRetained(link.Topics{Base: r.cfg.MQTT.Base, Room: r.cfg.Room}.Info(), mustJSON(m))
 }
 
 // lazyConn lets the publisher be built before the client it publishes
@@ -261,6 +283,24 @@ func (r *Room) Now() time.Time { return r.axis.Now() }
 func (r *Room) Run(ctx context.Context) error {
 	if r.pub != nil {
 		go r.pub.Run()
+		stopInfo := make(chan struct{})
+		defer close(stopInfo)
+		go func() {
+			clock := r.o.Clock
+			if clock == nil {
+				clock = daemon.SystemClock{}
+			}
+			t := time.NewTicker(infoEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					r.publishInfo(clock)
+				case <-stopInfo:
+					return
+				}
+			}
+		}()
 	}
 	err := daemon.Run(ctx, daemon.Options{
 		Room: r.cfg.Room, Policy: r.cfg.Policy, Watchdog: r.o.Watchdog, MinPlausible: r.o.MinPlausible,
@@ -408,4 +448,51 @@ func DeviceSpec(cfg *configs.Config) device.Spec {
 		spec.Feedback[o] = line(l)
 	}
 	return spec
+}
+
+// newInfo is the part of the info topic that the config fixes.
+func newInfo(cfg *configs.Config, version string, spec device.Spec, simulated bool) link.InfoMessage {
+	if version == "" {
+		version = "unknown"
+	}
+	m := link.InfoMessage{
+		Version: link.ContractVersion, Room: cfg.Room, Roomd: version, Backend: cfg.Device.Backend.String(),
+		Policy:     link.PolicyInfoOf(cfg.Policy),
+		HeartbeatS: int64(cfg.MQTT.Heartbeat / time.Second), KeepaliveS: int64(cfg.MQTT.Keepalive / time.Second),
+		RetentionS: int64(cfg.Journal.Retention / time.Second), MaxCommandBytes: cfg.MQTT.MaxPayload,
+		Inputs: []string{}, PanicPoints: []string{}, Outputs: []string{}, Supervised: []string{},
+	}
+	if simulated && len(spec.Inputs) == 0 {
+		spec.Inputs = sim.DefaultSpec().Inputs
+		spec.Outputs = sim.DefaultSpec().Outputs
+	}
+	for _, in := range controller.Inputs {
+		if len(spec.Inputs[in]) > 0 {
+			m.Inputs = append(m.Inputs, in.String())
+		}
+	}
+	for i := range spec.Inputs[controller.InputPanic] {
+		m.PanicPoints = append(m.PanicPoints, spec.PanicPoint(i))
+	}
+	for _, o := range controller.Outputs {
+		if _, ok := spec.Outputs[o]; ok {
+			m.Outputs = append(m.Outputs, o.String())
+		}
+		if _, ok := spec.Feedback[o]; ok {
+			m.Supervised = append(m.Supervised, o.String())
+		}
+	}
+	if y, err := cfg.YAML(); err == nil {
+		sum := sha256.Sum256(y)
+		m.ConfigHash = hex.EncodeToString(sum[:8])
+	}
+	return m
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("room: encode %T: %v", v, err))
+	}
+	return b
 }

@@ -112,7 +112,7 @@ func timerRoom(ctx context.Context, e *env, id string, rc roomConfig, n int, off
 		if err != nil {
 			return fmt.Errorf("room %s visit %d: visit_started: %w", id, v+1, err)
 		}
-		ends := started.Event.EndsAt
+		ends := started.Event.EndsAt.Time
 		deadlines := map[int]time.Time{1: ends.Add(-2 * time.Second), 2: ends.Add(-time.Second), 0: ends}
 		for _, d := range deadlines {
 			time.AfterFunc(time.Until(d), func() { s.add(&s.bare, time.Since(d)) })
@@ -131,10 +131,10 @@ func timerRoom(ctx context.Context, e *env, id string, rc roomConfig, n int, off
 					return fmt.Errorf("room %s visit %d: unexpected warning %d", id, v+1, m.Event.Warning)
 				}
 				s.add(&s.warnArrive, m.Arrived.Sub(d))
-				s.add(&s.warnAt, m.Event.At.Sub(d))
+				s.add(&s.warnAt, m.Event.At.Time.Sub(d))
 			} else {
 				s.add(&s.upArrive, m.Arrived.Sub(ends))
-				s.add(&s.upAt, m.Event.At.Sub(ends))
+				s.add(&s.upAt, m.Event.At.Time.Sub(ends))
 			}
 			seen++
 		}

@@ -276,11 +276,11 @@ func hhmm(d time.Duration) string {
 func (c *console) event(ev link.EventMessage) {
 	c.mu.Lock()
 	if ev.Type == controller.EventVisitStarted.String() {
-		c.zero = ev.At
+		c.zero = ev.At.Time
 	}
 	at := "--:--"
 	if !c.zero.IsZero() {
-		at = hhmm(ev.At.Sub(c.zero))
+		at = hhmm(ev.At.Time.Sub(c.zero))
 	}
 	c.mu.Unlock()
 	room := fmt.Sprintf("%-7s", c.room)
@@ -306,11 +306,7 @@ func (c *console) event(ev link.EventMessage) {
 	case "visit_extended":
 		line = fmt.Sprintf("%s visit extended (ends %s)", room, ev.EndsAt.Local().Format("15:04"))
 	case "visit_ended":
-		reason := ""
-		if ev.Reason != nil {
-			reason = *ev.Reason
-		}
-		line = fmt.Sprintf("%s visit ended (%s)", room, reason)
+		line = fmt.Sprintf("%s visit ended (%s)", room, ev.Reason)
 	case "door_opened":
 		line = room + " door opened"
 	case "door_closed":

@@ -84,7 +84,7 @@ func TestProcessCrashRestartAndStop(t *testing.T) {
 	var sm link.StateMessage
 	require.NoError(t, json.Unmarshal(st.Payload(), &sm))
 	require.NotNil(t, sm.Visit, "visit resumed\n%s", logs2.String())
-	assert.WithinDuration(t, endsAt, sm.Visit.EndsAt, time.Second, "deadline unchanged")
+	assert.WithinDuration(t, endsAt.Time, sm.Visit.EndsAt.Time, time.Second, "deadline unchanged")
 
 	require.NoError(t, p2.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p2.Wait(), "clean exit on SIGTERM\n%s", logs2.String())

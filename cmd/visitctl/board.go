@@ -89,7 +89,7 @@ func (b *board) apply(m inbound, now time.Time) (bell bool) {
 		r.seen = now
 		if m.retained && !s.At.IsZero() && s.At.Before(now) {
 			// A retained state may be old: judge it by its own time.
-			r.seen = s.At
+			r.seen = s.At.Time
 		}
 		kept := r.events[:0]
 		for _, e := range r.events {
@@ -178,7 +178,7 @@ func sortedAlerts(as []link.AlertMessage) []link.AlertMessage {
 		if ri != rj {
 			return ri < rj
 		}
-		return out[i].RaisedAt.Before(out[j].RaisedAt)
+		return out[i].RaisedAt.Before(out[j].RaisedAt.Time)
 	})
 	return out
 }
@@ -204,7 +204,7 @@ func describeAlert(a link.AlertMessage, now time.Time) string {
 	}
 	sb.WriteString(" " + a.Severity)
 	if !a.RaisedAt.IsZero() {
-		sb.WriteString(" " + age(now.Sub(a.RaisedAt)))
+		sb.WriteString(" " + age(now.Sub(a.RaisedAt.Time)))
 	}
 	if a.Announcements > 1 {
 		fmt.Fprintf(&sb, " x%d", a.Announcements)
@@ -293,7 +293,7 @@ func render(b *board, now time.Time, width int) string {
 				phase = strings.ToUpper(s.Phase)
 			}
 			if s.Visit != nil {
-				visit = countdown(s.Visit.EndsAt, now)
+				visit = countdown(s.Visit.EndsAt.Time, now)
 			}
 			seen = age(now.Sub(r.seen)) + " ago"
 			if b.stale(r, now) {

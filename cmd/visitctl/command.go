@@ -53,7 +53,7 @@ var commandSpecs = map[string]commandSpec{
 			if f.by <= 0 {
 				return usagef("extend: --by must be positive, e.g. --by 15m")
 			}
-			m.By = f.by.String()
+			m.Add = f.by.String()
 			return nil
 		}},
 	"end": {action: controller.ActionEndVisit,
@@ -269,7 +269,7 @@ func writeState(w io.Writer, s *link.StateMessage, now time.Time) {
 	}
 	if v := s.Visit; v != nil {
 		row("visit", "%s, started %s, ends %s (%s)", v.ID, v.StartedAt.Local().Format("15:04:05"),
-			v.EndsAt.Local().Format("15:04:05"), countdown(v.EndsAt, now))
+			v.EndsAt.Local().Format("15:04:05"), countdown(v.EndsAt.Time, now))
 	}
 	row("door", "%s", s.Door)
 	row("lock", "%s", s.Lock)

@@ -91,7 +91,7 @@ func TestCommandsAgainstARoom(t *testing.T) {
 	assert.Equal(t, "extend_visit", reply.Action)
 	require.NotNil(t, reply.State)
 	require.NotNil(t, reply.State.Visit)
-	assert.Equal(t, 105*time.Minute, reply.State.Visit.EndsAt.Sub(reply.State.Visit.StartedAt))
+	assert.Equal(t, 105*time.Minute, reply.State.Visit.EndsAt.Sub(reply.State.Visit.StartedAt.Time))
 
 	_, _, err = cli(t, url, "ack", "room-1", "no-such-alert")
 	var refused *RefusedError

@@ -98,8 +98,14 @@ func Describe(ev *link.EventMessage) string {
 	if ev.RemainingS != nil {
 		fmt.Fprintf(&b, " warning=%d remaining=%s", ev.Warning, time.Duration(*ev.RemainingS)*time.Second)
 	}
-	if ev.Reason != nil && *ev.Reason != "" {
-		fmt.Fprintf(&b, " reason=%s", *ev.Reason)
+	if ev.AddedS != nil {
+		fmt.Fprintf(&b, " added=%s", time.Duration(*ev.AddedS)*time.Second)
+	}
+	if ev.Reason != "" {
+		fmt.Fprintf(&b, " reason=%s", ev.Reason)
+	}
+	if ev.By != "" {
+		fmt.Fprintf(&b, " by=%s", ev.By)
 	}
 	return b.String()
 }

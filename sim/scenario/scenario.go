@@ -738,7 +738,7 @@ func (pat Pattern) Matches(ev *link.EventMessage) bool {
 			return false
 		}
 	}
-	if pat.Reason != "" && (ev.Reason == nil || *ev.Reason != pat.Reason) {
+	if pat.Reason != "" && ev.Reason != pat.Reason {
 		return false
 	}
 	if pat.Warning != 0 && ev.Warning != pat.Warning {
