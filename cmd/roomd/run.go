@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/roomd/roomd/buildinfo"
 	"github.com/roomd/roomd/configs"
 )
 
@@ -18,6 +19,7 @@ const usage = `usage:
                             embedded broker, in about 20 seconds (also: roomd demo)
   roomd scenario FILE [--speed N]
                             replay a scenario file (sim/scenarios) visibly
+  roomd version             print roomd's version (also: roomd --version)
   roomd help                show this help
 `
 
@@ -47,6 +49,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runScenario(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
+		return nil
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "roomd", buildinfo.Version())
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)

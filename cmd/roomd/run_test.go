@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/buildinfo"
 	"github.com/roomd/roomd/configs"
 )
 
@@ -78,3 +79,12 @@ func TestUsage(t *testing.T) {
 }
 
 func isUsage(err error) bool { return errors.As(err, new(*usageError)) }
+
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version", "-version"} {
+		stdout, stderr, err := runArgs(t, arg)
+		require.NoError(t, err, arg)
+		assert.Empty(t, stderr)
+		assert.Equal(t, "roomd "+buildinfo.Version()+"\n", stdout, arg)
+	}
+}
