@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -26,6 +29,36 @@ func runArgs(t *testing.T, args ...string) (stdout, stderr string, err error) {
 
 func TestCheckConfigExample(t *testing.T) {
 	path := filepath.Join("..", "..", "configs", "roomd.example.yaml")
+	example, err := os.ReadFile(path)
+	require.NoError(t, err)
+
+	// As shipped, the example names files under /etc/roomd: check-config
+	// says which are missing (a test machine has none of them).
+	if _, err := os.Stat("/etc/roomd"); err == nil {
+		t.Log("/etc/roomd exists here: not checking the example's missing files")
+	} else {
+		_, stderr, err := runArgs(t, "check-config", path)
+		require.Error(t, err)
+		assert.Equal(t, path+":83: mqtt.password_file: /etc/roomd/mqtt-password does not exist\n"+
+			path+":85: mqtt.tls.ca_file: /etc/roomd/ca.pem does not exist\n"+
+			path+":86: mqtt.tls.cert_file: /etc/roomd/room-1.pem does not exist\n"+
+			path+":87: mqtt.tls.key_file: /etc/roomd/room-1.key does not exist\n", stderr)
+	}
+
+	// With the files in place it passes.
+	dir := t.TempDir()
+	doc := string(example)
+	for _, f := range []struct {
+		name string
+		mode os.FileMode
+	}{{"mqtt-password", 0o600}, {"ca.pem", 0o644}, {"room-1.pem", 0o644}, {"room-1.key", 0o600}} {
+		p := filepath.Join(dir, f.name)
+		require.NoError(t, os.WriteFile(p, []byte("x"), f.mode))
+		require.Contains(t, doc, "/etc/roomd/"+f.name)
+		doc = strings.ReplaceAll(doc, "/etc/roomd/"+f.name, p)
+	}
+	path = filepath.Join(dir, "roomd.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(doc), 0o644))
 	stdout, stderr, err := runArgs(t, "check-config", path)
 	require.NoError(t, err, "stderr: %s", stderr)
 	assert.Empty(t, stderr)
@@ -37,6 +70,47 @@ func TestCheckConfigExample(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
 	assert.Contains(t, stdout, "client_id: roomd-room-1")
+}
+
+// A load that never returns (a file on a hung network mount) does not hold
+// check-config once its context ends (SIGINT, SIGTERM).
+func TestCheckConfigEndsWithItsContext(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	started := make(chan struct{})
+	stuck := func(string) (*configs.Config, error) {
+		close(started)
+		<-release
+		return nil, errors.New("released")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	var out, errOut bytes.Buffer
+	go func() { errc <- checkConfig(ctx, stuck, []string{"/mnt/hung/roomd.yaml"}, &out, &errOut) }()
+	<-started
+	cancel()
+	err := <-errc
+	require.ErrorIs(t, err, context.Canceled)
+	assert.EqualError(t, err, "check-config /mnt/hung/roomd.yaml: stopped before the file was read: context canceled")
+	assert.Empty(t, out.String())
+}
+
+// What is not a regular file is refused at once, by the real binary.
+func TestCheckConfigRefusesFIFOAndDevices(t *testing.T) {
+	bin := buildRoomd(t)
+	fifo := filepath.Join(t.TempDir(), "roomd.yaml")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	for path, kind := range map[string]string{fifo: "a named pipe (FIFO)", "/dev/zero": "a character device"} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, bin, "check-config", path).CombinedOutput()
+		hung := ctx.Err()
+		cancel()
+		require.NoError(t, hung, "check-config %s hung", path)
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "%s", out)
+		assert.Equal(t, 1, exit.ExitCode())
+		assert.Equal(t, "roomd: check-config: read config "+path+": "+path+" is "+kind+", not a regular file\n", string(out))
+	}
 }
 
 func TestCheckConfigListsEveryProblem(t *testing.T) {
