@@ -15,7 +15,6 @@ package configs
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"regexp"
 	"time"
 
@@ -279,19 +278,31 @@ var roomIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 // Room ids appear in MQTT topics, so wildcards and '/' are excluded.
 func ValidRoomID(s string) bool { return roomIDPattern.MatchString(s) }
 
-// Load reads and parses the config file at path. See Parse.
+// Load reads and parses the config file at path, and checks the files the
+// config names the way roomd will open them (see Parse for the errors).
+// path must name a regular file of at most MaxFileSize bytes; anything else
+// is refused before a byte is read (a *NotRegularError or ErrTooLarge,
+// wrapped). The files named by mqtt.password_file and mqtt.tls must exist
+// and be regular files, and the secrets among them (the password file and
+// the TLS key) must be private to their owner: each problem is another
+// *FieldError.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config %s: %w", path, err)
+		return nil, err
 	}
-	return Parse(data, path)
+	return parse(data, path, true)
 }
 
 // Parse parses a config. source names it in error messages (a file name;
 // may be empty). On failure the error joins one *FieldError per problem
 // (errors.Join; Unwrap() []error lists them), or is a single YAML syntax error.
+// Parse touches no file: the files the config names are checked by Load.
 func Parse(data []byte, source string) (*Config, error) {
+	return parse(data, source, false)
+}
+
+func parse(data []byte, source string, checkFiles bool) (*Config, error) {
 	r := &reader{source: source}
 	cfg := Default()
 	root, err := r.document(data)
@@ -299,6 +310,9 @@ func Parse(data []byte, source string) (*Config, error) {
 		return nil, err
 	}
 	r.config(root, &cfg)
+	if checkFiles {
+		r.files(root, &cfg)
+	}
 	if err := r.err(); err != nil {
 		return nil, err
 	}

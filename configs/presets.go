@@ -51,7 +51,7 @@ func Preset(name string) (controller.Policy, error) {
 	m := r.mapping(root, "", policyKeys...)
 	r.policyFields(m, "", &p)
 	if len(r.errs) == 0 {
-		r.policyValidate(p, m, root, "", "roomd default")
+		r.policyValidate(p, m, root, "", "roomd default", nil)
 	}
 	if err := r.err(); err != nil {
 		return controller.Policy{}, fmt.Errorf("preset %s: %w", name, err)

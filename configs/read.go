@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -239,14 +240,33 @@ func (r *reader) boolean(n *yaml.Node, path string, dst *bool) bool {
 	return true
 }
 
-func (r *reader) integer(n *yaml.Node, path string, dst *int) bool {
+// integer reads an integer between lo and hi. The value is checked before
+// it is stored, so a config reads the same on a 32-bit Pi as on a 64-bit
+// one (an int there wraps at 2^32: 4294967313 would become 17). Use at most
+// math.MaxInt32 as hi for a value that has no bound of its own.
+func (r *reader) integer(n *yaml.Node, path string, dst *int, lo, hi int64) bool {
 	s, ok := r.scalar(n, path)
 	if !ok {
 		return false
 	}
 	v, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 0, 64)
-	if err != nil || resolve(n).Tag != "!!int" {
+	// YAML takes an integer too large for 64 bits as a float or a string:
+	// ErrRange says it is an integer all the same.
+	if err == nil && resolve(n).Tag != "!!int" || err != nil && !errors.Is(err, strconv.ErrRange) {
 		r.bad(n, path, "%q is not an integer", s)
+		return false
+	}
+	tooBig := errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(s, "-") || err == nil && v > hi
+	tooSmall := errors.Is(err, strconv.ErrRange) && strings.HasPrefix(s, "-") || err == nil && v < lo
+	switch {
+	case (tooBig || tooSmall) && hi < math.MaxInt32:
+		r.bad(n, path, "must be between %d and %d, got %s", lo, hi, s)
+		return false
+	case tooSmall:
+		r.bad(n, path, "must be at least %d, got %s", lo, s)
+		return false
+	case tooBig:
+		r.bad(n, path, "%s is too large (at most %d)", s, hi)
 		return false
 	}
 	*dst = int(v)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -115,16 +116,23 @@ func (r *reader) policy(n, top *yaml.Node, c *Config) {
 			strings.Join(PresetNames(), ", "))
 		return
 	}
-	if len(r.errs) > before {
-		return // the values are partly defaults; validating them would only add noise
-	}
-	r.policyValidate(p, m, resolve(n), path, origin)
+	r.policyValidate(p, m, resolve(n), path, origin, unreadKeys(r.errs[before:], path, m))
 }
 
 // policyValidate runs Policy.Validate and reports its errors under path,
 // pointing at the inline key if the value was given there, or naming where
 // it came from otherwise.
-func (r *reader) policyValidate(p controller.Policy, m map[string]*yaml.Node, n *yaml.Node, path, origin string) {
+//
+// unread names the keys whose value could not be read: p holds a default
+// or the preset's value there instead, so their own problems, and the
+// problems that depend on them, are left out rather than reported wrongly.
+func (r *reader) policyValidate(p controller.Policy, m map[string]*yaml.Node, n *yaml.Node, path, origin string, unread map[string]bool) {
+	if unread["max_duration"] {
+		p.MaxDuration = 0 // Validate compares nothing with an unknown maximum
+	}
+	if unread["end_on_vacancy"] {
+		unread["vacancy_hold"] = true // its rule depends on end_on_vacancy
+	}
 	err := p.Validate()
 	if err == nil {
 		return
@@ -142,6 +150,9 @@ func (r *reader) policyValidate(p controller.Policy, m map[string]*yaml.Node, n 
 			continue
 		}
 		key, _, _ := strings.Cut(fe.Field, "[")
+		if unread[key] {
+			continue
+		}
 		if v := resolve(m[key]); v != nil {
 			if i, ok := index(fe.Field); ok && v.Kind == yaml.SequenceNode && i < len(v.Content) {
 				v = v.Content[i]
@@ -151,6 +162,25 @@ func (r *reader) policyValidate(p controller.Policy, m map[string]*yaml.Node, n 
 			r.bad(n, join(path, fe.Field), "%s (%s)", fe.Constraint, origin)
 		}
 	}
+}
+
+// unreadKeys returns the policy keys named by the problems found while
+// reading them (errs, for fields under path). A preset that could not be
+// read leaves max_duration unknown unless it is given inline.
+func unreadKeys(errs []*FieldError, path string, m map[string]*yaml.Node) map[string]bool {
+	unread := map[string]bool{}
+	for _, e := range errs {
+		key, ok := strings.CutPrefix(e.Field, path+".")
+		if !ok {
+			continue
+		}
+		key, _, _ = strings.Cut(key, "[")
+		unread[key] = true
+	}
+	if unread["preset"] && resolve(m["max_duration"]) == nil {
+		unread["max_duration"] = true
+	}
+	return unread
 }
 
 // index returns i of a field "name[i]".
@@ -179,9 +209,7 @@ func (r *reader) device(n, top *yaml.Node, c *Config) {
 		r.bad(m["reread_every"], "device.reread_every", "must be more than 0s and at most 1m (a missed edge stays unseen this long), got %s", d.RereadEvery)
 	}
 	fm := r.mapping(m["flap"], "device.flap", "max_changes", "window")
-	if r.integer(fm["max_changes"], "device.flap.max_changes", &d.Flap.MaxChanges) && d.Flap.MaxChanges < 2 {
-		r.bad(fm["max_changes"], "device.flap.max_changes", "must be at least 2, got %d", d.Flap.MaxChanges)
-	}
+	r.integer(fm["max_changes"], "device.flap.max_changes", &d.Flap.MaxChanges, 2, math.MaxInt32)
 	if r.duration(fm["window"], "device.flap.window", &d.Flap.Window) && d.Flap.Window <= 0 {
 		r.bad(fm["window"], "device.flap.window", "must be positive, got %s", d.Flap.Window)
 	}
@@ -431,7 +459,8 @@ func (r *reader) line(n *yaml.Node, path string, kind lineKind) (l Line, named, 
 	before := len(r.errs)
 	hasPin := r.str(m["pin"], path+".pin", &l.Pin)
 	hasChip := r.str(m["chip"], path+".chip", &l.Chip)
-	hasLine := r.integer(m["line"], path+".line", &l.Line)
+	hasLine := resolve(m["line"]) != nil
+	lineOK := r.integer(m["line"], path+".line", &l.Line, 0, 1023)
 	r.boolean(m["active_low"], path+".active_low", &l.ActiveLow)
 	if kind != lineOutput {
 		if i := r.enum(m["pull"], path+".pull", "up", "down", "none"); i >= 0 {
@@ -460,13 +489,10 @@ func (r *reader) line(n *yaml.Node, path string, kind lineKind) (l Line, named, 
 		if !chipPattern.MatchString(l.Chip) {
 			r.bad(m["chip"], path+".chip", "%q is not a GPIO chip name (e.g. gpiochip0)", l.Chip)
 		}
-		if l.Line < 0 || l.Line > 1023 {
-			r.bad(m["line"], path+".line", "must be between 0 and 1023, got %d", l.Line)
-		}
 	case len(r.errs) == before:
 		r.bad(n, path, "names no line: give pin (e.g. GPIO17) or chip and line (e.g. gpiochip0, 27)")
 	}
-	named = (hasPin || hasChip && hasLine) && len(r.errs) == identErrs
+	named = (hasPin || hasChip && hasLine && lineOK) && len(r.errs) == identErrs
 	return l, named, len(r.errs) == before
 }
 
@@ -538,9 +564,7 @@ func (r *reader) mqtt(n, top *yaml.Node, c *Config) {
 	// taken as journal.max_bytes, max_entries is accepted and unused.
 	om := r.mapping(m["outbox"], "mqtt.outbox", "max_entries", "max_bytes")
 	var entries int
-	if r.integer(om["max_entries"], "mqtt.outbox.max_entries", &entries) && entries < 1 {
-		r.bad(om["max_entries"], "mqtt.outbox.max_entries", "must be at least 1, got %d", entries)
-	}
+	r.integer(om["max_entries"], "mqtt.outbox.max_entries", &entries, 1, math.MaxInt32)
 	if r.size(om["max_bytes"], "mqtt.outbox.max_bytes", &c.Journal.MaxBytes) && c.Journal.MaxBytes < 256*KiB {
 		r.bad(om["max_bytes"], "mqtt.outbox.max_bytes", "must be at least 256KiB, got %d (it now bounds the journal: use journal.max_bytes)", c.Journal.MaxBytes)
 	}

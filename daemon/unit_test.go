@@ -29,7 +29,7 @@ func TestSystemdUnit(t *testing.T) {
 	require.NoError(t, sc.Err())
 	want := map[string]string{
 		"Type":                "notify",
-		"ExecStart":           "/usr/local/bin/roomd run --config /etc/roomd/roomd.yaml",
+		"ExecStart":           "/usr/bin/roomd run --config /etc/roomd/roomd.yaml",
 		"Restart":             "always",
 		"User":                "roomd",
 		"SupplementaryGroups": "gpio",

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/roomd/roomd/buildinfo"
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/room"

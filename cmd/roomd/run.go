@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/roomd/roomd/buildinfo"
 	"github.com/roomd/roomd/configs"
 )
 
@@ -18,6 +19,7 @@ const usage = `usage:
                             embedded broker, in about 20 seconds (also: roomd demo)
   roomd scenario FILE [--speed N]
                             replay a scenario file (sim/scenarios) visibly
+  roomd version             print roomd's version (also: roomd --version)
   roomd help                show this help
 `
 
@@ -38,7 +40,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cmd, rest := args[1], args[2:]
 	switch cmd {
 	case "check-config":
-		return checkConfig(rest, stdout, stderr)
+		return checkConfig(ctx, configs.Load, rest, stdout, stderr)
 	case "run":
 		return runDaemon(ctx, rest, getenv, stdout, stderr)
 	case "demo", "-demo", "--demo":
@@ -48,15 +50,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "roomd", buildinfo.Version())
+		return nil
 	default:
 		fmt.Fprint(stderr, usage)
 		return usagef("unknown subcommand %q", cmd)
 	}
 }
 
-// checkConfig loads the file named in args and prints the effective config
-// to stdout, or every problem to stderr, one per line.
-func checkConfig(args []string, stdout, stderr io.Writer) error {
+// checkConfig loads the file named in args with load and prints the
+// effective config to stdout, or every problem to stderr, one per line. It
+// returns when ctx ends even if load is stuck (a file on a hung network
+// mount): SIGINT and SIGTERM always end it.
+func checkConfig(ctx context.Context, load func(string) (*configs.Config, error), args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, "usage: roomd check-config FILE\n") }
@@ -71,19 +78,34 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 		return usagef("check-config takes one FILE, got %d arguments", fs.NArg())
 	}
 	file := fs.Arg(0)
-	cfg, err := configs.Load(file)
-	if err != nil {
-		if !errors.As(err, new(*configs.FieldError)) {
-			return fmt.Errorf("check-config: %w", err) // unreadable file or YAML syntax
+	type loaded struct {
+		cfg *configs.Config
+		err error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		cfg, err := load(file)
+		done <- loaded{cfg, err}
+	}()
+	var cfg *configs.Config
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("check-config %s: stopped before the file was read: %w", file, context.Cause(ctx))
+	case l := <-done:
+		cfg = l.cfg
+		if err := l.err; err != nil {
+			if !errors.As(err, new(*configs.FieldError)) {
+				return fmt.Errorf("check-config: %w", err) // unreadable file or YAML syntax
+			}
+			problems := unjoin(err)
+			for _, p := range problems {
+				fmt.Fprintln(stderr, p)
+			}
+			if len(problems) == 1 {
+				return fmt.Errorf("check-config %s: 1 problem", file)
+			}
+			return fmt.Errorf("check-config %s: %d problems", file, len(problems))
 		}
-		problems := unjoin(err)
-		for _, p := range problems {
-			fmt.Fprintln(stderr, p)
-		}
-		if len(problems) == 1 {
-			return fmt.Errorf("check-config %s: 1 problem", file)
-		}
-		return fmt.Errorf("check-config %s: %d problems", file, len(problems))
 	}
 	out, err := cfg.YAML()
 	if err != nil {

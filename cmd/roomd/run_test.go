@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/buildinfo"
 	"github.com/roomd/roomd/configs"
 )
 
@@ -25,6 +30,45 @@ func runArgs(t *testing.T, args ...string) (stdout, stderr string, err error) {
 
 func TestCheckConfigExample(t *testing.T) {
 	path := filepath.Join("..", "..", "configs", "roomd.example.yaml")
+	example, err := os.ReadFile(path)
+	require.NoError(t, err)
+
+	// As shipped, the example names files under /etc/roomd: check-config
+	// says which are missing (a test machine has none of them).
+	if _, err := os.Stat("/etc/roomd"); err == nil {
+		t.Log("/etc/roomd exists here: not checking the example's missing files")
+	} else {
+		_, stderr, err := runArgs(t, "check-config", path)
+		require.Error(t, err)
+		line := func(key string) int {
+			for i, l := range strings.Split(string(example), "\n") {
+				if strings.HasPrefix(strings.TrimSpace(l), key+":") {
+					return i + 1
+				}
+			}
+			t.Fatalf("no %s in the example", key)
+			return 0
+		}
+		assert.Equal(t, fmt.Sprintf("%s:%d: mqtt.password_file: /etc/roomd/mqtt-password does not exist\n", path, line("password_file"))+
+			fmt.Sprintf("%s:%d: mqtt.tls.ca_file: /etc/roomd/ca.pem does not exist\n", path, line("ca_file"))+
+			fmt.Sprintf("%s:%d: mqtt.tls.cert_file: /etc/roomd/room-1.pem does not exist\n", path, line("cert_file"))+
+			fmt.Sprintf("%s:%d: mqtt.tls.key_file: /etc/roomd/room-1.key does not exist\n", path, line("key_file")), stderr)
+	}
+
+	// With the files in place it passes.
+	dir := t.TempDir()
+	doc := string(example)
+	for _, f := range []struct {
+		name string
+		mode os.FileMode
+	}{{"mqtt-password", 0o600}, {"ca.pem", 0o644}, {"room-1.pem", 0o644}, {"room-1.key", 0o600}} {
+		p := filepath.Join(dir, f.name)
+		require.NoError(t, os.WriteFile(p, []byte("x"), f.mode))
+		require.Contains(t, doc, "/etc/roomd/"+f.name)
+		doc = strings.ReplaceAll(doc, "/etc/roomd/"+f.name, p)
+	}
+	path = filepath.Join(dir, "roomd.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(doc), 0o644))
 	stdout, stderr, err := runArgs(t, "check-config", path)
 	require.NoError(t, err, "stderr: %s", stderr)
 	assert.Empty(t, stderr)
@@ -36,6 +80,47 @@ func TestCheckConfigExample(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
 	assert.Contains(t, stdout, "client_id: roomd-room-1")
+}
+
+// A load that never returns (a file on a hung network mount) does not hold
+// check-config once its context ends (SIGINT, SIGTERM).
+func TestCheckConfigEndsWithItsContext(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	started := make(chan struct{})
+	stuck := func(string) (*configs.Config, error) {
+		close(started)
+		<-release
+		return nil, errors.New("released")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	var out, errOut bytes.Buffer
+	go func() { errc <- checkConfig(ctx, stuck, []string{"/mnt/hung/roomd.yaml"}, &out, &errOut) }()
+	<-started
+	cancel()
+	err := <-errc
+	require.ErrorIs(t, err, context.Canceled)
+	assert.EqualError(t, err, "check-config /mnt/hung/roomd.yaml: stopped before the file was read: context canceled")
+	assert.Empty(t, out.String())
+}
+
+// What is not a regular file is refused at once, by the real binary.
+func TestCheckConfigRefusesFIFOAndDevices(t *testing.T) {
+	bin := buildRoomd(t)
+	fifo := filepath.Join(t.TempDir(), "roomd.yaml")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	for path, kind := range map[string]string{fifo: "a named pipe (FIFO)", "/dev/zero": "a character device"} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, bin, "check-config", path).CombinedOutput()
+		hung := ctx.Err()
+		cancel()
+		require.NoError(t, hung, "check-config %s hung", path)
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "%s", out)
+		assert.Equal(t, 1, exit.ExitCode())
+		assert.Equal(t, "roomd: check-config: read config "+path+": "+path+" is "+kind+", not a regular file\n", string(out))
+	}
 }
 
 func TestCheckConfigListsEveryProblem(t *testing.T) {
@@ -78,3 +163,12 @@ func TestUsage(t *testing.T) {
 }
 
 func isUsage(err error) bool { return errors.As(err, new(*usageError)) }
+
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version", "-version"} {
+		stdout, stderr, err := runArgs(t, arg)
+		require.NoError(t, err, arg)
+		assert.Empty(t, stderr)
+		assert.Equal(t, "roomd "+buildinfo.Version()+"\n", stdout, arg)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/roomd/roomd/buildinfo"
 	"github.com/roomd/roomd/link"
 )
 
@@ -27,6 +28,7 @@ Commands (each waits for the room's reply, see docs/visitctl.md):
                                        presence=true|false panic=true|false
                                        staff=true|false fault=INPUT heal=INPUT
   watch [--once] [--heartbeat D]       live board of every room
+  version                              print visitctl's version (also: --version)
   help                                 show this help
 
 Global flags (before or after the command; environment fallback in brackets):
@@ -159,6 +161,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("visitctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	g.register(fs)
+	showVersion := fs.Bool("version", false, "print visitctl's version")
 	if len(args) == 0 {
 		args = []string{"visitctl"}
 	}
@@ -169,6 +172,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return usagef("%v", err)
 	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "visitctl", buildinfo.Version())
+		return nil
+	}
 	if fs.NArg() == 0 {
 		fmt.Fprint(stderr, usage)
 		return usagef("no command")
@@ -177,6 +184,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch name {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
+		return nil
+	case "version":
+		fmt.Fprintln(stdout, "visitctl", buildinfo.Version())
 		return nil
 	case "watch":
 		return runWatch(ctx, g, rest, stdout)

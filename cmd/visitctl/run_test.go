@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/buildinfo"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -148,5 +150,14 @@ func TestParseSim(t *testing.T) {
 		require.Error(t, err, "%q", tc.args)
 		assert.Equal(t, ExitUsage, exitCode(err))
 		assert.ErrorContains(t, err, tc.want, "%q", tc.args)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-version"}, {"--broker", "tcp://127.0.0.1:1", "--version"}} {
+		var out bytes.Buffer
+		err := run(context.Background(), append([]string{"visitctl"}, args...), func(string) string { return "" }, &out, &bytes.Buffer{})
+		require.NoError(t, err, "%q", args)
+		assert.Equal(t, "visitctl "+buildinfo.Version()+"\n", out.String(), "%q", args)
 	}
 }
