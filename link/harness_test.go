@@ -227,7 +227,7 @@ func (r *room) loop(noCommands bool) {
 	for {
 		select {
 		case s := <-cmds:
-			s.cmd.At = r.now
+			s.cmd.At, s.cmd.By = r.now, s.op
 			r.apply(r.ctrl.Step(s.cmd), s.op)
 		case f, ok := <-r.steps:
 			if !ok {
