@@ -66,6 +66,25 @@ type Snapshot struct {
 	HeldFaults map[Input]string
 
 	Outputs map[Output]SetOutput
+
+	// Tests is what rule 16 keeps of the room's function tests. A snapshot
+	// written before rule 16 has none: its zero value reads as no test
+	// yet, counted from the restart (see Restore).
+	Tests FunctionTests
+}
+
+// FunctionTests is the record of function tests that rule 16 keeps.
+type FunctionTests struct {
+	// Since is when the room first started (its first controller); without
+	// a passed full test the reminder is due function_test_every after it.
+	Since time.Time
+	// LastFull is when the last passed full test was recorded; zero if none.
+	LastFull time.Time
+	// LastLight is when the last passed light test was recorded; zero if none.
+	LastLight time.Time
+	// Points is, per panic point, when its line last passed a test (of
+	// either mode). A point without an entry was never tested.
+	Points map[string]time.Time
 }
 
 // Controller is the logic of one visit room. It does no I/O and reads no
@@ -88,7 +107,7 @@ func New(p Policy, at time.Time) (*Controller, []Action, error) {
 		return nil, nil, fmt.Errorf("controller policy %q: %w", p.Name, err)
 	}
 	c := &Controller{p: p, warnings: p.warningsDescending()}
-	c.s = Snapshot{Version: SnapshotVersion, Now: at}
+	c.s = Snapshot{Version: SnapshotVersion, Now: at, Tests: FunctionTests{Since: at}}
 	c.s.init()
 	c.announce(Record{Type: EventControllerStarted})
 	c.start()
@@ -114,6 +133,9 @@ func (s *Snapshot) init() {
 	}
 	if s.Outputs == nil {
 		s.Outputs = map[Output]SetOutput{}
+	}
+	if s.Tests.Points == nil {
+		s.Tests.Points = map[string]time.Time{}
 	}
 }
 
@@ -146,6 +168,7 @@ func (s Snapshot) clone() Snapshot {
 	s.HeldFaults = cloneMap(s.HeldFaults)
 	s.Outputs = cloneMap(s.Outputs)
 	s.Alerts = slices.Clone(s.Alerts)
+	s.Tests.Points = cloneMap(s.Tests.Points)
 	return s
 }
 
@@ -183,6 +206,8 @@ func (c *Controller) Step(ev Event) []Action {
 		faultRule{}.system(c, e)
 	case FeedbackChanged:
 		supervisionRule{}.feedback(c, e)
+	case FunctionTested:
+		functionTestRule{}.tested(c, e)
 	case Tick, ClockCorrected:
 	}
 	c.settle()

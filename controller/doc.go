@@ -2,7 +2,7 @@
 // state machine that does no I/O and never reads a clock.
 //
 // Events go in, each carrying its own timestamp (InputChanged, Command, Tick,
-// Fault, FeedbackChanged, ClockCorrected); actions come out (SetOutput,
+// Fault, FeedbackChanged, ClockCorrected, FunctionTested); actions come out (SetOutput,
 // Announce, StateChanged, Reply). Step is the only way in. NextDeadline says
 // when time alone would change something next, so the one goroutine that
 // owns a Controller arms a single timer and never polls.
@@ -76,4 +76,11 @@
 //     down is announced once, at the restart, with its true due time;
 //     sensor timers count from the restart; a corrected time axis shifts
 //     every time held. (rule15_downtime.go)
+//  16. Function tests: a test of the room's lines (roomd commission, full or
+//     light) is announced as function_test by its tester. With
+//     function_test_every, the info alert function_test_due is active while
+//     the last passed full test (or, with none, the room's first start) is
+//     that old, naming the panic points never tested; a passed full test
+//     clears it, a light test moves no due date.
+//     (rule16_function_tests.go)
 package controller

@@ -1,6 +1,11 @@
 package controller
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
 
 // Event is something that happened, stamped with when it happened. The
 // controller never reads a clock: the time of an event is the only time it
@@ -83,12 +88,111 @@ type ClockCorrected struct {
 	Shift time.Duration
 }
 
+// FunctionTested records a function test of the room's lines (rule 16),
+// as roomd commission ran it with the daemon stopped: who ran it, and what
+// each line did. The controller announces it as a function_test record; a
+// passed full test resets the due date of the next one. Check it with
+// Validate first: the controller ignores an event that does not pass, as
+// it ignores an input it cannot read.
+type FunctionTested struct {
+	At   time.Time
+	By   string // the tester's operator id (ValidOperatorID); required
+	Test FunctionTest
+}
+
+// FunctionTest is the result of one function test. Passed is true exactly
+// when every line passed.
+type FunctionTest struct {
+	Mode    TestMode
+	Passed  bool
+	Version string // roomd's version that ran the test
+	Lines   []LineResult
+}
+
+// LineResult is what one line did in a function test: an input line (Input,
+// with Point for a panic point and Sensor for a presence sensor) or an
+// output (Output). Fault is empty exactly when the line passed.
+type LineResult struct {
+	Input  Input
+	Point  string // the panic point (Input panic)
+	Sensor int    // the presence sensor, from 1 in the config's order (Input presence)
+	Output Output
+	Passed bool
+	Fault  LineFault
+}
+
+// Name names the line: "door", "panic:toilet", "presence:2", "alarm_sounder".
+func (l LineResult) Name() string {
+	switch {
+	case l.Output != 0:
+		return l.Output.String()
+	case l.Point != "":
+		return l.Input.String() + ":" + l.Point
+	case l.Sensor != 0:
+		return fmt.Sprintf("%s:%d", l.Input, l.Sensor)
+	}
+	return l.Input.String()
+}
+
+// Validate reports what makes e unusable: a By that is not an operator id,
+// an unknown mode, no line, a line that is neither one input line nor one
+// output, a fault that does not match its result, or a Passed that does not
+// match the lines.
+func (e FunctionTested) Validate() error {
+	var errs []error
+	if !ValidOperatorID(e.By) {
+		errs = append(errs, fmt.Errorf("by %q is not an operator id (1 to 64 characters of A-Z a-z 0-9 . _ : -, and not %q)", e.By, OnSite))
+	}
+	if e.Test.Mode != TestFull && e.Test.Mode != TestLight {
+		errs = append(errs, fmt.Errorf("unknown test mode %d", e.Test.Mode))
+	}
+	if len(e.Test.Lines) == 0 {
+		errs = append(errs, errors.New("no line was tested"))
+	}
+	all := true
+	seen := map[string]bool{}
+	for i, l := range e.Test.Lines {
+		bad := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("line %d (%s): %s", i, l.Name(), fmt.Sprintf(format, args...)))
+		}
+		switch {
+		case (l.Input == 0) == (l.Output == 0):
+			bad("names neither one input nor one output")
+		case l.Input != 0 && (l.Input < InputDoor || l.Input > InputStaff):
+			bad("unknown input %d", l.Input)
+		case l.Output != 0 && (l.Output < OutputInUse || l.Output > OutputReassurance):
+			bad("unknown output %d", l.Output)
+		case l.Input == InputPanic && !ValidPointName(l.Point):
+			bad("%q is not a panic point name", l.Point)
+		case l.Input != InputPanic && l.Point != "":
+			bad("only a panic point has a point name")
+		case l.Input == InputPresence && l.Sensor < 1:
+			bad("a presence sensor is numbered from 1")
+		case l.Input != InputPresence && l.Sensor != 0:
+			bad("only a presence sensor has a number")
+		case l.Passed != (l.Fault == FaultNone):
+			bad("passed %t with fault %q", l.Passed, l.Fault)
+		case !l.Passed && !slices.Contains(LineFaults, l.Fault):
+			bad("unknown fault %q", l.Fault)
+		case seen[l.Name()]:
+			bad("listed twice")
+		}
+		seen[l.Name()] = true
+		all = all && l.Passed
+	}
+	if e.Test.Passed != all {
+		errs = append(errs, fmt.Errorf("passed is %t, but %s", e.Test.Passed, map[bool]string{true: "every line passed", false: "a line failed"}[all]))
+	}
+	return errors.Join(errs...)
+}
+
 func (e InputChanged) when() time.Time    { return e.At }
 func (e Command) when() time.Time         { return e.At }
 func (e Tick) when() time.Time            { return e.At }
 func (e Fault) when() time.Time           { return e.At }
 func (e FeedbackChanged) when() time.Time { return e.At }
 func (e ClockCorrected) when() time.Time  { return e.At }
+func (e FunctionTested) when() time.Time  { return e.At }
 
 // Action is something the driver must do. Actions come out of Step in the
 // order they must be carried out.
@@ -163,6 +267,8 @@ type Record struct {
 	InService     bool   // service_changed
 	ServiceReason string // service_changed: the operator's free text (no vocabulary)
 	Resumed       bool   // controller_started: state restored from a previous run
+
+	Test *FunctionTest // function_test: the test's result
 }
 
 // Alert is a condition that staff must see. IDs are stable for the life of the

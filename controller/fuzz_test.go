@@ -20,7 +20,7 @@ func fuzzPolicy(vacancy bool) controller.Policy {
 		Name: "fuzz", MaxDuration: 2 * time.Hour, Warnings: []time.Duration{10 * time.Minute, 2 * time.Minute},
 		EscalateAfter: 2 * time.Minute, RepeatEvery: time.Minute, ReannounceAfter: 5 * time.Minute,
 		LockGrace: 10 * time.Second, EndOnVacancy: vacancy, VacancyHold: 2 * time.Minute, VacateTimeout: 10 * time.Minute,
-		WelfareCheckEvery: 30 * time.Minute, InspectionAfterVisit: true,
+		WelfareCheckEvery: 30 * time.Minute, InspectionAfterVisit: true, FunctionTestEvery: 3 * time.Hour,
 	}
 }
 
@@ -39,7 +39,7 @@ func decodeEvents(data []byte) []controller.Event {
 		at = at.Add(time.Duration(step) * 7 * time.Second)
 		by := fuzzOperators[int(kind/16)%len(fuzzOperators)]
 		level := controller.Level(arg/8) % 3
-		switch kind % 12 {
+		switch kind % 13 {
 		case 0, 1:
 			in := controller.Inputs[int(arg)%len(controller.Inputs)]
 			ev := controller.InputChanged{At: at, Input: in, Level: level}
@@ -73,9 +73,30 @@ func decodeEvents(data []byte) []controller.Event {
 		case 11:
 			evs = append(evs, controller.Fault{At: at, Source: []string{"outbox", "state"}[arg%2], Active: arg%3 != 0,
 				Severity: controller.Severity(arg/4) % 3, ClearOnAck: arg%5 == 0})
+		case 12:
+			evs = append(evs, fuzzTest(at, by, arg))
 		}
 	}
 	return evs
+}
+
+// fuzzTest is a function test from one byte: its mode, which lines pass,
+// and a panic point; by may be one the controller ignores (empty, on_site).
+func fuzzTest(at time.Time, by string, arg byte) controller.FunctionTested {
+	mode := controller.TestModes[int(arg)%len(controller.TestModes)]
+	lines := []controller.LineResult{
+		{Input: controller.InputPanic, Point: fuzzPoints[int(arg/2)%len(fuzzPoints)], Passed: true},
+		{Output: controller.OutputAlarmSounder, Passed: true},
+	}
+	if mode == controller.TestFull {
+		lines = append(lines, controller.LineResult{Input: controller.InputDoor, Passed: true})
+	}
+	passed := arg&24 != 24 // one test in four fails, on one line
+	if !passed {
+		l := &lines[int(arg/32)%len(lines)]
+		l.Passed, l.Fault = false, controller.LineFaults[int(arg/64)%len(controller.LineFaults)]
+	}
+	return controller.FunctionTested{At: at, By: by, Test: controller.FunctionTest{Mode: mode, Passed: passed, Version: "fuzz", Lines: lines}}
 }
 
 // drive steps c through evs, ticking at every deadline on the way as a
@@ -136,6 +157,8 @@ func eventTime(ev controller.Event) time.Time {
 		return e.At
 	case controller.ClockCorrected:
 		return e.At
+	case controller.FunctionTested:
+		return e.At
 	}
 	panic("unknown event")
 }
@@ -165,10 +188,17 @@ type invariants struct {
 	inVisitSince  time.Time
 	lastAnnounced map[string]time.Time // alert id -> its latest announcement
 	phases        map[[2]controller.Phase]bool
+	// testedSince is when the room first started, lastFull the last passed
+	// full function test recorded (rule 16).
+	testedSince, lastFull time.Time
 }
 
+// newInvariants checks c from now on; what rule 16 counts from comes from
+// c's snapshot (its first start and last passed full test).
 func newInvariants(t *testing.T, p controller.Policy, c *controller.Controller) *invariants {
-	return &invariants{t: t, p: p, c: c, lastAnnounced: map[string]time.Time{}, phases: map[[2]controller.Phase]bool{}}
+	tests := c.Snapshot().Tests
+	return &invariants{t: t, p: p, c: c, lastAnnounced: map[string]time.Time{}, phases: map[[2]controller.Phase]bool{},
+		testedSince: tests.Since, lastFull: tests.LastFull}
 }
 
 func (iv *invariants) check(before controller.State, ev controller.Event, acts []controller.Action) {
@@ -203,6 +233,35 @@ func (iv *invariants) check(before controller.State, ev controller.Event, acts [
 		}
 		if !r.DueAt.IsZero() {
 			t.Fatalf("record %v carries due_at %v outside a restart", r.Type, r.DueAt)
+		}
+		if r.Type == controller.EventFunctionTest {
+			e, ok := ev.(controller.FunctionTested)
+			if !ok || e.Validate() != nil || r.By != e.By || !reflect.DeepEqual(*r.Test, e.Test) {
+				t.Fatalf("function_test %+v by %q from %#v", r.Test, r.By, ev)
+			}
+			if r.Test.Passed && r.Test.Mode == controller.TestFull {
+				iv.lastFull = r.At
+			}
+		}
+	}
+	if e, ok := ev.(controller.FunctionTested); ok && e.Validate() != nil {
+		for _, a := range acts {
+			if _, isOut := a.(controller.SetOutput); !isOut {
+				t.Fatalf("a function test the controller cannot read caused %#v", a)
+			}
+		}
+	}
+	// Rule 16: function_test_due is active exactly while the last passed
+	// full test (or, with none, the first start) is function_test_every old.
+	if p.FunctionTestEvery > 0 {
+		base := iv.lastFull
+		if base.IsZero() {
+			base = iv.testedSince
+		}
+		due := !st.At.Before(base.Add(p.FunctionTestEvery))
+		if due != hasAlert(st, controller.AlertFunctionTestDue) {
+			t.Fatalf("at %v, last full test %v, first start %v: function_test_due active %t, want %t",
+				st.At, iv.lastFull, iv.testedSince, !due, due)
 		}
 	}
 	// Repetition: an unacknowledged critical alert is announced at least once every repeat_every.
@@ -385,6 +444,9 @@ func shiftEvents(evs []controller.Event, d time.Duration) []controller.Event {
 			e.At = e.At.Add(d)
 			out[i] = e
 		case controller.ClockCorrected:
+			e.At = e.At.Add(d)
+			out[i] = e
+		case controller.FunctionTested:
 			e.At = e.At.Add(d)
 			out[i] = e
 		}
@@ -632,4 +694,42 @@ func mergeByTime(a, b []controller.Event) []controller.Event {
 		}
 	}
 	return out
+}
+
+// TestFunctionTestInvariantReach runs the controller property on 300
+// random inputs and requires that many of them reach both sides of the
+// rule 16 invariant: the reminder raised, and cleared by a passed full test.
+func TestFunctionTestInvariantReach(t *testing.T) {
+	rng := rand.New(rand.NewPCG(16, 17))
+	const n = 300
+	raised, cleared := 0, 0
+	for range n {
+		data := make([]byte, 3*(5+rng.IntN(60)))
+		for i := range data {
+			data[i] = byte(rng.IntN(256))
+		}
+		p := fuzzPolicy(len(data)%2 == 0)
+		c, _, err := controller.New(p, t0)
+		require.NoError(t, err)
+		iv := newInvariants(t, p, c)
+		var sawRaised, sawCleared bool
+		drive(t, c, decodeEvents(data), func(before controller.State, ev controller.Event, acts []controller.Action) {
+			iv.check(before, ev, acts)
+			for _, r := range records(acts) {
+				if r.Alert != nil && r.Alert.Kind == controller.AlertFunctionTestDue {
+					sawRaised = sawRaised || r.Type == controller.EventAlertRaised
+					sawCleared = sawCleared || r.Type == controller.EventAlertCleared
+				}
+			}
+		})
+		if sawRaised {
+			raised++
+		}
+		if sawCleared {
+			cleared++
+		}
+	}
+	t.Logf("function_test_due raised in %d and cleared by a test in %d of %d inputs", raised, cleared, n)
+	require.Greater(t, raised, n/3, "too few inputs reach the due date")
+	require.Greater(t, cleared, n/10, "too few inputs clear the reminder with a passed full test")
 }

@@ -88,6 +88,11 @@ type Policy struct {
 	// visit: no visit may start until staff confirm the room searched and
 	// clean, with the staff input at the room or the set_ready command.
 	InspectionAfterVisit bool
+
+	// FunctionTestEvery is how long a passed full function test counts
+	// (rule 16): older, or none since the room first started this long
+	// ago, raises function_test_due. 0: no reminder.
+	FunctionTestEvery time.Duration
 }
 
 // FieldError names a policy or config field and the constraint it breaks.
@@ -124,6 +129,9 @@ func (p Policy) Validate() error {
 	}
 	if p.WelfareCheckEvery < 0 {
 		bad("welfare_check_every", "must not be negative (0 disables), got %s", p.WelfareCheckEvery)
+	}
+	if p.FunctionTestEvery < 0 {
+		bad("function_test_every", "must not be negative (0 disables), got %s", p.FunctionTestEvery)
 	}
 	if p.WelfareCheckEvery > 0 && p.MaxDuration > 0 && p.WelfareCheckEvery >= p.MaxDuration {
 		bad("welfare_check_every", "%s is not shorter than max_duration %s, so no check would ever fall due", p.WelfareCheckEvery, p.MaxDuration)

@@ -87,3 +87,34 @@ func records(acts []controller.Action) []controller.Record {
 	}
 	return out
 }
+
+// TestRestoreBeforeFunctionTests restores a version 2 snapshot written
+// before rule 16 (no Tests): the room's first start counts from the
+// restart, so no function_test_due is raised for time before it.
+func TestRestoreBeforeFunctionTests(t *testing.T) {
+	c, _, err := controller.New(testPolicy(t, "v2", nil), t0)
+	require.NoError(t, err)
+	data, err := json.Marshal(c.Snapshot())
+	require.NoError(t, err)
+	var raw map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(data, &raw))
+	require.Contains(t, raw, "Tests")
+	delete(raw, "Tests")
+	data, err = json.Marshal(raw)
+	require.NoError(t, err)
+	var snap controller.Snapshot
+	require.NoError(t, json.Unmarshal(data, &snap))
+	require.Equal(t, 2, snap.Version)
+
+	p := testPolicy(t, "v2", []string{"function_test_every=720h"})
+	at := t0.Add(1000 * time.Hour) // past t0 + 720h
+	r, acts, err := controller.Restore(p, snap, at)
+	require.NoError(t, err)
+	for _, rec := range records(acts) {
+		assert.NotEqual(t, controller.EventAlertRaised, rec.Type, "nothing fell due before the restart: %+v", rec)
+	}
+	assert.Equal(t, at, r.Snapshot().Tests.Since)
+	d, ok := r.NextDeadline()
+	require.True(t, ok)
+	assert.Equal(t, at.Add(720*time.Hour), d)
+}

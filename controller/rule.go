@@ -25,21 +25,22 @@ type rule interface {
 
 // rules are every rule in the order their hooks run.
 var rules = []rule{
-	visitRule{},       // 1: visits start, extend and end within the policy
-	warningRule{},     // 2: warnings before the deadline
-	timeUpRule{},      // 3: time_up at the deadline, escalation
-	lockRule{},        // 4: door_locked
-	panicRule{},       // 5: panic points, latching and reset
-	vacancyRule{},     // 6: door records, the vacancy end, not_vacated
-	welfareRule{},     // 7: welfare checks
-	faultRule{},       // 8: sensor and system faults
-	privacyRule{},     // 9: presence never leaves a private phase
-	alertRule{},       // 10: alert ids, acknowledgement, repetition, reannouncement
-	readinessRule{},   // 11: readiness, inspection, service
-	supervisionRule{}, // 13: output supervision
-	clockRule{},       // 15: downtime and clock corrections
-	identityRule{},    // 14: who caused each record
-	signalRule{},      // 12: the outputs, from the state; last
+	visitRule{},        // 1: visits start, extend and end within the policy
+	warningRule{},      // 2: warnings before the deadline
+	timeUpRule{},       // 3: time_up at the deadline, escalation
+	lockRule{},         // 4: door_locked
+	panicRule{},        // 5: panic points, latching and reset
+	vacancyRule{},      // 6: door records, the vacancy end, not_vacated
+	welfareRule{},      // 7: welfare checks
+	faultRule{},        // 8: sensor and system faults
+	privacyRule{},      // 9: presence never leaves a private phase
+	alertRule{},        // 10: alert ids, acknowledgement, repetition, reannouncement
+	readinessRule{},    // 11: readiness, inspection, service
+	supervisionRule{},  // 13: output supervision
+	functionTestRule{}, // 16: periodic function tests
+	clockRule{},        // 15: downtime and clock corrections
+	identityRule{},     // 14: who caused each record
+	signalRule{},       // 12: the outputs, from the state; last
 }
 
 // change is an input change as the rules see it.

@@ -53,6 +53,14 @@ func Restore(p Policy, snap Snapshot, at time.Time) (*Controller, []Action, erro
 	}
 	c := &Controller{p: p, warnings: p.warningsDescending(), s: snap}
 	c.s.init()
+	if c.s.Tests.Since.IsZero() {
+		// A snapshot from before rule 16: the room's first start under it
+		// counts as its first start.
+		c.s.Tests.Since = c.s.Now
+		if at.After(c.s.Now) {
+			c.s.Tests.Since = at
+		}
+	}
 	// Outputs are set again in full: the hardware was reset to its safe state.
 	c.s.Outputs = map[Output]SetOutput{}
 	clockRule{}.resume(c, at)
@@ -131,6 +139,13 @@ func (clockRule) shift(c *Controller, d time.Duration) {
 		s.Since[in] = t
 	}
 	mv(&s.VacateSince)
+	mv(&s.Tests.Since)
+	mv(&s.Tests.LastFull)
+	mv(&s.Tests.LastLight)
+	for p, t := range s.Tests.Points {
+		mv(&t)
+		s.Tests.Points[p] = t
+	}
 	s.Alerts = slices.Clone(s.Alerts)
 	for i := range s.Alerts {
 		a := &s.Alerts[i]

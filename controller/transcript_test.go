@@ -234,6 +234,8 @@ func testPolicy(t *testing.T, where string, args []string) controller.Policy {
 			p.PanicReset = map[string]controller.PanicReset{"on_site": controller.PanicResetOnSite, "ack": controller.PanicResetAck}[v]
 		case "inspection_after_visit":
 			p.InspectionAfterVisit = v == "true"
+		case "function_test_every":
+			p.FunctionTestEvery = dur(t, where, v)
 		default:
 			t.Fatalf("%s: unknown policy key %q", where, k)
 		}
@@ -292,6 +294,31 @@ func (h *harness) event(where string, at time.Time, what string, args []string) 
 			}
 		}
 		return c
+	case "tested":
+		// tested by=ID mode=full|light LINE=passed|FAULT...: a function test;
+		// LINE is door, panic:POINT, presence:N or an output.
+		e := controller.FunctionTested{At: at, Test: controller.FunctionTest{Version: "test", Passed: true}}
+		for _, a := range args {
+			k, v, ok := strings.Cut(a, "=")
+			require.True(t, ok, "%s: want key=value, got %q", where, a)
+			switch k {
+			case "by":
+				e.By = v
+			case "mode":
+				m, err := controller.ParseTestMode(v)
+				require.NoError(t, err, where)
+				e.Test.Mode = m
+			default:
+				l := lineResult(t, where, k)
+				if v != "passed" {
+					l.Fault = controller.LineFault(v)
+				}
+				l.Passed = l.Fault == controller.FaultNone
+				e.Test.Passed = e.Test.Passed && l.Passed
+				e.Test.Lines = append(e.Test.Lines, l)
+			}
+		}
+		return e
 	case "fault":
 		require.GreaterOrEqual(t, len(args), 2, "%s: fault SOURCE on|off [critical] [clear_on_ack]", where)
 		f := controller.Fault{At: at, Source: args[0], Active: args[1] == "on", Severity: controller.SeverityWarning, Detail: "test"}
@@ -307,6 +334,26 @@ func (h *harness) event(where string, at time.Time, what string, args []string) 
 	}
 	t.Fatalf("%s: unknown event %q", where, what)
 	return nil
+}
+
+// lineResult reads a line name of a tested directive: door, panic:POINT,
+// presence:N or an output.
+func lineResult(t *testing.T, where, name string) controller.LineResult {
+	if o, err := controller.ParseOutput(name); err == nil {
+		return controller.LineResult{Output: o}
+	}
+	role, rest, _ := strings.Cut(name, ":")
+	in, err := controller.ParseInput(role)
+	require.NoError(t, err, where)
+	l := controller.LineResult{Input: in}
+	switch in {
+	case controller.InputPanic:
+		l.Point = rest
+	case controller.InputPresence:
+		l.Sensor, err = strconv.Atoi(rest)
+		require.NoError(t, err, "%s: presence:N", where)
+	}
+	return l
 }
 
 func render(acts []controller.Action) string {
@@ -375,6 +422,16 @@ func renderRecord(r controller.Record) string {
 	if a := r.Alert; a != nil {
 		b.WriteString(" " + renderAlert(*a))
 	}
+	if ft := r.Test; ft != nil {
+		fmt.Fprintf(&b, " mode=%s passed=%t version=%s", ft.Mode, ft.Passed, ft.Version)
+		for _, l := range ft.Lines {
+			if l.Passed {
+				fmt.Fprintf(&b, " %s=passed", l.Name())
+			} else {
+				fmt.Fprintf(&b, " %s=%s", l.Name(), l.Fault)
+			}
+		}
+	}
 	return b.String()
 }
 
@@ -404,6 +461,9 @@ func renderAlert(a controller.Alert) string {
 	}
 	if a.Announcements > 1 {
 		fmt.Fprintf(&b, " announced=%d", a.Announcements)
+	}
+	if a.Kind == controller.AlertFunctionTestDue {
+		fmt.Fprintf(&b, " detail=%q", a.Detail)
 	}
 	b.WriteString("]")
 	return b.String()

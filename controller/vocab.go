@@ -234,22 +234,23 @@ type AlertKind uint8
 
 // The alert kinds.
 const (
-	AlertTimeUp       AlertKind = iota + 1 // the visit passed its deadline
-	AlertDoorLocked                        // the door is bolted during a visit
-	AlertPanic                             // a panic point was pressed
-	AlertSensorFault                       // an input is unknown, faulted or flapping
-	AlertNotVacated                        // presence lasts after the visit ended
-	AlertWelfareCheck                      // a welfare check is due (long visits)
-	AlertSystemFault                       // roomd itself is degraded: outbox full, state lost, clock unreliable
-	AlertOutputFault                       // an output's read-back does not follow what roomd drives
+	AlertTimeUp          AlertKind = iota + 1 // the visit passed its deadline
+	AlertDoorLocked                           // the door is bolted during a visit
+	AlertPanic                                // a panic point was pressed
+	AlertSensorFault                          // an input is unknown, faulted or flapping
+	AlertNotVacated                           // presence lasts after the visit ended
+	AlertWelfareCheck                         // a welfare check is due (long visits)
+	AlertSystemFault                          // roomd itself is degraded: outbox full, state lost, clock unreliable
+	AlertOutputFault                          // an output's read-back does not follow what roomd drives
+	AlertFunctionTestDue                      // no full function test passed within function_test_every (rule 16)
 )
 
 // AlertKinds lists every alert kind in a stable order.
 var AlertKinds = []AlertKind{AlertTimeUp, AlertDoorLocked, AlertPanic, AlertSensorFault, AlertNotVacated,
-	AlertWelfareCheck, AlertSystemFault, AlertOutputFault}
+	AlertWelfareCheck, AlertSystemFault, AlertOutputFault, AlertFunctionTestDue}
 
 var alertKindNames = [...]string{"", "time_up", "door_locked", "panic", "sensor_fault", "not_vacated",
-	"welfare_check", "system_fault", "output_fault"}
+	"welfare_check", "system_fault", "output_fault", "function_test_due"}
 
 func (k AlertKind) String() string {
 	if int(k) < len(alertKindNames) && k != 0 {
@@ -283,18 +284,20 @@ const (
 	EventAlertReannounced // an acknowledged alert still active after reannounce_after: unacknowledged again
 	EventInspectionStarted
 	EventInspectionEnded
+	EventFunctionTest // a function test of the room's lines was recorded (rule 16)
 )
 
 // EventTypes lists every event type in a stable order.
 var EventTypes = []EventType{EventControllerStarted, EventVisitStarted, EventVisitWarning, EventVisitExtended,
 	EventVisitEnded, EventInspectionStarted, EventInspectionEnded, EventDoorOpened, EventDoorClosed,
 	EventLockEngaged, EventLockReleased, EventAlertRaised, EventAlertEscalated, EventAlertRepeated,
-	EventAlertReannounced, EventAlertAcked, EventAlertCleared, EventServiceChanged, EventWelfareChecked}
+	EventAlertReannounced, EventAlertAcked, EventAlertCleared, EventServiceChanged, EventWelfareChecked,
+	EventFunctionTest}
 
 var eventTypeNames = [...]string{"", "controller_started", "visit_started", "visit_warning", "visit_extended",
 	"visit_ended", "door_opened", "door_closed", "lock_engaged", "lock_released", "alert_raised",
 	"alert_escalated", "alert_acked", "alert_cleared", "service_changed", "welfare_checked",
-	"alert_repeated", "alert_reannounced", "inspection_started", "inspection_ended"}
+	"alert_repeated", "alert_reannounced", "inspection_started", "inspection_ended", "function_test"}
 
 func (t EventType) String() string {
 	if int(t) < len(eventTypeNames) && t != 0 {
@@ -408,3 +411,61 @@ const OnSite = "on_site"
 // DefaultPanicPoint is the name of the panic point of a room wired with one
 // panic line and no point names; InputChanged with an empty Point means it.
 const DefaultPanicPoint = "panic"
+
+// TestMode says what a function test covered (rule 16).
+type TestMode uint8
+
+// The function test modes.
+const (
+	TestFull  TestMode = iota + 1 // every input line and every output: resets the due date
+	TestLight                     // the panic points and the sounder only, between full tests
+)
+
+// TestModes lists every test mode in a stable order.
+var TestModes = []TestMode{TestFull, TestLight}
+
+func (m TestMode) String() string {
+	switch m {
+	case TestFull:
+		return "full"
+	case TestLight:
+		return "light"
+	}
+	return fmt.Sprintf("test_mode(%d)", uint8(m))
+}
+
+// ParseTestMode returns the TestMode named s ("full" or "light").
+func ParseTestMode(s string) (TestMode, error) {
+	for _, m := range TestModes {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown test mode %q (want full or light)", s)
+}
+
+// LineFault is the likely wiring fault of a line that failed its function
+// test: the vocabulary of a function_test record's per-line fault.
+type LineFault string
+
+// The line faults. The empty fault is a line that passed.
+const (
+	FaultNone LineFault = ""
+	// FaultNeverChanged: the line did not change when acted on (a wrong
+	// pin, a loose wire, a wrong pull), or did not return to rest.
+	FaultNeverChanged LineFault = "never_changed"
+	// FaultInverted: the rest level reads active and the action makes it
+	// inactive: active_low is wrong (or an NC contact was wired as NO).
+	FaultInverted LineFault = "inverted"
+	// FaultBouncing: more changes than one action gives, beyond what the
+	// debounce hides, or the line flapped.
+	FaultBouncing LineFault = "bouncing"
+	// FaultUnknown: the line could not be read.
+	FaultUnknown LineFault = "unknown"
+	// FaultNotConfirmed: the installer did not confirm that the output
+	// showed (or sounded) what it was driven to.
+	FaultNotConfirmed LineFault = "not_confirmed"
+)
+
+// LineFaults lists every fault in a stable order.
+var LineFaults = []LineFault{FaultNeverChanged, FaultInverted, FaultBouncing, FaultUnknown, FaultNotConfirmed}
