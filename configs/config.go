@@ -265,6 +265,8 @@ func defaultPolicy() controller.Policy {
 		VacancyHold:     2 * time.Minute,
 		VacateTimeout:   10 * time.Minute,
 		PanicReset:      controller.PanicResetOnSite,
+		// Call systems are inspected at least quarterly (DIN VDE 0834-1).
+		FunctionTestEvery: 90 * 24 * time.Hour,
 	}
 }
 

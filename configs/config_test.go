@@ -72,6 +72,7 @@ func TestBaseParses(t *testing.T) {
 	assert.Equal(t, "italy", c.PolicyPreset)
 	assert.Equal(t, "italy", c.Policy.Name)
 	assert.Equal(t, 2*time.Hour, c.Policy.MaxDuration)
+	assert.Equal(t, 90*24*time.Hour, c.Policy.FunctionTestEvery, "a function test is due quarterly by default")
 	assert.Equal(t, BackendGPIO, c.Device.Backend)
 	assert.Equal(t, &Line{Pin: "GPIO17", Pull: PullUp, Debounce: 30 * time.Millisecond}, c.Device.Inputs.Door)
 	assert.Equal(t, &Line{Chip: "gpiochip0", Line: 27, Pull: PullUp, Debounce: 30 * time.Millisecond}, c.Device.Inputs.Lock)
@@ -236,6 +237,8 @@ func TestErrorsNameTheField(t *testing.T) {
 			[]string{"base.yaml:4: policy.warnings[1]: 2h0m0s is not shorter than max_duration 2h0m0s"}},
 		{"preset value contradicts inline max", variant(t, "preset: italy\n", "preset: italy\n  max_duration: 5m\n"),
 			[]string{"policy.warnings[0]: 10m0s is not shorter than max_duration 5m0s (from preset italy)"}},
+		{"negative function test interval", variant(t, "preset: italy\n", "preset: italy\n  function_test_every: -24h\n"),
+			[]string{"base.yaml:4: policy.function_test_every: must not be negative (0 disables), got -24h0m0s"}},
 		{"welfare not shorter than max", variant(t, "preset: italy\n", "preset: italy\n  welfare_check_every: 3h\n"),
 			[]string{"policy.welfare_check_every: 3h0m0s is not shorter than max_duration"}},
 		{"no policy", variant(t, "policy:\n  preset: italy\n", ""),

@@ -52,7 +52,7 @@ func (r *reader) journal(n *yaml.Node, c *Config) {
 
 var policyKeys = []string{"max_duration", "extension", "warnings", "escalate_after", "repeat_every",
 	"reannounce_after", "lock_scope", "lock_grace", "end_on_vacancy", "vacancy_hold", "vacate_timeout",
-	"welfare_check_every", "panic_reset", "inspection_after_visit"}
+	"welfare_check_every", "panic_reset", "inspection_after_visit", "function_test_every"}
 
 // policyFields reads the policy keys present in m into p.
 func (r *reader) policyFields(m map[string]*yaml.Node, path string, p *controller.Policy) {
@@ -75,6 +75,7 @@ func (r *reader) policyFields(m map[string]*yaml.Node, path string, p *controlle
 		{"reannounce_after", &p.ReannounceAfter}, {"lock_grace", &p.LockGrace},
 		{"vacancy_hold", &p.VacancyHold}, {"vacate_timeout", &p.VacateTimeout},
 		{"welfare_check_every", &p.WelfareCheckEvery},
+		{"function_test_every", &p.FunctionTestEvery},
 	} {
 		n, k = f(d.key)
 		r.duration(n, k, d.dst)

@@ -38,6 +38,7 @@ type (
 		WelfareCheckEvery    string   `yaml:"welfare_check_every"`
 		PanicReset           string   `yaml:"panic_reset"`
 		InspectionAfterVisit bool     `yaml:"inspection_after_visit"`
+		FunctionTestEvery    string   `yaml:"function_test_every"`
 	}
 	yamlDevice struct {
 		Backend       string      `yaml:"backend"`
@@ -141,6 +142,7 @@ func (c *Config) YAML() ([]byte, error) {
 			WelfareCheckEvery:    formatDuration(p.WelfareCheckEvery),
 			PanicReset:           p.PanicReset.String(),
 			InspectionAfterVisit: p.InspectionAfterVisit,
+			FunctionTestEvery:    formatDuration(p.FunctionTestEvery),
 		},
 		Device: yamlDevice{
 			Backend:       c.Device.Backend.String(),

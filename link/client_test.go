@@ -109,7 +109,9 @@ func mustJSON(v any) string {
 func TestLinkEveryAlertKindOnAlerts(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	obs := observe(t, url, observerOpts{filter: "visitrooms/room-a/#"})
-	r := startRoom(t, roomOpts{url: url})
+	p := testPolicy()
+	p.FunctionTestEvery = 80 * time.Minute // due after the rest below
+	r := startRoom(t, roomOpts{url: url, policy: &p})
 	for _, in := range []controller.Input{controller.InputDoor, controller.InputLock, controller.InputPresence, controller.InputPanic} {
 		r.input(in, controller.LevelInactive)
 	}
@@ -142,6 +144,8 @@ func TestLinkEveryAlertKindOnAlerts(t *testing.T) {
 	obs.command("room-a", `{"request_id":"e","action":"end_visit","expires_at":"`+exp()+`"}`, "e")
 	r.advance(6 * time.Minute)
 	expect("not_vacated")
+	r.advance(10 * time.Minute)
+	expect("function_test_due")
 
 	for _, k := range controller.AlertKinds {
 		assert.True(t, seen[k.String()], "alert kind %s published on alerts", k)

@@ -142,7 +142,32 @@ type EventMessage struct {
 	InService     *bool         `json:"in_service,omitempty"`     // service_changed
 	ServiceReason *string       `json:"service_reason,omitempty"` // service_changed: the operator's words
 	Resumed       *bool         `json:"resumed,omitempty"`        // controller_started
+
+	// function_test: the mode (full or light), whether every line passed,
+	// the version of roomd that ran it, and each line's result.
+	Mode   string        `json:"mode,omitempty"`
+	Passed *bool         `json:"passed,omitempty"`
+	Roomd  string        `json:"roomd,omitempty"`
+	Lines  []LineMessage `json:"lines,omitempty"`
 }
+
+// LineMessage is one line's result in a function_test event: an input
+// (with point for a panic point, sensor for a presence sensor, numbered
+// from 1 in the config's order) or an output.
+type LineMessage struct {
+	Input  string `json:"input,omitempty"`
+	Point  string `json:"point,omitempty"`
+	Sensor int    `json:"sensor,omitempty"`
+	Output string `json:"output,omitempty"`
+	Result string `json:"result"`          // passed or failed
+	Fault  string `json:"fault,omitempty"` // failed: never_changed, inverted, bouncing, unknown or not_confirmed
+}
+
+// The results of a line in a function test.
+const (
+	ResultPassed = "passed"
+	ResultFailed = "failed"
+)
 
 // CommandMessage is the payload of {base}/{room}/cmd and cmd/{operator}.
 // DecodeCommand reads it strictly; EncodeCommand writes it.
@@ -247,6 +272,7 @@ type PolicyInfo struct {
 	WelfareCheckEveryS   int64   `json:"welfare_check_every_s"` // 0: none
 	PanicReset           string  `json:"panic_reset"`           // on_site or ack
 	InspectionAfterVisit bool    `json:"inspection_after_visit"`
+	FunctionTestEveryS   int64   `json:"function_test_every_s"` // 0: no reminder
 }
 
 // PolicyInfoOf is the wire form of a policy.
@@ -261,7 +287,7 @@ func PolicyInfoOf(p controller.Policy) PolicyInfo {
 		ReannounceAfterS: seconds(p.ReannounceAfter), LockScope: p.LockScope.String(), LockGraceS: seconds(p.LockGrace),
 		EndOnVacancy: p.EndOnVacancy, VacancyHoldS: seconds(p.VacancyHold), VacateTimeoutS: seconds(p.VacateTimeout),
 		WelfareCheckEveryS: seconds(p.WelfareCheckEvery), PanicReset: p.PanicReset.String(),
-		InspectionAfterVisit: p.InspectionAfterVisit,
+		InspectionAfterVisit: p.InspectionAfterVisit, FunctionTestEveryS: seconds(p.FunctionTestEvery),
 	}
 }
 
@@ -370,11 +396,35 @@ func EventMessageOf(room string, epoch journal.Epoch, r controller.Record) Event
 		m.ServiceReason = str(r.ServiceReason)
 	case controller.EventInspectionStarted, controller.EventInspectionEnded:
 		m.VisitID = r.VisitID
+	case controller.EventFunctionTest:
+		if t := r.Test; t != nil {
+			m.Mode = t.Mode.String()
+			m.Passed = boolp(t.Passed)
+			m.Roomd = t.Version
+			m.Lines = make([]LineMessage, 0, len(t.Lines))
+			for _, l := range t.Lines {
+				m.Lines = append(m.Lines, lineMessageOf(l))
+			}
+		}
 	default:
 		if r.Type.IsAlert() && r.Alert != nil {
 			a := alertMessageOf(r.Alert)
 			m.Alert = &a
 		}
+	}
+	return m
+}
+
+func lineMessageOf(l controller.LineResult) LineMessage {
+	m := LineMessage{Point: l.Point, Sensor: l.Sensor, Result: ResultPassed, Fault: string(l.Fault)}
+	if l.Input != 0 {
+		m.Input = l.Input.String()
+	}
+	if l.Output != 0 {
+		m.Output = l.Output.String()
+	}
+	if !l.Passed {
+		m.Result = ResultFailed
 	}
 	return m
 }

@@ -218,6 +218,10 @@ func (r *Room) publishInfo(src interface{ Synced() bool }) {
 	m := r.info
 	m.Epoch = r.j.Epoch().String()
 	m.ClockSynced = src.Synced()
+	if snap, _ := r.j.Latest(); snap != nil && !snap.Tests.LastFull.IsZero() {
+		t := link.T(snap.Tests.LastFull) // the last passed full function test
+		m.LastFunctionTest = &t
+	}
 	r.pub.SetRetained(link.Topics{Base: r.cfg.MQTT.Base, Room: r.cfg.Room}.Info(), mustJSON(m))
 }
 
