@@ -26,9 +26,104 @@ const (
 // (at most a second at a time), re-reads the level after every edge, while a
 // level settles, while a line fails or flaps, and every RereadEvery.
 //
-// Only one Run may be active at a time; a second concurrent call returns an
-// error at once. Run after Close returns ErrClosed.
+// Only one Run (or RunLines) may be active at a time; a second concurrent
+// call returns an error at once. Run after Close returns ErrClosed.
 func (c *Core) Run(ctx context.Context, out chan<- Reading) error {
+	current := map[controller.Input][]lineReading{}
+	sent := map[sourceKey]lineReading{}
+	initial := func(watchers map[controller.Input][]*watcher) error {
+		for _, in := range controller.Inputs {
+			for _, w := range watchers[in] {
+				current[in] = append(current[in], w.cur)
+			}
+		}
+		// Initial readings, in a stable order.
+		for _, in := range controller.Inputs {
+			for i := range watchers[in] {
+				k, r := c.source(in, i, current[in])
+				if in != controller.InputPanic && i > 0 {
+					break // one combined reading per role
+				}
+				sent[k] = r
+				if err := send(ctx, out, r.reading(k)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	update := func(u lineUpdate) error {
+		current[u.in][u.idx] = u.r
+		k, r := c.source(u.in, u.idx, current[u.in])
+		if r.level == sent[k].level && r.detail == sent[k].detail {
+			return nil
+		}
+		if r.level == controller.LevelUnknown {
+			c.logger.Warn("input unknown", "input", u.in.String(), "point", k.point, "detail", r.detail)
+		} else if sent[k].level == controller.LevelUnknown {
+			c.logger.Info("input readable again", "input", u.in.String(), "point", k.point, "level", u.in.Describe(r.level))
+		}
+		sent[k] = r
+		return send(ctx, out, r.reading(k))
+	}
+	return c.watch(ctx, out, initial, update)
+}
+
+// LineReading is the settled level of one input line on its own, as the
+// function test needs it: unlike Run's readings, the sensors of a role are
+// not combined, so each presence sensor is seen alone.
+type LineReading struct {
+	Input controller.Input
+	// Index is the line's place in Spec.Inputs[Input], from 0.
+	Index int
+	// Point names the panic point of a panic line; empty otherwise.
+	Point  string
+	Level  controller.Level
+	Detail string // why Level is LevelUnknown ("flapping", "read failed: ...")
+	At     time.Time
+}
+
+// RunLines is Run line by line: it reads every wired input line and sends
+// its level (in controller.Inputs order, then the lines' order), then
+// every change of one line's settled level, debounced, flap-supervised and
+// re-read exactly as Run does, until ctx ends; then it returns ctx.Err().
+// It supervises no output. Only one Run or RunLines may be active at a
+// time; a second concurrent call returns an error at once.
+func (c *Core) RunLines(ctx context.Context, out chan<- LineReading) error {
+	reading := func(in controller.Input, idx int, r lineReading) LineReading {
+		lr := LineReading{Input: in, Index: idx, Level: r.level, Detail: r.detail, At: r.at}
+		if in == controller.InputPanic {
+			lr.Point = c.spec.PanicPoint(idx)
+		}
+		return lr
+	}
+	sendLine := func(lr LineReading) error {
+		select {
+		case out <- lr:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	initial := func(watchers map[controller.Input][]*watcher) error {
+		for _, in := range controller.Inputs {
+			for i, w := range watchers[in] {
+				if err := sendLine(reading(in, i, w.cur)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	update := func(u lineUpdate) error { return sendLine(reading(u.in, u.idx, u.r)) }
+	return c.watch(ctx, nil, initial, update)
+}
+
+// watch runs one watcher per input line until ctx ends: initial sees the
+// watchers after their first reading, update every change of one line's
+// reading. With supervise, outputs with a feedback line are supervised and
+// their verdicts sent there. An error of initial or update ends it.
+func (c *Core) watch(ctx context.Context, supervise chan<- Reading, initial func(map[controller.Input][]*watcher) error, update func(lineUpdate) error) error {
 	if !c.runMu.TryLock() {
 		return errors.New("run inputs: already running")
 	}
@@ -55,8 +150,6 @@ func (c *Core) Run(ctx context.Context, out chan<- Reading) error {
 
 	now := time.Now()
 	watchers := map[controller.Input][]*watcher{}
-	current := map[controller.Input][]lineReading{}
-	sent := map[sourceKey]lineReading{}
 	for _, in := range controller.Inputs {
 		specs, ok := c.spec.Inputs[in]
 		if !ok {
@@ -67,21 +160,10 @@ func (c *Core) Run(ctx context.Context, out chan<- Reading) error {
 				reread: c.spec.RereadEvery, flap: c.spec.Flap}
 			w.start(now)
 			watchers[in] = append(watchers[in], w)
-			current[in] = append(current[in], w.cur)
 		}
 	}
-	// Initial readings, in a stable order.
-	for _, in := range controller.Inputs {
-		for i := range watchers[in] {
-			k, r := c.source(in, i, current[in])
-			if in != controller.InputPanic && i > 0 {
-				break // one combined reading per role
-			}
-			sent[k] = r
-			if err := send(ctx, out, r.reading(k)); err != nil {
-				return err
-			}
-		}
+	if err := initial(watchers); err != nil {
+		return err
 	}
 
 	updates := make(chan lineUpdate)
@@ -95,14 +177,16 @@ func (c *Core) Run(ctx context.Context, out chan<- Reading) error {
 		}
 	}
 	var feedback []InputLine
-	for _, o := range controller.Outputs {
-		if st := c.outs[o]; st.fb != nil {
-			feedback = append(feedback, st.fb)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c.supervise(ctx, st, out)
-			}()
+	if supervise != nil {
+		for _, o := range controller.Outputs {
+			if st := c.outs[o]; st.fb != nil {
+				feedback = append(feedback, st.fb)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c.supervise(ctx, st, supervise)
+				}()
+			}
 		}
 	}
 	wg.Add(1)
@@ -124,18 +208,7 @@ func (c *Core) Run(ctx context.Context, out chan<- Reading) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case u := <-updates:
-			current[u.in][u.idx] = u.r
-			k, r := c.source(u.in, u.idx, current[u.in])
-			if r.level == sent[k].level && r.detail == sent[k].detail {
-				continue
-			}
-			if r.level == controller.LevelUnknown {
-				c.logger.Warn("input unknown", "input", u.in.String(), "point", k.point, "detail", r.detail)
-			} else if sent[k].level == controller.LevelUnknown {
-				c.logger.Info("input readable again", "input", u.in.String(), "point", k.point, "level", u.in.Describe(r.level))
-			}
-			sent[k] = r
-			if err := send(ctx, out, r.reading(k)); err != nil {
+			if err := update(u); err != nil {
 				return err
 			}
 		}

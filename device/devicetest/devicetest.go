@@ -140,6 +140,8 @@ func Run(t *testing.T, newHarness func(t *testing.T, spec device.Spec) Harness) 
 		{"FeedbackStuckRelay", feedbackStuck, FeedbackSpec},
 		{"FeedbackDropsWhileSteady", feedbackDrops, FeedbackSpec},
 		{"FeedbackReadFailure", feedbackReadFailure, FeedbackSpec},
+		{"LinesReadAlone", linesAlone, nil},
+		{"LinesExcludeRun", linesExcludeRun, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -676,4 +678,118 @@ func feedbackReadFailure(t *testing.T, r *rig) {
 	r.h.FailFeedbackReads(controller.OutputAlarmSounder, false)
 	r.expectVerdict(controller.OutputAlarmSounder, true, device.FeedbackRecovery+2*time.Second)
 	r.none(time.Minute)
+}
+
+// lineRunner is what the function test uses of a backend: every input line
+// on its own.
+type lineRunner interface {
+	RunLines(ctx context.Context, out chan<- device.LineReading) error
+}
+
+// runLines starts RunLines and returns its channel and a stop function.
+func (r *rig) runLines() (chan device.LineReading, func()) {
+	lr, ok := r.b.(lineRunner)
+	require.True(r.t, ok, "%T has no RunLines", r.b)
+	out := make(chan device.LineReading, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lr.RunLines(ctx, out) }()
+	return out, func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.ErrorIs(r.t, err, context.Canceled)
+		case <-time.After(5 * time.Second):
+			r.t.Fatal("RunLines did not return after its context ended")
+		}
+	}
+}
+
+func nextLine(t *testing.T, out chan device.LineReading, within time.Duration) device.LineReading {
+	t.Helper()
+	select {
+	case lr := <-out:
+		return lr
+	case <-time.After(within):
+		t.Fatalf("no line reading within %s", within)
+	}
+	return device.LineReading{}
+}
+
+// linesAlone: RunLines reports every line, the two presence sensors each
+// alone, debounced and flap-supervised as Run does.
+func linesAlone(t *testing.T, r *rig) {
+	r.idle()
+	r.h.SetRaw(controller.InputPresence, 1, true, false) // sensor 2 sees somebody
+	out, stop := r.runLines()
+	defer stop()
+	type key struct {
+		in    controller.Input
+		idx   int
+		point string
+	}
+	want := []struct {
+		k key
+		l controller.Level
+	}{
+		{key{controller.InputDoor, 0, ""}, controller.LevelInactive},
+		{key{controller.InputLock, 0, ""}, controller.LevelInactive},
+		{key{controller.InputPresence, 0, ""}, controller.LevelInactive},
+		{key{controller.InputPresence, 1, ""}, controller.LevelActive},
+		{key{controller.InputPanic, 0, PointBed}, controller.LevelInactive},
+		{key{controller.InputPanic, 1, PointToilet}, controller.LevelInactive},
+	}
+	for _, w := range want {
+		lr := nextLine(t, out, time.Millisecond)
+		assert.Equal(t, w.k, key{lr.Input, lr.Index, lr.Point}, "initial reading %+v", lr)
+		assert.Equal(t, w.l, lr.Level, "initial reading %+v", lr)
+	}
+	// Sensor 1 alone: its own reading, though the role stays active.
+	r.h.SetRaw(controller.InputPresence, 0, true, true)
+	lr := nextLine(t, out, time.Second)
+	assert.Equal(t, key{controller.InputPresence, 0, ""}, key{lr.Input, lr.Index, lr.Point})
+	assert.Equal(t, controller.LevelActive, lr.Level)
+	r.h.SetRaw(controller.InputPresence, 1, false, true)
+	lr = nextLine(t, out, time.Second)
+	assert.Equal(t, key{controller.InputPresence, 1, ""}, key{lr.Input, lr.Index, lr.Point})
+	assert.Equal(t, controller.LevelInactive, lr.Level)
+	// A burst shorter than the debounce is one change.
+	start := time.Now()
+	for i := range 5 {
+		r.h.SetRaw(controller.InputDoor, 0, i%2 == 0, true)
+		<-time.After(10 * time.Millisecond)
+	}
+	lr = nextLine(t, out, time.Second)
+	assert.Equal(t, controller.InputDoor, lr.Input)
+	assert.Equal(t, controller.LevelActive, lr.Level)
+	assert.Equal(t, start.Add(40*time.Millisecond+DoorDebounce), lr.At)
+	// More changes than the flap bound: unknown, flapping.
+	for i := range FlapMax + 2 {
+		r.h.SetRaw(controller.InputPanic, 1, i%2 == 0, true)
+		<-time.After(10 * time.Millisecond)
+	}
+	lr = nextLine(t, out, time.Second)
+	assert.Equal(t, PointToilet, lr.Point)
+	assert.Equal(t, controller.LevelUnknown, lr.Level)
+	assert.Equal(t, device.DetailFlapping, lr.Detail)
+	// A line that cannot be read: unknown, read failed.
+	r.h.FailReads(controller.InputLock, 0, true)
+	r.h.SetRaw(controller.InputLock, 0, false, true)
+	for {
+		lr = nextLine(t, out, RereadEvery+time.Second)
+		if lr.Input == controller.InputLock {
+			break
+		}
+	}
+	assert.Equal(t, controller.LevelUnknown, lr.Level)
+	assert.True(t, strings.HasPrefix(lr.Detail, device.DetailReadFailed), "detail %q", lr.Detail)
+}
+
+// linesExcludeRun: RunLines and Run share the lines; one at a time.
+func linesExcludeRun(t *testing.T, r *rig) {
+	r.startIdle()
+	lr, ok := r.b.(lineRunner)
+	require.True(t, ok)
+	err := lr.RunLines(context.Background(), make(chan device.LineReading, 16))
+	require.ErrorContains(t, err, "already running")
 }
