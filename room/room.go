@@ -403,7 +403,9 @@ func openBackend(cfg *configs.Config, log *slog.Logger) (backend device.Backend,
 		if len(spec.Outputs) == 0 {
 			spec.Outputs = sim.DefaultSpec().Outputs
 		}
-		r, err := sim.New(spec, log.With("component", "sim"))
+		// The simulated hardware is wired as docs/wiring.md recommends: a
+		// config's active_low that says otherwise reads inverted, as on a Pi.
+		r, err := sim.NewWired(spec, sim.RecommendedWiring(spec), log.With("component", "sim"))
 		if err != nil {
 			return nil, nil, fmt.Errorf("open simulator backend: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +48,26 @@ func DefaultSpec() device.Spec {
 	}
 }
 
+// RecommendedWiring returns spec with each input line's ActiveLow as the
+// recommended wiring of docs/wiring.md gives it: the door contact, the bolt
+// sensor, the presence relays and the panic points are normally-closed
+// contacts to GND on a pulled-up pin (active high: a cut wire reads
+// active), the staff key is normally open (active low). It is the
+// simulated room's hardware for NewWired: a config that says otherwise
+// reads those sensors inverted, as it would on a room wired this way.
+func RecommendedWiring(spec device.Spec) device.Spec {
+	wired := spec
+	wired.Inputs = make(map[controller.Input][]device.LineSpec, len(spec.Inputs))
+	for in, lines := range spec.Inputs {
+		ls := slices.Clone(lines)
+		for i := range ls {
+			ls[i].ActiveLow = in == controller.InputStaff
+		}
+		wired.Inputs[in] = ls
+	}
+	return wired
+}
+
 // OutputsChanged is sent by Watch when an output's commanded mode or pulses
 // change. Outputs is a full snapshot, so a watcher that lags only misses
 // intermediate snapshots, never the latest.
@@ -62,6 +83,7 @@ type OutputsChanged struct {
 type Room struct {
 	*device.Core
 	spec    device.Spec
+	wiring  device.Spec // the simulated hardware: the raw level of each input
 	logger  *slog.Logger
 	inputs  map[controller.Input][]*Pin
 	outputs map[controller.Output]*Pin
@@ -85,16 +107,31 @@ var _ device.Backend = (*Room)(nil)
 // feedback line is a simulated relay contact that follows the output until
 // StickFeedback.
 func New(spec device.Spec, logger *slog.Logger) (*Room, error) {
+	return NewWired(spec, spec, logger)
+}
+
+// NewWired is New for a room whose sensors are wired as wiring says (which
+// raw level each input line gives when active: wiring's ActiveLow), while
+// roomd reads them as spec says. Where the two differ, roomd reads the
+// sensor inverted, as it would read real hardware wired against its
+// config. wiring must have the lines of spec, role by role; only the
+// inputs' ActiveLow is taken from it (see RecommendedWiring).
+func NewWired(spec, wiring device.Spec, logger *slog.Logger) (*Room, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Room{spec: spec, logger: logger, inputs: map[controller.Input][]*Pin{}, outputs: map[controller.Output]*Pin{},
+	for in, lines := range spec.Inputs {
+		if len(wiring.Inputs[in]) != len(lines) {
+			return nil, fmt.Errorf("simulated room: input %s: %d lines wired, %d configured", in, len(wiring.Inputs[in]), len(lines))
+		}
+	}
+	r := &Room{spec: spec, wiring: wiring, logger: logger, inputs: map[controller.Input][]*Pin{}, outputs: map[controller.Output]*Pin{},
 		feedback: map[controller.Output]*relay{}}
 	lines := device.Lines{Inputs: map[controller.Input][]device.InputLine{}, Outputs: map[controller.Output]device.OutputLine{},
 		Feedback: map[controller.Output]device.InputLine{}}
 	for in, specs := range spec.Inputs {
-		for _, ls := range specs {
-			p := NewPin(gpio.Level(ls.ActiveLow)) // inactive
+		for i := range specs {
+			p := NewPin(gpio.Level(wiring.Inputs[in][i].ActiveLow)) // inactive, as wired
 			r.inputs[in] = append(r.inputs[in], p)
 			lines.Inputs[in] = append(lines.Inputs[in], p)
 		}
@@ -190,13 +227,14 @@ func (r *Room) pins(in controller.Input) ([]*Pin, error) {
 	return ps, nil
 }
 
+// raw is the level line i of input in gives at level l, as it is wired.
 func (r *Room) raw(in controller.Input, i int, l controller.Level) gpio.Level {
-	return gpio.Level((l == controller.LevelActive) != r.spec.Inputs[in][i].ActiveLow)
+	return gpio.Level((l == controller.LevelActive) != r.wiring.Inputs[in][i].ActiveLow)
 }
 
-// SetInput sets every sensor of input in to the semantic level l; the raw
-// pin gets the level the wiring would give (active-low applied), with an
-// edge if it changes. LevelUnknown faults the input (reads fail) instead.
+// SetInput sets every sensor of input in to the semantic level l (the door
+// open, the key turned); the raw pin gets the level the wiring gives it
+// (see NewWired), with an edge if it changes. LevelUnknown faults the input (reads fail) instead.
 func (r *Room) SetInput(in controller.Input, l controller.Level) error {
 	if l == controller.LevelUnknown {
 		return r.Fault(in)

@@ -185,3 +185,44 @@ func TestWatchOutputs(t *testing.T) {
 		}
 	})
 }
+
+// TestWiredAgainstItsConfig: a room wired as docs/wiring.md recommends,
+// read with a config whose active_low is wrong for the door and the staff
+// key: both read inverted, at rest and when acted on.
+func TestWiredAgainstItsConfig(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		spec := DefaultSpec()
+		spec.Inputs[controller.InputDoor][0].ActiveLow = true   // wrong: the contact is NC, active high
+		spec.Inputs[controller.InputStaff][0].ActiveLow = false // wrong: the key is NO, active low
+		wiring := RecommendedWiring(spec)
+		assert.False(t, wiring.Inputs[controller.InputDoor][0].ActiveLow)
+		assert.True(t, wiring.Inputs[controller.InputStaff][0].ActiveLow)
+		assert.True(t, spec.Inputs[controller.InputDoor][0].ActiveLow, "RecommendedWiring leaves its argument alone")
+		r, err := NewWired(spec, wiring, nil)
+		require.NoError(t, err)
+		out := make(chan device.Reading, 16)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx, out) }()
+		defer func() {
+			cancel()
+			<-done
+			require.NoError(t, r.Close())
+		}()
+		at := map[controller.Input]controller.Level{}
+		for range 5 {
+			rd := next(t, out)
+			at[rd.Input] = rd.Level
+		}
+		assert.Equal(t, controller.LevelActive, at[controller.InputDoor], "a closed door reads open")
+		assert.Equal(t, controller.LevelActive, at[controller.InputStaff], "a released key reads pressed")
+		assert.Equal(t, controller.LevelInactive, at[controller.InputLock], "the lock, configured as wired, reads right")
+
+		require.NoError(t, r.SetInput(controller.InputDoor, controller.LevelActive)) // the door opens
+		rd := next(t, out)
+		assert.Equal(t, controller.InputDoor, rd.Input)
+		assert.Equal(t, controller.LevelInactive, rd.Level, "an open door reads closed")
+	})
+	_, err := NewWired(DefaultSpec(), device.Spec{}, nil)
+	require.ErrorContains(t, err, "lines wired")
+}

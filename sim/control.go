@@ -377,3 +377,102 @@ func EncodeOutputs(m map[controller.Output]controller.Mode) []byte {
 	b.WriteByte('}')
 	return b.Bytes()
 }
+
+// ParseAssignments reads the simulator's line syntax, KEY=VALUE fields, as
+// a tester types them: door=open, lock=locked, presence=present (every
+// sensor), panic=pressed (every point), panic:toilet=pressed (one point),
+// staff=pressed, fault=door, fault=panic:toilet, heal=door, stick=OUTPUT,
+// unstick=OUTPUT and bounce=INPUT:TO:COUNT[:EVERY] (e.g.
+// bounce=door:open:5:100ms). Levels are the input's words; presence,
+// panic and staff take true/false and on/off too. A field starting with {
+// is taken as a whole control payload. The result has been through
+// ParseControl: it is exactly what the control surface accepts.
+func ParseAssignments(fields []string) (Control, error) {
+	if len(fields) == 1 && strings.HasPrefix(strings.TrimSpace(fields[0]), "{") {
+		return ParseControl([]byte(fields[0]))
+	}
+	if len(fields) == 0 {
+		return Control{}, errors.New("sim: want KEY=VALUE, e.g. door=open")
+	}
+	w := map[string]any{}
+	points := map[string]any{}
+	value := func(v string) any {
+		switch v {
+		case "true", "on":
+			return true
+		case "false", "off":
+			return false
+		}
+		return v
+	}
+	for _, f := range fields {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || k == "" || v == "" {
+			return Control{}, fmt.Errorf("sim: %q is not KEY=VALUE (e.g. door=open, panic:toilet=pressed)", f)
+		}
+		if name, point, isPoint := strings.Cut(k, ":"); isPoint {
+			if name != "panic" {
+				return Control{}, fmt.Errorf("sim: %q: only a panic point may follow a key (panic:POINT=pressed)", f)
+			}
+			if _, dup := points[point]; dup {
+				return Control{}, fmt.Errorf("sim: panic point %s given twice", point)
+			}
+			points[point] = value(v)
+			continue
+		}
+		if _, dup := w[k]; dup {
+			return Control{}, fmt.Errorf("sim: key %s given twice", k)
+		}
+		switch k {
+		case "door", "lock", "presence", "panic", "staff":
+			w[k] = value(v)
+		case "fault", "heal", "stick", "unstick":
+			w[k] = v
+		case "bounce":
+			b, err := bounceAssignment(v)
+			if err != nil {
+				return Control{}, fmt.Errorf("sim: bounce=%s: %w", v, err)
+			}
+			w[k] = b
+		default:
+			return Control{}, fmt.Errorf("sim: unknown key %q (keys: door, lock, presence, panic, panic:POINT, staff, fault, heal, stick, unstick, bounce)", k)
+		}
+	}
+	if len(points) > 0 {
+		w["points"] = points
+	}
+	payload, err := json.Marshal(w)
+	if err != nil {
+		return Control{}, fmt.Errorf("sim: %w", err)
+	}
+	return ParseControl(payload)
+}
+
+// bounceAssignment reads INPUT:TO:COUNT[:EVERY] into the JSON of a bounce.
+func bounceAssignment(v string) (map[string]any, error) {
+	parts := strings.Split(v, ":")
+	if len(parts) < 3 || len(parts) > 4 {
+		return nil, errors.New("want INPUT:TO:COUNT[:EVERY], e.g. door:open:5:100ms")
+	}
+	count, err := strconv.Atoi(parts[2])
+	if err != nil {
+		return nil, fmt.Errorf("count %q is not a number", parts[2])
+	}
+	b := map[string]any{"input": parts[0], "count": count}
+	switch parts[1] {
+	case "true", "on":
+		b["to"] = true
+	case "false", "off":
+		b["to"] = false
+	default:
+		b["to"] = parts[1]
+	}
+	if len(parts) == 4 {
+		every, err := time.ParseDuration(parts[3])
+		if err != nil || every < time.Millisecond {
+			return nil, fmt.Errorf("interval %q is not a duration of at least 1ms", parts[3])
+		}
+		b["every_ms"] = every.Milliseconds()
+	}
+	return b, nil
+}

@@ -223,3 +223,45 @@ func FuzzParseControl(f *testing.F) {
 		require.False(t, bytes.Contains(enc, []byte("input(")))
 	})
 }
+
+func TestParseAssignments(t *testing.T) {
+	for _, c := range []struct {
+		fields []string
+		want   Control
+	}{
+		{[]string{"door=open"}, Control{Levels: map[controller.Input]controller.Level{controller.InputDoor: controller.LevelActive}}},
+		{[]string{"lock=unlocked", "presence=true", "staff=off"}, Control{Levels: map[controller.Input]controller.Level{
+			controller.InputLock: controller.LevelInactive, controller.InputPresence: controller.LevelActive, controller.InputStaff: controller.LevelInactive}}},
+		{[]string{"panic=pressed"}, Control{Levels: map[controller.Input]controller.Level{controller.InputPanic: controller.LevelActive}}},
+		{[]string{"panic:toilet=pressed", "panic:bed=false"}, Control{Points: map[string]controller.Level{"toilet": controller.LevelActive, "bed": controller.LevelInactive}}},
+		{[]string{"fault=panic:bed"}, Control{Fault: controller.InputPanic, FaultPoint: "bed"}},
+		{[]string{"heal=door", "stick=alarm_sounder"}, Control{Heal: controller.InputDoor, Stick: controller.OutputAlarmSounder}},
+		{[]string{"bounce=door:open:5:100ms"}, Control{Bounce: &BounceControl{Input: controller.InputDoor, To: controller.LevelActive, Count: 5, Every: 100 * time.Millisecond}}},
+		{[]string{"bounce=staff:true:3"}, Control{Bounce: &BounceControl{Input: controller.InputStaff, To: controller.LevelActive, Count: 3, Every: DefaultBounceEvery}}},
+		{[]string{`{"door":"closed"}`}, Control{Levels: map[controller.Input]controller.Level{controller.InputDoor: controller.LevelInactive}}},
+	} {
+		got, err := ParseAssignments(c.fields)
+		require.NoError(t, err, "%q", c.fields)
+		assert.Equal(t, c.want, got, "%q", c.fields)
+	}
+	for _, c := range []struct {
+		fields []string
+		err    string
+	}{
+		{nil, "want KEY=VALUE"},
+		{[]string{"door"}, `"door" is not KEY=VALUE`},
+		{[]string{"door=ajar"}, `unknown level "ajar"`},
+		{[]string{"door=true"}, "not a boolean"},
+		{[]string{"window=open"}, `unknown key "window"`},
+		{[]string{"door=open", "door=closed"}, "given twice"},
+		{[]string{"panic:a=true", "panic:a=false"}, "given twice"},
+		{[]string{"door:x=open"}, "only a panic point"},
+		{[]string{"panic:Bed=true"}, "not a point name"},
+		{[]string{"bounce=door:open"}, "INPUT:TO:COUNT"},
+		{[]string{"bounce=door:open:5:fast"}, "not a duration"},
+		{[]string{"fault=window"}, "unknown input"},
+	} {
+		_, err := ParseAssignments(c.fields)
+		require.ErrorContains(t, err, c.err, "%q", c.fields)
+	}
+}
