@@ -251,11 +251,9 @@ func (r *runner) start() error {
 			return fmt.Errorf("start controller: %w", err)
 		}
 	}
-	if rec.Damaged() || rec.NewEpoch && !rec.Fresh {
-		detail := journalDamage(rec, r.j.Epoch())
-		r.log.Error("journal damaged", "detail", detail, "set_aside", rec.SetAside)
-		r.raise(controller.Fault{Source: SourceJournal, Active: true, Severity: controller.SeverityCritical,
-			ClearOnAck: true, Detail: detail})
+	if f, ok := JournalFault(rec, r.j.Epoch()); ok {
+		r.log.Error("journal damaged", "detail", f.Detail, "set_aside", rec.SetAside)
+		r.raise(f)
 	}
 	if rec.TornBytes > 0 {
 		r.log.Info("journal: the end of a write cut short was removed (never published)", "bytes", rec.TornBytes)
@@ -304,6 +302,20 @@ func (r *runner) checkClock() {
 		Detail: fmt.Sprintf("time axis corrected by %s to the synchronised wall clock; times before the correction were off by that much", d.Round(time.Second))})
 	r.drainFollow()
 	r.checkpoint()
+}
+
+// JournalFault is the fault that what opening the journal found calls for:
+// a critical system_fault of source journal, cleared by acknowledgement,
+// when entries were damaged or lost or records continue in a new epoch;
+// false when there is none. The journal repairs itself as it opens, so
+// whoever opens it (roomd, or roomd commission with roomd stopped) must
+// step this fault, or the damage is never told.
+func JournalFault(rec journal.Recovery, ep journal.Epoch) (controller.Fault, bool) {
+	if !rec.Damaged() && (!rec.NewEpoch || rec.Fresh) {
+		return controller.Fault{}, false
+	}
+	return controller.Fault{Source: SourceJournal, Active: true, Severity: controller.SeverityCritical,
+		ClearOnAck: true, Detail: journalDamage(rec, ep)}, true
 }
 
 // journalDamage says in one line what recovery found.
