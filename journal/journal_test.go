@@ -703,3 +703,34 @@ func (r roFS) Rename(from, _ string) error {
 func (r roFS) SyncDir(string) error { return nil }
 
 var _ = errors.New
+
+// TestOpenedWithoutAnEntryIsFresh: a journal opened and closed before any
+// entry was appended (a function test refused or stopped on a new room)
+// opens fresh again: nothing was written, so nothing can have been lost.
+// Once an entry was written and is gone, that is still damage.
+func TestOpenedWithoutAnEntryIsFresh(t *testing.T) {
+	dir := t.TempDir()
+	j := open(t, dir, Options{})
+	require.True(t, j.Recovered().Fresh)
+	require.NoError(t, j.Close())
+	require.FileExists(t, filepath.Join(dir, headName), "the head is written at open")
+
+	j = open(t, dir, Options{})
+	rec := j.Recovered()
+	require.True(t, rec.Fresh, "%+v", rec)
+	require.False(t, rec.NewEpoch)
+	require.False(t, rec.Damaged())
+	s, first := newStepper(t)
+	require.NoError(t, j.Append(first))
+	fill(t, j, s, 2)
+	require.NoError(t, j.Close())
+
+	for _, seg := range segFiles(t, dir) {
+		require.NoError(t, os.Remove(seg))
+	}
+	j = open(t, dir, Options{})
+	defer j.Close()
+	rec = j.Recovered()
+	require.False(t, rec.Fresh, "entries were written and are gone")
+	require.True(t, rec.NewEpoch)
+}
