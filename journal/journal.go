@@ -214,6 +214,9 @@ type Journal struct {
 	rec         Recovery
 	buf         []byte
 	tailDamaged bool
+	// used: an entry or the blob was ever given to this journal since it
+	// opened. A new journal closed unused leaves no head behind (Close).
+	used bool
 
 	stop chan struct{}
 	done chan struct{}
@@ -361,13 +364,6 @@ func (j *Journal) recover() error {
 	case j.rec.Entries == 0 && len(scans) == 0 && hs.counter == 0:
 		j.rec.Fresh = true
 		j.rec.Reason = "no journal: a new one begins"
-		j.epoch = NewEpoch()
-	case j.rec.Entries == 0 && len(scans) == 0 && !headDamaged && hs.hwm == 0 && hs.acked.LSN <= 1:
-		// Opened and closed before any entry (a function test that was
-		// refused or stopped on a new room): no entry was ever written, so
-		// none can have been lost.
-		j.rec.Fresh = true
-		j.rec.Reason = "no entry was ever written: a new one begins"
 		j.epoch = NewEpoch()
 	case j.rec.Entries == 0:
 		j.rec.NewEpoch = true
@@ -671,6 +667,7 @@ func (j *Journal) Append(es ...*Entry) error {
 	if len(es) == 0 && len(j.backlog) == 0 {
 		return nil
 	}
+	j.used = true
 	var list []*Entry
 	if len(j.backlog) == 0 && j.active != nil && j.activeSize >= j.opt.SegmentBytes && j.latest != nil {
 		list = append(list, &Entry{Checkpoint: true, At: j.latestAt, Snapshot: j.latest})
@@ -1114,6 +1111,7 @@ func (j *Journal) SetBlob(b []byte) error {
 	defer j.mu.Unlock()
 	j.want.blob = slices.Clone(b)
 	j.headDirty = true
+	j.used = true
 	return nil
 }
 
@@ -1290,6 +1288,17 @@ func (j *Journal) Close() error {
 	if j.head != nil {
 		if err := j.head.close(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if j.rec.Fresh && !j.used && len(errs) == 0 {
+		// A new journal that never got an entry (a function test refused
+		// or stopped on a new room) leaves nothing: with its head, the
+		// next open would find a journal without entries, which reads as
+		// loss. It is removed while the lock is still held.
+		if err := j.fsys.Remove(join(j.dir, headName)); err == nil {
+			_ = j.fsys.SyncDir(j.dir)
+		} else {
+			j.log.Warn("journal: an unused new journal's head could not be removed", "err", err)
 		}
 	}
 	if err := j.lock.Close(); err != nil {

@@ -704,27 +704,36 @@ func (r roFS) SyncDir(string) error { return nil }
 
 var _ = errors.New
 
-// TestOpenedWithoutAnEntryIsFresh: a journal opened and closed before any
-// entry was appended (a function test refused or stopped on a new room)
-// opens fresh again: nothing was written, so nothing can have been lost.
-// Once an entry was written and is gone, that is still damage.
+// TestOpenedWithoutAnEntryIsFresh: a new journal closed before any entry
+// was given to it (a function test refused or stopped on a new room)
+// leaves no head behind, so it opens fresh again rather than as a journal
+// whose entries are gone. A journal that had entries, or that was not new,
+// keeps its head.
 func TestOpenedWithoutAnEntryIsFresh(t *testing.T) {
 	dir := t.TempDir()
 	j := open(t, dir, Options{})
 	require.True(t, j.Recovered().Fresh)
-	require.NoError(t, j.Close())
 	require.FileExists(t, filepath.Join(dir, headName), "the head is written at open")
+	require.NoError(t, j.Close())
+	require.NoFileExists(t, filepath.Join(dir, headName))
 
 	j = open(t, dir, Options{})
 	rec := j.Recovered()
 	require.True(t, rec.Fresh, "%+v", rec)
 	require.False(t, rec.NewEpoch)
-	require.False(t, rec.Damaged())
 	s, first := newStepper(t)
 	require.NoError(t, j.Append(first))
 	fill(t, j, s, 2)
 	require.NoError(t, j.Close())
+	require.FileExists(t, filepath.Join(dir, headName))
 
+	// Opened again and closed without an entry: not new, the head stays.
+	j = open(t, dir, Options{})
+	require.False(t, j.Recovered().Fresh)
+	require.NoError(t, j.Close())
+	require.FileExists(t, filepath.Join(dir, headName))
+
+	// Entries that were written and are gone are still loss.
 	for _, seg := range segFiles(t, dir) {
 		require.NoError(t, os.Remove(seg))
 	}
