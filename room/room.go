@@ -353,6 +353,28 @@ func (r *Room) closeAll() {
 	r.closers = nil
 }
 
+// OpenJournal opens the room's journal in the state directory of cfg, as
+// Open does (migrating an earlier layout first), for a program that works
+// on the room while roomd is stopped (roomd commission). The journal's
+// lock keeps roomd from starting meanwhile; an error wrapping
+// journal.ErrLocked means roomd is running.
+func OpenJournal(cfg *configs.Config, log *slog.Logger) (*journal.Journal, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return openJournal(cfg, Options{}, log)
+}
+
+// OpenBackend opens the device backend of cfg as Open does: the GPIO
+// lines (an error names a line that is busy or missing), or the
+// simulator, then also returned as simRoom.
+func OpenBackend(cfg *configs.Config, log *slog.Logger) (backend device.Backend, simRoom *sim.Room, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return openBackend(cfg, log)
+}
+
 // openJournal opens the journal in the state directory, first migrating an
 // earlier layout (state.json, outbox/, replies.json) into it.
 func openJournal(cfg *configs.Config, o Options, log *slog.Logger) (*journal.Journal, error) {

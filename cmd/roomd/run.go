@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/roomd/roomd/buildinfo"
 	"github.com/roomd/roomd/configs"
@@ -15,6 +16,9 @@ const usage = `usage:
   roomd run --config FILE [--log-format text|json]
                             run the room until SIGINT or SIGTERM
   roomd check-config FILE   print the effective config, or every problem in it
+  roomd commission --config FILE --by ID [--light] [--report DIR] [--timeout 1m]
+                            the guided function test of every input and output,
+                            with roomd stopped; the result is recorded and reported
   roomd -demo [-demo-keep]  a scripted two-hour visit on a simulated room and an
                             embedded broker, in about 20 seconds (also: roomd demo)
   roomd scenario FILE [--speed N]
@@ -43,6 +47,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return checkConfig(ctx, configs.Load, rest, stdout, stderr)
 	case "run":
 		return runDaemon(ctx, rest, getenv, stdout, stderr)
+	case "commission":
+		return runCommission(ctx, rest, os.Stdin, stdout, stderr)
 	case "demo", "-demo", "--demo":
 		return runDemo(ctx, rest, stdout, stderr)
 	case "scenario":
