@@ -17,7 +17,7 @@ const Marker = "ROOMD-VMTEST"
 
 // watchdog bounds the whole run inside the VM; the host has its own,
 // longer, timeout for a VM that never gets this far.
-const watchdog = 90 * time.Second
+const watchdog = 150 * time.Second
 
 func main() {
 	if os.Getpid() != 1 {
@@ -106,5 +106,8 @@ func run(logger *slog.Logger) error {
 	if err := selfCheck(sim); err != nil {
 		return fmt.Errorf("harness self-check (periph straight on gpio-sim, no roomd code): %w", err)
 	}
-	return checkBackend(sim, logger)
+	if err := checkBackend(sim, logger); err != nil {
+		return err
+	}
+	return checkCommission(sim, logger)
 }

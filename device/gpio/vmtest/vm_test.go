@@ -84,9 +84,9 @@ func TestGPIOBackendOnRealKernel(t *testing.T) {
 	require.NoError(t, vm.Initramfs(f, init))
 	require.NoError(t, f.Close())
 
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	res, err := vm.Boot(ctx, vm.Config{QEMU: qemu, Kernel: kernel, Initrd: initrd, Timeout: 2 * time.Minute})
+	res, err := vm.Boot(ctx, vm.Config{QEMU: qemu, Kernel: kernel, Initrd: initrd, Timeout: 3 * time.Minute})
 	if err != nil || res.Outcome != vm.OutcomePass {
 		t.Logf("console:\n%s", res.Console)
 	}
