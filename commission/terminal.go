@@ -120,7 +120,7 @@ func (t *Terminal) Confirm(ctx context.Context, s Step) (bool, error) {
 	if t.sim != nil {
 		fmt.Fprintf(t.out, "  (simulator: %s now shows %s)\n", s.Output, t.sim.Outputs()[s.Output])
 	}
-	fmt.Fprintf(t.out, "? %s (%s): %s [y/n] ", s.Output, s.Line, s.Text)
+	fmt.Fprintf(t.out, "? %s (%s): %s Answer y or n.\n", s.Output, s.Line, s.Text)
 	t.mu.Unlock()
 	defer func() {
 		t.mu.Lock()
@@ -143,7 +143,6 @@ func (t *Terminal) Confirm(ctx context.Context, s Step) (bool, error) {
 		t.mu.Unlock()
 		return false, fmt.Errorf("no answer: the input ended: %w", err)
 	case <-ctx.Done():
-		t.printf("\n")
 		return false, ctx.Err()
 	}
 }

@@ -75,7 +75,7 @@ func TestTerminalOnTheSimulator(t *testing.T) {
 		typeLine("panic:toilet=false")
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		assert.Contains(t, out.String(), "(simulator: alarm_sounder now shows panic)\n? alarm_sounder (simulated): does the sounder at the door sound the panic pattern? [y/n] ")
+		assert.Contains(t, out.String(), "(simulator: alarm_sounder now shows panic)\n? alarm_sounder (simulated): does the sounder at the door sound the panic pattern? Answer y or n.\n")
 		typeLine("n")
 		res := <-done
 		require.NoError(t, res.err)
