@@ -118,7 +118,7 @@ func (g *globals) check() error {
 	if g.clientID == "" {
 		g.clientID = "visitctl-" + randomHex(6)
 	}
-	if _, err := g.connOptions(); err != nil {
+	if _, err := g.clientOptions(); err != nil {
 		return err
 	}
 	return nil

@@ -106,21 +106,21 @@ func TestPasswordFile(t *testing.T) {
 	pw := filepath.Join(dir, "pw")
 	require.NoError(t, os.WriteFile(pw, []byte("s3cret\n"), 0o600))
 	g := globals{broker: "tcp://127.0.0.1:1883", username: "console", passwordFile: pw, clientID: "x"}
-	opts, err := g.connOptions()
+	opts, err := g.clientOptions()
 	require.NoError(t, err)
 	assert.Equal(t, "s3cret", opts.Password)
 
 	require.NoError(t, os.WriteFile(pw, []byte("\n"), 0o600))
-	_, err = g.connOptions()
+	_, err = g.clientOptions()
 	assert.ErrorContains(t, err, "is empty")
 
 	g.passwordFile = filepath.Join(dir, "missing")
-	_, err = g.connOptions()
+	_, err = g.clientOptions()
 	assert.ErrorContains(t, err, "read password file")
 
 	g = globals{broker: "ssl://127.0.0.1:8883", caFile: pw, clientID: "x"}
 	require.NoError(t, os.WriteFile(pw, []byte("not a certificate"), 0o600))
-	_, err = g.connOptions()
+	_, err = g.clientOptions()
 	assert.ErrorContains(t, err, "holds no PEM certificate")
 }
 
