@@ -144,7 +144,7 @@ func runCommand(ctx context.Context, g globals, name string, args []string, stdo
 		if g.json {
 			fmt.Fprintf(stdout, "%s\n", mustJSON(map[string]any{"room": req.room, "ok": false, "retained_state": retained}))
 		} else {
-			fmt.Fprintf(stdout, "%s: no reply; last retained state, published %s:\n", req.room, retained.At.Local().Format(time.DateTime))
+			fmt.Fprintf(stdout, "%s: no reply; last retained state, published %s:\n", req.room, retained.At.Local().Format(dateTimeZone))
 			writeState(stdout, retained, time.Now())
 		}
 		return err
@@ -227,8 +227,8 @@ func writeState(w io.Writer, s *link.StateMessage, now time.Time) {
 		row("reason", "%s", s.ServiceReason)
 	}
 	if v := s.Visit; v != nil {
-		row("visit", "%s, started %s, ends %s (%s)", v.ID, v.StartedAt.Local().Format("15:04:05"),
-			v.EndsAt.Local().Format("15:04:05"), countdown(v.EndsAt.Time, now))
+		row("visit", "%s, started %s, ends %s (%s)", v.ID, v.StartedAt.Local().Format(timeZone),
+			v.EndsAt.Local().Format(timeZone), countdown(v.EndsAt.Time, now))
 	}
 	row("door", "%s", s.Door)
 	row("lock", "%s", s.Lock)
@@ -257,7 +257,7 @@ func writeState(w io.Writer, s *link.StateMessage, now time.Time) {
 		}
 		row("outputs", "%s", strings.Join(parts, " "))
 	}
-	row("seq", "%d at %s", s.Seq, s.At.Local().Format(time.DateTime))
+	row("seq", "%d at %s", s.Seq, s.At.Local().Format(dateTimeZone))
 }
 
 func mustJSON(v any) []byte {
