@@ -232,6 +232,9 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 // SubscribeError is a subscription the broker refused (check its ACL).
 type SubscribeError struct {
 	Filter, Username string
+	// Refused lists every filter refused in the same request (Filter is
+	// the first of them); the others were granted.
+	Refused []string
 }
 
 func (e *SubscribeError) Error() string {
@@ -503,10 +506,15 @@ func (c *Client) subscribe(ctx context.Context, filters []string) error {
 	if err := c.wait(ctx, tok, "subscribe to "+strings.Join(filters, ", ")); err != nil {
 		return err
 	}
+	var refused []string
 	for topic, code := range tok.(*mqtt.SubscribeToken).Result() {
 		if code >= 0x80 {
-			return &SubscribeError{Filter: topic, Username: c.o.Username}
+			refused = append(refused, topic)
 		}
+	}
+	if len(refused) > 0 {
+		sort.Strings(refused)
+		return &SubscribeError{Filter: refused[0], Username: c.o.Username, Refused: refused}
 	}
 	return nil
 }
@@ -542,22 +550,32 @@ func (c *Client) Connected() bool { return c.cli.IsConnectionOpen() }
 // Arrived taken first) on the receiving goroutine and must not block. The
 // subscription is made again after every reconnection.
 func (c *Client) Subscribe(ctx context.Context, filter string, h func(Message)) error {
+	return c.SubscribeMany(ctx, []string{filter}, h)
+}
+
+// SubscribeMany subscribes to several filters in one request, as Subscribe
+// does for one. (One request also spares brokers that confuse the packet
+// ids of a client's requests with those of the retained messages they are
+// still delivering to it, as the embedded broker does.) A *SubscribeError
+// names the filters refused; the others are granted.
+func (c *Client) SubscribeMany(ctx context.Context, filters []string, h func(Message)) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
 	c.mu.Lock()
-	raw := map[string]func(Message){filter: h}
+	raw := map[string]func(Message){}
 	if old := c.raw.Load(); old != nil {
 		for f, oh := range *old {
-			if f != filter {
-				raw[f] = oh
-			}
+			raw[f] = oh
 		}
 	}
+	for _, f := range filters {
+		raw[f] = h
+		c.filters[f] = true
+	}
 	c.raw.Store(&raw)
-	c.filters[filter] = true
 	c.mu.Unlock()
-	return c.subscribe(ctx, []string{filter})
+	return c.subscribe(ctx, filters)
 }
 
 // Publish publishes payload on topic at QoS 1 and waits for the broker's
