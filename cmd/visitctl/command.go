@@ -186,11 +186,13 @@ func sendCommand(ctx context.Context, g globals, req commandRequest) (*roomclien
 		return nil, nil, err
 	}
 	o.Operator = g.username
-	o.Rooms = []string{req.room}
+	// The replies in the connection's one subscription request, with the
+	// state for get_state.
+	o.Rooms, o.Streams = []string{req.room}, roomclient.Replies
 	var mu sync.Mutex
 	var retained *link.StateMessage
 	if req.msg.Action == controller.ActionGetState.String() {
-		o.Streams = roomclient.States
+		o.Streams |= roomclient.States
 		o.OnMessage = func(m roomclient.Message) {
 			mu.Lock()
 			defer mu.Unlock()
