@@ -17,6 +17,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/link"
 )
 
@@ -383,7 +384,7 @@ func (o *Options) check() error {
 			return fmt.Errorf("roomclient: room id %q: want 1 to 64 of [a-z0-9_-], starting with a letter or digit", r)
 		}
 	}
-	if o.Operator != "" && !validOperator(o.Operator) {
+	if o.Operator != "" && !controller.ValidOperatorID(o.Operator) {
 		return fmt.Errorf("roomclient: operator %q: want 1 to 64 of A-Z a-z 0-9 . _ : -, not on_site", o.Operator)
 	}
 	if o.Keepalive <= 0 {
@@ -423,21 +424,6 @@ func (o *Options) check() error {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
-}
-
-// validOperator mirrors controller.ValidOperatorID without the import.
-func validOperator(s string) bool {
-	if s == "on_site" || len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func (c *Client) roomList() []string {
