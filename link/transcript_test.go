@@ -68,7 +68,9 @@ func TestTranscriptFullVisit(t *testing.T) {
 	sr.waitInitial(t)
 	ts.waitTopic("availability", func(m recorded) bool { return string(m.Payload) == link.Online })
 	ts.waitTopic("info", nil)
-	ts.waitState(1)
+	// One state for the start, one for the first reading of each of the
+	// six inputs and points (each changes the room from unknown).
+	ts.waitStates(7)
 	ts.flush(r)
 
 	ts.section("the booking system asks for the state", "")
@@ -122,13 +124,13 @@ func TestTranscriptFullVisit(t *testing.T) {
 
 	ts.section("guard-7 acknowledges the panic; the point is released", "With panic_reset on_site the alert stays until it is reset at the room.")
 	ts.command("cmd/guard-7", fmt.Sprintf(`{"request_id":"g-3","action":"ack_alert","alert_id":%q,"expires_at":%q}`, ts.alertID("panic"), ts.expires(time.Minute)))
-	sr.set(t, controller.InputPanic, "bed", controller.LevelInactive)
+	ts.setAndWaitState(sr, controller.InputPanic, "bed", controller.LevelInactive)
 	ts.flush(r)
 
 	ts.section("staff at the room press the staff input: the panic is reset and clears", "The record is `by: on_site`.")
 	sr.set(t, controller.InputStaff, "", controller.LevelActive)
 	ts.waitEvent("alert_cleared")
-	sr.set(t, controller.InputStaff, "", controller.LevelInactive)
+	ts.setAndWaitState(sr, controller.InputStaff, "", controller.LevelInactive)
 	ts.flush(r)
 
 	ts.section("35 minutes in: the second warning, 5 minutes before the end", "")
@@ -166,8 +168,10 @@ func TestTranscriptFullVisit(t *testing.T) {
 
 	ts.section("somebody is in the room before the next visit", "Outside visits the state shows presence.")
 	clock.set(t0.Add(60 * time.Minute))
-	sr.set(t, controller.InputPresence, "", controller.LevelActive)
+	ts.setAndWaitState(sr, controller.InputPresence, "", controller.LevelActive)
 	ts.flush(r)
+
+	ts.section("the booking system asks for the state again", "")
 	ts.command("cmd", `{"request_id":"b-104","action":"get_state"}`)
 
 	ts.section("the second visit starts, 20 minutes", "")
@@ -447,6 +451,10 @@ type manualClock struct {
 	base   time.Time
 	off    time.Duration
 	timers []*manualTimer
+	// read is the offset the last reader of the clock saw: the loop
+	// computes a timer's duration from the time it read, and may arm the
+	// timer after the test moved the clock.
+	read   time.Duration
 	stamps map[time.Time]time.Duration // reading stamp → axis offset when taken
 }
 
@@ -462,6 +470,7 @@ func (c *manualClock) Wall() time.Time {
 func (c *manualClock) Boot() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.read = c.off
 	return time.Hour + c.off
 }
 func (c *manualClock) BootID() (string, error) { return "manual-clock", nil }
@@ -532,7 +541,7 @@ func (tm *manualTimer) Stop() {
 }
 func (tm *manualTimer) resetLocked(d time.Duration) {
 	tm.drain()
-	tm.deadline, tm.armed = tm.c.off+max(d, 0), true
+	tm.deadline, tm.armed = tm.c.read+max(d, 0), true
 	tm.fireIfDueLocked()
 }
 func (tm *manualTimer) fireIfDueLocked() {
@@ -842,6 +851,39 @@ func (ts *transcript) waitState(seq uint64) {
 	})
 }
 
+// states counts the state messages of the current section.
+func (ts *transcript) states() int {
+	n := 0
+	for _, m := range ts.rec.all()[ts.cursor:] {
+		if strings.HasSuffix(m.Topic, "/state") {
+			n++
+		}
+	}
+	return n
+}
+
+// waitStates waits until the current section holds n state messages.
+func (ts *transcript) waitStates(n int) {
+	ts.t.Helper()
+	seen := 0
+	ts.rec.waitFrom(ts.cursor, fmt.Sprintf("%d states", n), func(m recorded) bool {
+		if strings.HasSuffix(m.Topic, "/state") {
+			seen++
+		}
+		return seen >= n
+	})
+}
+
+// setAndWaitState changes an input whose change shows only in the state
+// (no record), and waits for that state: the reading's step is then
+// published before anything the test does next.
+func (ts *transcript) setAndWaitState(sr *simRoom, in controller.Input, point string, l controller.Level) {
+	ts.t.Helper()
+	before := ts.states()
+	sr.set(ts.t, in, point, l)
+	ts.waitStates(before + 1)
+}
+
 // flush waits until the room's publisher has delivered every step.
 func (ts *transcript) flush(r *roomtest.Room) {
 	ts.t.Helper()
@@ -856,12 +898,13 @@ var (
 )
 
 // render writes the transcript: per section, availability and info first
-// (roomd does not order them against the rest), then every other message in
-// the order it arrived.
+// (roomd does not order them against the rest), then the section's command
+// (the broker may deliver the sender's own copy after what it caused), then
+// every other message in the order it arrived.
 func (ts *transcript) render(msgs []recorded) string {
 	var b strings.Builder
 	b.WriteString(transcriptHead)
-	var sec, retained []recorded
+	var sec, retained, cmds []recorded
 	var title string
 	flushSection := func() {
 		if title == "" {
@@ -872,7 +915,7 @@ func (ts *transcript) render(msgs []recorded) string {
 			fmt.Fprintf(&b, "%s\n\n", about)
 		}
 		b.WriteString("```\n")
-		for _, m := range append(retained, sec...) {
+		for _, m := range append(append(retained, cmds...), sec...) {
 			p := epochRe.ReplaceAllString(string(m.Payload), `"epoch":"{epoch}"`)
 			p = hashRe.ReplaceAllString(p, `"config_hash":"{config_hash}"`)
 			dir := "←"
@@ -886,7 +929,7 @@ func (ts *transcript) render(msgs []recorded) string {
 			fmt.Fprintf(&b, "%s %s (%s)\n  %s\n", dir, m.Topic, flags, p)
 		}
 		b.WriteString("```\n")
-		sec, retained = nil, nil
+		sec, retained, cmds = nil, nil, nil
 	}
 	for _, m := range msgs {
 		switch {
@@ -895,6 +938,8 @@ func (ts *transcript) render(msgs []recorded) string {
 			title = string(m.Payload)
 		case strings.HasSuffix(m.Topic, "/availability"), strings.HasSuffix(m.Topic, "/info"):
 			retained = append(retained, m)
+		case strings.Contains(m.Topic, "/cmd"):
+			cmds = append(cmds, m)
 		default:
 			sec = append(sec, m)
 		}
@@ -919,7 +964,9 @@ What varies from run to run is written as a placeholder: the epoch (random
 for a new journal) as ` + "`{epoch}`" + `, the config hash (the config names a
 temporary directory and port) as ` + "`{config_hash}`" + `. The room's clock is the
 test's, so every time is exact. Within a section, ` + "`availability`" + ` and ` + "`info`" + `
-come first: roomd orders them against nothing else. The run uses a heartbeat of
+come first: roomd orders them against nothing else; then the command
+that the section sends, if any (the broker may hand the sender's own copy
+to the recording subscriber after what it caused). The run uses a heartbeat of
 one hour, so that no heartbeat state comes between the steps. Sensors are
 changed through the simulator directly (not sim/set), and the simulator's
 topics are not shown.
