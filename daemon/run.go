@@ -357,7 +357,9 @@ func (r *runner) loop(ctx context.Context) error {
 	}
 	retry := time.NewTicker(r.opts.RetryEvery)
 	defer retry.Stop()
-	checkpoint := time.NewTicker(r.opts.CheckpointEvery)
+	// The time axis checkpoint counts axis time (a compressed replay
+	// writes one per compressed hour, as a real room does per hour).
+	checkpoint := r.deps.Clock.NewTimer(r.opts.CheckpointEvery)
 	defer checkpoint.Stop()
 	clockCheck := time.NewTicker(ClockCheckEvery)
 	defer clockCheck.Stop()
@@ -405,8 +407,9 @@ func (r *runner) loop(ctx context.Context) error {
 				r.commit() // offers the waiting entries to the disk again
 			}
 			continue
-		case <-checkpoint.C:
+		case <-checkpoint.C():
 			r.checkpoint()
+			checkpoint.Reset(r.opts.CheckpointEvery)
 			continue
 		case <-clockCheck.C:
 			r.checkClock()
