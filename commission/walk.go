@@ -131,16 +131,19 @@ func Walk(ctx context.Context, lines Lines, inst Installer, o WalkOptions) (_ []
 
 	rctx, stop := context.WithCancel(ctx)
 	readings := make(chan device.LineReading, 64)
-	runDone := make(chan error, 1)
-	go func() { runDone <- lines.RunLines(rctx, readings) }()
+	w := &walker{ctx: ctx, inst: inst, o: o, readings: readings, runDone: make(chan struct{}), levels: map[lineKey]device.LineReading{}}
+	go func() {
+		w.runErr = lines.RunLines(rctx, readings)
+		close(w.runDone)
+	}()
 	defer func() {
 		stop()
-		if rerr := <-runDone; rerr != nil && !errors.Is(rerr, context.Canceled) && err == nil {
+		<-w.runDone
+		if rerr := w.runErr; rerr != nil && !errors.Is(rerr, context.Canceled) && err == nil {
 			err = fmt.Errorf("read the input lines: %w", rerr)
 		}
 	}()
 
-	w := &walker{ctx: ctx, inst: inst, o: o, readings: readings, runDone: runDone, levels: map[lineKey]device.LineReading{}}
 	if err := w.initial(spec); err != nil {
 		return nil, err
 	}
@@ -291,8 +294,10 @@ type walker struct {
 	inst     Installer
 	o        WalkOptions
 	readings <-chan device.LineReading
-	runDone  <-chan error
-	levels   map[lineKey]device.LineReading
+	// runDone is closed when RunLines returned, with runErr.
+	runDone chan struct{}
+	runErr  error
+	levels  map[lineKey]device.LineReading
 }
 
 // initial waits for the first reading of every wired input line.
@@ -307,8 +312,8 @@ func (w *walker) initial(spec device.Spec) error {
 		select {
 		case <-w.ctx.Done():
 			return w.ctx.Err()
-		case err := <-w.runDone:
-			return fmt.Errorf("read the input lines: %w", err)
+		case <-w.runDone:
+			return fmt.Errorf("read the input lines: %w", w.runErr)
 		case <-t.C:
 			return fmt.Errorf("read the input lines: only %d of %d lines read within %s", len(w.levels), want, w.o.Wait)
 		case r := <-w.readings:
@@ -326,8 +331,8 @@ func (w *walker) next(d time.Duration) (r device.LineReading, ok bool, err error
 	select {
 	case <-w.ctx.Done():
 		return r, false, w.ctx.Err()
-	case err := <-w.runDone:
-		return r, false, fmt.Errorf("read the input lines: %w", err)
+	case <-w.runDone:
+		return r, false, fmt.Errorf("read the input lines: %w", w.runErr)
 	case <-t.C:
 		return r, false, nil
 	case r = <-w.readings:

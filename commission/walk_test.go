@@ -343,3 +343,23 @@ func TestWalkSwappedLines(t *testing.T) {
 		assert.Contains(t, res["panic:bed"].Seen, "meanwhile panic point 'toilet' changed: are lines swapped?")
 	})
 }
+
+// TestWalkLinesUnreadable: when the lines cannot be read (here: another
+// reader holds them), the walk-through stops with that error, asks nothing
+// and leaves every output off.
+func TestWalkLinesUnreadable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRoom(t, roomSpec())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx, make(chan device.Reading, 64)) }()
+		synctest.Wait()
+		inst := newInstaller(t, r)
+		_, err := commission.Walk(context.Background(), r, inst, commission.WalkOptions{Mode: controller.TestFull})
+		require.ErrorContains(t, err, "read the input lines: run inputs: already running")
+		assert.Empty(t, inst.steps)
+		allOff(t, r)
+		cancel()
+		<-done
+	})
+}
