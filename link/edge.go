@@ -43,6 +43,9 @@ type Edge struct {
 	o   EdgeOptions
 	log *slog.Logger
 	idx *replyIndex
+	// idxNow is the publisher's clock: the reply window is judged on the
+	// axis the replies were stamped on.
+	idxNow func() time.Time
 
 	mu       sync.Mutex
 	unsaid   int       // replies that could not be queued
@@ -57,7 +60,7 @@ func NewEdge(o EdgeOptions) *Edge {
 	if o.Faults == nil {
 		o.Faults = func(controller.Fault) {}
 	}
-	return &Edge{o: o, log: o.Logger.With(slog.String("component", "commands")), idx: o.Publisher.idx}
+	return &Edge{o: o, log: o.Logger.With(slog.String("component", "commands")), idx: o.Publisher.idx, idxNow: o.Publisher.o.Now}
 }
 
 // Handle takes one inbound message.
@@ -98,7 +101,7 @@ func (e *Edge) command(m Message) {
 	id := PeekRequestID(m.Payload, e.o.MaxPayload)
 	key := replyKey(op, id)
 	if id != "" {
-		reply, dup := e.idx.claim(key)
+		reply, dup := e.idx.claim(key, e.idxNow())
 		switch {
 		case reply != nil:
 			e.log.Info("duplicate command answered from the reply index")

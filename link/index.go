@@ -36,14 +36,20 @@ func newReplyIndex(window time.Duration, max int) *replyIndex {
 	return &replyIndex{window: window, max: max, byKey: map[string]*indexed{}, inFlight: map[string]bool{}}
 }
 
-// claim looks key up. It returns the stored reply if there is one; else, if
-// the command is in flight, dup true; else it marks it in flight and returns
-// neither (the caller applies it, or calls release).
-func (x *replyIndex) claim(key string) (reply []byte, dup bool) {
+// claim looks key up at now. It returns the stored reply if there is one
+// inside the window; else, if the command is in flight, dup true; else it
+// marks it in flight and returns neither (the caller applies it, or calls
+// release). The window is judged here, at lookup, so a reply past it is
+// never served even if expire has not run since.
+func (x *replyIndex) claim(key string, now time.Time) (reply []byte, dup bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if e, ok := x.byKey[key]; ok {
-		return e.payload, false
+		if !e.at.Before(now.Add(-x.window)) {
+			return e.payload, false
+		}
+		delete(x.byKey, key)
+		e.gone = true
 	}
 	if x.inFlight[key] {
 		return nil, true
