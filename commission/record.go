@@ -71,12 +71,12 @@ func Record(j *journal.Journal, p controller.Policy, ev controller.FunctionTeste
 	if err != nil {
 		return controller.Record{}, fmt.Errorf("record the function test: %w", err)
 	}
-	entries := []*journal.Entry{entryOf(c, acts)}
+	entries := []*journal.Entry{journal.EntryOf(c, acts, "")}
 	if f, ok := daemon.JournalFault(j.Recovered(), j.Epoch()); ok {
 		f.At = ev.At
-		entries = append(entries, entryOf(c, c.Step(f)))
+		entries = append(entries, journal.EntryOf(c, c.Step(f), ""))
 	}
-	e := entryOf(c, c.Step(ev))
+	e := journal.EntryOf(c, c.Step(ev), "")
 	entries = append(entries, e)
 	var rec controller.Record
 	for _, r := range e.Records {
@@ -93,23 +93,6 @@ func Record(j *journal.Journal, p controller.Policy, ev controller.FunctionTeste
 		return controller.Record{}, fmt.Errorf("record the function test in the journal: %w", err)
 	}
 	return rec, nil
-}
-
-// entryOf is the journal entry of one step: its records, and the
-// snapshot if the state changed. Outputs are not driven: the test left
-// them off, and roomd drives them when it starts.
-func entryOf(c *controller.Controller, acts []controller.Action) *journal.Entry {
-	e := &journal.Entry{At: c.Now()}
-	for _, a := range acts {
-		switch a := a.(type) {
-		case controller.Announce:
-			e.Records = append(e.Records, a.Record)
-		case controller.StateChanged:
-			snap := c.Snapshot()
-			e.Snapshot = &snap
-		}
-	}
-	return e
 }
 
 // at is the time of a record on the room's axis, resumed from its journal

@@ -144,22 +144,8 @@ func boolOf(b bool) *bool { return &b }
 func startVisit(t *testing.T, j *journal.Journal, at time.Time) {
 	c, acts, err := controller.New(policy(), at)
 	require.NoError(t, err)
-	e := entry(c, acts)
-	require.NoError(t, j.Append(e, entry(c, c.Step(controller.Command{At: at, RequestID: "r", Action: controller.ActionStartVisit, VisitID: "v1", Duration: time.Hour}))))
-}
-
-func entry(c *controller.Controller, acts []controller.Action) *journal.Entry {
-	e := &journal.Entry{At: c.Now()}
-	for _, a := range acts {
-		switch a := a.(type) {
-		case controller.Announce:
-			e.Records = append(e.Records, a.Record)
-		case controller.StateChanged:
-			s := c.Snapshot()
-			e.Snapshot = &s
-		}
-	}
-	return e
+	e := journal.EntryOf(c, acts, "")
+	require.NoError(t, j.Append(e, journal.EntryOf(c, c.Step(controller.Command{At: at, RequestID: "r", Action: controller.ActionStartVisit, VisitID: "v1", Duration: time.Hour}), "")))
 }
 
 func TestRunRefusedDuringAVisit(t *testing.T) {
@@ -247,7 +233,7 @@ func TestRecordTellsJournalDamage(t *testing.T) {
 		c, acts, err := controller.New(policy(), time.Now())
 		require.NoError(t, err)
 		for i := range 20 {
-			require.NoError(t, j.Append(entry(c, acts)))
+			require.NoError(t, j.Append(journal.EntryOf(c, acts, "")))
 			acts = c.Step(controller.InputChanged{At: time.Now(), Input: controller.InputDoor, Level: controller.Level(1 + i%2)})
 		}
 		require.NoError(t, j.Close())

@@ -545,7 +545,7 @@ func (r *runner) do(acts []controller.Action) {
 		snap := r.ctl.Snapshot()
 		e.Snapshot = &snap
 	}
-	if len(e.Records) > 0 || e.Snapshot != nil || len(e.Replies) > 0 {
+	if !e.Empty() {
 		r.batch = append(r.batch, e)
 	}
 }

@@ -105,6 +105,42 @@ type Entry struct {
 	lostTo uint64
 }
 
+// Stepper is the controller as EntryOf sees it.
+type Stepper interface {
+	Now() time.Time
+	Snapshot() controller.Snapshot
+}
+
+// EntryOf is what one controller step must persist before anything of it is
+// published: its records, its replies (sent by operator, "" for the booking
+// system) and, if the state changed, the snapshot after it. Outputs and
+// logs are the caller's; a step that leaves nothing to keep gives an entry
+// for which Empty is true.
+func EntryOf(c Stepper, acts []controller.Action, operator string) *Entry {
+	e := &Entry{At: c.Now()}
+	changed := false
+	for _, a := range acts {
+		switch a := a.(type) {
+		case controller.Announce:
+			e.Records = append(e.Records, a.Record)
+		case controller.StateChanged:
+			changed = true
+		case controller.Reply:
+			e.Replies = append(e.Replies, Reply{Operator: operator, Reply: a})
+		}
+	}
+	if changed {
+		snap := c.Snapshot()
+		e.Snapshot = &snap
+	}
+	return e
+}
+
+// Empty reports whether the entry carries nothing to keep.
+func (e *Entry) Empty() bool {
+	return len(e.Records) == 0 && e.Snapshot == nil && len(e.Replies) == 0 && len(e.Messages) == 0 && len(e.Cached) == 0
+}
+
 // Seqs returns the first and last seq of the entry's records and messages,
 // and false if it has none.
 func (e *Entry) Seqs() (first, last uint64, ok bool) {

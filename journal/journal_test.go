@@ -42,23 +42,7 @@ func newStepper(t testing.TB) (*stepper, *Entry) {
 }
 
 func (s *stepper) entry(acts []controller.Action, operator string) *Entry {
-	e := &Entry{At: s.c.Now()}
-	changed := false
-	for _, a := range acts {
-		switch a := a.(type) {
-		case controller.Announce:
-			e.Records = append(e.Records, a.Record)
-		case controller.StateChanged:
-			changed = true
-		case controller.Reply:
-			e.Replies = append(e.Replies, Reply{Operator: operator, Reply: a})
-		}
-	}
-	if changed {
-		snap := s.c.Snapshot()
-		e.Snapshot = &snap
-	}
-	return e
+	return EntryOf(s.c, acts, operator)
 }
 
 // next returns the entry of a varied step: door, lock and panic changes, and
@@ -742,4 +726,23 @@ func TestOpenedWithoutAnEntryIsFresh(t *testing.T) {
 	rec = j.Recovered()
 	require.False(t, rec.Fresh, "entries were written and are gone")
 	require.True(t, rec.NewEpoch)
+}
+
+func TestEntryOfKeepsWhatAStepMustPersist(t *testing.T) {
+	c, _, err := controller.New(testPolicy, t0)
+	require.NoError(t, err)
+	at := t0.Add(time.Second)
+	e := EntryOf(c, c.Step(controller.Command{At: at, RequestID: "r1", Action: controller.ActionStartVisit,
+		VisitID: "v1", Duration: time.Hour}), "guard-7")
+	assert.Equal(t, at, e.At)
+	require.Len(t, e.Replies, 1)
+	assert.Equal(t, "guard-7", e.Replies[0].Operator)
+	assert.Equal(t, "r1", e.Replies[0].Reply.RequestID)
+	assert.NotEmpty(t, e.Records, "visit_started is a record")
+	require.NotNil(t, e.Snapshot, "the state changed")
+	assert.Equal(t, c.Snapshot(), *e.Snapshot)
+	assert.False(t, e.Empty())
+
+	quiet := EntryOf(c, c.Step(controller.Tick{At: at}), "")
+	assert.True(t, quiet.Empty(), "a tick that changes nothing leaves nothing to keep: %+v", quiet)
 }

@@ -252,23 +252,8 @@ func (r *room) loop(noCommands bool) {
 
 // apply appends the step's entry to the journal, as the daemon does.
 func (r *room) apply(acts []controller.Action, op string) {
-	e := &journal.Entry{At: r.ctrl.Now()}
-	changed := false
-	for _, a := range acts {
-		switch a := a.(type) {
-		case controller.Announce:
-			e.Records = append(e.Records, a.Record)
-		case controller.StateChanged:
-			changed = true
-		case controller.Reply:
-			e.Replies = append(e.Replies, journal.Reply{Operator: op, Reply: a})
-		}
-	}
-	if changed {
-		s := r.ctrl.Snapshot()
-		e.Snapshot = &s
-	}
-	if len(e.Records) > 0 || e.Snapshot != nil || len(e.Replies) > 0 {
+	e := journal.EntryOf(r.ctrl, acts, op)
+	if !e.Empty() {
 		require.NoError(r.t, r.j.Append(e))
 	}
 }
