@@ -27,6 +27,12 @@ const (
 	DefaultRetryEvery = 5 * time.Second
 	// DefaultMaxBatch bounds how many steps share one journal append.
 	DefaultMaxBatch = 256
+	// ClockCheckEvery is how often the loop compares its time axis with a
+	// synchronised wall clock.
+	ClockCheckEvery = time.Minute
+	// MaxClockSkew is how far the axis may be from a synchronised wall clock
+	// before it is corrected (drift below it is left alone).
+	MaxClockSkew = time.Minute
 )
 
 // Options configure Run.
@@ -270,9 +276,34 @@ func (r *runner) start() error {
 	}
 	r.do(acts)
 	r.drainFollow()
+	r.checkClock()
 	r.commit()
 	r.checkpoint()
 	return nil
+}
+
+// checkClock corrects the time axis when the wall clock is synchronised and
+// more than MaxClockSkew away from it (a saved axis a wrong clock had put
+// years ahead, say): the axis steps to the wall clock, every time the
+// controller holds moves by the same amount (remaining durations are kept),
+// and a clock fault says so.
+func (r *runner) checkClock() {
+	src := r.clock.Sources()
+	if !src.Synced() {
+		return
+	}
+	now := r.clock.Now()
+	d := src.Wall().Sub(now)
+	if d >= -MaxClockSkew && d <= MaxClockSkew {
+		return
+	}
+	r.clock.Correct(d)
+	r.log.Warn("time axis corrected to the synchronised wall clock", "by", d)
+	r.step(controller.ClockCorrected{At: now.Add(d), Shift: d})
+	r.raise(controller.Fault{Source: SourceClock, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
+		Detail: fmt.Sprintf("time axis corrected by %s to the synchronised wall clock; times before the correction were off by that much", d.Round(time.Second))})
+	r.drainFollow()
+	r.checkpoint()
 }
 
 // journalDamage says in one line what recovery found.
@@ -314,8 +345,12 @@ func (r *runner) loop(ctx context.Context) error {
 	}
 	retry := time.NewTicker(r.opts.RetryEvery)
 	defer retry.Stop()
-	checkpoint := time.NewTicker(r.opts.CheckpointEvery)
+	// The time axis checkpoint counts axis time (a compressed replay
+	// writes one per compressed hour, as a real room does per hour).
+	checkpoint := r.deps.Clock.NewTimer(r.opts.CheckpointEvery)
 	defer checkpoint.Stop()
+	clockCheck := time.NewTicker(ClockCheckEvery)
+	defer clockCheck.Stop()
 	commands := r.deps.Commands
 
 	r.notify("READY=1")
@@ -360,9 +395,12 @@ func (r *runner) loop(ctx context.Context) error {
 				r.commit() // offers the waiting entries to the disk again
 			}
 			continue
-		case <-checkpoint.C:
+		case <-checkpoint.C():
 			r.checkpoint()
+			checkpoint.Reset(r.opts.CheckpointEvery)
 			continue
+		case <-clockCheck.C:
+			r.checkClock()
 		case <-watchdog:
 			r.notify("WATCHDOG=1")
 			continue

@@ -557,3 +557,105 @@ func TestFastClockCompressesDeadlines(t *testing.T) {
 		r.stop()
 	})
 }
+
+// TestSavedAxisYearsAheadIsCorrectedOnceTheClockIsSynchronised: a wrong wall
+// clock put the axis three years ahead before a reboot. After the reboot the
+// axis is kept (nothing better is known) until the wall clock is
+// synchronised; then the wall clock wins within a minute, and the visit
+// keeps its remaining time.
+func TestSavedAxisYearsAheadIsCorrectedOnceTheClockIsSynchronised(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		src := newSources()
+		src.wall = 3 * 365 * 24 * time.Hour // the clock is three years ahead
+		r := startRoom(t, dir, src, nil)
+		require.True(t, r.command(controller.Command{RequestID: "a", Action: controller.ActionStartVisit, VisitID: "v", Duration: time.Hour}).OK())
+		wrongEnds := r.snap().Visit.EndsAt
+		advance(10 * time.Minute)
+		r.stop()
+
+		advance(time.Minute)
+		src.reboot("boot-2")
+		src.wall = 0 // a correct, not yet synchronised clock
+		r2 := startRoom(t, dir, src, nil)
+		st := r2.snap()
+		require.NotNil(t, st.Visit)
+		assert.True(t, wrongEnds.Equal(st.Visit.EndsAt), "kept while nothing better is known")
+		alertOf(t, st.Alerts, controller.AlertSystemFault, daemon.SourceClock)
+		before := lastSeq(r2.recs())
+
+		src.mu.Lock()
+		src.synced = true
+		src.mu.Unlock()
+		advance(daemon.ClockCheckEvery)
+		st = r2.snap()
+		require.NotNil(t, st.Visit)
+		assert.WithinDuration(t, time.Now(), st.Now, time.Second, "the axis is the synchronised wall clock")
+		// 50 minutes were left at the restart (the minute of downtime is
+		// lost to an axis that could not trust the wall clock); one more
+		// minute has passed since.
+		assert.Equal(t, 49*time.Minute, st.Visit.EndsAt.Sub(st.Now), "the visit keeps its remaining time")
+		r2.quietRoom()
+		r2.input(controller.InputDoor, controller.LevelActive)
+		after := since(r2.recs(), before)
+		require.NotEmpty(t, after)
+		for _, rec := range after {
+			assert.WithinDuration(t, time.Now(), rec.At, time.Second, "dated by the synchronised clock: %v", rec)
+		}
+		r2.stop()
+	})
+}
+
+// TestSavedAxisYearsAheadWithASynchronisedClockAtStart: corrected at once.
+func TestSavedAxisYearsAheadWithASynchronisedClockAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		src := newSources()
+		src.wall = 3 * 365 * 24 * time.Hour
+		r := startRoom(t, dir, src, nil)
+		require.True(t, r.command(controller.Command{RequestID: "a", Action: controller.ActionStartVisit, VisitID: "v", Duration: time.Hour}).OK())
+		r.stop()
+		src.reboot("boot-2")
+		src.wall = 0
+		src.synced = true
+		r2 := startRoom(t, dir, src, nil)
+		st := r2.snap()
+		assert.WithinDuration(t, time.Now(), st.Now, time.Second)
+		require.NotNil(t, st.Visit)
+		assert.Equal(t, time.Hour, st.Visit.EndsAt.Sub(st.Now))
+		a := alertOf(t, st.Alerts, controller.AlertSystemFault, daemon.SourceClock)
+		assert.Equal(t, controller.SeverityWarning, a.Severity)
+		r2.stop()
+	})
+}
+
+// TestSavedAxisYearsBehind: the last run's clock was three years behind;
+// after the reboot the (plausible) wall clock wins, and what fell due in
+// those three years is announced once, at the restart, with its true time.
+func TestSavedAxisYearsBehind(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		src := newSources()
+		src.wall = -3 * 365 * 24 * time.Hour
+		r := startRoom(t, dir, src, nil)
+		r.quietRoom()
+		require.True(t, r.command(controller.Command{RequestID: "a", Action: controller.ActionStartVisit, VisitID: "v", Duration: time.Hour}).OK())
+		ends := r.snap().Visit.EndsAt
+		n := len(r.recs())
+		r.stop()
+		src.reboot("boot-2")
+		src.wall = 0
+		r2 := startRoom(t, dir, src, nil)
+		after := r2.recs()[n:]
+		assert.Equal(t, 1, count(after, controller.EventAlertRaised), "time_up once: %v", types(after))
+		for _, rec := range after {
+			assert.WithinDuration(t, time.Now(), rec.At, time.Second, "announced at the restart, never inside the downtime")
+			if rec.Type == controller.EventAlertRaised {
+				assert.Equal(t, controller.AlertTimeUp, rec.Alert.Kind)
+				assert.Equal(t, ends, rec.DueAt, "with its true time")
+				assert.Equal(t, controller.SeverityCritical, rec.Alert.Severity, "its escalation fell due too")
+			}
+		}
+		r2.stop()
+	})
+}

@@ -44,9 +44,9 @@ type Edge struct {
 	log *slog.Logger
 	idx *replyIndex
 
-	mu      sync.Mutex
-	unsaid  int // refusals that could not be queued
-	faulted bool
+	mu       sync.Mutex
+	unsaid   int       // replies that could not be queued
+	lastSaid time.Time // when the commands fault was last raised
 }
 
 // NewEdge returns the edge; pass its Handle as Options.Handler.
@@ -158,12 +158,15 @@ func (e *Edge) send(payload []byte) {
 func (e *Edge) unsent(requestID string) {
 	e.mu.Lock()
 	e.unsaid++
-	n, first := e.unsaid, !e.faulted
-	e.faulted = true
+	n := e.unsaid
+	raise := time.Since(e.lastSaid) >= time.Second // the controller keeps one such alert; no need to flood
+	if raise {
+		e.lastSaid = time.Now()
+	}
 	e.mu.Unlock()
 	e.log.Error("reply could not be queued; the sender gets no answer and must retry", "request_id", requestID, "total", n)
-	if first {
+	if raise {
 		e.o.Faults(controller.Fault{Source: SourceCommands, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
-			Detail: "commands arrive faster than roomd can answer them; some got no reply and must be sent again"})
+			Detail: fmt.Sprintf("commands arrive faster than roomd can answer them; %d got no reply and must be sent again", n)})
 	}
 }

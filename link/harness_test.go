@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,8 +84,15 @@ type room struct {
 	cmds  chan submitted
 	steps chan func()
 	done  chan struct{}
-	now   time.Time
+	now   time.Time    // the loop's time; setNow publishes it to nowNS
+	nowNS atomic.Int64 // for the publisher's clock, read on its goroutine
 	fault chan controller.Fault
+}
+
+// setNow sets the room's time (on the loop goroutine, or before it runs).
+func (r *room) setNow(t time.Time) {
+	r.now = t
+	r.nowNS.Store(t.UnixNano())
 }
 
 type submitted struct {
@@ -117,7 +125,8 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 	r := &room{t: t, name: o.room, dir: o.dir, j: j, cmds: make(chan submitted, o.queue), steps: make(chan func()),
 		done: make(chan struct{}), now: t0, fault: make(chan controller.Fault, 64)}
 	var client *Client
-	po := PublisherOptions{Room: o.room, Topics: topics, Journal: j, Conn: lazyConn{&client}, Now: func() time.Time { return r.now },
+	r.setNow(t0)
+	po := PublisherOptions{Room: o.room, Topics: topics, Journal: j, Conn: lazyConn{&client}, Now: func() time.Time { return time.Unix(0, r.nowNS.Load()).UTC() },
 		Heartbeat: time.Hour, PublishTimeout: 3 * time.Second, Faults: func(f controller.Fault) { r.fault <- f },
 		Logger: testLogger(t)}
 	if o.pub != nil {
@@ -152,7 +161,7 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 	r.c = client
 	var acts []controller.Action
 	if snap, at := j.Latest(); snap != nil {
-		r.now = at
+		r.setNow(at)
 		r.ctrl, acts, err = controller.Restore(p, *snap, r.now)
 	} else {
 		r.ctrl, acts, err = controller.New(p, r.now)
@@ -227,7 +236,7 @@ func (r *room) loop(noCommands bool) {
 	for {
 		select {
 		case s := <-cmds:
-			s.cmd.At = r.now
+			s.cmd.At, s.cmd.By = r.now, s.op
 			r.apply(r.ctrl.Step(s.cmd), s.op)
 		case f, ok := <-r.steps:
 			if !ok {
@@ -283,7 +292,7 @@ func (r *room) input(in controller.Input, l controller.Level) {
 // advance moves time forward by d and ticks.
 func (r *room) advance(d time.Duration) {
 	r.do(func() {
-		r.now = r.now.Add(d)
+		r.setNow(r.now.Add(d))
 		r.apply(r.ctrl.Step(controller.Tick{At: r.now}), "")
 	})
 }

@@ -1,6 +1,8 @@
 package link
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -144,4 +146,47 @@ func TestMosquittoTLSAndACL(t *testing.T) {
 			assert.False(t, strings.HasPrefix(msg.Topic, "visitrooms/room-b/"), "room-a published as room-b: %s %s", msg.Topic, msg.Payload)
 		}
 	}
+}
+
+// TestMosquittoOperatorIdentity: with the shipped ACL, an operator's
+// commands reach the room only on its own cmd/<username>, and the room
+// records that username as "by"; sent as another operator, they are dropped
+// by the broker and never applied.
+func TestMosquittoOperatorIdentity(t *testing.T) {
+	users := map[string]string{"room-a": "pw-a", "guard-7": "pw-7", "guard-8": "pw-8", "booking": "pw-b"}
+	// The shipped ACL with its read block filled in for the two operators,
+	// as its comment tells a site to do.
+	shipped, err := os.ReadFile(mqtttest.ShippedACL(t))
+	require.NoError(t, err)
+	acl := filepath.Join(t.TempDir(), "acl")
+	require.NoError(t, os.WriteFile(acl, append(shipped, []byte("\nuser guard-7\ntopic read visitrooms/#\n\nuser guard-8\ntopic read visitrooms/#\n")...), 0o600))
+	m := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{TLS: true, Users: users, ACLFile: acl})
+	tlsCfg := m.TLSConfig()
+	withTLS := func(o *mqtt.ClientOptions) { o.SetTLSConfig(tlsCfg.Clone()) }
+	booking := observe(t, m.URL(), observerOpts{user: "booking", pw: "pw-b", configured: withTLS})
+	guard7 := observe(t, m.URL(), observerOpts{user: "guard-7", pw: "pw-7", filter: "visitrooms/room-a/reply", configured: withTLS})
+	r := startRoom(t, roomOpts{url: m.URL(), user: "room-a", pw: "pw-a", tls: tlsCfg.Clone()})
+	for _, in := range []controller.Input{controller.InputDoor, controller.InputLock, controller.InputPresence, controller.InputPanic} {
+		r.input(in, controller.LevelInactive)
+	}
+
+	// guard-7 pretends to be guard-8: the broker drops it.
+	guard7.publish("visitrooms/room-a/cmd/guard-8",
+		`{"request_id":"forged","action":"start_visit","visit_id":"v1","duration":"1h","expires_at":"`+exp()+`"}`, false)
+	// Then as itself: applied, recorded by guard-7.
+	guard7.publish("visitrooms/room-a/cmd/guard-7",
+		`{"request_id":"own","action":"start_visit","visit_id":"v2","duration":"1h","expires_at":"`+exp()+`"}`, false)
+	rep := guard7.reply("own")
+	require.True(t, rep.OK, "%+v", rep.Error)
+	assert.Equal(t, "guard-7", rep.Operator)
+	started := strictEvent(t, booking.next("events", func(m obsMsg) bool { return strings.Contains(m.Payload, `"visit_started"`) }).Payload)
+	assert.Equal(t, "guard-7", started.By)
+	assert.Equal(t, "v2", started.VisitID, "the forged command never reached the room")
+	for _, m := range guard7.drain("reply") {
+		assert.NotContains(t, m.Payload, "forged")
+	}
+	// The booking system's plain topic: no "by".
+	booking.publish("visitrooms/room-a/cmd", `{"request_id":"b-end","action":"end_visit","expires_at":"`+exp()+`"}`, false)
+	ended := strictEvent(t, booking.next("events", func(m obsMsg) bool { return strings.Contains(m.Payload, `"visit_ended"`) }).Payload)
+	assert.Empty(t, ended.By)
 }

@@ -132,16 +132,16 @@ func (d roomDriver) event(ev controller.Event) {
 	d.r.do(func() {
 		switch e := ev.(type) {
 		case controller.InputChanged:
-			d.r.now = e.At
+			d.r.setNow(e.At)
 		case controller.Tick:
-			d.r.now = e.At
+			d.r.setNow(e.At)
 		}
 		d.r.apply(d.r.ctrl.Step(ev), "")
 	})
 }
 
 func (d roomDriver) command(at time.Time, requestID, payload string) {
-	d.r.do(func() { d.r.now = at })
+	d.r.do(func() { d.r.setNow(at) })
 	d.obs.command("room-a", payload, requestID)
 }
 

@@ -105,6 +105,7 @@ func checkContents(t *testing.T, arch, deb string) {
 	assert.Equal(t, "roomd", field("Package"))
 	assert.Equal(t, v1, field("Version"))
 	assert.Equal(t, arch, field("Architecture"))
+	assert.Equal(t, "systemd-sysusers | passwd", field("Depends"), "what the postinst makes the user with")
 
 	dir := t.TempDir()
 	out, err := exec.Command("dpkg-deb", "--raw-extract", deb, dir).CombinedOutput()

@@ -22,12 +22,28 @@
 // The axis therefore tracks the wall clock only approximately: it is set from
 // the wall clock at most once per boot and then advances at the rate of the
 // boot clock, so it drifts from the (NTP-disciplined) wall clock by clock rate
-// error, and it does not follow later wall clock steps at all. Use axis times
-// for durations and ordering; use the wall clock for display and reports.
+// error, and it does not follow wall clock steps. Use axis times for
+// durations and ordering; use the wall clock for display and reports.
+//
+// Which clock wins when:
+//
+//   - Within one boot the boot clock: a daemon restart continues the axis
+//     exactly, whatever the wall clock says.
+//   - At a reboot, a wall clock that is plausible (not before the build's
+//     floor) and not behind the last recorded axis time; otherwise the last
+//     recorded axis time (a notice; the downtime is then missing).
+//   - Whenever the wall clock is synchronised to a time server (Synced) and
+//     the axis is more than a minute from it, the wall clock: the daemon
+//     corrects the axis (Correct) and shifts every time the controller
+//     holds by the same amount, so remaining durations are kept. This is how
+//     an axis that a wrong clock put years ahead is not kept for ever: it is
+//     kept only until the clock is synchronised. Differences of up to a
+//     minute (drift) are left alone, so that durations stay exact.
 package timebase
 
 import (
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -124,6 +140,7 @@ func (n Notice) String() string {
 // Clock yields axis time. It is safe for concurrent use if its Sources are.
 type Clock struct {
 	src    Sources
+	mu     sync.RWMutex
 	anchor Anchor
 }
 
@@ -181,18 +198,39 @@ func Resume(prev *Anchor, lastAxis time.Time, src Sources, minPlausible time.Tim
 // Now returns the current axis time. It never decreases. The value carries no
 // monotonic clock reading, so it compares and serialises like a wall time.
 func (c *Clock) Now() time.Time {
-	d := c.src.Boot() - c.anchor.Boot
+	c.mu.RLock()
+	a := c.anchor
+	c.mu.RUnlock()
+	d := c.src.Boot() - a.Boot
 	if d < 0 {
 		d = 0 // the boot clock does not run backwards; guard anyway
 	}
-	return c.anchor.At.Add(d)
+	return a.At.Add(d)
 }
 
-// Anchor returns the anchor to persist. It is fixed for the life of the Clock.
-func (c *Clock) Anchor() Anchor { return c.anchor }
+// Anchor returns the anchor to persist. It changes only with Correct.
+func (c *Clock) Anchor() Anchor {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.anchor
+}
+
+// Correct moves the axis by d (positive: forward) from now on: the one
+// step the axis ever takes, for when it was found wrong against a
+// synchronised wall clock (see the package documentation). Durations
+// measured across the step are off by d; the daemon shifts the
+// controller's stored times by the same d so that none of them is.
+func (c *Clock) Correct(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.anchor.At = c.anchor.At.Add(d)
+}
+
+// Sources returns the clock's sources.
+func (c *Clock) Sources() Sources { return c.src }
 
 // Checkpoint returns the anchor, the current axis time and the current wall
 // clock, ready to persist.
 func (c *Clock) Checkpoint() Checkpoint {
-	return Checkpoint{Anchor: c.anchor, Axis: c.Now(), Wall: c.src.Wall().Round(0)}
+	return Checkpoint{Anchor: c.Anchor(), Axis: c.Now(), Wall: c.src.Wall().Round(0)}
 }
