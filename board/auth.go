@@ -107,6 +107,9 @@ const (
 	LoginFailuresPerAddress = 20
 )
 
+// maxLimiterKeys is when the limiter sweeps out what left its window.
+const maxLimiterKeys = 10000
+
 // Limiter counts failed logins per account and per client address.
 type Limiter struct {
 	mu        sync.Mutex
@@ -160,6 +163,16 @@ func (l *Limiter) Fail(account, address string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
+	if len(l.byAccount)+len(l.byAddress) > maxLimiterKeys {
+		// Bound the memory a guesser spraying ids can take: forget
+		// what left the window.
+		for k := range l.byAccount {
+			l.prune(l.byAccount, k, now)
+		}
+		for k := range l.byAddress {
+			l.prune(l.byAddress, k, now)
+		}
+	}
 	l.byAccount[account] = append(l.prune(l.byAccount, account, now), now)
 	l.byAddress[address] = append(l.prune(l.byAddress, address, now), now)
 }
