@@ -82,8 +82,8 @@ func TestTilesSortedByUrgency(t *testing.T) {
 	}
 	assert.Equal(t, []string{
 		"g-crit-old", "f-crit-new", "j-offline-crit", // unacknowledged critical, oldest first, offline or not
-		"e-warn",            // an unacknowledged warning
-		"c-over",            // overtime
+		"e-warn",             // an unacknowledged warning
+		"c-over",             // overtime
 		"b-visit", "h-acked", // visits (an acknowledged alert no longer lifts a room)
 		"a-idle", "d-oos", // idle, out of service
 		"i-offline", "k-stale", "l-unknown", // offline, stale, never heard of
