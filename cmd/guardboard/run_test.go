@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,4 +119,26 @@ func TestDemoStartsAndServes(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the demo did not end after Ctrl-C")
 	}
+}
+
+// The board is a command of its own: roomd, which runs on the Pi, links
+// none of it.
+func TestRoomdStaysFreeOfTheBoard(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "../roomd").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	deps := strings.Fields(string(out))
+	assert.Contains(t, deps, "github.com/roomd/roomd/link", "the listing is roomd's")
+	for _, d := range deps {
+		assert.False(t, d == "github.com/roomd/roomd/board" || strings.HasPrefix(d, "github.com/chromedp") ||
+			strings.HasPrefix(d, "golang.org/x/crypto/bcrypt"), "roomd links %s", d)
+	}
+}
+
+// The demo prints the URL where roomd -demo --keep tells a newcomer to look.
+func TestDemoURLMatchesRoomdsHint(t *testing.T) {
+	b, err := os.ReadFile("../roomd/demo.go")
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"http://127.0.0.1:8080/"`)
+	assert.Contains(t, string(b), demoPassword)
+	assert.Contains(t, usage, "guardboard -demo")
 }
