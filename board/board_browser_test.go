@@ -22,7 +22,7 @@ import (
 // guard on a shift meets it.
 func TestBoardInBrowser(t *testing.T) {
 	ctx := browser(t)
-	s := startSite(t, []string{"room-1", "room-2", "room-3", "room-4"}, "guard-7", "guard-8")
+	s := startSite(t, siteOptions{Rooms: []string{"room-1", "room-2", "room-3", "room-4"}, Operators: []string{"guard-7", "guard-8"}})
 	send := func(room string, cmd roomclient.Command) *roomclient.Reply {
 		t.Helper()
 		cctx, cancel := context.WithTimeout(context.Background(), browserWait)

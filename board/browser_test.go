@@ -150,7 +150,7 @@ var sitePasswords = map[string]string{
 // roomYAML is a simulated room with two named panic points and every output.
 const roomYAML = `room: %s
 state_dir: %s
-policy: {preset: italy}
+policy: %s
 device:
   backend: sim
   inputs:
@@ -175,11 +175,22 @@ func writeFile(t testing.TB, dir, name, content string) string {
 	return p
 }
 
+// siteOptions describe a test site.
+type siteOptions struct {
+	Rooms, Operators []string
+	// Policy is the rooms' policy in YAML ("" means {preset: italy}).
+	Policy string
+}
+
 // startSite starts mosquitto (shipped ACL plus a sim-driver identity, as a
 // test bench has it), the rooms, and the board with one account per
 // operator given (password "pw-"+id).
-func startSite(t testing.TB, roomIDs []string, operators ...string) *site {
+func startSite(t testing.TB, o siteOptions) *site {
 	t.Helper()
+	roomIDs, operators := o.Rooms, o.Operators
+	if o.Policy == "" {
+		o.Policy = "{preset: italy}"
+	}
 	dir := t.TempDir()
 	acl, err := os.ReadFile(mqtttest.ShippedACL(t))
 	require.NoError(t, err)
@@ -196,7 +207,7 @@ func startSite(t testing.TB, roomIDs []string, operators ...string) *site {
 	for _, id := range roomIDs {
 		pwFile := writeFile(t, dir, id+".pw", users[id])
 		s.rooms[id] = roomtest.Start(t, roomtest.Options{Broker: mq.URL(), Room: id, Config: func(c *configs.Config) {
-			parsed, err := configs.Parse(fmt.Appendf(nil, roomYAML, id, c.StateDir, mq.URL(), id, pwFile), "room "+id)
+			parsed, err := configs.Parse(fmt.Appendf(nil, roomYAML, id, c.StateDir, o.Policy, mq.URL(), id, pwFile), "room "+id)
 			require.NoError(t, err)
 			*c = *parsed
 		}})
