@@ -71,7 +71,8 @@ type RoomView struct {
 	Room     string    `json:"room"`
 	Category Category  `json:"category"`
 	Link     LinkState `json:"link"`
-	// LastState is when the latest state was known to be current.
+	// LastState is when the latest state was known to be current; only
+	// when the link is not online.
 	LastState  link.Time `json:"last_state,omitzero"`
 	HeartbeatS int64     `json:"heartbeat_s"`
 
@@ -404,7 +405,6 @@ func oldestUnacked(v RoomView) time.Time {
 func (r *roomModel) view() RoomView {
 	v := RoomView{Room: r.id, Link: r.link(), Alerts: r.alerts()}
 	if r.hasReg {
-		v.LastState = link.T(r.reg.LastState)
 		v.HeartbeatS = int64(r.reg.Heartbeat() / time.Second)
 	} else {
 		v.HeartbeatS = int64(roomclient.DefaultHeartbeat / time.Second)
@@ -429,6 +429,12 @@ func (r *roomModel) view() RoomView {
 	}
 	if v.Backend == "sim" && len(r.lamps) > 0 {
 		v.Lamps = r.lamps
+	}
+	if v.Link != LinkOnline && r.hasReg {
+		// Only a room that lost its link says when it was last current: a
+		// heartbeat of an online room changes nothing on its tile, so it
+		// sends no update to the browsers.
+		v.LastState = link.T(r.reg.LastState)
 	}
 	v.Category = categorize(v)
 	return v

@@ -188,3 +188,19 @@ func TestLampsOnlyForSimulatedRooms(t *testing.T) {
 	assert.Equal(t, map[string]string{"in_use": "on"}, v.Lamps)
 	assert.False(t, m.ApplyLamps("room-1", []byte(`not json`)))
 }
+
+// A heartbeat (the same state again, later) changes nothing on the tile of
+// an online room, so the board sends the browsers nothing for it.
+func TestHeartbeatOfAnOnlineRoomChangesNothing(t *testing.T) {
+	m := NewModel()
+	m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, LastState: t0}})
+	m.ApplyState("room-1", state("room-1", "idle", 3))
+	before, _ := m.View("room-1")
+	m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, LastState: t0.Add(30 * time.Second)}})
+	m.ApplyState("room-1", state("room-1", "idle", 3))
+	after, _ := m.View("room-1")
+	assert.Equal(t, before, after)
+	m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, Stale: true, LastState: t0.Add(30 * time.Second)}})
+	stale, _ := m.View("room-1")
+	assert.Equal(t, t0.Add(30*time.Second), stale.LastState.Time, "a stale tile says when it was last current")
+}

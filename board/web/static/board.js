@@ -251,7 +251,8 @@
     if (!SHOWS_PRESENCE.has(v.phase)) delete v.presence;
     rooms.set(v.room, v);
     updateTile(v);
-    if (!orderDirty) { orderDirty = true; queueMicrotask(reorder); }
+    // One reorder per frame, however many tiles changed in it.
+    if (!orderDirty) { orderDirty = true; requestAnimationFrame(reorder); }
   }
 
   // ---- countdowns and ages, every half second ----
