@@ -30,14 +30,14 @@ import (
 var (
 	fpRooms     = flag.Int("board.rooms", 200, "BenchmarkBoardFootprint: rooms")
 	fpVisits    = flag.Int("board.visits", 20, "BenchmarkBoardFootprint: rooms in a 50-minute visit from the start")
-	fpSpeed     = flag.Float64("board.speed", 30, "BenchmarkBoardFootprint: how much faster than real time the rooms' clock runs")
+	fpSpeed     = flag.Float64("board.speed", 15, "BenchmarkBoardFootprint: how much faster than real time the rooms' clock runs")
 	fpSimulated = flag.Duration("board.simulated", time.Hour, "BenchmarkBoardFootprint: simulated time measured")
 )
 
 // fpRoomYAML is a room as shipped (keepalive 5s), but for its heartbeat:
 // the state heartbeat runs on a real-time ticker, so it is 30s divided by
 // the speed (at least 1s): the compressed run carries the heartbeats of the
-// simulated time (30x: 1s, 120 states per room and simulated hour).
+// simulated time (15x: 2s, 120 states per room and simulated hour).
 const fpRoomYAML = `room: %s
 state_dir: %s
 policy: {preset: italy}
@@ -218,6 +218,7 @@ func BenchmarkBoardFootprint(b *testing.B) {
 	tiles := eval[int](b, ctx, `document.querySelectorAll("#tiles article").length`)
 	require.Equal(b, len(ids), tiles)
 	crit := eval[int](b, ctx, `document.querySelectorAll('#tiles article[data-category="critical"]').length`)
+	stats := eval[string](b, ctx, `JSON.stringify(window.guardboard.stats)`)
 
 	boardCPU := (cpu1 - cpu0).Seconds()
 	pageTask := m1["TaskDuration"] - m0["TaskDuration"]
@@ -232,7 +233,7 @@ func BenchmarkBoardFootprint(b *testing.B) {
 	b.ReportMetric(float64(updates), "updates")
 	b.ReportMetric(realDur.Seconds(), "real-s")
 	b.ReportMetric(loadSum/float64(max(samples, 1)), "loadavg")
-	b.Logf("%d rooms (%d in visits, %d critical at the end), %s of room time at %gx in %s real; board pid %d: CPU %.1f s, RSS now %.1f MiB, peak %.1f MiB; page busy %.1f s, JS heap max %.1f MiB, %d DOM nodes; %d updates; load %.2f → %.2f",
+	b.Logf("%d rooms (%d in visits, %d critical at the end), %s of room time at %gx in %s real; board pid %d: CPU %.1f s, RSS now %.1f MiB, peak %.1f MiB; page busy %.1f s, JS heap max %.1f MiB, %d DOM nodes; %d updates (%s); load %.2f → %.2f",
 		len(ids), min(*fpVisits, len(ids)), crit, fpSimulated.String(), *fpSpeed, realDur.Round(time.Second), pid, boardCPU,
-		float64(rss1)/1024, float64(hwm)/1024, pageTask, maxHeap/(1<<20), int(m1["Nodes"]), updates, load0, loadavg())
+		float64(rss1)/1024, float64(hwm)/1024, pageTask, maxHeap/(1<<20), int(m1["Nodes"]), updates, stats, load0, loadavg())
 }

@@ -85,7 +85,6 @@ type RoomView struct {
 	Presence      string      `json:"presence,omitempty"`
 	ServiceReason string      `json:"service_reason,omitempty"`
 	Alerts        []AlertView `json:"alerts"`
-	StateAt       link.Time   `json:"state_at,omitzero"`
 
 	// From the room's info.
 	Backend     string   `json:"backend,omitempty"`
@@ -410,9 +409,14 @@ func (r *roomModel) view() RoomView {
 		v.HeartbeatS = int64(roomclient.DefaultHeartbeat / time.Second)
 	}
 	if s := r.state; s != nil {
-		v.Phase, v.Door, v.Lock, v.ServiceReason, v.StateAt = s.Phase, s.Door, s.Lock, s.ServiceReason, s.At
+		// Not the state's "at": a heartbeat republishes the same state
+		// later, and the tile must not change for it.
+		v.Phase, v.Door, v.Lock, v.ServiceReason = s.Phase, s.Door, s.Lock, s.ServiceReason
 		if s.Visit != nil {
 			vis := *s.Visit
+			// The browser counts down from ends_at; remaining_s would change
+			// the tile at every heartbeat of a visit for nothing.
+			vis.RemainingS = 0
 			v.Visit = &vis
 		}
 		if showsPresence[s.Phase] {

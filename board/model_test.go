@@ -197,10 +197,30 @@ func TestHeartbeatOfAnOnlineRoomChangesNothing(t *testing.T) {
 	m.ApplyState("room-1", state("room-1", "idle", 3))
 	before, _ := m.View("room-1")
 	m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, LastState: t0.Add(30 * time.Second)}})
-	m.ApplyState("room-1", state("room-1", "idle", 3))
+	again := state("room-1", "in_visit", 3)
+	again.Phase, again.Visit = "idle", nil
+	again.At = link.T(t0.Add(30 * time.Second))
+	m.ApplyState("room-1", again)
 	after, _ := m.View("room-1")
 	assert.Equal(t, before, after)
 	m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, Stale: true, LastState: t0.Add(30 * time.Second)}})
 	stale, _ := m.View("room-1")
 	assert.Equal(t, t0.Add(30*time.Second), stale.LastState.Time, "a stale tile says when it was last current")
+}
+
+func TestHeartbeatDuringAVisitChangesNothing(t *testing.T) {
+	m := NewModel()
+	m.ApplyRegistry(online("room-1"))
+	s1 := state("room-1", "in_visit", 3)
+	s1.Visit.RemainingS = 3600
+	m.ApplyState("room-1", s1)
+	before, _ := m.View("room-1")
+	s2 := state("room-1", "in_visit", 3)
+	s2.Visit.RemainingS = 3570
+	s2.At = link.T(t0.Add(30 * time.Second))
+	m.ApplyState("room-1", s2)
+	after, _ := m.View("room-1")
+	assert.Equal(t, before, after, "the browser counts down from ends_at")
+	require.NotNil(t, after.Visit)
+	assert.Equal(t, t0.Add(time.Hour), after.Visit.EndsAt.Time)
 }

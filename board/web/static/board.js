@@ -20,6 +20,7 @@
   const logIds = new Set();
   let testerRoom = '';
   let busy = false;          // an action is in flight
+  const stats = {room: 0, log: 0, link: 0, snapshot: 0, logTypes: {}}; // updates received, by kind
 
   // ---- clock: the board's time, corrected for this computer's clock ----
   // Every tick (1 s) carries the board's time. A sample is board time minus
@@ -556,9 +557,15 @@
       for (const l of s.log) addLog(l, '');
       setLink(s.link);
     });
-    es.addEventListener('room', (e) => { track(e); applyRoom(JSON.parse(e.data)); });
-    es.addEventListener('log', (e) => { track(e); addLog(JSON.parse(e.data), e.lastEventId); });
-    es.addEventListener('link', (e) => { track(e); setLink(JSON.parse(e.data)); });
+    es.addEventListener('room', (e) => { track(e); stats.room++; applyRoom(JSON.parse(e.data)); });
+    es.addEventListener('log', (e) => {
+      track(e);
+      const l = JSON.parse(e.data);
+      stats.log++;
+      stats.logTypes[l.type] = (stats.logTypes[l.type] || 0) + 1;
+      addLog(l, e.lastEventId);
+    });
+    es.addEventListener('link', (e) => { track(e); stats.link++; setLink(JSON.parse(e.data)); });
     es.addEventListener('tick', (e) => { sampleClock(JSON.parse(e.data).now); });
     es.addEventListener('error', () => {
       if (streamOpen) streamLostAt = Date.now();
@@ -604,7 +611,7 @@
   window.guardboard = {
     rooms, get offset() { return offset; }, get snapshots() { return snapshots; }, get lastId() { return lastId; },
     get audioState() { return audio ? audio.state : 'none'; }, get beeps() { return beeps; },
-    get busy() { return busy; },
+    get busy() { return busy; }, stats,
   };
   start();
 })();
