@@ -227,6 +227,8 @@ func BenchmarkBoardFootprint(b *testing.B) {
 	b.ReportMetric(float64(maxRSS)/1024, "board-rss-max-MiB")
 	b.ReportMetric(float64(hwm)/1024, "board-rss-peak-MiB")
 	b.ReportMetric(pageTask, "page-busy-s")
+	b.ReportMetric(m1["ScriptDuration"]-m0["ScriptDuration"], "page-script-s")
+	b.ReportMetric(m1["LayoutDuration"]-m0["LayoutDuration"]+m1["RecalcStyleDuration"]-m0["RecalcStyleDuration"], "page-style-layout-s")
 	b.ReportMetric(100*pageTask/realDur.Seconds(), "page-busy-%")
 	b.ReportMetric(maxHeap/(1<<20), "page-heap-max-MiB")
 	b.ReportMetric(m1["Nodes"], "page-dom-nodes")
