@@ -33,10 +33,21 @@ type Config struct {
 	Policy       controller.Policy
 	PolicyPreset string // the preset named in the file; "" if none
 
-	Device  Device
-	MQTT    MQTT
-	Journal Journal
-	Log     Log
+	Device        Device
+	MQTT          MQTT
+	HomeAssistant HomeAssistant
+	Journal       Journal
+	Log           Log
+}
+
+// HomeAssistant configures Home Assistant MQTT discovery (opt-in): the room
+// announces itself as a device on DiscoveryPrefix/device/roomd_ROOM/config
+// and Home Assistant reads its state from the room's own topics.
+type HomeAssistant struct {
+	Enabled bool
+	// DiscoveryPrefix is Home Assistant's discovery prefix (its default,
+	// "homeassistant"); it must not be mqtt.base or lie under it.
+	DiscoveryPrefix string
 }
 
 // Journal bounds the room's journal in the state directory.
@@ -244,8 +255,9 @@ func Default() Config {
 			Heartbeat:      30 * time.Second,
 			MaxPayload:     4096,
 		},
-		Journal: Journal{MaxBytes: 64 * MiB, Retention: 24 * time.Hour},
-		Log:     Log{Format: LogText, Level: slog.LevelInfo},
+		HomeAssistant: HomeAssistant{DiscoveryPrefix: "homeassistant"},
+		Journal:       Journal{MaxBytes: 64 * MiB, Retention: 24 * time.Hour},
+		Log:           Log{Format: LogText, Level: slog.LevelInfo},
 	}
 }
 

@@ -301,6 +301,12 @@ func TestErrorsNameTheField(t *testing.T) {
 			[]string{`mqtt.base: "rooms/#" contains a wildcard`}},
 		{"sizes", variant(t, "tls://broker.example:8883\n", "tls://broker.example:8883\n  max_payload: 4MB\n  outbox: {max_entries: 0, max_bytes: 1KiB}\n"),
 			[]string{`mqtt.max_payload: "4MB" is not a byte size`, "mqtt.outbox.max_entries: must be at least 1, got 0", "mqtt.outbox.max_bytes: must be at least 256KiB, got 1024"}},
+		{"homeassistant", base + "homeassistant: {enabled: yes please, discovery_prefix: ha/#, entities: all}\n",
+			[]string{`homeassistant.entities: unknown key`, `homeassistant.enabled: "yes please" is not a boolean`, `homeassistant.discovery_prefix: "ha/#" contains a wildcard`}},
+		{"homeassistant prefix under the base", base + "homeassistant: {enabled: true, discovery_prefix: visitrooms/ha}\n",
+			[]string{`homeassistant.discovery_prefix: "visitrooms/ha" overlaps mqtt.base "visitrooms"`}},
+		{"homeassistant prefix is the base", variant(t, "tls://broker.example:8883\n", "tls://broker.example:8883\n  base: site/rooms\n") + "homeassistant: {discovery_prefix: site}\n",
+			[]string{`homeassistant.discovery_prefix: "site" overlaps mqtt.base "site/rooms"`}},
 		{"log", base + "log: {format: xml, level: loud}\n",
 			[]string{`log.format: "xml" is not one of text, json`, `log.level: "loud" is not one of debug, info, warn, error`}},
 		{"duplicate key", base + "room: room-2\n",
@@ -349,7 +355,7 @@ func TestYAMLRoundTrips(t *testing.T) {
 			"panic:    {pin: GPIO23, debounce: 20ms}", "panic: [{name: bed, pin: GPIO23}, {name: toilet, chip: gpiochip4, line: 2, active_low: true}]",
 			"backend: gpio\n", "backend: gpio\n  feedback_grace: 50ms\n",
 			"[{pin: GPIO22, debounce: 200ms}]", "[{pin: GPIO22, debounce: 200ms}, {chip: gpiochip4, line: 26, pull: down}]") +
-			"log: {format: json, level: warn}\nstate_dir: ./state\n",
+			"log: {format: json, level: warn}\nstate_dir: ./state\nhomeassistant: {enabled: true, discovery_prefix: ha}\n",
 	}
 	for _, f := range []string{"roomd.example.yaml", "demo.yaml"} {
 		data, err := os.ReadFile(f)
@@ -378,6 +384,7 @@ func TestDefault(t *testing.T) {
 	assert.Equal(t, BackendGPIO, d.Device.Backend)
 	assert.Equal(t, 5*time.Second, d.MQTT.Keepalive)
 	assert.Equal(t, int64(64*MiB), d.Journal.MaxBytes)
+	assert.Equal(t, HomeAssistant{Enabled: false, DiscoveryPrefix: "homeassistant"}, d.HomeAssistant, "opt-in")
 	d.Policy.MaxDuration = time.Hour
 	require.NoError(t, d.Policy.Validate(), "the default policy with a max_duration is valid")
 }

@@ -18,7 +18,7 @@ import (
 
 // config reads the top level into c, which holds the defaults.
 func (r *reader) config(root *yaml.Node, c *Config) {
-	m := r.mapping(root, "", "room", "state_dir", "policy", "device", "mqtt", "journal", "log")
+	m := r.mapping(root, "", "room", "state_dir", "policy", "device", "mqtt", "homeassistant", "journal", "log")
 	top := resolve(root)
 
 	if r.str(m["room"], "room", &c.Room) && !ValidRoomID(c.Room) {
@@ -34,8 +34,27 @@ func (r *reader) config(root *yaml.Node, c *Config) {
 	r.policy(m["policy"], top, c)
 	r.device(m["device"], top, c)
 	r.mqtt(m["mqtt"], top, c)
+	r.homeAssistant(m["homeassistant"], c)
 	r.journal(m["journal"], c)
 	r.log(m["log"], c)
+}
+
+// homeAssistant reads the homeassistant section (after mqtt: the prefix
+// must stay clear of the rooms' topics).
+func (r *reader) homeAssistant(n *yaml.Node, c *Config) {
+	m := r.mapping(n, "homeassistant", "enabled", "discovery_prefix")
+	h := &c.HomeAssistant
+	r.boolean(m["enabled"], "homeassistant.enabled", &h.Enabled)
+	if !r.str(m["discovery_prefix"], "homeassistant.discovery_prefix", &h.DiscoveryPrefix) {
+		return
+	}
+	if problem := topicProblem(h.DiscoveryPrefix); problem != "" {
+		r.bad(m["discovery_prefix"], "homeassistant.discovery_prefix", "%q %s", h.DiscoveryPrefix, problem)
+		return
+	}
+	if b := c.MQTT.Base; h.DiscoveryPrefix == b || strings.HasPrefix(h.DiscoveryPrefix, b+"/") || strings.HasPrefix(b, h.DiscoveryPrefix+"/") {
+		r.bad(m["discovery_prefix"], "homeassistant.discovery_prefix", "%q overlaps mqtt.base %q: discovery topics and the rooms' topics must not share a tree", h.DiscoveryPrefix, b)
+	}
 }
 
 // journal reads the journal section. An earlier layout's mqtt.outbox.max_bytes

@@ -19,6 +19,7 @@ type (
 		Policy   yamlPolicy  `yaml:"policy"`
 		Device   yamlDevice  `yaml:"device"`
 		MQTT     yamlMQTT    `yaml:"mqtt"`
+		HA       yamlHA      `yaml:"homeassistant,flow"`
 		Journal  yamlJournal `yaml:"journal,flow"`
 		Log      yamlLog     `yaml:"log"`
 	}
@@ -107,6 +108,10 @@ type (
 		KeyFile    string `yaml:"key_file"`
 		ServerName string `yaml:"server_name"`
 	}
+	yamlHA struct {
+		Enabled         bool   `yaml:"enabled"`
+		DiscoveryPrefix string `yaml:"discovery_prefix"`
+	}
 	yamlJournal struct {
 		MaxBytes  string `yaml:"max_bytes"`
 		Retention string `yaml:"retention"`
@@ -175,6 +180,7 @@ func (c *Config) YAML() ([]byte, error) {
 			Heartbeat:      formatDuration(c.MQTT.Heartbeat),
 			MaxPayload:     c.MQTT.MaxPayload,
 		},
+		HA:      yamlHA{Enabled: c.HomeAssistant.Enabled, DiscoveryPrefix: c.HomeAssistant.DiscoveryPrefix},
 		Journal: yamlJournal{MaxBytes: formatSize(c.Journal.MaxBytes), Retention: formatDuration(c.Journal.Retention)},
 		Log:     yamlLog{Format: c.Log.Format.String(), Level: strings.ToLower(c.Log.Level.String())},
 	}

@@ -583,11 +583,19 @@ func (j *Journal) setAside(path string) (string, error) {
 }
 
 func (j *Journal) appendInPlace(path string, at int64, data []byte) error {
+	return j.edit(path, func(f File) error {
+		_, err := f.WriteAt(data, at)
+		return err
+	})
+}
+
+// edit opens an existing file, changes it with do, syncs and closes it.
+func (j *Journal) edit(path string, do func(File) error) error {
 	f, err := j.fsys.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteAt(data, at); err != nil {
+	if err := do(f); err != nil {
 		_ = f.Close()
 		return err
 	}
@@ -632,19 +640,7 @@ func (j *Journal) writeWhole(path string, data []byte) error {
 }
 
 func (j *Journal) truncate(path string, size int64) error {
-	f, err := j.fsys.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	if err := f.Truncate(size); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
+	return j.edit(path, func(f File) error { return f.Truncate(size) })
 }
 
 // Append adds the entries as one step (or one group of steps): it assigns

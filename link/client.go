@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,10 @@ type Options struct {
 	MaxPayload int
 	// SimMode subscribes to sim/set.
 	SimMode bool
+	// Watch lists further topics (no wildcards) to subscribe to, at QoS 1;
+	// their messages reach Handler as KindWatched (e.g. Home Assistant's
+	// status topic).
+	Watch []string
 	// Handler receives every inbound message, on the MQTT client's own
 	// goroutine, in arrival order. It must not block. Required.
 	Handler func(Message)
@@ -71,6 +76,7 @@ type MessageKind uint8
 const (
 	KindCommand MessageKind = iota + 1 // {base}/{room}/cmd or cmd/{operator}
 	KindSimSet                         // {base}/{room}/sim/set (simulator mode only)
+	KindWatched                        // a topic of Options.Watch
 )
 
 func (k MessageKind) String() string {
@@ -79,6 +85,8 @@ func (k MessageKind) String() string {
 		return "command"
 	case KindSimSet:
 		return "sim_set"
+	case KindWatched:
+		return "watched"
 	default:
 		return fmt.Sprintf("kind(%d)", uint8(k))
 	}
@@ -216,6 +224,11 @@ func (o *Options) check() error {
 	}
 	if o.Handler == nil {
 		return errors.New("mqtt link needs a handler for inbound messages")
+	}
+	for _, w := range o.Watch {
+		if w == "" || strings.ContainsAny(w, "+#\x00") {
+			return fmt.Errorf("mqtt watched topic %q: want a topic name without wildcards", w)
+		}
 	}
 	for _, d := range []struct {
 		name string
@@ -406,6 +419,9 @@ func (c *Client) subscribe(lost <-chan struct{}) {
 	if c.opts.SimMode {
 		filters[c.t.SimSet()] = 1
 	}
+	for _, w := range c.opts.Watch {
+		filters[w] = 1
+	}
 	tok := c.cli.SubscribeMultiple(filters, c.handle)
 	timer := time.NewTimer(c.opts.ConnectTimeout)
 	defer timer.Stop()
@@ -461,6 +477,8 @@ func (c *Client) handle(_ mqtt.Client, m mqtt.Message) {
 		msg.Operator = strings.TrimPrefix(topic, c.t.Command()+"/")
 	case c.opts.SimMode && topic == c.t.SimSet():
 		msg.Kind = KindSimSet
+	case slices.Contains(c.opts.Watch, topic):
+		msg.Kind = KindWatched
 	default:
 		c.log.Warn("message on an unexpected topic ignored", slog.String("topic", topic))
 		return

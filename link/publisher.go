@@ -601,6 +601,25 @@ func (p *Publisher) SetRetained(topic string, payload []byte) {
 	p.wake()
 }
 
+// Resend publishes the retained topic set with SetRetained again, now
+// (after what is queued), for a consumer that asks for it (Home Assistant
+// announcing itself online). It reports false when topic was never set or
+// the queue is full.
+func (p *Publisher) Resend(topic string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.retained[topic]; !ok || len(p.direct) >= DirectQueue {
+		return false
+	}
+	p.direct = append(p.direct, outMsg{topic: topic, retained: true, build: func() []byte {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.retained[topic]
+	}})
+	p.wake()
+	return true
+}
+
 // Replay queues a replay: the records of the request republished on events
 // and alerts, then the reply. It reports false when replays are already
 // queued (the requester gets busy).

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/journal/migrate"
 	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/link/homeassistant"
 	"github.com/roomd/roomd/sim"
 )
 
@@ -192,11 +194,15 @@ func Open(o Options) (_ *Room, err error) {
 		}
 	}
 	r.edge = link.NewEdge(edge)
-	client, err = link.New(link.Options{
+	lo := link.Options{
 		Broker: m.Broker, ClientID: m.ClientID, Username: m.Username, Password: password, TLS: tlsConf,
 		Keepalive: m.Keepalive, ConnectTimeout: m.ConnectTimeout, Topics: topics,
 		MaxPayload: m.MaxPayload, SimMode: r.sim != nil, Handler: r.edge.Handle, Dial: o.Dial,
-	}, log)
+	}
+	if ha := cfg.HomeAssistant; ha.Enabled {
+		lo.Watch, lo.Handler = homeAssistant(ha.DiscoveryPrefix, topics, o.Version, r.pub, r.edge.Handle, log)
+	}
+	client, err = link.New(lo, log)
 	if err != nil {
 		return fail(fmt.Errorf("mqtt client: %w", err))
 	}
@@ -207,6 +213,26 @@ func Open(o Options) (_ *Room, err error) {
 	r.info = newInfo(cfg, o.Version, r.spec, r.sim != nil)
 	r.publishInfo(clock)
 	return r, nil
+}
+
+// homeAssistant sets the room's retained Home Assistant discovery message
+// and returns the topics to watch and the handler that publishes it again
+// whenever Home Assistant announces itself online (it may have lost it).
+func homeAssistant(prefix string, t link.Topics, version string, pub *link.Publisher, next func(link.Message), log *slog.Logger) ([]string, func(link.Message)) {
+	if version == "" {
+		version = "unknown"
+	}
+	topic, status := homeassistant.DiscoveryTopic(prefix, t.Room), homeassistant.StatusTopic(prefix)
+	pub.SetRetained(topic, homeassistant.Payload(t, version))
+	return []string{status}, func(m link.Message) {
+		if m.Kind != link.KindWatched {
+			next(m)
+			return
+		}
+		if m.Topic == status && strings.TrimSpace(string(m.Payload)) == homeassistant.Online && !pub.Resend(topic) {
+			log.Warn("home assistant discovery not sent again: the queue is full; it goes with the next connection", "topic", topic)
+		}
+	}
 }
 
 // infoEvery is how often the room looks whether its info changed (the

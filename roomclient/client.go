@@ -17,6 +17,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/link"
 )
 
@@ -232,6 +233,9 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 // SubscribeError is a subscription the broker refused (check its ACL).
 type SubscribeError struct {
 	Filter, Username string
+	// Refused lists every filter refused in the same request (Filter is
+	// the first of them); the others were granted.
+	Refused []string
 }
 
 func (e *SubscribeError) Error() string {
@@ -380,7 +384,7 @@ func (o *Options) check() error {
 			return fmt.Errorf("roomclient: room id %q: want 1 to 64 of [a-z0-9_-], starting with a letter or digit", r)
 		}
 	}
-	if o.Operator != "" && !validOperator(o.Operator) {
+	if o.Operator != "" && !controller.ValidOperatorID(o.Operator) {
 		return fmt.Errorf("roomclient: operator %q: want 1 to 64 of A-Z a-z 0-9 . _ : -, not on_site", o.Operator)
 	}
 	if o.Keepalive <= 0 {
@@ -420,21 +424,6 @@ func (o *Options) check() error {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
-}
-
-// validOperator mirrors controller.ValidOperatorID without the import.
-func validOperator(s string) bool {
-	if s == "on_site" || len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func (c *Client) roomList() []string {
@@ -503,10 +492,15 @@ func (c *Client) subscribe(ctx context.Context, filters []string) error {
 	if err := c.wait(ctx, tok, "subscribe to "+strings.Join(filters, ", ")); err != nil {
 		return err
 	}
+	var refused []string
 	for topic, code := range tok.(*mqtt.SubscribeToken).Result() {
 		if code >= 0x80 {
-			return &SubscribeError{Filter: topic, Username: c.o.Username}
+			refused = append(refused, topic)
 		}
+	}
+	if len(refused) > 0 {
+		sort.Strings(refused)
+		return &SubscribeError{Filter: refused[0], Username: c.o.Username, Refused: refused}
 	}
 	return nil
 }
@@ -542,22 +536,32 @@ func (c *Client) Connected() bool { return c.cli.IsConnectionOpen() }
 // Arrived taken first) on the receiving goroutine and must not block. The
 // subscription is made again after every reconnection.
 func (c *Client) Subscribe(ctx context.Context, filter string, h func(Message)) error {
+	return c.SubscribeMany(ctx, []string{filter}, h)
+}
+
+// SubscribeMany subscribes to several filters in one request, as Subscribe
+// does for one. (One request also spares brokers that confuse the packet
+// ids of a client's requests with those of the retained messages they are
+// still delivering to it, as the embedded broker does.) A *SubscribeError
+// names the filters refused; the others are granted.
+func (c *Client) SubscribeMany(ctx context.Context, filters []string, h func(Message)) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
 	c.mu.Lock()
-	raw := map[string]func(Message){filter: h}
+	raw := map[string]func(Message){}
 	if old := c.raw.Load(); old != nil {
 		for f, oh := range *old {
-			if f != filter {
-				raw[f] = oh
-			}
+			raw[f] = oh
 		}
 	}
+	for _, f := range filters {
+		raw[f] = h
+		c.filters[f] = true
+	}
 	c.raw.Store(&raw)
-	c.filters[filter] = true
 	c.mu.Unlock()
-	return c.subscribe(ctx, []string{filter})
+	return c.subscribe(ctx, filters)
 }
 
 // Publish publishes payload on topic at QoS 1 and waits for the broker's

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/link"
 )
 
@@ -85,7 +86,7 @@ func (c *Client) Send(ctx context.Context, room string, cmd Command) (*Reply, er
 // "by". The room remembers a request id per operator, so the same id sent
 // as two operators is two commands.
 func (c *Client) SendAs(ctx context.Context, room, operator string, cmd Command) (*Reply, error) {
-	if operator != "" && !validOperator(operator) {
+	if operator != "" && !controller.ValidOperatorID(operator) {
 		return nil, fmt.Errorf("send as operator %q: want 1 to 64 of A-Z a-z 0-9 . _ : -, not on_site", operator)
 	}
 	if c.closed.Load() {

@@ -96,15 +96,13 @@ func TestDemoStartsAndServes(t *testing.T) {
 	buf := make([]byte, 4096)
 	deadline := time.Now().Add(60 * time.Second)
 	var got strings.Builder
-	for url == "" && time.Now().Before(deadline) {
+	for !strings.Contains(got.String(), "Ctrl-C ends the demo") && time.Now().Before(deadline) {
 		n, err := r.Read(buf)
 		got.Write(buf[:n])
 		require.NoError(t, err, "demo output so far: %s", got.String())
-		if _, rest, ok := strings.Cut(got.String(), "guard station board (demo): "); ok {
-			if u, _, ok := strings.Cut(rest, "\n"); ok {
-				url = u
-			}
-		}
+	}
+	if _, rest, ok := strings.Cut(got.String(), "guard station board (demo): "); ok {
+		url, _, _ = strings.Cut(rest, "\n")
 	}
 	require.NotEmpty(t, url, "demo output: %s", got.String())
 	assert.Contains(t, got.String(), "log in as guard-1, password demo-password")

@@ -1,17 +1,15 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/roomclient"
 )
 
 // floorTopic carries the floor probe: a bare publisher to a bare subscriber.
@@ -25,11 +23,13 @@ type received struct {
 	Arrived time.Time
 }
 
-// guard is a guard console: one MQTT client subscribed, QoS 1, to every
-// room's events and alerts and to the floor topic. It stamps each message on
-// arrival (first thing in the handler) and hands it to the room's inbox.
+// guard is a guard console: one roomclient connection subscribed, QoS 1,
+// to every room's events, alerts and replies and to the floor topic. The
+// client stamps each message on arrival (the first thing it does with it,
+// for the rooms' messages and the floor probes alike); the guard hands it
+// to the room's inbox.
 type guard struct {
-	cli  mqtt.Client
+	cli  *roomclient.Client
 	base string
 
 	mu      sync.Mutex
@@ -52,25 +52,22 @@ type floorMsg struct {
 func newGuard(broker, base, clientID string, persistent bool) (*guard, error) {
 	g := &guard{base: base, inboxes: map[string]chan received{}, seen: map[string]*roomSeen{},
 		floor: make(chan floorMsg, 1024)}
-	filters := map[string]byte{base + "/+/events": 1, base + "/+/alerts": 1, base + "/+/reply": 1, floorTopic: 1}
-	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).
-		SetCleanSession(!persistent).SetProtocolVersion(4).SetKeepAlive(5 * time.Second).
-		SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).SetConnectRetry(true).
-		SetConnectRetryInterval(200 * time.Millisecond).SetOrderMatters(true).
-		SetDefaultPublishHandler(g.handle).
-		SetOnConnectHandler(func(c mqtt.Client) {
-			// Subscribe again on every connection in case the broker lost the session.
-			c.SubscribeMultiple(filters, g.handle)
-		})
-	g.cli = mqtt.NewClient(opts)
-	tok := g.cli.Connect()
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return nil, fmt.Errorf("connect guard subscriber to %s: %v", broker, tok.Error())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cli, err := roomclient.Dial(ctx, roomclient.Options{
+		Broker: broker, ClientID: clientID, Base: base, CleanSession: !persistent,
+		Streams:   roomclient.Events | roomclient.Alerts | roomclient.Replies,
+		Keepalive: 5 * time.Second, MaxReconnectInterval: 200 * time.Millisecond,
+		OnMessage: g.handle,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("guard subscriber: %w", err)
 	}
-	tok = g.cli.SubscribeMultiple(filters, g.handle)
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return nil, fmt.Errorf("subscribe guard to %v: %v", filters, tok.Error())
+	if err := cli.Subscribe(ctx, floorTopic, g.handleFloor); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("guard subscriber: %w", err)
 	}
+	g.cli = cli
 	return g, nil
 }
 
@@ -110,55 +107,46 @@ func (g *guard) snapshot(room string) roomSeen {
 	return out
 }
 
-func (g *guard) handle(_ mqtt.Client, m mqtt.Message) {
-	now := time.Now()
-	topic := m.Topic()
-	if topic == floorTopic {
-		n, err := strconv.ParseUint(string(m.Payload()), 10, 64)
-		if err != nil {
-			g.bad.Add(1)
-			return
-		}
-		select {
-		case g.floor <- floorMsg{n: n, arrived: now}:
-		default:
-			g.overflow.Add(1)
-		}
+func (g *guard) handleFloor(m roomclient.Message) {
+	n, err := strconv.ParseUint(string(m.Payload), 10, 64)
+	if err != nil {
+		g.bad.Add(1)
 		return
 	}
-	rest, ok := strings.CutPrefix(topic, g.base+"/")
-	if !ok {
+	select {
+	case g.floor <- floorMsg{n: n, arrived: m.Arrived}:
+	default:
+		g.overflow.Add(1)
+	}
+}
+
+func (g *guard) handle(m roomclient.Message) {
+	if m.Err != nil {
+		g.bad.Add(1)
 		return
 	}
-	room, _, _ := strings.Cut(rest, "/")
-	if strings.HasSuffix(topic, "/reply") {
-		var rep link.ReplyMessage
-		if err := json.Unmarshal(m.Payload(), &rep); err != nil {
-			g.bad.Add(1)
-			return
-		}
+	if m.Reply != nil {
 		g.mu.Lock()
-		ch := g.inboxes[room]
+		ch := g.inboxes[m.Room]
 		g.mu.Unlock()
 		if ch != nil {
 			select {
-			case ch <- received{Topic: topic, Reply: &rep, Arrived: now}:
+			case ch <- received{Topic: m.Topic, Reply: m.Reply, Arrived: m.Arrived}:
 			default:
 				g.overflow.Add(1)
 			}
 		}
 		return
 	}
-	var ev link.EventMessage
-	if err := json.Unmarshal(m.Payload(), &ev); err != nil {
-		g.bad.Add(1)
+	if m.Event == nil {
 		return
 	}
-	rec := received{Topic: topic, Event: ev, Arrived: now}
+	rec := received{Topic: m.Topic, Event: *m.Event, Arrived: m.Arrived}
+	ev := m.Event
 	g.mu.Lock()
-	ch := g.inboxes[room]
-	if rs := g.seen[room]; rs != nil {
-		if strings.HasSuffix(topic, "/alerts") {
+	ch := g.inboxes[m.Room]
+	if rs := g.seen[m.Room]; rs != nil {
+		if m.Kind == roomclient.KindAlert {
 			if _, dup := rs.alerts[ev.Seq]; dup {
 				rs.duplicates++
 			} else {
@@ -183,39 +171,44 @@ func (g *guard) handle(_ mqtt.Client, m mqtt.Message) {
 	}
 }
 
-func (g *guard) Close() { g.cli.Disconnect(100) }
+func (g *guard) Close() { g.cli.Close() }
 
 // prober is the floor's publisher and the console that sends commands and
-// sim/set messages: a bare paho client, QoS 1.
+// sim/set messages: a roomclient connection, QoS 1, clean session, sending
+// commands on the booking system's anonymous topic.
 type prober struct {
-	cli mqtt.Client
+	cli *roomclient.Client
 	mu  sync.Mutex // one floor probe at a time
 	n   uint64
 }
 
 func newProber(broker, clientID string) (*prober, error) {
-	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).
-		SetCleanSession(true).SetProtocolVersion(4).SetKeepAlive(5 * time.Second).
-		SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).SetConnectRetry(true).
-		SetConnectRetryInterval(200 * time.Millisecond)
-	cli := mqtt.NewClient(opts)
-	tok := cli.Connect()
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return nil, fmt.Errorf("connect prober to %s: %v", broker, tok.Error())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cli, err := roomclient.Dial(ctx, roomclient.Options{
+		Broker: broker, ClientID: clientID, CleanSession: true,
+		Keepalive: 5 * time.Second, MaxReconnectInterval: 200 * time.Millisecond, CommandLife: commandLife,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prober: %w", err)
 	}
 	return &prober{cli: cli}, nil
 }
 
 // publish publishes QoS 1 and waits for the PUBACK.
 func (p *prober) publish(topic string, payload []byte) error {
-	tok := p.cli.Publish(topic, 1, false, payload)
-	if !tok.WaitTimeout(10 * time.Second) {
-		return fmt.Errorf("publish to %s: no PUBACK within 10s", topic)
-	}
-	if err := tok.Error(); err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, err)
-	}
-	return nil
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return p.cli.Publish(ctx, topic, payload, false)
+}
+
+// post publishes a command to room once and waits for the PUBACK (the
+// reply reaches the guard).
+func (p *prober) post(room string, cmd roomclient.Command) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := p.cli.Post(ctx, room, cmd)
+	return err
 }
 
 // floorSample publishes one probe and returns the time from just before the
@@ -227,7 +220,9 @@ func (p *prober) floorSample(g *guard, timeout time.Duration) (time.Duration, er
 	p.n++
 	n := p.n
 	start := time.Now()
-	p.cli.Publish(floorTopic, 1, false, []byte(strconv.FormatUint(n, 10)))
+	if err := p.publish(floorTopic, []byte(strconv.FormatUint(n, 10))); err != nil {
+		return 0, err
+	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
@@ -242,4 +237,4 @@ func (p *prober) floorSample(g *guard, timeout time.Duration) (time.Duration, er
 	}
 }
 
-func (p *prober) Close() { p.cli.Disconnect(100) }
+func (p *prober) Close() { p.cli.Close() }

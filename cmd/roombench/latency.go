@@ -9,6 +9,7 @@ import (
 
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/roomclient"
 )
 
 // commandLife is the expires_at of the commands the suites send.
@@ -21,6 +22,7 @@ const recordTimeout = 10 * time.Second
 // or guard console would.
 type console struct {
 	p      *prober
+	room   string
 	topics link.Topics
 }
 
@@ -35,7 +37,7 @@ func (e *env) console(roomID string) (*console, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &console{p: e.prober, topics: t}, nil
+	return &console{p: e.prober, room: roomID, topics: t}, nil
 }
 
 func (c *console) send(cmd controller.Command) error {
@@ -44,8 +46,30 @@ func (c *console) send(cmd controller.Command) error {
 }
 
 func (c *console) sendID(cmd controller.Command) (string, error) {
-	cmd.RequestID = nextRequestID()
-	return cmd.RequestID, c.p.publish(c.topics.Command(), link.EncodeCommand(cmd, time.Now().Add(commandLife)))
+	id := nextRequestID()
+	return id, c.p.post(c.room, commandOf(cmd).WithRequestID(id))
+}
+
+// commandOf is the roomclient command of a controller command.
+func commandOf(c controller.Command) roomclient.Command {
+	var out roomclient.Command
+	switch c.Action {
+	case controller.ActionStartVisit:
+		out = roomclient.StartVisit(c.VisitID, c.Duration)
+	case controller.ActionExtendVisit:
+		out = roomclient.ExtendVisit(c.Duration)
+	case controller.ActionEndVisit:
+		out = roomclient.EndVisit()
+	case controller.ActionAckAlert:
+		out = roomclient.AckAlert(c.AlertID)
+	case controller.ActionSetService:
+		out = roomclient.SetService(c.InService, c.Reason)
+	case controller.ActionSetReady:
+		out = roomclient.SetReady()
+	default:
+		out = roomclient.GetState()
+	}
+	return out.WithRequestID(c.RequestID)
 }
 
 // ping sends get_state until its reply arrives: a room's first
@@ -58,17 +82,20 @@ func (c *console) ping(ctx context.Context, in <-chan received, timeout time.Dur
 // request sends cmd and waits until a record matching want arrives (or,
 // with want nil, the command's reply). While neither the reply nor the
 // record has come it sends the command again every 2 s with the same
-// request_id, as a console retries: a command published before the room
-// (re)subscribed is dropped by the broker, and a repeat is answered from
-// the room's reply cache instead of being applied twice.
+// request_id and expiry, as a console retries: a command published before
+// the room (re)subscribed is dropped by the broker, and a repeat is answered
+// from the room's reply cache instead of being applied twice.
 func (c *console) request(ctx context.Context, in <-chan received, cmd controller.Command, timeout time.Duration, want func(received) bool) (received, error) {
 	cmd.RequestID = nextRequestID()
-	payload := link.EncodeCommand(cmd, time.Now().Add(commandLife))
+	prepared, _, err := c.p.cli.Prepare(commandOf(cmd))
+	if err != nil {
+		return received{}, err
+	}
 	end := time.Now().Add(timeout)
 	replied := false
 	for time.Now().Before(end) {
 		if !replied {
-			if err := c.p.publish(c.topics.Command(), payload); err != nil {
+			if err := c.p.post(c.room, prepared); err != nil {
 				return received{}, err
 			}
 		}

@@ -170,9 +170,11 @@ func severityRank(s string) int {
 	}
 }
 
-// sortedAlerts returns a copy of as, critical first, then oldest first.
+// sortedAlerts returns a copy of as, critical first, then oldest first;
+// never nil, so that JSON shows an empty list as [].
 func sortedAlerts(as []link.AlertMessage) []link.AlertMessage {
-	out := append([]link.AlertMessage(nil), as...)
+	out := make([]link.AlertMessage, len(as))
+	copy(out, as)
 	sort.SliceStable(out, func(i, j int) bool {
 		ri, rj := severityRank(out[i].Severity), severityRank(out[j].Severity)
 		if ri != rj {
@@ -218,6 +220,13 @@ func describeAlert(a link.AlertMessage, now time.Time) string {
 	return sb.String()
 }
 
+// Layouts of the times visitctl shows people: always with their zone
+// (the zone's abbreviation, or its offset where it has none).
+const (
+	dateTimeZone = "2006-01-02 15:04:05 MST"
+	timeZone     = "15:04:05 MST"
+)
+
 // age is a short duration: "45s", "2m03s", "1h02m".
 func age(d time.Duration) string {
 	if d < 0 {
@@ -254,7 +263,7 @@ func clock(d time.Duration) string {
 // cut to width runes (0: no limit). It is a pure function of its arguments.
 func render(b *board, now time.Time, width int) string {
 	var lines []string
-	head := fmt.Sprintf("%s  %s  %d rooms", b.base, now.Format(time.DateTime), len(b.rooms))
+	head := fmt.Sprintf("%s  %s  %d rooms", b.base, now.Format(dateTimeZone), len(b.rooms))
 	if !b.connected {
 		head += "  BROKER CONNECTION LOST - reconnecting"
 	}

@@ -8,12 +8,12 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
-
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/roomclient"
 )
 
 // commandSpec describes one command subcommand: its positional arguments
@@ -144,7 +144,7 @@ func runCommand(ctx context.Context, g globals, name string, args []string, stdo
 		if g.json {
 			fmt.Fprintf(stdout, "%s\n", mustJSON(map[string]any{"room": req.room, "ok": false, "retained_state": retained}))
 		} else {
-			fmt.Fprintf(stdout, "%s: no reply; last retained state, published %s:\n", req.room, retained.At.Local().Format(time.DateTime))
+			fmt.Fprintf(stdout, "%s: no reply; last retained state, published %s:\n", req.room, retained.At.Local().Format(dateTimeZone))
 			writeState(stdout, retained, time.Now())
 		}
 		return err
@@ -153,7 +153,7 @@ func runCommand(ctx context.Context, g globals, name string, args []string, stdo
 		return err
 	}
 	if g.json {
-		fmt.Fprintf(stdout, "%s\n", mustJSON(reply))
+		fmt.Fprintf(stdout, "%s\n", mustJSON(reply.ReplyMessage))
 	}
 	if !reply.OK {
 		code, msg := "unknown", "the room gave no reason"
@@ -171,93 +171,54 @@ func runCommand(ctx context.Context, g globals, name string, args []string, stdo
 	return nil
 }
 
-// sendCommand publishes req with a fresh request id and waits for the reply
-// carrying it. The reply topic is subscribed before the command is
-// published. The command carries expires_at = now + timeout, so a command
-// delivered after visitctl gave up is refused as expired, never applied
-// late. For get_state the retained state is read too and returned with the
+// sendCommand sends req and waits for the reply carrying its request id,
+// sending the same command again every 2 s while none came (roomd answers
+// a repeat from its first reply; it never applies a command twice). The
+// command carries expires_at = now + timeout, so a command delivered after
+// visitctl gave up is refused as expired, never applied late. Under a
+// broker username visitctl sends as that operator (cmd/{username}), so the
+// room records who did it; without one, on the booking system's topic. For
+// get_state the retained state is read too and returned with the
 // TimeoutError when no reply comes.
-func sendCommand(ctx context.Context, g globals, req commandRequest) (*link.ReplyMessage, *link.StateMessage, error) {
-	topics, err := link.NewTopics(g.base, req.room)
-	if err != nil {
-		return nil, nil, usagef("%v", err)
-	}
-	opts, err := g.connOptions()
+func sendCommand(ctx context.Context, g globals, req commandRequest) (*roomclient.Reply, *link.StateMessage, error) {
+	o, err := g.clientOptions()
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := connect(ctx, g, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer c.Disconnect(250)
-
-	msg := req.msg
-	msg.RequestID = "visitctl-" + randomHex(8)
-	msg.ExpiresAt = time.Now().Add(g.timeout).UTC().Format(time.RFC3339Nano)
-
-	replies := make(chan *link.ReplyMessage, 16)
-	states := make(chan *link.StateMessage, 4)
-	filters := []string{topics.Reply()}
-	if msg.Action == controller.ActionGetState.String() {
-		filters = append(filters, topics.State())
-	}
-	err = subscribe(ctx, c, g, filters, func(_ mqtt.Client, m mqtt.Message) {
-		switch m.Topic() {
-		case topics.Reply():
-			var r link.ReplyMessage
-			if json.Unmarshal(m.Payload(), &r) != nil || r.RequestID != msg.RequestID {
-				return // another console's reply, or unreadable
-			}
-			select {
-			case replies <- &r:
-			default:
-			}
-		case topics.State():
-			var s link.StateMessage
-			if json.Unmarshal(m.Payload(), &s) != nil {
-				return
-			}
-			select {
-			case states <- &s:
-			default:
-			}
-		}
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	payload, err := json.Marshal(msg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode %s command: %w", msg.Action, err)
-	}
-	// Under its broker username visitctl sends as that operator, so the
-	// room records who did it; without one, on the booking system's topic.
-	cmdTopic := topics.Command()
-	if g.username != "" {
-		cmdTopic = topics.OperatorCommand(g.username)
-	}
-	if err := wait(ctx, c.Publish(cmdTopic, 1, false, payload), g.timeout, "publish to "+cmdTopic); err != nil {
-		return nil, nil, err
-	}
-
-	timer := time.NewTimer(g.timeout)
-	defer timer.Stop()
+	o.Operator = g.username
+	// The replies in the connection's one subscription request, with the
+	// state for get_state.
+	o.Rooms, o.Streams = []string{req.room}, roomclient.Replies
+	var mu sync.Mutex
 	var retained *link.StateMessage
-	for {
-		select {
-		case r := <-replies:
-			return r, nil, nil
-		case s := <-states:
-			if retained == nil || s.Seq >= retained.Seq {
-				retained = s
+	if req.msg.Action == controller.ActionGetState.String() {
+		o.Streams |= roomclient.States
+		o.OnMessage = func(m roomclient.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			if m.State != nil && (retained == nil || m.State.Seq >= retained.Seq) {
+				retained = m.State
 			}
-		case <-timer.C:
-			return nil, retained, &TimeoutError{Room: req.room, Action: msg.Action, Timeout: g.timeout.String()}
-		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("wait for the reply from room %s: %w", req.room, ctx.Err())
 		}
 	}
+	c, err := dial(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer c.Close()
+	wctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	reply, err := c.Send(wctx, req.room, roomclient.Command{CommandMessage: req.msg})
+	var nr *roomclient.NoReplyError
+	if errors.As(err, &nr) && ctx.Err() == nil {
+		mu.Lock()
+		defer mu.Unlock()
+		return nil, retained, &TimeoutError{Room: req.room, Action: req.msg.Action, Timeout: g.timeout.String()}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("room %s: %s: %w", req.room, req.msg.Action, err)
+	}
+	return reply, nil, nil
 }
 
 // writeState prints a readable summary of a room's state.
@@ -268,8 +229,8 @@ func writeState(w io.Writer, s *link.StateMessage, now time.Time) {
 		row("reason", "%s", s.ServiceReason)
 	}
 	if v := s.Visit; v != nil {
-		row("visit", "%s, started %s, ends %s (%s)", v.ID, v.StartedAt.Local().Format("15:04:05"),
-			v.EndsAt.Local().Format("15:04:05"), countdown(v.EndsAt.Time, now))
+		row("visit", "%s, started %s, ends %s (%s)", v.ID, v.StartedAt.Local().Format(timeZone),
+			v.EndsAt.Local().Format(timeZone), countdown(v.EndsAt.Time, now))
 	}
 	row("door", "%s", s.Door)
 	row("lock", "%s", s.Lock)
@@ -298,7 +259,7 @@ func writeState(w io.Writer, s *link.StateMessage, now time.Time) {
 		}
 		row("outputs", "%s", strings.Join(parts, " "))
 	}
-	row("seq", "%d at %s", s.Seq, s.At.Local().Format(time.DateTime))
+	row("seq", "%d at %s", s.Seq, s.At.Local().Format(dateTimeZone))
 }
 
 func mustJSON(v any) []byte {

@@ -3,25 +3,23 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/url"
-	"strings"
-	"time"
-
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/roomclient"
 )
 
-// connOptions builds the MQTT client options from the global flags: the
+// clientOptions builds the connection options from the global flags: the
 // same TLS rules as roomd's mqtt section. TLS files need a TLS scheme
 // (ssl://, tls://, mqtts://); cert and key go together; a password file
 // needs a username. The password is read from the file, its trailing
-// newline removed.
-func (g *globals) connOptions() (*mqtt.ClientOptions, error) {
+// newline removed. visitctl's session is clean: it is a one-shot tool
+// (with the shipped broker's use_username_as_clientid it must not run under
+// the identity of a long-lived client, whose session it would take over).
+func (g *globals) clientOptions() (roomclient.Options, error) {
 	u, err := url.Parse(g.broker)
 	if err != nil || u.Host == "" || u.Port() == "" {
-		return nil, usagef("--broker %q: want scheme://host:port, e.g. tcp://127.0.0.1:1883", g.broker)
+		return roomclient.Options{}, usagef("--broker %q: want scheme://host:port, e.g. tcp://127.0.0.1:1883", g.broker)
 	}
 	secure := false
 	switch u.Scheme {
@@ -29,93 +27,43 @@ func (g *globals) connOptions() (*mqtt.ClientOptions, error) {
 	case "ssl", "tls", "mqtts":
 		secure = true
 	default:
-		return nil, usagef("--broker %q: scheme %q is not supported (want tcp://, ssl:// or tls://)", g.broker, u.Scheme)
+		return roomclient.Options{}, usagef("--broker %q: scheme %q is not supported (want tcp://, ssl:// or tls://)", g.broker, u.Scheme)
 	}
 	hasTLSFiles := g.caFile != "" || g.certFile != "" || g.keyFile != "" || g.serverName != ""
 	if !secure && hasTLSFiles {
-		return nil, usagef("--ca-file, --cert-file, --key-file and --server-name need a TLS broker URL (ssl:// or tls://), got %s", g.broker)
+		return roomclient.Options{}, usagef("--ca-file, --cert-file, --key-file and --server-name need a TLS broker URL (ssl:// or tls://), got %s", g.broker)
 	}
 	if (g.certFile == "") != (g.keyFile == "") {
-		return nil, usagef("--cert-file and --key-file go together (a client certificate needs its key)")
+		return roomclient.Options{}, usagef("--cert-file and --key-file go together (a client certificate needs its key)")
 	}
 	if g.passwordFile != "" && g.username == "" {
-		return nil, usagef("--password-file needs --username")
+		return roomclient.Options{}, usagef("--password-file needs --username")
 	}
-
-	opts := mqtt.NewClientOptions()
-	opts.AddBroker(g.broker)
-	opts.SetClientID(g.clientID)
-	opts.SetCleanSession(true)
-	opts.SetConnectTimeout(g.timeout)
-	opts.SetWriteTimeout(g.timeout)
-	opts.SetKeepAlive(30 * time.Second)
-	opts.SetAutoReconnect(false)
-	opts.SetConnectRetry(false)
-	if g.username != "" {
-		opts.SetUsername(g.username)
+	o := roomclient.Options{
+		Broker: g.broker, ClientID: g.clientID, Username: g.username, Base: g.base,
+		CleanSession: true, NoReconnect: true, ConnectTimeout: g.timeout,
+		CommandLife: min(g.timeout, link.MaxExpiresAhead), RequestPrefix: "visitctl",
 	}
 	if g.passwordFile != "" {
-		pw, err := link.ReadPasswordFile(g.passwordFile)
-		if err != nil {
-			return nil, err
+		if o.Password, err = link.ReadPasswordFile(g.passwordFile); err != nil {
+			return roomclient.Options{}, err
 		}
-		opts.SetPassword(pw)
 	}
 	if secure {
-		cfg, err := link.TLSFiles{CAFile: g.caFile, CertFile: g.certFile, KeyFile: g.keyFile, ServerName: g.serverName}.Config()
-		if err != nil {
-			return nil, err
+		if o.TLS, err = (link.TLSFiles{CAFile: g.caFile, CertFile: g.certFile, KeyFile: g.keyFile, ServerName: g.serverName}).Config(); err != nil {
+			return roomclient.Options{}, err
 		}
-		opts.SetTLSConfig(cfg)
 	}
-	return opts, nil
+	return o, nil
 }
 
-// wait waits for tok, ctx or d, whichever comes first; what names the
-// operation in the error.
-func wait(ctx context.Context, tok mqtt.Token, d time.Duration, what string) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		return nil
-	case <-timer.C:
-		return fmt.Errorf("%s: no answer from the broker within %s", what, d)
-	case <-ctx.Done():
-		return fmt.Errorf("%s: %w", what, ctx.Err())
-	}
-}
-
-// connect connects a client built from opts, bounded by the timeout.
-func connect(ctx context.Context, g globals, opts *mqtt.ClientOptions) (mqtt.Client, error) {
-	c := mqtt.NewClient(opts)
-	if err := wait(ctx, c.Connect(), g.timeout, "connect to broker "+g.broker); err != nil {
-		c.Disconnect(0)
-		if errors.Is(err, context.Canceled) {
-			return nil, err
-		}
+// dial connects with o; a broker that cannot be reached or refuses the
+// connection is an unreachableError (exit 4).
+func dial(ctx context.Context, o roomclient.Options) (*roomclient.Client, error) {
+	c, err := roomclient.Dial(ctx, o)
+	var ce *roomclient.ConnectError
+	if errors.As(err, &ce) {
 		return nil, &unreachableError{err}
 	}
-	return c, nil
-}
-
-// subscribe subscribes to filters at QoS 1 and checks the broker granted them.
-func subscribe(ctx context.Context, c mqtt.Client, g globals, filters []string, h mqtt.MessageHandler) error {
-	m := make(map[string]byte, len(filters))
-	for _, f := range filters {
-		m[f] = 1
-	}
-	tok := c.SubscribeMultiple(m, h)
-	if err := wait(ctx, tok, g.timeout, "subscribe to "+strings.Join(filters, ", ")); err != nil {
-		return err
-	}
-	for topic, code := range tok.(*mqtt.SubscribeToken).Result() {
-		if code >= 0x80 {
-			return fmt.Errorf("subscribe to %s: refused by the broker (check the ACL for user %q)", topic, g.username)
-		}
-	}
-	return nil
+	return c, err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,9 +19,17 @@ import (
 // cli runs visitctl with args against the broker at url.
 func cli(t *testing.T, url string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
+	return cliIn(t, url, "", args...)
+}
+
+// cliIn runs visitctl with args against the broker at url, stdin reading
+// input.
+func cliIn(t *testing.T, url, input string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	env := map[string]string{"VISITCTL_BROKER": url, "VISITCTL_TIMEOUT": "10s"}
-	err = run(context.Background(), append([]string{"visitctl"}, args...), func(k string) string { return env[k] }, &out, &errOut)
+	err = run(context.Background(), append([]string{"visitctl"}, args...), func(k string) string { return env[k] },
+		strings.NewReader(input), &out, &errOut)
 	return out.String(), errOut.String(), err
 }
 

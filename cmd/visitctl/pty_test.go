@@ -148,3 +148,40 @@ func TestWatchInATerminal(t *testing.T) {
 		t.Fatal("watch did not exit on SIGINT")
 	}
 }
+
+// TestDecommissionAsksInATerminal: the question and the answer typed at a
+// terminal, as an administrator meets them.
+func TestDecommissionAsksInATerminal(t *testing.T) {
+	url := mqtttest.Embedded(t)
+	states := watchTopic(t, url, "visitrooms/room-t/state")
+	r := startRoom(t, url, "visitrooms", "room-t")
+	waitState(t, states, "the first state", func(link.StateMessage) bool { return true })
+	r.Stop()
+
+	bin := buildVisitctl(t)
+	cmd := exec.Command(bin, "--broker", url, "decommission", "room-t")
+	cmd.Env = append(os.Environ(), "TERM=xterm")
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: 120, Rows: 40})
+	require.NoError(t, err)
+	defer tty.Close()
+	scr := readScreen(tty)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	}()
+	at := scr.waitFor(t, 0, regexp.MustCompile(`room room-t \(offline\): clear \d retained topics\?`), "the question")
+	at = scr.waitFor(t, at, regexp.MustCompile(`visitrooms/room-t/state`), "the list")
+	at = scr.waitFor(t, at, regexp.MustCompile(`type yes to clear them: `), "the prompt")
+	_, err = tty.Write([]byte("yes\n"))
+	require.NoError(t, err)
+	scr.waitFor(t, at, regexp.MustCompile(`room room-t: cleared \d retained topics`), "the result")
+	select {
+	case err := <-exited:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("decommission did not exit")
+	}
+}

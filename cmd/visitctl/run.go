@@ -28,6 +28,10 @@ Commands (each waits for the room's reply, see docs/visitctl.md):
                                        presence=true|false panic=true|false
                                        staff=true|false fault=INPUT heal=INPUT
   watch [--once] [--heartbeat D]       live board of every room
+  rooms                                the rooms from their retained info and
+                                       availability: version, policy, online, last seen
+  decommission ROOM [--yes] [--force]  clear every retained topic of a removed room
+                                       (asks first; refuses while it reports online)
   version                              print visitctl's version (also: --version)
   help                                 show this help
 
@@ -118,7 +122,7 @@ func (g *globals) check() error {
 	if g.clientID == "" {
 		g.clientID = "visitctl-" + randomHex(6)
 	}
-	if _, err := g.connOptions(); err != nil {
+	if _, err := g.clientOptions(); err != nil {
 		return err
 	}
 	return nil
@@ -150,10 +154,10 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// run is visitctl's main: args as os.Args, getenv as os.Getenv. It returns
-// when the command is done or ctx is cancelled; exitCode maps its error to
-// the exit status.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// run is visitctl's main: args as os.Args, getenv as os.Getenv, stdin for
+// the answers to questions (decommission). It returns when the command is
+// done or ctx is cancelled; exitCode maps its error to the exit status.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	g, err := defaultGlobals(getenv)
 	if err != nil {
 		return err
@@ -192,6 +196,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runWatch(ctx, g, rest, stdout)
 	case "sim":
 		return runSim(ctx, g, rest, stdout)
+	case "rooms":
+		return runRooms(ctx, g, rest, stdout)
+	case "decommission":
+		return runDecommission(ctx, g, rest, stdin, stdout, stderr)
 	}
 	if _, ok := commandSpecs[name]; ok {
 		return runCommand(ctx, g, name, rest, stdout, stderr)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -44,7 +45,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"watch", "--heartbeat", "0s"}, "--heartbeat must be positive"},
 	} {
 		var out, errOut bytes.Buffer
-		err := run(context.Background(), append([]string{"visitctl"}, tc.args...), func(string) string { return "" }, &out, &errOut)
+		err := run(context.Background(), append([]string{"visitctl"}, tc.args...), func(string) string { return "" }, strings.NewReader(""), &out, &errOut)
 		require.Error(t, err, "%q", tc.args)
 		assert.Equal(t, ExitUsage, exitCode(err), "%q: %v", tc.args, err)
 		assert.ErrorContains(t, err, tc.want, "%q", tc.args)
@@ -53,7 +54,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestEnvironmentErrors(t *testing.T) {
 	env := map[string]string{"VISITCTL_TIMEOUT": "ages"}
-	err := run(context.Background(), []string{"visitctl", "state", "room-1"}, func(k string) string { return env[k] }, &bytes.Buffer{}, &bytes.Buffer{})
+	err := run(context.Background(), []string{"visitctl", "state", "room-1"}, func(k string) string { return env[k] }, strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
 	assert.Equal(t, ExitUsage, exitCode(err))
 	assert.ErrorContains(t, err, `environment VISITCTL_TIMEOUT="ages"`)
 }
@@ -95,7 +96,7 @@ func TestParseCommand(t *testing.T) {
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"--help"}, {"start", "-h"}} {
 		var out bytes.Buffer
-		err := run(context.Background(), append([]string{"visitctl"}, args...), func(string) string { return "" }, &out, &bytes.Buffer{})
+		err := run(context.Background(), append([]string{"visitctl"}, args...), func(string) string { return "" }, strings.NewReader(""), &out, &bytes.Buffer{})
 		require.NoError(t, err, "%q", args)
 		assert.Contains(t, out.String(), "Exit codes: 0 ok, 1 refused or failed, 2 usage, 3 no reply in time, 4 broker unreachable.")
 	}
@@ -106,21 +107,21 @@ func TestPasswordFile(t *testing.T) {
 	pw := filepath.Join(dir, "pw")
 	require.NoError(t, os.WriteFile(pw, []byte("s3cret\n"), 0o600))
 	g := globals{broker: "tcp://127.0.0.1:1883", username: "console", passwordFile: pw, clientID: "x"}
-	opts, err := g.connOptions()
+	opts, err := g.clientOptions()
 	require.NoError(t, err)
 	assert.Equal(t, "s3cret", opts.Password)
 
 	require.NoError(t, os.WriteFile(pw, []byte("\n"), 0o600))
-	_, err = g.connOptions()
+	_, err = g.clientOptions()
 	assert.ErrorContains(t, err, "is empty")
 
 	g.passwordFile = filepath.Join(dir, "missing")
-	_, err = g.connOptions()
+	_, err = g.clientOptions()
 	assert.ErrorContains(t, err, "read password file")
 
 	g = globals{broker: "ssl://127.0.0.1:8883", caFile: pw, clientID: "x"}
 	require.NoError(t, os.WriteFile(pw, []byte("not a certificate"), 0o600))
-	_, err = g.connOptions()
+	_, err = g.clientOptions()
 	assert.ErrorContains(t, err, "holds no PEM certificate")
 }
 
@@ -156,7 +157,7 @@ func TestParseSim(t *testing.T) {
 func TestVersion(t *testing.T) {
 	for _, args := range [][]string{{"version"}, {"--version"}, {"-version"}, {"--broker", "tcp://127.0.0.1:1", "--version"}} {
 		var out bytes.Buffer
-		err := run(context.Background(), append([]string{"visitctl"}, args...), func(string) string { return "" }, &out, &bytes.Buffer{})
+		err := run(context.Background(), append([]string{"visitctl"}, args...), func(string) string { return "" }, strings.NewReader(""), &out, &bytes.Buffer{})
 		require.NoError(t, err, "%q", args)
 		assert.Equal(t, "visitctl "+buildinfo.Version()+"\n", out.String(), "%q", args)
 	}

@@ -112,20 +112,20 @@ func runSim(ctx context.Context, g globals, args []string, stdout io.Writer) err
 	if err != nil {
 		return usagef("%v", err)
 	}
-	opts, err := g.connOptions()
+	o, err := g.clientOptions()
 	if err != nil {
 		return err
 	}
-	c, err := connect(ctx, g, opts)
+	c, err := dial(ctx, o)
 	if err != nil {
 		return err
 	}
-	defer c.Disconnect(250)
+	defer c.Close()
 	payload, err := json.Marshal(set)
 	if err != nil {
 		return fmt.Errorf("encode sim control: %w", err)
 	}
-	if err := wait(ctx, c.Publish(topics.SimSet(), 1, false, payload), g.timeout, "publish to "+topics.SimSet()); err != nil {
+	if err := c.Publish(ctx, topics.SimSet(), payload, false); err != nil {
 		return err
 	}
 	if g.json {

@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/roomd/roomd/roomclient"
 )
 
 // ANSI sequences of the live board.
@@ -18,9 +18,9 @@ const (
 // watchEvent is what the MQTT goroutines tell the watch loop.
 type watchEvent struct {
 	msg       *inbound
-	connected bool // a (re)connection with its subscriptions granted
+	connected bool // a reconnection with its subscriptions granted
 	lost      bool
-	err       error // a subscription failed
+	err       error
 }
 
 // runWatch is "visitctl watch": the live board of every room under base.
@@ -45,7 +45,7 @@ func runWatch(ctx context.Context, g globals, args []string, stdout io.Writer) e
 	if err := g.check(); err != nil {
 		return err
 	}
-	opts, err := g.connOptions()
+	o, err := g.clientOptions()
 	if err != nil {
 		return err
 	}
@@ -57,68 +57,25 @@ func runWatch(ctx context.Context, g globals, args []string, stdout io.Writer) e
 		case <-ctx.Done():
 		}
 	}
-	filters := map[string]byte{g.base + "/+/state": 1, g.base + "/+/availability": 1, g.base + "/+/alerts": 1}
-	handler := func(_ mqtt.Client, m mqtt.Message) {
-		send(watchEvent{msg: &inbound{topic: m.Topic(), payload: m.Payload(), retained: m.Retained()}})
+	o.Streams = roomclient.States | roomclient.Availabilities | roomclient.Alerts
+	o.OnMessage = func(m roomclient.Message) {
+		send(watchEvent{msg: &inbound{topic: m.Topic, payload: m.Payload, retained: m.Retained}})
 	}
-	if !*once {
-		opts.SetAutoReconnect(true)
-		opts.SetMaxReconnectInterval(10 * time.Second)
-	}
-	// Subscriptions are made on every connection: the session is clean.
-	opts.SetOnConnectHandler(func(c mqtt.Client) {
-		tok := c.SubscribeMultiple(filters, handler)
-		if !tok.WaitTimeout(g.timeout) {
-			send(watchEvent{err: fmt.Errorf("subscribe to %s/+/...: no answer from the broker within %s", g.base, g.timeout)})
-			return
-		}
-		if err := tok.Error(); err != nil {
-			send(watchEvent{err: fmt.Errorf("subscribe to %s/+/...: %w", g.base, err)})
-			return
-		}
-		for topic, code := range tok.(*mqtt.SubscribeToken).Result() {
-			if code >= 0x80 {
-				send(watchEvent{err: fmt.Errorf("subscribe to %s: refused by the broker (check the ACL for user %q)", topic, g.username)})
-				return
-			}
-		}
-		send(watchEvent{connected: true})
-	})
-	opts.SetConnectionLostHandler(func(mqtt.Client, error) { send(watchEvent{lost: true}) })
-
-	c, err := connect(ctx, g, opts)
+	// The live board reconnects by itself (and subscribes again: the
+	// session is clean); --once does not.
+	o.NoReconnect = *once
+	o.OnConnect = func() { send(watchEvent{connected: true}) }
+	o.OnLost = func(error) { send(watchEvent{lost: true}) }
+	c, err := dial(ctx, o)
 	if err != nil {
-		return err
-	}
-	defer c.Disconnect(250)
-
-	b := newBoard(g.base, *heartbeat)
-	// Wait for the first subscriptions.
-	first := time.NewTimer(g.timeout)
-	defer first.Stop()
-	var early []inbound
-wait:
-	for {
-		select {
-		case e := <-events:
-			switch {
-			case e.err != nil:
-				return e.err
-			case e.connected:
-				break wait
-			case e.msg != nil:
-				early = append(early, *e.msg)
-			}
-		case <-first.C:
-			return &unreachableError{fmt.Errorf("subscribe to %s/+/...: no answer from the broker within %s", g.base, g.timeout)}
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			return nil
 		}
+		return err
 	}
-	bell := false
-	for _, m := range early {
-		bell = b.apply(m, time.Now()) || bell
-	}
+	defer c.Close()
+
+	b := newBoard(g.base, *heartbeat)
 	if *once {
 		return watchOnce(ctx, g, b, events, *settle, stdout)
 	}
@@ -142,7 +99,7 @@ wait:
 		_, err := io.WriteString(stdout, out)
 		return err
 	}
-	if err := draw(bell); err != nil {
+	if err := draw(false); err != nil {
 		return fmt.Errorf("write board: %w", err)
 	}
 	tick := time.NewTicker(time.Second)

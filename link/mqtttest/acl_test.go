@@ -318,3 +318,88 @@ func TestShippedConfigStopsSessionTakeover(t *testing.T) {
 	_ = again
 	requireOnly(t, ch, msg{"visitrooms/room-a/cmd/guard-7", "queued"})
 }
+
+// haBroker runs mosquitto with the shipped ACL and its Home Assistant
+// block, which ships commented out (a site turns discovery on), enabled;
+// Home Assistant's password is "pw-ha".
+func haBroker(t *testing.T) *mqtttest.MosquittoBroker {
+	t.Helper()
+	acl, err := os.ReadFile(mqtttest.ShippedACL(t))
+	require.NoError(t, err)
+	var out []string
+	in := false
+	for _, ln := range strings.Split(string(acl), "\n") {
+		if strings.HasPrefix(ln, "# user homeassistant") {
+			in = true
+		}
+		if in && strings.HasPrefix(ln, "# ") && (strings.HasPrefix(ln, "# user") || strings.HasPrefix(ln, "# topic")) {
+			ln = strings.TrimPrefix(ln, "# ")
+		} else if in && ln == "" {
+			in = false
+		}
+		out = append(out, ln)
+	}
+	path := filepath.Join(t.TempDir(), "acl")
+	require.NoError(t, os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o644))
+	all := map[string]string{"homeassistant": "pw-ha"}
+	for u, p := range users {
+		all[u] = p
+	}
+	return mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{TLS: true, Users: all, ACLFile: path})
+}
+
+// TestACLHomeAssistantDiscovery: a room publishes (and clears) its own
+// discovery message only, and hears Home Assistant's birth; Home Assistant
+// reads the state, alerts and availability it shows, never the events,
+// info or replies, and writes its status, not the rooms' discovery.
+func TestACLHomeAssistantDiscovery(t *testing.T) {
+	t.Parallel()
+	mq := haBroker(t)
+	ch, h := collector()
+	ha := connect(t, client{id: "homeassistant", url: mq.URL(), user: "homeassistant", pass: "pw-ha", tls: mq.TLSConfig(), clean: true})
+	require.Equal(t, byte(1), subscribe(t, ha, "homeassistant/#", h))
+	roomA := as(t, mq, "room-a", nil)
+
+	publish(t, roomA, "homeassistant/device/roomd_room-b/config", "forged", true)
+	publish(t, roomA, "homeassistant/device/other/config", "forged", true)
+	publish(t, roomA, "homeassistant/status", "forged", false)
+	publish(t, roomA, "homeassistant/device/roomd_room-a/config", "{}", true)
+	requireOnly(t, ch, msg{"homeassistant/device/roomd_room-a/config", "{}"})
+	// Cleared on decommission with the room's identity: an empty retained
+	// publish.
+	publish(t, roomA, "homeassistant/device/roomd_room-a/config", "", true)
+	requireOnly(t, ch, msg{"homeassistant/device/roomd_room-a/config", ""})
+
+	// The room hears Home Assistant's birth message.
+	roomCh, roomH := collector()
+	require.Equal(t, byte(1), subscribe(t, roomA, "homeassistant/status", roomH))
+	publish(t, ha, "homeassistant/device/roomd_room-a/config", "forged by ha", true)
+	publish(t, ha, "homeassistant/status", "online", false)
+	require.Equal(t, msg{"homeassistant/status", "online"}, receive(t, roomCh, "birth"))
+	requireOnly(t, ch, msg{"homeassistant/status", "online"})
+
+	// Home Assistant reads what its entities show, and nothing else.
+	haCh, haH := collector()
+	for _, sub := range []string{"state", "alerts", "availability", "events", "reply", "info", "cmd"} {
+		subscribe(t, ha, "visitrooms/room-a/"+sub, haH)
+	}
+	for _, sub := range []string{"events", "reply", "info", "state"} {
+		publish(t, roomA, "visitrooms/room-a/"+sub, sub, false)
+	}
+	requireOnly(t, haCh, msg{"visitrooms/room-a/state", "state"})
+	publish(t, roomA, "visitrooms/room-a/alerts", "alerts", false)
+	requireOnly(t, haCh, msg{"visitrooms/room-a/alerts", "alerts"})
+	publish(t, roomA, "visitrooms/room-a/availability", "online", false)
+	requireOnly(t, haCh, msg{"visitrooms/room-a/availability", "online"})
+	// It cannot command a room anonymously or as an operator. (Like every
+	// identity under the operators' pattern it could send as itself,
+	// recorded by "homeassistant": the ACL says so.)
+	roomCmd, roomCmdH := collector()
+	subscribe(t, roomA, "visitrooms/room-a/cmd/+", roomCmdH)
+	subscribe(t, roomA, "visitrooms/room-a/cmd", roomCmdH)
+	publish(t, ha, "visitrooms/room-a/cmd", "from ha", false)
+	publish(t, ha, "visitrooms/room-a/cmd/guard-7", "from ha", false)
+	guard := as(t, mq, "guard-7", nil)
+	publish(t, guard, "visitrooms/room-a/cmd/guard-7", "marker", false)
+	requireOnly(t, roomCmd, msg{"visitrooms/room-a/cmd/guard-7", "marker"})
+}

@@ -290,6 +290,11 @@ func (rc *roomCheck) presenceCombined() error {
 	if err := rc.drive(offPIR1, true); err != nil {
 		return err
 	}
+	// The combined reading does not change when PIR1 joins, so nothing
+	// tells when its edge was taken; a handover in the room is never
+	// instantaneous either. Give PIR1's edge (15-20 ms under TCG) and its
+	// debounce time to settle before PIR0 lets go.
+	time.Sleep(3 * debounce)
 	if err := rc.drive(offPIR0, false); err != nil {
 		return err
 	}
