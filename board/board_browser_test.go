@@ -104,6 +104,20 @@ func TestBoardInBrowser(t *testing.T) {
 			"no presence during a visit")
 	})
 
+	t.Run("the page hides presence in a visit even if it was sent", func(t *testing.T) {
+		for _, phase := range []string{"in_visit", "overtime", "inspection"} {
+			eval[bool](t, ctx, `(() => { window.guardboard.apply({room: "zz-forged", category: "visit", link: "online", phase: "`+phase+`",
+				door: "closed", lock: "unlocked", presence: "present", alerts: [], heartbeat_s: 30}); return true })()`)
+			until(t, ctx, "the forged tile", tile("zz-forged")+`.dataset.phase === "`+phase+`"`)
+			assert.NotContains(t, eval[string](t, ctx, tile("zz-forged")+`.textContent`), "Presence", phase)
+		}
+		eval[bool](t, ctx, `(() => { window.guardboard.apply({room: "zz-forged", category: "idle", link: "online", phase: "idle",
+			door: "closed", lock: "unlocked", presence: "present", alerts: [], heartbeat_s: 30}); return true })()`)
+		until(t, ctx, "presence shown when idle (the check can fail)", tile("zz-forged")+`.textContent.includes("Presence: present")`)
+		eval[bool](t, ctx, `(() => { location.reload(); return true })()`)
+		until(t, ctx, "the board again, without the forged tile", `document.body.dataset.stream === "open" && document.querySelectorAll("#tiles article").length === 4`)
+	})
+
 	t.Run("a panic appears, rings once armed, and acknowledging it silences it", func(t *testing.T) {
 		assert.Equal(t, "unarmed", eval[string](t, ctx, `document.body.dataset.sound`))
 		assert.True(t, eval[bool](t, ctx, `!document.getElementById("sound-banner").hidden`), "the board shows loudly that sound is not armed")

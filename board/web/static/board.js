@@ -612,6 +612,9 @@
     rooms, get offset() { return offset; }, get snapshots() { return snapshots; }, get lastId() { return lastId; },
     get audioState() { return audio ? audio.state : 'none'; }, get beeps() { return beeps; },
     get busy() { return busy; }, stats,
+    // Draw a tile from a view as if the board had sent it (the page's own
+    // privacy filter applies).
+    apply: (v) => applyRoom(v),
   };
   start();
 })();
