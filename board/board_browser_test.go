@@ -134,7 +134,7 @@ func TestBoardInBrowser(t *testing.T) {
 		until(t, ctx, "the sound repeating", `window.guardboard.beeps > `+itoa(beeps))
 		screenshot(t, ctx, "board-panic.png")
 
-		run(t, ctx, chromedp.Click(chromedp.CSS(`article[data-room="room-1"] li[data-kind="panic"] button[data-action="ack_alert"]`)))
+		click(t, ctx, `article[data-room="room-1"] li[data-kind="panic"] button[data-action="ack_alert"]`)
 		until(t, ctx, "the acknowledgement by guard-7", tile("room-1")+`.querySelector('li[data-kind="panic"] [data-acked-by="guard-7"]')`)
 		until(t, ctx, "silence", `document.body.dataset.sound === "off"`)
 		assert.Contains(t, eval[string](t, ctx, tile("room-1")+`.querySelector("[data-reply]").textContent`), "ack alert done")
@@ -162,23 +162,25 @@ func TestBoardInBrowser(t *testing.T) {
 		eval[bool](t, ctx, `(() => { const s = document.getElementById("tester-room"); s.value = "room-4"; s.dispatchEvent(new Event("change")); return true })()`)
 		until(t, ctx, "room-4's lamps", `document.getElementById("tester-room").value === "room-4" && document.querySelector('.lamp[data-lamp="alarm_light"][data-mode="off"]')`)
 
-		run(t, ctx, chromedp.Click(chromedp.CSS(`#tester button[data-sim="door-open"]`)))
+		click(t, ctx, `#tester button[data-sim="door-open"]`)
 		until(t, ctx, "door open on the tile", tile("room-4")+`.textContent.includes("Door: open")`)
 		assert.Equal(t, "open", send("room-4", roomclient.GetState()).State.Door, "the room itself says open")
 
-		run(t, ctx, chromedp.Click(chromedp.CSS(`#tester button[data-sim="panic-press-toilet"]`)))
+		click(t, ctx, `#tester button[data-sim="panic-press-toilet"]`)
 		until(t, ctx, "the alarm light's panic pattern", `document.querySelector('.lamp[data-lamp="alarm_light"]').dataset.mode === "panic"`)
 		until(t, ctx, "the reassurance lamp blinking", `document.querySelector('.lamp[data-lamp="reassurance"]').dataset.mode === "blink"`)
 		assert.Equal(t, "panic", eval[string](t, ctx, `document.querySelector('.lamp[data-lamp="alarm_sounder"]').dataset.mode`))
 		until(t, ctx, "room-4's panic at toilet", tile("room-4")+`.querySelector('li[data-kind="panic"]').textContent.includes("toilet")`)
 		screenshot(t, ctx, "tester-panel.png")
 
-		run(t, ctx, chromedp.Click(chromedp.CSS(`article[data-room="room-4"] li[data-kind="panic"] button[data-action="ack_alert"]`)))
+		click(t, ctx, `article[data-room="room-4"] li[data-kind="panic"] button[data-action="ack_alert"]`)
 		until(t, ctx, "the sounder silenced and the reassurance lamp steady",
 			`document.querySelector('.lamp[data-lamp="alarm_sounder"]').dataset.mode === "off" && document.querySelector('.lamp[data-lamp="reassurance"]').dataset.mode === "on"`)
-		run(t, ctx, chromedp.Click(chromedp.CSS(`#tester button[data-sim="panic-release-toilet"]`)), chromedp.Click(chromedp.CSS(`#tester button[data-sim="staff-on"]`)))
+		click(t, ctx, `#tester button[data-sim="panic-release-toilet"]`)
+		click(t, ctx, `#tester button[data-sim="staff-on"]`)
 		until(t, ctx, "the panic reset on site", tile("room-4")+` && !`+tile("room-4")+`.querySelector('li[data-kind="panic"]')`)
-		run(t, ctx, chromedp.Click(chromedp.CSS(`#tester button[data-sim="staff-off"]`)), chromedp.Click(chromedp.ID("tester-toggle")))
+		click(t, ctx, `#tester button[data-sim="staff-off"]`)
+		click(t, ctx, "#tester-toggle")
 	})
 
 	t.Run("after the stream drops the page resumes without missing an alert", func(t *testing.T) {
@@ -190,7 +192,7 @@ func TestBoardInBrowser(t *testing.T) {
 		until(t, ctx, "room-4's new panic in the log", `document.querySelector('#log-list li[data-log-type="alert_raised"][data-log-room="room-4"]') &&
 			[...document.querySelectorAll('#log-list li[data-log-type="alert_raised"][data-log-room="room-4"]')].some(li => li.textContent.includes("bed"))`)
 		assert.Equal(t, 1, eval[int](t, ctx, `window.guardboard.snapshots`), "resumed from the last event id, not from a new snapshot")
-		run(t, ctx, chromedp.Click(chromedp.CSS(`article[data-room="room-4"] li[data-kind="panic"][data-acked="false"] button[data-action="ack_alert"]`)))
+		click(t, ctx, `article[data-room="room-4"] li[data-kind="panic"][data-acked="false"] button[data-action="ack_alert"]`)
 		until(t, ctx, "room-4 acknowledged", tile("room-4")+`.querySelector('li[data-kind="panic"] [data-acked-by="guard-7"]')`)
 	})
 

@@ -91,6 +91,22 @@ func get[T any](t testing.TB, ctx context.Context, a chromedp.Action[T]) T {
 	return v
 }
 
+// click clicks the element sel with the mouse, as a guard does; it tries
+// again when the element was redrawn between finding it and clicking it.
+func click(t testing.TB, ctx context.Context, sel string) {
+	t.Helper()
+	var err error
+	for range 5 {
+		cctx, cancel := context.WithTimeout(ctx, browserWait)
+		err = chromedp.Do(cctx, chromedp.Click(chromedp.CSS(sel)))
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "Could not find node") {
+			break
+		}
+	}
+	require.NoError(t, err, "click %s", sel)
+}
+
 // eval returns the value of a JavaScript expression (promises awaited).
 func eval[T any](t testing.TB, ctx context.Context, expr string) T {
 	t.Helper()

@@ -19,6 +19,7 @@
   let streamLostAt = 0;
   const logIds = new Set();
   let testerRoom = '';
+  let testerDrawn = '';     // what the tester panel was drawn from
   let busy = false;          // an action is in flight
   const stats = {room: 0, log: 0, link: 0, snapshot: 0, logTypes: {}}; // updates received, by kind
 
@@ -204,7 +205,13 @@
     return kids;
   }
 
+  const drawn = new Map();    // room id -> what its tile was drawn from (JSON, lamps aside)
   function updateTile(v) {
+    // Redraw only what changed: a button replaced under the pointer loses
+    // the click.
+    const key = JSON.stringify({...v, lamps: undefined});
+    if (drawn.get(v.room) === key && tiles.has(v.room)) return;
+    drawn.set(v.room, key);
     let el = tiles.get(v.room);
     const reply = el ? el.querySelector('[data-reply]') : null;
     const focusKey = el && el.contains(document.activeElement) ? document.activeElement.dataset.key : null;
@@ -484,6 +491,9 @@
     if (sec.hidden) return;
     if (!list.includes(testerRoom)) testerRoom = list[0] || '';
     const v = rooms.get(testerRoom);
+    const key = JSON.stringify([testerRoom, list, v]);
+    if (key === testerDrawn && sec.childElementCount) return;
+    testerDrawn = key;
     const focusKey = sec.contains(document.activeElement) ? document.activeElement.dataset.key : null;
     const sel = h('select', {id: 'tester-room', 'aria-label': 'simulated room', 'data-key': 'room',
       onchange: (e) => { testerRoom = e.target.value; renderTester(); }},
@@ -551,7 +561,7 @@
       sampleClock(s.now);
       const seen = new Set();
       for (const v of s.rooms) { applyRoom(v); seen.add(v.room); }
-      for (const r of [...rooms.keys()]) if (!seen.has(r)) { rooms.delete(r); tiles.get(r).remove(); tiles.delete(r); }
+      for (const r of [...rooms.keys()]) if (!seen.has(r)) { rooms.delete(r); tiles.get(r).remove(); tiles.delete(r); drawn.delete(r); }
       $('log-list').replaceChildren();
       logIds.clear();
       for (const l of s.log) addLog(l, '');
