@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,12 @@ type Options struct {
 	CommandTimeout time.Duration
 	// History is how many updates a browser can resume over (default 20000).
 	History int
+	// StateFile, if set, keeps where the board stands in every room's
+	// records (epoch and highest seq applied), written every 10 s and at
+	// the end: after a restart roomclient asks the rooms to replay what the
+	// broker did not keep for the board (a lost session, a broker that lost
+	// its queue), so no alert is missed and who acknowledged stays known.
+	StateFile string
 	// Now is the board's clock (nil: time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -73,11 +80,14 @@ type Board struct {
 	box mailbox
 
 	// Owned by the loop goroutine.
-	model     *Model
-	lastJSON  map[string]string
-	logLines  []json.RawMessage
-	connected bool
-	since     time.Time
+	model      *Model
+	lastJSON   map[string]string
+	logLines   []json.RawMessage
+	connected  bool
+	since      time.Time
+	marks      map[string]roomclient.Mark // the records applied, per room
+	marksDirty bool
+	ticks      int
 }
 
 // New returns a board; Run connects it.
@@ -101,7 +111,7 @@ func New(o Options) *Board {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := &Board{o: o, log: o.Logger, now: o.Now, History: NewHistory(o.History, 4096),
-		model: NewModel(), lastJSON: map[string]string{}}
+		model: NewModel(), lastJSON: map[string]string{}, marks: map[string]roomclient.Mark{}}
 	b.box.init()
 	b.since = o.Now()
 	return b
@@ -154,6 +164,18 @@ func (m *mailbox) take() []item {
 // Run connects to the broker (again and again until it answers), follows
 // the rooms and updates the history until ctx ends.
 func (b *Board) Run(ctx context.Context) error {
+	if b.o.StateFile != "" {
+		marks, err := readMarks(b.o.StateFile)
+		if err != nil {
+			// The board must run all the same: it gets what the broker kept
+			// for it, and says that it may have missed records.
+			b.log.Error("the board's state file is unreadable; starting without marks", "err", err)
+			b.addLog(LogEntry{At: link.T(b.now()), Type: "state_lost", Severity: "warning",
+				Detail: "the board's state file was unreadable: records the broker did not keep while the board was away may be missing"})
+			marks = map[string]roomclient.Mark{}
+		}
+		b.marks = marks
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -179,8 +201,11 @@ func (b *Board) Run(ctx context.Context) error {
 			if c := b.simCli.Load(); c != nil {
 				c.Close()
 			}
+			for _, it := range b.box.take() {
+				b.step(it) // what arrived before the close is applied, and marked
+			}
 			b.History.DropAll()
-			return nil
+			return b.saveMarks()
 		case <-b.box.notify:
 			for _, it := range b.box.take() {
 				b.step(it)
@@ -206,7 +231,89 @@ func (b *Board) options() roomclient.Options {
 		OnConnect: func() { b.box.put(item{link: &up}) },
 		OnLost:    func(error) { b.box.put(item{link: &down}) },
 		Now:       b.now, Logger: b.log.With("component", "roomclient"),
+		Resume: b.resume(),
 	}
+}
+
+// resume returns the marks read at the start (a copy: the loop owns b.marks).
+func (b *Board) resume() map[string]roomclient.Mark {
+	if len(b.marks) == 0 {
+		return nil
+	}
+	out := make(map[string]roomclient.Mark, len(b.marks))
+	for r, m := range b.marks {
+		out[r] = m
+	}
+	return out
+}
+
+// mark notes a record applied: the room's epoch and its highest seq.
+func (b *Board) mark(r roomclient.Record) {
+	m, ok := b.marks[r.Room]
+	switch {
+	case !ok || r.NewEpoch || (m.Epoch != r.Epoch && r.Verdict == roomclient.New):
+		b.marks[r.Room] = roomclient.Mark{Epoch: r.Epoch, Seq: r.Seq}
+	case m.Epoch == r.Epoch && r.Seq > m.Seq:
+		m.Seq = r.Seq
+		b.marks[r.Room] = m
+	default:
+		return
+	}
+	b.marksDirty = true
+}
+
+// marksFile is the state file's content.
+type marksFile struct {
+	Marks map[string]roomclient.Mark `json:"marks"`
+}
+
+func readMarks(path string) (map[string]roomclient.Mark, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]roomclient.Mark{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the board's state file: %w", err)
+	}
+	var f marksFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("read the board's state file %s: %w", path, err)
+	}
+	if f.Marks == nil {
+		f.Marks = map[string]roomclient.Mark{}
+	}
+	return f.Marks, nil
+}
+
+// saveMarks writes the marks atomically (a new file renamed over the old).
+func (b *Board) saveMarks() error {
+	if b.o.StateFile == "" || !b.marksDirty {
+		return nil
+	}
+	data, err := json.Marshal(marksFile{Marks: b.marks})
+	if err != nil {
+		return fmt.Errorf("save the board's marks: %w", err)
+	}
+	tmp := b.o.StateFile + ".new"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("save the board's marks: %w", err)
+	}
+	_, werr := f.Write(data)
+	if serr := f.Sync(); werr == nil {
+		werr = serr
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("save the board's marks: %w", werr)
+	}
+	if err := os.Rename(tmp, b.o.StateFile); err != nil {
+		return fmt.Errorf("save the board's marks: %w", err)
+	}
+	b.marksDirty = false
+	return nil
 }
 
 // connect dials until the broker answers; afterwards the client reconnects
@@ -278,6 +385,7 @@ func (b *Board) step(it item) {
 			b.addLog(*le)
 		}
 		b.publishRoom(it.rec.Room)
+		b.mark(*it.rec)
 	case it.loss != nil:
 		l := it.loss
 		b.addLog(LogEntry{At: link.T(b.now()), Room: l.Room, Type: "records_lost", Severity: "warning",
@@ -295,6 +403,11 @@ func (b *Board) step(it item) {
 		}
 	case it.tick:
 		b.refreshRegistry()
+		if b.ticks++; b.ticks%10 == 0 && b.marksDirty {
+			if err := b.saveMarks(); err != nil {
+				b.log.Error("save the board's marks", "err", err)
+			}
+		}
 	case it.snap != nil:
 		it.snap <- b.snapshot()
 	case it.view != nil:

@@ -71,7 +71,7 @@ type serveFlags struct {
 	broker, brokerUser, brokerPasswordFile, base string
 	brokerCA, brokerCert, brokerKey              string
 	tlsCert, tlsKey                              string
-	simUser, simPasswordFile                     string
+	simUser, simPasswordFile, stateFile          string
 	insecureHTTP                                 bool
 }
 
@@ -94,6 +94,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.tlsKey, "tls-key", "", "key `file` of --tls-cert")
 	fs.StringVar(&f.simUser, "sim-driver-user", "", "broker identity the tester panel publishes sim/set as (test benches only; no production ACL grants it)")
 	fs.StringVar(&f.simPasswordFile, "sim-driver-password-file", "", "`file` holding the sim driver's broker password")
+	fs.StringVar(&f.stateFile, "state-file", "", "`file` keeping where the board stands in every room's records, so that a restarted board has the rooms replay what the broker did not keep for it (e.g. /var/lib/guardboard/marks.json)")
 	fs.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow plain HTTP on an address other than loopback (passwords travel in clear)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: guardboard serve --accounts FILE --broker URL [flags]\n")
@@ -126,7 +127,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if ids, _ := (board.AccountsFile{Path: f.accounts}).List(); len(ids) == 0 {
 		return fmt.Errorf("accounts file %s has no account: add one with guardboard accounts add ID --accounts %s", f.accounts, f.accounts)
 	}
-	o := board.Options{Broker: f.broker, Username: f.brokerUser, Base: f.base, SimUsername: f.simUser, Logger: log}
+	o := board.Options{Broker: f.broker, Username: f.brokerUser, Base: f.base, SimUsername: f.simUser, Logger: log,
+		StateFile: f.stateFile}
 	if f.brokerPasswordFile != "" {
 		if o.Password, err = link.ReadPasswordFile(f.brokerPasswordFile); err != nil {
 			return fmt.Errorf("broker: %w", err)

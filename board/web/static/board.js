@@ -450,6 +450,7 @@
     alert_reannounced: 'still active, unacknowledged again', alert_acked: 'acknowledged', alert_cleared: 'cleared',
     service_changed: 'service changed', link_offline: '✕ went OFFLINE', link_stale: '⧗ went STALE',
     link_online: '● back online', link_unknown: '? link unknown', records_lost: '⚠ records lost',
+    state_lost: '⚠ the board lost its place in the records',
   };
   function addLog(e, id) {
     if (id && logIds.has(id)) return;
