@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/link"
 )
 
@@ -30,14 +31,15 @@ func (c *Client) Prepare(cmd Command) (Command, []byte, error) {
 	return cmd, b, nil
 }
 
-// commandTopic is where the client's commands to room go.
-func (c *Client) commandTopic(room string) (string, error) {
+// commandTopic is where operator's commands to room go ("": the plain
+// cmd topic).
+func (c *Client) commandTopic(room, operator string) (string, error) {
 	t, err := link.NewTopics(c.base, room)
 	if err != nil {
 		return "", err
 	}
-	if c.o.Operator != "" {
-		return t.OperatorCommand(c.o.Operator), nil
+	if operator != "" {
+		return t.OperatorCommand(operator), nil
 	}
 	return t.Command(), nil
 }
@@ -54,7 +56,7 @@ func (c *Client) Post(ctx context.Context, room string, cmd Command) (Command, e
 	if err != nil {
 		return cmd, err
 	}
-	topic, err := c.commandTopic(room)
+	topic, err := c.commandTopic(room, c.o.Operator)
 	if err != nil {
 		return cmd, err
 	}
@@ -73,6 +75,20 @@ func (c *Client) Post(ctx context.Context, room string, cmd Command) (Command, e
 // *NoReplyError when ctx ended first, an *InvalidCommandError for a
 // command no room would accept, or ErrClosed.
 func (c *Client) Send(ctx context.Context, room string, cmd Command) (*Reply, error) {
+	return c.SendAs(ctx, room, c.o.Operator, cmd)
+}
+
+// SendAs is Send on {base}/{room}/cmd/{operator} instead of the client's
+// own Options.Operator ("" sends on the plain cmd topic). It is for a
+// console that authenticates its operators itself and speaks for them under
+// one broker identity (the guard station board): the broker's ACL must let
+// that identity write cmd/{operator}, and the room records operator as
+// "by". The room remembers a request id per operator, so the same id sent
+// as two operators is two commands.
+func (c *Client) SendAs(ctx context.Context, room, operator string, cmd Command) (*Reply, error) {
+	if operator != "" && !controller.ValidOperatorID(operator) {
+		return nil, fmt.Errorf("send as operator %q: want 1 to 64 of A-Z a-z 0-9 . _ : -, not on_site", operator)
+	}
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -83,11 +99,11 @@ func (c *Client) Send(ctx context.Context, room string, cmd Command) (*Reply, er
 	if err != nil {
 		return nil, err
 	}
-	topic, err := c.commandTopic(room)
+	topic, err := c.commandTopic(room, operator)
 	if err != nil {
 		return nil, err
 	}
-	key := room + "\x00" + cmd.RequestID
+	key := pendingKey(room, operator, cmd.RequestID)
 	ch := make(chan *Reply, 4)
 	c.mu.Lock()
 	c.pending[key] = ch
@@ -158,11 +174,8 @@ func (c *Client) receiveReplies(ctx context.Context, room string) error {
 // reply hands a reply to the Send waiting for it (the receiving goroutine:
 // never blocks).
 func (c *Client) reply(room string, r *link.ReplyMessage) {
-	if r.Operator != c.o.Operator {
-		return // another identity's command with the same id
-	}
 	c.mu.Lock()
-	ch := c.pending[room+"\x00"+r.RequestID]
+	ch := c.pending[pendingKey(room, r.Operator, r.RequestID)]
 	c.mu.Unlock()
 	if ch == nil {
 		return
@@ -171,4 +184,10 @@ func (c *Client) reply(room string, r *link.ReplyMessage) {
 	case ch <- &Reply{Room: room, ReplyMessage: *r}:
 	default:
 	}
+}
+
+// pendingKey names a Send waiting for its reply: a reply to another
+// operator's command with the same request id is not its reply.
+func pendingKey(room, operator, requestID string) string {
+	return room + "\x00" + operator + "\x00" + requestID
 }

@@ -21,6 +21,9 @@ import (
 // visit passes in about 20 seconds.
 const DefaultDemoSpeed = 400
 
+// demoBoardURL is where guardboard -demo serves the board by default.
+const demoBoardURL = "http://127.0.0.1:8080/"
+
 // DefaultScenarioSpeed is roomd scenario's speed: a two-hour visit in 72
 // seconds. Sensor debounce and bounce timings stay in real time, so at much
 // higher speeds sub-second sensor changes blur into visit seconds and timing
@@ -230,6 +233,9 @@ func replay(ctx context.Context, sc *scenario.Scenario, a replayArgs) error {
 	}
 	out.printf("\nThe broker and room %s keep running until Ctrl-C (the room's clock runs %gx faster):\n", sc.Room, a.speed)
 	out.printf("  broker:   %s\n", r.broker.URL())
+	out.printf("  board:    go run ./cmd/guardboard -demo --broker %s\n", r.broker.URL())
+	out.printf("            then open %s and log in as guard-1, password demo-password\n", demoBoardURL)
+	out.printf("            (the board shows the room's times; this room's clock runs %gx faster than yours)\n", a.speed)
 	out.printf("  watch:    visitctl --broker %s watch\n", r.broker.URL())
 	out.printf("  sensors:  publish to %s/%s/sim/set, e.g. {\"door\":\"open\"} or {\"panic\":true}\n\n", r.cfg.MQTT.Base, sc.Room)
 	<-ctx.Done()

@@ -112,6 +112,8 @@ func TestDemoKeepRunsUntilCancelled(t *testing.T) {
 		t.Fatal("demo --keep did not stop after cancel")
 	}
 	assert.Contains(t, out.String(), "sim/set")
+	assert.Contains(t, out.String(), "board:    go run ./cmd/guardboard -demo --broker tcp://127.0.0.1:")
+	assert.Contains(t, out.String(), "then open http://127.0.0.1:8080/")
 }
 
 func TestDemoFlagErrors(t *testing.T) {

@@ -137,11 +137,44 @@ func TestACLBookingAndOperatorsSendCmd(t *testing.T) {
 	publish(t, guard, "visitrooms/room-a/cmd/guard-7", `{"cmd":"ack_alert"}`, false)
 	requireOnly(t, ch, msg{"visitrooms/room-a/cmd/guard-7", `{"cmd":"ack_alert"}`})
 
-	// The guard station only reads.
+	// The guard station never sends anonymously.
 	station := as(t, mq, "guard-station", nil)
 	publish(t, station, "visitrooms/room-a/cmd", `{"cmd":"station"}`, false)
 	publish(t, guard, "visitrooms/room-a/cmd/guard-7", `{"cmd":"marker"}`, false)
 	requireOnly(t, ch, msg{"visitrooms/room-a/cmd/guard-7", `{"cmd":"marker"}`})
+}
+
+// The guard station board speaks for the operators it authenticates: it
+// may send on cmd/<any operator> (and on its own, for replays), never on the
+// plain cmd topic, never on sim/set, never as a room's output; and an
+// operator still cannot send as another one.
+func TestACLGuardStationSpeaksForOperators(t *testing.T) {
+	t.Parallel()
+	mq := prodBroker(t)
+	ch, h := collector()
+	watcher := as(t, mq, "booking", nil)
+	subscribe(t, watcher, "visitrooms/#", h)
+
+	station := as(t, mq, "guard-station", nil)
+	publish(t, station, "visitrooms/room-a/cmd/guard-7", "as guard-7", false)
+	require.Equal(t, msg{"visitrooms/room-a/cmd/guard-7", "as guard-7"}, receive(t, ch, "station as guard-7"))
+	publish(t, station, "visitrooms/room-b/cmd/guard-8", "as guard-8", false)
+	require.Equal(t, msg{"visitrooms/room-b/cmd/guard-8", "as guard-8"}, receive(t, ch, "station as guard-8"))
+	publish(t, station, "visitrooms/room-a/cmd/guard-station", "replay", false)
+	require.Equal(t, msg{"visitrooms/room-a/cmd/guard-station", "replay"}, receive(t, ch, "station's own replay"))
+
+	publish(t, station, "visitrooms/room-a/cmd", "anonymous", false)
+	publish(t, station, "visitrooms/room-a/sim/set", `{"panic":true}`, false)
+	publish(t, station, "visitrooms/room-a/alerts", "forged", false)
+	publish(t, station, "visitrooms/room-a/state", "forged", false)
+	publish(t, station, "visitrooms/room-a/cmd/guard-7/x", "deeper", false)
+	publish(t, station, "visitrooms/room-a/cmd/guard-7", "marker", false)
+	requireOnly(t, ch, msg{"visitrooms/room-a/cmd/guard-7", "marker"})
+
+	guard := as(t, mq, "guard-7", nil)
+	publish(t, guard, "visitrooms/room-a/cmd/guard-8", "as another", false)
+	publish(t, guard, "visitrooms/room-a/cmd/guard-7", "own", false)
+	requireOnly(t, ch, msg{"visitrooms/room-a/cmd/guard-7", "own"})
 }
 
 func TestACLBookingCannotForgeRoomOutput(t *testing.T) {

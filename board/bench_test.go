@@ -1,0 +1,139 @@
+package board_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/roomclient"
+)
+
+// observeAlerts makes the page note, for every alert, when it first appears
+// in the DOM (wall clock, sub-millisecond): window.__seen["room/alert-id"].
+const observeAlerts = `(() => {
+  window.__seen = {};
+  const note = () => {
+    const t = performance.timeOrigin + performance.now();
+    for (const li of document.querySelectorAll("#tiles li.alert")) {
+      const k = li.closest("article").dataset.room + "/" + li.dataset.alert;
+      if (!(k in window.__seen)) window.__seen[k] = t;
+    }
+  };
+  new MutationObserver(note).observe(document.getElementById("tiles"), {childList: true, subtree: true});
+  return true;
+})()`
+
+func percentile(ds []float64, p float64) float64 {
+	s := append([]float64(nil), ds...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	i := int(float64(len(s))*p+0.999999) - 1 // nearest rank
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// loadavg returns the machine's 1-minute load average.
+func loadavg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
+	return f
+}
+
+// BenchmarkAlertToDOM measures, for a panic pressed in a real room, the
+// time from the alert_raised record's "at" (the room's clock when it
+// stepped) until the alert is in the board page's DOM (a MutationObserver
+// in chromium), beside the MQTT floor of the same run: the time from the
+// same "at" until a bare paho subscriber to {base}/+/alerts (QoS 1) on the
+// same mosquitto received the record. Rooms, broker, board and browser all
+// run on this machine and read the same clock. One op is one panic: press,
+// seen, released, acknowledged, cleared.
+//
+//	go test ./board -run '^$' -bench AlertToDOM -benchtime 200x
+func BenchmarkAlertToDOM(b *testing.B) {
+	ctx := browser(b)
+	rooms := []string{"room-1", "room-2", "room-3", "room-4", "room-5"}
+	s := startSite(b, siteOptions{Rooms: rooms, Operators: []string{"guard-7"}, Policy: "{preset: italy, panic_reset: ack}"})
+
+	type arrival struct {
+		room, id string
+		at       time.Time
+		got      time.Time
+	}
+	arrivals := make(chan arrival, 64)
+	o := paho.NewClientOptions().AddBroker(s.mq.URL()).SetClientID("floor").SetUsername("booking").
+		SetPassword(sitePasswords["booking"]).SetCleanSession(true).SetOrderMatters(true)
+	floor := paho.NewClient(o)
+	tok := floor.Connect()
+	require.True(b, tok.WaitTimeout(10*time.Second))
+	require.NoError(b, tok.Error())
+	defer floor.Disconnect(100)
+	tok = floor.Subscribe("visitrooms/+/alerts", 1, func(_ paho.Client, m paho.Message) {
+		got := time.Now()
+		var e link.EventMessage
+		if json.Unmarshal(m.Payload(), &e) == nil && e.Type == "alert_raised" && e.Alert != nil && e.Alert.Kind == "panic" {
+			arrivals <- arrival{room: e.Room, id: e.Alert.ID, at: e.At.Time, got: got}
+		}
+	})
+	require.True(b, tok.WaitTimeout(10*time.Second))
+	require.NoError(b, tok.Error())
+
+	login(b, ctx, s, "guard-7")
+	until(b, ctx, "every tile", fmt.Sprintf(`document.querySelectorAll("#tiles article").length === %d`, len(rooms)))
+	require.True(b, eval[bool](b, ctx, observeAlerts))
+
+	var dom, mqtt []float64
+	send := func(room string, cmd roomclient.Command) {
+		cctx, cancel := context.WithTimeout(context.Background(), browserWait)
+		defer cancel()
+		r, err := s.booking.Send(cctx, room, cmd)
+		require.NoError(b, err)
+		require.NoError(b, r.Err())
+	}
+	load0 := loadavg()
+	b.ResetTimer()
+	for i := range b.N {
+		room := rooms[i%len(rooms)]
+		require.NoError(b, s.rooms[room].Sim().SetPoint("bed", controller.LevelActive))
+		var a arrival
+		select {
+		case a = <-arrivals:
+		case <-time.After(browserWait):
+			b.Fatalf("no alert_raised from %s", room)
+		}
+		require.Equal(b, room, a.room)
+		key := a.room + "/" + a.id
+		until(b, ctx, "the alert in the DOM", fmt.Sprintf(`window.__seen[%q]`, key))
+		seenMs := eval[float64](b, ctx, fmt.Sprintf(`window.__seen[%q]`, key))
+		seen := time.UnixMicro(int64(seenMs * 1000))
+		dom = append(dom, float64(seen.Sub(a.at).Microseconds())/1000)
+		mqtt = append(mqtt, float64(a.got.Sub(a.at).Microseconds())/1000)
+
+		require.NoError(b, s.rooms[room].Sim().SetPoint("bed", controller.LevelInactive))
+		send(room, roomclient.AckAlert(a.id))
+		until(b, ctx, "the panic cleared", fmt.Sprintf(`!document.querySelector('article[data-room=%q] li[data-alert=%q]')`, room, a.id))
+	}
+	b.StopTimer()
+	b.ReportMetric(percentile(dom, 0.50), "dom-p50-ms")
+	b.ReportMetric(percentile(dom, 0.99), "dom-p99-ms")
+	b.ReportMetric(percentile(mqtt, 0.50), "mqtt-p50-ms")
+	b.ReportMetric(percentile(mqtt, 0.99), "mqtt-p99-ms")
+	b.ReportMetric(float64(len(dom)), "samples")
+	b.ReportMetric((load0+loadavg())/2, "loadavg")
+	b.Logf("GOMAXPROCS %d; samples %d; load average %.2f → %.2f", runtime.GOMAXPROCS(0), len(dom), load0, loadavg())
+}

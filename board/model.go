@@ -1,0 +1,482 @@
+package board
+
+import (
+	"encoding/json"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/roomclient"
+)
+
+// Category is why a tile stands where it does on the board: the most urgent
+// thing about its room. The order of the constants is the board's order.
+type Category int
+
+// The categories, most urgent first.
+const (
+	CatCritical     Category = iota // an unacknowledged critical alert
+	CatWarning                      // an unacknowledged warning alert
+	CatOvertime                     // a visit past its end
+	CatVisit                        // a visit running (or the inspection after one)
+	CatIdle                         // ready for a visit
+	CatOutOfService                 // out of service
+	CatOffline                      // offline, stale or never heard of
+)
+
+var categoryNames = [...]string{"critical", "warning", "overtime", "visit", "idle", "out_of_service", "offline"}
+
+func (c Category) String() string {
+	if c < 0 || int(c) >= len(categoryNames) {
+		return "category(?)"
+	}
+	return categoryNames[c]
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (c Category) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// LinkState is what the board knows of a room's connection.
+type LinkState string
+
+// The link states.
+const (
+	LinkOnline  LinkState = "online"  // availability online, states arriving
+	LinkOffline LinkState = "offline" // availability offline: roomd said so, or its Last Will
+	// LinkStale: not offline, but no state for more than
+	// roomclient.StaleFactor × info.heartbeat_s (the room, its network or
+	// the broker is in trouble and the Last Will has not said so yet).
+	LinkStale   LinkState = "stale"
+	LinkUnknown LinkState = "unknown" // no availability seen
+)
+
+// showsPresence lists the phases in which a tile may say whether somebody
+// is in the room. Everything else (a visit, overtime, the inspection, a
+// phase this board does not know) hides it, whatever a message carried.
+var showsPresence = map[string]bool{"idle": true, "out_of_service": true}
+
+// AlertView is an alert as a tile shows it.
+type AlertView struct {
+	link.AlertMessage
+	// AckedBy is the operator of the alert_acked record ("" when acked
+	// through the booking system's anonymous topic or when this board did
+	// not see the record; AckedBySeen says which).
+	AckedBy     string `json:"acked_by,omitempty"`
+	AckedBySeen bool   `json:"acked_by_seen,omitempty"`
+}
+
+// RoomView is one tile: everything the browser draws for a room.
+type RoomView struct {
+	Room     string    `json:"room"`
+	Category Category  `json:"category"`
+	Link     LinkState `json:"link"`
+	// LastState is when the latest state was known to be current; only
+	// when the link is not online.
+	LastState  link.Time `json:"last_state,omitzero"`
+	HeartbeatS int64     `json:"heartbeat_s"`
+
+	Phase string `json:"phase"`
+	// Visit carries ends_at, from which the browser counts down.
+	Visit *link.VisitMessage `json:"visit"`
+	Door  string             `json:"door"`
+	Lock  string             `json:"lock"`
+	// Presence only outside visits and inspections (showsPresence).
+	Presence      string      `json:"presence,omitempty"`
+	ServiceReason string      `json:"service_reason,omitempty"`
+	Alerts        []AlertView `json:"alerts"`
+
+	// From the room's info.
+	Backend     string   `json:"backend,omitempty"`
+	Extension   string   `json:"extension,omitempty"`
+	MaxS        int64    `json:"max_s,omitempty"`
+	PanicPoints []string `json:"panic_points,omitempty"`
+	PanicReset  string   `json:"panic_reset,omitempty"`
+	ClockSynced bool     `json:"clock_synced"`
+	HasInfo     bool     `json:"has_info"`
+	// Lamps are the simulated outputs (sim/outputs), for the tester panel.
+	Lamps map[string]string `json:"lamps,omitempty"`
+}
+
+// LogEntry is one line of the board's alert log.
+type LogEntry struct {
+	At   link.Time `json:"at"`   // when the room recorded it (or the board noticed)
+	Room string    `json:"room"` // "" for the board itself
+	// Type is the record type (alert_raised, ...) or one of the board's
+	// own: link_offline, link_stale, link_online, records_lost.
+	Type     string     `json:"type"`
+	Alert    *AlertView `json:"alert,omitempty"`
+	By       string     `json:"by,omitempty"`
+	Seq      uint64     `json:"seq,omitempty"`
+	Late     bool       `json:"late,omitempty"` // a record that arrived by replay or late
+	Detail   string     `json:"detail,omitempty"`
+	Severity string     `json:"severity,omitempty"`
+}
+
+// roomModel is what the board holds of one room.
+type roomModel struct {
+	id      string
+	state   *link.StateMessage
+	pending []link.EventMessage // alert records newer than state, in arrival order
+	info    *link.InfoMessage
+	reg     roomclient.Room
+	hasReg  bool
+	ackedBy map[string]string // alert id → operator of its alert_acked record
+	lamps   map[string]string
+}
+
+// Model is the board's knowledge of every room. It does no I/O and reads
+// no clock: feed it with the Apply methods and read it with View and Views.
+type Model struct {
+	rooms map[string]*roomModel
+}
+
+// NewModel returns an empty model.
+func NewModel() *Model { return &Model{rooms: map[string]*roomModel{}} }
+
+func (m *Model) room(id string) *roomModel {
+	r := m.rooms[id]
+	if r == nil {
+		r = &roomModel{id: id, ackedBy: map[string]string{}}
+		m.rooms[id] = r
+	}
+	return r
+}
+
+// Rooms returns the ids of every room, sorted.
+func (m *Model) Rooms() []string {
+	out := make([]string, 0, len(m.rooms))
+	for id := range m.rooms {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ApplyState takes a room's state. An older state of the same epoch (a
+// late copy) is ignored; it reports whether the state was taken.
+func (m *Model) ApplyState(id string, s *link.StateMessage) bool {
+	r := m.room(id)
+	if old := r.state; old != nil && old.Epoch == s.Epoch && s.Seq < old.Seq {
+		return false
+	}
+	st := *s
+	if !showsPresence[st.Phase] {
+		st.Presence = ""
+	}
+	r.state = &st
+	kept := r.pending[:0]
+	for _, e := range r.pending {
+		if e.Epoch == st.Epoch && e.Seq > st.Seq {
+			kept = append(kept, e)
+		}
+	}
+	r.pending = kept
+	// An acknowledgement this board saw stays attributed while the alert
+	// is acked; an alert unacked again (reannounced) or gone forgets it.
+	active := map[string]bool{}
+	for _, a := range st.Alerts {
+		if a.Acked {
+			active[a.ID] = true
+		}
+	}
+	for id := range r.ackedBy {
+		if !active[id] && !r.pendingAck(id) {
+			delete(r.ackedBy, id)
+		}
+	}
+	return true
+}
+
+func (r *roomModel) pendingAck(id string) bool {
+	for _, e := range r.pending {
+		if e.Alert != nil && e.Alert.ID == id && e.Alert.Acked {
+			return true
+		}
+	}
+	return false
+}
+
+// ApplyRecord takes one record of a room, delivered once (roomclient's
+// OnRecord), and returns the alert log entry it makes, if any. An alert
+// record newer than the room's state updates the tile at once (the state
+// that carries it follows); an older one (a replay, a late copy) only goes
+// to the log.
+func (m *Model) ApplyRecord(rec roomclient.Record) *LogEntry {
+	r := m.room(rec.Room)
+	e := rec.EventMessage
+	if e.Alert == nil {
+		if e.Type == "service_changed" {
+			le := &LogEntry{At: e.At, Room: rec.Room, Type: e.Type, By: e.By, Seq: e.Seq, Late: rec.Verdict == roomclient.Filled}
+			if e.ServiceReason != nil {
+				le.Detail = *e.ServiceReason
+			}
+			if e.InService != nil && !*e.InService {
+				le.Severity = "notice"
+			}
+			return le
+		}
+		return nil
+	}
+	switch e.Type {
+	case "alert_acked":
+		r.ackedBy[e.Alert.ID] = e.By
+	case "alert_reannounced":
+		delete(r.ackedBy, e.Alert.ID)
+	}
+	if s := r.state; s == nil || (e.Epoch == s.Epoch && e.Seq > s.Seq) {
+		r.pending = append(r.pending, e)
+	}
+	av := r.alertView(*e.Alert)
+	return &LogEntry{At: e.At, Room: rec.Room, Type: e.Type, Alert: &av, By: e.By, Seq: e.Seq,
+		Late: rec.Verdict == roomclient.Filled, Severity: e.Alert.Severity}
+}
+
+// ApplyInfo takes a room's info (nil: cleared).
+func (m *Model) ApplyInfo(id string, info *link.InfoMessage) { m.room(id).info = info }
+
+// ApplyLamps takes a simulated room's outputs (sim/outputs).
+func (m *Model) ApplyLamps(id string, payload []byte) bool {
+	var lamps map[string]string
+	if len(payload) > 0 && json.Unmarshal(payload, &lamps) != nil {
+		return false
+	}
+	m.room(id).lamps = lamps
+	return true
+}
+
+// ApplyRegistry takes what roomclient's registry says of every room now
+// (availability, staleness, heartbeat). It returns the rooms whose link
+// state changed, with the state before.
+func (m *Model) ApplyRegistry(rooms []roomclient.Room) map[string]LinkState {
+	changed := map[string]LinkState{}
+	for _, reg := range rooms {
+		r := m.room(reg.ID)
+		before := r.link()
+		r.reg, r.hasReg = reg, true
+		if r.info == nil && reg.Info != nil {
+			r.info = reg.Info
+		}
+		if after := r.link(); after != before {
+			changed[reg.ID] = before
+		}
+	}
+	return changed
+}
+
+func (r *roomModel) link() LinkState {
+	if !r.hasReg {
+		return LinkUnknown
+	}
+	switch {
+	case r.reg.Availability == roomclient.Offline:
+		return LinkOffline
+	case r.reg.Stale:
+		return LinkStale
+	case r.reg.Availability == roomclient.Online:
+		return LinkOnline
+	default:
+		return LinkUnknown
+	}
+}
+
+// Link returns a room's link state.
+func (m *Model) Link(id string) LinkState {
+	r := m.rooms[id]
+	if r == nil {
+		return LinkUnknown
+	}
+	return r.link()
+}
+
+func (r *roomModel) alertView(a link.AlertMessage) AlertView {
+	v := AlertView{AlertMessage: a}
+	if a.Acked {
+		v.AckedBy, v.AckedBySeen = r.ackedBy[a.ID]
+	}
+	return v
+}
+
+// alerts returns the room's active alerts: the state's, updated by the
+// alert records that came after it, critical first, then oldest first.
+func (r *roomModel) alerts() []AlertView {
+	byID := map[string]link.AlertMessage{}
+	var order []string
+	if r.state != nil {
+		for _, a := range r.state.Alerts {
+			if _, dup := byID[a.ID]; !dup {
+				order = append(order, a.ID)
+			}
+			byID[a.ID] = a
+		}
+	}
+	for _, e := range r.pending {
+		a := *e.Alert
+		if e.Type == "alert_cleared" {
+			delete(byID, a.ID)
+			continue
+		}
+		if _, ok := byID[a.ID]; !ok {
+			order = append(order, a.ID)
+		}
+		byID[a.ID] = a
+	}
+	out := make([]AlertView, 0, len(byID))
+	for _, id := range order {
+		if a, ok := byID[id]; ok {
+			out = append(out, r.alertView(a))
+			delete(byID, id)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		ri, rj := severityRank(out[i].Severity), severityRank(out[j].Severity)
+		if ri != rj {
+			return ri < rj
+		}
+		return out[i].RaisedAt.Before(out[j].RaisedAt.Time)
+	})
+	return out
+}
+
+func severityRank(s string) int {
+	switch s {
+	case "critical":
+		return 0
+	case "warning":
+		return 1
+	default:
+		return 2
+	}
+}
+
+// View returns room id's tile; ok is false for a room the board does not know.
+func (m *Model) View(id string) (RoomView, bool) {
+	r := m.rooms[id]
+	if r == nil {
+		return RoomView{}, false
+	}
+	return r.view(), true
+}
+
+// Views returns every tile in the board's order (Less).
+func (m *Model) Views() []RoomView {
+	out := make([]RoomView, 0, len(m.rooms))
+	for _, r := range m.rooms {
+		out = append(out, r.view())
+	}
+	slices.SortFunc(out, func(a, b RoomView) int {
+		if Less(a, b) {
+			return -1
+		}
+		if Less(b, a) {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Less is the board's order: by category (most urgent first), then, among
+// alerts, the oldest unacknowledged one first, then by room id.
+func Less(a, b RoomView) bool {
+	if a.Category != b.Category {
+		return a.Category < b.Category
+	}
+	if a.Category == CatCritical || a.Category == CatWarning {
+		ta, tb := oldestUnacked(a), oldestUnacked(b)
+		if !ta.Equal(tb) {
+			return ta.Before(tb)
+		}
+	}
+	return a.Room < b.Room
+}
+
+func oldestUnacked(v RoomView) time.Time {
+	var t time.Time
+	for _, a := range v.Alerts {
+		if !a.Acked && (t.IsZero() || a.RaisedAt.Before(t)) {
+			t = a.RaisedAt.Time
+		}
+	}
+	return t
+}
+
+func (r *roomModel) view() RoomView {
+	v := RoomView{Room: r.id, Link: r.link(), Alerts: r.alerts()}
+	if r.hasReg {
+		v.HeartbeatS = int64(r.reg.Heartbeat() / time.Second)
+	} else {
+		v.HeartbeatS = int64(roomclient.DefaultHeartbeat / time.Second)
+	}
+	if s := r.state; s != nil {
+		// Not the state's "at": a heartbeat republishes the same state
+		// later, and the tile must not change for it.
+		v.Phase, v.Door, v.Lock, v.ServiceReason = s.Phase, s.Door, s.Lock, s.ServiceReason
+		if s.Visit != nil {
+			vis := *s.Visit
+			// The browser counts down from ends_at; remaining_s would change
+			// the tile at every heartbeat of a visit for nothing.
+			vis.RemainingS = 0
+			v.Visit = &vis
+		}
+		if showsPresence[s.Phase] {
+			v.Presence = s.Presence
+		}
+	}
+	if i := r.info; i != nil {
+		v.HasInfo = true
+		v.Backend, v.Extension, v.MaxS = i.Backend, i.Policy.Extension, i.Policy.MaxDurationS
+		v.PanicPoints, v.PanicReset, v.ClockSynced = i.PanicPoints, i.Policy.PanicReset, i.ClockSynced
+		if i.HeartbeatS > 0 {
+			v.HeartbeatS = i.HeartbeatS
+		}
+	}
+	if v.Backend == "sim" && len(r.lamps) > 0 {
+		v.Lamps = r.lamps
+	}
+	if v.Link != LinkOnline && r.hasReg {
+		// Only a room that lost its link says when it was last current: a
+		// heartbeat of an online room changes nothing on its tile, so it
+		// sends no update to the browsers.
+		v.LastState = link.T(r.reg.LastState)
+	}
+	v.Category = categorize(v)
+	return v
+}
+
+// categorize says where a tile goes: alerts first (an offline room with an
+// unacknowledged critical alert stays on top: a fault makes the board
+// louder), then the phase, then a lost link.
+func categorize(v RoomView) Category {
+	crit, warn := false, false
+	for _, a := range v.Alerts {
+		if a.Acked {
+			continue
+		}
+		if a.Severity == "critical" {
+			crit = true
+		} else {
+			warn = true
+		}
+	}
+	switch {
+	case crit:
+		return CatCritical
+	case warn:
+		return CatWarning
+	case v.Link != LinkOnline:
+		return CatOffline
+	}
+	switch v.Phase {
+	case "overtime":
+		return CatOvertime
+	case "in_visit", "inspection":
+		return CatVisit
+	case "idle":
+		return CatIdle
+	case "out_of_service":
+		return CatOutOfService
+	default:
+		return CatOffline
+	}
+}

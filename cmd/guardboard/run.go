@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/roomd/roomd/board"
+	"github.com/roomd/roomd/buildinfo"
+	"github.com/roomd/roomd/link"
+)
+
+const usage = `usage:
+  guardboard serve --accounts FILE --broker URL [flags]
+                         serve the board (guardboard serve -h lists the flags)
+  guardboard -demo [--broker URL] [--listen ADDR]
+                         simulated rooms on an embedded broker and the board
+                         watching them; with --broker, watch that broker's rooms
+                         (roomd -demo --keep) instead
+  guardboard accounts add|passwd|remove ID --accounts FILE
+                         the password is read from standard input (one line)
+  guardboard accounts list --accounts FILE
+  guardboard version
+`
+
+// usageError is a command line guardboard cannot read; main exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg + " (see guardboard help)" }
+
+func usagef(format string, args ...any) error { return &usageError{msg: fmt.Sprintf(format, args...)} }
+
+// run is guardboard's main.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return usagef("no subcommand")
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, stdout, stderr)
+	case "demo", "-demo", "--demo":
+		return runDemo(ctx, rest, stdout, stderr)
+	case "accounts":
+		return runAccounts(rest, stdin, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "guardboard", buildinfo.Version())
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usagef("unknown subcommand %q", cmd)
+	}
+}
+
+// serveFlags are serve's flags.
+type serveFlags struct {
+	listen, accounts, title, logLevel            string
+	broker, brokerUser, brokerPasswordFile, base string
+	brokerCA, brokerCert, brokerKey              string
+	tlsCert, tlsKey                              string
+	simUser, simPasswordFile, stateFile          string
+	insecureHTTP                                 bool
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` of the board's web server")
+	fs.StringVar(&f.accounts, "accounts", "", "the accounts `file` (guardboard accounts add makes it)")
+	fs.StringVar(&f.title, "title", "Visit rooms", "the site's name in the page's header")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.broker, "broker", "", "broker `URL`: tcp://host:1883, ssl://host:8883")
+	fs.StringVar(&f.brokerUser, "broker-user", board.DefaultUsername, "the board's broker identity")
+	fs.StringVar(&f.brokerPasswordFile, "broker-password-file", "", "`file` holding the broker password (never sent to a browser)")
+	fs.StringVar(&f.base, "base", link.DefaultBase, "topic base")
+	fs.StringVar(&f.brokerCA, "broker-ca", "", "CA `file` of the broker's certificate")
+	fs.StringVar(&f.brokerCert, "broker-cert", "", "client certificate `file` for the broker")
+	fs.StringVar(&f.brokerKey, "broker-key", "", "client key `file` for the broker")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "certificate `file`: serve the board over HTTPS (with --tls-key)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "key `file` of --tls-cert")
+	fs.StringVar(&f.simUser, "sim-driver-user", "", "broker identity the tester panel publishes sim/set as (test benches only; no production ACL grants it)")
+	fs.StringVar(&f.simPasswordFile, "sim-driver-password-file", "", "`file` holding the sim driver's broker password")
+	fs.StringVar(&f.stateFile, "state-file", "", "`file` keeping where the board stands in every room's records, so that a restarted board has the rooms replay what the broker did not keep for it (e.g. /var/lib/guardboard/marks.json)")
+	fs.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow plain HTTP on an address other than loopback (passwords travel in clear)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: guardboard serve --accounts FILE --broker URL [flags]\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usagef("serve: %v", err)
+	}
+	if fs.NArg() != 0 {
+		return usagef("serve takes no arguments besides flags, got %q", fs.Args())
+	}
+	if f.accounts == "" || f.broker == "" {
+		fs.Usage()
+		return usagef("serve needs --accounts and --broker")
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return usagef("serve: --tls-cert and --tls-key go together")
+	}
+	log, err := newLogger(stderr, f.logLevel)
+	if err != nil {
+		return usagef("serve: %v", err)
+	}
+	accounts, err := board.OpenAccounts(f.accounts)
+	if err != nil {
+		return err
+	}
+	if ids, _ := (board.AccountsFile{Path: f.accounts}).List(); len(ids) == 0 {
+		return fmt.Errorf("accounts file %s has no account: add one with guardboard accounts add ID --accounts %s", f.accounts, f.accounts)
+	}
+	o := board.Options{Broker: f.broker, Username: f.brokerUser, Base: f.base, SimUsername: f.simUser, Logger: log,
+		StateFile: f.stateFile}
+	if f.brokerPasswordFile != "" {
+		if o.Password, err = link.ReadPasswordFile(f.brokerPasswordFile); err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+	}
+	if f.simPasswordFile != "" {
+		if o.SimPassword, err = link.ReadPasswordFile(f.simPasswordFile); err != nil {
+			return fmt.Errorf("sim driver: %w", err)
+		}
+	}
+	if files := (link.TLSFiles{CAFile: f.brokerCA, CertFile: f.brokerCert, KeyFile: f.brokerKey}); !files.Empty() {
+		if o.TLS, err = files.Config(); err != nil {
+			return fmt.Errorf("broker tls: %w", err)
+		}
+	}
+	return serve(ctx, serveArgs{board: o, accounts: accounts, listen: f.listen, title: f.title,
+		tlsCert: f.tlsCert, tlsKey: f.tlsKey, insecureHTTP: f.insecureHTTP, log: log, out: stdout})
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+type serveArgs struct {
+	board           board.Options
+	accounts        *board.Accounts
+	listen, title   string
+	tlsCert, tlsKey string
+	insecureHTTP    bool
+	log             *slog.Logger
+	out             io.Writer
+	// ready, if set, receives the board's URL once it listens.
+	ready func(url string)
+}
+
+// serve runs the board and its web server until ctx ends.
+func serve(ctx context.Context, a serveArgs) error {
+	useTLS := a.tlsCert != ""
+	host, _, err := net.SplitHostPort(a.listen)
+	if err != nil {
+		return usagef("--listen %q: want host:port", a.listen)
+	}
+	if !useTLS && !a.insecureHTTP && !isLoopback(host) {
+		return usagef("--listen %s is not loopback: serve the board over HTTPS (--tls-cert, --tls-key), or accept passwords in clear with --insecure-http", a.listen)
+	}
+	var tlsConf *tls.Config
+	if useTLS {
+		cert, err := tls.LoadX509KeyPair(a.tlsCert, a.tlsKey)
+		if err != nil {
+			return fmt.Errorf("board tls: %w", err)
+		}
+		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	ln, err := net.Listen("tcp", a.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+	}
+	b := board.New(a.board)
+	srv := &http.Server{Handler: board.NewServer(board.ServerOptions{Board: b, Accounts: a.accounts, TLS: useTLS,
+		Logger: a.log, Title: a.title}), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+	}
+	url := scheme + "://" + ln.Addr().String() + "/"
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	boardDone := make(chan error, 1)
+	go func() { boardDone <- b.Run(ctx) }()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+	a.log.Info("guard station board", "url", url, "broker", a.board.Broker, "username", a.board.Username)
+	if a.ready != nil {
+		a.ready(url)
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-serveDone:
+		cancel()
+		<-boardDone
+		return fmt.Errorf("web server: %w", err)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	cancel()
+	<-boardDone // ends the live streams first, so Shutdown does not wait for them
+	_ = srv.Shutdown(sctx)
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func runAccounts(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("accounts: want add, passwd, remove or list")
+	}
+	verb, rest := args[0], args[1:]
+	fs := flag.NewFlagSet("accounts "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("accounts", "", "the accounts `file`")
+	// Flags may come before or after the operator id.
+	var ids []string
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return usagef("accounts %s: %v", verb, err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		ids = append(ids, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if *file == "" {
+		return usagef("accounts %s needs --accounts FILE", verb)
+	}
+	af := board.AccountsFile{Path: *file}
+	switch verb {
+	case "list":
+		if len(ids) != 0 {
+			return usagef("accounts list takes no operator id")
+		}
+		list, err := af.List()
+		if err != nil {
+			return err
+		}
+		for _, id := range list {
+			fmt.Fprintln(stdout, id)
+		}
+		return nil
+	case "add", "passwd", "remove":
+	default:
+		return usagef("accounts: unknown verb %q: want add, passwd, remove or list", verb)
+	}
+	if len(ids) != 1 {
+		return usagef("accounts %s takes one operator id (an opaque id such as guard-7, never a name)", verb)
+	}
+	id := ids[0]
+	if verb == "remove" {
+		if err := af.Remove(id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "removed %s; its sessions end at their next request\n", id)
+		return nil
+	}
+	fmt.Fprintf(stderr, "password for %s (one line, at least %d characters): ", id, board.MinPasswordLength)
+	line, err := bufio.NewReader(io.LimitReader(stdin, 1024)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read the password from standard input: %w", err)
+	}
+	fmt.Fprintln(stderr)
+	pw := strings.TrimRight(line, "\r\n")
+	if verb == "add" {
+		err = af.Add(id, pw)
+	} else {
+		err = af.Passwd(id, pw)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %s in %s\n", map[string]string{"add": "added", "passwd": "password changed"}[verb], id, *file)
+	return nil
+}
