@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,7 +22,8 @@ import (
 // guard on a shift meets it.
 func TestBoardInBrowser(t *testing.T) {
 	ctx := browser(t)
-	s := startSite(t, siteOptions{Rooms: []string{"room-1", "room-2", "room-3", "room-4"}, Operators: []string{"guard-7", "guard-8"}})
+	s := startSite(t, siteOptions{Rooms: []string{"room-1", "room-2", "room-4"}, Processes: []string{"room-3"},
+		Operators: []string{"guard-7", "guard-8"}})
 	send := func(room string, cmd roomclient.Command) *roomclient.Reply {
 		t.Helper()
 		cctx, cancel := context.WithTimeout(context.Background(), browserWait)
@@ -199,9 +201,11 @@ func TestBoardInBrowser(t *testing.T) {
 		until(t, ctx, "room-4 acknowledged", tile("room-4")+`.querySelector('li[data-kind="panic"] [data-acked-by="guard-7"]')`)
 	})
 
-	t.Run("a room killed turns offline", func(t *testing.T) {
+	t.Run("a room killed with SIGKILL turns offline", func(t *testing.T) {
 		assert.Equal(t, "online", eval[string](t, ctx, tile("room-3")+`.dataset.link`))
-		s.rooms["room-3"].Crash()
+		p := s.procs["room-3"]
+		require.NoError(t, p.Process.Signal(syscall.SIGKILL))
+		_ = p.Wait()
 		until(t, ctx, "room-3 offline (its Last Will)", tile("room-3")+`.dataset.link === "offline" && `+tile("room-3")+`.dataset.category === "offline"`)
 		assert.Contains(t, eval[string](t, ctx, tile("room-3")+`.textContent`), "OFFLINE")
 		until(t, ctx, "room-3 last on the board", `[...document.querySelectorAll("#tiles article")].pop().dataset.room === "room-3"`)

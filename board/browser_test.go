@@ -151,6 +151,7 @@ func screenshot(t testing.TB, ctx context.Context, name string) string {
 type site struct {
 	mq      *mqtttest.MosquittoBroker
 	rooms   map[string]*roomtest.Room
+	procs   map[string]*exec.Cmd // rooms run as roomd processes
 	board   *board.Board
 	web     *httptest.Server
 	booking *roomclient.Client
@@ -196,6 +197,18 @@ type siteOptions struct {
 	Rooms, Operators []string
 	// Policy is the rooms' policy in YAML ("" means {preset: italy}).
 	Policy string
+	// Processes are more rooms, each run as a roomd process built from
+	// this tree, as a Pi runs it.
+	Processes []string
+}
+
+// buildRoomd builds the roomd binary for the test.
+func buildRoomd(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "roomd")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/roomd/roomd/cmd/roomd").CombinedOutput()
+	require.NoError(t, err, "go build roomd: %s", out)
+	return bin
 }
 
 // startSite starts mosquitto (shipped ACL plus a sim-driver identity, as a
@@ -215,11 +228,11 @@ func startSite(t testing.TB, o siteOptions) *site {
 	for id, pw := range sitePasswords {
 		users[id] = pw
 	}
-	for _, id := range roomIDs {
+	for _, id := range append(roomIDs, o.Processes...) {
 		users[id] = "pw-" + id
 	}
 	mq := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{Users: users, ACLFile: aclFile})
-	s := &site{mq: mq, rooms: map[string]*roomtest.Room{}}
+	s := &site{mq: mq, rooms: map[string]*roomtest.Room{}, procs: map[string]*exec.Cmd{}}
 	for _, id := range roomIDs {
 		pwFile := writeFile(t, dir, id+".pw", users[id])
 		s.rooms[id] = roomtest.Start(t, roomtest.Options{Broker: mq.URL(), Room: id, Config: func(c *configs.Config) {
@@ -227,6 +240,30 @@ func startSite(t testing.TB, o siteOptions) *site {
 			require.NoError(t, err)
 			*c = *parsed
 		}})
+	}
+	if len(o.Processes) > 0 {
+		bin := buildRoomd(t)
+		for _, id := range o.Processes {
+			stateDir := filepath.Join(dir, id+".state")
+			require.NoError(t, os.Mkdir(stateDir, 0o700))
+			pwFile := writeFile(t, dir, id+".pw", users[id])
+			cfg := writeFile(t, dir, id+".yaml", fmt.Sprintf(roomYAML, id, stateDir, o.Policy, mq.URL(), id, pwFile))
+			cmd := exec.Command(bin, "run", "--config", cfg)
+			logs := &strings.Builder{}
+			cmd.Stdout, cmd.Stderr = logs, logs
+			cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=", "WATCHDOG_USEC=")
+			require.NoError(t, cmd.Start(), "start roomd for %s", id)
+			s.procs[id] = cmd
+			t.Cleanup(func() {
+				if cmd.ProcessState == nil {
+					_ = cmd.Process.Kill()
+					_ = cmd.Wait()
+				}
+				if t.Failed() {
+					t.Logf("roomd %s:\n%s", id, logs.String())
+				}
+			})
+		}
 	}
 	var lines []string
 	for _, op := range operators {
