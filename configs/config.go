@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/roomd/roomd/controller"
@@ -287,10 +288,18 @@ func defaultLine() Line { return Line{Pull: PullUp, Debounce: 30 * time.Millisec
 
 var roomIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
+// ReservedIDs are the site's other MQTT identities (configs/mosquitto/acl)
+// and the controller's on_site: a room is its own broker username, so a
+// room by one of these names would take that identity's rights.
+var ReservedIDs = []string{"booking", "guard-station", "sim-driver", "decommission", "homeassistant", "on_site"}
+
 // ValidRoomID reports whether s is a usable room id: 1 to 64 characters of
-// lower-case letters, digits, '_' and '-', starting with a letter or digit.
-// Room ids appear in MQTT topics, so wildcards and '/' are excluded.
-func ValidRoomID(s string) bool { return roomIDPattern.MatchString(s) }
+// lower-case letters, digits, '_' and '-', starting with a letter or digit,
+// and none of ReservedIDs. Room ids appear in MQTT topics, so wildcards and
+// '/' are excluded.
+func ValidRoomID(s string) bool {
+	return roomIDPattern.MatchString(s) && !slices.Contains(ReservedIDs, s)
+}
 
 // Load reads and parses the config file at path, and checks the files the
 // config names the way roomd will open them (see Parse for the errors).

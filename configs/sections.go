@@ -22,7 +22,7 @@ func (r *reader) config(root *yaml.Node, c *Config) {
 	top := resolve(root)
 
 	if r.str(m["room"], "room", &c.Room) && !ValidRoomID(c.Room) {
-		r.bad(m["room"], "room", "%q is not a room id (1 to 64 of a-z, 0-9, '_' and '-', starting with a letter or digit)", c.Room)
+		r.bad(m["room"], "room", "%q is not a room id (1 to 64 of a-z, 0-9, '_' and '-', starting with a letter or digit; not %s)", c.Room, strings.Join(ReservedIDs, ", "))
 	} else if m["room"] == nil || resolve(m["room"]) == nil {
 		r.bad(top, "room", "is required: the room's id, e.g. room-1")
 	}
