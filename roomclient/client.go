@@ -505,14 +505,34 @@ func (c *Client) subscribe(ctx context.Context, filters []string) error {
 	return nil
 }
 
+// resubscribeEvery is how often a refused or failed resubscription is tried
+// again on the same connection.
+var resubscribeEvery = time.Second
+
 func (c *Client) onConnect(mqtt.Client) {
 	if c.connects.Add(1) == 1 {
 		return // Dial's own connection: Dial subscribes
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.o.ConnectTimeout)
-	defer cancel()
-	if err := c.subscribe(ctx, c.filterList()); err != nil {
-		c.log.Error("subscribe again after reconnecting", "err", err)
+	// Connected but not subscribed is deaf: the client is not "connected
+	// again" (no OnConnect) until the broker has granted every stream.
+	// paho runs this on a goroutine of its own, so waiting here is fine.
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), c.o.ConnectTimeout)
+		err := c.subscribe(ctx, c.filterList())
+		cancel()
+		if err == nil {
+			break
+		}
+		c.log.Error("subscribe again after reconnecting failed; nothing is received until it succeeds",
+			"attempt", attempt, "err", err)
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(resubscribeEvery):
+		}
+		if !c.cli.IsConnectionOpen() {
+			return // the next connection subscribes
+		}
 	}
 	c.log.Info("connected to the broker again", "broker", c.o.Broker)
 	c.wake()
