@@ -81,6 +81,9 @@ type Dropin struct {
 	// Set rewrites keywords of the file (see Rewrite): the bridge's address,
 	// certificates, or timings a test cannot wait for.
 	Set map[string][]string
+	// Append is added at the end of the file (lines a test needs that the
+	// file only shows in comments).
+	Append string
 }
 
 // MosquittoBroker is a mosquitto broker running as a child process on a free
@@ -291,8 +294,18 @@ func (m *MosquittoBroker) Flush() {
 	}
 }
 
-func (m *MosquittoBroker) flush() error {
-	d := net.Dialer{Timeout: exitTimeout}
+// Answers reports whether mosquitto answers a new connection (CONNACK,
+// accepted or refused) within timeout: a broker that is up but stuck does
+// not.
+func (m *MosquittoBroker) Answers(timeout time.Duration) error {
+	return m.probe(timeout)
+}
+
+func (m *MosquittoBroker) flush() error { return m.probe(exitTimeout) }
+
+// probe connects, sends CONNECT and waits for the CONNACK.
+func (m *MosquittoBroker) probe(timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
 	var (
 		c   net.Conn
 		err error
@@ -306,7 +319,7 @@ func (m *MosquittoBroker) flush() error {
 		return fmt.Errorf("dial: %w", err)
 	}
 	defer func() { _ = c.Close() }()
-	if err := c.SetDeadline(time.Now().Add(exitTimeout)); err != nil {
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return fmt.Errorf("set deadline: %w", err)
 	}
 	// MQTT 3.1.1 CONNECT, clean session, keep-alive 60 s, no credentials.
@@ -328,6 +341,17 @@ func (m *MosquittoBroker) flush() error {
 		_, _ = c.Write([]byte{0xe0, 0}) // DISCONNECT
 	}
 	return nil
+}
+
+// Version returns the installed mosquitto's version, such as "2.0.11".
+func (m *MosquittoBroker) Version() string {
+	out, _ := exec.Command(m.bin, "-h").CombinedOutput()
+	for _, f := range strings.Fields(string(out)) {
+		if f != "" && f[0] >= '0' && f[0] <= '9' && strings.Count(f, ".") == 2 {
+			return f
+		}
+	}
+	return ""
 }
 
 // Log returns what mosquitto has logged so far, across restarts.
@@ -684,6 +708,9 @@ func (m *MosquittoBroker) writeDropin(dir string, d Dropin) {
 	text := strings.NewReplacer(d.Replace...).Replace(string(data))
 	if text, err = Rewrite(text, d.Set); err != nil {
 		m.t.Fatalf("mqtttest: drop-in %s: %v", src, err)
+	}
+	if d.Append != "" {
+		text = strings.TrimRight(text, "\n") + "\n" + d.Append + "\n"
 	}
 	if err := os.WriteFile(filepath.Join(dir, d.Name), []byte(text), 0o600); err != nil {
 		m.t.Fatalf("mqtttest: write drop-in: %v", err)

@@ -34,6 +34,7 @@ type Proxy struct {
 	closed   bool
 	delay    time.Duration
 	accepted int
+	refused  int
 	done     chan struct{}
 }
 
@@ -118,6 +119,14 @@ func (p *Proxy) Accepted() int {
 	return p.accepted
 }
 
+// Refused returns how many connections the proxy has closed unanswered
+// because it was cut: the attempts a client made to get through.
+func (p *Proxy) Refused() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
+}
+
 // Close stops listening and closes every forwarded connection.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
@@ -145,6 +154,9 @@ func (p *Proxy) serve() {
 		}
 		p.mu.Lock()
 		down, delay := p.down || p.closed, p.delay
+		if down {
+			p.refused++
+		}
 		p.mu.Unlock()
 		if down {
 			_ = in.Close()

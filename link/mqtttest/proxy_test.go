@@ -71,6 +71,7 @@ func TestProxyForwardsCutsAndResumes(t *testing.T) {
 	_, err = r2.ReadString('\n')
 	require.Error(t, err)
 	require.Equal(t, 1, p.Accepted(), "refused connections are not forwarded")
+	require.Equal(t, 1, p.Refused())
 
 	p.Resume()
 	require.False(t, p.Down())

@@ -50,8 +50,9 @@ func Shipped(t testing.TB, name string) string {
 	return p
 }
 
-// Keywords counts the lines of a mosquitto config that set each keyword
-// (comments and blank lines aside).
+// Keywords counts the lines of a config that set each keyword (comments
+// and blank lines aside). It reads mosquitto's "keyword value" lines and
+// stunnel's "keyword = value" ones; '#' and ';' start comments.
 func Keywords(text string) map[string]int {
 	n := map[string]int{}
 	for _, ln := range strings.Split(text, "\n") {
@@ -64,14 +65,25 @@ func Keywords(text string) map[string]int {
 
 func keyword(line string) string {
 	ln := strings.TrimSpace(line)
-	if ln == "" || strings.HasPrefix(ln, "#") {
+	if ln == "" || strings.HasPrefix(ln, "#") || strings.HasPrefix(ln, ";") {
 		return ""
 	}
 	key, _, _ := strings.Cut(ln, " ")
+	key, _, _ = strings.Cut(key, "=")
 	return key
 }
 
-// Rewrite replaces the value of keywords in a mosquitto config, so that a
+// separator returns what stands between a line's keyword and its value:
+// " = " for stunnel's form, " " for mosquitto's.
+func separator(line string) string {
+	rest := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), keyword(line)))
+	if strings.HasPrefix(rest, "=") {
+		return " = "
+	}
+	return " "
+}
+
+// Rewrite replaces the value of keywords in a config, so that a
 // shipped file runs in a test or a benchmark with its own ports, paths and
 // certificates and nothing else changed. For each keyword in set, every line
 // setting it is rewritten: with one value, every such line gets it; with
@@ -119,7 +131,7 @@ func Rewrite(text string, set map[string][]string) (string, error) {
 			if v == "" {
 				continue
 			}
-			b.WriteString(key + " " + v)
+			b.WriteString(key + separator(ln) + v)
 		}
 		if i < len(lines)-1 {
 			b.WriteByte('\n')

@@ -54,3 +54,21 @@ func TestRewriteRefusesWhatTheConfigDoesNotSay(t *testing.T) {
 	require.ErrorContains(t, err, "rewrite address: the config never sets it")
 	require.ErrorContains(t, err, "rewrite listener: the config sets it 2 times, 3 values given")
 }
+
+func TestRewriteKeepsStunnelsForm(t *testing.T) {
+	const tunnel = `; a comment: connect = nowhere
+foreground = yes
+[central]
+connect = central.example.org:8884
+accept=127.0.0.1:8884
+`
+	require.Equal(t, map[string]int{"foreground": 1, "[central]": 1, "connect": 1, "accept": 1}, mqtttest.Keywords(tunnel))
+	out, err := mqtttest.Rewrite(tunnel, map[string][]string{"connect": {"127.0.0.1:1"}, "accept": {"127.0.0.1:2"}})
+	require.NoError(t, err)
+	require.Equal(t, `; a comment: connect = nowhere
+foreground = yes
+[central]
+connect = 127.0.0.1:1
+accept = 127.0.0.1:2
+`, out)
+}
