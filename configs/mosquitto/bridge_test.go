@@ -96,7 +96,7 @@ func newBridged(t *testing.T) bridged {
 		Users:   map[string]string{"booking": pwBooking, "monitor": pwMonitor},
 	})
 	site, wan := startSiteBroker(t, centre, "site-a",
-		map[string]string{"room-1": roomPassword("room-1"), "guard-7": "pw-guard-7", guardID: pwGuard})
+		map[string]string{"room-1": roomPassword("room-1"), "guard-7": "pw-guard-7", guardID: pwGuard}, nil)
 	return bridged{centre: centre, site: site, wan: wan}
 }
 
@@ -384,4 +384,30 @@ func TestBridgeDoingItsOwnTLS(t *testing.T) {
 	} else {
 		require.False(t, hung, "mosquitto %s hangs when its bridge's TLS handshake fails", version)
 	}
+}
+
+// TestTunnelToAnUntrustedCentre: the centre's certificate does not verify
+// (here: the tunnel trusts another CA, as when the centre's certificate has
+// expired or was replaced). The tunnel refuses the centre, the bridge only
+// sees its local connection close, and the site broker keeps serving its
+// clients however often the bridge tries; the centre never sees the site.
+func TestTunnelToAnUntrustedCentre(t *testing.T) {
+	t.Parallel()
+	centre := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{
+		TLS: true, ShippedConfig: true, ShippedFile: "central.conf",
+		ACLFile: mqtttest.Shipped(t, "central.acl"),
+		Users:   map[string]string{"booking": pwBooking, "monitor": pwMonitor},
+	})
+	other := mqtttest.NewCA(t, t.TempDir(), "not-the-centre")
+	site, wan := startSiteBroker(t, centre, "site-a", map[string]string{"room-1": roomPassword("room-1")},
+		map[string][]string{"CAfile": {other.CertFile}})
+	deadline := time.Now().Add(patience)
+	for wan.Accepted() < 4 {
+		require.True(t, time.Now().Before(deadline), "the bridge did not try 4 times")
+		<-time.After(100 * time.Millisecond)
+	}
+	require.NoError(t, site.Answers(3*time.Second), "the site broker stopped answering")
+	_, _, err := tryClient(site.URL(), "room-1", roomPassword("room-1"), site.TLSConfig())
+	require.NoError(t, err)
+	require.NotContains(t, centre.Log(), "as site-a", "the centre admitted the site through an untrusted handshake")
 }

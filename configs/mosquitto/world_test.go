@@ -121,7 +121,7 @@ func (w *world) startSite(id string, rooms []string) *site {
 	for _, r := range rooms {
 		users[r] = roomPassword(r)
 	}
-	s.broker, s.wan = startSiteBroker(t, w.centre, id, users)
+	s.broker, s.wan = startSiteBroker(t, w.centre, id, users, nil)
 	s.guard = newGuard(w, s)
 	return s
 }
@@ -130,26 +130,25 @@ func (w *world) startSite(id string, rooms []string) *site {
 // and acl, site-bridge.conf for the bridge and site-tunnel.conf (stunnel) for
 // its TLS to the centre, through a proxy that stands for the WAN. The site's
 // identity at the centre is a certificate with its id as CN from the CA the
-// centre's bridge listener trusts.
-func startSiteBroker(t *testing.T, centre *mqtttest.MosquittoBroker, id string, users map[string]string) (*mqtttest.MosquittoBroker, *mqtttest.Proxy) {
+// centre's bridge listener trusts. tunnel, if not nil, rewrites more of
+// the tunnel's config.
+func startSiteBroker(t *testing.T, centre *mqtttest.MosquittoBroker, id string, users map[string]string, tunnel map[string][]string) (*mqtttest.MosquittoBroker, *mqtttest.Proxy) {
 	t.Helper()
 	wan := mqtttest.StartProxy(t, centre.ListenerAddr(1))
 	cert, key := centre.CA.Issue(t, id)
-	tunnel := mqtttest.Stunnel(t, mqtttest.StunnelOptions{
-		File:    "site-tunnel.conf",
-		Replace: []string{"site-a", id},
-		Set: map[string][]string{
-			"connect": {wan.Addr()}, "cert": {cert}, "key": {key},
-			"CAfile": {centre.CA.CertFile}, "checkHost": {"localhost"},
-		},
-	})
+	set := map[string][]string{
+		"connect": {wan.Addr()}, "cert": {cert}, "key": {key},
+		"CAfile": {centre.CA.CertFile}, "checkHost": {"localhost"},
+	}
+	maps.Copy(set, tunnel)
+	tun := mqtttest.Stunnel(t, mqtttest.StunnelOptions{File: "site-tunnel.conf", Replace: []string{"site-a", id}, Set: set})
 	broker := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{
 		TLS: true, ShippedConfig: true, Users: users,
 		Dropins: []mqtttest.Dropin{{
 			Name:    "site-bridge.conf",
 			Replace: []string{"site-a", id},
 			Set: map[string][]string{
-				"address": {tunnel.Addr()},
+				"address": {tun.Addr()},
 				// The only timing a test cannot wait for: the shipped backoff
 				// (2 s to 30 s) would make every scenario wait up to 30 s for
 				// the bridge to come back.
