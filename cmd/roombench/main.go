@@ -71,6 +71,10 @@ type config struct {
 	SitesPeriod time.Duration
 	Cut         time.Duration
 	WANRTT      time.Duration
+	// SitesAutosave, if not zero, makes the sites suite's brokers save
+	// their databases at this interval, or after every change
+	// (autosaveOnChanges), instead of as shipped.
+	SitesAutosave time.Duration
 }
 
 func main() {
@@ -126,7 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 	fs := flag.NewFlagSet("roombench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg config
-	var rooms, sites string
+	var rooms, sites, autosave string
 	fs.StringVar(&cfg.Broker, "broker", "", "use this broker `URL` (tcp://127.0.0.1:1883) instead of starting mosquitto; the outage suite needs its own. The rooms' persistent sessions (client ids roomd-<room>, unique per run) stay on it")
 	fs.BoolVar(&cfg.Short, "short", false, "smoke mode: tiny sizes, a few seconds per suite; checks, not numbers")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON")
@@ -151,6 +155,7 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 	fs.DurationVar(&cfg.SitesPeriod, "sites-period", 10*time.Second, "sites: each room raises one panic alert this often")
 	fs.DurationVar(&cfg.Cut, "cut", 60*time.Second, "sites: how long every site's WAN stays cut")
 	fs.DurationVar(&cfg.WANRTT, "wan-rtt", 0, "sites: round-trip time the WAN links add")
+	fs.StringVar(&autosave, "sites-autosave", "", "sites: save every broker's database at this interval (\"60s\"), or after every change (\"changes\"), instead of as the shipped files say")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the random offsets")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: roombench [flags] SUITE...\nsuites: %s, all\n", strings.Join(suiteNames, ", "))
@@ -182,6 +187,17 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 		def("sites-window", func() { cfg.SitesWindow = 2 * time.Second })
 		def("sites-period", func() { cfg.SitesPeriod = 500 * time.Millisecond })
 		def("cut", func() { cfg.Cut = 3 * time.Second })
+	}
+	switch autosave {
+	case "":
+	case "changes":
+		cfg.SitesAutosave = autosaveOnChanges
+	default:
+		d, err := time.ParseDuration(autosave)
+		if err != nil || d < time.Second || d%time.Second != 0 {
+			return cfg, nil, fmt.Errorf("--sites-autosave %q: want whole seconds (at least 1s) or \"changes\"", autosave)
+		}
+		cfg.SitesAutosave = d
 	}
 	for _, part := range strings.Split(sites, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(part))

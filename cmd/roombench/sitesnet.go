@@ -34,6 +34,10 @@ const (
 
 func sitePassword(user string) string { return "pw-" + user }
 
+// autosaveOnChanges, as --sites-autosave, makes every broker save its
+// database after every change (mosquitto.conf's setting for a single site).
+const autosaveOnChanges = -1
+
 // sitesNet is the running network.
 type sitesNet struct {
 	dir     string
@@ -56,8 +60,10 @@ type siteNet struct {
 }
 
 // startSitesNet starts the centre and n sites, each admitting the rooms
-// roomIDs(site) returns.
-func startSitesNet(dir string, n int, rooms func(site string) []string, wanDelay time.Duration) (_ *sitesNet, err error) {
+// roomIDs(site) returns. A non-zero autosave makes every broker save its
+// database at that interval, or after every change (autosaveOnChanges),
+// instead of as the shipped files say.
+func startSitesNet(dir string, n int, rooms func(site string) []string, wanDelay, autosave time.Duration) (_ *sitesNet, err error) {
 	shipped, err := mqtttest.ShippedDir()
 	if err != nil {
 		return nil, fmt.Errorf("%w (run roombench from the repository)", err)
@@ -81,7 +87,7 @@ func startSitesNet(dir string, n int, rooms func(site string) []string, wanDelay
 	cdir := filepath.Join(dir, "centre")
 	var addrs []string
 	nw.centre, addrs, err = shippedBroker(shipped, cdir, "central.conf", "central.acl", 2, nw.ca.CertFile, serverCert, serverKey,
-		map[string]string{centreUser: sitePassword(centreUser), "monitor": sitePassword("monitor")}, nil)
+		map[string]string{centreUser: sitePassword(centreUser), "monitor": sitePassword("monitor")}, nil, autosave)
 	if err != nil {
 		return nil, fmt.Errorf("centre: %w", err)
 	}
@@ -128,7 +134,7 @@ func startSitesNet(dir string, n int, rooms func(site string) []string, wanDelay
 			return nil, fmt.Errorf("site-bridge.conf: %w", err)
 		}
 		s.broker, _, err = shippedBroker(shipped, filepath.Join(sdir, "broker"), "mosquitto.conf", "acl", 1, s.ca.CertFile, sc, sk, users,
-			map[string]string{"site-bridge.conf": text})
+			map[string]string{"site-bridge.conf": text}, autosave)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", id, err)
 		}
@@ -163,7 +169,7 @@ func clientTLS(ca *mqtttest.CA) (*tls.Config, error) { return ca.ClientConfig(""
 // listeners on free loopback ports, its paths under dir and the given
 // certificates, password file and drop-ins (name → text). It returns the
 // listeners' addresses in the config's order.
-func shippedBroker(shipped, dir, conf, acl string, listeners int, cafile, cert, key string, users, dropins map[string]string) (*mosquitto, []string, error) {
+func shippedBroker(shipped, dir, conf, acl string, listeners int, cafile, cert, key string, users, dropins map[string]string, autosave time.Duration) (*mosquitto, []string, error) {
 	fail := func(err error) (*mosquitto, []string, error) { return nil, nil, err }
 	bin, err := findMosquitto()
 	if err != nil {
@@ -215,6 +221,13 @@ func shippedBroker(shipped, dir, conf, acl string, listeners int, cafile, cert, 
 		text = strings.NewReplacer("log_type information\n", "", "log_type notice\n", "").Replace(text)
 		if u, err := user.Current(); err == nil && u.Username != "" {
 			text = "user " + u.Username + "\n" + text
+		}
+		switch {
+		case autosave == autosaveOnChanges:
+			// After the drop-ins (include_dir), so that it wins.
+			text += "\nautosave_on_changes true\nautosave_interval 1\n"
+		case autosave > 0:
+			text += fmt.Sprintf("\nautosave_on_changes false\nautosave_interval %d\n", int(autosave.Seconds()))
 		}
 		if err := os.WriteFile(m.conf, []byte(text), 0o600); err != nil {
 			return fail(fmt.Errorf("write %s: %w", m.conf, err))

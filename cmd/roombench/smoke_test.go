@@ -64,6 +64,9 @@ func TestParseFlags(t *testing.T) {
 	assert.Equal(t, []int{1, 3}, cfg.Sites)
 	assert.Equal(t, 5, cfg.SiteRooms)
 	assert.Equal(t, 2*time.Second, cfg.Cut)
+	cfg, _, err = parseFlags([]string{"--sites-autosave", "changes", "sites"}, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, time.Duration(autosaveOnChanges), cfg.SitesAutosave)
 
 	_, names, err = parseFlags([]string{"--samples", "7", "all"}, &errOut)
 	require.NoError(t, err)
@@ -81,6 +84,8 @@ func TestParseFlags(t *testing.T) {
 		{"--site-rooms", "0", "sites"},
 		{"--cut", "0s", "sites"},
 		{"--wan-rtt", "-1ms", "sites"},
+		{"--sites-autosave", "500ms", "sites"},
+		{"--sites-autosave", "sometimes", "sites"},
 	} {
 		_, _, err := parseFlags(bad, &errOut)
 		assert.Error(t, err, "args %q", bad)

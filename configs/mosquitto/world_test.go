@@ -471,6 +471,24 @@ func (b *booking) replay(g gap) {
 	b.cli.Publish(fmt.Sprintf("visitrooms/%s/%s/cmd", g.room.site, g.room.room), 1, false, payload)
 }
 
+// pause disconnects the booking system; its persistent session stays at the
+// centre and queues what arrives meanwhile.
+func (b *booking) pause() {
+	b.cli.Disconnect(100)
+	b.mu.Lock()
+	clear(b.link) // learnt again on reconnecting (retained)
+	b.mu.Unlock()
+}
+
+// resume connects the booking system again.
+func (b *booking) resume() {
+	t := b.w.t
+	t.Helper()
+	tok := b.cli.Connect()
+	require.True(t, tok.WaitTimeout(patience), "booking reconnect timed out")
+	require.NoError(t, tok.Error())
+}
+
 // send publishes a command to a room of a site and returns its request id.
 func (b *booking) send(site, room string, cmd controller.Command, expires time.Time) {
 	t := b.w.t
