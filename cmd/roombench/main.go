@@ -75,6 +75,9 @@ type config struct {
 	// their databases at this interval, or after every change
 	// (autosaveOnChanges), instead of as shipped.
 	SitesAutosave time.Duration
+	// BridgeInflight, if not zero, replaces the site brokers'
+	// max_inflight_messages (the bridge's window to the centre).
+	BridgeInflight int
 }
 
 func main() {
@@ -155,6 +158,7 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 	fs.DurationVar(&cfg.SitesPeriod, "sites-period", 10*time.Second, "sites: each room raises one panic alert this often")
 	fs.DurationVar(&cfg.Cut, "cut", 60*time.Second, "sites: how long every site's WAN stays cut")
 	fs.DurationVar(&cfg.WANRTT, "wan-rtt", 0, "sites: round-trip time the WAN links add")
+	fs.IntVar(&cfg.BridgeInflight, "bridge-inflight", 0, "sites: max_inflight_messages of the site brokers (the bridge's window to the centre) instead of as shipped")
 	fs.StringVar(&autosave, "sites-autosave", "", "sites: save every broker's database at this interval (\"60s\"), or after every change (\"changes\"), instead of as the shipped files say")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the random offsets")
 	fs.Usage = func() {
@@ -227,6 +231,8 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 		return cfg, nil, fmt.Errorf("--autosave-every %s: want whole seconds, at least 1s", cfg.SaveEvery)
 	case cfg.OutageRooms < 1:
 		return cfg, nil, fmt.Errorf("--outage-rooms %d: want at least 1", cfg.OutageRooms)
+	case cfg.BridgeInflight < 0:
+		return cfg, nil, fmt.Errorf("--bridge-inflight %d: want 0 (as shipped) or more", cfg.BridgeInflight)
 	case cfg.SiteRooms < 1:
 		return cfg, nil, fmt.Errorf("--site-rooms %d: want at least 1", cfg.SiteRooms)
 	case cfg.SitesWindow <= 0 || cfg.SitesPeriod <= 0 || cfg.Cut <= 0 || cfg.WANRTT < 0:

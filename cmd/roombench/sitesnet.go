@@ -62,8 +62,9 @@ type siteNet struct {
 // startSitesNet starts the centre and n sites, each admitting the rooms
 // roomIDs(site) returns. A non-zero autosave makes every broker save its
 // database at that interval, or after every change (autosaveOnChanges),
-// instead of as the shipped files say.
-func startSitesNet(dir string, n int, rooms func(site string) []string, wanDelay, autosave time.Duration) (_ *sitesNet, err error) {
+// instead of as the shipped files say; a non-zero inflight replaces the
+// site brokers' max_inflight_messages.
+func startSitesNet(dir string, n int, rooms func(site string) []string, wanDelay, autosave time.Duration, inflight int) (_ *sitesNet, err error) {
 	shipped, err := mqtttest.ShippedDir()
 	if err != nil {
 		return nil, fmt.Errorf("%w (run roombench from the repository)", err)
@@ -132,6 +133,11 @@ func startSitesNet(dir string, n int, rooms func(site string) []string, wanDelay
 			map[string][]string{"address": {s.tunnel.addr}})
 		if err != nil {
 			return nil, fmt.Errorf("site-bridge.conf: %w", err)
+		}
+		if inflight > 0 {
+			// A global option: every client of the site broker, the bridge
+			// included, may have this many QoS 1 messages in flight.
+			text += fmt.Sprintf("\nmax_inflight_messages %d\n", inflight)
 		}
 		s.broker, _, err = shippedBroker(shipped, filepath.Join(sdir, "broker"), "mosquitto.conf", "acl", 1, s.ca.CertFile, sc, sk, users,
 			map[string]string{"site-bridge.conf": text}, autosave)

@@ -85,6 +85,7 @@ func TestParseFlags(t *testing.T) {
 		{"--cut", "0s", "sites"},
 		{"--wan-rtt", "-1ms", "sites"},
 		{"--sites-autosave", "500ms", "sites"},
+		{"--bridge-inflight", "-1", "sites"},
 		{"--sites-autosave", "sometimes", "sites"},
 	} {
 		_, _, err := parseFlags(bad, &errOut)
