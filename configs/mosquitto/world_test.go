@@ -501,13 +501,22 @@ func (b *booking) send(site, room string, cmd controller.Command, expires time.T
 // message arrived, or fails the test after patience.
 func (b *booking) await(what string, cond func() bool) {
 	b.w.t.Helper()
+	b.awaitOr(what, cond, func() string { return "" })
+}
+
+// awaitOr is await with more to say when it fails.
+func (b *booking) awaitOr(what string, cond func() bool, explain func() string) {
+	b.w.t.Helper()
 	deadline := time.NewTimer(patience)
 	defer deadline.Stop()
 	for !cond() {
 		select {
 		case <-b.changed:
 		case <-deadline.C:
-			b.w.t.Fatalf("booking: %s: not within %s", what, patience)
+			b.mu.Lock()
+			state := fmt.Sprintf("links %v; latest seqs %v; %d replay requests", b.link, b.latest, b.replays)
+			b.mu.Unlock()
+			b.w.t.Fatalf("booking: %s: not within %s; %s. %s", what, patience, state, explain())
 		}
 	}
 }
@@ -800,9 +809,11 @@ func (w *world) verify() {
 		all, alerts = append(all, a...), append(alerts, al...)
 	}
 	var missing, missingAlerts []recordKey
-	w.book.await("every record at the centre", func() bool {
+	w.book.awaitOr("every record at the centre", func() bool {
 		missing, missingAlerts = w.book.missing(all, alerts)
 		return len(missing) == 0 && len(missingAlerts) == 0
+	}, func() string {
+		return fmt.Sprintf("missing on events: %v; missing on alerts: %v", missing, missingAlerts)
 	})
 	records, dups, replays, recovered := w.book.stats()
 	t.Logf("centre: %d records of %d expected, all present; %d duplicates dropped; %d replay requests, %d records recovered by them",
