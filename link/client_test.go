@@ -276,7 +276,7 @@ func TestLinkIgnoresRetainedCommandAndOtherRooms(t *testing.T) {
 func TestLinkLastWill(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	obs := observe(t, url, observerOpts{filter: "visitrooms/room-a/availability"})
-	px := startProxy(t, url)
+	px := mqtttest.StartProxy(t, url)
 	startRoom(t, roomOpts{url: px.URL()})
 	obs.next("availability", func(m obsMsg) bool { return m.Payload == Online })
 	px.Cut() // the room vanishes without a DISCONNECT
@@ -300,7 +300,7 @@ func TestLinkCloseAnnouncesOffline(t *testing.T) {
 func TestLinkReconnectRepublishesFromTheJournal(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	obs := observe(t, url, observerOpts{filter: "visitrooms/room-a/+"})
-	px := startProxy(t, url)
+	px := mqtttest.StartProxy(t, url)
 	r := startRoom(t, roomOpts{url: px.URL()})
 	r.flush()
 	px.Cut()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -485,71 +484,4 @@ func strictUnmarshal(data []byte, v any) error {
 		return fmt.Errorf("trailing data after JSON value")
 	}
 	return nil
-}
-
-// proxy forwards TCP connections to a broker; Cut drops them all abruptly
-// (no MQTT DISCONNECT), as a crash or a network failure would, and refuses
-// new ones until Resume.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	down   bool
-}
-
-func startProxy(t testing.TB, brokerURL string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &proxy{ln: ln, target: strings.TrimPrefix(brokerURL, "tcp://")}
-	go p.serve()
-	t.Cleanup(func() { _ = ln.Close(); p.Cut() })
-	return p
-}
-
-func (p *proxy) URL() string { return "tcp://" + p.ln.Addr().String() }
-
-func (p *proxy) serve() {
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			_ = in.Close()
-			continue
-		}
-		out, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-		if err != nil {
-			_ = in.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
-		go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
-	}
-}
-
-// Cut closes every forwarded connection and refuses new ones until Resume.
-func (p *proxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-// Resume accepts connections again.
-func (p *proxy) Resume() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = false
 }

@@ -4,7 +4,7 @@
 //
 //	go run ./cmd/roombench [flags] SUITE...
 //
-// Suites: latency, timer, footprint, fleet, outage, or all. Without --broker
+// Suites: latency, timer, footprint, fleet, outage, sites, or all. Without --broker
 // it starts mosquitto itself on a free loopback port with a temporary config
 // and kills it at exit. --short is the smoke mode for CI: tiny sizes, a few
 // seconds each; it checks that everything works and nothing is lost, and
@@ -31,7 +31,7 @@ import (
 )
 
 // Suites in the order "all" runs them.
-var suiteNames = []string{"latency", "timer", "footprint", "fleet", "outage"}
+var suiteNames = []string{"latency", "timer", "footprint", "fleet", "outage", "sites"}
 
 type suiteFunc func(ctx context.Context, e *env) *SuiteResult
 
@@ -41,6 +41,7 @@ var suites = map[string]suiteFunc{
 	"footprint": runFootprint,
 	"fleet":     runFleet,
 	"outage":    runOutage,
+	"sites":     runSites,
 }
 
 // config holds the flags.
@@ -64,6 +65,19 @@ type config struct {
 	Seed        int64
 	NoDelay     bool
 	SaveEvery   time.Duration
+	Sites       []int
+	SiteRooms   int
+	SitesWindow time.Duration
+	SitesPeriod time.Duration
+	Cut         time.Duration
+	WANRTT      time.Duration
+	// SitesAutosave, if not zero, makes the sites suite's brokers save
+	// their databases at this interval, or after every change
+	// (autosaveOnChanges), instead of as shipped.
+	SitesAutosave time.Duration
+	// BridgeInflight, if not zero, replaces the site brokers'
+	// max_inflight_messages (the bridge's window to the centre).
+	BridgeInflight int
 }
 
 func main() {
@@ -119,7 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 	fs := flag.NewFlagSet("roombench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg config
-	var rooms string
+	var rooms, sites, autosave string
 	fs.StringVar(&cfg.Broker, "broker", "", "use this broker `URL` (tcp://127.0.0.1:1883) instead of starting mosquitto; the outage suite needs its own. The rooms' persistent sessions (client ids roomd-<room>, unique per run) stay on it")
 	fs.BoolVar(&cfg.Short, "short", false, "smoke mode: tiny sizes, a few seconds per suite; checks, not numbers")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON")
@@ -138,6 +152,14 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 	fs.StringVar(&cfg.Roomd, "roomd", "", "footprint: roomd binary to run (default: build ./cmd/roomd)")
 	fs.BoolVar(&cfg.NoDelay, "nodelay", true, "start mosquitto with set_tcp_nodelay true, as shipped (Nagle off on its sockets); --nodelay=false for mosquitto's default")
 	fs.DurationVar(&cfg.SaveEvery, "autosave-every", 0, "start mosquitto saving its database at this interval instead of after every change (the shipped setting)")
+	fs.StringVar(&sites, "sites", "2,4", "sites: site counts to step through, comma-separated (a new network for each)")
+	fs.IntVar(&cfg.SiteRooms, "site-rooms", 250, "sites: rooms per site")
+	fs.DurationVar(&cfg.SitesWindow, "sites-window", 30*time.Second, "sites: measuring time with the WAN up")
+	fs.DurationVar(&cfg.SitesPeriod, "sites-period", 10*time.Second, "sites: each room raises one panic alert this often")
+	fs.DurationVar(&cfg.Cut, "cut", 60*time.Second, "sites: how long every site's WAN stays cut")
+	fs.DurationVar(&cfg.WANRTT, "wan-rtt", 0, "sites: round-trip time the WAN links add")
+	fs.IntVar(&cfg.BridgeInflight, "bridge-inflight", 0, "sites: max_inflight_messages of the site brokers (the bridge's window to the centre) instead of as shipped")
+	fs.StringVar(&autosave, "sites-autosave", "", "sites: save every broker's database at this interval (\"60s\"), or after every change (\"changes\"), instead of as the shipped files say")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the random offsets")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: roombench [flags] SUITE...\nsuites: %s, all\n", strings.Join(suiteNames, ", "))
@@ -164,6 +186,29 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 		def("fleet-period", func() { cfg.FleetPeriod = 500 * time.Millisecond })
 		def("outage", func() { cfg.Outage = 2 * time.Second })
 		def("outage-rooms", func() { cfg.OutageRooms = 3 })
+		def("sites", func() { sites = "2" })
+		def("site-rooms", func() { cfg.SiteRooms = 2 })
+		def("sites-window", func() { cfg.SitesWindow = 2 * time.Second })
+		def("sites-period", func() { cfg.SitesPeriod = 500 * time.Millisecond })
+		def("cut", func() { cfg.Cut = 3 * time.Second })
+	}
+	switch autosave {
+	case "":
+	case "changes":
+		cfg.SitesAutosave = autosaveOnChanges
+	default:
+		d, err := time.ParseDuration(autosave)
+		if err != nil || d < time.Second || d%time.Second != 0 {
+			return cfg, nil, fmt.Errorf("--sites-autosave %q: want whole seconds (at least 1s) or \"changes\"", autosave)
+		}
+		cfg.SitesAutosave = d
+	}
+	for _, part := range strings.Split(sites, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || n < 1 || n > 26 {
+			return cfg, nil, fmt.Errorf("--sites %q: want site counts from 1 to 26 separated by commas", sites)
+		}
+		cfg.Sites = append(cfg.Sites, n)
 	}
 	for _, part := range strings.Split(rooms, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(part))
@@ -186,6 +231,12 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 		return cfg, nil, fmt.Errorf("--autosave-every %s: want whole seconds, at least 1s", cfg.SaveEvery)
 	case cfg.OutageRooms < 1:
 		return cfg, nil, fmt.Errorf("--outage-rooms %d: want at least 1", cfg.OutageRooms)
+	case cfg.BridgeInflight < 0:
+		return cfg, nil, fmt.Errorf("--bridge-inflight %d: want 0 (as shipped) or more", cfg.BridgeInflight)
+	case cfg.SiteRooms < 1:
+		return cfg, nil, fmt.Errorf("--site-rooms %d: want at least 1", cfg.SiteRooms)
+	case cfg.SitesWindow <= 0 || cfg.SitesPeriod <= 0 || cfg.Cut <= 0 || cfg.WANRTT < 0:
+		return cfg, nil, errors.New("--sites-window, --sites-period and --cut must be positive, --wan-rtt not negative")
 	}
 	names := fs.Args()
 	if len(names) == 0 {

@@ -19,11 +19,13 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every suite for about a minute; skipped with -short")
 	}
-	if _, err := findMosquitto(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
+	for _, find := range []func() (string, error){findMosquitto, findStunnel} {
+		if _, err := find(); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatal(err)
+			}
+			t.Skip(err)
 		}
-		t.Skip(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -54,6 +56,17 @@ func TestParseFlags(t *testing.T) {
 	assert.Equal(t, []string{"latency", "outage"}, names)
 	assert.Equal(t, 20, cfg.Samples, "short mode shrinks the sample count")
 	assert.Equal(t, []int{3, 6}, cfg.Rooms)
+	assert.Equal(t, []int{2}, cfg.Sites, "short mode runs two sites")
+	assert.Equal(t, 2, cfg.SiteRooms)
+
+	cfg, _, err = parseFlags([]string{"--sites", "1, 3", "--site-rooms", "5", "--cut", "2s", "sites"}, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, []int{1, 3}, cfg.Sites)
+	assert.Equal(t, 5, cfg.SiteRooms)
+	assert.Equal(t, 2*time.Second, cfg.Cut)
+	cfg, _, err = parseFlags([]string{"--sites-autosave", "changes", "sites"}, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, time.Duration(autosaveOnChanges), cfg.SitesAutosave)
 
 	_, names, err = parseFlags([]string{"--samples", "7", "all"}, &errOut)
 	require.NoError(t, err)
@@ -66,6 +79,14 @@ func TestParseFlags(t *testing.T) {
 		{"--rooms", "x", "fleet"},
 		{"--samples", "0", "latency"},
 		{"--autosave-every", "500ms", "fleet"},
+		{"--sites", "0", "sites"},
+		{"--sites", "27", "sites"},
+		{"--site-rooms", "0", "sites"},
+		{"--cut", "0s", "sites"},
+		{"--wan-rtt", "-1ms", "sites"},
+		{"--sites-autosave", "500ms", "sites"},
+		{"--bridge-inflight", "-1", "sites"},
+		{"--sites-autosave", "sometimes", "sites"},
 	} {
 		_, _, err := parseFlags(bad, &errOut)
 		assert.Error(t, err, "args %q", bad)

@@ -31,11 +31,29 @@ type CA struct {
 }
 
 // NewCA creates a CA named name, writing name.crt and name.key into dir.
+// It fails the test on error.
 func NewCA(t testing.TB, dir, name string) *CA {
 	t.Helper()
-	key := newKey(t)
+	ca, err := GenerateCA(dir, name)
+	if err != nil {
+		t.Fatalf("mqtttest: %v", err)
+	}
+	return ca
+}
+
+// GenerateCA creates a CA named name, writing name.crt and name.key into
+// dir; it is NewCA for callers without a test (a benchmark).
+func GenerateCA(dir, name string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("create CA %s: generate key: %w", name, err)
+	}
+	sn, err := serialNumber()
+	if err != nil {
+		return nil, fmt.Errorf("create CA %s: %w", name, err)
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
+		SerialNumber:          sn,
 		Subject:               pkix.Name{CommonName: name, Organization: []string{"roomd test"}},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
@@ -45,26 +63,44 @@ func NewCA(t testing.TB, dir, name string) *CA {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatalf("mqtttest: create CA %s: %v", name, err)
+		return nil, fmt.Errorf("create CA %s: %w", name, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatalf("mqtttest: parse CA %s: %v", name, err)
+		return nil, fmt.Errorf("create CA %s: parse: %w", name, err)
 	}
 	ca := &CA{dir: dir, cert: cert, key: key}
-	ca.CertFile, ca.KeyFile = writePair(t, dir, name, der, key)
-	return ca
+	if ca.CertFile, ca.KeyFile, err = writePair(dir, name, der, key); err != nil {
+		return nil, fmt.Errorf("create CA %s: %w", name, err)
+	}
+	return ca, nil
 }
 
 // Issue signs a certificate with common name cn, writing cn.crt and cn.key
 // into the CA's directory. Each host (an IP address or DNS name) becomes a
 // subject alternative name and makes it a server certificate; with no hosts
-// it is a client certificate.
+// it is a client certificate. It fails the test on error.
 func (ca *CA) Issue(t testing.TB, cn string, hosts ...string) (certFile, keyFile string) {
 	t.Helper()
-	key := newKey(t)
+	certFile, keyFile, err := ca.IssueFiles(cn, hosts...)
+	if err != nil {
+		t.Fatalf("mqtttest: %v", err)
+	}
+	return certFile, keyFile
+}
+
+// IssueFiles is Issue for callers without a test.
+func (ca *CA) IssueFiles(cn string, hosts ...string) (certFile, keyFile string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", fmt.Errorf("issue certificate %s: generate key: %w", cn, err)
+	}
+	sn, err := serialNumber()
+	if err != nil {
+		return "", "", fmt.Errorf("issue certificate %s: %w", cn, err)
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(t),
+		SerialNumber: sn,
 		Subject:      pkix.Name{CommonName: cn, Organization: []string{"roomd test"}},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
@@ -83,9 +119,12 @@ func (ca *CA) Issue(t testing.TB, cn string, hosts ...string) (certFile, keyFile
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
-		t.Fatalf("mqtttest: issue certificate %s: %v", cn, err)
+		return "", "", fmt.Errorf("issue certificate %s: %w", cn, err)
 	}
-	return writePair(t, ca.dir, cn, der, key)
+	if certFile, keyFile, err = writePair(ca.dir, cn, der, key); err != nil {
+		return "", "", fmt.Errorf("issue certificate %s: %w", cn, err)
+	}
+	return certFile, keyFile, nil
 }
 
 // Pool returns a certificate pool holding only this CA.
@@ -99,50 +138,48 @@ func (ca *CA) Pool() *x509.CertPool {
 // the given client certificate if certFile is not empty.
 func (ca *CA) ClientTLS(t testing.TB, certFile, keyFile string) *tls.Config {
 	t.Helper()
-	cfg := &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
-	if certFile != "" {
-		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			t.Fatalf("mqtttest: load client certificate %s: %v", certFile, err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
+	cfg, err := ca.ClientConfig(certFile, keyFile)
+	if err != nil {
+		t.Fatalf("mqtttest: %v", err)
 	}
 	return cfg
 }
 
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatalf("mqtttest: generate key: %v", err)
+// ClientConfig is ClientTLS for callers without a test.
+func (ca *CA) ClientConfig(certFile, keyFile string) (*tls.Config, error) {
+	cfg := &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load client certificate %s: %w", certFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
 	}
-	return key
+	return cfg, nil
 }
 
-func serial(t testing.TB) *big.Int {
-	t.Helper()
+func serialNumber() (*big.Int, error) {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		t.Fatalf("mqtttest: generate serial: %v", err)
+		return nil, fmt.Errorf("generate serial: %w", err)
 	}
-	return n
+	return n, nil
 }
 
-func writePair(t testing.TB, dir, name string, der []byte, key *ecdsa.PrivateKey) (certFile, keyFile string) {
-	t.Helper()
+func writePair(dir, name string, der []byte, key *ecdsa.PrivateKey) (certFile, keyFile string, err error) {
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		t.Fatalf("mqtttest: marshal key %s: %v", name, err)
+		return "", "", fmt.Errorf("marshal key %s: %w", name, err)
 	}
 	certFile = filepath.Join(dir, name+".crt")
 	keyFile = filepath.Join(dir, name+".key")
 	if err := writePEM(certFile, "CERTIFICATE", der, 0o644); err != nil {
-		t.Fatalf("mqtttest: %v", err)
+		return "", "", err
 	}
 	if err := writePEM(keyFile, "PRIVATE KEY", kder, 0o600); err != nil {
-		t.Fatalf("mqtttest: %v", err)
+		return "", "", err
 	}
-	return certFile, keyFile
+	return certFile, keyFile, nil
 }
 
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,13 +49,41 @@ type MosquittoOptions struct {
 	AllowAnonymous bool
 	// ExtraConfig is appended verbatim to the generated mosquitto.conf.
 	ExtraConfig string
-	// ShippedConfig starts from the production configs/mosquitto/mosquitto.conf
-	// instead of the harness's own settings, replacing only what must differ
-	// in a test: the listener (free loopback port), pid file, persistence
-	// location, log destination (the log file), certificate, password and ACL
-	// paths (ACLFile, or the shipped ACL when empty). It needs TLS and Users,
-	// like production; AllowAnonymous must stay false.
+	// ShippedConfig starts from a production file of configs/mosquitto
+	// (ShippedFile) instead of the harness's own settings, replacing only what
+	// must differ in a test: every listener gets a free loopback port of its
+	// own (ListenerAddr), and the pid file, persistence location, log
+	// destination (the log file), certificate, password and ACL paths
+	// (ACLFile, or the shipped acl when empty) and include_dir (the harness's
+	// conf.d, holding Dropins) are rewritten. It needs TLS and Users, like
+	// production; AllowAnonymous must stay false.
 	ShippedConfig bool
+	// ShippedFile is the file of configs/mosquitto that ShippedConfig starts
+	// from; "" means mosquitto.conf.
+	ShippedFile string
+	// Set rewrites further keywords of the shipped file (see Rewrite), for
+	// what a test must run differently; each must be set in the file.
+	Set map[string][]string
+	// Dropins are shipped files written into the directory the shipped
+	// config's include_dir names, each with its own rewrites.
+	Dropins []Dropin
+}
+
+// Dropin is a shipped file of configs/mosquitto included by the shipped
+// config (include_dir), such as a site's bridge to its centre.
+type Dropin struct {
+	// Name is the file's name in configs/mosquitto; it is written under the
+	// same name, which must end in ".conf" for mosquitto to read it.
+	Name string
+	// Replace lists old, new pairs of text replaced throughout the file
+	// before Set (a site's id, say).
+	Replace []string
+	// Set rewrites keywords of the file (see Rewrite): the bridge's address,
+	// certificates, or timings a test cannot wait for.
+	Set map[string][]string
+	// Append is added at the end of the file (lines a test needs that the
+	// file only shows in comments).
+	Append string
 }
 
 // MosquittoBroker is a mosquitto broker running as a child process on a free
@@ -93,10 +122,10 @@ type MosquittoBroker struct {
 	// PasswordFile is the generated password file; empty without Users.
 	PasswordFile string
 
-	t    testing.TB
-	bin  string
-	opts MosquittoOptions
-	port int
+	t     testing.TB
+	bin   string
+	opts  MosquittoOptions
+	ports []int // one per listener, in the order of the config
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -118,6 +147,9 @@ func Mosquitto(t testing.TB, opts MosquittoOptions) *MosquittoBroker {
 	}
 	if opts.RequireCertificate && !opts.TLS {
 		t.Fatalf("mqtttest: mosquitto option RequireCertificate needs TLS")
+	}
+	if !opts.ShippedConfig && (opts.ShippedFile != "" || len(opts.Set) > 0 || len(opts.Dropins) > 0) {
+		t.Fatalf("mqtttest: mosquitto options ShippedFile, Set and Dropins need ShippedConfig")
 	}
 	dir := t.TempDir()
 	m := &MosquittoBroker{
@@ -149,9 +181,16 @@ func Mosquitto(t testing.TB, opts MosquittoOptions) *MosquittoBroker {
 
 	// A free port can be taken by someone else between probing and binding;
 	// try a few ports before giving up.
+	listeners := 1
+	if opts.ShippedConfig {
+		listeners = m.shippedListeners()
+	}
 	var err error
 	for range 3 {
-		m.port = freePort(t)
+		m.ports = m.ports[:0]
+		for range listeners {
+			m.ports = append(m.ports, freePort(t))
+		}
 		m.writeConfig()
 		if err = m.start(); err == nil {
 			return m
@@ -166,16 +205,28 @@ func Mosquitto(t testing.TB, opts MosquittoOptions) *MosquittoBroker {
 
 // URL returns the broker URL for paho: "tcp://127.0.0.1:NNNN", or
 // "ssl://127.0.0.1:NNNN" with TLS.
-func (m *MosquittoBroker) URL() string {
+func (m *MosquittoBroker) URL() string { return m.ListenerURL(0) }
+
+// Addr returns "127.0.0.1:NNNN", the first listener's address.
+func (m *MosquittoBroker) Addr() string { return m.ListenerAddr(0) }
+
+// ListenerAddr returns the address of the config's listener i, counted from
+// 0 in the order of the config (a shipped config may have several).
+func (m *MosquittoBroker) ListenerAddr(i int) string {
+	if i < 0 || i >= len(m.ports) {
+		m.t.Fatalf("mqtttest: mosquitto has %d listeners, not a listener %d", len(m.ports), i)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.ports[i]))
+}
+
+// ListenerURL returns the paho URL of listener i (see URL).
+func (m *MosquittoBroker) ListenerURL(i int) string {
 	scheme := "tcp"
 	if m.opts.TLS {
 		scheme = "ssl"
 	}
-	return scheme + "://" + m.Addr()
+	return scheme + "://" + m.ListenerAddr(i)
 }
-
-// Addr returns "127.0.0.1:NNNN".
-func (m *MosquittoBroker) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.port)) }
 
 // TLSConfig returns a client TLS configuration trusting only the generated CA
 // and presenting the generated client certificate. Nil without TLS.
@@ -243,8 +294,18 @@ func (m *MosquittoBroker) Flush() {
 	}
 }
 
-func (m *MosquittoBroker) flush() error {
-	d := net.Dialer{Timeout: exitTimeout}
+// Answers reports whether mosquitto answers a new connection (CONNACK,
+// accepted or refused) within timeout: a broker that is up but stuck does
+// not.
+func (m *MosquittoBroker) Answers(timeout time.Duration) error {
+	return m.probe(timeout)
+}
+
+func (m *MosquittoBroker) flush() error { return m.probe(exitTimeout) }
+
+// probe connects, sends CONNECT and waits for the CONNACK.
+func (m *MosquittoBroker) probe(timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
 	var (
 		c   net.Conn
 		err error
@@ -258,7 +319,7 @@ func (m *MosquittoBroker) flush() error {
 		return fmt.Errorf("dial: %w", err)
 	}
 	defer func() { _ = c.Close() }()
-	if err := c.SetDeadline(time.Now().Add(exitTimeout)); err != nil {
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return fmt.Errorf("set deadline: %w", err)
 	}
 	// MQTT 3.1.1 CONNECT, clean session, keep-alive 60 s, no credentials.
@@ -280,6 +341,17 @@ func (m *MosquittoBroker) flush() error {
 		_, _ = c.Write([]byte{0xe0, 0}) // DISCONNECT
 	}
 	return nil
+}
+
+// Version returns the installed mosquitto's version, such as "2.0.11".
+func (m *MosquittoBroker) Version() string {
+	out, _ := exec.Command(m.bin, "-h").CombinedOutput()
+	for _, f := range strings.Fields(string(out)) {
+		if f != "" && f[0] >= '0' && f[0] <= '9' && strings.Count(f, ".") == 2 {
+			return f
+		}
+	}
+	return ""
 }
 
 // Log returns what mosquitto has logged so far, across restarts.
@@ -318,15 +390,19 @@ func (m *MosquittoBroker) start() error {
 // exits, or readyTimeout passes.
 func (m *MosquittoBroker) waitReady(done <-chan struct{}) error {
 	deadline := time.Now().Add(readyTimeout)
+	ready := 0
 	for {
-		c, err := net.DialTimeout("tcp", m.Addr(), dialTimeout)
+		c, err := net.DialTimeout("tcp", m.ListenerAddr(ready), dialTimeout)
 		if err == nil {
 			_ = c.Close()
-			return nil
+			if ready++; ready == len(m.ports) {
+				return nil
+			}
+			continue
 		}
 		if time.Now().After(deadline) {
 			_ = m.signal(syscall.SIGKILL)
-			return fmt.Errorf("mosquitto on %s not accepting after %s: %w", m.Addr(), readyTimeout, err)
+			return fmt.Errorf("mosquitto on %s not accepting after %s: %w", m.ListenerAddr(ready), readyTimeout, err)
 		}
 		select {
 		case <-done:
@@ -409,7 +485,7 @@ func (m *MosquittoBroker) writeConfig() {
 	line("log_type all")
 	line("connection_messages true")
 	line("log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S")
-	line("listener %d 127.0.0.1", m.port)
+	line("listener %d 127.0.0.1", m.ports[0])
 	if m.opts.TLS {
 		line("cafile %s", m.CA.CertFile)
 		line("certfile %s", m.ServerCertFile)
@@ -432,17 +508,37 @@ func (m *MosquittoBroker) writeConfig() {
 	}
 }
 
-// writePasswords writes users as plain "name:password" lines and lets
-// mosquitto_passwd -U hash them in place.
+// writePasswords writes the password file for users, failing the test on
+// error.
 func writePasswords(t testing.TB, mosquittoBin, path string, users map[string]string) {
 	t.Helper()
+	tool := findTool(t, "mosquitto_passwd", filepath.Dir(mosquittoBin), "/usr/bin")
+	if err := hashPasswords(tool, path, users); err != nil {
+		t.Fatalf("mqtttest: %v", err)
+	}
+}
+
+// WritePasswordFile writes a mosquitto password file for users (name to
+// password) at path, hashed with mosquitto_passwd; for callers without a
+// test.
+func WritePasswordFile(path string, users map[string]string) error {
+	tool, err := lookTool("mosquitto_passwd", append(slices.Clone(mosquittoDirs), "/usr/bin")...)
+	if err != nil {
+		return err
+	}
+	return hashPasswords(tool, path, users)
+}
+
+// hashPasswords writes users as plain "name:password" lines and lets
+// mosquitto_passwd -U hash them in place.
+func hashPasswords(tool, path string, users map[string]string) error {
 	names := make([]string, 0, len(users))
 	for name := range users {
 		if name == "" || strings.ContainsAny(name, ":\n") {
-			t.Fatalf("mqtttest: bad mosquitto username %q: empty or contains ':' or newline", name)
+			return fmt.Errorf("bad mosquitto username %q: empty or contains ':' or newline", name)
 		}
 		if strings.Contains(users[name], "\n") {
-			t.Fatalf("mqtttest: bad password for mosquitto user %q: contains a newline", name)
+			return fmt.Errorf("bad password for mosquitto user %q: contains a newline", name)
 		}
 		names = append(names, name)
 	}
@@ -452,13 +548,13 @@ func writePasswords(t testing.TB, mosquittoBin, path string, users map[string]st
 		fmt.Fprintf(&b, "%s:%s\n", name, users[name])
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatalf("mqtttest: write password file: %v", err)
+		return fmt.Errorf("write password file: %w", err)
 	}
-	tool := findTool(t, "mosquitto_passwd", filepath.Dir(mosquittoBin), "/usr/bin")
 	out, err := exec.Command(tool, "-U", path).CombinedOutput()
 	if err != nil {
-		t.Fatalf("mqtttest: hash password file with %s -U %s: %v\n%s", tool, path, err, out)
+		return fmt.Errorf("hash password file with %s -U %s: %w\n%s", tool, path, err, out)
 	}
+	return nil
 }
 
 // findMosquitto returns the mosquitto binary, or skips (fails with CI=true)
@@ -474,22 +570,31 @@ var mosquittoDirs = []string{"/usr/sbin", "/usr/local/sbin"}
 
 func findTool(t testing.TB, name string, dirs ...string) string {
 	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
+	p, err := lookTool(name, dirs...)
+	if err == nil {
 		return p
 	}
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	msg := fmt.Sprintf("mqtttest: %s not found in PATH or %s; install it with `apt-get install mosquitto` (or run .ci/install-deps)",
-		name, strings.Join(dirs, ", "))
+	msg := "mqtttest: " + err.Error()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
 	return ""
+}
+
+// lookTool finds the program name in PATH or dirs.
+func lookTool(name string, dirs ...string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in PATH or %s; install it with `apt-get install mosquitto` (or run .ci/install-deps)",
+		name, strings.Join(dirs, ", "))
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -503,60 +608,111 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// writeShippedConfig writes the production configuration with the paths and
-// listener of this test substituted.
-func (m *MosquittoBroker) writeShippedConfig() {
-	src := repoFile(m.t, filepath.Join("configs", "mosquitto", "mosquitto.conf"))
-	data, err := os.ReadFile(src)
+// shippedText reads the shipped main config.
+func (m *MosquittoBroker) shippedText() (path, text string) {
+	name := m.opts.ShippedFile
+	if name == "" {
+		name = "mosquitto.conf"
+	}
+	path = Shipped(m.t, name)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		m.t.Fatalf("mqtttest: read shipped mosquitto config: %v", err)
 	}
+	return path, string(data)
+}
+
+// shippedListeners counts the listeners of the shipped main config.
+func (m *MosquittoBroker) shippedListeners() int {
+	path, text := m.shippedText()
+	n := Keywords(text)["listener"]
+	if n == 0 {
+		m.t.Fatalf("mqtttest: shipped mosquitto config %s has no listener", path)
+	}
+	return n
+}
+
+// writeShippedConfig writes the production configuration with the ports,
+// paths and certificates of this test substituted, and its drop-ins.
+func (m *MosquittoBroker) writeShippedConfig() {
+	src, text := m.shippedText()
 	acl := m.opts.ACLFile
 	if acl == "" {
 		acl = ShippedACL(m.t)
 	}
-	replace := map[string]string{
-		"pid_file":             "",
-		"persistence_location": m.DataDir + "/",
-		"listener":             fmt.Sprintf("%d 127.0.0.1", m.port),
-		"cafile":               m.CA.CertFile,
-		"certfile":             m.ServerCertFile,
-		"keyfile":              m.ServerKeyFile,
-		"password_file":        m.PasswordFile,
-		"acl_file":             acl,
-		"log_dest":             "stderr",
+	listeners := make([]string, len(m.ports))
+	for i, p := range m.ports {
+		listeners[i] = fmt.Sprintf("%d 127.0.0.1", p)
 	}
-	seen := map[string]bool{}
+	set := map[string][]string{
+		"pid_file":             {""},
+		"persistence_location": {m.DataDir + "/"},
+		"listener":             listeners,
+		"cafile":               {m.CA.CertFile},
+		"certfile":             {m.ServerCertFile},
+		"keyfile":              {m.ServerKeyFile},
+		"password_file":        {m.PasswordFile},
+		"acl_file":             {acl},
+		"log_dest":             {"stderr"},
+	}
+	confd := filepath.Join(m.Dir, "conf.d")
+	if Keywords(text)["include_dir"] > 0 {
+		set["include_dir"] = []string{confd}
+	} else if len(m.opts.Dropins) > 0 {
+		m.t.Fatalf("mqtttest: shipped mosquitto config %s has no include_dir for the drop-ins", src)
+	}
+	for k, v := range m.opts.Set {
+		if _, dup := set[k]; dup {
+			m.t.Fatalf("mqtttest: mosquitto option Set rewrites %s, which the harness rewrites itself", k)
+		}
+		set[k] = v
+	}
+	out, err := Rewrite(text, set)
+	if err != nil {
+		m.t.Fatalf("mqtttest: shipped mosquitto config %s: %v", src, err)
+	}
 	var b strings.Builder
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		fmt.Fprintf(&b, "user %s\n", u.Username)
 	}
-	for _, ln := range strings.Split(string(data), "\n") {
-		key, _, _ := strings.Cut(strings.TrimSpace(ln), " ")
-		if v, ok := replace[key]; ok {
-			if seen[key] {
-				m.t.Fatalf("mqtttest: shipped mosquitto config %s sets %s more than once; the harness cannot rewrite it", src, key)
-			}
-			seen[key] = true
-			if v != "" {
-				fmt.Fprintf(&b, "%s %s\n", key, v)
-			}
-			continue
-		}
-		b.WriteString(ln + "\n")
-	}
-	for key := range replace {
-		if !seen[key] {
-			m.t.Fatalf("mqtttest: shipped mosquitto config %s lacks %s", src, key)
-		}
-	}
+	b.WriteString(out + "\n")
 	if m.opts.RequireCertificate {
 		b.WriteString("require_certificate true\n")
 	}
 	if m.opts.ExtraConfig != "" {
 		b.WriteString(m.opts.ExtraConfig + "\n")
 	}
+	if err := os.MkdirAll(confd, 0o700); err != nil {
+		m.t.Fatalf("mqtttest: create %s: %v", confd, err)
+	}
+	for _, d := range m.opts.Dropins {
+		m.writeDropin(confd, d)
+	}
 	if err := os.WriteFile(m.ConfigFile, []byte(b.String()), 0o600); err != nil {
 		m.t.Fatalf("mqtttest: write mosquitto config: %v", err)
+	}
+}
+
+func (m *MosquittoBroker) writeDropin(dir string, d Dropin) {
+	if !strings.HasSuffix(d.Name, ".conf") || strings.Contains(d.Name, "/") {
+		m.t.Fatalf("mqtttest: drop-in %q: want a file name ending in .conf", d.Name)
+	}
+	if len(d.Replace)%2 != 0 {
+		m.t.Fatalf("mqtttest: drop-in %s: Replace wants old, new pairs", d.Name)
+	}
+	src := Shipped(m.t, d.Name)
+	data, err := os.ReadFile(src)
+	if err != nil {
+		m.t.Fatalf("mqtttest: read drop-in: %v", err)
+	}
+	text := strings.NewReplacer(d.Replace...).Replace(string(data))
+	if text, err = Rewrite(text, d.Set); err != nil {
+		m.t.Fatalf("mqtttest: drop-in %s: %v", src, err)
+	}
+	if d.Append != "" {
+		text = strings.TrimRight(text, "\n") + "\n" + d.Append + "\n"
+	}
+	if err := os.WriteFile(filepath.Join(dir, d.Name), []byte(text), 0o600); err != nil {
+		m.t.Fatalf("mqtttest: write drop-in: %v", err)
 	}
 }

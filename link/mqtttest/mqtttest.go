@@ -5,8 +5,6 @@ package mqtttest
 
 import (
 	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/roomd/roomd/link/broker"
@@ -34,29 +32,5 @@ func Embedded(t testing.TB) string {
 // module root. It fails the test if the file is missing.
 func ShippedACL(t testing.TB) string {
 	t.Helper()
-	return repoFile(t, filepath.Join("configs", "mosquitto", "acl"))
-}
-
-// repoFile returns the absolute path of rel under the module root (the first
-// directory upwards holding go.mod).
-func repoFile(t testing.TB, rel string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatalf("mqtttest: find %s: working directory: %v", rel, err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, rel)
-			if _, err := os.Stat(p); err != nil {
-				t.Fatalf("mqtttest: find %s: %v", rel, err)
-			}
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("mqtttest: find %s: no go.mod above the working directory", rel)
-		}
-		dir = parent
-	}
+	return Shipped(t, "acl")
 }

@@ -1,0 +1,199 @@
+package mosquitto_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/link"
+)
+
+// Two sites of two rooms each. The room ids are the same at both sites:
+// they need only be unique per site.
+func twoSites() map[string][]string {
+	return map[string][]string{"site-a": {"room-1", "room-2"}, "site-b": {"room-1", "room-2"}}
+}
+
+// requireCutOff checks what a cut makes certain: every alert raised while
+// the site's WAN was down reached the site's guard while it was still down,
+// and none of them had reached the centre.
+func requireCutOff(t *testing.T, w *world, samples []sample) {
+	t.Helper()
+	require.NotEmpty(t, samples)
+	for _, s := range samples {
+		require.True(t, s.alert.wanDown, "%s: the alert reached the site guard only after the WAN was back", s.key)
+		_, crossed := w.book.arrived(s.key)
+		require.False(t, crossed, "%s: the alert crossed a cut WAN", s.key)
+	}
+}
+
+// TestSitesWANCutWhileRoomsRaiseAlerts: both sites lose the WAN while
+// every room raises and clears panic alerts. The guards see every alert
+// while the WAN is down; the centre sees the bridges go down, and then
+// every record once the WAN is back.
+func TestSitesWANCutWhileRoomsRaiseAlerts(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, twoSites())
+	a, b := w.site("site-a"), w.site("site-b")
+	samples := w.cycles(2, "WAN up", a, b)
+
+	a.wan.Cut()
+	b.wan.Cut()
+	w.book.awaitLink("site-a", false)
+	w.book.awaitLink("site-b", false)
+	cut := w.cycles(3, "WAN cut", a, b)
+	requireCutOff(t, w, cut)
+
+	a.wan.Resume()
+	b.wan.Resume()
+	w.book.awaitLink("site-a", true)
+	w.book.awaitLink("site-b", true)
+	samples = append(samples, cut...)
+	samples = append(samples, w.cycles(1, "WAN back", a, b)...)
+	w.verify()
+	w.report(samples)
+}
+
+// TestSitesBrokerRestartedDuringCut: site-a's broker is restarted (SIGTERM,
+// as an upgrade does) while its WAN is down and its rooms raise alerts. The
+// bridge's queue survives the restart: the centre receives every record
+// without asking for a single replay from site-a.
+func TestSitesBrokerRestartedDuringCut(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, twoSites())
+	a, b := w.site("site-a"), w.site("site-b")
+	samples := w.cycles(1, "WAN up", a, b)
+
+	a.wan.Cut()
+	w.book.awaitLink("site-a", false)
+	cut := w.cycles(2, "WAN cut", a)
+	a.broker.Restart()
+	cut = append(cut, w.cycles(2, "WAN cut, broker restarted", a)...)
+	samples = append(samples, w.cycles(2, "other site meanwhile", b)...)
+	requireCutOff(t, w, cut)
+
+	a.wan.Resume()
+	w.book.awaitLink("site-a", true)
+	samples = append(samples, cut...)
+	w.verify()
+	_, _, replays, recovered := w.book.stats()
+	require.Zero(t, recovered, "records recovered by replay: the bridge lost its queue in the restart")
+	require.Zero(t, replays, "replays asked for")
+	w.report(samples)
+}
+
+// TestSitesCentreRestarted: the central broker crashes (SIGKILL) while rooms
+// raise alerts and the booking system is away, and comes back. The sites'
+// guards keep working throughout. The centre saves once a minute, so the
+// records it had queued for the booking system are gone; the booking system
+// finds the gap (the rooms' states name their latest seq) and gets them
+// again by replay from the rooms' journals.
+func TestSitesCentreRestarted(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, twoSites())
+	a, b := w.site("site-a"), w.site("site-b")
+	samples := w.cycles(1, "centre up", a, b)
+
+	w.book.pause()
+	samples = append(samples, w.cycles(1, "booking system away", a, b)...)
+	type result struct {
+		samples []sample
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := w.runCycles(2, "centre crashing", a, b)
+		done <- result{s, err}
+	}()
+	w.centre.Kill()
+	crashing := <-done
+	require.NoError(t, crashing.err)
+	down := w.cycles(2, "centre down", a, b)
+	w.centre.Restart()
+	w.book.resume()
+	samples = append(samples, crashing.samples...)
+	samples = append(samples, down...)
+	w.book.awaitLink("site-a", true)
+	w.book.awaitLink("site-b", true)
+	samples = append(samples, w.cycles(1, "centre back", a, b)...)
+	w.verify()
+	_, _, replays, recovered := w.book.stats()
+	require.Positive(t, replays, "the booking system asked for no replay: did the centre keep its queue after all?")
+	require.Positive(t, recovered, "no record came back by replay")
+	w.report(samples)
+}
+
+// TestSitesCommandExpiresDuringCut: the booking system starts a visit at
+// both sites with expires_at 2 s ahead while site-a's WAN is down. site-b
+// starts its visit; site-a's command waits at the centre, reaches the room
+// after its expiry and is refused as expired: it never acts.
+func TestSitesCommandExpiresDuringCut(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, twoSites())
+	a := w.site("site-a")
+
+	a.wan.Cut()
+	w.book.awaitLink("site-a", false)
+	expires := time.Now().Add(2 * time.Second)
+	start := func(id string) controller.Command {
+		return controller.Command{RequestID: id, Action: controller.ActionStartVisit, VisitID: "v-" + id, Duration: time.Hour}
+	}
+	w.book.send("site-a", "room-1", start("book-a"), expires)
+	w.book.send("site-b", "room-1", start("book-b"), expires)
+	var rb link.ReplyMessage
+	var ok bool
+	w.book.await("site-b's reply", func() bool { rb, ok = w.book.reply("book-b"); return ok })
+	require.True(t, rb.OK, "site-b: %+v", rb)
+	require.True(t, w.book.hasType("site-b", "room-1", "visit_started"))
+
+	samples := w.cycles(1, "WAN cut", a)
+	requireCutOff(t, w, samples)
+	waitUntil(expires.Add(100 * time.Millisecond))
+	a.wan.Resume()
+
+	var ra link.ReplyMessage
+	w.book.await("site-a's refusal", func() bool { ra, ok = w.book.reply("book-a"); return ok })
+	require.False(t, ra.OK)
+	require.NotNil(t, ra.Error)
+	require.Equal(t, string(link.CodeExpired), ra.Error.Code, "site-a: %+v", ra)
+	w.verify()
+	require.False(t, w.book.hasType("site-a", "room-1", "visit_started"), "the expired command started a visit")
+	var st link.StateMessage
+	state := retained(t, w.centre, "monitor", pwMonitor, "visitrooms/site-a/room-1/state")["visitrooms/site-a/room-1/state"]
+	require.NoError(t, json.Unmarshal([]byte(state), &st), "site-a/room-1's state at the centre: %q", state)
+	require.Equal(t, "idle", st.Phase)
+	require.Nil(t, st.Visit)
+	w.report(samples)
+}
+
+// TestSitesRoomDecommissionedDuringCut: site-a's room-2 is retired while the
+// WAN is down: roomd stops, and its retained topics are cleared on the site
+// broker. When the WAN is back the centre holds nothing of the room but its
+// records; the other rooms carry on.
+func TestSitesRoomDecommissionedDuringCut(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, twoSites())
+	a, b := w.site("site-a"), w.site("site-b")
+	samples := w.cycles(1, "WAN up", a, b)
+	before := retained(t, w.centre, "monitor", pwMonitor, "visitrooms/site-a/room-2/")
+	require.Contains(t, before, "visitrooms/site-a/room-2/state")
+	require.Contains(t, before, "visitrooms/site-a/room-2/availability")
+
+	a.wan.Cut()
+	w.book.awaitLink("site-a", false)
+	a.decommission(w, "room-2")
+	cut := w.cycles(2, "WAN cut", a)
+	requireCutOff(t, w, cut)
+	a.wan.Resume()
+	w.book.awaitLink("site-a", true)
+
+	w.verify()
+	require.Empty(t, retained(t, a.broker, "booking", pwBooking, "visitrooms/room-2/"), "site keeps a retained topic of room-2")
+	require.Empty(t, retained(t, w.centre, "monitor", pwMonitor, "visitrooms/site-a/room-2/"), "centre keeps a retained topic of room-2")
+	require.Contains(t, retained(t, w.centre, "monitor", pwMonitor, "visitrooms/site-b/room-2/"), "visitrooms/site-b/room-2/state",
+		"site-b's room of the same id is untouched")
+	w.report(append(samples, cut...))
+}
