@@ -332,7 +332,7 @@ func haBroker(t *testing.T) *mqtttest.MosquittoBroker {
 		if strings.HasPrefix(ln, "# user homeassistant") {
 			in = true
 		}
-		if in && strings.HasPrefix(ln, "# ") && (strings.HasPrefix(ln, "# user") || strings.HasPrefix(ln, "# topic")) {
+		if in && strings.HasPrefix(ln, "# ") && (strings.HasPrefix(ln, "# user") || strings.HasPrefix(ln, "# topic") || strings.HasPrefix(ln, "# pattern")) {
 			ln = strings.TrimPrefix(ln, "# ")
 		} else if in && ln == "" {
 			in = false
