@@ -108,6 +108,7 @@ func TestSitesCentreRestarted(t *testing.T) {
 		s, err := w.runCycles(2, "centre crashing", a, b)
 		done <- result{s, err}
 	}()
+	w.centreKilled = true
 	w.centre.Kill()
 	crashing := <-done
 	require.NoError(t, crashing.err)

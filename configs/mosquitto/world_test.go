@@ -60,6 +60,10 @@ type world struct {
 	sites  []*site
 	book   *booking
 
+	// centreKilled: the centre was killed (SIGKILL) with messages it had
+	// acknowledged but not yet saved; see verify.
+	centreKilled bool
+
 	mu   sync.Mutex
 	sent map[string]time.Time // request id → expires_at, of every command sent
 }
@@ -808,16 +812,26 @@ func (w *world) verify() {
 		a, al := s.expected()
 		all, alerts = append(all, a...), append(alerts, al...)
 	}
+	// A centre killed between acknowledging a record and saving it loses
+	// what it held for the booking system. A gap on events shows it and a
+	// replay brings it back, on events and alerts. But its copy on alerts
+	// can be lost alone (the save fell between the two copies), and no gap
+	// shows that: alert seqs skip. The contract's complete stream is
+	// events, so only there must nothing be missing after such a crash.
+	alertsComplete := !w.centreKilled
 	var missing, missingAlerts []recordKey
 	w.book.awaitOr("every record at the centre", func() bool {
 		missing, missingAlerts = w.book.missing(all, alerts)
-		return len(missing) == 0 && len(missingAlerts) == 0
+		return len(missing) == 0 && (len(missingAlerts) == 0 || !alertsComplete)
 	}, func() string {
 		return fmt.Sprintf("missing on events: %v; missing on alerts: %v", missing, missingAlerts)
 	})
 	records, dups, replays, recovered := w.book.stats()
 	t.Logf("centre: %d records of %d expected, all present; %d duplicates dropped; %d replay requests, %d records recovered by them",
 		records, len(all), dups, replays, recovered)
+	if len(missingAlerts) > 0 {
+		t.Logf("centre killed: %d alert records came on events only (%v)", len(missingAlerts), missingAlerts)
+	}
 
 	for _, s := range w.sites {
 		w.converged(s)
