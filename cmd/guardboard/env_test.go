@@ -255,3 +255,56 @@ func TestServeFromTheEnvironmentAlone(t *testing.T) {
 		t.Fatal("serve did not end with its context")
 	}
 }
+
+// The Debian package's /etc/default/guardboard names every variable, each
+// with the value it means (a commented one with the flag's own default), in
+// the syntax systemd's EnvironmentFile= and a shell read alike, and the
+// settings it leaves on start a board on loopback once the broker is named.
+func TestDebianDefaultsFile(t *testing.T) {
+	data, err := os.ReadFile("../../packaging/guardboard/default")
+	require.NoError(t, err)
+	var defaults serveFlags
+	fs := serveFlagSet(&defaults, io.Discard)
+	known := map[string]*flag.Flag{}
+	fs.VisitAll(func(fl *flag.Flag) { known[envName(fl.Name)] = fl })
+
+	// KEY=value or KEY="value", with nothing either parser reads another way.
+	assignment := regexp.MustCompile(`^(#?)(GUARDBOARD_[A-Z_]+)=("[^"\\$` + "`" + `]*"|[^\s"'\\$` + "`" + `;&|<>()#]*)$`)
+	set, mentioned := env{}, map[string]bool{}
+	for n, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if strings.TrimSpace(line) == "" || (strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "#GUARDBOARD_")) {
+			continue
+		}
+		m := assignment.FindStringSubmatch(line)
+		if !assert.NotNil(t, m, "line %d: %q is neither a comment nor a plain assignment", n+1, line) {
+			continue
+		}
+		fl := known[m[2]]
+		if !assert.NotNil(t, fl, "line %d: %s is no variable of guardboard serve", n+1, m[2]) {
+			continue
+		}
+		value := strings.Trim(m[3], `"`)
+		mentioned[m[2]] = true
+		if m[1] == "" {
+			assert.NotContains(t, set, m[2], "line %d: %s set twice", n+1, m[2])
+			set[m[2]] = value
+		} else if fl.DefValue != "" {
+			assert.Equal(t, fl.DefValue, value, "line %d: a commented %s shows the default", n+1, m[2])
+		}
+	}
+	for name := range known {
+		assert.True(t, mentioned[name], "the file says nothing of %s", name)
+	}
+
+	assert.Equal(t, "", set["GUARDBOARD_BROKER"], "the broker is the installer's to name")
+	set["GUARDBOARD_BROKER"] = "tls://broker.example:8883"
+	c, err := parseServe(nil, set.get, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:8080", c.listen, "loopback: no password crosses the network in clear")
+	assert.False(t, c.insecureHTTP)
+	assert.Equal(t, "/etc/guardboard/accounts", c.accounts)
+	assert.Equal(t, "/etc/guardboard/mqtt-password", c.brokerPasswordFile)
+	assert.Equal(t, "/etc/guardboard/ca.crt", c.brokerCA)
+	assert.Equal(t, "/var/lib/guardboard/marks.json", c.stateFile, "in the unit's StateDirectory")
+	assert.Equal(t, board.DefaultUsername, c.brokerUser)
+}

@@ -119,14 +119,11 @@ func (c *serveConfig) name(flag string) string {
 	return "--" + flag + "/" + envName(flag)
 }
 
-// parseServe reads serve's flags, then the GUARDBOARD_* variable of every
-// flag not on the command line, and checks what can be checked before
-// anything is opened. Every error names the flag or the variable.
-func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*serveConfig, error) {
+// serveFlagSet defines serve's flags into f; each flag's usage names its
+// variable.
+func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	c := &serveConfig{onCommandLine: map[string]bool{}, fromEnv: map[string]bool{}}
-	f := &c.serveFlags
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` of the board's web server; plain HTTP only on loopback unless --insecure-http")
 	fs.StringVar(&f.accounts, "accounts", "", "the accounts `file` (guardboard accounts add makes it); required")
 	fs.StringVar(&f.title, "title", "Visit rooms", "the site's `name` in the page's header")
@@ -149,6 +146,16 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*s
 		fmt.Fprint(stderr, serveUsage)
 		fs.PrintDefaults()
 	}
+	return fs
+}
+
+// parseServe reads serve's flags, then the GUARDBOARD_* variable of every
+// flag not on the command line, and checks what can be checked before
+// anything is opened. Every error names the flag or the variable.
+func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*serveConfig, error) {
+	c := &serveConfig{onCommandLine: map[string]bool{}, fromEnv: map[string]bool{}}
+	fs := serveFlagSet(&c.serveFlags, stderr)
+	f := &c.serveFlags
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
