@@ -2,16 +2,24 @@
 # Build roomd's Debian packages with nfpm (pinned in packaging/nfpm.mod):
 #
 #   bash .ci/package.sh                   # dist/roomd_<version>_{amd64,arm64,armhf}.deb
+#                                         # dist/guardboard_<version>_{amd64,arm64,armhf}.deb
 #   bash .ci/package.sh --print-version   # the version it would build
+#
+# roomd (packaging/nfpm.yaml) is the room's daemon and visitctl, for the Pi
+# beside each room; guardboard (packaging/guardboard/nfpm.yaml) is the
+# guard station board, for the central machine. Both get the same version;
+# neither depends on the other.
 #
 # arm64 is for 64-bit Raspberry Pi OS (Pi 3, 4, 5), armhf is built for
 # ARMv6 (GOARM=6) so that one package runs on every Pi from the Zero up, and
-# amd64 is for laptops (the simulator backend) and CI.
+# amd64 is for laptops (the simulator backend), the usual central machine,
+# and CI.
 #
 # The version comes from git: a tag v1.2.3 gives 1.2.3, v1.2.3-rc.1 gives
 # 1.2.3~rc.1, 4 commits after v1.2.3 give 1.2.3+4.g<sha>; without a tag it
 # is 0.0.0~git<commit time, UTC>.<sha>. Uncommitted changes add +dirty.
-# roomd --version and visitctl --version print the same string.
+# roomd --version, visitctl --version and guardboard version print the same
+# string.
 #
 # Environment:
 #   ROOMD_VERSION     the version to build instead (must be a Debian version)
@@ -74,15 +82,20 @@ ldflags="-s -w -X github.com/roomd/roomd/buildinfo.version=$ver"
 # --- arch-independent files: man pages, help text, changelog ---------------
 shared="$work/shared"
 mkdir -p "$shared"
-go build -trimpath -ldflags="$ldflags" -o "$work/host/" ./cmd/roomd ./cmd/visitctl
+go build -trimpath -ldflags="$ldflags" -o "$work/host/" ./cmd/roomd ./cmd/visitctl ./cmd/guardboard
 "$work/host/roomd" help >"$shared/roomd-help.txt"
 "$work/host/visitctl" help >"$shared/visitctl-help.txt"
+{
+	"$work/host/guardboard" help
+	echo
+	"$work/host/guardboard" serve -h 2>&1
+} >"$shared/guardboard-help.txt"
 
 # roff escapes: backslash, a leading dot or quote, and '-' as a minus.
 roff() { sed -e 's/\\/\\e/g' -e 's/^\([.'"'"']\)/\\\&\1/' -e 's/-/\\-/g'; }
 mandate="$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)"
 
-manpage() { # name summary description-paragraph files-section
+manpage() { # name summary description-paragraph files-section see-also package
 	local name="$1" upper
 	upper="$(echo "$name" | tr a-z A-Z)"
 	{
@@ -93,9 +106,8 @@ manpage() { # name summary description-paragraph files-section
 		roff <"$shared/$name-help.txt"
 		printf '.fi\n'
 		printf '%s\n' "$4"
-		printf '.SH SEE ALSO\n'
-		if [ "$name" = roomd ]; then printf '.BR visitctl (1),\n'; else printf '.BR roomd (1),\n'; fi
-		printf 'the documentation in\n.IR /usr/share/doc/roomd/ .\n'
+		printf '.SH SEE ALSO\n%s\n' "$5"
+		printf 'the documentation in\n.IR /usr/share/doc/%s/ .\n' "$6"
 	} | gzip -9n >"$shared/$name.1.gz"
 }
 manpage roomd "one visit room's sensors, visit timer and alerts, over MQTT" \
@@ -111,18 +123,45 @@ the room'"'"'s state and journal; a purge of the package keeps it
 .I /usr/share/doc/roomd/examples/roomd.example.yaml
 every configuration key with its default
 .SH EXIT STATUS
-0 on success, 1 on an error (every problem of a config is printed first), 2 on a usage error.'
+0 on success, 1 on an error (every problem of a config is printed first), 2 on a usage error.' \
+	'.BR visitctl (1),' roomd
 manpage visitctl "start, extend and end visits, acknowledge alerts, watch every room" \
 	"visitctl talks to the rooms over the MQTT broker: it sends a command to one room and waits for its reply, or shows a live board of every room for guards." \
 	'.SH EXIT STATUS
-0 ok, 1 refused or failed, 2 usage, 3 no reply in time, 4 broker unreachable.'
+0 ok, 1 refused or failed, 2 usage, 3 no reply in time, 4 broker unreachable.' \
+	'.BR roomd (1),' roomd
+manpage guardboard "the guard station board: every visit room on one screen, in a browser" \
+	"guardboard serve is the guard station board: a web server on the control room's central machine that connects to the rooms' MQTT broker as the identity guard\-station and shows guards every room in a browser, the most urgent first, with a sound that rings until an alert is acknowledged. Guards log in with accounts kept in a file of bcrypt hashes (guardboard accounts). guardboard \-demo runs simulated rooms and the board on one machine." \
+	'.SH ENVIRONMENT
+Every flag of \fBguardboard serve\fR may be given instead by an environment variable: \fBGUARDBOARD_\fR and the flag'"'"'s name in capitals, \- as _ (\fB\-\-broker\-password\-file\fR is \fBGUARDBOARD_BROKER_PASSWORD_FILE\fR). A flag on the command line wins over its variable; an empty variable counts as unset. The unit \fBguardboard.service\fR reads them from \fI/etc/default/guardboard\fR.
+.SH FILES
+.TP
+.I /etc/default/guardboard
+the board'"'"'s settings, with what each means and the steps to start the board; after a change: \fBsystemctl restart guardboard\fR
+.TP
+.I /etc/guardboard/accounts
+the guards'"'"' accounts, \fIoperator id\fB:\fIbcrypt hash\fR a line (root:guardboard 0640); edit it with \fBguardboard accounts add\fR|\fBpasswd\fR|\fBremove\fR \fIID\fR \fB\-\-accounts /etc/guardboard/accounts\fR
+.TP
+.I /etc/guardboard/mqtt\-password
+the broker password of guard\-station (root:guardboard 0640)
+.TP
+.I /etc/guardboard/ca.crt
+the CA of the broker'"'"'s certificate
+.TP
+.I /var/lib/guardboard/marks.json
+where the board stands in every room'"'"'s records; a purge of the package deletes it
+.SH EXIT STATUS
+0 on success; 2 on a usage error or a bad setting; 1 on another error, such as a file a setting names that cannot be read. Both name the flag or variable.' \
+	'.BR systemd.exec (5),' guardboard
 
-{
-	printf 'roomd (%s) unstable; urgency=medium\n\n' "$ver"
+changelog() { # package
+	printf '%s (%s) unstable; urgency=medium\n\n' "$1" "$ver"
 	printf '  * Built from commit %s.\n' "$commit"
 	printf '  * The changes are in the project'"'"'s git history.\n\n'
 	printf ' -- %s  %s\n' "$maintainer" "$(date -u -R -d "@$SOURCE_DATE_EPOCH")"
-} | gzip -9n >"$shared/changelog.gz"
+}
+changelog roomd | gzip -9n >"$shared/changelog.gz"
+changelog guardboard | gzip -9n >"$shared/guardboard-changelog.gz"
 
 # license_text prints a license file; the full Apache License 2.0 becomes a
 # pointer to Debian's copy (with whatever the file says before it).
@@ -163,7 +202,7 @@ copyright() { # binaries...
 	done
 }
 
-# --- one package per architecture -------------------------------------------
+# --- the packages of each architecture -------------------------------------
 for arch in $archs; do
 	goarm=""
 	case "$arch" in
@@ -176,12 +215,15 @@ for arch in $archs; do
 	mkdir -p "$stage"
 	cp "$shared"/* "$stage/"
 	env CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" GOARM="$goarm" \
-		go build -trimpath -ldflags="$ldflags" -o "$stage/" ./cmd/roomd ./cmd/visitctl
+		go build -trimpath -ldflags="$ldflags" -o "$stage/" ./cmd/roomd ./cmd/visitctl ./cmd/guardboard
 	copyright "$stage/roomd" "$stage/visitctl" >"$stage/copyright"
-	out="$dist/roomd_${ver}_${arch}.deb"
-	rm -f "$out"
-	ROOMD_STAGE="$stage" ROOMD_VERSION="$ver" ROOMD_NFPM_ARCH="$nfpm_arch" \
-		ROOMD_MAINTAINER="$maintainer" ROOMD_HOMEPAGE="${ROOMD_HOMEPAGE:-https://github.com/roomd/roomd}" \
-		go tool -modfile=packaging/nfpm.mod nfpm package --config packaging/nfpm.yaml --packager deb --target "$out" >&2
-	echo "$out"
+	copyright "$stage/guardboard" >"$stage/guardboard-copyright"
+	for pkg in roomd:packaging/nfpm.yaml guardboard:packaging/guardboard/nfpm.yaml; do
+		out="$dist/${pkg%%:*}_${ver}_${arch}.deb"
+		rm -f "$out"
+		ROOMD_STAGE="$stage" ROOMD_VERSION="$ver" ROOMD_NFPM_ARCH="$nfpm_arch" \
+			ROOMD_MAINTAINER="$maintainer" ROOMD_HOMEPAGE="${ROOMD_HOMEPAGE:-https://github.com/roomd/roomd}" \
+			go tool -modfile=packaging/nfpm.mod nfpm package --config "${pkg#*:}" --packager deb --target "$out" >&2
+		echo "$out"
+	done
 done

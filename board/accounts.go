@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -238,8 +239,12 @@ func (f AccountsFile) read(missingOK bool) (map[string][]byte, error) {
 }
 
 // edit reads the file, applies change and writes it back atomically (a
-// new file renamed over the old one, mode 0600): a crash leaves the old
-// file or the new one, never half of one.
+// new file renamed over the old one): a crash leaves the old file or the
+// new one, never half of one. The new file keeps the old one's owner,
+// group and mode (less any permission for others), so that the board,
+// which may read the file through its group (the Debian package's
+// /etc/guardboard/accounts is root:guardboard 0640), still can after an
+// edit as root; a file made anew is 0600, its maker's.
 func (f AccountsFile) edit(operator string, change func(map[string][]byte) error, create bool) error {
 	if !controller.ValidOperatorID(operator) {
 		return fmt.Errorf("operator id %q: want 1 to 64 of A-Z a-z 0-9 . _ : - (an opaque id such as guard-7, never a name), not on_site", operator)
@@ -267,7 +272,18 @@ func (f AccountsFile) edit(operator string, change func(map[string][]byte) error
 		return fmt.Errorf("write accounts file: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
+	mode := os.FileMode(0o600)
+	old, err := os.Stat(f.Path)
+	if err == nil {
+		mode = old.Mode().Perm() &^ 0o007
+		if st, ok := old.Sys().(*syscall.Stat_t); ok {
+			if err := tmp.Chown(int(st.Uid), int(st.Gid)); err != nil {
+				tmp.Close()
+				return fmt.Errorf("write accounts file: keep the owner and group of %s (uid %d, gid %d): %w", f.Path, st.Uid, st.Gid, err)
+			}
+		}
+	}
+	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write accounts file: %w", err)
 	}

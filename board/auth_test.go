@@ -3,6 +3,7 @@ package board
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,6 +49,40 @@ func TestAccountsFile(t *testing.T) {
 	ok, _ = a.Check("guard-7", "a new long password")
 	assert.True(t, ok)
 	assert.False(t, a.Exists("guard-8"))
+}
+
+// An edit keeps the file's group and mode, so that a board reading it
+// through its group (root:guardboard 0640 in the Debian package) still can
+// after "guardboard accounts add" as root; others lose any permission.
+func TestAccountsFileEditKeepsOwnerGroupAndMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "accounts")
+	require.NoError(t, os.WriteFile(path, []byte("# the package's empty accounts file\n"), 0o640))
+	require.NoError(t, os.Chmod(path, 0o640))
+	// As root the file is given to another group, as the package's is;
+	// otherwise it keeps the maker's, which the edit must keep all the same.
+	gid := os.Getegid()
+	if os.Geteuid() == 0 {
+		gid = 4242
+	}
+	require.NoError(t, os.Chown(path, os.Geteuid(), gid))
+	f := AccountsFile{Path: path, Cost: bcrypt.MinCost}
+	require.NoError(t, f.Add("guard-7", "correct horse battery"))
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm())
+	st := fi.Sys().(*syscall.Stat_t)
+	assert.Equal(t, gid, int(st.Gid))
+	assert.Equal(t, os.Geteuid(), int(st.Uid))
+
+	require.NoError(t, os.Chmod(path, 0o664))
+	require.NoError(t, f.Passwd("guard-7", "a new long password"))
+	fi, err = os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o660), fi.Mode().Perm(), "others may not read the hashes")
+	assert.Equal(t, gid, int(fi.Sys().(*syscall.Stat_t).Gid))
+	ids, err := f.List()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"guard-7"}, ids)
 }
 
 // bump moves the file's time on, as a later write would.

@@ -203,15 +203,25 @@ func New(opts Options, logger *slog.Logger) (*Client, error) {
 	return c, nil
 }
 
-func (o *Options) check() error {
-	u, err := url.Parse(o.Broker)
+// CheckBrokerURL reports what makes s unusable as a broker URL, the one
+// check New makes, for commands that want to refuse a bad URL at start
+// rather than retry it for ever.
+func CheckBrokerURL(s string) error {
+	u, err := url.Parse(s)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("mqtt broker URL %q: want scheme://host:port", o.Broker)
+		return fmt.Errorf("mqtt broker URL %q: want scheme://host:port", s)
 	}
 	switch u.Scheme {
 	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
 	default:
-		return fmt.Errorf("mqtt broker URL %q: unknown scheme %q (want tcp, ssl, tls, mqtt, mqtts, ws or wss)", o.Broker, u.Scheme)
+		return fmt.Errorf("mqtt broker URL %q: unknown scheme %q (want tcp, ssl, tls, mqtt, mqtts, ws or wss)", s, u.Scheme)
+	}
+	return nil
+}
+
+func (o *Options) check() error {
+	if err := CheckBrokerURL(o.Broker); err != nil {
+		return err
 	}
 	if o.ClientID == "" {
 		return errors.New("mqtt client id is empty; it must be stable across restarts")

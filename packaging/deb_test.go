@@ -45,9 +45,12 @@ const (
 // the test (nothing here sleeps).
 const waitLimit = 90 * time.Second
 
+// packageNames are the packages .ci/package.sh builds for each architecture.
+var packageNames = []string{"roomd", "guardboard"}
+
 // buildPackages runs .ci/package.sh for version and archs and returns the
-// packages by architecture.
-func buildPackages(t *testing.T, version, archs string) map[string]string {
+// packages by name and architecture.
+func buildPackages(t *testing.T, version, archs string) map[string]map[string]string {
 	t.Helper()
 	dist := t.TempDir()
 	cmd := exec.Command("bash", "../.ci/package.sh")
@@ -58,13 +61,20 @@ func buildPackages(t *testing.T, version, archs string) map[string]string {
 	out, err := cmd.Output()
 	require.NoError(t, err, "package.sh: %s", stderr.String())
 	t.Logf("package.sh built %s for %s in %s", version, archs, time.Since(start).Round(100*time.Millisecond))
-	debs := map[string]string{}
-	for _, line := range strings.Fields(string(out)) {
-		arch := strings.TrimSuffix(line[strings.LastIndex(line, "_")+1:], ".deb")
-		debs[arch] = line
-		assert.Equal(t, filepath.Join(dist, "roomd_"+version+"_"+arch+".deb"), line)
+	var want, got []string
+	debs := map[string]map[string]string{}
+	for _, name := range packageNames {
+		debs[name] = map[string]string{}
+		for _, arch := range strings.Fields(archs) {
+			p := filepath.Join(dist, name+"_"+version+"_"+arch+".deb")
+			want = append(want, p)
+			debs[name][arch] = p
+		}
 	}
-	require.Len(t, debs, len(strings.Fields(archs)), "package.sh printed: %s", out)
+	got = strings.Fields(string(out))
+	slices.Sort(want)
+	slices.Sort(got)
+	require.Equal(t, want, got, "package.sh prints the path of every package it built")
 	return debs
 }
 
@@ -77,22 +87,37 @@ func TestDebianPackages(t *testing.T) {
 	second := buildPackages(t, v2, "amd64")
 
 	t.Run("contents", func(t *testing.T) {
-		for arch, deb := range first {
+		for arch, deb := range first["roomd"] {
 			t.Run(arch, func(t *testing.T) { checkContents(t, arch, deb) })
 		}
 	})
 	t.Run("lintian", func(t *testing.T) {
 		lintian := needTool(t, "lintian", "lintian")
+		var debs []string
+		for _, name := range packageNames {
+			for _, arch := range []string{"amd64", "arm64", "armhf"} {
+				debs = append(debs, first[name][arch])
+			}
+		}
 		start := time.Now()
 		out, err := exec.Command(lintian, append([]string{"--fail-on", "error,warning", "--no-tag-display-limit"},
-			first["amd64"], first["arm64"], first["armhf"])...).CombinedOutput()
-		t.Logf("lintian took %s", time.Since(start).Round(100*time.Millisecond))
+			debs...)...).CombinedOutput()
+		t.Logf("lintian took %s; it says:\n%s", time.Since(start).Round(100*time.Millisecond), out)
 		require.NoError(t, err, "lintian reports errors or warnings:\n%s", out)
 		for _, line := range strings.Split(string(out), "\n") {
 			assert.False(t, strings.HasPrefix(line, "E:") || strings.HasPrefix(line, "W:"), "%s", line)
 		}
 	})
-	t.Run("installed", func(t *testing.T) { testInstalled(t, first["amd64"], second["amd64"]) })
+	t.Run("installed", func(t *testing.T) { testInstalled(t, first["roomd"]["amd64"], second["roomd"]["amd64"]) })
+
+	t.Run("guardboard contents", func(t *testing.T) {
+		for arch, deb := range first["guardboard"] {
+			t.Run(arch, func(t *testing.T) { checkGuardboardContents(t, arch, deb, first["roomd"][arch]) })
+		}
+	})
+	t.Run("guardboard installed", func(t *testing.T) {
+		testGuardboardInstalled(t, first["guardboard"]["amd64"], second["guardboard"]["amd64"])
+	})
 }
 
 // checkContents reads one package as dpkg sees it.
@@ -314,17 +339,32 @@ func (r *root) checkUser() account {
 	return u
 }
 
-// unit reads a setting of the installed unit.
-func (r *root) unit(key string) string {
-	data, err := os.ReadFile(r.path("usr/lib/systemd/system/roomd.service"))
+// unit reads a setting of the installed roomd unit.
+func (r *root) unit(key string) string { return r.unitOf("roomd.service", key) }
+
+// unitOf reads a setting of an installed unit (its last value).
+func (r *root) unitOf(name, key string) string {
+	r.t.Helper()
+	values := r.unitValues(name, key)
+	if len(values) == 0 {
+		r.t.Fatalf("%s has no %s=", name, key)
+		return ""
+	}
+	return values[len(values)-1]
+}
+
+// unitValues reads every value of a setting of an installed unit.
+func (r *root) unitValues(name, key string) []string {
+	r.t.Helper()
+	data, err := os.ReadFile(r.path("usr/lib/systemd/system/" + name))
 	require.NoError(r.t, err)
+	var values []string
 	for _, line := range strings.Split(string(data), "\n") {
 		if v, ok := strings.CutPrefix(line, key+"="); ok {
-			return v
+			values = append(values, v)
 		}
 	}
-	r.t.Fatalf("the unit has no %s=", key)
-	return ""
+	return values
 }
 
 // roomd is roomd running inside the root the way its unit starts it.

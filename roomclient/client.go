@@ -355,14 +355,8 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 }
 
 func (o *Options) check() error {
-	u, err := url.Parse(o.Broker)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("roomclient: broker URL %q: want scheme://host:port", o.Broker)
-	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
-	default:
-		return fmt.Errorf("roomclient: broker URL %q: unknown scheme %q", o.Broker, u.Scheme)
+	if err := link.CheckBrokerURL(o.Broker); err != nil {
+		return fmt.Errorf("roomclient: %w", err)
 	}
 	if o.ClientID == "" {
 		o.ClientID = o.Username

@@ -83,7 +83,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	log, err := newLogger(stderr, *level)
 	if err != nil {
-		return usagef("demo: %v", err)
+		return usagef("demo: --log-level %q: %v", *level, err)
 	}
 	dir, err := os.MkdirTemp("", "guardboard-demo-*")
 	if err != nil {

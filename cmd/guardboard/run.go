@@ -16,12 +16,15 @@ import (
 
 	"github.com/roomd/roomd/board"
 	"github.com/roomd/roomd/buildinfo"
+	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/link"
 )
 
 const usage = `usage:
   guardboard serve --accounts FILE --broker URL [flags]
-                         serve the board (guardboard serve -h lists the flags)
+                         serve the board; every flag may be given as an
+                         environment variable instead, e.g. GUARDBOARD_BROKER
+                         (guardboard serve -h lists the flags and variables)
   guardboard -demo [--broker URL] [--listen ADDR]
                          simulated rooms on an embedded broker and the board
                          watching them; with --broker, watch that broker's rooms
@@ -48,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	cmd, rest := args[1], args[2:]
 	switch cmd {
 	case "serve":
-		return runServe(ctx, rest, stdout, stderr)
+		return runServe(ctx, rest, getenv, stdout, stderr)
 	case "demo", "-demo", "--demo":
 		return runDemo(ctx, rest, stdout, stderr)
 	case "accounts":
@@ -75,16 +78,58 @@ type serveFlags struct {
 	insecureHTTP                                 bool
 }
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// envPrefix begins the environment variable of every serve flag: the
+// flag's name in capitals, '-' as '_' (--broker-password-file is
+// GUARDBOARD_BROKER_PASSWORD_FILE). The Debian package's unit reads them
+// from /etc/default/guardboard.
+const envPrefix = "GUARDBOARD_"
+
+// envName is the environment variable of the serve flag name.
+func envName(flag string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+const serveUsage = `usage: guardboard serve --accounts FILE --broker URL [flags]
+
+Every flag may be given instead by an environment variable: GUARDBOARD_ and
+the flag's name in capitals, '-' as '_' (in brackets below). A flag on the
+command line wins over its variable; an empty variable counts as unset. The
+Debian package's unit reads them from /etc/default/guardboard.
+
+`
+
+// serveConfig is serve's settings and where each came from.
+type serveConfig struct {
+	serveFlags
+	// onCommandLine and fromEnv hold the flags given on the command line
+	// and those whose value came from the environment.
+	onCommandLine, fromEnv map[string]bool
+}
+
+// name is a setting as the installer gave it, for errors: "--listen" or
+// "GUARDBOARD_LISTEN", and both ways, "--listen/GUARDBOARD_LISTEN", for one
+// not given at all.
+func (c *serveConfig) name(flag string) string {
+	switch {
+	case c.fromEnv[flag]:
+		return envName(flag)
+	case c.onCommandLine[flag]:
+		return "--" + flag
+	}
+	return "--" + flag + "/" + envName(flag)
+}
+
+// serveFlagSet defines serve's flags into f; each flag's usage names its
+// variable.
+func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var f serveFlags
-	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` of the board's web server")
-	fs.StringVar(&f.accounts, "accounts", "", "the accounts `file` (guardboard accounts add makes it)")
-	fs.StringVar(&f.title, "title", "Visit rooms", "the site's name in the page's header")
-	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&f.broker, "broker", "", "broker `URL`: tcp://host:1883, ssl://host:8883")
-	fs.StringVar(&f.brokerUser, "broker-user", board.DefaultUsername, "the board's broker identity")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` of the board's web server; plain HTTP only on loopback unless --insecure-http")
+	fs.StringVar(&f.accounts, "accounts", "", "the accounts `file` (guardboard accounts add makes it); required")
+	fs.StringVar(&f.title, "title", "Visit rooms", "the site's `name` in the page's header")
+	fs.StringVar(&f.logLevel, "log-level", "info", "`level`: debug, info, warn or error")
+	fs.StringVar(&f.broker, "broker", "", "broker `URL`: tcp://host:1883, ssl://host:8883; required")
+	fs.StringVar(&f.brokerUser, "broker-user", board.DefaultUsername, "the board's broker `identity`")
 	fs.StringVar(&f.brokerPasswordFile, "broker-password-file", "", "`file` holding the broker password (never sent to a browser)")
 	fs.StringVar(&f.base, "base", link.DefaultBase, "topic base")
 	fs.StringVar(&f.brokerCA, "broker-ca", "", "CA `file` of the broker's certificate")
@@ -92,66 +137,147 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.brokerKey, "broker-key", "", "client key `file` for the broker")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "certificate `file`: serve the board over HTTPS (with --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "key `file` of --tls-cert")
-	fs.StringVar(&f.simUser, "sim-driver-user", "", "broker identity the tester panel publishes sim/set as (test benches only; no production ACL grants it)")
+	fs.StringVar(&f.simUser, "sim-driver-user", "", "broker `identity` the tester panel publishes sim/set as (test benches only; no production ACL grants it)")
 	fs.StringVar(&f.simPasswordFile, "sim-driver-password-file", "", "`file` holding the sim driver's broker password")
 	fs.StringVar(&f.stateFile, "state-file", "", "`file` keeping where the board stands in every room's records, so that a restarted board has the rooms replay what the broker did not keep for it (e.g. /var/lib/guardboard/marks.json)")
 	fs.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow plain HTTP on an address other than loopback (passwords travel in clear)")
+	fs.VisitAll(func(fl *flag.Flag) { fl.Usage += " [$" + envName(fl.Name) + "]" })
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: guardboard serve --accounts FILE --broker URL [flags]\n")
+		fmt.Fprint(stderr, serveUsage)
 		fs.PrintDefaults()
 	}
+	return fs
+}
+
+// parseServe reads serve's flags, then the GUARDBOARD_* variable of every
+// flag not on the command line, and checks what can be checked before
+// anything is opened. Every error names the flag or the variable.
+func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*serveConfig, error) {
+	c := &serveConfig{onCommandLine: map[string]bool{}, fromEnv: map[string]bool{}}
+	fs := serveFlagSet(&c.serveFlags, stderr)
+	f := &c.serveFlags
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil
+			return nil, err
 		}
-		return usagef("serve: %v", err)
+		return nil, usagef("serve: %v", err)
 	}
 	if fs.NArg() != 0 {
-		return usagef("serve takes no arguments besides flags, got %q", fs.Args())
+		return nil, usagef("serve takes no arguments besides flags, got %q", fs.Args())
 	}
-	if f.accounts == "" || f.broker == "" {
-		fs.Usage()
-		return usagef("serve needs --accounts and --broker")
+	fs.Visit(func(fl *flag.Flag) { c.onCommandLine[fl.Name] = true })
+	var bad []error
+	fs.VisitAll(func(fl *flag.Flag) {
+		v := getenv(envName(fl.Name))
+		if c.onCommandLine[fl.Name] || v == "" {
+			return
+		}
+		if err := fl.Value.Set(v); err != nil {
+			// Only the boolean flag's Set can fail.
+			bad = append(bad, usagef("serve: %s=%q: want true or false (or 1 or 0)", envName(fl.Name), v))
+			return
+		}
+		c.fromEnv[fl.Name] = true
+	})
+	if len(bad) > 0 {
+		return nil, errors.Join(bad...)
+	}
+
+	for _, req := range []struct{ flag, value, what string }{
+		{"accounts", f.accounts, "FILE"}, {"broker", f.broker, "URL"},
+	} {
+		if req.value == "" {
+			fs.Usage()
+			return nil, usagef("serve needs --%s %s (or %s in the environment)", req.flag, req.what, envName(req.flag))
+		}
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
-		return usagef("serve: --tls-cert and --tls-key go together")
+		return nil, usagef("serve: %s and %s go together", c.name("tls-cert"), c.name("tls-key"))
 	}
-	log, err := newLogger(stderr, f.logLevel)
-	if err != nil {
-		return usagef("serve: %v", err)
+	if (f.brokerCert == "") != (f.brokerKey == "") {
+		return nil, usagef("serve: %s and %s go together", c.name("broker-cert"), c.name("broker-key"))
 	}
-	accounts, err := board.OpenAccounts(f.accounts)
+	if f.simPasswordFile != "" && f.simUser == "" {
+		return nil, usagef("serve: %s needs %s", c.name("sim-driver-password-file"), c.name("sim-driver-user"))
+	}
+	if _, err := parseLevel(f.logLevel); err != nil {
+		return nil, usagef("serve: %s %q: %v", c.name("log-level"), f.logLevel, err)
+	}
+	if err := link.CheckBrokerURL(f.broker); err != nil {
+		return nil, usagef("serve: %s: %v", c.name("broker"), err)
+	}
+	if err := link.ValidateBase(f.base); err != nil {
+		return nil, usagef("serve: %s: %v", c.name("base"), err)
+	}
+	if !controller.ValidOperatorID(f.brokerUser) {
+		return nil, usagef("serve: %s %q: want 1 to 64 of A-Z a-z 0-9 . _ : -, not on_site (it names the board in its own replay requests)", c.name("broker-user"), f.brokerUser)
+	}
+	if _, _, err := net.SplitHostPort(f.listen); err != nil {
+		return nil, usagef("serve: %s %q: want host:port", c.name("listen"), f.listen)
+	}
+	return c, nil
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, err := parseServe(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
+	f := c.serveFlags
+	log, err := newLogger(stderr, f.logLevel)
+	if err != nil {
+		return usagef("serve: %s %q: %v", c.name("log-level"), f.logLevel, err)
+	}
+	accounts, err := board.OpenAccounts(f.accounts)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.name("accounts"), err)
+	}
 	if ids, _ := (board.AccountsFile{Path: f.accounts}).List(); len(ids) == 0 {
-		return fmt.Errorf("accounts file %s has no account: add one with guardboard accounts add ID --accounts %s", f.accounts, f.accounts)
+		return fmt.Errorf("accounts file %s (%s) has no account: add one with guardboard accounts add ID --accounts %s", f.accounts, c.name("accounts"), f.accounts)
 	}
 	o := board.Options{Broker: f.broker, Username: f.brokerUser, Base: f.base, SimUsername: f.simUser, Logger: log,
 		StateFile: f.stateFile}
 	if f.brokerPasswordFile != "" {
 		if o.Password, err = link.ReadPasswordFile(f.brokerPasswordFile); err != nil {
-			return fmt.Errorf("broker: %w", err)
+			return fmt.Errorf("broker: %s: %w", c.name("broker-password-file"), err)
 		}
 	}
 	if f.simPasswordFile != "" {
 		if o.SimPassword, err = link.ReadPasswordFile(f.simPasswordFile); err != nil {
-			return fmt.Errorf("sim driver: %w", err)
+			return fmt.Errorf("sim driver: %s: %w", c.name("sim-driver-password-file"), err)
+		}
+	}
+	if f.brokerCA != "" {
+		if _, err := (link.TLSFiles{CAFile: f.brokerCA}).Config(); err != nil {
+			return fmt.Errorf("broker tls: %s: %w", c.name("broker-ca"), err)
 		}
 	}
 	if files := (link.TLSFiles{CAFile: f.brokerCA, CertFile: f.brokerCert, KeyFile: f.brokerKey}); !files.Empty() {
 		if o.TLS, err = files.Config(); err != nil {
-			return fmt.Errorf("broker tls: %w", err)
+			return fmt.Errorf("broker tls: %s, %s: %w", c.name("broker-cert"), c.name("broker-key"), err)
 		}
 	}
 	return serve(ctx, serveArgs{board: o, accounts: accounts, listen: f.listen, title: f.title,
-		tlsCert: f.tlsCert, tlsKey: f.tlsKey, insecureHTTP: f.insecureHTTP, log: log, out: stdout})
+		tlsCert: f.tlsCert, tlsKey: f.tlsKey, insecureHTTP: f.insecureHTTP, log: log, out: stdout,
+		names: c.name})
+}
+
+// parseLevel reads a log level.
+func parseLevel(level string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return l, errors.New("want debug, info, warn or error")
+	}
+	return l, nil
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	l, err := parseLevel(level)
+	if err != nil {
+		return nil, err
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
@@ -166,6 +292,16 @@ type serveArgs struct {
 	out             io.Writer
 	// ready, if set, receives the board's URL once it listens.
 	ready func(url string)
+	// names, if set, names a serve flag as the installer gave it (the
+	// flag or its environment variable), for errors.
+	names func(flag string) string
+}
+
+func (a serveArgs) name(flag string) string {
+	if a.names == nil {
+		return "--" + flag
+	}
+	return a.names(flag)
 }
 
 // serve runs the board and its web server until ctx ends.
@@ -173,22 +309,23 @@ func serve(ctx context.Context, a serveArgs) error {
 	useTLS := a.tlsCert != ""
 	host, _, err := net.SplitHostPort(a.listen)
 	if err != nil {
-		return usagef("--listen %q: want host:port", a.listen)
+		return usagef("%s %q: want host:port", a.name("listen"), a.listen)
 	}
 	if !useTLS && !a.insecureHTTP && !isLoopback(host) {
-		return usagef("--listen %s is not loopback: serve the board over HTTPS (--tls-cert, --tls-key), or accept passwords in clear with --insecure-http", a.listen)
+		return usagef("%s %s is not loopback: serve the board over HTTPS (%s, %s), or accept passwords in clear with %s",
+			a.name("listen"), a.listen, a.name("tls-cert"), a.name("tls-key"), a.name("insecure-http"))
 	}
 	var tlsConf *tls.Config
 	if useTLS {
 		cert, err := tls.LoadX509KeyPair(a.tlsCert, a.tlsKey)
 		if err != nil {
-			return fmt.Errorf("board tls: %w", err)
+			return fmt.Errorf("board tls: %s, %s: %w", a.name("tls-cert"), a.name("tls-key"), err)
 		}
 		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
 	ln, err := net.Listen("tcp", a.listen)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return fmt.Errorf("listen (%s): %w", a.name("listen"), err)
 	}
 	if tlsConf != nil {
 		ln = tls.NewListener(ln, tlsConf)
