@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/link/broker"
@@ -259,4 +261,101 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sb.String()
+}
+
+// TestRetainedPublishesRaceNoSubscription publishes retained messages on one
+// connection, and retained Last Wills from connections that drop, while
+// another client subscribes and unsubscribes with a wildcard: the broker
+// writes and scans its retained messages at once. Under the race detector
+// (CI runs it) this fails unless the broker serialises the two; every
+// subscription must also bring the retained messages published before it.
+func TestRetainedPublishesRaceNoSubscription(t *testing.T) {
+	b := start(t)
+	pub := connect(t, b.URL(), "pub", nil)
+	const rooms = 20
+	for i := range rooms {
+		await(t, pub.Publish(fmt.Sprintf("visitrooms/room-%d/state", i), 1, true, "first"), "publish retained")
+	}
+	done := make(chan struct{})
+	published := make(chan error, 1)
+	go func() {
+		defer close(published)
+		for n := 0; ; n++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			tok := pub.Publish(fmt.Sprintf("visitrooms/room-%d/state", n%(2*rooms)), 1, true, fmt.Sprint(n))
+			if !tok.WaitTimeout(wait) || tok.Error() != nil {
+				published <- fmt.Errorf("publish %d: %v", n, tok.Error())
+				return
+			}
+		}
+	}()
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	got := make(chan struct{}, 1)
+	// The default handler: a message that arrives after its unsubscribe
+	// still counts.
+	sub := connect(t, b.URL(), "sub", func(o *paho.ClientOptions) {
+		o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+			if m.Retained() {
+				mu.Lock()
+				seen[m.Topic()] = true
+				mu.Unlock()
+				select {
+				case got <- struct{}{}:
+				default:
+				}
+			}
+		})
+	})
+	for i := range 30 {
+		await(t, sub.Subscribe("visitrooms/+/+", 1, nil), "subscribe")
+		await(t, sub.Unsubscribe("visitrooms/+/+"), "unsubscribe")
+		dropWithWill(t, b.Addr(), fmt.Sprintf("will-%d", i), fmt.Sprintf("visitrooms/room-%d/availability", i%rooms))
+	}
+	close(done)
+	require.NoError(t, <-published)
+	// The last subscription's retained messages may still be on their way.
+	await(t, sub.Subscribe("visitrooms/+/+", 1, nil), "subscribe")
+	deadline := time.After(wait)
+	for {
+		mu.Lock()
+		missing := []string{}
+		for i := range rooms {
+			if topic := fmt.Sprintf("visitrooms/room-%d/state", i); !seen[topic] {
+				missing = append(missing, topic)
+			}
+		}
+		mu.Unlock()
+		if len(missing) == 0 {
+			break
+		}
+		select {
+		case <-got:
+		case <-deadline:
+			t.Fatalf("retained messages never came: %v", missing)
+		}
+	}
+}
+
+// dropWithWill connects as id with a retained will on topic and drops the
+// connection without DISCONNECT, so that the broker publishes the will.
+func dropWithWill(t *testing.T, addr, id, topic string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, wait)
+	require.NoError(t, err)
+	defer conn.Close()
+	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion = "MQTT", 4
+	cp.ClientIdentifier, cp.CleanSession, cp.Keepalive = id, true, 30
+	cp.WillFlag, cp.WillRetain, cp.WillQos = true, true, 1
+	cp.WillTopic, cp.WillMessage = topic, []byte("offline")
+	require.NoError(t, conn.SetDeadline(time.Now().Add(wait)))
+	require.NoError(t, cp.Write(conn))
+	ack, err := packets.ReadPacket(conn)
+	require.NoError(t, err)
+	require.IsType(t, &packets.ConnackPacket{}, ack)
 }
