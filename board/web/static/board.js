@@ -471,7 +471,21 @@
   function simRooms() {
     return [...rooms.values()].filter((v) => v.backend === 'sim').map((v) => v.room).sort();
   }
-  async function simSet(room, control) {
+  // The tester's clicks reach the room in the order they were made: each
+  // is sent when the one before it has been answered (two requests in
+  // flight could overtake each other). body[data-sim-pending] counts those
+  // not yet answered.
+  let simQueue = Promise.resolve();
+  let simPending = 0;
+  function simSet(room, control) {
+    simPending++;
+    body.dataset.simPending = String(simPending);
+    simQueue = simQueue.then(() => simSend(room, control)).finally(() => {
+      simPending--;
+      body.dataset.simPending = String(simPending);
+    });
+  }
+  async function simSend(room, control) {
     try {
       const resp = await fetch(`/api/rooms/${encodeURIComponent(room)}/sim`, {
         method: 'POST', credentials: 'same-origin',
