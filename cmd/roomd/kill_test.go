@@ -87,7 +87,10 @@ func TestProcessKilledAtRandomMoments(t *testing.T) {
 	wg.Wait()
 	before := c.count()
 	p, logs := startProcess(t, bin, cfg)
-	c.waitFor(t, func() bool { return c.count() > before }) // up: it announced its resume
+	// Up: it runs its room (so it handles SIGTERM; a signal before that
+	// kills it by default) and announced its resume.
+	logs.waitFor(t, "room running", 30*time.Second)
+	c.waitFor(t, func() bool { return c.count() > before })
 	// A clean stop delivers what the kills left (within the shutdown
 	// timeout), then publishes offline.
 	require.NoError(t, p.Process.Signal(syscall.SIGTERM))

@@ -108,14 +108,47 @@ func payloadIs(s string) func(m paho.Message) bool {
 
 // syncBuf is a goroutine-safe log sink.
 type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	wrote chan struct{} // a value after each Write, for waitFor
 }
 
 func (s *syncBuf) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.b.Write(p)
+	n, err := s.b.Write(p)
+	select {
+	case s.signal() <- struct{}{}:
+	default:
+	}
+	return n, err
+}
+
+// signal returns the channel Write signals on; s.mu must be held.
+func (s *syncBuf) signal() chan struct{} {
+	if s.wrote == nil {
+		s.wrote = make(chan struct{}, 1)
+	}
+	return s.wrote
+}
+
+// waitFor waits until the logs contain text, or fails the test after d.
+func (s *syncBuf) waitFor(t *testing.T, text string, d time.Duration) {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		s.mu.Lock()
+		ok, wrote := strings.Contains(s.b.String(), text), s.signal()
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-wrote:
+		case <-deadline:
+			t.Fatalf("no %q in the logs within %s:\n%s", text, d, s.String())
+		}
+	}
 }
 
 func (s *syncBuf) String() string {
