@@ -341,6 +341,9 @@ func TestSeqNeverReusedWhateverHappensToTheJournal(t *testing.T) {
 				d.do(t, dir)
 
 				roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
+				// Up again (it announces its start under a key the consumer
+				// has not seen), then the panic is pressed.
+				c.awaitCount("controller_started", 2)
 				c.simSet(`{"panic":true}`)
 				p := c.await("the panic after the restart", isAlert("alert_raised", "panic"))
 				assert.NotEmpty(t, p.Epoch)
