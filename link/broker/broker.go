@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -41,7 +42,14 @@ type Options struct {
 	// in-process use and tests, e.g. a listener whose Accept returns one end
 	// of a net.Pipe.
 	Listener net.Listener
+	// WriteTimeout bounds each write to a client; a client that does not
+	// read for that long is disconnected. Zero means DefaultWriteTimeout.
+	WriteTimeout time.Duration
 }
+
+// DefaultWriteTimeout is the write bound of Options.WriteTimeout's zero
+// value.
+const DefaultWriteTimeout = 10 * time.Second
 
 // Broker is a running embedded broker. Close stops it.
 type Broker struct {
@@ -76,7 +84,11 @@ func Start(opts Options) (*Broker, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("start broker on %s: add retain guard: %w", addr, err)
 	}
-	if err := srv.AddListener(newTrackedListener("tcp", ln)); err != nil {
+	wt := opts.WriteTimeout
+	if wt <= 0 {
+		wt = DefaultWriteTimeout
+	}
+	if err := srv.AddListener(newTrackedListener("tcp", ln, wt)); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("start broker on %s: add listener: %w", addr, err)
 	}

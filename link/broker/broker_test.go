@@ -359,3 +359,50 @@ func dropWithWill(t *testing.T, addr, id, topic string) {
 	require.NoError(t, err)
 	require.IsType(t, &packets.ConnackPacket{}, ack)
 }
+
+// TestAClientThatStopsReadingStallsNobody: a client subscribes, stops
+// reading while messages flood its socket, then subscribes again, so that
+// the broker's SUBACK to it cannot be written while the broker holds its
+// retained-message guard. Another client's retained publish and
+// subscription still go through: the write to the stuck client gives up
+// after the write bound.
+func TestAClientThatStopsReadingStallsNobody(t *testing.T) {
+	b, err := broker.Start(broker.Options{WriteTimeout: 300 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+
+	stuck, err := net.DialTimeout("tcp", b.Addr(), wait)
+	require.NoError(t, err)
+	defer stuck.Close()
+	require.NoError(t, stuck.SetDeadline(time.Now().Add(wait)))
+	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion, cp.ClientIdentifier, cp.CleanSession = "MQTT", 4, "stuck", true
+	require.NoError(t, cp.Write(stuck))
+	_, err = packets.ReadPacket(stuck)
+	require.NoError(t, err)
+	subscribe := func(id uint16, topic string) error {
+		sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
+		sp.MessageID, sp.Topics, sp.Qoss = id, []string{topic}, []byte{0}
+		return sp.Write(stuck)
+	}
+	require.NoError(t, subscribe(1, "flood"))
+	_, err = packets.ReadPacket(stuck) // SUBACK; from now on it reads nothing
+	require.NoError(t, err)
+
+	// Fill the stuck client's socket: 32 MiB of QoS 0 messages it never reads.
+	flood := connect(t, b.URL(), "flood", nil)
+	big := strings.Repeat("x", 64<<10)
+	for range 512 {
+		await(t, flood.Publish("flood", 0, false, big), "flood")
+	}
+	require.NoError(t, subscribe(2, "visitrooms/#"))
+
+	// Another client's retained publish and subscription go through.
+	pub := connect(t, b.URL(), "pub", nil)
+	await(t, pub.Publish("visitrooms/room-a/availability", 1, true, "online"), "retained publish beside a stuck client")
+	ch, h := msgs()
+	sub := connect(t, b.URL(), "late", nil)
+	await(t, sub.Subscribe("visitrooms/room-a/availability", 1, h), "subscribe beside a stuck client")
+	m := receive(t, ch, "retained availability")
+	require.Equal(t, "online", string(m.Payload()))
+}

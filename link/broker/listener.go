@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
@@ -18,6 +19,8 @@ import (
 type trackedListener struct {
 	id string
 	ln net.Listener
+	// writeTimeout bounds each write to a client (see deadlineConn).
+	writeTimeout time.Duration
 
 	mu         sync.Mutex
 	log        *slog.Logger
@@ -31,13 +34,14 @@ type trackedListener struct {
 
 var _ listeners.Listener = (*trackedListener)(nil)
 
-func newTrackedListener(id string, ln net.Listener) *trackedListener {
+func newTrackedListener(id string, ln net.Listener, writeTimeout time.Duration) *trackedListener {
 	return &trackedListener{
-		id:         id,
-		ln:         ln,
-		log:        slog.New(slog.DiscardHandler),
-		conns:      make(map[net.Conn]struct{}),
-		acceptDone: make(chan struct{}),
+		id:           id,
+		ln:           ln,
+		writeTimeout: writeTimeout,
+		log:          slog.New(slog.DiscardHandler),
+		conns:        make(map[net.Conn]struct{}),
+		acceptDone:   make(chan struct{}),
 	}
 }
 
@@ -83,7 +87,7 @@ func (l *trackedListener) Serve(establish listeners.EstablishFn) {
 
 		go func() {
 			defer l.handlers.Done()
-			if err := establish(l.id, c); err != nil {
+			if err := establish(l.id, deadlineConn{Conn: c, timeout: l.writeTimeout}); err != nil {
 				log.Debug("client connection ended", "remote", c.RemoteAddr().String(), "error", err)
 			}
 			l.mu.Lock()
@@ -120,4 +124,23 @@ func (l *trackedListener) Close(closeClients listeners.CloseFn) {
 		l.handlers.Wait()
 		closeClients(l.id)
 	})
+}
+
+// deadlineConn bounds every write to a client by timeout. mochi writes some
+// packets (SUBACK, PUBACK) straight to the client's socket while it processes
+// that client's packet, and retainGuard serialises the processing of
+// subscriptions and retained publishes across clients: without a bound, one
+// client that stops reading would stall every other client's subscriptions
+// and retained publishes. A write that times out ends that client's
+// connection instead.
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c deadlineConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
