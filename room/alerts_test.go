@@ -73,25 +73,18 @@ func connectGuard(t *testing.T, m *mqtttest.MosquittoBroker, id, pw string) *gua
 
 func (g *guard) until(what string, cond func() bool) {
 	g.t.Helper()
-	if !g.within(wait, cond) {
-		g.t.Fatalf("%s: no %s within %s", g.id, what, wait)
-	}
-}
-
-// within reports whether cond held within d.
-func (g *guard) within(d time.Duration, cond func() bool) bool {
-	deadline := time.After(d)
+	deadline := time.After(wait)
 	for {
 		g.mu.Lock()
 		ok := cond()
 		g.mu.Unlock()
 		if ok {
-			return true
+			return
 		}
 		select {
 		case <-g.wake:
 		case <-deadline:
-			return false
+			g.t.Fatalf("%s: no %s within %s", g.id, what, wait)
 		}
 	}
 }
@@ -191,12 +184,13 @@ func TestAlertsAGuardCanRelyOn(t *testing.T) {
 	g.output("reassurance", "on")
 
 	// The key resets only a released point, and the panic line and the
-	// key line settle independently, each after its own debounce: a turn
-	// of the key within a debounce of the release could be seen first, and
-	// do nothing. So the point is released and the key's contact bounces
-	// for 160 ms (as a worn key switch does) before it settles pressed,
-	// well after the point's release has settled.
-	set(`{"panic":false,"bounce":{"input":"staff","to":"pressed","count":5,"every_ms":40}}`)
+	// key line settle independently, each after its own debounce (30 ms):
+	// a turn of the key within a debounce of the release could be seen
+	// first, and do nothing. So the point is released and the key's contact
+	// bounces, 9 changes 10 ms apart (as a worn key switch does), each too
+	// short to settle: the key settles pressed 30 ms after the last, 80 ms
+	// after the point's release has settled.
+	set(`{"panic":false,"bounce":{"input":"staff","to":"pressed","count":9,"every_ms":10}}`)
 	cleared := g.event("alert_cleared", "panic")
 	assert.Equal(t, "on_site", cleared.By, "reset at the room")
 	set(`{"staff":false}`)

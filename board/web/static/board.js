@@ -487,8 +487,10 @@
   }
   async function simSend(room, control) {
     try {
+      // A request that hangs gives up, so that it cannot hold back the
+      // clicks after it.
       const resp = await fetch(`/api/rooms/${encodeURIComponent(room)}/sim`, {
-        method: 'POST', credentials: 'same-origin',
+        method: 'POST', credentials: 'same-origin', signal: AbortSignal.timeout(10000),
         headers: {'Content-Type': 'application/json', 'X-CSRF-Token': session.csrf},
         body: JSON.stringify(control),
       });
