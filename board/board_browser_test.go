@@ -102,7 +102,9 @@ func TestBoardInBrowser(t *testing.T) {
 			require.NoError(t, err, "countdown text %q", text)
 			shown := float64(h*3600 + m*60 + sec)
 			assert.True(t, shown <= before+1.5 && shown >= after-1.5, "countdown shows %q, ends_at says %v to %v s", text, after, before)
-			time.Sleep(300 * time.Millisecond)
+			// Next sample once the page has redrawn its times twice.
+			ticks := eval[int](t, ctx, `window.guardboard.ticks`)
+			until(t, ctx, "the page's clock", fmt.Sprintf(`window.guardboard.ticks >= %d`, ticks+2))
 		}
 		assert.Equal(t, "visit", eval[string](t, ctx, tile("room-2")+`.dataset.category`))
 		assert.Empty(t, eval[string](t, ctx, tile("room-2")+`.querySelector("[data-presence]") ? "shown" : ""`),
@@ -144,7 +146,10 @@ func TestBoardInBrowser(t *testing.T) {
 		until(t, ctx, "silence", `document.body.dataset.sound === "off"`)
 		assert.Contains(t, eval[string](t, ctx, tile("room-1")+`.querySelector("[data-reply]").textContent`), "ack alert done")
 		beeps = eval[int](t, ctx, `window.guardboard.beeps`)
-		time.Sleep(2500 * time.Millisecond) // longer than the critical period: no ring may come
+		// The page decides its sound every 250 ms: 11 of its ticks are
+		// longer than the critical period (2 s); no ring may come meanwhile.
+		ticks := eval[int](t, ctx, `window.guardboard.ticks`)
+		until(t, ctx, "2.5 s of the page's clock", fmt.Sprintf(`window.guardboard.ticks >= %d`, ticks+11))
 		assert.Equal(t, beeps, eval[int](t, ctx, `window.guardboard.beeps`), "no ring after the acknowledgement")
 		until(t, ctx, "the acknowledgement in the log", `document.querySelector('#log-list li[data-log-type="alert_acked"][data-log-room="room-1"]')`)
 	})
@@ -209,14 +214,25 @@ func TestBoardInBrowser(t *testing.T) {
 		until(t, ctx, "room-4 acknowledged", tile("room-4")+`.querySelector('li[data-kind="panic"] [data-acked-by="guard-7"]')`)
 	})
 
-	t.Run("a room killed with SIGKILL turns offline", func(t *testing.T) {
+	t.Run("a room killed with SIGKILL during a visit turns offline and rings until seen", func(t *testing.T) {
 		assert.Equal(t, "online", eval[string](t, ctx, tile("room-3")+`.dataset.link`))
+		require.True(t, send("room-3", roomclient.StartVisit("v-killed", time.Hour)).OK)
+		until(t, ctx, "room-3 in a visit", tile("room-3")+`.dataset.phase === "in_visit"`)
+		until(t, ctx, "silence before", `document.body.dataset.sound === "off"`)
 		p := s.procs["room-3"]
 		require.NoError(t, p.Process.Signal(syscall.SIGKILL))
 		_ = p.Wait()
 		until(t, ctx, "room-3 offline (its Last Will)", tile("room-3")+`.dataset.link === "offline" && `+tile("room-3")+`.dataset.category === "offline"`)
 		assert.Contains(t, eval[string](t, ctx, tile("room-3")+`.textContent`), "OFFLINE")
 		until(t, ctx, "room-3 last on the board", `[...document.querySelectorAll("#tiles article")].pop().dataset.room === "room-3"`)
+		// Nothing from the room reaches the board now, its panic points
+		// included: the board rings until a guard says they have seen it.
+		until(t, ctx, "the link lost during the visit, ringing", tile("room-3")+`.querySelector('li[data-kind="link_lost"][data-acked="false"]') && document.body.dataset.sound === "warning"`)
+		assert.Contains(t, eval[string](t, ctx, tile("room-3")+`.textContent`), "Send someone to the room")
+		beeps := eval[int](t, ctx, `window.guardboard.beeps`)
+		until(t, ctx, "a ring", fmt.Sprintf(`window.guardboard.beeps > %d`, beeps))
+		click(t, ctx, `article[data-room="room-3"] li[data-kind="link_lost"] button[data-action="see_link_lost"]`)
+		until(t, ctx, "seen, and silence", tile("room-3")+`.querySelector('li[data-kind="link_lost"][data-acked="true"]') && document.body.dataset.sound === "off"`)
 	})
 
 	t.Run("stopping the broker shows the stale banner, and it recovers", func(t *testing.T) {

@@ -139,6 +139,23 @@
     return a.room < b.room ? -1 : a.room > b.room ? 1 : 0;
   }
 
+  // A room whose link is lost (offline or stale) while a visit or the
+  // inspection after one is running: nothing from it reaches the board,
+  // its panic points included. The board rings (warning) until a guard at
+  // this screen says it has been seen; a new loss rings again.
+  const lostSeen = new Set(); // lostKey of losses seen on this screen
+  const WATCHED = new Set(['in_visit', 'overtime', 'inspection']);
+  function lostWhileWatched(v) {
+    return (v.link === 'offline' || v.link === 'stale') && WATCHED.has(v.phase);
+  }
+  function lostKey(v) { return `${v.room}@${v.last_state || ''}`; }
+  function seeLoss(v) {
+    lostSeen.add(lostKey(v));
+    drawn.delete(v.room);
+    updateTile(v);
+    updateSound();
+  }
+
   function renderTile(v) {
     const inVisit = v.phase === 'in_visit' || v.phase === 'overtime';
     const cat = CATS[v.category] || CATS.offline;
@@ -165,6 +182,17 @@
     }
     if (v.has_info && !v.clock_synced) kids.push(h('div', {class: 'facts'}, '⚠ room clock not synchronised'));
     const list = h('ul', {class: 'alerts'});
+    if (lostWhileWatched(v)) {
+      const seen = lostSeen.has(lostKey(v));
+      const li = h('li', {class: `alert sev-warning ${seen ? 'acked' : 'unacked'}`, 'data-kind': 'link_lost',
+        'data-acked': seen ? 'true' : 'false'},
+        h('span', {class: 'shape', 'aria-hidden': 'true', text: '▲'}),
+        h('span', {class: 'what', text: `Link lost during the ${v.phase === 'inspection' ? 'inspection' : 'visit'}: nothing from this room reaches the board, its panic points included. Send someone to the room.`}));
+      if (seen) li.append(h('span', {class: 'ackedby'}, '✓ seen on this screen'));
+      else li.append(h('button', {class: 'primary', 'data-key': 'seen-link', 'data-action': 'see_link_lost',
+        onclick: () => seeLoss(v)}, 'Seen'));
+      list.append(li);
+    }
     for (const a of v.alerts) {
       const crit = a.severity === 'critical';
       const li = h('li', {class: `alert sev-${a.severity} ${a.acked ? 'acked' : 'unacked'}`, 'data-alert': a.id,
@@ -185,7 +213,7 @@
       }
       list.append(li);
     }
-    if (v.alerts.length) kids.push(list);
+    if (list.children.length) kids.push(list);
     const actions = h('div', {class: 'actions'});
     if (inVisit && v.extension !== 'forbidden') {
       actions.append(h('button', {'data-key': 'extend', 'data-action': 'extend_visit', onclick: () => confirmExtend(v)}, 'Extend…'));
@@ -219,7 +247,7 @@
       el = h('article', {'data-room': v.room, 'aria-label': `room ${v.room}`});
       tiles.set(v.room, el);
     }
-    el.className = `tile cat-${v.category}`;
+    el.className = `tile cat-${v.category}${lostWhileWatched(v) && !lostSeen.has(lostKey(v)) ? ' lost-watched' : ''}`;
     el.dataset.category = v.category;
     el.dataset.link = v.link;
     el.dataset.phase = v.phase || '';
@@ -305,6 +333,7 @@
   let audio = null;
   let nextBeep = 0;
   let beeps = 0;
+  let ticks = 0; // the page's own clock: times redrawn and sound decided, every 250 ms
   function arm() {
     if (!audio) audio = new (window.AudioContext || window.webkitAudioContext)();
     audio.resume().then(updateSound);
@@ -323,6 +352,11 @@
       }
     }
     if (lvl === 'off' && body.dataset.stale === 'true') lvl = 'warning'; // the board's own fault rings too
+    if (lvl === 'off') {
+      for (const v of rooms.values()) {
+        if (lostWhileWatched(v) && !lostSeen.has(lostKey(v))) return 'warning';
+      }
+    }
     return lvl;
   }
   function tone(freq, start, dur, type, gain) {
@@ -632,12 +666,12 @@
       if ((e.key === 't' || e.key === 'T') && !$('tester-toggle').hidden) { e.preventDefault(); toggleTester(); }
     });
     connect();
-    setInterval(() => { refreshTimes(); updateSound(); }, 250);
+    setInterval(() => { ticks++; refreshTimes(); updateSound(); }, 250);
   }
   // What a test or a supervisor's script may read.
   window.guardboard = {
     rooms, get offset() { return offset; }, get snapshots() { return snapshots; }, get lastId() { return lastId; },
-    get audioState() { return audio ? audio.state : 'none'; }, get beeps() { return beeps; },
+    get audioState() { return audio ? audio.state : 'none'; }, get beeps() { return beeps; }, get ticks() { return ticks; },
     get busy() { return busy; }, stats,
     // Draw a tile from a view as if the board had sent it (the page's own
     // privacy filter applies).
