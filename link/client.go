@@ -19,9 +19,13 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultKeepalive            = 5 * time.Second
-	DefaultConnectTimeout       = 10 * time.Second
-	DefaultMaxReconnectInterval = 30 * time.Second
+	DefaultKeepalive      = 5 * time.Second
+	DefaultConnectTimeout = 10 * time.Second
+	// DefaultMaxReconnectInterval caps the reconnect backoff (1 s,
+	// doubling). A room's alerts wait for its next attempt once the broker
+	// is back, so the cap is short: one connection attempt per room every
+	// 5 s during a long outage is nothing for a broker on the site's LAN.
+	DefaultMaxReconnectInterval = 5 * time.Second
 	DefaultPublishTimeout       = 10 * time.Second
 	// closeWait bounds the offline publish in Close when ctx has no sooner deadline.
 	closeWait = 2 * time.Second
@@ -45,7 +49,7 @@ type Options struct {
 	Keepalive time.Duration
 	// ConnectTimeout bounds one connection attempt (default 10s).
 	ConnectTimeout time.Duration
-	// MaxReconnectInterval caps the reconnect backoff (default 30s).
+	// MaxReconnectInterval caps the reconnect backoff (default 5s).
 	MaxReconnectInterval time.Duration
 	// Topics names the room's topics. Required.
 	Topics Topics

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/link"
 )
 
 // runOutage kills the broker (SIGKILL) while rooms in a visit raise alerts:
@@ -23,7 +24,7 @@ import (
 func runOutage(ctx context.Context, e *env) *SuiteResult {
 	res := &SuiteResult{}
 	res.Params = map[string]string{"rooms": fmt.Sprint(e.cfg.OutageRooms), "outage": e.cfg.Outage.String(),
-		"max_reconnect_interval": "30s (link default, as roomd run)"}
+		"max_reconnect_interval": link.DefaultMaxReconnectInterval.String() + " (link default, as roomd run)"}
 	if e.mosq == nil {
 		res.Error = "the outage suite kills the broker: run it without --broker"
 		return res
@@ -200,6 +201,6 @@ func runOutage(ctx context.Context, e *env) *SuiteResult {
 	if e.cfg.SaveEvery > 0 {
 		res.note("with periodic saves the restarted broker has lost the sessions and subscriptions made since its last save: a command published before a room resubscribes is dropped, and the console sends it again (same request_id); roomd's own records are published again from its journal")
 	}
-	res.note("rooms reconnect with paho's backoff (1 s doubling, capped by the link's 30 s default), so the restart-to-delivery time depends on how long the broker was down")
+	res.note("rooms reconnect with a backoff of 1 s doubling, capped by the link's default of %s (as roomd run), so the restart-to-delivery time depends on when each room next tries", link.DefaultMaxReconnectInterval)
 	return res
 }
