@@ -284,11 +284,11 @@ func (p *Publisher) connected(epoch uint64) {
 	p.inflight = nil
 	p.mu.Lock()
 	p.direct = append(again, p.direct...)
+	clear(p.sent)
 	p.mu.Unlock()
 	p.cur = p.j.Acked()
 	p.curMsgs = nil
 	p.lastSnap = p.j.SnapshotAt(p.cur.LSN - 1)
-	clear(p.sent)
 	t := p.o.Topics
 	p.first = []outMsg{{topic: t.Availability(), payload: []byte(Online), retained: true}}
 	if p.lastSnap != nil {
@@ -711,13 +711,14 @@ func (p *Publisher) Dropped() int {
 	return p.dropped
 }
 
-// Flush waits until every journal entry up to the latest is acknowledged,
-// or ctx ends.
+// Flush waits until every journal entry up to the latest is acknowledged
+// and, while connected, every other message is handed to the connection
+// (see othersHandedOver), or ctx ends.
 func (p *Publisher) Flush(ctx context.Context) error {
 	for {
 		changed := p.j.Changed()
 		acked, last := p.j.Acked(), p.j.Last()
-		if acked.LSN > last {
+		if acked.LSN > last && p.othersHandedOver() {
 			return nil
 		}
 		t := time.NewTimer(50 * time.Millisecond)
@@ -730,6 +731,28 @@ func (p *Publisher) Flush(ctx context.Context) error {
 		}
 		t.Stop()
 	}
+}
+
+// othersHandedOver reports whether, while connected, the messages outside
+// the journal (the direct queue, the latest payload of each retained topic)
+// have all been handed to the connection, which sends them in order before
+// anything published after them (the offline of a clean stop). Without a
+// connection there is nobody to hand them to, and it reports true.
+func (p *Publisher) othersHandedOver() bool {
+	if _, _, _, ok := p.c.Conn(); !ok {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.direct) > 0 {
+		return false
+	}
+	for topic, payload := range p.retained {
+		if p.sent[topic] != versionOf(payload) {
+			return false
+		}
+	}
+	return true
 }
 
 // Close stops the publisher. Call Flush first to deliver what is pending.

@@ -18,6 +18,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,6 +94,8 @@ type Room struct {
 	closers []func()
 	spec    device.Spec
 	info    link.InfoMessage
+	topics  link.Topics
+	mirror  *simMirror
 
 	abandoned atomic.Bool
 }
@@ -207,8 +210,10 @@ func Open(o Options) (_ *Room, err error) {
 		return fail(fmt.Errorf("mqtt client: %w", err))
 	}
 	r.client = client
+	r.topics = topics
 	if r.sim != nil {
-		go mirrorSimOutputs(r.sim, r.pub, topics)
+		r.mirror = &simMirror{room: r.sim, pub: r.pub, topic: topics.SimOutputs()}
+		go r.mirror.run()
 	}
 	r.info = newInfo(cfg, o.Version, r.spec, r.sim != nil)
 	r.publishInfo(clock)
@@ -342,6 +347,11 @@ func (r *Room) Run(ctx context.Context) error {
 		return err
 	}
 	if r.pub != nil {
+		if r.mirror != nil {
+			// The outputs are safe now and final; their mirror runs on its
+			// own and could be late for the flush.
+			r.mirror.final()
+		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), daemon.DefaultShutdownTimeout)
 		defer cancel()
 		if ferr := r.pub.Flush(sctx); ferr != nil {
@@ -424,14 +434,40 @@ func openJournal(cfg *configs.Config, o Options, log *slog.Logger) (*journal.Jou
 	return j, nil
 }
 
-// mirrorSimOutputs publishes the simulated outputs, retained, on
-// sim/outputs until the simulated room closes.
-func mirrorSimOutputs(r *sim.Room, p *link.Publisher, t link.Topics) {
-	w := r.Watch()
-	p.SetRetained(t.SimOutputs(), sim.EncodeOutputs(r.Outputs()))
+// simMirror publishes the simulated outputs, retained, on sim/outputs
+// until the simulated room closes.
+type simMirror struct {
+	room  *sim.Room
+	pub   *link.Publisher
+	topic string
+
+	mu   sync.Mutex
+	done bool // final has set the last outputs; later changes are stale
+}
+
+func (m *simMirror) run() {
+	w := m.room.Watch()
+	m.set(m.room.Outputs())
 	for ch := range w {
-		p.SetRetained(t.SimOutputs(), sim.EncodeOutputs(ch.Outputs))
+		m.set(ch.Outputs)
 	}
+}
+
+func (m *simMirror) set(o map[controller.Output]controller.Mode) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.done {
+		m.pub.SetRetained(m.topic, sim.EncodeOutputs(o))
+	}
+}
+
+// final sets the outputs as they are now, once the loop has stopped and
+// left them safe, and ignores whatever the watch still delivers (older).
+func (m *simMirror) final() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.done = true
+	m.pub.SetRetained(m.topic, sim.EncodeOutputs(m.room.Outputs()))
 }
 
 // openBackend opens the configured backend; simRoom is set in simulator mode.

@@ -86,9 +86,13 @@ func TestProcessCrashRestartAndStop(t *testing.T) {
 	require.NotNil(t, sm.Visit, "visit resumed\n%s", logs2.String())
 	assert.WithinDuration(t, endsAt.Time, sm.Visit.EndsAt.Time, time.Second, "deadline unchanged")
 
+	// The visit's lamp is on; what the outputs were before does not count.
+	obs.next("sim/outputs", func(m paho.Message) bool { return bytes.Contains(m.Payload(), []byte(`"in_use":"on"`)) })
+	obs.forget("sim/outputs")
 	require.NoError(t, p2.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p2.Wait(), "clean exit on SIGTERM\n%s", logs2.String())
 	obs.next("availability", payloadIs(link.Offline))
+	// A clean stop leaves every output off, and says so before offline.
 	obs.next("sim/outputs", payloadIs(`{"in_use":"off","warning":"off","alarm_light":"off","alarm_sounder":"off","reassurance":"off"}`))
 	// No second visit was started: a visit_started seen again is the same
 	// record redelivered (at least once, same seq), never a new one.

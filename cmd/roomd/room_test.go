@@ -74,6 +74,25 @@ func (o *observer) next(suffix string, ok func(m paho.Message) bool) paho.Messag
 	}
 }
 
+// forget drops the messages seen on suffix and not yet taken, so that the
+// next match must come after this moment.
+func (o *observer) forget(suffix string) {
+	for {
+		select {
+		case m := <-o.ch:
+			o.seen = append(o.seen, m)
+			continue
+		default:
+		}
+		break
+	}
+	for i, m := range o.seen {
+		if m != nil && strings.HasSuffix(m.Topic(), "/"+suffix) {
+			o.seen[i] = nil
+		}
+	}
+}
+
 func (o *observer) publish(topic string, payload []byte) {
 	o.t.Helper()
 	tok := o.cli.Publish(topic, 1, false, payload)
