@@ -12,36 +12,17 @@ import (
 // (fdatasync). Each step carries a record and the room's snapshot, as a
 // door or panic change during a visit does. p50 and p99 are reported beside
 // the mean.
-func BenchmarkAppend(b *testing.B) {
-	j, err := Open(b.TempDir(), Options{})
-	require.NoError(b, err)
-	defer j.Close()
-	s, first := newStepper(b)
-	require.NoError(b, j.Append(first))
-	steps := make([]*Entry, 64)
-	for i := range steps {
-		steps[i] = s.next()
-	}
-	var took []time.Duration
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		e := *steps[i%len(steps)]
-		i++
-		start := time.Now()
-		if err := j.Append(&e); err != nil {
-			b.Fatal(err)
-		}
-		took = append(took, time.Since(start))
-	}
-	reportPercentiles(b, took)
-}
+func BenchmarkAppend(b *testing.B) { benchAppend(b, 0) }
 
 // BenchmarkAppendAfterIdle is BenchmarkAppend with the disk left idle for
 // 20 ms before each append (the pause is not timed), as a room's appends
 // come: one step now and then, not back to back. On a virtual disk the
 // sync after a pause costs several times the sync of a busy loop.
-func BenchmarkAppendAfterIdle(b *testing.B) {
+func BenchmarkAppendAfterIdle(b *testing.B) { benchAppend(b, 20*time.Millisecond) }
+
+// benchAppend appends steps, each after idle untimed, and reports the
+// percentiles of the appends.
+func benchAppend(b *testing.B, idle time.Duration) {
 	j, err := Open(b.TempDir(), Options{})
 	require.NoError(b, err)
 	defer j.Close()
@@ -55,9 +36,11 @@ func BenchmarkAppendAfterIdle(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		b.StopTimer()
-		time.Sleep(20 * time.Millisecond)
-		b.StartTimer()
+		if idle > 0 {
+			b.StopTimer()
+			time.Sleep(idle)
+			b.StartTimer()
+		}
 		e := *steps[i%len(steps)]
 		i++
 		start := time.Now()
