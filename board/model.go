@@ -329,24 +329,9 @@ func (r *roomModel) alerts() []AlertView {
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
-		ri, rj := severityRank(out[i].Severity), severityRank(out[j].Severity)
-		if ri != rj {
-			return ri < rj
-		}
-		return out[i].RaisedAt.Before(out[j].RaisedAt.Time)
+		return roomclient.AlertBefore(out[i].Severity, out[i].RaisedAt.Time, out[j].Severity, out[j].RaisedAt.Time)
 	})
 	return out
-}
-
-func severityRank(s string) int {
-	switch s {
-	case "critical":
-		return 0
-	case "warning":
-		return 1
-	default:
-		return 2
-	}
 }
 
 // View returns room id's tile; ok is false for a room the board does not know.

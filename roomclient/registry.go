@@ -201,3 +201,24 @@ func (e *entry) view(now time.Time) Room {
 	}
 	return r
 }
+
+// AlertBefore is the order a console shows alerts in: critical first, then
+// warning, then the rest, and within a severity the oldest first. It takes
+// each alert's severity and raised_at.
+func AlertBefore(severityA string, raisedA time.Time, severityB string, raisedB time.Time) bool {
+	if ra, rb := severityRank(severityA), severityRank(severityB); ra != rb {
+		return ra < rb
+	}
+	return raisedA.Before(raisedB)
+}
+
+func severityRank(s string) int {
+	switch s {
+	case "critical":
+		return 0
+	case "warning":
+		return 1
+	default:
+		return 2
+	}
+}

@@ -110,3 +110,11 @@ func TestRegistryCountsUnreadable(t *testing.T) {
 	assert.Equal(t, 2, g.Unreadable)
 	assert.Empty(t, g.Rooms(t0), "an unreadable message alone makes no room")
 }
+
+func TestAlertBeforeCriticalThenWarningThenOldest(t *testing.T) {
+	assert.True(t, AlertBefore("critical", t0.Add(time.Hour), "warning", t0), "critical before an older warning")
+	assert.True(t, AlertBefore("warning", t0.Add(time.Hour), "info", t0), "warning before an older info")
+	assert.True(t, AlertBefore("warning", t0, "warning", t0.Add(time.Second)), "the older first")
+	assert.False(t, AlertBefore("warning", t0.Add(time.Second), "warning", t0))
+	assert.False(t, AlertBefore("info", t0, "critical", t0.Add(time.Hour)))
+}

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/roomclient"
 )
 
 // board is what watch knows of every room under one topic base. It is fed
@@ -159,28 +160,13 @@ func (r *roomView) alerts() []link.AlertMessage {
 	return sortedAlerts(out)
 }
 
-func severityRank(s string) int {
-	switch s {
-	case "critical":
-		return 0
-	case "warning":
-		return 1
-	default:
-		return 2
-	}
-}
-
 // sortedAlerts returns a copy of as, critical first, then oldest first;
 // never nil, so that JSON shows an empty list as [].
 func sortedAlerts(as []link.AlertMessage) []link.AlertMessage {
 	out := make([]link.AlertMessage, len(as))
 	copy(out, as)
 	sort.SliceStable(out, func(i, j int) bool {
-		ri, rj := severityRank(out[i].Severity), severityRank(out[j].Severity)
-		if ri != rj {
-			return ri < rj
-		}
-		return out[i].RaisedAt.Before(out[j].RaisedAt.Time)
+		return roomclient.AlertBefore(out[i].Severity, out[i].RaisedAt.Time, out[j].Severity, out[j].RaisedAt.Time)
 	})
 	return out
 }
