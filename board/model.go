@@ -300,37 +300,11 @@ func (r *roomModel) alertView(a link.AlertMessage) AlertView {
 // alerts returns the room's active alerts: the state's, updated by the
 // alert records that came after it, critical first, then oldest first.
 func (r *roomModel) alerts() []AlertView {
-	byID := map[string]link.AlertMessage{}
-	var order []string
-	if r.state != nil {
-		for _, a := range r.state.Alerts {
-			if _, dup := byID[a.ID]; !dup {
-				order = append(order, a.ID)
-			}
-			byID[a.ID] = a
-		}
+	active := roomclient.ActiveAlerts(r.state, r.pending)
+	out := make([]AlertView, 0, len(active))
+	for _, a := range active {
+		out = append(out, r.alertView(a))
 	}
-	for _, e := range r.pending {
-		a := *e.Alert
-		if e.Type == "alert_cleared" {
-			delete(byID, a.ID)
-			continue
-		}
-		if _, ok := byID[a.ID]; !ok {
-			order = append(order, a.ID)
-		}
-		byID[a.ID] = a
-	}
-	out := make([]AlertView, 0, len(byID))
-	for _, id := range order {
-		if a, ok := byID[id]; ok {
-			out = append(out, r.alertView(a))
-			delete(byID, id)
-		}
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		return roomclient.AlertBefore(out[i].Severity, out[i].RaisedAt.Time, out[j].Severity, out[j].RaisedAt.Time)
-	})
 	return out
 }
 

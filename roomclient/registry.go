@@ -222,3 +222,44 @@ func severityRank(s string) int {
 		return 2
 	}
 }
+
+// ActiveAlerts returns a room's active alerts: those of its latest state,
+// updated by the alert records that came after that state (later, in
+// arrival order; an alert_cleared removes its alert, any other record
+// replaces or adds it), in AlertBefore's order; never nil.
+func ActiveAlerts(state *link.StateMessage, later []link.EventMessage) []link.AlertMessage {
+	byID := map[string]link.AlertMessage{}
+	var order []string
+	add := func(a link.AlertMessage) {
+		if _, ok := byID[a.ID]; !ok {
+			order = append(order, a.ID)
+		}
+		byID[a.ID] = a
+	}
+	if state != nil {
+		for _, a := range state.Alerts {
+			add(a)
+		}
+	}
+	for _, e := range later {
+		if e.Alert == nil {
+			continue
+		}
+		if e.Type == "alert_cleared" {
+			delete(byID, e.Alert.ID)
+			continue
+		}
+		add(*e.Alert)
+	}
+	out := make([]link.AlertMessage, 0, len(byID))
+	for _, id := range order {
+		if a, ok := byID[id]; ok {
+			out = append(out, a)
+			delete(byID, id) // cleared and raised again: listed once
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		return AlertBefore(out[i].Severity, out[i].RaisedAt.Time, out[j].Severity, out[j].RaisedAt.Time)
+	})
+	return out
+}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/link"
 )
 
 var t0 = time.Date(2026, 3, 4, 14, 0, 0, 0, time.UTC)
@@ -117,4 +119,26 @@ func TestAlertBeforeCriticalThenWarningThenOldest(t *testing.T) {
 	assert.True(t, AlertBefore("warning", t0, "warning", t0.Add(time.Second)), "the older first")
 	assert.False(t, AlertBefore("warning", t0.Add(time.Second), "warning", t0))
 	assert.False(t, AlertBefore("info", t0, "critical", t0.Add(time.Hour)))
+}
+
+func TestActiveAlertsStateUpdatedByLaterRecords(t *testing.T) {
+	at := func(d time.Duration) link.Time { return link.T(t0.Add(d)) }
+	state := &link.StateMessage{Alerts: []link.AlertMessage{
+		{ID: "time_up-1", Kind: "time_up", Severity: "warning", RaisedAt: at(0)},
+		{ID: "panic-1", Kind: "panic", Severity: "critical", RaisedAt: at(time.Minute)},
+	}}
+	later := []link.EventMessage{
+		{Type: "alert_acked", Alert: &link.AlertMessage{ID: "panic-1", Kind: "panic", Severity: "critical", RaisedAt: at(time.Minute), Acked: true}},
+		{Type: "alert_raised", Alert: &link.AlertMessage{ID: "door_locked-1", Kind: "door_locked", Severity: "critical", RaisedAt: at(2 * time.Minute)}},
+		{Type: "alert_cleared", Alert: &link.AlertMessage{ID: "time_up-1", Kind: "time_up", Severity: "warning", RaisedAt: at(0)}},
+		{Type: "visit_extended"},
+	}
+	got := ActiveAlerts(state, later)
+	ids := make([]string, 0, len(got))
+	for _, a := range got {
+		ids = append(ids, a.ID)
+	}
+	assert.Equal(t, []string{"panic-1", "door_locked-1"}, ids, "cleared gone, critical oldest first")
+	assert.True(t, got[0].Acked, "the later record replaces the state's")
+	assert.NotNil(t, ActiveAlerts(nil, nil), "never nil")
 }

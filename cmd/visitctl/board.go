@@ -131,33 +131,7 @@ func (b *board) apply(m inbound, now time.Time) (bell bool) {
 // alert events that came after it, sorted by severity (critical first),
 // then by the time raised.
 func (r *roomView) alerts() []link.AlertMessage {
-	byID := map[string]link.AlertMessage{}
-	var order []string
-	if r.state != nil {
-		for _, a := range r.state.Alerts {
-			byID[a.ID] = a
-			order = append(order, a.ID)
-		}
-	}
-	for _, e := range r.events {
-		a := *e.Alert
-		if e.Type == "alert_cleared" {
-			delete(byID, a.ID)
-			continue
-		}
-		if _, ok := byID[a.ID]; !ok {
-			order = append(order, a.ID)
-		}
-		byID[a.ID] = a
-	}
-	out := make([]link.AlertMessage, 0, len(byID))
-	for _, id := range order {
-		if a, ok := byID[id]; ok {
-			out = append(out, a)
-			delete(byID, id) // an id listed twice appears once
-		}
-	}
-	return sortedAlerts(out)
+	return roomclient.ActiveAlerts(r.state, r.events)
 }
 
 // sortedAlerts returns a copy of as, critical first, then oldest first;
