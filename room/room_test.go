@@ -206,13 +206,23 @@ func isAlert(typ, kind string) func(link.EventMessage) bool {
 // roomd before the journal (testdata/legacy-6c65459): the visit, its seq and
 // the records the broker never acknowledged are all there after the upgrade,
 // and a command answered before is answered again, not applied.
+// legacyKilledAt is the last time on the axis of testdata/legacy-6c65459
+// (its state.json's clock.axis).
+var legacyKilledAt = time.Date(2026, 11, 28, 21, 20, 40, 425614149, time.UTC)
+
 func TestMigrateEarlierLayout(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	c := consume(t, url)
 	dir := t.TempDir()
 	require.NoError(t, os.CopyFS(dir, os.DirFS("testdata/legacy-6c65459")))
+	// The fixture's room was killed at 21:20:40 on its own axis; this room
+	// starts 30 s later on that axis, whatever the date of the run, so the
+	// reply to book-1 is as young as it was then.
+	clock := daemon.NewClockAt(legacyKilledAt.Add(30*time.Second), 1)
 	r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir,
-		Config: func(cfg *configs.Config) { cfg.Policy.Warnings = []time.Duration{30 * time.Second} }})
+		Config:  func(cfg *configs.Config) { cfg.Policy.Warnings = []time.Duration{30 * time.Second} },
+		Options: func(o *room.Options) { o.Clock = clock }})
+	expires := func() string { return link.FormatTime(clock.Now().Add(10 * time.Minute)) }
 
 	// The undelivered records, with the journal's epoch, then the resume.
 	warn := c.await("visit_warning", isType("visit_warning"))
@@ -246,7 +256,8 @@ func TestMigrateEarlierLayout(t *testing.T) {
 	// The command answered before the upgrade is answered from its reply.
 	c.send("", `{"request_id":"book-1","action":"start_visit","visit_id":"v-2026-0042","duration":"40s","expires_at":"`+expires()+`"}`)
 	again := c.reply("book-1")
-	assert.True(t, again.OK)
+	require.True(t, again.OK, "%+v", again)
+	require.NotNil(t, again.State)
 	assert.Equal(t, "in_visit", again.State.Phase, "the reply of the time, not a new start")
 
 	// The old files are gone or set aside; the journal is in place.
