@@ -15,8 +15,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/roomclient"
 )
 
@@ -85,7 +85,7 @@ func BenchmarkAlertToDOM(b *testing.B) {
 	defer floor.Disconnect(100)
 	tok = floor.Subscribe("visitrooms/+/alerts", 1, func(_ paho.Client, m paho.Message) {
 		got := time.Now()
-		var e link.EventMessage
+		var e contract.EventMessage
 		if json.Unmarshal(m.Payload(), &e) == nil && e.Type == "alert_raised" && e.Alert != nil && e.Alert.Kind == "panic" {
 			arrivals <- arrival{room: e.Room, id: e.Alert.ID, at: e.At.Time, got: got}
 		}

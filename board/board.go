@@ -20,9 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/roomclient"
-	"github.com/roomd/roomd/sim"
 )
 
 // Defaults of Options.
@@ -96,7 +95,7 @@ func New(o Options) *Board {
 		o.Username = DefaultUsername
 	}
 	if o.Base == "" {
-		o.Base = link.DefaultBase
+		o.Base = contract.DefaultBase
 	}
 	if o.CommandTimeout <= 0 {
 		o.CommandTimeout = DefaultCommandTimeout
@@ -170,7 +169,7 @@ func (b *Board) Run(ctx context.Context) error {
 			// The board must run all the same: it gets what the broker kept
 			// for it, and says that it may have missed records.
 			b.log.Error("the board's state file is unreadable; starting without marks", "err", err)
-			b.addLog(LogEntry{At: link.T(b.now()), Type: "state_lost", Severity: "warning",
+			b.addLog(LogEntry{At: contract.T(b.now()), Type: "state_lost", Severity: "warning",
 				Detail: "the board's state file was unreadable: records the broker did not keep while the board was away may be missing"})
 			marks = map[string]roomclient.Mark{}
 		}
@@ -388,7 +387,7 @@ func (b *Board) step(it item) {
 		b.mark(*it.rec)
 	case it.loss != nil:
 		l := it.loss
-		b.addLog(LogEntry{At: link.T(b.now()), Room: l.Room, Type: "records_lost", Severity: "warning",
+		b.addLog(LogEntry{At: contract.T(b.now()), Room: l.Room, Type: "records_lost", Severity: "warning",
 			Detail: fmt.Sprintf("records %d to %d of epoch %s could not be replayed: %s", l.From, l.To, l.Epoch, l.Reason)})
 	case it.lamps != nil:
 		room, ok := roomOf(it.lamps.Topic, b.o.Base, "sim/outputs")
@@ -422,7 +421,7 @@ func roomOf(topic, base, suffix string) (string, bool) {
 		return "", false
 	}
 	room, sfx, ok := strings.Cut(rest, "/")
-	if !ok || sfx != suffix || !link.ValidRoom(room) {
+	if !ok || sfx != suffix || !contract.ValidRoom(room) {
 		return "", false
 	}
 	return room, true
@@ -459,7 +458,7 @@ func (b *Board) refreshRegistry() {
 			if now == LinkOnline {
 				sev = "notice"
 			}
-			b.addLog(LogEntry{At: link.T(b.now()), Room: room, Type: "link_" + string(now), Severity: sev,
+			b.addLog(LogEntry{At: contract.T(b.now()), Room: room, Type: "link_" + string(now), Severity: sev,
 				Detail: fmt.Sprintf("link %s → %s", before, now)})
 		}
 		b.publishRoom(room)
@@ -497,12 +496,12 @@ func (b *Board) addLog(le LogEntry) {
 }
 
 type linkMessage struct {
-	Connected bool      `json:"connected"`
-	Since     link.Time `json:"since"`
+	Connected bool          `json:"connected"`
+	Since     contract.Time `json:"since"`
 }
 
 func (b *Board) publishLink() {
-	data, _ := json.Marshal(linkMessage{Connected: b.connected, Since: link.T(b.since)})
+	data, _ := json.Marshal(linkMessage{Connected: b.connected, Since: contract.T(b.since)})
 	b.History.Publish("link", data)
 }
 
@@ -513,7 +512,7 @@ type snapshot struct {
 }
 
 type snapshotMessage struct {
-	Now       link.Time         `json:"now"`
+	Now       contract.Time     `json:"now"`
 	Link      linkMessage       `json:"link"`
 	Rooms     []RoomView        `json:"rooms"`
 	Log       []json.RawMessage `json:"log"`
@@ -521,7 +520,7 @@ type snapshotMessage struct {
 }
 
 func (b *Board) snapshot() snapshot {
-	m := snapshotMessage{Now: link.T(b.now()), Link: linkMessage{Connected: b.connected, Since: link.T(b.since)},
+	m := snapshotMessage{Now: contract.T(b.now()), Link: linkMessage{Connected: b.connected, Since: contract.T(b.since)},
 		Rooms: b.model.Views(), Log: b.logLines, SimDriver: b.SimEnabled()}
 	if m.Log == nil {
 		m.Log = []json.RawMessage{}
@@ -569,7 +568,7 @@ func (b *Board) SimSet(ctx context.Context, room string, payload []byte) error {
 	if !b.SimEnabled() {
 		return errors.New("the tester panel is off (start the board with --sim-driver-user)")
 	}
-	if _, err := sim.ParseControl(payload); err != nil {
+	if _, err := contract.DecodeSimControl(payload); err != nil {
 		return err
 	}
 	c := b.simCli.Load()

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/roomclient"
 )
 
@@ -58,7 +58,7 @@ var showsPresence = map[string]bool{"idle": true, "out_of_service": true}
 
 // AlertView is an alert as a tile shows it.
 type AlertView struct {
-	link.AlertMessage
+	contract.AlertMessage
 	// AckedBy is the operator of the alert_acked record ("" when acked
 	// through the booking system's anonymous topic or when this board did
 	// not see the record; AckedBySeen says which).
@@ -73,14 +73,14 @@ type RoomView struct {
 	Link     LinkState `json:"link"`
 	// LastState is when the latest state was known to be current; only
 	// when the link is not online.
-	LastState  link.Time `json:"last_state,omitzero"`
-	HeartbeatS int64     `json:"heartbeat_s"`
+	LastState  contract.Time `json:"last_state,omitzero"`
+	HeartbeatS int64         `json:"heartbeat_s"`
 
 	Phase string `json:"phase"`
 	// Visit carries ends_at, from which the browser counts down.
-	Visit *link.VisitMessage `json:"visit"`
-	Door  string             `json:"door"`
-	Lock  string             `json:"lock"`
+	Visit *contract.VisitMessage `json:"visit"`
+	Door  string                 `json:"door"`
+	Lock  string                 `json:"lock"`
 	// Presence only outside visits and inspections (showsPresence).
 	Presence      string      `json:"presence,omitempty"`
 	ServiceReason string      `json:"service_reason,omitempty"`
@@ -100,8 +100,8 @@ type RoomView struct {
 
 // LogEntry is one line of the board's alert log.
 type LogEntry struct {
-	At   link.Time `json:"at"`   // when the room recorded it (or the board noticed)
-	Room string    `json:"room"` // "" for the board itself
+	At   contract.Time `json:"at"`   // when the room recorded it (or the board noticed)
+	Room string        `json:"room"` // "" for the board itself
 	// Type is the record type (alert_raised, ...) or one of the board's
 	// own: link_offline, link_stale, link_online, records_lost.
 	Type     string     `json:"type"`
@@ -116,9 +116,9 @@ type LogEntry struct {
 // roomModel is what the board holds of one room.
 type roomModel struct {
 	id      string
-	state   *link.StateMessage
-	pending []link.EventMessage // alert records newer than state, in arrival order
-	info    *link.InfoMessage
+	state   *contract.StateMessage
+	pending []contract.EventMessage // alert records newer than state, in arrival order
+	info    *contract.InfoMessage
 	reg     roomclient.Room
 	hasReg  bool
 	ackedBy map[string]string // alert id → operator of its alert_acked record
@@ -155,7 +155,7 @@ func (m *Model) Rooms() []string {
 
 // ApplyState takes a room's state. An older state of the same epoch (a
 // late copy) is ignored; it reports whether the state was taken.
-func (m *Model) ApplyState(id string, s *link.StateMessage) bool {
+func (m *Model) ApplyState(id string, s *contract.StateMessage) bool {
 	r := m.room(id)
 	if old := r.state; old != nil && old.Epoch == s.Epoch && s.Seq < old.Seq {
 		return false
@@ -233,7 +233,7 @@ func (m *Model) ApplyRecord(rec roomclient.Record) *LogEntry {
 }
 
 // ApplyInfo takes a room's info (nil: cleared).
-func (m *Model) ApplyInfo(id string, info *link.InfoMessage) { m.room(id).info = info }
+func (m *Model) ApplyInfo(id string, info *contract.InfoMessage) { m.room(id).info = info }
 
 // ApplyLamps takes a simulated room's outputs (sim/outputs).
 func (m *Model) ApplyLamps(id string, payload []byte) bool {
@@ -289,7 +289,7 @@ func (m *Model) Link(id string) LinkState {
 	return r.link()
 }
 
-func (r *roomModel) alertView(a link.AlertMessage) AlertView {
+func (r *roomModel) alertView(a contract.AlertMessage) AlertView {
 	v := AlertView{AlertMessage: a}
 	if a.Acked {
 		v.AckedBy, v.AckedBySeen = r.ackedBy[a.ID]
@@ -365,7 +365,7 @@ func (r *roomModel) view() RoomView {
 	if r.hasReg {
 		v.HeartbeatS = int64(r.reg.Heartbeat() / time.Second)
 	} else {
-		v.HeartbeatS = int64(roomclient.DefaultHeartbeat / time.Second)
+		v.HeartbeatS = int64(contract.DefaultHeartbeat / time.Second)
 	}
 	if s := r.state; s != nil {
 		// Not the state's "at": a heartbeat republishes the same state
@@ -397,7 +397,7 @@ func (r *roomModel) view() RoomView {
 		// Only a room that lost its link says when it was last current: a
 		// heartbeat of an online room changes nothing on its tile, so it
 		// sends no update to the browsers.
-		v.LastState = link.T(r.reg.LastState)
+		v.LastState = contract.T(r.reg.LastState)
 	}
 	v.Category = categorize(v)
 	return v

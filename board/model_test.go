@@ -8,23 +8,23 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/roomclient"
 )
 
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
-func state(room, phase string, seq uint64, alerts ...link.AlertMessage) *link.StateMessage {
-	s := &link.StateMessage{Version: 2, Room: room, Epoch: "00000000000000aa", Seq: seq, At: link.T(t0), Phase: phase,
+func state(room, phase string, seq uint64, alerts ...contract.AlertMessage) *contract.StateMessage {
+	s := &contract.StateMessage{Version: 2, Room: room, Epoch: "00000000000000aa", Seq: seq, At: contract.T(t0), Phase: phase,
 		Door: "closed", Lock: "unlocked", Presence: "present", Alerts: alerts}
 	if phase == "in_visit" || phase == "overtime" {
-		s.Visit = &link.VisitMessage{ID: "v-1", StartedAt: link.T(t0), EndsAt: link.T(t0.Add(time.Hour)), MaxS: 7200}
+		s.Visit = &contract.VisitMessage{ID: "v-1", StartedAt: contract.T(t0), EndsAt: contract.T(t0.Add(time.Hour)), MaxS: 7200}
 	}
 	return s
 }
 
-func alert(id, kind, severity string, acked bool, raised time.Time) link.AlertMessage {
-	return link.AlertMessage{ID: id, Kind: kind, Severity: severity, Acked: acked, RaisedAt: link.T(raised), Announcements: 1}
+func alert(id, kind, severity string, acked bool, raised time.Time) contract.AlertMessage {
+	return contract.AlertMessage{ID: id, Kind: kind, Severity: severity, Acked: acked, RaisedAt: contract.T(raised), Announcements: 1}
 }
 
 func online(ids ...string) []roomclient.Room {
@@ -96,9 +96,9 @@ func TestTilesSortedByUrgency(t *testing.T) {
 	assert.Equal(t, LinkUnknown, v.Link)
 }
 
-func record(room string, seq uint64, typ, by string, a link.AlertMessage, verdict roomclient.Verdict) roomclient.Record {
-	return roomclient.Record{Room: room, Verdict: verdict, EventMessage: link.EventMessage{Room: room,
-		Epoch: "00000000000000aa", Seq: seq, At: link.T(t0), Type: typ, By: by, Alert: &a}}
+func record(room string, seq uint64, typ, by string, a contract.AlertMessage, verdict roomclient.Verdict) roomclient.Record {
+	return roomclient.Record{Room: room, Verdict: verdict, EventMessage: contract.EventMessage{Room: room,
+		Epoch: "00000000000000aa", Seq: seq, At: contract.T(t0), Type: typ, By: by, Alert: &a}}
 }
 
 func TestAlertRecordsUpdateTheTileAndNameWhoAcknowledged(t *testing.T) {
@@ -118,7 +118,7 @@ func TestAlertRecordsUpdateTheTileAndNameWhoAcknowledged(t *testing.T) {
 	assert.Equal(t, CatCritical, v.Category)
 
 	// Acknowledged by guard-7: the tile says so, before and after the state.
-	p.Acked, p.AckedAt = true, link.T(t0.Add(time.Minute))
+	p.Acked, p.AckedAt = true, contract.T(t0.Add(time.Minute))
 	le = m.ApplyRecord(record("room-1", 6, "alert_acked", "guard-7", p, roomclient.New))
 	assert.Equal(t, "guard-7", le.By)
 	v, _ = m.View("room-1")
@@ -132,7 +132,7 @@ func TestAlertRecordsUpdateTheTileAndNameWhoAcknowledged(t *testing.T) {
 	assert.Equal(t, "guard-7", v.Alerts[0].AckedBy)
 
 	// Reannounced: unacknowledged again, and nobody's acknowledgement.
-	p.Acked, p.AckedAt = false, link.Time{}
+	p.Acked, p.AckedAt = false, contract.Time{}
 	m.ApplyRecord(record("room-1", 7, "alert_reannounced", "", p, roomclient.New))
 	v, _ = m.View("room-1")
 	assert.False(t, v.Alerts[0].Acked)
@@ -178,12 +178,12 @@ func TestLinkChangesAreReported(t *testing.T) {
 
 func TestLampsOnlyForSimulatedRooms(t *testing.T) {
 	m := NewModel()
-	m.ApplyInfo("room-1", &link.InfoMessage{Room: "room-1", Backend: "gpio", HeartbeatS: 30})
+	m.ApplyInfo("room-1", &contract.InfoMessage{Room: "room-1", Backend: "gpio", HeartbeatS: 30})
 	require.True(t, m.ApplyLamps("room-1", []byte(`{"in_use":"on"}`)))
 	v, _ := m.View("room-1")
 	assert.Nil(t, v.Lamps)
 	assert.EqualValues(t, 30, v.HeartbeatS)
-	m.ApplyInfo("room-1", &link.InfoMessage{Room: "room-1", Backend: "sim", HeartbeatS: 2})
+	m.ApplyInfo("room-1", &contract.InfoMessage{Room: "room-1", Backend: "sim", HeartbeatS: 2})
 	v, _ = m.View("room-1")
 	assert.Equal(t, map[string]string{"in_use": "on"}, v.Lamps)
 	assert.False(t, m.ApplyLamps("room-1", []byte(`not json`)))
@@ -199,7 +199,7 @@ func TestHeartbeatOfAnOnlineRoomChangesNothing(t *testing.T) {
 	m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, LastState: t0.Add(30 * time.Second)}})
 	again := state("room-1", "in_visit", 3)
 	again.Phase, again.Visit = "idle", nil
-	again.At = link.T(t0.Add(30 * time.Second))
+	again.At = contract.T(t0.Add(30 * time.Second))
 	m.ApplyState("room-1", again)
 	after, _ := m.View("room-1")
 	assert.Equal(t, before, after)
@@ -217,7 +217,7 @@ func TestHeartbeatDuringAVisitChangesNothing(t *testing.T) {
 	before, _ := m.View("room-1")
 	s2 := state("room-1", "in_visit", 3)
 	s2.Visit.RemainingS = 3570
-	s2.At = link.T(t0.Add(30 * time.Second))
+	s2.At = contract.T(t0.Add(30 * time.Second))
 	m.ApplyState("room-1", s2)
 	after, _ := m.View("room-1")
 	assert.Equal(t, before, after, "the browser counts down from ends_at")

@@ -17,8 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/roomclient"
 )
 
@@ -336,7 +336,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ Session, _ str
 				return
 			}
 		case <-tick.C:
-			if !write("", "tick", fmt.Appendf(nil, `{"now":%q}`, link.FormatTime(s.now()))) {
+			if !write("", "tick", fmt.Appendf(nil, `{"now":%q}`, contract.FormatTime(s.now()))) {
 				return
 			}
 		}

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/commission"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/sim"
 )
@@ -253,7 +253,7 @@ func TestRecordTellsJournalDamage(t *testing.T) {
 		require.NoError(t, err)
 		var fault *controller.Alert
 		for _, rec := range records(t, j) {
-			if rec.Type == controller.EventAlertRaised && rec.Alert.Source == daemon.SourceJournal {
+			if rec.Type == controller.EventAlertRaised && rec.Alert.Source == contract.SourceJournal {
 				fault = rec.Alert
 			}
 		}

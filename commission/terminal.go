@@ -8,15 +8,15 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/sim"
 )
 
 // Simulator is the simulated room a Terminal can act on: lines typed in
 // the simulator's syntax are carried out on it, and it shows what the
 // outputs do, since on a laptop there is no lamp to look at.
 type Simulator interface {
-	Apply(c sim.Control) error
+	Apply(c contract.SimControl) error
 	Outputs() map[controller.Output]controller.Mode
 }
 
@@ -65,7 +65,7 @@ func (t *Terminal) read(in io.Reader) {
 			t.printf("  not understood: %q (answer y or n when asked)\n", line)
 			continue
 		}
-		c, err := sim.ParseAssignments(strings.Fields(line))
+		c, err := contract.ParseSimAssignments(strings.Fields(line))
 		if err == nil {
 			err = t.sim.Apply(c)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/commission"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/device"
 	"github.com/roomd/roomd/sim"
@@ -186,7 +187,7 @@ func TestWalkFindsWiringFaults(t *testing.T) {
 		// Presence sensor 2 chatters: five changes 100 ms apart, beyond the 30 ms debounce.
 		inst.acts["presence:2"] = func(s commission.Step) {
 			if s.Kind == commission.StepAct {
-				require.NoError(t, r.Apply(sim.Control{Bounce: &sim.BounceControl{Input: controller.InputPresence, To: controller.LevelActive, Count: 5, Every: 100 * time.Millisecond}}))
+				require.NoError(t, r.Apply(contract.SimControl{Bounce: &contract.SimBounce{Input: controller.InputPresence, To: controller.LevelActive, Count: 5, Every: 100 * time.Millisecond}}))
 			} else {
 				inst.move(s, false)
 			}

@@ -15,8 +15,6 @@ package configs
 import (
 	"fmt"
 	"log/slog"
-	"regexp"
-	"slices"
 	"time"
 
 	"github.com/roomd/roomd/controller"
@@ -25,7 +23,7 @@ import (
 // Config is roomd's effective configuration: defaults, preset and file merged
 // and validated.
 type Config struct {
-	Room     string // the room id, see ValidRoomID
+	Room     string // the room id, see contract.ValidRoom
 	StateDir string // directory of the journal
 
 	// Policy is the effective policy: the preset (if any) with the fields
@@ -285,21 +283,6 @@ func defaultPolicy() controller.Policy {
 
 // defaultLine is an input line's defaults.
 func defaultLine() Line { return Line{Pull: PullUp, Debounce: 30 * time.Millisecond} }
-
-var roomIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-
-// ReservedIDs are the site's other MQTT identities (configs/mosquitto/acl)
-// and the controller's on_site: a room is its own broker username, so a
-// room by one of these names would take that identity's rights.
-var ReservedIDs = []string{"booking", "guard-station", "sim-driver", "decommission", "homeassistant", "on_site"}
-
-// ValidRoomID reports whether s is a usable room id: 1 to 64 characters of
-// lower-case letters, digits, '_' and '-', starting with a letter or digit,
-// and none of ReservedIDs. Room ids appear in MQTT topics, so wildcards and
-// '/' are excluded.
-func ValidRoomID(s string) bool {
-	return roomIDPattern.MatchString(s) && !slices.Contains(ReservedIDs, s)
-}
 
 // Load reads and parses the config file at path, and checks the files the
 // config names the way roomd will open them (see Parse for the errors).

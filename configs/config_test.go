@@ -392,16 +392,6 @@ func TestDefault(t *testing.T) {
 	require.NoError(t, d.Policy.Validate(), "the default policy with a max_duration is valid")
 }
 
-func TestValidRoomID(t *testing.T) {
-	for s, ok := range map[string]bool{
-		"room-1": true, "1": true, "a_b-c": true, strings.Repeat("a", 64): true,
-		"": false, "-a": false, "Room": false, "a/b": false, "a+": false, "a#": false, strings.Repeat("a", 65): false, "é": false,
-		"booking": false, "guard-station": false, "sim-driver": false, "on_site": false, "booking-2": true,
-	} {
-		assert.Equal(t, ok, ValidRoomID(s), "%q", s)
-	}
-}
-
 func TestFormatting(t *testing.T) {
 	for d, s := range map[time.Duration]string{0: "0s", 2 * time.Hour: "2h", 90 * time.Minute: "1h30m", 10 * time.Minute: "10m",
 		500 * time.Millisecond: "500ms", 61 * time.Second: "1m1s", 3601 * time.Second: "1h0m1s"} {

@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 )
 
@@ -21,8 +22,8 @@ func (r *reader) config(root *yaml.Node, c *Config) {
 	m := r.mapping(root, "", "room", "state_dir", "policy", "device", "mqtt", "homeassistant", "journal", "log")
 	top := resolve(root)
 
-	if r.str(m["room"], "room", &c.Room) && !ValidRoomID(c.Room) {
-		r.bad(m["room"], "room", "%q is not a room id (1 to 64 of a-z, 0-9, '_' and '-', starting with a letter or digit; not %s)", c.Room, strings.Join(ReservedIDs, ", "))
+	if r.str(m["room"], "room", &c.Room) && !contract.ValidRoom(c.Room) {
+		r.bad(m["room"], "room", "%q is not a room id (1 to 64 of a-z, 0-9, '_' and '-', starting with a letter or digit; not %s)", c.Room, strings.Join(contract.ReservedIDs, ", "))
 	} else if m["room"] == nil || resolve(m["room"]) == nil {
 		r.bad(top, "room", "is required: the room's id, e.g. room-1")
 	}

@@ -97,17 +97,6 @@ type Timer interface {
 	Stop()
 }
 
-// The fault sources the loop raises (controller.Fault.Source).
-const (
-	SourceJournal      = "journal"       // the journal was damaged at start (cleared by ack)
-	SourceJournalWrite = "journal_write" // the disk refuses the journal (clears when it takes it again)
-	SourceJournalFull  = "journal_full"  // undelivered entries above the journal's bound (clears below it)
-	SourceJournalLost  = "journal_lost"  // steps dropped from memory while the disk refused them (cleared by ack)
-	SourceClock        = "clock"         // the time axis could not simply continue, or was corrected (cleared by ack)
-	SourceInputs       = "inputs"        // the input backend failed to start
-	SourceOutputs      = "outputs"       // an output could not be driven (cleared by ack)
-)
-
 // DefaultMinPlausible is the earliest wall clock time that roomd believes
 // after a reboot when Options.MinPlausible is zero.
 var DefaultMinPlausible = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon/timebase"
 	"github.com/roomd/roomd/device"
@@ -182,13 +183,6 @@ type runner struct {
 	lastBlob  time.Time
 }
 
-// HeadBlob is what the loop keeps in the journal's head: the room it
-// belongs to and the time axis checkpoint.
-type HeadBlob struct {
-	Room  string              `json:"room"`
-	Clock timebase.Checkpoint `json:"clock"`
-}
-
 // Axis is the room's time axis, resumed from the journal, with what
 // stopped it from simply continuing.
 type Axis struct {
@@ -200,10 +194,10 @@ type Axis struct {
 // its latest step) on the clock sources src. See timebase.Resume.
 func ResumeAxis(j Journal, src timebase.Sources, minPlausible time.Time) *Axis {
 	snap, snapAt := j.Latest()
-	var prev HeadBlob
+	var prev timebase.HeadBlob
 	if b := j.Blob(); len(b) > 0 {
 		if err := json.Unmarshal(b, &prev); err != nil {
-			prev = HeadBlob{}
+			prev = timebase.HeadBlob{}
 		}
 	}
 	var anchor *timebase.Anchor
@@ -239,7 +233,7 @@ func (r *runner) start() error {
 		r.ctl, acts, err = controller.Restore(r.opts.Policy, *snap, now)
 		if err != nil {
 			r.log.Error("journal snapshot cannot be restored; starting fresh with a system fault", "err", err)
-			r.raise(controller.Fault{Source: SourceJournal, Active: true, Severity: controller.SeverityCritical,
+			r.raise(controller.Fault{Source: contract.SourceJournal, Active: true, Severity: controller.SeverityCritical,
 				ClearOnAck: true, Detail: "journal snapshot unusable; the room started fresh: " + err.Error()})
 			snap = nil
 		} else {
@@ -264,12 +258,12 @@ func (r *runner) start() error {
 	if rec.WriteErr != nil {
 		r.diskFault, r.degraded = true, true
 		r.log.Error("journal cannot be written; steps are kept in memory and published from there", "err", rec.WriteErr)
-		r.raise(controller.Fault{Source: SourceJournalWrite, Active: true, Severity: controller.SeverityCritical,
+		r.raise(controller.Fault{Source: contract.SourceJournalWrite, Active: true, Severity: controller.SeverityCritical,
 			Detail: "the state directory cannot be written: " + rec.WriteErr.Error()})
 	}
 	if notice != timebase.NoticeNone {
 		r.log.Warn("time axis could not simply continue", "notice", notice.String())
-		r.raise(controller.Fault{Source: SourceClock, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
+		r.raise(controller.Fault{Source: contract.SourceClock, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
 			Detail: "time axis: " + notice.String() + "; time while roomd was down may be missing from timers"})
 	}
 	r.do(acts)
@@ -298,7 +292,7 @@ func (r *runner) checkClock() {
 	r.clock.Correct(d)
 	r.log.Warn("time axis corrected to the synchronised wall clock", "by", d)
 	r.step(controller.ClockCorrected{At: now.Add(d), Shift: d})
-	r.raise(controller.Fault{Source: SourceClock, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
+	r.raise(controller.Fault{Source: contract.SourceClock, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
 		Detail: fmt.Sprintf("time axis corrected by %s to the synchronised wall clock; times before the correction were off by that much", d.Round(time.Second))})
 	r.drainFollow()
 	r.checkpoint()
@@ -314,7 +308,7 @@ func JournalFault(rec journal.Recovery, ep journal.Epoch) (controller.Fault, boo
 	if !rec.Damaged() && (!rec.NewEpoch || rec.Fresh) {
 		return controller.Fault{}, false
 	}
-	return controller.Fault{Source: SourceJournal, Active: true, Severity: controller.SeverityCritical,
+	return controller.Fault{Source: contract.SourceJournal, Active: true, Severity: controller.SeverityCritical,
 		ClearOnAck: true, Detail: journalDamage(rec, ep)}, true
 }
 
@@ -422,7 +416,7 @@ func (r *runner) loop(ctx context.Context) error {
 				err = errors.New("input backend stopped")
 			}
 			r.log.Error("input backend failed", "err", err)
-			r.step(controller.Fault{At: r.clock.Now(), Source: SourceInputs, Active: true,
+			r.step(controller.Fault{At: r.clock.Now(), Source: contract.SourceInputs, Active: true,
 				Severity: controller.SeverityCritical, Detail: err.Error()})
 		}
 		// Group commit: steps already waiting share the append.
@@ -525,7 +519,7 @@ func (r *runner) do(acts []controller.Action) {
 		case controller.SetOutput:
 			if err := r.deps.Outputs.Set(a.Output, a.Mode, a.Pulses); err != nil {
 				r.log.Error("set output failed", "output", a.Output, "mode", a.Mode, "err", err)
-				r.raise(controller.Fault{Source: SourceOutputs, Active: true, Severity: controller.SeverityCritical,
+				r.raise(controller.Fault{Source: contract.SourceOutputs, Active: true, Severity: controller.SeverityCritical,
 					ClearOnAck: true, Detail: fmt.Sprintf("set %s %s: %v", a.Output, a.Mode, err)})
 			}
 		case controller.Announce:
@@ -567,21 +561,21 @@ func (r *runner) commit() {
 			if r.diskFault {
 				r.diskFault = false
 				r.log.Info("the disk takes the journal again")
-				r.raise(controller.Fault{Source: SourceJournalWrite, Active: false})
+				r.raise(controller.Fault{Source: contract.SourceJournalWrite, Active: false})
 			}
 		case errors.As(err, &de):
 			r.degraded = true
 			if !r.diskFault {
 				r.diskFault = true
 				r.log.Error("the disk refuses the journal; steps are kept in memory and published from there", "err", err)
-				r.raise(controller.Fault{Source: SourceJournalWrite, Active: true, Severity: controller.SeverityCritical,
+				r.raise(controller.Fault{Source: contract.SourceJournalWrite, Active: true, Severity: controller.SeverityCritical,
 					Detail: "the journal cannot be written: " + de.Err.Error()})
 			}
 			if de.Dropped > r.dropped {
 				n := de.Dropped - r.dropped
 				r.dropped = de.Dropped
 				r.log.Error("journal: steps dropped from memory while the disk refused them", "dropped", n)
-				r.raise(controller.Fault{Source: SourceJournalLost, Active: true, Severity: controller.SeverityCritical,
+				r.raise(controller.Fault{Source: contract.SourceJournalLost, Active: true, Severity: controller.SeverityCritical,
 					ClearOnAck: true, Detail: fmt.Sprintf("%d steps were dropped from memory while the disk refused the journal", de.Dropped)})
 			}
 		default:
@@ -591,10 +585,10 @@ func (r *runner) commit() {
 		if over != r.fullFault {
 			r.fullFault = over
 			if over {
-				r.raise(controller.Fault{Source: SourceJournalFull, Active: true, Severity: controller.SeverityCritical,
+				r.raise(controller.Fault{Source: contract.SourceJournalFull, Active: true, Severity: controller.SeverityCritical,
 					Detail: "the journal holds more undelivered steps than its size bound: the broker has not acknowledged for long"})
 			} else {
-				r.raise(controller.Fault{Source: SourceJournalFull, Active: false})
+				r.raise(controller.Fault{Source: contract.SourceJournalFull, Active: false})
 			}
 		}
 		if len(r.follow) == 0 {
@@ -606,7 +600,7 @@ func (r *runner) commit() {
 
 // checkpoint records the time axis in the journal's head.
 func (r *runner) checkpoint() {
-	b, err := json.Marshal(HeadBlob{Room: r.opts.Room, Clock: r.clock.Checkpoint()})
+	b, err := json.Marshal(timebase.HeadBlob{Room: r.opts.Room, Clock: r.clock.Checkpoint()})
 	if err == nil {
 		err = r.j.SetBlob(b)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/device"
@@ -380,7 +381,7 @@ func TestRestartAfterRebootWithImplausibleClock(t *testing.T) {
 		r2 := startRoom(t, dir, src, nil)
 		st := r2.snap()
 		require.NotNil(t, st.Visit)
-		a := alertOf(t, st.Alerts, controller.AlertSystemFault, daemon.SourceClock)
+		a := alertOf(t, st.Alerts, controller.AlertSystemFault, contract.SourceClock)
 		assert.Contains(t, a.Detail, "wall-clock-implausible")
 		// The downtime is missing from the axis: the visit keeps 50 minutes.
 		assert.Equal(t, 50*time.Minute, st.Visit.EndsAt.Sub(st.Now))
@@ -409,7 +410,7 @@ func TestDamagedJournalRaisesFaultAndNewEpoch(t *testing.T) {
 		r2 := startRoom(t, dir, src, nil)
 		assert.NotEqual(t, ep, r2.j.Epoch(), "records continue in a new epoch")
 		st := r2.snap()
-		a := alertOf(t, st.Alerts, controller.AlertSystemFault, daemon.SourceJournal)
+		a := alertOf(t, st.Alerts, controller.AlertSystemFault, contract.SourceJournal)
 		assert.Equal(t, controller.SeverityCritical, a.Severity)
 		assert.Contains(t, a.Detail, "new epoch")
 		assert.Contains(t, a.Detail, "damaged files kept as")
@@ -441,7 +442,7 @@ func TestDiskRefusesJournalRaisesAndClearsFault(t *testing.T) {
 			"commands still work; the reply is visible from memory")
 		r.input(controller.InputPanic, controller.LevelActive)
 		st := r.snap()
-		a := alertOf(t, st.Alerts, controller.AlertSystemFault, daemon.SourceJournalWrite)
+		a := alertOf(t, st.Alerts, controller.AlertSystemFault, contract.SourceJournalWrite)
 		assert.Equal(t, controller.SeverityCritical, a.Severity)
 		assert.Contains(t, a.Detail, "no space left on device")
 		assert.Equal(t, controller.ModePanic, r.out.mode(controller.OutputAlarmLight).Mode, "the panic pattern, the most urgent")
@@ -453,7 +454,7 @@ func TestDiskRefusesJournalRaisesAndClearsFault(t *testing.T) {
 		require.NoError(t, r.j.Degraded())
 		st = r.snap()
 		for _, a := range st.Alerts {
-			assert.NotEqual(t, daemon.SourceJournalWrite, a.Source, "the fault clears once the disk takes the journal")
+			assert.NotEqual(t, contract.SourceJournalWrite, a.Source, "the fault clears once the disk takes the journal")
 		}
 		// Every record is there, in order, and survives a restart.
 		recs := r.recs()
@@ -473,7 +474,7 @@ func TestInputBackendFailureRaisesFault(t *testing.T) {
 		r := startRoom(t, t.TempDir(), newSources(), func(_ *daemon.Options, d *daemon.Deps) {
 			d.Inputs = &fakeInputs{err: os.ErrPermission}
 		})
-		a := alertOf(t, r.snap().Alerts, controller.AlertSystemFault, daemon.SourceInputs)
+		a := alertOf(t, r.snap().Alerts, controller.AlertSystemFault, contract.SourceInputs)
 		assert.Equal(t, controller.SeverityCritical, a.Severity)
 		r.stop()
 	})
@@ -486,7 +487,7 @@ func TestOutputFailureRaisesFault(t *testing.T) {
 		r.out.setErr = os.ErrClosed
 		r.out.mu.Unlock()
 		require.True(t, r.command(controller.Command{RequestID: "a", Action: controller.ActionStartVisit, VisitID: "v", Duration: time.Hour}).OK())
-		alertOf(t, r.snap().Alerts, controller.AlertSystemFault, daemon.SourceOutputs)
+		alertOf(t, r.snap().Alerts, controller.AlertSystemFault, contract.SourceOutputs)
 		r.stop()
 	})
 }
@@ -581,7 +582,7 @@ func TestSavedAxisYearsAheadIsCorrectedOnceTheClockIsSynchronised(t *testing.T) 
 		st := r2.snap()
 		require.NotNil(t, st.Visit)
 		assert.True(t, wrongEnds.Equal(st.Visit.EndsAt), "kept while nothing better is known")
-		alertOf(t, st.Alerts, controller.AlertSystemFault, daemon.SourceClock)
+		alertOf(t, st.Alerts, controller.AlertSystemFault, contract.SourceClock)
 		before := lastSeq(r2.recs())
 
 		src.mu.Lock()
@@ -623,7 +624,7 @@ func TestSavedAxisYearsAheadWithASynchronisedClockAtStart(t *testing.T) {
 		assert.WithinDuration(t, time.Now(), st.Now, time.Second)
 		require.NotNil(t, st.Visit)
 		assert.Equal(t, time.Hour, st.Visit.EndsAt.Sub(st.Now))
-		a := alertOf(t, st.Alerts, controller.AlertSystemFault, daemon.SourceClock)
+		a := alertOf(t, st.Alerts, controller.AlertSystemFault, contract.SourceClock)
 		assert.Equal(t, controller.SeverityWarning, a.Severity)
 		r2.stop()
 	})

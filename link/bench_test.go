@@ -7,21 +7,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/link/mqtttest"
 )
-
-func BenchmarkDecodeCommand(b *testing.B) {
-	p := []byte(`{"request_id":"b-1001","action":"start_visit","visit_id":"v-42","duration":"1h30m","expires_at":"` +
-		FormatTime(now.Add(10*time.Minute)) + `"}`)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, cerr := DecodeCommand(p, 0, now); cerr != nil {
-			b.Fatal(cerr)
-		}
-	}
-}
 
 func BenchmarkEncodeState(b *testing.B) {
 	ctrl, _, err := controller.New(testPolicy(), t0)
@@ -31,7 +21,7 @@ func BenchmarkEncodeState(b *testing.B) {
 	st := ctrl.State()
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = EncodeState("room-a", 1, st)
+		_ = contract.EncodeState("room-a", 1, st)
 	}
 }
 
@@ -43,7 +33,7 @@ func BenchmarkAppendToPUBACK(b *testing.B) {
 	j, err := journal.Open(b.TempDir(), journal.Options{})
 	require.NoError(b, err)
 	defer j.Close()
-	topics, err := NewTopics("", "room-a")
+	topics, err := contract.NewTopics("", "room-a")
 	require.NoError(b, err)
 	var c *Client
 	p, err := NewPublisher(PublisherOptions{Room: "room-a", Topics: topics, Journal: j, Conn: lazyConn{&c}, Now: time.Now})

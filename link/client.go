@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/roomd/roomd/contract"
+	"github.com/roomd/roomd/mqttconn"
 )
 
 // Defaults of Options.
@@ -52,7 +53,7 @@ type Options struct {
 	// MaxReconnectInterval caps the reconnect backoff (default 5s).
 	MaxReconnectInterval time.Duration
 	// Topics names the room's topics. Required.
-	Topics Topics
+	Topics contract.Topics
 	// MaxPayload is the largest command accepted (default
 	// DefaultMaxCommand); larger ones are refused with bad_request.
 	MaxPayload int
@@ -123,7 +124,7 @@ var (
 // except Close.
 type Client struct {
 	opts Options
-	t    Topics
+	t    contract.Topics
 	log  *slog.Logger
 	cli  mqtt.Client
 
@@ -162,23 +163,17 @@ func New(opts Options, logger *slog.Logger) (*Client, error) {
 	}
 	close(c.lost) // not connected yet
 
-	mo := mqtt.NewClientOptions().
-		AddBroker(opts.Broker).
-		SetClientID(opts.ClientID).
-		SetUsername(opts.Username).
-		SetPassword(opts.Password).
-		SetCleanSession(false).
-		SetOrderMatters(true).
-		SetKeepAlive(opts.Keepalive).
-		SetPingTimeout(opts.Keepalive).
-		SetConnectTimeout(opts.ConnectTimeout).
-		SetWriteTimeout(opts.ConnectTimeout).
+	mo := mqttconn.ClientOptions(mqttconn.Settings{
+		Broker: opts.Broker, ClientID: opts.ClientID, Username: opts.Username, Password: opts.Password,
+		TLS: opts.TLS, Keepalive: opts.Keepalive, ConnectTimeout: opts.ConnectTimeout, Dial: opts.Dial,
+		// The broker keeps the room's session, and the commands queued for
+		// it, across reconnects and restarts.
+		CleanSession: false,
 		// The client reconnects itself (connectLoop): paho's own reconnect
 		// gives no signal once it has resent its in-flight messages, and
 		// publishing before that races with the resend.
-		SetAutoReconnect(false).
-		SetConnectRetry(false).
-		SetProtocolVersion(4).
+		Reconnect: mqttconn.ReconnectByCaller,
+	}).
 		// The journal, not paho, keeps what must survive: paho's stores
 		// hand the same packet to its resend on reconnect (which sets the DUP
 		// flag) and to the writer, a data race, and its file store neither
@@ -186,20 +181,9 @@ func New(opts Options, logger *slog.Logger) (*Client, error) {
 		// paho resends nothing; the Publisher starts again from the journal's
 		// acknowledgement position after each connect instead.
 		SetStore(noStore{}).
-		SetBinaryWill(t.Availability(), []byte(Offline), 1, true).
+		SetBinaryWill(t.Availability(), []byte(contract.Offline), 1, true).
 		SetDefaultPublishHandler(c.handle).
 		SetConnectionLostHandler(c.onLost)
-	if opts.TLS != nil {
-		mo.SetTLSConfig(opts.TLS)
-	}
-	if dial := opts.Dial; dial != nil {
-		timeout := opts.ConnectTimeout
-		mo.SetCustomOpenConnectionFn(func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			defer cancel()
-			return dial(ctx)
-		})
-	}
 	c.cli = mqtt.NewClient(mo)
 
 	c.wg.Add(1)
@@ -207,24 +191,8 @@ func New(opts Options, logger *slog.Logger) (*Client, error) {
 	return c, nil
 }
 
-// CheckBrokerURL reports what makes s unusable as a broker URL, the one
-// check New makes, for commands that want to refuse a bad URL at start
-// rather than retry it for ever.
-func CheckBrokerURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("mqtt broker URL %q: want scheme://host:port", s)
-	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
-	default:
-		return fmt.Errorf("mqtt broker URL %q: unknown scheme %q (want tcp, ssl, tls, mqtt, mqtts, ws or wss)", s, u.Scheme)
-	}
-	return nil
-}
-
 func (o *Options) check() error {
-	if err := CheckBrokerURL(o.Broker); err != nil {
+	if err := mqttconn.CheckBrokerURL(o.Broker); err != nil {
 		return err
 	}
 	if o.ClientID == "" {
@@ -233,7 +201,7 @@ func (o *Options) check() error {
 	if len(o.ClientID) > 65535 {
 		return fmt.Errorf("mqtt client id is %d bytes, above 65535", len(o.ClientID))
 	}
-	if _, err := NewTopics(o.Topics.Base, o.Topics.Room); err != nil || o.Topics.Base == "" {
+	if _, err := contract.NewTopics(o.Topics.Base, o.Topics.Room); err != nil || o.Topics.Base == "" {
 		return fmt.Errorf("mqtt topics %+v: build them with NewTopics: %v", o.Topics, err)
 	}
 	if o.Handler == nil {
@@ -264,13 +232,13 @@ func (o *Options) check() error {
 		return fmt.Errorf("mqtt keepalive %s is below the protocol's resolution of 1s", o.Keepalive)
 	}
 	if o.MaxPayload <= 0 {
-		o.MaxPayload = DefaultMaxCommand
+		o.MaxPayload = contract.DefaultMaxCommand
 	}
 	return nil
 }
 
 // Topics returns the room's topics.
-func (c *Client) Topics() Topics { return c.t }
+func (c *Client) Topics() contract.Topics { return c.t }
 
 // Connected reports whether a connection to the broker is up and usable.
 func (c *Client) Connected() bool {
@@ -344,7 +312,7 @@ func (c *Client) Close(ctx context.Context) error {
 	var err error
 	if c.Connected() {
 		wctx, cancel := context.WithTimeout(ctx, closeWait)
-		tok := c.cli.Publish(c.t.Availability(), 1, true, []byte(Offline))
+		tok := c.cli.Publish(c.t.Availability(), 1, true, []byte(contract.Offline))
 		select {
 		case <-tok.Done():
 			if terr := tok.Error(); terr != nil {

@@ -10,14 +10,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract"
+	"github.com/roomd/roomd/contract/contracttest"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/link/mqtttest"
 )
 
-func stateOf(t testing.TB, payload string) StateMessage {
+func stateOf(t testing.TB, payload string) contract.StateMessage {
 	t.Helper()
-	var s StateMessage
-	require.NoError(t, strictUnmarshal([]byte(payload), &s), payload)
+	var s contract.StateMessage
+	require.NoError(t, contracttest.StrictUnmarshal([]byte(payload), &s), payload)
 	return s
 }
 
@@ -32,7 +34,7 @@ func TestLinkVisitFlow(t *testing.T) {
 	r.input(controller.InputPresence, controller.LevelInactive)
 	r.input(controller.InputPanic, controller.LevelInactive)
 
-	assert.Equal(t, Online, obs.next("availability", func(m obsMsg) bool { return m.Payload == Online }).Payload)
+	assert.Equal(t, contract.Online, obs.next("availability", func(m obsMsg) bool { return m.Payload == contract.Online }).Payload)
 	started := strictEvent(t, obs.next("events", nil).Payload)
 	assert.Equal(t, "controller_started", started.Type)
 	assert.Equal(t, uint64(1), started.Seq)
@@ -56,7 +58,7 @@ func TestLinkVisitFlow(t *testing.T) {
 	assert.Equal(t, t0.Add(time.Hour), ev.EndsAt.Time)
 
 	st := stateOf(t, obs.next("state", func(m obsMsg) bool { return strings.Contains(m.Payload, `"in_visit"`) }).Payload)
-	assert.Equal(t, ContractVersion, st.Version)
+	assert.Equal(t, contract.ContractVersion, st.Version)
 	assert.Equal(t, "closed", st.Door)
 	assert.Equal(t, "unlocked", st.Lock)
 	assert.Equal(t, "on", st.Outputs["in_use"])
@@ -176,17 +178,17 @@ func TestLinkErrorCodes(t *testing.T) {
 		rep := obs.command(room, payload, requestID)
 		require.True(t, rep.OK, "%+v", rep.Error)
 	}
-	refused("room-a", `{"request_id":"x1","action":`, "", CodeBadRequest)
-	refused("room-a", `{"request_id":"x2","action":"get_state","extra":1}`, "x2", CodeBadRequest)
-	refused("room-a", `{"request_id":"x3","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1"}`, "x3", CodeBadRequest)
-	refused("room-a", `{"request_id":"x4","action":"get_state","reason":"`+strings.Repeat("z", DefaultMaxCommand)+`"}`, "", CodeBadRequest)
-	refused("room-a", `{"request_id":"x5","action":"fly"}`, "x5", CodeUnknownAction)
+	refused("room-a", `{"request_id":"x1","action":`, "", contract.CodeBadRequest)
+	refused("room-a", `{"request_id":"x2","action":"get_state","extra":1}`, "x2", contract.CodeBadRequest)
+	refused("room-a", `{"request_id":"x3","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1"}`, "x3", contract.CodeBadRequest)
+	refused("room-a", `{"request_id":"x4","action":"get_state","reason":"`+strings.Repeat("z", contract.DefaultMaxCommand)+`"}`, "", contract.CodeBadRequest)
+	refused("room-a", `{"request_id":"x5","action":"fly"}`, "x5", contract.CodeUnknownAction)
 	refused("room-a", `{"request_id":"x6","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"3h"}`, "x6", controller.CodeInvalidDuration)
 	refused("room-a", `{"request_id":"x7","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"soon"}`, "x7", controller.CodeInvalidDuration)
 	refused("room-a", `{"request_id":"x8","action":"start_visit","expires_at":"`+exp()+`","visit_id":"a b","duration":"1h"}`, "x8", controller.CodeInvalidVisitID)
 	refused("room-a", `{"request_id":"x9","action":"end_visit","expires_at":"`+exp()+`"}`, "x9", controller.CodeNoVisit)
 	refused("room-a", `{"request_id":"x10","action":"ack_alert","expires_at":"`+exp()+`","alert_id":"panic-99"}`, "x10", controller.CodeUnknownAlert)
-	refused("room-a", `{"request_id":"x11","action":"get_state","expires_at":"2001-01-01T00:00:00Z"}`, "x11", CodeExpired)
+	refused("room-a", `{"request_id":"x11","action":"get_state","expires_at":"2001-01-01T00:00:00Z"}`, "x11", contract.CodeExpired)
 	ok("room-a", `{"request_id":"x12","action":"set_service","expires_at":"`+exp()+`","in_service":false,"reason":"repair"}`, "x12")
 	refused("room-a", `{"request_id":"x13","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v1","duration":"1h"}`, "x13", controller.CodeOutOfService)
 	ok("room-a", `{"request_id":"x14","action":"set_service","expires_at":"`+exp()+`","in_service":true}`, "x14")
@@ -201,11 +203,11 @@ func TestLinkBusy(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	obs := observe(t, url, observerOpts{})
 	r := startRoom(t, roomOpts{url: url, queue: 1, noLoop: true})
-	obs.next("availability", func(m obsMsg) bool { return m.Payload == Online })
+	obs.next("availability", func(m obsMsg) bool { return m.Payload == contract.Online })
 	obs.publish("visitrooms/room-a/cmd", `{"request_id":"b1","action":"end_visit","expires_at":"`+exp()+`"}`, false)
 	rep := obs.command("room-a", `{"request_id":"b2","action":"end_visit","expires_at":"`+exp()+`"}`, "b2")
 	require.NotNil(t, rep.Error)
-	assert.Equal(t, string(CodeBusy), rep.Error.Code)
+	assert.Equal(t, string(contract.CodeBusy), rep.Error.Code)
 	assert.Equal(t, "end_visit", rep.Action, "the refusal names the action it read")
 	s := <-r.cmds
 	assert.Equal(t, "b1", s.cmd.RequestID, "the first command is queued, not dropped")
@@ -278,23 +280,23 @@ func TestLinkLastWill(t *testing.T) {
 	obs := observe(t, url, observerOpts{filter: "visitrooms/room-a/availability"})
 	px := mqtttest.StartProxy(t, url)
 	startRoom(t, roomOpts{url: px.URL()})
-	obs.next("availability", func(m obsMsg) bool { return m.Payload == Online })
+	obs.next("availability", func(m obsMsg) bool { return m.Payload == contract.Online })
 	px.Cut() // the room vanishes without a DISCONNECT
-	m := obs.next("availability", func(m obsMsg) bool { return m.Payload == Offline })
-	assert.Equal(t, Offline, m.Payload)
+	m := obs.next("availability", func(m obsMsg) bool { return m.Payload == contract.Offline })
+	assert.Equal(t, contract.Offline, m.Payload)
 }
 
 func TestLinkCloseAnnouncesOffline(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	obs := observe(t, url, observerOpts{filter: "visitrooms/room-a/availability"})
 	r := startRoom(t, roomOpts{url: url})
-	obs.next("availability", func(m obsMsg) bool { return m.Payload == Online })
+	obs.next("availability", func(m obsMsg) bool { return m.Payload == contract.Online })
 	r.stop(true)
-	obs.next("availability", func(m obsMsg) bool { return m.Payload == Offline })
+	obs.next("availability", func(m obsMsg) bool { return m.Payload == contract.Offline })
 	late := observe(t, url, observerOpts{filter: "visitrooms/room-a/availability"})
 	m := late.next("availability", nil)
 	assert.True(t, m.Retained)
-	assert.Equal(t, Offline, m.Payload, "offline is retained")
+	assert.Equal(t, contract.Offline, m.Payload, "offline is retained")
 }
 
 func TestLinkReconnectRepublishesFromTheJournal(t *testing.T) {
@@ -347,4 +349,12 @@ func dedupeSeqs(t testing.TB, msgs []obsMsg) []uint64 {
 		}
 	}
 	return out
+}
+
+// TestNewRefusesABadBrokerURL: the link checks its broker URL as
+// mqttconn.CheckBrokerURL does.
+func TestNewRefusesABadBrokerURL(t *testing.T) {
+	// The room's link refuses the same URLs.
+	_, err := New(Options{Broker: "http://127.0.0.1:1883"}, nil)
+	assert.ErrorContains(t, err, `unknown scheme "http"`)
 }

@@ -6,13 +6,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 )
 
 // EdgeOptions configure NewEdge.
 type EdgeOptions struct {
 	Room       string
-	Topics     Topics
+	Topics     contract.Topics
 	MaxPayload int // 0: DefaultMaxCommand
 	// Now is the room's clock, for expires_at.
 	Now func() time.Time
@@ -30,10 +31,6 @@ type EdgeOptions struct {
 	Faults func(controller.Fault)
 	Logger *slog.Logger
 }
-
-// SourceCommands is the fault source of commands that could not even be
-// refused (controller.Fault.Source).
-const SourceCommands = "commands"
 
 // Edge reads inbound messages: commands are checked, answered from the
 // reply index when they were seen before, refused at once when they cannot
@@ -89,16 +86,14 @@ func (e *Edge) command(m Message) {
 	}
 	if m.Retained {
 		e.log.Warn("retained command ignored: a command must not be retained; clear it with an empty retained publish",
-			"topic", m.Topic, "request_id", PeekRequestID(m.Payload, e.o.MaxPayload))
+			"topic", m.Topic, "request_id", contract.PeekRequestID(m.Payload, e.o.MaxPayload))
 		return
 	}
-	if op != "" && !controller.ValidOperatorID(op) {
-		e.refuse("", &CommandError{RequestID: PeekRequestID(m.Payload, e.o.MaxPayload),
-			Action: peekAction(m.Payload), Code: controller.CodeInvalidOperator,
-			Message: fmt.Sprintf("operator %q in the topic is not an operator id (1 to 64 of A-Z a-z 0-9 . _ : -, not on_site)", truncate(op, 64))})
+	if cerr := contract.CheckOperator(op, m.Payload, e.o.MaxPayload); cerr != nil {
+		e.refuse("", cerr)
 		return
 	}
-	id := PeekRequestID(m.Payload, e.o.MaxPayload)
+	id := contract.PeekRequestID(m.Payload, e.o.MaxPayload)
 	key := replyKey(op, id)
 	if id != "" {
 		reply, dup := e.idx.claim(key, e.idxNow())
@@ -118,7 +113,7 @@ func (e *Edge) command(m Message) {
 			e.idx.release(key)
 		}
 	}
-	cmd, cerr := DecodeCommand(m.Payload, e.o.MaxPayload, e.o.Now())
+	cmd, cerr := contract.DecodeCommand(m.Payload, e.o.MaxPayload, e.o.Now())
 	if cerr != nil {
 		release()
 		e.log.Info("command refused at the edge", "code", cerr.Code)
@@ -130,7 +125,7 @@ func (e *Edge) command(m Message) {
 	case cmd.Replay != nil:
 		release()
 		if !e.o.Publisher.Replay(*cmd.Replay, cmd.RequestID, op) {
-			e.refuse(op, &CommandError{RequestID: cmd.RequestID, Action: ActionReplay, Code: CodeBusy,
+			e.refuse(op, &contract.CommandError{RequestID: cmd.RequestID, Action: contract.ActionReplay, Code: contract.CodeBusy,
 				Message: "replays are already queued; send it again later"})
 		}
 	case cmd.Action == controller.ActionGetState:
@@ -142,17 +137,19 @@ func (e *Edge) command(m Message) {
 		if !e.o.Submit(cmd.Command, op) {
 			release()
 			e.log.Warn("command refused: the room's queue is full", "action", cmd.Action)
-			e.refuse(op, &CommandError{RequestID: cmd.RequestID, Action: cmd.ActionName(), Code: CodeBusy,
+			e.refuse(op, &contract.CommandError{RequestID: cmd.RequestID, Action: cmd.ActionName(), Code: contract.CodeBusy,
 				Message: "roomd is busy; the command was not applied, send it again with the same request_id"})
 		}
 	}
 }
 
-func (e *Edge) refuse(op string, cerr *CommandError) { e.send(EncodeRefusal(op, cerr)) }
+func (e *Edge) refuse(op string, cerr *contract.CommandError) {
+	e.send(contract.EncodeRefusal(op, cerr))
+}
 
 func (e *Edge) send(payload []byte) {
 	if !e.o.Publisher.Direct(e.o.Topics.Reply(), payload) {
-		e.unsent(PeekRequestID(payload, 1<<20))
+		e.unsent(contract.PeekRequestID(payload, 1<<20))
 	}
 }
 
@@ -169,7 +166,7 @@ func (e *Edge) unsent(requestID string) {
 	e.mu.Unlock()
 	e.log.Error("reply could not be queued; the sender gets no answer and must retry", "request_id", requestID, "total", n)
 	if raise {
-		e.o.Faults(controller.Fault{Source: SourceCommands, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
+		e.o.Faults(controller.Fault{Source: contract.SourceCommands, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
 			Detail: fmt.Sprintf("commands arrive faster than roomd can answer them; %d got no reply and must be sent again", n)})
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -17,6 +16,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract"
+	"github.com/roomd/roomd/contract/contracttest"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/journal"
 )
@@ -119,7 +120,7 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 	}
 	j, err := journal.Open(o.dir, o.journal)
 	require.NoError(t, err)
-	topics, err := NewTopics("", o.room)
+	topics, err := contract.NewTopics("", o.room)
 	require.NoError(t, err)
 	r := &room{t: t, name: o.room, dir: o.dir, j: j, cmds: make(chan submitted, o.queue), steps: make(chan func()),
 		done: make(chan struct{}), now: t0, fault: make(chan controller.Fault, 64)}
@@ -445,43 +446,31 @@ func (o *observer) publish(topic string, payload string, retained bool) {
 }
 
 // command sends a command to room and returns its reply.
-func (o *observer) command(room, payload, requestID string) ReplyMessage {
+func (o *observer) command(room, payload, requestID string) contract.ReplyMessage {
 	o.t.Helper()
 	o.publish("visitrooms/"+room+"/cmd", payload, false)
 	return o.reply(requestID)
 }
 
-func (o *observer) reply(requestID string) ReplyMessage {
+func (o *observer) reply(requestID string) contract.ReplyMessage {
 	o.t.Helper()
 	m := o.next("reply", func(m obsMsg) bool {
-		var r ReplyMessage
+		var r contract.ReplyMessage
 		return json.Unmarshal([]byte(m.Payload), &r) == nil && r.RequestID == requestID
 	})
 	return strictReply(o.t, m.Payload)
 }
 
-func strictReply(t testing.TB, payload string) ReplyMessage {
+func strictReply(t testing.TB, payload string) contract.ReplyMessage {
 	t.Helper()
-	var r ReplyMessage
-	require.NoError(t, strictUnmarshal([]byte(payload), &r), payload)
+	var r contract.ReplyMessage
+	require.NoError(t, contracttest.StrictUnmarshal([]byte(payload), &r), payload)
 	return r
 }
 
-func strictEvent(t testing.TB, payload string) EventMessage {
+func strictEvent(t testing.TB, payload string) contract.EventMessage {
 	t.Helper()
-	var e EventMessage
-	require.NoError(t, strictUnmarshal([]byte(payload), &e), payload)
+	var e contract.EventMessage
+	require.NoError(t, contracttest.StrictUnmarshal([]byte(payload), &e), payload)
 	return e
-}
-
-func strictUnmarshal(data []byte, v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("trailing data after JSON value")
-	}
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/link/mqtttest"
 )
@@ -82,14 +83,14 @@ func (p *pureDriver) apply(acts []controller.Action) {
 	for _, a := range acts {
 		switch a := a.(type) {
 		case controller.Announce:
-			p.out = append(p.out, "events "+string(EncodeRecord("room-a", 1, a.Record)))
+			p.out = append(p.out, "events "+string(contract.EncodeRecord("room-a", 1, a.Record)))
 			if a.Record.Type.IsAlert() {
-				p.out = append(p.out, "alerts "+string(EncodeRecord("room-a", 1, a.Record)))
+				p.out = append(p.out, "alerts "+string(contract.EncodeRecord("room-a", 1, a.Record)))
 			}
 		case controller.StateChanged:
-			p.out = append(p.out, "state "+string(EncodeState("room-a", 1, p.ctrl.State())))
+			p.out = append(p.out, "state "+string(contract.EncodeState("room-a", 1, p.ctrl.State())))
 		case controller.Reply:
-			p.out = append(p.out, "reply "+string(EncodeReply("room-a", 1, "", a, p.ctrl.State())))
+			p.out = append(p.out, "reply "+string(contract.EncodeReply("room-a", 1, "", a, p.ctrl.State())))
 		}
 	}
 }
@@ -97,7 +98,7 @@ func (p *pureDriver) apply(acts []controller.Action) {
 func (p *pureDriver) event(ev controller.Event) { p.apply(p.ctrl.Step(ev)) }
 
 func (p *pureDriver) command(at time.Time, _, payload string) {
-	cmd, cerr := DecodeCommand([]byte(payload), 0, time.Now())
+	cmd, cerr := contract.DecodeCommand([]byte(payload), 0, time.Now())
 	require.Nil(p.t, cerr)
 	cmd.At = at
 	p.apply(p.ctrl.Step(cmd.Command))
@@ -165,7 +166,7 @@ func TestPrivacyPublishedStreamsIdentical(t *testing.T) {
 		st := obs.next("state", func(m obsMsg) bool { return stateOf(t, m.Payload).Seq == last })
 		out["state(final)"] = []string{st.Payload}
 		r.stop(true)
-		obs.next("availability", func(m obsMsg) bool { return m.Payload == Offline })
+		obs.next("availability", func(m obsMsg) bool { return m.Payload == contract.Offline })
 		for _, suffix := range []string{"events", "alerts", "reply", "cmd", "availability"} {
 			for _, m := range obs.drain(suffix) { // nothing is published twice without a reconnect
 				out[suffix] = append(out[suffix], m.Payload)

@@ -10,13 +10,13 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/journal"
 )
 
 // Defaults of PublisherOptions.
 const (
-	DefaultHeartbeat   = 30 * time.Second
 	DefaultWindow      = 16
 	DefaultFaultAfter  = 30 * time.Second
 	DefaultReplyWindow = 24 * time.Hour
@@ -24,12 +24,7 @@ const (
 	// DirectQueue bounds the replies and other messages waiting outside the
 	// journal (refusals, answers to duplicates, get_state, replays).
 	DirectQueue = 4096
-	// MaxReplay bounds the records one replay republishes.
-	MaxReplay = 1000
 )
-
-// SourceLink is the fault source of the MQTT link (controller.Fault.Source).
-const SourceLink = "link"
 
 // Source is the journal as the Publisher reads it; *journal.Journal
 // satisfies it.
@@ -63,7 +58,7 @@ type Conn interface {
 // PublisherOptions configure NewPublisher.
 type PublisherOptions struct {
 	Room    string
-	Topics  Topics
+	Topics  contract.Topics
 	Journal Source
 	Conn    Conn
 	// Now is the room's time axis (state timestamps, the reply window).
@@ -150,8 +145,8 @@ type Publisher struct {
 }
 
 type replayJob struct {
-	req      Replay
-	reply    func(*ReplayBody, *CommandError) []byte
+	req      contract.Replay
+	reply    func(*contract.ReplayBody, *contract.CommandError) []byte
 	operator string
 }
 
@@ -162,7 +157,7 @@ func NewPublisher(o PublisherOptions) (*Publisher, error) {
 		return nil, errors.New("publisher needs a journal, a connection and a clock")
 	}
 	if o.Heartbeat <= 0 {
-		o.Heartbeat = DefaultHeartbeat
+		o.Heartbeat = contract.DefaultHeartbeat
 	}
 	if o.Window <= 0 {
 		o.Window = DefaultWindow
@@ -290,7 +285,7 @@ func (p *Publisher) connected(epoch uint64) {
 	p.curMsgs = nil
 	p.lastSnap = p.j.SnapshotAt(p.cur.LSN - 1)
 	t := p.o.Topics
-	p.first = []outMsg{{topic: t.Availability(), payload: []byte(Online), retained: true}}
+	p.first = []outMsg{{topic: t.Availability(), payload: []byte(contract.Online), retained: true}}
 	if p.lastSnap != nil {
 		p.first = append(p.first, p.stateMsg())
 	}
@@ -303,7 +298,7 @@ func (p *Publisher) stateMsg() outMsg {
 		if p.lastSnap == nil {
 			return nil
 		}
-		return EncodeState(p.o.Room, p.lastEp, p.lastSnap.StateAt(p.o.Now()))
+		return contract.EncodeState(p.o.Room, p.lastEp, p.lastSnap.StateAt(p.o.Now()))
 	}}
 }
 
@@ -405,7 +400,7 @@ func (p *Publisher) entryMsgs(e *journal.Entry) []outMsg {
 		out = append(out, m)
 	}
 	for _, r := range e.Records {
-		payload := EncodeRecord(p.o.Room, e.Epoch, r)
+		payload := contract.EncodeRecord(p.o.Room, e.Epoch, r)
 		add(outMsg{topic: t.Events(), payload: payload})
 		if r.Type.IsAlert() {
 			add(outMsg{topic: t.Alerts(), payload: payload})
@@ -417,7 +412,7 @@ func (p *Publisher) entryMsgs(e *journal.Entry) []outMsg {
 	snap := p.lastSnap
 	if e.Snapshot != nil {
 		snap = e.Snapshot
-		add(outMsg{topic: t.State(), retained: true, payload: EncodeState(p.o.Room, e.Epoch, e.Snapshot.StateAt(e.At)),
+		add(outMsg{topic: t.State(), retained: true, payload: contract.EncodeState(p.o.Room, e.Epoch, e.Snapshot.StateAt(e.At)),
 			state: e.Snapshot, epoch: e.Epoch})
 	}
 	for _, r := range e.Replies {
@@ -431,7 +426,7 @@ func (p *Publisher) replyPayload(e *journal.Entry, r journal.Reply, snap *contro
 	if snap != nil {
 		st = snap.StateAt(e.At)
 	}
-	return EncodeReply(p.o.Room, e.Epoch, r.Operator, r.Reply, st)
+	return contract.EncodeReply(p.o.Room, e.Epoch, r.Operator, r.Reply, st)
 }
 
 // nextOther returns the next message outside the journal.
@@ -522,14 +517,14 @@ func (p *Publisher) health(ok bool) {
 		if p.faulted {
 			p.faulted = false
 			p.log.Info("delivery to the broker works again")
-			p.o.Faults(controller.Fault{Source: SourceLink, Active: false})
+			p.o.Faults(controller.Fault{Source: contract.SourceLink, Active: false})
 		}
 		return
 	}
 	if !p.faulted && now.Sub(p.okAt) >= p.o.FaultAfter {
 		p.faulted = true
 		p.log.Error("nothing delivered to the broker for too long", "for", now.Sub(p.okAt))
-		p.o.Faults(controller.Fault{Source: SourceLink, Active: true, Severity: controller.SeverityCritical,
+		p.o.Faults(controller.Fault{Source: contract.SourceLink, Active: true, Severity: controller.SeverityCritical,
 			Detail: fmt.Sprintf("the room could not deliver to the broker for %s; guards may not hear it", p.o.FaultAfter)})
 	}
 }
@@ -585,7 +580,7 @@ func (p *Publisher) StateReply(requestID, operator string) bool {
 		if p.lastSnap != nil {
 			st = p.lastSnap.StateAt(p.o.Now())
 		}
-		return EncodeReply(p.o.Room, p.lastEp, operator,
+		return contract.EncodeReply(p.o.Room, p.lastEp, operator,
 			controller.Reply{RequestID: requestID, Action: controller.ActionGetState}, st)
 	}})
 	p.wake()
@@ -623,18 +618,18 @@ func (p *Publisher) Resend(topic string) bool {
 // Replay queues a replay: the records of the request republished on events
 // and alerts, then the reply. It reports false when replays are already
 // queued (the requester gets busy).
-func (p *Publisher) Replay(req Replay, requestID, operator string) bool {
+func (p *Publisher) Replay(req contract.Replay, requestID, operator string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.replays) >= 4 {
 		return false
 	}
-	p.replays = append(p.replays, replayJob{req: req, operator: operator, reply: func(body *ReplayBody, cerr *CommandError) []byte {
+	p.replays = append(p.replays, replayJob{req: req, operator: operator, reply: func(body *contract.ReplayBody, cerr *contract.CommandError) []byte {
 		if cerr != nil {
-			cerr.RequestID, cerr.Action = requestID, ActionReplay
-			return EncodeRefusal(operator, cerr)
+			cerr.RequestID, cerr.Action = requestID, contract.ActionReplay
+			return contract.EncodeRefusal(operator, cerr)
 		}
-		return mustMarshal(ReplyMessage{RequestID: requestID, Operator: operator, Action: ActionReplay, OK: true, Replay: body})
+		return contract.EncodeReplayReply(operator, requestID, body)
 	}})
 	p.wake()
 	return true
@@ -648,26 +643,26 @@ func (p *Publisher) replayMsgs(job replayJob) []outMsg {
 	if ep == 0 {
 		ep = p.j.Epoch()
 	}
-	reply := func(body *ReplayBody, cerr *CommandError) outMsg {
+	reply := func(body *contract.ReplayBody, cerr *contract.CommandError) outMsg {
 		return outMsg{topic: t.Reply(), payload: job.reply(body, cerr)}
 	}
 	first, last, ok := p.j.SeqRange(ep)
 	switch {
 	case !ok:
-		return []outMsg{reply(nil, &CommandError{Code: CodeReplayUnavailable,
+		return []outMsg{reply(nil, &contract.CommandError{Code: contract.CodeReplayUnavailable,
 			Message: fmt.Sprintf("the journal holds no record of epoch %s", ep)})}
 	case req.From < first:
-		return []outMsg{reply(nil, &CommandError{Code: CodeReplayUnavailable,
+		return []outMsg{reply(nil, &contract.CommandError{Code: contract.CodeReplayUnavailable,
 			Message: fmt.Sprintf("records before seq %d of epoch %s are no longer kept (the journal keeps them for its retention); ask from %d", first, ep, first)})}
 	case req.From > last:
-		return []outMsg{reply(nil, &CommandError{Code: CodeReplayUnavailable,
+		return []outMsg{reply(nil, &contract.CommandError{Code: contract.CodeReplayUnavailable,
 			Message: fmt.Sprintf("seq %d of epoch %s has not been announced; the latest is %d", req.From, ep, last)})}
 	}
 	to := req.To
 	if to == 0 || to > last {
 		to = last
 	}
-	to = min(to, req.From+MaxReplay-1)
+	to = min(to, req.From+contract.MaxReplay-1)
 	var out []outMsg
 	count := 0
 	for _, lsn := range p.j.EntriesWithSeqs(ep, req.From, to) {
@@ -679,7 +674,7 @@ func (p *Publisher) replayMsgs(job replayJob) []outMsg {
 			if r.Seq < req.From || r.Seq > to {
 				continue
 			}
-			payload := EncodeRecord(p.o.Room, e.Epoch, r)
+			payload := contract.EncodeRecord(p.o.Room, e.Epoch, r)
 			out = append(out, outMsg{topic: t.Events(), payload: payload})
 			if r.Type.IsAlert() {
 				out = append(out, outMsg{topic: t.Alerts(), payload: payload})
@@ -693,7 +688,7 @@ func (p *Publisher) replayMsgs(job replayJob) []outMsg {
 			}
 		}
 	}
-	return append(out, reply(&ReplayBody{Epoch: ep.String(), FromSeq: req.From, ToSeq: to, Count: count}, nil))
+	return append(out, reply(&contract.ReplayBody{Epoch: ep.String(), FromSeq: req.From, ToSeq: to, Count: count}, nil))
 }
 
 func (p *Publisher) wake() {

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/link/mqtttest"
@@ -78,7 +79,7 @@ func TestEveryCommandGetsAReply(t *testing.T) {
 			continue
 		}
 		answered[rep.RequestID] = true
-		if rep.Error != nil && rep.Error.Code == string(CodeBusy) {
+		if rep.Error != nil && rep.Error.Code == string(contract.CodeBusy) {
 			busy++
 		}
 	}
@@ -104,7 +105,7 @@ func TestReplay(t *testing.T) {
 	rep := obs.command("room-a", `{"request_id":"rp","action":"replay","from_seq":3,"to_seq":6}`, "rp")
 	require.True(t, rep.OK, "%+v", rep.Error)
 	require.NotNil(t, rep.Replay)
-	assert.Equal(t, ReplayBody{Epoch: ep, FromSeq: 3, ToSeq: 6, Count: 4}, *rep.Replay)
+	assert.Equal(t, contract.ReplayBody{Epoch: ep, FromSeq: 3, ToSeq: 6, Count: 4}, *rep.Replay)
 	got := dedupeSeqs(t, obs.drain("events"))
 	assert.Equal(t, []uint64{3, 4, 5, 6}, got, "replayed before the reply, in order")
 	obs.command("room-a", `{"request_id":"rp2","action":"replay","from_seq":1}`, "rp2")
@@ -122,9 +123,9 @@ func TestReplay(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(tc.payload[strings.Index(tc.payload, `"request_id":`)+13:strings.Index(tc.payload, `,`)]), &id))
 		rep := obs.command("room-a", tc.payload, id)
 		require.False(t, rep.OK)
-		assert.Equal(t, string(CodeReplayUnavailable), rep.Error.Code)
+		assert.Equal(t, string(contract.CodeReplayUnavailable), rep.Error.Code)
 		assert.Contains(t, rep.Error.Message, tc.want)
-		assert.Equal(t, ActionReplay, rep.Action)
+		assert.Equal(t, contract.ActionReplay, rep.Action)
 	}
 }
 
@@ -151,7 +152,7 @@ func TestReplayOfACompactedRange(t *testing.T) {
 	obs := observe(t, url, observerOpts{filter: "visitrooms/room-a/reply"})
 	rep := obs.command("room-a", `{"request_id":"old","action":"replay","from_seq":1}`, "old")
 	require.False(t, rep.OK)
-	assert.Equal(t, string(CodeReplayUnavailable), rep.Error.Code)
+	assert.Equal(t, string(contract.CodeReplayUnavailable), rep.Error.Code)
 	assert.Contains(t, rep.Error.Message, fmt.Sprintf("ask from %d", first))
 	rep = obs.command("room-a", fmt.Sprintf(`{"request_id":"kept","action":"replay","from_seq":%d}`, first), "kept")
 	require.True(t, rep.OK, "%+v", rep.Error)
@@ -273,7 +274,7 @@ func TestBrokerThatNeverAcknowledges(t *testing.T) {
 		r.do(func() { st = r.ctrl.State() })
 		var link *controller.Alert
 		for i := range st.Alerts {
-			if st.Alerts[i].Source == SourceLink {
+			if st.Alerts[i].Source == contract.SourceLink {
 				link = &st.Alerts[i]
 			}
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/room/roomtest"
@@ -38,7 +38,7 @@ func TestMosquittoRetainedCommands(t *testing.T) {
 	c := newCommander(t, broker.URL(), "room-r")
 	r := start()
 	c.waitOnline()
-	expires := func(d time.Duration) string { return link.FormatTime(clock.Wall().Add(d)) }
+	expires := func(d time.Duration) string { return contract.FormatTime(clock.Wall().Add(d)) }
 
 	// Published retained while roomd is subscribed: delivered with the
 	// retain flag clear, applied once.
@@ -96,7 +96,7 @@ type commander struct {
 	base string
 	mu   sync.Mutex
 	cond *sync.Cond
-	reps []link.ReplyMessage
+	reps []contract.ReplyMessage
 	on   bool
 }
 
@@ -113,9 +113,9 @@ func newCommander(t *testing.T, url, room string) *commander {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if m.Topic() == c.base+"availability" {
-			c.on = string(m.Payload()) == link.Online
+			c.on = string(m.Payload()) == contract.Online
 		} else {
-			var r link.ReplyMessage
+			var r contract.ReplyMessage
 			if json.Unmarshal(m.Payload(), &r) == nil {
 				c.reps = append(c.reps, r)
 			}
@@ -149,9 +149,9 @@ func (c *commander) waitFor(what string, cond func() bool) {
 
 func (c *commander) waitOnline() { c.waitFor("online", func() bool { return c.on }) }
 
-func (c *commander) replyFrom(op, id string) link.ReplyMessage {
+func (c *commander) replyFrom(op, id string) contract.ReplyMessage {
 	c.t.Helper()
-	var out link.ReplyMessage
+	var out contract.ReplyMessage
 	c.waitFor("reply to "+id, func() bool {
 		for _, r := range c.reps {
 			if r.RequestID == id && r.Operator == op {
@@ -164,9 +164,9 @@ func (c *commander) replyFrom(op, id string) link.ReplyMessage {
 	return out
 }
 
-func (c *commander) reply(id string) link.ReplyMessage { c.t.Helper(); return c.replyFrom("", id) }
+func (c *commander) reply(id string) contract.ReplyMessage { c.t.Helper(); return c.replyFrom("", id) }
 
-func (c *commander) replyOf(id string) link.ReplyMessage {
+func (c *commander) replyOf(id string) contract.ReplyMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range c.reps {
@@ -174,7 +174,7 @@ func (c *commander) replyOf(id string) link.ReplyMessage {
 			return r
 		}
 	}
-	return link.ReplyMessage{}
+	return contract.ReplyMessage{}
 }
 
 func (c *commander) replies(id string) int {

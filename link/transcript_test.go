@@ -23,10 +23,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/contract"
+	"github.com/roomd/roomd/contract/contracttest"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/device"
-	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/room/roomtest"
@@ -47,7 +48,7 @@ var update = flag.Bool("update", false, "rewrite docs/transcript.md from a fresh
 // written as docs/transcript.md, which must equal the committed file
 // (go test ./link -run Transcript -update rewrites it).
 func TestTranscriptFullVisit(t *testing.T) {
-	schemas := link.LoadContractSchemas(t)
+	schemas := contracttest.Load(t)
 	broker := mqtttest.Embedded(t)
 	clock := newManualClock(t0)
 	rec := startRecorder(t, broker)
@@ -66,7 +67,7 @@ func TestTranscriptFullVisit(t *testing.T) {
 	ts.section("roomd starts", "A room with nobody in it: roomd says it is online, what it is (info), that it started, and its state.")
 	r := start()
 	sr.waitInitial(t)
-	ts.waitTopic("availability", func(m recorded) bool { return string(m.Payload) == link.Online })
+	ts.waitTopic("availability", func(m recorded) bool { return string(m.Payload) == contract.Online })
 	ts.waitTopic("info", nil)
 	// One state for the start, one for the first reading of each of the
 	// six inputs and points (each changes the room from unknown).
@@ -180,11 +181,11 @@ func TestTranscriptFullVisit(t *testing.T) {
 
 	ts.section("roomd is stopped, and started again 12 minutes later", "What fell due while it was down (the first warning at 10 minutes before the end) is announced once, at the restart, with `due_at`.")
 	r.Stop()
-	ts.waitTopic("availability", func(m recorded) bool { return string(m.Payload) == link.Offline })
+	ts.waitTopic("availability", func(m recorded) bool { return string(m.Payload) == contract.Offline })
 	clock.set(t0.Add(72 * time.Minute))
 	r = start()
 	sr.waitInitial(t)
-	ts.waitTopic("availability", func(m recorded) bool { return string(m.Payload) == link.Online })
+	ts.waitTopic("availability", func(m recorded) bool { return string(m.Payload) == contract.Online })
 	ts.waitTopic("info", nil)
 	ts.waitEvent("visit_warning")
 	ts.flush(r)
@@ -207,7 +208,7 @@ func TestTranscriptFullVisit(t *testing.T) {
 
 	ts.section("roomd stops", "A clean shutdown publishes offline itself; after a crash the broker publishes the Last Will.")
 	r.Stop()
-	ts.waitTopic("availability", func(m recorded) bool { return string(m.Payload) == link.Offline })
+	ts.waitTopic("availability", func(m recorded) bool { return string(m.Payload) == contract.Offline })
 
 	msgs := rec.all()
 	for _, m := range msgs {
@@ -789,7 +790,7 @@ func (ts *transcript) alertID(kind string) string {
 	ts.t.Helper()
 	id := ""
 	for _, m := range ts.rec.all() {
-		var e link.EventMessage
+		var e contract.EventMessage
 		if strings.HasSuffix(m.Topic, "/events") && json.Unmarshal(m.Payload, &e) == nil && e.Type == "alert_raised" && e.Alert.Kind == kind {
 			id = e.Alert.ID
 		}
@@ -799,7 +800,9 @@ func (ts *transcript) alertID(kind string) string {
 }
 
 // expires returns an expires_at d after the room's time.
-func (ts *transcript) expires(d time.Duration) string { return link.FormatTime(ts.clock.Wall().Add(d)) }
+func (ts *transcript) expires(d time.Duration) string {
+	return contract.FormatTime(ts.clock.Wall().Add(d))
+}
 
 // command publishes a command on topic (cmd or cmd/{operator}) and waits
 // for its reply.
@@ -815,7 +818,7 @@ func (ts *transcript) command(topic, payload string) {
 	}
 	ts.rec.publish("visitrooms/room-1/"+topic, []byte(payload))
 	ts.rec.waitFrom(ts.cursor, "reply to "+c.RequestID, func(m recorded) bool {
-		var r link.ReplyMessage
+		var r contract.ReplyMessage
 		return m.Topic == "visitrooms/room-1/reply" && json.Unmarshal(m.Payload, &r) == nil && r.RequestID == c.RequestID && r.Operator == op
 	})
 }
@@ -833,7 +836,7 @@ func (ts *transcript) waitEvent(typ string) {
 	ts.t.Helper()
 	var seq uint64
 	ts.rec.waitFrom(ts.cursor, typ, func(m recorded) bool {
-		var e link.EventMessage
+		var e contract.EventMessage
 		if m.Topic != "visitrooms/room-1/events" || json.Unmarshal(m.Payload, &e) != nil || e.Type != typ {
 			return false
 		}
@@ -846,7 +849,7 @@ func (ts *transcript) waitEvent(typ string) {
 func (ts *transcript) waitState(seq uint64) {
 	ts.t.Helper()
 	ts.rec.waitFrom(ts.cursor, fmt.Sprintf("state of seq %d", seq), func(m recorded) bool {
-		var s link.StateMessage
+		var s contract.StateMessage
 		return m.Topic == "visitrooms/room-1/state" && json.Unmarshal(m.Payload, &s) == nil && s.Seq >= seq
 	})
 }

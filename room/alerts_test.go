@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/configs"
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room/roomtest"
 )
@@ -28,8 +28,8 @@ type guard struct {
 	cli paho.Client
 
 	mu      sync.Mutex
-	events  []link.EventMessage
-	replies []link.ReplyMessage
+	events  []contract.EventMessage
+	replies []contract.ReplyMessage
 	outputs map[string]string
 	wake    chan struct{}
 }
@@ -48,11 +48,11 @@ func connectGuard(t *testing.T, m *mqtttest.MosquittoBroker, id, pw string) *gua
 		defer g.mu.Unlock()
 		switch {
 		case strings.HasSuffix(msg.Topic(), "/events"):
-			var e link.EventMessage
+			var e contract.EventMessage
 			require.NoError(t, json.Unmarshal(msg.Payload(), &e))
 			g.events = append(g.events, e)
 		case strings.HasSuffix(msg.Topic(), "/reply"):
-			var r link.ReplyMessage
+			var r contract.ReplyMessage
 			require.NoError(t, json.Unmarshal(msg.Payload(), &r))
 			g.replies = append(g.replies, r)
 		case strings.HasSuffix(msg.Topic(), "/sim/outputs"):
@@ -89,9 +89,9 @@ func (g *guard) until(what string, cond func() bool) {
 	}
 }
 
-func (g *guard) event(typ, kind string) link.EventMessage {
+func (g *guard) event(typ, kind string) contract.EventMessage {
 	g.t.Helper()
-	var found link.EventMessage
+	var found contract.EventMessage
 	g.until(typ+" "+kind, func() bool {
 		for _, e := range g.events {
 			if e.Type == typ && (kind == "" || e.Alert != nil && e.Alert.Kind == kind) {
@@ -105,13 +105,13 @@ func (g *guard) event(typ, kind string) link.EventMessage {
 }
 
 // command sends on cmd/<guard id> and returns the reply.
-func (g *guard) command(requestID, body string) link.ReplyMessage {
+func (g *guard) command(requestID, body string) contract.ReplyMessage {
 	g.t.Helper()
-	payload := fmt.Sprintf(`{"request_id":%q,%s,"expires_at":%q}`, requestID, body, link.FormatTime(time.Now().Add(10*time.Minute)))
+	payload := fmt.Sprintf(`{"request_id":%q,%s,"expires_at":%q}`, requestID, body, contract.FormatTime(time.Now().Add(10*time.Minute)))
 	tok := g.cli.Publish("visitrooms/room-1/cmd/"+g.id, 1, false, payload)
 	require.True(g.t, tok.WaitTimeout(wait))
 	require.NoError(g.t, tok.Error())
-	var rep link.ReplyMessage
+	var rep contract.ReplyMessage
 	g.until("reply to "+requestID, func() bool {
 		for _, r := range g.replies {
 			if r.RequestID == requestID && r.Operator == g.id {

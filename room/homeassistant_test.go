@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/configs"
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/link/homeassistant"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room"
@@ -54,7 +54,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		o.Version = "1.4.0"
 		o.Config.HomeAssistant = configs.HomeAssistant{Enabled: true, DiscoveryPrefix: "ha"}
 	}})
-	topics, err := link.NewTopics("visitrooms", "room-7")
+	topics, err := contract.NewTopics("visitrooms", "room-7")
 	require.NoError(t, err)
 	want := homeassistant.Payload(topics, "1.4.0")
 

@@ -25,6 +25,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/device"
@@ -33,6 +34,7 @@ import (
 	"github.com/roomd/roomd/journal/migrate"
 	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/link/homeassistant"
+	"github.com/roomd/roomd/mqttconn"
 	"github.com/roomd/roomd/sim"
 )
 
@@ -93,8 +95,8 @@ type Room struct {
 	faults  chan controller.Fault
 	closers []func()
 	spec    device.Spec
-	info    link.InfoMessage
-	topics  link.Topics
+	info    contract.InfoMessage
+	topics  contract.Topics
 	mirror  *simMirror
 
 	abandoned atomic.Bool
@@ -157,18 +159,18 @@ func Open(o Options) (_ *Room, err error) {
 	}
 
 	m := cfg.MQTT
-	topics, err := link.NewTopics(m.Base, cfg.Room)
+	topics, err := contract.NewTopics(m.Base, cfg.Room)
 	if err != nil {
 		return fail(fmt.Errorf("mqtt topics: %w", err))
 	}
 	password := ""
 	if m.PasswordFile != "" {
-		if password, err = link.ReadPasswordFile(m.PasswordFile); err != nil {
+		if password, err = mqttconn.ReadPasswordFile(m.PasswordFile); err != nil {
 			return fail(fmt.Errorf("mqtt: %w", err))
 		}
 	}
 	var tlsConf *tls.Config
-	if files := link.TLSFiles(m.TLS); !files.Empty() {
+	if files := mqttconn.TLSFiles(m.TLS); !files.Empty() {
 		if tlsConf, err = files.Config(); err != nil {
 			return fail(fmt.Errorf("mqtt tls: %w", err))
 		}
@@ -189,7 +191,7 @@ func Open(o Options) (_ *Room, err error) {
 	if r.sim != nil {
 		s := r.sim
 		edge.SimSet = func(p []byte) error {
-			c, err := sim.ParseControl(p)
+			c, err := contract.DecodeSimControl(p)
 			if err != nil {
 				return err
 			}
@@ -223,7 +225,7 @@ func Open(o Options) (_ *Room, err error) {
 // homeAssistant sets the room's retained Home Assistant discovery message
 // and returns the topics to watch and the handler that publishes it again
 // whenever Home Assistant announces itself online (it may have lost it).
-func homeAssistant(prefix string, t link.Topics, version string, pub *link.Publisher, next func(link.Message), log *slog.Logger) ([]string, func(link.Message)) {
+func homeAssistant(prefix string, t contract.Topics, version string, pub *link.Publisher, next func(link.Message), log *slog.Logger) ([]string, func(link.Message)) {
 	if version == "" {
 		version = "unknown"
 	}
@@ -250,10 +252,10 @@ func (r *Room) publishInfo(src interface{ Synced() bool }) {
 	m.Epoch = r.j.Epoch().String()
 	m.ClockSynced = src.Synced()
 	if snap, _ := r.j.Latest(); snap != nil && !snap.Tests.LastFull.IsZero() {
-		t := link.T(snap.Tests.LastFull) // the last passed full function test
+		t := contract.T(snap.Tests.LastFull) // the last passed full function test
 		m.LastFunctionTest = &t
 	}
-	r.pub.SetRetained(link.Topics{Base: r.cfg.MQTT.Base, Room: r.cfg.Room}.Info(), mustJSON(m))
+	r.pub.SetRetained(contract.Topics{Base: r.cfg.MQTT.Base, Room: r.cfg.Room}.Info(), mustJSON(m))
 }
 
 // lazyConn lets the publisher be built before the client it publishes
@@ -457,7 +459,7 @@ func (m *simMirror) set(o map[controller.Output]controller.Mode) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.done {
-		m.pub.SetRetained(m.topic, sim.EncodeOutputs(o))
+		m.pub.SetRetained(m.topic, contract.EncodeSimOutputs(o))
 	}
 }
 
@@ -467,7 +469,7 @@ func (m *simMirror) final() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.done = true
-	m.pub.SetRetained(m.topic, sim.EncodeOutputs(m.room.Outputs()))
+	m.pub.SetRetained(m.topic, contract.EncodeSimOutputs(m.room.Outputs()))
 }
 
 // openBackend opens the configured backend; simRoom is set in simulator mode.
@@ -541,13 +543,13 @@ func DeviceSpec(cfg *configs.Config) device.Spec {
 }
 
 // newInfo is the part of the info topic that the config fixes.
-func newInfo(cfg *configs.Config, version string, spec device.Spec, simulated bool) link.InfoMessage {
+func newInfo(cfg *configs.Config, version string, spec device.Spec, simulated bool) contract.InfoMessage {
 	if version == "" {
 		version = "unknown"
 	}
-	m := link.InfoMessage{
-		Version: link.ContractVersion, Room: cfg.Room, Roomd: version, Backend: cfg.Device.Backend.String(),
-		Policy:     link.PolicyInfoOf(cfg.Policy),
+	m := contract.InfoMessage{
+		Version: contract.ContractVersion, Room: cfg.Room, Roomd: version, Backend: cfg.Device.Backend.String(),
+		Policy:     contract.PolicyInfoOf(cfg.Policy),
 		HeartbeatS: int64(cfg.MQTT.Heartbeat / time.Second), KeepaliveS: int64(cfg.MQTT.Keepalive / time.Second),
 		RetentionS: int64(cfg.Journal.Retention / time.Second), MaxCommandBytes: cfg.MQTT.MaxPayload,
 		Inputs: []string{}, PanicPoints: []string{}, Outputs: []string{}, Supervised: []string{},

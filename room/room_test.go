@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon"
-	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/room/roomtest"
@@ -35,9 +35,9 @@ type consumer struct {
 
 	mu      sync.Mutex
 	byKey   map[string]string // epoch/seq → payload
-	events  []link.EventMessage
+	events  []contract.EventMessage
 	dups    int // the same record again (at least once)
-	replies []link.ReplyMessage
+	replies []contract.ReplyMessage
 	other   []paho.Message
 	wake    chan struct{}
 }
@@ -63,7 +63,7 @@ func (c *consumer) handle(_ paho.Client, m paho.Message) {
 	defer c.mu.Unlock()
 	switch {
 	case strings.HasSuffix(m.Topic(), "/events"):
-		var e link.EventMessage
+		var e contract.EventMessage
 		if err := json.Unmarshal(m.Payload(), &e); err != nil {
 			c.t.Errorf("unreadable event %s: %v", m.Payload(), err)
 			return
@@ -79,7 +79,7 @@ func (c *consumer) handle(_ paho.Client, m paho.Message) {
 		c.byKey[key] = string(m.Payload())
 		c.events = append(c.events, e)
 	case strings.HasSuffix(m.Topic(), "/reply"):
-		var r link.ReplyMessage
+		var r contract.ReplyMessage
 		if json.Unmarshal(m.Payload(), &r) == nil {
 			c.replies = append(c.replies, r)
 		}
@@ -93,7 +93,7 @@ func (c *consumer) handle(_ paho.Client, m paho.Message) {
 }
 
 // await waits until an event satisfies ok and returns it.
-func (c *consumer) await(what string, ok func(link.EventMessage) bool) link.EventMessage {
+func (c *consumer) await(what string, ok func(contract.EventMessage) bool) contract.EventMessage {
 	c.t.Helper()
 	deadline := time.After(wait)
 	for {
@@ -114,7 +114,7 @@ func (c *consumer) await(what string, ok func(link.EventMessage) bool) link.Even
 }
 
 // has reports whether an event satisfying ok has arrived.
-func (c *consumer) has(ok func(link.EventMessage) bool) bool {
+func (c *consumer) has(ok func(contract.EventMessage) bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.events {
@@ -154,7 +154,7 @@ func (c *consumer) until(what string, cond func() bool) {
 	}
 }
 
-func (c *consumer) reply(id string) link.ReplyMessage {
+func (c *consumer) reply(id string) contract.ReplyMessage {
 	c.t.Helper()
 	deadline := time.After(wait)
 	for {
@@ -194,12 +194,12 @@ func (c *consumer) simSet(payload string) {
 
 func expires() string { return time.Now().Add(10 * time.Minute).UTC().Format(time.RFC3339Nano) }
 
-func isType(typ string) func(link.EventMessage) bool {
-	return func(e link.EventMessage) bool { return e.Type == typ }
+func isType(typ string) func(contract.EventMessage) bool {
+	return func(e contract.EventMessage) bool { return e.Type == typ }
 }
 
-func isAlert(typ, kind string) func(link.EventMessage) bool {
-	return func(e link.EventMessage) bool { return e.Type == typ && e.Alert != nil && e.Alert.Kind == kind }
+func isAlert(typ, kind string) func(contract.EventMessage) bool {
+	return func(e contract.EventMessage) bool { return e.Type == typ && e.Alert != nil && e.Alert.Kind == kind }
 }
 
 // TestMigrateEarlierLayout starts a room on a state directory written by
@@ -222,7 +222,7 @@ func TestMigrateEarlierLayout(t *testing.T) {
 	r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir,
 		Config:  func(cfg *configs.Config) { cfg.Policy.Warnings = []time.Duration{30 * time.Second} },
 		Options: func(o *room.Options) { o.Clock = clock }})
-	expires := func() string { return link.FormatTime(clock.Now().Add(10 * time.Minute)) }
+	expires := func() string { return contract.FormatTime(clock.Now().Add(10 * time.Minute)) }
 
 	// The undelivered records, with the journal's epoch, then the resume.
 	warn := c.await("visit_warning", isType("visit_warning"))
@@ -340,7 +340,7 @@ func TestSeqNeverReusedWhateverHappensToTheJournal(t *testing.T) {
 				require.True(t, c.reply("s").OK)
 				for i := range 3 {
 					c.simSet(`{"door":"open"}`)
-					c.await("door_opened", func(e link.EventMessage) bool { return e.Type == "door_opened" && i >= 0 })
+					c.await("door_opened", func(e contract.EventMessage) bool { return e.Type == "door_opened" && i >= 0 })
 					c.simSet(`{"door":"closed"}`)
 				}
 				c.await("door_closed", isType("door_closed"))
@@ -360,9 +360,9 @@ func TestSeqNeverReusedWhateverHappensToTheJournal(t *testing.T) {
 				assert.NotEmpty(t, p.Epoch)
 				// The room says what happened to its journal, loudly.
 				if d.name != "journal deleted" {
-					c.await("journal fault", func(e link.EventMessage) bool {
+					c.await("journal fault", func(e contract.EventMessage) bool {
 						return e.Type == "alert_raised" && e.Alert != nil && e.Alert.Kind == "system_fault" &&
-							e.Alert.Source == daemon.SourceJournal && e.Alert.Severity == "critical"
+							e.Alert.Source == contract.SourceJournal && e.Alert.Severity == "critical"
 					})
 				}
 			})
@@ -386,8 +386,8 @@ func TestFullDiskOnTmpfs(t *testing.T) {
 	// The last page of the journal's segment may still have room for an
 	// entry or two (tmpfs allocates whole pages): the door opens and closes
 	// until the disk refuses a step. Each change is published either way.
-	isFault := func(e link.EventMessage) bool {
-		return e.Type == "alert_raised" && e.Alert != nil && e.Alert.Source == daemon.SourceJournalWrite
+	isFault := func(e contract.EventMessage) bool {
+		return e.Type == "alert_raised" && e.Alert != nil && e.Alert.Source == contract.SourceJournalWrite
 	}
 	for i := 0; !c.has(isFault); i++ {
 		require.Less(t, i, 32, "the full disk never refused a step")
@@ -408,8 +408,8 @@ func TestFullDiskOnTmpfs(t *testing.T) {
 	assert.NotEqual(t, controller.ModeOff, r.Sim().Outputs()[controller.OutputAlarmLight])
 
 	require.NoError(t, os.Remove(filepath.Join(dir, "ballast")))
-	c.await("journal_write cleared", func(e link.EventMessage) bool {
-		return e.Type == "alert_cleared" && e.Alert != nil && e.Alert.Source == daemon.SourceJournalWrite
+	c.await("journal_write cleared", func(e contract.EventMessage) bool {
+		return e.Type == "alert_cleared" && e.Alert != nil && e.Alert.Source == contract.SourceJournalWrite
 	})
 	r.Stop()
 	// Everything published is in the journal now, under the epoch it was
@@ -443,8 +443,8 @@ func TestReadOnlyStateDirAtStart(t *testing.T) {
 	require.NoError(t, syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""))
 
 	roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
-	fault := c.await("journal_write fault", func(e link.EventMessage) bool {
-		return e.Type == "alert_raised" && e.Alert != nil && e.Alert.Source == daemon.SourceJournalWrite
+	fault := c.await("journal_write fault", func(e contract.EventMessage) bool {
+		return e.Type == "alert_raised" && e.Alert != nil && e.Alert.Source == contract.SourceJournalWrite
 	})
 	assert.Equal(t, "critical", fault.Alert.Severity)
 	assert.Contains(t, fault.Alert.Detail, filepath.Join(dir, room.JournalDir))
@@ -482,7 +482,7 @@ func TestAcknowledgedNotPublishedAgainAfterACrash(t *testing.T) {
 	before := c.dups
 	c.mu.Unlock()
 	roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
-	resumed := c.await("resume", func(e link.EventMessage) bool {
+	resumed := c.await("resume", func(e contract.EventMessage) bool {
 		return e.Type == "controller_started" && e.Resumed != nil && *e.Resumed
 	})
 	assert.Equal(t, started.Seq+1, resumed.Seq)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -17,8 +16,9 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/mqttconn"
 )
 
 // Defaults of Options.
@@ -107,10 +107,10 @@ type Message struct {
 	Arrived time.Time
 	Payload []byte
 
-	Event        *link.EventMessage // events, alerts
-	State        *link.StateMessage
-	Info         *link.InfoMessage
-	Reply        *link.ReplyMessage
+	Event        *contract.EventMessage // events, alerts
+	State        *contract.StateMessage
+	Info         *contract.InfoMessage
+	Reply        *contract.ReplyMessage
 	Availability Availability
 	Err          error
 }
@@ -126,7 +126,7 @@ type Record struct {
 	// NewEpoch: the first record of an epoch the room had not used: gap
 	// detection starts afresh here; reconcile with the room's state.
 	NewEpoch bool
-	link.EventMessage
+	contract.EventMessage
 }
 
 // Loss is a gap the client could not fill: the room no longer holds those
@@ -302,36 +302,18 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		}
 	}
 
-	mo := mqtt.NewClientOptions().
-		AddBroker(o.Broker).
-		SetClientID(o.ClientID).
-		SetUsername(o.Username).
-		SetPassword(o.Password).
-		SetCleanSession(o.CleanSession).
-		SetOrderMatters(true).
-		SetProtocolVersion(4).
-		SetKeepAlive(o.Keepalive).
-		SetPingTimeout(min(o.Keepalive, 10*time.Second)).
-		SetConnectTimeout(o.ConnectTimeout).
-		SetWriteTimeout(o.ConnectTimeout).
-		SetAutoReconnect(!o.NoReconnect).
-		SetMaxReconnectInterval(o.MaxReconnectInterval).
-		SetConnectRetry(false).
-		SetResumeSubs(false).
+	reconnect := mqttconn.ReconnectByPaho
+	if o.NoReconnect {
+		reconnect = mqttconn.ReconnectByCaller
+	}
+	mo := mqttconn.ClientOptions(mqttconn.Settings{
+		Broker: o.Broker, ClientID: o.ClientID, Username: o.Username, Password: o.Password,
+		TLS: o.TLS, Keepalive: o.Keepalive, ConnectTimeout: o.ConnectTimeout, Dial: o.Dial,
+		CleanSession: o.CleanSession, Reconnect: reconnect, MaxReconnectInterval: o.MaxReconnectInterval,
+	}).
 		SetDefaultPublishHandler(c.handle).
 		SetOnConnectHandler(c.onConnect).
 		SetConnectionLostHandler(c.onLost)
-	if o.TLS != nil {
-		mo.SetTLSConfig(o.TLS)
-	}
-	if dial := o.Dial; dial != nil {
-		timeout := o.ConnectTimeout
-		mo.SetCustomOpenConnectionFn(func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			defer cancel()
-			return dial(ctx)
-		})
-	}
 	c.cli = mqtt.NewClient(mo)
 	if err := c.wait(ctx, c.cli.Connect(), "connect"); err != nil {
 		c.cli.Disconnect(0)
@@ -355,7 +337,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 }
 
 func (o *Options) check() error {
-	if err := link.CheckBrokerURL(o.Broker); err != nil {
+	if err := mqttconn.CheckBrokerURL(o.Broker); err != nil {
 		return fmt.Errorf("roomclient: %w", err)
 	}
 	if o.ClientID == "" {
@@ -368,13 +350,13 @@ func (o *Options) check() error {
 		o.ClientID = NewRequestID("roomclient")
 	}
 	if o.Base == "" {
-		o.Base = link.DefaultBase
+		o.Base = contract.DefaultBase
 	}
-	if err := link.ValidateBase(o.Base); err != nil {
+	if err := contract.ValidateBase(o.Base); err != nil {
 		return fmt.Errorf("roomclient: %w", err)
 	}
 	for _, r := range o.Rooms {
-		if !link.ValidRoom(r) {
+		if !contract.ValidRoom(r) {
 			return fmt.Errorf("roomclient: room id %q: want 1 to 64 of [a-z0-9_-], starting with a letter or digit", r)
 		}
 	}
@@ -393,8 +375,8 @@ func (o *Options) check() error {
 	if o.CommandLife <= 0 {
 		o.CommandLife = DefaultCommandLife
 	}
-	if o.CommandLife > link.MaxExpiresAhead {
-		return fmt.Errorf("roomclient: CommandLife %s is above %s, the most a room accepts", o.CommandLife, link.MaxExpiresAhead)
+	if o.CommandLife > contract.MaxExpiresAhead {
+		return fmt.Errorf("roomclient: CommandLife %s is above %s, the most a room accepts", o.CommandLife, contract.MaxExpiresAhead)
 	}
 	if o.RetryEvery <= 0 {
 		o.RetryEvery = DefaultRetryEvery
@@ -454,7 +436,9 @@ func (c *Client) filterList() []string {
 func (c *Client) Base() string { return c.base }
 
 // Topics returns the topics of room under the client's base.
-func (c *Client) Topics(room string) (link.Topics, error) { return link.NewTopics(c.base, room) }
+func (c *Client) Topics(room string) (contract.Topics, error) {
+	return contract.NewTopics(c.base, room)
+}
 
 // wait waits for tok, ctx or the connect timeout.
 func (c *Client) wait(ctx context.Context, tok mqtt.Token, what string) error {
@@ -613,7 +597,7 @@ func (c *Client) handle(_ mqtt.Client, pm mqtt.Message) {
 		return
 	}
 	room, suffix, _ := strings.Cut(rest, "/")
-	if !link.ValidRoom(room) {
+	if !contract.ValidRoom(room) {
 		return
 	}
 	m.Room = room
@@ -699,22 +683,22 @@ func decode(m *Message) {
 	}
 	switch m.Kind {
 	case KindEvent, KindAlert:
-		var e link.EventMessage
+		var e contract.EventMessage
 		if m.Err = json.Unmarshal(m.Payload, &e); m.Err == nil {
 			m.Event = &e
 		}
 	case KindState:
-		var s link.StateMessage
+		var s contract.StateMessage
 		if m.Err = json.Unmarshal(m.Payload, &s); m.Err == nil {
 			m.State = &s
 		}
 	case KindInfo:
-		var i link.InfoMessage
+		var i contract.InfoMessage
 		if m.Err = json.Unmarshal(m.Payload, &i); m.Err == nil {
 			m.Info = &i
 		}
 	case KindReply:
-		var r link.ReplyMessage
+		var r contract.ReplyMessage
 		if m.Err = json.Unmarshal(m.Payload, &r); m.Err == nil {
 			m.Reply = &r
 		}

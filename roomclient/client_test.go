@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room/roomtest"
 	"github.com/roomd/roomd/roomclient"
@@ -162,7 +162,7 @@ func TestSendRecordsAndRegistryAgainstARoom(t *testing.T) {
 	assert.Equal(t, "room-1", rooms[0].ID)
 	assert.Equal(t, roomclient.Online, rooms[0].Availability)
 	require.NotNil(t, rooms[0].Info)
-	assert.Equal(t, link.ContractVersion, rooms[0].Info.Version)
+	assert.Equal(t, contract.ContractVersion, rooms[0].Info.Version)
 	assert.Equal(t, "italy", rooms[0].Info.Policy.Name)
 	assert.Equal(t, int64(2*3600), rooms[0].Info.Policy.MaxDurationS)
 	assert.Equal(t, int64(2), rooms[0].Info.HeartbeatS)
@@ -295,7 +295,7 @@ func TestRecordsTheRoomCannotReplayAreReportedLost(t *testing.T) {
 	require.True(t, pub.Connect().WaitTimeout(wait))
 	defer pub.Disconnect(0)
 	for _, seq := range []uint64{1, 4} {
-		ev := link.EventMessage{Room: "room-4", Epoch: "00000000000000ff", Seq: seq, At: link.T(time.Now()), Type: "door_opened"}
+		ev := contract.EventMessage{Room: "room-4", Epoch: "00000000000000ff", Seq: seq, At: contract.T(time.Now()), Type: "door_opened"}
 		b, err := json.Marshal(ev)
 		require.NoError(t, err)
 		tok := pub.Publish("visitrooms/room-4/events", 1, false, b)
@@ -376,9 +376,9 @@ func TestBusyIsSentAgain(t *testing.T) {
 	require.True(t, fake.Connect().WaitTimeout(wait))
 	defer fake.Disconnect(0)
 	var mu sync.Mutex
-	var seen []link.CommandMessage
+	var seen []contract.CommandMessage
 	tok := fake.Subscribe("visitrooms/room-5/cmd/#", 1, func(c mqtt.Client, m mqtt.Message) {
-		var cmd link.CommandMessage
+		var cmd contract.CommandMessage
 		if json.Unmarshal(m.Payload(), &cmd) != nil {
 			return
 		}
@@ -386,9 +386,9 @@ func TestBusyIsSentAgain(t *testing.T) {
 		seen = append(seen, cmd)
 		n := len(seen)
 		mu.Unlock()
-		r := link.ReplyMessage{RequestID: cmd.RequestID, Operator: "op-1", Action: cmd.Action, OK: true}
+		r := contract.ReplyMessage{RequestID: cmd.RequestID, Operator: "op-1", Action: cmd.Action, OK: true}
 		if n == 1 {
-			r.OK, r.Error = false, &link.ErrorBody{Code: "busy", Message: "roomd is busy"}
+			r.OK, r.Error = false, &contract.ErrorBody{Code: "busy", Message: "roomd is busy"}
 		}
 		b, _ := json.Marshal(r)
 		go c.Publish("visitrooms/room-5/reply", 1, false, b)

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
 )
 
 // Command is one command to a room: its wire message. Build it with the
@@ -20,52 +20,52 @@ import (
 // WithExpiry to send the very same command again later, for instance from
 // a booking system's own outbox after a restart.
 type Command struct {
-	link.CommandMessage
+	contract.CommandMessage
 }
 
 // StartVisit starts a visit of planned length d. visitID is the booking's
 // own id (1 to 64 of A-Z a-z 0-9 . _ : -), never a name.
 func StartVisit(visitID string, d time.Duration) Command {
-	return Command{link.CommandMessage{Action: controller.ActionStartVisit.String(), VisitID: visitID, Duration: d.String()}}
+	return Command{contract.CommandMessage{Action: controller.ActionStartVisit.String(), VisitID: visitID, Duration: d.String()}}
 }
 
 // ExtendVisit adds add to the running visit (refused extension_forbidden or
 // exceeds_maximum by the policy; info.policy says which before you ask).
 func ExtendVisit(add time.Duration) Command {
-	return Command{link.CommandMessage{Action: controller.ActionExtendVisit.String(), Add: add.String()}}
+	return Command{contract.CommandMessage{Action: controller.ActionExtendVisit.String(), Add: add.String()}}
 }
 
 // EndVisit ends the running visit.
 func EndVisit() Command {
-	return Command{link.CommandMessage{Action: controller.ActionEndVisit.String()}}
+	return Command{contract.CommandMessage{Action: controller.ActionEndVisit.String()}}
 }
 
 // AckAlert acknowledges the alert with id alertID ("panic-3").
 func AckAlert(alertID string) Command {
-	return Command{link.CommandMessage{Action: controller.ActionAckAlert.String(), AlertID: alertID}}
+	return Command{contract.CommandMessage{Action: controller.ActionAckAlert.String(), AlertID: alertID}}
 }
 
 // SetService puts the room in service (true) or out of service (false);
 // reason, shown in the state, may be empty.
 func SetService(inService bool, reason string) Command {
-	return Command{link.CommandMessage{Action: controller.ActionSetService.String(), InService: &inService, Reason: reason}}
+	return Command{contract.CommandMessage{Action: controller.ActionSetService.String(), InService: &inService, Reason: reason}}
 }
 
 // SetReady ends the inspection after a visit.
 func SetReady() Command {
-	return Command{link.CommandMessage{Action: controller.ActionSetReady.String()}}
+	return Command{contract.CommandMessage{Action: controller.ActionSetReady.String()}}
 }
 
 // GetState asks for the room's latest state (the reply carries it).
 func GetState() Command {
-	return Command{link.CommandMessage{Action: controller.ActionGetState.String()}}
+	return Command{contract.CommandMessage{Action: controller.ActionGetState.String()}}
 }
 
 // Replay asks the room to publish its records from seq from to seq to (0:
 // up to the latest) of epoch ("": the room's current epoch) again, at most
-// link.MaxReplay of them, on events and alerts, before its reply.
+// contract.MaxReplay of them, on events and alerts, before its reply.
 func Replay(epoch string, from, to uint64) Command {
-	return Command{link.CommandMessage{Action: link.ActionReplay, Epoch: epoch, FromSeq: from, ToSeq: to}}
+	return Command{contract.CommandMessage{Action: contract.ActionReplay, Epoch: epoch, FromSeq: from, ToSeq: to}}
 }
 
 // WithRequestID returns c with its request id set: sending it again with
@@ -80,7 +80,7 @@ func (c Command) WithRequestID(id string) Command {
 // (expired) at or after t, so it can never act late. The room accepts at
 // most 1 h ahead of its own clock.
 func (c Command) WithExpiry(t time.Time) Command {
-	c.ExpiresAt = link.FormatTime(t)
+	c.ExpiresAt = contract.FormatTime(t)
 	return c
 }
 
@@ -96,7 +96,7 @@ func (c Command) Encode(now time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %s command: %w", c.Action, err)
 	}
-	if _, cerr := link.DecodeCommand(b, 0, now); cerr != nil {
+	if _, cerr := contract.DecodeCommand(b, 0, now); cerr != nil {
 		return nil, &InvalidCommandError{Action: c.Action, Code: string(cerr.Code), Message: cerr.Message}
 	}
 	return b, nil
@@ -122,8 +122,8 @@ func NewRequestID(prefix string) string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	id := prefix + "-" + hex.EncodeToString(b)
-	if len(id) > link.MaxRequestID {
-		id = id[len(id)-link.MaxRequestID:]
+	if len(id) > contract.MaxRequestID {
+		id = id[len(id)-contract.MaxRequestID:]
 	}
 	return id
 }
@@ -132,7 +132,7 @@ func NewRequestID(prefix string) string {
 // came from.
 type Reply struct {
 	Room string
-	link.ReplyMessage
+	contract.ReplyMessage
 }
 
 // Err returns nil for an accepted command, or the refusal as a

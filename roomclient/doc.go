@@ -22,9 +22,9 @@
 // Options.MaxReconnectInterval) and subscribes again.
 //
 // Messages reach Options.OnMessage in arrival order on the client's
-// receiving goroutine, decoded by topic into the wire types of package link
-// (link.EventMessage, link.StateMessage, link.InfoMessage,
-// link.ReplyMessage), with the time they arrived. The callback must not
+// receiving goroutine, decoded by topic into the wire types of package contract
+// (contract.EventMessage, contract.StateMessage, contract.InfoMessage,
+// contract.ReplyMessage), with the time they arrived. The callback must not
 // block: hand the message to a channel.
 //
 // # Commands
@@ -66,7 +66,7 @@
 // each (room, epoch, seq) once (Tracker). A seq beyond the next one
 // received, or a state whose seq is above the last record received, reveals
 // missing records: after Options.ReplayDelay (a late copy may still come)
-// the client sends replay for them (at most link.MaxReplay per request);
+// the client sends replay for them (at most contract.MaxReplay per request);
 // the room publishes them again before its reply, and they reach OnRecord
 // with Verdict Filled. When the room answers replay_unavailable (its
 // journal no longer holds them: compacted after info.retention_s, 24 h by

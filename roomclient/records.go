@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 )
 
 // track feeds the tracker with a record or a state and delivers a new
@@ -104,12 +104,12 @@ func (c *Client) replayMissing() bool {
 	return done
 }
 
-// replayGap asks room to replay g, link.MaxReplay records at a time. It
+// replayGap asks room to replay g, contract.MaxReplay records at a time. It
 // reports false when the room did not answer (ask again later).
 func (c *Client) replayGap(g Gap) bool {
 	from := g.From
 	for from <= g.To {
-		to := min(g.To, from+link.MaxReplay-1)
+		to := min(g.To, from+contract.MaxReplay-1)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*c.o.RetryEvery)
 		go func() {
 			select {

@@ -6,20 +6,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 )
 
 // StaleFactor: a room that is not offline and sent no state for longer than
-// StaleFactor × its heartbeat (info.heartbeat_s; DefaultHeartbeat while no
+// StaleFactor × its heartbeat (info.heartbeat_s; contract.DefaultHeartbeat while no
 // info is known) is stale. A room publishes its state on every change and
 // at least every heartbeat, so two heartbeats without one mean at least one
 // heartbeat was missed: the room, its network or the broker is in trouble
 // although the Last Will has not (yet) said offline.
 const StaleFactor = 2
-
-// DefaultHeartbeat is the heartbeat assumed for a room whose info is not
-// known (roomd's default mqtt.heartbeat).
-const DefaultHeartbeat = 30 * time.Second
 
 // Availability of a room, from its retained availability topic.
 type Availability string
@@ -37,7 +33,7 @@ type Room struct {
 	Availability Availability `json:"availability"`
 	// Info is the room's retained info (versions, policy, heartbeat,
 	// roles wired); nil until seen.
-	Info *link.InfoMessage `json:"info"`
+	Info *contract.InfoMessage `json:"info"`
 	// LastState is when the latest state was known to be current: its
 	// arrival for a live state, its own "at" for a retained one (it may be
 	// old); zero if none seen.
@@ -55,12 +51,12 @@ type Room struct {
 	Seq   uint64 `json:"seq"`
 }
 
-// Heartbeat returns the room's heartbeat (DefaultHeartbeat without info).
+// Heartbeat returns the room's heartbeat (contract.DefaultHeartbeat without info).
 func (r Room) Heartbeat() time.Duration {
 	if r.Info != nil && r.Info.HeartbeatS > 0 {
 		return time.Duration(r.Info.HeartbeatS) * time.Second
 	}
-	return DefaultHeartbeat
+	return contract.DefaultHeartbeat
 }
 
 // Registry is the list of rooms under one topic base, from their retained
@@ -116,7 +112,7 @@ func (g *Registry) Apply(m Message) {
 			e.hasInfo, e.room.Info = false, nil
 			break
 		}
-		var info link.InfoMessage
+		var info contract.InfoMessage
 		if json.Unmarshal(m.Payload, &info) != nil {
 			g.unreadable(m.Room, e)
 			return
@@ -136,7 +132,7 @@ func (g *Registry) Apply(m Message) {
 			e.stateSeenAt = time.Time{}
 			break
 		}
-		var s link.StateMessage
+		var s contract.StateMessage
 		if json.Unmarshal(m.Payload, &s) != nil {
 			g.unreadable(m.Room, e)
 			return
@@ -227,10 +223,10 @@ func severityRank(s string) int {
 // updated by the alert records that came after that state (later, in
 // arrival order; an alert_cleared removes its alert, any other record
 // replaces or adds it), in AlertBefore's order; never nil.
-func ActiveAlerts(state *link.StateMessage, later []link.EventMessage) []link.AlertMessage {
-	byID := map[string]link.AlertMessage{}
+func ActiveAlerts(state *contract.StateMessage, later []contract.EventMessage) []contract.AlertMessage {
+	byID := map[string]contract.AlertMessage{}
 	var order []string
-	add := func(a link.AlertMessage) {
+	add := func(a contract.AlertMessage) {
 		if _, ok := byID[a.ID]; !ok {
 			order = append(order, a.ID)
 		}
@@ -251,7 +247,7 @@ func ActiveAlerts(state *link.StateMessage, later []link.EventMessage) []link.Al
 		}
 		add(*e.Alert)
 	}
-	out := make([]link.AlertMessage, 0, len(byID))
+	out := make([]contract.AlertMessage, 0, len(byID))
 	for _, id := range order {
 		if a, ok := byID[id]; ok {
 			out = append(out, a)

@@ -5,10 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/roomd/roomd/link"
 )
 
 var t0 = time.Date(2026, 3, 4, 14, 0, 0, 0, time.UTC)
@@ -59,7 +58,7 @@ func TestRegistryRoomsFromRetainedTopics(t *testing.T) {
 	assert.False(t, b.Stale)
 	assert.Equal(t, Online, c.Availability)
 	assert.Nil(t, c.Info)
-	assert.Equal(t, DefaultHeartbeat, c.Heartbeat())
+	assert.Equal(t, contract.DefaultHeartbeat, c.Heartbeat())
 	assert.True(t, c.LastSeen.IsZero(), "nothing live heard yet")
 
 	// room-b: stale once no state came for StaleFactor heartbeats.
@@ -122,15 +121,15 @@ func TestAlertBeforeCriticalThenWarningThenOldest(t *testing.T) {
 }
 
 func TestActiveAlertsStateUpdatedByLaterRecords(t *testing.T) {
-	at := func(d time.Duration) link.Time { return link.T(t0.Add(d)) }
-	state := &link.StateMessage{Alerts: []link.AlertMessage{
+	at := func(d time.Duration) contract.Time { return contract.T(t0.Add(d)) }
+	state := &contract.StateMessage{Alerts: []contract.AlertMessage{
 		{ID: "time_up-1", Kind: "time_up", Severity: "warning", RaisedAt: at(0)},
 		{ID: "panic-1", Kind: "panic", Severity: "critical", RaisedAt: at(time.Minute)},
 	}}
-	later := []link.EventMessage{
-		{Type: "alert_acked", Alert: &link.AlertMessage{ID: "panic-1", Kind: "panic", Severity: "critical", RaisedAt: at(time.Minute), Acked: true}},
-		{Type: "alert_raised", Alert: &link.AlertMessage{ID: "door_locked-1", Kind: "door_locked", Severity: "critical", RaisedAt: at(2 * time.Minute)}},
-		{Type: "alert_cleared", Alert: &link.AlertMessage{ID: "time_up-1", Kind: "time_up", Severity: "warning", RaisedAt: at(0)}},
+	later := []contract.EventMessage{
+		{Type: "alert_acked", Alert: &contract.AlertMessage{ID: "panic-1", Kind: "panic", Severity: "critical", RaisedAt: at(time.Minute), Acked: true}},
+		{Type: "alert_raised", Alert: &contract.AlertMessage{ID: "door_locked-1", Kind: "door_locked", Severity: "critical", RaisedAt: at(2 * time.Minute)}},
+		{Type: "alert_cleared", Alert: &contract.AlertMessage{ID: "time_up-1", Kind: "time_up", Severity: "warning", RaisedAt: at(0)}},
 		{Type: "visit_extended"},
 	}
 	got := ActiveAlerts(state, later)

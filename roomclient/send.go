@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
 )
 
 // CodeBusy is the refusal that asks to send the same command again.
@@ -34,7 +34,7 @@ func (c *Client) Prepare(cmd Command) (Command, []byte, error) {
 // commandTopic is where operator's commands to room go ("": the plain
 // cmd topic).
 func (c *Client) commandTopic(room, operator string) (string, error) {
-	t, err := link.NewTopics(c.base, room)
+	t, err := contract.NewTopics(c.base, room)
 	if err != nil {
 		return "", err
 	}
@@ -151,7 +151,7 @@ func (c *Client) SendAs(ctx context.Context, room, operator string, cmd Command)
 
 // receiveReplies makes sure the client is subscribed to room's replies.
 func (c *Client) receiveReplies(ctx context.Context, room string) error {
-	if !link.ValidRoom(room) {
+	if !contract.ValidRoom(room) {
 		return fmt.Errorf("room id %q: want 1 to 64 of [a-z0-9_-], starting with a letter or digit", room)
 	}
 	c.mu.Lock()
@@ -173,7 +173,7 @@ func (c *Client) receiveReplies(ctx context.Context, room string) error {
 
 // reply hands a reply to the Send waiting for it (the receiving goroutine:
 // never blocks).
-func (c *Client) reply(room string, r *link.ReplyMessage) {
+func (c *Client) reply(room string, r *contract.ReplyMessage) {
 	c.mu.Lock()
 	ch := c.pending[pendingKey(room, r.Operator, r.RequestID)]
 	c.mu.Unlock()

@@ -2,7 +2,7 @@
 // same pipeline as the GPIO backend (package device's Core) over simulated
 // pins, so debounce, flap supervision, re-reads, presence combination and
 // output patterns behave exactly as on the hardware. Tests and the demo
-// drive it through Room's methods or the JSON control surface (ParseControl,
+// drive it through Room's methods or the JSON control surface (contract.DecodeSimControl,
 // Apply).
 package sim
 
@@ -18,6 +18,7 @@ import (
 
 	"periph.io/x/conn/v3/gpio"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/device"
 )
@@ -345,12 +346,6 @@ func (r *Room) setFault(in controller.Input, fail bool) error {
 	return nil
 }
 
-// Maximum burst a Bounce accepts.
-const (
-	MaxBounceCount = 100
-	MaxBounceEvery = 10 * time.Second
-)
-
 // Bounce starts a contact bounce on input in: n raw changes, every apart
 // (the first at once), ending at the level final. It returns at once; the
 // burst runs in the background until done or Close.
@@ -362,10 +357,10 @@ func (r *Room) Bounce(in controller.Input, final controller.Level, n int, every 
 	switch {
 	case final == controller.LevelUnknown:
 		return fmt.Errorf("simulated room: bounce %s: final level must be known", in)
-	case n < 1 || n > MaxBounceCount:
-		return fmt.Errorf("simulated room: bounce %s: count %d outside 1..%d", in, n, MaxBounceCount)
-	case every <= 0 || every > MaxBounceEvery:
-		return fmt.Errorf("simulated room: bounce %s: interval %s outside (0, %s]", in, every, MaxBounceEvery)
+	case n < 1 || n > contract.MaxBounceCount:
+		return fmt.Errorf("simulated room: bounce %s: count %d outside 1..%d", in, n, contract.MaxBounceCount)
+	case every <= 0 || every > contract.MaxBounceEvery:
+		return fmt.Errorf("simulated room: bounce %s: interval %s outside (0, %s]", in, every, contract.MaxBounceEvery)
 	}
 	other := controller.LevelActive
 	if final == controller.LevelActive {

@@ -16,8 +16,9 @@ import (
 
 	"github.com/roomd/roomd/board"
 	"github.com/roomd/roomd/buildinfo"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/mqttconn"
 )
 
 const usage = `usage:
@@ -131,7 +132,7 @@ func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.broker, "broker", "", "broker `URL`: tcp://host:1883, ssl://host:8883; required")
 	fs.StringVar(&f.brokerUser, "broker-user", board.DefaultUsername, "the board's broker `identity`")
 	fs.StringVar(&f.brokerPasswordFile, "broker-password-file", "", "`file` holding the broker password (never sent to a browser)")
-	fs.StringVar(&f.base, "base", link.DefaultBase, "topic base")
+	fs.StringVar(&f.base, "base", contract.DefaultBase, "topic base")
 	fs.StringVar(&f.brokerCA, "broker-ca", "", "CA `file` of the broker's certificate")
 	fs.StringVar(&f.brokerCert, "broker-cert", "", "client certificate `file` for the broker")
 	fs.StringVar(&f.brokerKey, "broker-key", "", "client key `file` for the broker")
@@ -203,10 +204,10 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*s
 	if _, err := parseLevel(f.logLevel); err != nil {
 		return nil, usagef("serve: %s %q: %v", c.name("log-level"), f.logLevel, err)
 	}
-	if err := link.CheckBrokerURL(f.broker); err != nil {
+	if err := mqttconn.CheckBrokerURL(f.broker); err != nil {
 		return nil, usagef("serve: %s: %v", c.name("broker"), err)
 	}
-	if err := link.ValidateBase(f.base); err != nil {
+	if err := contract.ValidateBase(f.base); err != nil {
 		return nil, usagef("serve: %s: %v", c.name("base"), err)
 	}
 	if !controller.ValidOperatorID(f.brokerUser) {
@@ -241,21 +242,21 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	o := board.Options{Broker: f.broker, Username: f.brokerUser, Base: f.base, SimUsername: f.simUser, Logger: log,
 		StateFile: f.stateFile}
 	if f.brokerPasswordFile != "" {
-		if o.Password, err = link.ReadPasswordFile(f.brokerPasswordFile); err != nil {
+		if o.Password, err = mqttconn.ReadPasswordFile(f.brokerPasswordFile); err != nil {
 			return fmt.Errorf("broker: %s: %w", c.name("broker-password-file"), err)
 		}
 	}
 	if f.simPasswordFile != "" {
-		if o.SimPassword, err = link.ReadPasswordFile(f.simPasswordFile); err != nil {
+		if o.SimPassword, err = mqttconn.ReadPasswordFile(f.simPasswordFile); err != nil {
 			return fmt.Errorf("sim driver: %s: %w", c.name("sim-driver-password-file"), err)
 		}
 	}
 	if f.brokerCA != "" {
-		if _, err := (link.TLSFiles{CAFile: f.brokerCA}).Config(); err != nil {
+		if _, err := (mqttconn.TLSFiles{CAFile: f.brokerCA}).Config(); err != nil {
 			return fmt.Errorf("broker tls: %s: %w", c.name("broker-ca"), err)
 		}
 	}
-	if files := (link.TLSFiles{CAFile: f.brokerCA, CertFile: f.brokerCert, KeyFile: f.brokerKey}); !files.Empty() {
+	if files := (mqttconn.TLSFiles{CAFile: f.brokerCA, CertFile: f.brokerCert, KeyFile: f.brokerKey}); !files.Empty() {
 		if o.TLS, err = files.Config(); err != nil {
 			return fmt.Errorf("broker tls: %s, %s: %w", c.name("broker-cert"), c.name("broker-key"), err)
 		}

@@ -10,9 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/device"
-	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/sim"
 )
 
@@ -45,7 +45,7 @@ func (e *env) roomConfig(dir string) roomConfig {
 	// the default flap supervision (20 changes in 10 s) would rightly call
 	// that a faulty button.
 	spec.Flap = device.Flap{MaxChanges: 100000, Window: 10 * time.Second}
-	return roomConfig{Broker: e.broker, Base: link.DefaultBase, Dir: dir, Policy: benchPolicy(),
+	return roomConfig{Broker: e.broker, Base: contract.DefaultBase, Dir: dir, Policy: benchPolicy(),
 		Spec: spec, Heartbeat: 30 * time.Second, Logger: e.log}
 }
 
@@ -100,7 +100,7 @@ func runSuites(ctx context.Context, cfg config, names []string, log *slog.Logger
 	} else {
 		m.Broker = e.broker
 	}
-	if e.guard, err = newGuard(e.broker, link.DefaultBase, "roombench-guard-"+e.tag, e.mosq != nil); err != nil {
+	if e.guard, err = newGuard(e.broker, contract.DefaultBase, "roombench-guard-"+e.tag, e.mosq != nil); err != nil {
 		return nil, err
 	}
 	defer e.guard.Close()

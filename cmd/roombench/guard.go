@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/roomclient"
 )
 
@@ -18,8 +18,8 @@ const floorTopic = "roombench/floor"
 // received is one message as the guard console saw it.
 type received struct {
 	Topic   string
-	Event   link.EventMessage
-	Reply   *link.ReplyMessage // set for reply messages
+	Event   contract.EventMessage
+	Reply   *contract.ReplyMessage // set for reply messages
 	Arrived time.Time
 }
 

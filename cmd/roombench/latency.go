@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/roomclient"
 )
 
@@ -23,7 +23,7 @@ const recordTimeout = 10 * time.Second
 type console struct {
 	p      *prober
 	room   string
-	topics link.Topics
+	topics contract.Topics
 }
 
 // requestIDs numbers commands: a room answers a request_id it has seen
@@ -33,7 +33,7 @@ var requestIDs atomic.Uint64
 func nextRequestID() string { return fmt.Sprintf("rb-%d", requestIDs.Add(1)) }
 
 func (e *env) console(roomID string) (*console, error) {
-	t, err := link.NewTopics(link.DefaultBase, roomID)
+	t, err := contract.NewTopics(contract.DefaultBase, roomID)
 	if err != nil {
 		return nil, err
 	}

@@ -21,10 +21,10 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/device"
 	"github.com/roomd/roomd/journal"
-	"github.com/roomd/roomd/link"
 	roomd "github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/sim"
 )
@@ -316,7 +316,7 @@ type sitesRoom struct {
 func sitesRoomSettings(e *env, dir string) sitesRoom {
 	spec := sim.DefaultSpec()
 	spec.Flap = device.Flap{MaxChanges: 100000, Window: 10 * time.Second}
-	return sitesRoom{Dir: dir, Policy: benchPolicy(), Spec: spec, Heartbeat: link.DefaultHeartbeat, Logger: e.log}
+	return sitesRoom{Dir: dir, Policy: benchPolicy(), Spec: spec, Heartbeat: contract.DefaultHeartbeat, Logger: e.log}
 }
 
 // startSiteRoom starts a room at a site (TLS, its own username and
@@ -334,7 +334,7 @@ func startSiteRoom(ctx context.Context, s *siteNet, id string, c sitesRoom, g *s
 	cfg := configs.Default()
 	cfg.Room, cfg.StateDir, cfg.Policy = id, stateDir, c.Policy
 	cfg.Device.Backend = configs.BackendSim
-	cfg.MQTT.Broker, cfg.MQTT.Base, cfg.MQTT.ClientID, cfg.MQTT.Username = s.url, link.DefaultBase, "roomd-"+id, id
+	cfg.MQTT.Broker, cfg.MQTT.Base, cfg.MQTT.ClientID, cfg.MQTT.Username = s.url, contract.DefaultBase, "roomd-"+id, id
 	cfg.MQTT.PasswordFile, cfg.MQTT.TLS.CAFile = pwFile, s.ca.CertFile
 	cfg.MQTT.Heartbeat = c.Heartbeat
 	sm, err := sim.New(c.Spec, log)
@@ -575,8 +575,8 @@ func tlsClient(url, user string, ca *tls.Config, clean bool, handler mqtt.Messag
 // siteMsg is an alert record or a reply, as a site's guard saw it first.
 type siteMsg struct {
 	topic   string
-	ev      link.EventMessage
-	reply   *link.ReplyMessage
+	ev      contract.EventMessage
+	reply   *contract.ReplyMessage
 	arrived time.Time
 }
 
@@ -643,7 +643,7 @@ func (g *siteGuard) handle(_ mqtt.Client, m mqtt.Message) {
 	}
 	msg := siteMsg{topic: m.Topic(), arrived: now}
 	if kind == "reply" {
-		var rep link.ReplyMessage
+		var rep contract.ReplyMessage
 		if json.Unmarshal(m.Payload(), &rep) != nil {
 			return
 		}
@@ -691,7 +691,7 @@ func (g *siteGuard) await(ctx context.Context, room string, timeout time.Duratio
 // neither came.
 func (g *siteGuard) request(ctx context.Context, room string, cmd controller.Command, timeout time.Duration, want func(siteMsg) bool) (siteMsg, error) {
 	cmd.RequestID = fmt.Sprintf("%s-%d", siteGuardUser, g.ids.Add(1))
-	payload := link.EncodeCommand(cmd, time.Now().Add(sitesCommandLife))
+	payload := contract.EncodeCommand(cmd, time.Now().Add(sitesCommandLife))
 	end := time.Now().Add(timeout)
 	replied := false
 	for time.Now().Before(end) {
@@ -854,7 +854,7 @@ func (c *centreConsumer) handle(_ mqtt.Client, m mqtt.Message) {
 		}
 		return
 	}
-	var ev link.EventMessage
+	var ev contract.EventMessage
 	if json.Unmarshal(m.Payload(), &ev) != nil {
 		return
 	}
@@ -1024,7 +1024,7 @@ func (c *centreConsumer) askReplays() map[recKey]bool {
 		}
 		id := fmt.Sprintf("replay-%s-%s-%d", rk.site, rk.room, time.Now().UnixNano())
 		ep, _ := journal.ParseEpoch(rk.epoch)
-		payload := link.EncodeReplay(id, link.Replay{Epoch: ep, From: p + 1, To: t}, time.Now().Add(sitesCommandLife))
+		payload := contract.EncodeReplay(id, contract.Replay{Epoch: ep, From: p + 1, To: t}, time.Now().Add(sitesCommandLife))
 		c.cli.Publish("visitrooms/"+rk.site+"/"+rk.room+"/cmd", 1, false, payload)
 	}
 	return asked

@@ -14,10 +14,10 @@ import (
 	"github.com/roomd/roomd/buildinfo"
 	"github.com/roomd/roomd/commission"
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/room"
-	"github.com/roomd/roomd/sim"
 )
 
 // ReportDir is where the reports go by default, inside the state directory.
@@ -124,7 +124,7 @@ func runCommission(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		Journal: j, Lines: lines, Installer: commission.NewTerminal(stdin, stdout, simulator),
 	})
 	if simRoom != nil {
-		fmt.Fprintf(stdout, "  (simulator outputs now: %s)\n", sim.EncodeOutputs(simRoom.Outputs()))
+		fmt.Fprintf(stdout, "  (simulator outputs now: %s)\n", contract.EncodeSimOutputs(simRoom.Outputs()))
 	}
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("commission: room %s: interrupted: every output is off and nothing was recorded", cfg.Room)

@@ -22,9 +22,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/journal"
-	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room"
 )
@@ -279,17 +279,17 @@ func TestCommission(t *testing.T) {
 		obs := observe(t, url, "visitrooms", "room-c")
 		p, logs := startProcess(t, bin, cfg)
 		m := obs.next("events", isEvent("function_test"))
-		var e link.EventMessage
+		var e contract.EventMessage
 		require.NoError(t, json.Unmarshal(m.Payload(), &e), logs.String())
 		assert.Equal(t, "installer-7", e.By)
 		assert.Equal(t, "full", e.Mode)
 		require.NotNil(t, e.Passed)
 		assert.True(t, *e.Passed)
 		require.Len(t, e.Lines, 12)
-		assert.Equal(t, link.LineMessage{Input: "panic", Point: "toilet", Result: "passed"}, e.Lines[5])
-		assert.Equal(t, link.LineMessage{Input: "presence", Sensor: 2, Result: "passed"}, e.Lines[3])
+		assert.Equal(t, contract.LineMessage{Input: "panic", Point: "toilet", Result: "passed"}, e.Lines[5])
+		assert.Equal(t, contract.LineMessage{Input: "presence", Sensor: 2, Result: "passed"}, e.Lines[3])
 		info := obs.next("info", func(m paho.Message) bool { return bytes.Contains(m.Payload(), []byte(`"last_function_test":"`)) })
-		var im link.InfoMessage
+		var im contract.InfoMessage
 		require.NoError(t, json.Unmarshal(info.Payload(), &im))
 		require.NotNil(t, im.LastFunctionTest)
 		assert.Equal(t, e.At, *im.LastFunctionTest)
@@ -395,7 +395,7 @@ func TestCommission(t *testing.T) {
 		assert.Contains(t, out, "systemctl stop roomd && roomd commission --config "+cfg+" --by installer-7 && systemctl start roomd")
 		assert.NotContains(t, out, "> door")
 
-		rep := obs.command("visitrooms", "room-c", link.CommandMessage{RequestID: "v", Action: "start_visit", VisitID: "v-1", Duration: "1h"})
+		rep := obs.command("visitrooms", "room-c", contract.CommandMessage{RequestID: "v", Action: "start_visit", VisitID: "v-1", Duration: "1h"})
 		require.True(t, rep.OK, "%+v", rep.Error)
 		require.NoError(t, p.Process.Signal(os.Interrupt))
 		require.NoError(t, p.Wait(), logs.String())

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/sim/scenario"
 )
 
@@ -279,7 +279,7 @@ func hhmm(d time.Duration) string {
 	return fmt.Sprintf("%02d:%02d", int(d.Hours()), int(d.Minutes())%60)
 }
 
-func (c *console) event(ev link.EventMessage) {
+func (c *console) event(ev contract.EventMessage) {
 	c.mu.Lock()
 	if ev.Type == controller.EventVisitStarted.String() {
 		c.zero = ev.At.Time
@@ -329,7 +329,7 @@ func (c *console) event(ev link.EventMessage) {
 	c.out.printf("  %s  %s\n", at, line)
 }
 
-func alertLine(ev link.EventMessage) string {
+func alertLine(ev contract.EventMessage) string {
 	a := ev.Alert
 	if a == nil {
 		return ev.Type

@@ -14,9 +14,9 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon"
-	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/link/broker"
 	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/sim"
@@ -65,13 +65,13 @@ type replayRoom struct {
 	done chan error
 
 	guard   paho.Client
-	events  chan link.EventMessage
-	replies chan link.ReplyMessage
+	events  chan contract.EventMessage
+	replies chan contract.ReplyMessage
 	ready   chan struct{}
 	once    sync.Once
 
 	mu      sync.Mutex
-	onEvent func(link.EventMessage) // the console printer; called in arrival order
+	onEvent func(contract.EventMessage) // the console printer; called in arrival order
 }
 
 // replayOptions configure startReplay.
@@ -91,7 +91,7 @@ func startReplay(ctx context.Context, o replayOptions) (_ *replayRoom, err error
 		return nil, err
 	}
 	r := &replayRoom{broker: b, log: o.Logger, clock: daemon.NewFastClock(o.Speed),
-		events: make(chan link.EventMessage, 4096), replies: make(chan link.ReplyMessage, 256), ready: make(chan struct{})}
+		events: make(chan contract.EventMessage, 4096), replies: make(chan contract.ReplyMessage, 256), ready: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			r.close()
@@ -135,7 +135,7 @@ func startReplay(ctx context.Context, o replayOptions) (_ *replayRoom, err error
 // startGuard connects the guard console and subscribes to {base}/#.
 func (r *replayRoom) startGuard() error {
 	base := r.cfg.MQTT.Base
-	topics, err := link.NewTopics(base, r.cfg.Room)
+	topics, err := contract.NewTopics(base, r.cfg.Room)
 	if err != nil {
 		return fmt.Errorf("demo topics: %w", err)
 	}
@@ -148,7 +148,7 @@ func (r *replayRoom) startGuard() error {
 	handle := func(_ paho.Client, m paho.Message) {
 		switch m.Topic() {
 		case topics.Events():
-			var ev link.EventMessage
+			var ev contract.EventMessage
 			if err := json.Unmarshal(m.Payload(), &ev); err != nil {
 				r.log.Error("guard console: unreadable event", "err", err)
 				return
@@ -163,7 +163,7 @@ func (r *replayRoom) startGuard() error {
 			default: // nobody plays a scenario any more (keep mode)
 			}
 		case topics.Reply():
-			var rep link.ReplyMessage
+			var rep contract.ReplyMessage
 			if err := json.Unmarshal(m.Payload(), &rep); err == nil {
 				select {
 				case r.replies <- rep:
@@ -171,7 +171,7 @@ func (r *replayRoom) startGuard() error {
 				}
 			}
 		case topics.State():
-			var st link.StateMessage
+			var st contract.StateMessage
 			if err := json.Unmarshal(m.Payload(), &st); err == nil && st.Door != "unknown" && st.Lock != "unknown" &&
 				st.Presence != "" && st.Presence != "unknown" {
 				r.once.Do(func() { close(r.ready) })
@@ -185,7 +185,7 @@ func (r *replayRoom) startGuard() error {
 }
 
 // setConsole sets the function that prints each event as it arrives.
-func (r *replayRoom) setConsole(f func(link.EventMessage)) {
+func (r *replayRoom) setConsole(f func(contract.EventMessage)) {
 	r.mu.Lock()
 	r.onEvent = f
 	r.mu.Unlock()
@@ -194,8 +194,8 @@ func (r *replayRoom) setConsole(f func(link.EventMessage)) {
 // send publishes a command on the room's cmd topic, as a guard console or
 // the booking system does.
 func (r *replayRoom) send(c controller.Command) error {
-	topics, _ := link.NewTopics(r.cfg.MQTT.Base, r.cfg.Room)
-	payload := link.EncodeCommand(c, r.clock.Now().Add(commandLife))
+	topics, _ := contract.NewTopics(r.cfg.MQTT.Base, r.cfg.Room)
+	payload := contract.EncodeCommand(c, r.clock.Now().Add(commandLife))
 	if err := waitToken(r.guard.Publish(topics.OperatorCommand(guardID), 1, false, payload)); err != nil {
 		return fmt.Errorf("publish %s command: %w", c.Action, err)
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/journal"
-	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/link/mqtttest"
 )
 
@@ -66,7 +66,7 @@ func TestProcessKilledAtRandomMoments(t *testing.T) {
 				topic, payload = base+"/"+room+"/sim/set", fmt.Sprintf(`{"panic":%v}`, i%10 == 2)
 			case 3:
 				topic, payload = base+"/"+room+"/cmd/guard-1", fmt.Sprintf(`{"request_id":"k%d","action":"set_service","in_service":%v,"expires_at":%q}`,
-					i, i%10 == 3, link.FormatTime(time.Now().Add(time.Minute)))
+					i, i%10 == 3, contract.FormatTime(time.Now().Add(time.Minute)))
 			default:
 				topic, payload = base+"/"+room+"/cmd", fmt.Sprintf(`{"request_id":"g%d","action":"get_state"}`, i)
 			}
@@ -151,7 +151,7 @@ func newKeyedConsumer(t *testing.T, url, filter string) *keyedConsumer {
 		if !strings.HasSuffix(m.Topic(), "/events") {
 			return
 		}
-		var e link.EventMessage
+		var e contract.EventMessage
 		if err := json.Unmarshal(m.Payload(), &e); err != nil {
 			t.Errorf("unreadable event: %s", m.Payload())
 			return

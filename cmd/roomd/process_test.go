@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/link/mqtttest"
 )
 
@@ -46,9 +46,9 @@ func startProcess(t *testing.T, bin, cfg string) (*exec.Cmd, *syncBuf) {
 	return cmd, logs
 }
 
-func event(t *testing.T, m paho.Message) link.EventMessage {
+func event(t *testing.T, m paho.Message) contract.EventMessage {
 	t.Helper()
-	var e link.EventMessage
+	var e contract.EventMessage
 	require.NoError(t, json.Unmarshal(m.Payload(), &e))
 	return e
 }
@@ -66,7 +66,7 @@ func TestProcessCrashRestartAndStop(t *testing.T) {
 
 	p1, logs1 := startProcess(t, bin, cfg)
 	obs.next("events", isEvent("controller_started"))
-	rep := obs.command(base, room, link.CommandMessage{RequestID: "p-1", Action: "start_visit", VisitID: "v-p", Duration: "1h"})
+	rep := obs.command(base, room, contract.CommandMessage{RequestID: "p-1", Action: "start_visit", VisitID: "v-p", Duration: "1h"})
 	require.True(t, rep.OK, "%+v\n%s", rep.Error, logs1.String())
 	endsAt := rep.State.Visit.EndsAt
 	started := event(t, obs.next("events", isEvent("visit_started")))
@@ -76,12 +76,12 @@ func TestProcessCrashRestartAndStop(t *testing.T) {
 
 	p2, logs2 := startProcess(t, bin, cfg)
 	resumed := event(t, obs.next("events", func(m paho.Message) bool {
-		e := link.EventMessage{}
+		e := contract.EventMessage{}
 		return json.Unmarshal(m.Payload(), &e) == nil && e.Type == "controller_started" && e.Resumed != nil && *e.Resumed
 	}))
 	assert.Greater(t, resumed.Seq, started.Seq, "seq continues")
 	st := obs.next("state", func(m paho.Message) bool { return bytes.Contains(m.Payload(), []byte(`"v-p"`)) })
-	var sm link.StateMessage
+	var sm contract.StateMessage
 	require.NoError(t, json.Unmarshal(st.Payload(), &sm))
 	require.NotNil(t, sm.Visit, "visit resumed\n%s", logs2.String())
 	assert.WithinDuration(t, endsAt.Time, sm.Visit.EndsAt.Time, time.Second, "deadline unchanged")
@@ -91,7 +91,7 @@ func TestProcessCrashRestartAndStop(t *testing.T) {
 	obs.forget("sim/outputs")
 	require.NoError(t, p2.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p2.Wait(), "clean exit on SIGTERM\n%s", logs2.String())
-	obs.next("availability", payloadIs(link.Offline))
+	obs.next("availability", payloadIs(contract.Offline))
 	// A clean stop leaves every output off, and says so before offline.
 	obs.next("sim/outputs", payloadIs(`{"in_use":"off","warning":"off","alarm_light":"off","alarm_sounder":"off","reassurance":"off"}`))
 	// No second visit was started: a visit_started seen again is the same
@@ -116,7 +116,7 @@ func TestProcessCrashRestartAndStop(t *testing.T) {
 	require.NoError(t, os.WriteFile(last, b, 0o600))
 	p3, logs3 := startProcess(t, bin, cfg)
 	fault := event(t, obs.next("alerts", func(m paho.Message) bool {
-		e := link.EventMessage{}
+		e := contract.EventMessage{}
 		return json.Unmarshal(m.Payload(), &e) == nil && e.Type == "alert_raised" && e.Alert != nil && e.Alert.Source == "journal"
 	}))
 	require.NotNil(t, fault.Alert, "%s", logs3.String())

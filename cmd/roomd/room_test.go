@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/link/mqtttest"
 )
 
@@ -100,7 +100,7 @@ func (o *observer) publish(topic string, payload []byte) {
 	require.NoError(o.t, tok.Error())
 }
 
-func (o *observer) command(base, room string, c link.CommandMessage) link.ReplyMessage {
+func (o *observer) command(base, room string, c contract.CommandMessage) contract.ReplyMessage {
 	o.t.Helper()
 	if c.ExpiresAt == "" && c.Action != "get_state" {
 		c.ExpiresAt = time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
@@ -109,14 +109,14 @@ func (o *observer) command(base, room string, c link.CommandMessage) link.ReplyM
 	require.NoError(o.t, err)
 	o.publish(base+"/"+room+"/cmd", b)
 	m := o.next("reply", func(m paho.Message) bool { return bytes.Contains(m.Payload(), []byte(`"`+c.RequestID+`"`)) })
-	var rep link.ReplyMessage
+	var rep contract.ReplyMessage
 	require.NoError(o.t, json.Unmarshal(m.Payload(), &rep))
 	return rep
 }
 
 func isEvent(typ string) func(m paho.Message) bool {
 	return func(m paho.Message) bool {
-		var e link.EventMessage
+		var e contract.EventMessage
 		return json.Unmarshal(m.Payload(), &e) == nil && e.Type == typ
 	}
 }
@@ -211,11 +211,11 @@ func TestRunSimRoomOnEmbeddedBroker(t *testing.T) {
 		done <- run(ctx, []string{"roomd", "run", "--config", cfg, "--log-format", "json"}, os.Getenv, &syncBuf{}, logs)
 	}()
 
-	obs.next("availability", payloadIs(link.Online))
+	obs.next("availability", payloadIs(contract.Online))
 	obs.next("events", isEvent("controller_started"))
 	obs.next("sim/outputs", nil)
 
-	rep := obs.command(base, room, link.CommandMessage{RequestID: "req-1", Action: "start_visit", VisitID: "v-42", Duration: "45m"})
+	rep := obs.command(base, room, contract.CommandMessage{RequestID: "req-1", Action: "start_visit", VisitID: "v-42", Duration: "45m"})
 	require.True(t, rep.OK, "%+v", rep.Error)
 	require.NotNil(t, rep.State)
 	require.NotNil(t, rep.State.Visit)
@@ -224,10 +224,10 @@ func TestRunSimRoomOnEmbeddedBroker(t *testing.T) {
 	obs.next("sim/outputs", func(m paho.Message) bool { return bytes.Contains(m.Payload(), []byte(`"in_use":"on"`)) })
 
 	// A redelivered command gets the same reply and is not applied twice.
-	again := obs.command(base, room, link.CommandMessage{RequestID: "req-1", Action: "start_visit", VisitID: "v-42", Duration: "45m"})
+	again := obs.command(base, room, contract.CommandMessage{RequestID: "req-1", Action: "start_visit", VisitID: "v-42", Duration: "45m"})
 	assert.True(t, again.OK)
 	// A bad command is refused at the edge.
-	bad := obs.command(base, room, link.CommandMessage{RequestID: "req-2", Action: "start_visit", VisitID: "v 1", Duration: "45m"})
+	bad := obs.command(base, room, contract.CommandMessage{RequestID: "req-2", Action: "start_visit", VisitID: "v 1", Duration: "45m"})
 	assert.False(t, bad.OK)
 
 	// The simulated sensors drive the controller: bolting the door is loud at once.
@@ -242,7 +242,7 @@ func TestRunSimRoomOnEmbeddedBroker(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("roomd run did not stop")
 	}
-	obs.next("availability", payloadIs(link.Offline))
+	obs.next("availability", payloadIs(contract.Offline))
 	assert.Contains(t, logs.String(), "SIMULATOR BACKEND")
 	assert.NotContains(t, logs.String(), "v-42", "no visit id in logs above debug")
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/roomclient"
 )
 
@@ -28,12 +28,12 @@ type board struct {
 
 // roomView is one room on the board.
 type roomView struct {
-	availability string             // "online", "offline" or "" (not seen)
-	state        *link.StateMessage // latest state, nil if none seen
-	seen         time.Time          // when the latest state was known to be current
+	availability string                 // "online", "offline" or "" (not seen)
+	state        *contract.StateMessage // latest state, nil if none seen
+	seen         time.Time              // when the latest state was known to be current
 	// events are alert events newer than state (seq above state.Seq), in
 	// the order received; they are folded into the state's alert list.
-	events []link.EventMessage
+	events []contract.EventMessage
 	// critical holds the active, unacknowledged critical alerts already
 	// announced with a bell.
 	critical map[string]bool
@@ -69,7 +69,7 @@ func (b *board) apply(m inbound, now time.Time) (bell bool) {
 		return false
 	}
 	name, kind, ok := strings.Cut(rest, "/")
-	if !ok || !link.ValidRoom(name) {
+	if !ok || !contract.ValidRoom(name) {
 		return false
 	}
 	switch kind {
@@ -77,7 +77,7 @@ func (b *board) apply(m inbound, now time.Time) (bell bool) {
 		b.room(name).availability = strings.TrimSpace(string(m.payload))
 		return false
 	case "state":
-		var s link.StateMessage
+		var s contract.StateMessage
 		if err := json.Unmarshal(m.payload, &s); err != nil {
 			b.unreadable++
 			return false
@@ -100,7 +100,7 @@ func (b *board) apply(m inbound, now time.Time) (bell bool) {
 		}
 		r.events = kept
 	case "alerts":
-		var e link.EventMessage
+		var e contract.EventMessage
 		if err := json.Unmarshal(m.payload, &e); err != nil || e.Alert == nil {
 			b.unreadable++
 			return false
@@ -130,14 +130,14 @@ func (b *board) apply(m inbound, now time.Time) (bell bool) {
 // alerts returns the room's active alerts: the state's, updated by the
 // alert events that came after it, sorted by severity (critical first),
 // then by the time raised.
-func (r *roomView) alerts() []link.AlertMessage {
+func (r *roomView) alerts() []contract.AlertMessage {
 	return roomclient.ActiveAlerts(r.state, r.events)
 }
 
 // sortedAlerts returns a copy of as, critical first, then oldest first;
 // never nil, so that JSON shows an empty list as [].
-func sortedAlerts(as []link.AlertMessage) []link.AlertMessage {
-	out := make([]link.AlertMessage, len(as))
+func sortedAlerts(as []contract.AlertMessage) []contract.AlertMessage {
+	out := make([]contract.AlertMessage, len(as))
 	copy(out, as)
 	sort.SliceStable(out, func(i, j int) bool {
 		return roomclient.AlertBefore(out[i].Severity, out[i].RaisedAt.Time, out[j].Severity, out[j].RaisedAt.Time)
@@ -153,7 +153,7 @@ func (b *board) stale(r *roomView, now time.Time) bool {
 // describeAlert is "panic-3 critical 2m03s x3 acked": the alert id (the
 // one to acknowledge; roomd's ids start with the kind, others are preceded
 // by it), severity, age, announcements (when more than one), acked/cleared.
-func describeAlert(a link.AlertMessage, now time.Time) string {
+func describeAlert(a contract.AlertMessage, now time.Time) string {
 	var sb strings.Builder
 	if !strings.HasPrefix(a.ID, a.Kind) {
 		sb.WriteString(a.Kind + " ")
@@ -296,11 +296,11 @@ func cut(s string, width int) string {
 
 // roomSnapshot is one room in watch's JSON output.
 type roomSnapshot struct {
-	Room         string              `json:"room"`
-	Availability string              `json:"availability"`
-	Stale        bool                `json:"stale"`
-	State        *link.StateMessage  `json:"state"`
-	Alerts       []link.AlertMessage `json:"alerts"`
+	Room         string                  `json:"room"`
+	Availability string                  `json:"availability"`
+	Stale        bool                    `json:"stale"`
+	State        *contract.StateMessage  `json:"state"`
+	Alerts       []contract.AlertMessage `json:"alerts"`
 }
 
 // snapshot returns the board as JSON-ready rooms sorted by id.

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/roomclient"
 )
 
@@ -22,7 +22,7 @@ type commandSpec struct {
 	action controller.CommandAction
 	args   string // usage of the arguments after ROOM
 	nargs  int    // positional arguments after ROOM
-	build  func(cmd *link.CommandMessage, args []string, f *cmdFlags) error
+	build  func(cmd *contract.CommandMessage, args []string, f *cmdFlags) error
 }
 
 // cmdFlags are the flags of the command subcommands.
@@ -35,7 +35,7 @@ type cmdFlags struct {
 
 var commandSpecs = map[string]commandSpec{
 	"start": {action: controller.ActionStartVisit, args: "--visit ID --duration D",
-		build: func(m *link.CommandMessage, _ []string, f *cmdFlags) error {
+		build: func(m *contract.CommandMessage, _ []string, f *cmdFlags) error {
 			if f.visit == "" {
 				return usagef("start: --visit ID is required")
 			}
@@ -49,7 +49,7 @@ var commandSpecs = map[string]commandSpec{
 			return nil
 		}},
 	"extend": {action: controller.ActionExtendVisit, args: "--by D",
-		build: func(m *link.CommandMessage, _ []string, f *cmdFlags) error {
+		build: func(m *contract.CommandMessage, _ []string, f *cmdFlags) error {
 			if f.by <= 0 {
 				return usagef("extend: --by must be positive, e.g. --by 15m")
 			}
@@ -57,17 +57,17 @@ var commandSpecs = map[string]commandSpec{
 			return nil
 		}},
 	"end": {action: controller.ActionEndVisit,
-		build: func(*link.CommandMessage, []string, *cmdFlags) error { return nil }},
+		build: func(*contract.CommandMessage, []string, *cmdFlags) error { return nil }},
 	"ack": {action: controller.ActionAckAlert, args: "ALERT_ID", nargs: 1,
-		build: func(m *link.CommandMessage, args []string, _ *cmdFlags) error {
-			if n := len([]rune(args[0])); n == 0 || n > link.MaxAlertID {
-				return usagef("ack: alert id must be 1 to %d characters", link.MaxAlertID)
+		build: func(m *contract.CommandMessage, args []string, _ *cmdFlags) error {
+			if n := len([]rune(args[0])); n == 0 || n > contract.MaxAlertID {
+				return usagef("ack: alert id must be 1 to %d characters", contract.MaxAlertID)
 			}
 			m.AlertID = args[0]
 			return nil
 		}},
 	"service": {action: controller.ActionSetService, args: "on|off [--reason TEXT]", nargs: 1,
-		build: func(m *link.CommandMessage, args []string, f *cmdFlags) error {
+		build: func(m *contract.CommandMessage, args []string, f *cmdFlags) error {
 			var in bool
 			switch args[0] {
 			case "on":
@@ -76,20 +76,20 @@ var commandSpecs = map[string]commandSpec{
 			default:
 				return usagef("service: want on or off, got %q", args[0])
 			}
-			if len([]rune(f.reason)) > link.MaxReason {
-				return usagef("service: --reason is longer than %d characters", link.MaxReason)
+			if len([]rune(f.reason)) > contract.MaxReason {
+				return usagef("service: --reason is longer than %d characters", contract.MaxReason)
 			}
 			m.InService, m.Reason = &in, f.reason
 			return nil
 		}},
 	"state": {action: controller.ActionGetState,
-		build: func(*link.CommandMessage, []string, *cmdFlags) error { return nil }},
+		build: func(*contract.CommandMessage, []string, *cmdFlags) error { return nil }},
 }
 
 // commandRequest is a parsed command subcommand.
 type commandRequest struct {
 	room string
-	msg  link.CommandMessage
+	msg  contract.CommandMessage
 }
 
 // parseCommand reads the arguments of command name.
@@ -121,7 +121,7 @@ func parseCommand(g *globals, name string, args []string, stdout io.Writer) (com
 	if err != nil {
 		return commandRequest{}, false, err
 	}
-	req := commandRequest{room: room, msg: link.CommandMessage{Action: spec.action.String()}}
+	req := commandRequest{room: room, msg: contract.CommandMessage{Action: spec.action.String()}}
 	if err := spec.build(&req.msg, pos[1:], &f); err != nil {
 		return commandRequest{}, false, err
 	}
@@ -180,7 +180,7 @@ func runCommand(ctx context.Context, g globals, name string, args []string, stdo
 // room records who did it; without one, on the booking system's topic. For
 // get_state the retained state is read too and returned with the
 // TimeoutError when no reply comes.
-func sendCommand(ctx context.Context, g globals, req commandRequest) (*roomclient.Reply, *link.StateMessage, error) {
+func sendCommand(ctx context.Context, g globals, req commandRequest) (*roomclient.Reply, *contract.StateMessage, error) {
 	o, err := g.clientOptions()
 	if err != nil {
 		return nil, nil, err
@@ -190,7 +190,7 @@ func sendCommand(ctx context.Context, g globals, req commandRequest) (*roomclien
 	// state for get_state.
 	o.Rooms, o.Streams = []string{req.room}, roomclient.Replies
 	var mu sync.Mutex
-	var retained *link.StateMessage
+	var retained *contract.StateMessage
 	if req.msg.Action == controller.ActionGetState.String() {
 		o.Streams |= roomclient.States
 		o.OnMessage = func(m roomclient.Message) {
@@ -222,7 +222,7 @@ func sendCommand(ctx context.Context, g globals, req commandRequest) (*roomclien
 }
 
 // writeState prints a readable summary of a room's state.
-func writeState(w io.Writer, s *link.StateMessage, now time.Time) {
+func writeState(w io.Writer, s *contract.StateMessage, now time.Time) {
 	row := func(k, format string, args ...any) { fmt.Fprintf(w, "  %-9s %s\n", k, fmt.Sprintf(format, args...)) }
 	row("phase", "%s", s.Phase)
 	if s.ServiceReason != "" {

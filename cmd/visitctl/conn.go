@@ -5,7 +5,8 @@ import (
 	"errors"
 	"net/url"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
+	"github.com/roomd/roomd/mqttconn"
 	"github.com/roomd/roomd/roomclient"
 )
 
@@ -42,15 +43,15 @@ func (g *globals) clientOptions() (roomclient.Options, error) {
 	o := roomclient.Options{
 		Broker: g.broker, ClientID: g.clientID, Username: g.username, Base: g.base,
 		CleanSession: true, NoReconnect: true, ConnectTimeout: g.timeout,
-		CommandLife: min(g.timeout, link.MaxExpiresAhead), RequestPrefix: "visitctl",
+		CommandLife: min(g.timeout, contract.MaxExpiresAhead), RequestPrefix: "visitctl",
 	}
 	if g.passwordFile != "" {
-		if o.Password, err = link.ReadPasswordFile(g.passwordFile); err != nil {
+		if o.Password, err = mqttconn.ReadPasswordFile(g.passwordFile); err != nil {
 			return roomclient.Options{}, err
 		}
 	}
 	if secure {
-		if o.TLS, err = (link.TLSFiles{CAFile: g.caFile, CertFile: g.certFile, KeyFile: g.keyFile, ServerName: g.serverName}).Config(); err != nil {
+		if o.TLS, err = (mqttconn.TLSFiles{CAFile: g.caFile, CertFile: g.certFile, KeyFile: g.keyFile, ServerName: g.serverName}).Config(); err != nil {
 			return roomclient.Options{}, err
 		}
 	}

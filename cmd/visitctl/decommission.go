@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/link/homeassistant"
 	"github.com/roomd/roomd/roomclient"
 )
@@ -40,7 +40,7 @@ func scanRetained(ctx context.Context, g globals, room, haPrefix string, settle 
 	scan := retainedScan{topics: map[string][]byte{}}
 	got := make(chan struct{}, 1)
 	avail := room
-	if t, err := link.NewTopics(g.base, room); err == nil {
+	if t, err := contract.NewTopics(g.base, room); err == nil {
 		avail = t.Availability()
 	}
 	h := func(m roomclient.Message) {
@@ -103,7 +103,7 @@ func runDecommission(ctx context.Context, g globals, args []string, stdin io.Rea
 	if err != nil {
 		return err
 	}
-	if err := link.ValidateBase(*haPrefix); err != nil {
+	if err := contract.ValidateBase(*haPrefix); err != nil {
 		return usagef("decommission: --ha-prefix: %v", err)
 	}
 	if *settle <= 0 {
@@ -125,7 +125,7 @@ func runDecommission(ctx context.Context, g globals, args []string, stdin io.Rea
 		return fmt.Errorf("room %s: nothing retained under %s/%s/ or at %s (wrong room id or --base?)",
 			room, g.base, room, homeassistant.DiscoveryTopic(*haPrefix, room))
 	}
-	if scan.availability == link.Online && !*force {
+	if scan.availability == contract.Online && !*force {
 		return fmt.Errorf("room %s reports online: roomd still runs there and would publish it all again; stop it first (systemctl stop roomd), or use --force", room)
 	}
 	if !*yes {

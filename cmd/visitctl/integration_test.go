@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/link/mqtttest"
 )
 
@@ -49,14 +49,14 @@ func watchTopic(t *testing.T, url, topic string) <-chan []byte {
 }
 
 // waitState waits for a state on ch that satisfies ok.
-func waitState(t *testing.T, ch <-chan []byte, what string, ok func(link.StateMessage) bool) link.StateMessage {
+func waitState(t *testing.T, ch <-chan []byte, what string, ok func(contract.StateMessage) bool) contract.StateMessage {
 	t.Helper()
 	deadline := time.NewTimer(15 * time.Second)
 	defer deadline.Stop()
 	for {
 		select {
 		case p := <-ch:
-			var s link.StateMessage
+			var s contract.StateMessage
 			require.NoError(t, json.Unmarshal(p, &s))
 			if ok(s) {
 				return s
@@ -71,7 +71,7 @@ func TestCommandsAgainstARoom(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	states := watchTopic(t, url, "visitrooms/room-1/state")
 	startRoom(t, url, "visitrooms", "room-1")
-	waitState(t, states, "the inputs read", func(s link.StateMessage) bool { return s.Door == "closed" && s.Lock == "unlocked" })
+	waitState(t, states, "the inputs read", func(s contract.StateMessage) bool { return s.Door == "closed" && s.Lock == "unlocked" })
 
 	out, _, err := cli(t, url, "state", "room-1")
 	require.NoError(t, err)
@@ -94,7 +94,7 @@ func TestCommandsAgainstARoom(t *testing.T) {
 
 	out, _, err = cli(t, url, "--json", "extend", "room-1", "--by", "15m")
 	require.NoError(t, err)
-	var reply link.ReplyMessage
+	var reply contract.ReplyMessage
 	require.NoError(t, json.Unmarshal([]byte(out), &reply), out)
 	assert.True(t, reply.OK)
 	assert.Equal(t, "extend_visit", reply.Action)
@@ -128,7 +128,7 @@ func TestCommandsAgainstARoom(t *testing.T) {
 	out, _, err = cli(t, url, "sim", "room-1", "door=open")
 	require.NoError(t, err)
 	assert.Contains(t, out, `sent {"door":"open"} to visitrooms/room-1/sim/set`)
-	waitState(t, states, "door open", func(s link.StateMessage) bool { return s.Door == "open" })
+	waitState(t, states, "door open", func(s contract.StateMessage) bool { return s.Door == "open" })
 	out, _, err = cli(t, url, "state", "room-1")
 	require.NoError(t, err)
 	assert.Contains(t, out, "door      open")
@@ -142,11 +142,11 @@ func TestPanicAlertAck(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	states := watchTopic(t, url, "visitrooms/room-p/state")
 	startRoom(t, url, "visitrooms", "room-p")
-	waitState(t, states, "the first state", func(link.StateMessage) bool { return true })
+	waitState(t, states, "the first state", func(contract.StateMessage) bool { return true })
 
 	_, _, err := cli(t, url, "sim", "room-p", "panic=pressed")
 	require.NoError(t, err)
-	s := waitState(t, states, "a panic alert", func(s link.StateMessage) bool { return len(s.Alerts) > 0 })
+	s := waitState(t, states, "a panic alert", func(s contract.StateMessage) bool { return len(s.Alerts) > 0 })
 	assert.Equal(t, "panic", s.Alerts[0].Kind)
 	assert.Equal(t, "critical", s.Alerts[0].Severity)
 

@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/link/mqtttest"
 )
 
@@ -97,7 +97,7 @@ func TestWatchInATerminal(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	states := watchTopic(t, url, "visitrooms/room-w/state")
 	startRoom(t, url, "visitrooms", "room-w")
-	waitState(t, states, "the inputs read", func(s link.StateMessage) bool { return s.Door == "closed" })
+	waitState(t, states, "the inputs read", func(s contract.StateMessage) bool { return s.Door == "closed" })
 	_, _, err := cli(t, url, "start", "room-w", "--visit", "v-7", "--duration", "45m")
 	require.NoError(t, err)
 
@@ -130,7 +130,7 @@ func TestWatchInATerminal(t *testing.T) {
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("test-offline"))
 	require.True(t, c.Connect().WaitTimeout(10*time.Second))
 	defer c.Disconnect(100)
-	tok := c.Publish("visitrooms/room-w/availability", 1, true, link.Offline)
+	tok := c.Publish("visitrooms/room-w/availability", 1, true, contract.Offline)
 	require.True(t, tok.WaitTimeout(10*time.Second))
 	require.NoError(t, tok.Error())
 	scr.waitFor(t, at, regexp.MustCompile(`room-w +OFFLINE +in_visit`), "OFFLINE")
@@ -155,7 +155,7 @@ func TestDecommissionAsksInATerminal(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	states := watchTopic(t, url, "visitrooms/room-t/state")
 	r := startRoom(t, url, "visitrooms", "room-t")
-	waitState(t, states, "the first state", func(link.StateMessage) bool { return true })
+	waitState(t, states, "the first state", func(contract.StateMessage) bool { return true })
 	r.Stop()
 
 	bin := buildVisitctl(t)

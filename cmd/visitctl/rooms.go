@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/roomclient"
 )
 
@@ -86,12 +86,12 @@ type roomJSON struct {
 	Availability string `json:"availability"`
 	Stale        bool   `json:"stale"`
 	// LastSeen and LastState: see roomclient.Room.
-	LastSeen  *link.Time        `json:"last_seen"`
-	LastState *link.Time        `json:"last_state"`
-	Phase     string            `json:"phase"`
-	Epoch     string            `json:"epoch"`
-	Seq       uint64            `json:"seq"`
-	Info      *link.InfoMessage `json:"info"`
+	LastSeen  *contract.Time        `json:"last_seen"`
+	LastState *contract.Time        `json:"last_state"`
+	Phase     string                `json:"phase"`
+	Epoch     string                `json:"epoch"`
+	Seq       uint64                `json:"seq"`
+	Info      *contract.InfoMessage `json:"info"`
 }
 
 func roomsJSON(rooms []roomclient.Room) []roomJSON {
@@ -99,11 +99,11 @@ func roomsJSON(rooms []roomclient.Room) []roomJSON {
 	for _, r := range rooms {
 		j := roomJSON{Room: r.ID, Availability: string(r.Availability), Stale: r.Stale, Phase: r.Phase, Epoch: r.Epoch, Seq: r.Seq}
 		if !r.LastSeen.IsZero() {
-			t := link.T(r.LastSeen)
+			t := contract.T(r.LastSeen)
 			j.LastSeen = &t
 		}
 		if !r.LastState.IsZero() {
-			t := link.T(r.LastState)
+			t := contract.T(r.LastState)
 			j.LastState = &t
 		}
 		if r.Info != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/configs"
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/room/roomtest"
@@ -22,8 +22,8 @@ import (
 )
 
 func TestRenderRoomsGolden(t *testing.T) {
-	info := &link.InfoMessage{Version: 2, Roomd: "1.4.0", HeartbeatS: 30,
-		Policy: link.PolicyInfo{Name: "italy", MaxDurationS: 7200, Extension: "up_to_max"}}
+	info := &contract.InfoMessage{Version: 2, Roomd: "1.4.0", HeartbeatS: 30,
+		Policy: contract.PolicyInfo{Name: "italy", MaxDurationS: 7200, Extension: "up_to_max"}}
 	rooms := []roomclient.Room{
 		{ID: "room-a", Availability: roomclient.Offline, Info: info, LastSeen: t0.Add(-3 * time.Hour)},
 		{ID: "room-b", Availability: roomclient.Online, Info: info, LastSeen: t0.Add(-11 * time.Second)},
@@ -48,7 +48,7 @@ func TestRoomsJSONListsAreNeverNull(t *testing.T) {
 	b, err := json.Marshal(roomsJSON(nil))
 	require.NoError(t, err)
 	assert.Equal(t, "[]", string(b))
-	b, err = json.Marshal(roomsJSON([]roomclient.Room{{ID: "room-a"}, {ID: "room-b", Info: &link.InfoMessage{Roomd: "1.3.0"}}}))
+	b, err = json.Marshal(roomsJSON([]roomclient.Room{{ID: "room-a"}, {ID: "room-b", Info: &contract.InfoMessage{Roomd: "1.3.0"}}}))
 	require.NoError(t, err)
 	var got []map[string]any
 	require.NoError(t, json.Unmarshal(b, &got))
@@ -65,7 +65,7 @@ func TestWatchOnceJSONAlertsNeverNull(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	states := watchTopic(t, url, "visitrooms/room-n/state")
 	startRoom(t, url, "visitrooms", "room-n")
-	waitState(t, states, "the first state", func(link.StateMessage) bool { return true })
+	waitState(t, states, "the first state", func(contract.StateMessage) bool { return true })
 	out, _, err := cli(t, url, "--json", "watch", "--once", "--settle", "300ms")
 	require.NoError(t, err)
 	assert.Contains(t, out, `"alerts":[]`)
@@ -81,9 +81,9 @@ func TestHumanTimesShowTheirZone(t *testing.T) {
 	time.Local = time.FixedZone("CET", 3600)
 	defer func() { time.Local = local }()
 	var sb strings.Builder
-	at := link.T(t0)
-	writeState(&sb, &link.StateMessage{Seq: 3, At: at, Phase: "in_visit", Door: "closed", Lock: "unlocked",
-		Visit: &link.VisitMessage{ID: "v-1", StartedAt: at, EndsAt: link.T(t0.Add(time.Hour))}}, t0)
+	at := contract.T(t0)
+	writeState(&sb, &contract.StateMessage{Seq: 3, At: at, Phase: "in_visit", Door: "closed", Lock: "unlocked",
+		Visit: &contract.VisitMessage{ID: "v-1", StartedAt: at, EndsAt: contract.T(t0.Add(time.Hour))}}, t0)
 	out := sb.String()
 	assert.Contains(t, out, "started 15:00:00 CET, ends 16:00:00 CET (1:00:00 left)")
 	assert.Contains(t, out, "seq       3 at 2026-03-04 15:00:00 CET")

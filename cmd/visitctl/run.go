@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/buildinfo"
-	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/contract"
 )
 
 const usage = `usage: visitctl [global flags] COMMAND [arguments and flags]
@@ -93,7 +93,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 
 // defaultGlobals returns the defaults, overridden by the environment.
 func defaultGlobals(getenv func(string) string) (globals, error) {
-	g := globals{broker: "tcp://127.0.0.1:1883", base: link.DefaultBase, timeout: 10 * time.Second}
+	g := globals{broker: "tcp://127.0.0.1:1883", base: contract.DefaultBase, timeout: 10 * time.Second}
 	fs := flag.NewFlagSet("env", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	g.register(fs)
@@ -113,7 +113,7 @@ func defaultGlobals(getenv func(string) string) (globals, error) {
 
 // check validates the global flags and fills the client id.
 func (g *globals) check() error {
-	if err := link.ValidateBase(g.base); err != nil {
+	if err := contract.ValidateBase(g.base); err != nil {
 		return usagef("--base: %v", err)
 	}
 	if g.timeout <= 0 {
@@ -210,7 +210,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 // parseRoom checks a ROOM argument.
 func parseRoom(s string) (string, error) {
-	if !link.ValidRoom(s) {
+	if !contract.ValidRoom(s) {
 		return "", usagef("room id %q: want 1 to 64 characters of [a-z0-9_-], starting with a letter or digit", s)
 	}
 	return s, nil

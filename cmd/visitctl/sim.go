@@ -7,9 +7,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
-	"github.com/roomd/roomd/sim"
 )
 
 // simKeys documents the keys of "visitctl sim" and their values.
@@ -80,7 +79,7 @@ func parseSim(args []string) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode sim control: %w", err)
 	}
-	if _, err := sim.ParseControl(payload); err != nil {
+	if _, err := contract.DecodeSimControl(payload); err != nil {
 		return nil, usagef("sim: %v", err)
 	}
 	return out, nil
@@ -108,7 +107,7 @@ func runSim(ctx context.Context, g globals, args []string, stdout io.Writer) err
 	if err := g.check(); err != nil {
 		return err
 	}
-	topics, err := link.NewTopics(g.base, room)
+	topics, err := contract.NewTopics(g.base, room)
 	if err != nil {
 		return usagef("%v", err)
 	}

@@ -7,8 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
 )
 
 // Two sites of two rooms each. The room ids are the same at both sites:
@@ -144,7 +144,7 @@ func TestSitesCommandExpiresDuringCut(t *testing.T) {
 	}
 	w.book.send("site-a", "room-1", start("book-a"), expires)
 	w.book.send("site-b", "room-1", start("book-b"), expires)
-	var rb link.ReplyMessage
+	var rb contract.ReplyMessage
 	var ok bool
 	w.book.await("site-b's reply", func() bool { rb, ok = w.book.reply("book-b"); return ok })
 	require.True(t, rb.OK, "site-b: %+v", rb)
@@ -155,14 +155,14 @@ func TestSitesCommandExpiresDuringCut(t *testing.T) {
 	waitUntil(expires.Add(100 * time.Millisecond))
 	a.wan.Resume()
 
-	var ra link.ReplyMessage
+	var ra contract.ReplyMessage
 	w.book.await("site-a's refusal", func() bool { ra, ok = w.book.reply("book-a"); return ok })
 	require.False(t, ra.OK)
 	require.NotNil(t, ra.Error)
-	require.Equal(t, string(link.CodeExpired), ra.Error.Code, "site-a: %+v", ra)
+	require.Equal(t, string(contract.CodeExpired), ra.Error.Code, "site-a: %+v", ra)
 	w.verify()
 	require.False(t, w.book.hasType("site-a", "room-1", "visit_started"), "the expired command started a visit")
-	var st link.StateMessage
+	var st contract.StateMessage
 	state := retained(t, w.centre, "monitor", pwMonitor, "visitrooms/site-a/room-1/state")["visitrooms/site-a/room-1/state"]
 	require.NoError(t, json.Unmarshal([]byte(state), &st), "site-a/room-1's state at the centre: %q", state)
 	require.Equal(t, "idle", st.Phase)

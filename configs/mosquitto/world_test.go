@@ -27,9 +27,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/journal"
-	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/link/mqtttest"
 	roomd "github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/room/roomtest"
@@ -215,7 +215,7 @@ func (w *world) command(cmd controller.Command, expires time.Time) []byte {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.sent[cmd.RequestID] = expires
-	return link.EncodeCommand(cmd, expires)
+	return contract.EncodeCommand(cmd, expires)
 }
 
 // ---- records ----
@@ -288,7 +288,7 @@ type booking struct {
 	types     map[recordKey]string
 	dups      int
 	latest    map[recordKey]uint64 // (site, room, epoch) → highest seq known
-	replies   map[string]link.ReplyMessage
+	replies   map[string]contract.ReplyMessage
 	link      map[string]string // site → "1" up, "0" down ($SYS notification)
 	asked     map[recordKey]time.Time
 	replays   int
@@ -301,7 +301,7 @@ type booking struct {
 func newBooking(w *world) *booking {
 	t := w.t
 	b := &booking{w: w, events: map[recordKey]time.Time{}, alerts: map[recordKey]time.Time{},
-		types: map[recordKey]string{}, latest: map[recordKey]uint64{}, replies: map[string]link.ReplyMessage{},
+		types: map[recordKey]string{}, latest: map[recordKey]uint64{}, replies: map[string]contract.ReplyMessage{},
 		link: map[string]string{}, asked: map[recordKey]time.Time{}, changed: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	filters := map[string]byte{
@@ -351,7 +351,7 @@ func (b *booking) handle(_ paho.Client, m paho.Message) {
 	site, room, kind := parts[1], parts[2], parts[3]
 	switch kind {
 	case "events", "alerts":
-		var ev link.EventMessage
+		var ev contract.EventMessage
 		if json.Unmarshal(m.Payload(), &ev) != nil || ev.Room != room {
 			b.w.t.Errorf("booking: bad record on %s: %q", m.Topic(), m.Payload())
 			return
@@ -372,13 +372,13 @@ func (b *booking) handle(_ paho.Client, m paho.Message) {
 		}
 		b.raise(k)
 	case "state":
-		var st link.StateMessage
+		var st contract.StateMessage
 		if len(m.Payload()) == 0 || json.Unmarshal(m.Payload(), &st) != nil {
 			return
 		}
 		b.raise(recordKey{site: site, room: room, epoch: st.Epoch, seq: st.Seq})
 	case "reply":
-		var rep link.ReplyMessage
+		var rep contract.ReplyMessage
 		if json.Unmarshal(m.Payload(), &rep) == nil {
 			b.replies[rep.RequestID] = rep
 		}
@@ -451,7 +451,7 @@ func (b *booking) gaps() []gap {
 			}
 			g.to = seq
 			b.asked[k] = now
-			if g.to-g.from+1 == link.MaxReplay {
+			if g.to-g.from+1 == contract.MaxReplay {
 				out = append(out, *g)
 				g = nil
 			}
@@ -471,7 +471,7 @@ func (b *booking) replay(g gap) {
 		return
 	}
 	id := fmt.Sprintf("replay-%s-%s-%d-%d-%d", g.room.site, g.room.room, g.from, g.to, time.Now().UnixNano())
-	payload := link.EncodeReplay(id, link.Replay{Epoch: ep, From: g.from, To: g.to}, time.Now().Add(commandLife))
+	payload := contract.EncodeReplay(id, contract.Replay{Epoch: ep, From: g.from, To: g.to}, time.Now().Add(commandLife))
 	b.cli.Publish(fmt.Sprintf("visitrooms/%s/%s/cmd", g.room.site, g.room.room), 1, false, payload)
 }
 
@@ -553,7 +553,7 @@ func (b *booking) arrived(k recordKey) (time.Time, bool) {
 	return at, ok
 }
 
-func (b *booking) reply(id string) (link.ReplyMessage, bool) {
+func (b *booking) reply(id string) (contract.ReplyMessage, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r, ok := b.replies[id]
@@ -601,7 +601,7 @@ type guard struct {
 // alertSeen is an alert record as the guard saw it first.
 type alertSeen struct {
 	key     recordKey
-	ev      link.EventMessage
+	ev      contract.EventMessage
 	arrived time.Time
 	wanDown bool // the site's WAN was cut when it arrived
 }
@@ -645,7 +645,7 @@ func (g *guard) handle(_ paho.Client, m paho.Message) {
 	if len(parts) != 3 {
 		return
 	}
-	var ev link.EventMessage
+	var ev contract.EventMessage
 	if json.Unmarshal(m.Payload(), &ev) != nil {
 		g.w.t.Errorf("guard %s: bad alert on %s: %q", g.s.id, m.Topic(), m.Payload())
 		return

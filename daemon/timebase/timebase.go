@@ -82,6 +82,14 @@ type Checkpoint struct {
 	Wall   time.Time `json:"wall"`
 }
 
+// HeadBlob is what the daemon's loop keeps in the journal's head: the room
+// it belongs to and the time axis checkpoint. The migration of an earlier
+// state directory writes one too.
+type HeadBlob struct {
+	Room  string     `json:"room"`
+	Clock Checkpoint `json:"clock"`
+}
+
 // Notice reports why the axis could not simply continue. It is a set of
 // flags; [NoticeNone] means all is well. The daemon raises an alert for any
 // other value, quoting String().

@@ -36,7 +36,6 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/daemon/timebase"
 	"github.com/roomd/roomd/journal"
 )
@@ -148,7 +147,7 @@ func Run(stateDir, journalDir, room string, jo journal.Options, log *slog.Logger
 		}
 		rep.Seq = snap.Seq
 		rep.VisitRunning = snap.Visit != nil
-		b, err := json.Marshal(daemon.HeadBlob{Room: room, Clock: st.Clock})
+		b, err := json.Marshal(timebase.HeadBlob{Room: room, Clock: st.Clock})
 		if err == nil {
 			err = j.SetBlob(b)
 		}

@@ -38,8 +38,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
 )
 
 // DefaultPrefix is Home Assistant's default discovery prefix.
@@ -134,7 +134,7 @@ func jinjaList(items []string) string {
 
 // New returns the discovery message of the room with topics t, run by roomd
 // version (the device's software version).
-func New(t link.Topics, version string) Discovery {
+func New(t contract.Topics, version string) Discovery {
 	id := NodeID(t.Room)
 	state := t.State()
 	binary := func(key, name, class, tpl string) Component {
@@ -171,7 +171,7 @@ func New(t link.Topics, version string) Discovery {
 }
 
 // Payload returns the discovery message of the room as published.
-func Payload(t link.Topics, version string) []byte {
+func Payload(t contract.Topics, version string) []byte {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false) // templates hold '>' and '&'

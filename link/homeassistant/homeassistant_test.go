@@ -14,17 +14,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/roomd/roomd/link"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-func topics(t *testing.T, base, room string) link.Topics {
+func topics(t *testing.T, base, room string) contract.Topics {
 	t.Helper()
-	tp, err := link.NewTopics(base, room)
+	tp, err := contract.NewTopics(base, room)
 	require.NoError(t, err)
 	return tp
 }
@@ -74,7 +73,7 @@ var (
 // returns what breaks them: no presence entity, no attributes Home
 // Assistant's recorder would store, templates that read only what they may
 // of the state and alerts topics, and no other topic.
-func privacyProblems(payload []byte, t link.Topics) []string {
+func privacyProblems(payload []byte, t contract.Topics) []string {
 	var d map[string]any
 	if err := json.Unmarshal(payload, &d); err != nil {
 		return []string{"not JSON: " + err.Error()}
@@ -194,19 +193,19 @@ const (
 
 func samples(t *testing.T) map[string]any {
 	t.Helper()
-	at := link.T(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
-	ends := link.T(time.Date(2026, 3, 1, 10, 30, 0, 0, time.UTC))
-	alert := func(id, kind, severity string, cleared bool) link.AlertMessage {
-		a := link.AlertMessage{ID: id, Kind: kind, Severity: severity, RaisedAt: at, Announcements: 1}
+	at := contract.T(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	ends := contract.T(time.Date(2026, 3, 1, 10, 30, 0, 0, time.UTC))
+	alert := func(id, kind, severity string, cleared bool) contract.AlertMessage {
+		a := contract.AlertMessage{ID: id, Kind: kind, Severity: severity, RaisedAt: at, Announcements: 1}
 		if cleared {
 			a.ClearedAt = at
 		}
 		return a
 	}
-	visit := &link.VisitMessage{ID: visitID, StartedAt: at, EndsAt: ends, RemainingS: 5400, MaxS: 7200}
-	state := func(phase string, v *link.VisitMessage, door, lock string, alerts ...link.AlertMessage) link.StateMessage {
-		return link.StateMessage{Version: 2, Room: "room-1", Epoch: "5f0c2a9e81d4b377", Seq: 7, At: at, Phase: phase, Visit: v,
-			Door: door, Lock: lock, Alerts: append([]link.AlertMessage{}, alerts...), Outputs: map[string]string{"in_use": "on"}}
+	visit := &contract.VisitMessage{ID: visitID, StartedAt: at, EndsAt: ends, RemainingS: 5400, MaxS: 7200}
+	state := func(phase string, v *contract.VisitMessage, door, lock string, alerts ...contract.AlertMessage) contract.StateMessage {
+		return contract.StateMessage{Version: 2, Room: "room-1", Epoch: "5f0c2a9e81d4b377", Seq: 7, At: at, Phase: phase, Visit: v,
+			Door: door, Lock: lock, Alerts: append([]contract.AlertMessage{}, alerts...), Outputs: map[string]string{"in_use": "on"}}
 	}
 	acked := alert("panic-3", "panic", "critical", false)
 	acked.Acked, acked.AckedAt = true, at
@@ -215,9 +214,9 @@ func samples(t *testing.T) map[string]any {
 		"visit":     state("in_visit", visit, "open", "locked", alert("panic-3", "panic", "critical", false), alert("sensor_fault-4", "sensor_fault", "warning", false)),
 		"unknown":   state("overtime", visit, "unknown", "unknown", alert("time_up-5", "time_up", "critical", false), alert("panic-2", "panic", "critical", true)),
 		"fault":     state("out_of_service", nil, "closed", "unlocked", alert("system_fault-9", "system_fault", "critical", false)),
-		"raised":    link.EventMessage{Room: "room-1", Epoch: "5f0c2a9e81d4b377", Seq: 8, At: at, Type: "alert_raised", Alert: &acked},
-		"acked":     link.EventMessage{Room: "room-1", Epoch: "5f0c2a9e81d4b377", Seq: 9, At: at, Type: "alert_acked", By: operator, Alert: &acked},
-		"inspected": link.EventMessage{Room: "room-1", Epoch: "5f0c2a9e81d4b377", Seq: 10, At: at, Type: "alert_cleared", By: operator, VisitID: visitID, Alert: &acked},
+		"raised":    contract.EventMessage{Room: "room-1", Epoch: "5f0c2a9e81d4b377", Seq: 8, At: at, Type: "alert_raised", Alert: &acked},
+		"acked":     contract.EventMessage{Room: "room-1", Epoch: "5f0c2a9e81d4b377", Seq: 9, At: at, Type: "alert_acked", By: operator, Alert: &acked},
+		"inspected": contract.EventMessage{Room: "room-1", Epoch: "5f0c2a9e81d4b377", Seq: 10, At: at, Type: "alert_cleared", By: operator, VisitID: visitID, Alert: &acked},
 	}
 }
 
@@ -244,7 +243,7 @@ func TestTemplatesRenderWithJinja(t *testing.T) {
 	for k, c := range d.Components {
 		j := job{Template: c.ValueTemplate, Messages: map[string]any{}}
 		for name, m := range samples(t) {
-			if _, isEvent := m.(link.EventMessage); isEvent == (c.StateTopic == tp.Alerts()) {
+			if _, isEvent := m.(contract.EventMessage); isEvent == (c.StateTopic == tp.Alerts()) {
 				j.Messages[name] = m
 			}
 		}
@@ -277,7 +276,7 @@ func TestTemplatesRenderWithJinja(t *testing.T) {
 	for _, msg := range []string{"raised", "acked", "inspected"} {
 		var ev map[string]string
 		require.NoError(t, json.Unmarshal([]byte(got["alert"][msg]), &ev), "alert on %s: %q", msg, got["alert"][msg])
-		typ := samples(t)[msg].(link.EventMessage).Type
+		typ := samples(t)[msg].(contract.EventMessage).Type
 		assert.Equal(t, map[string]string{"event_type": typ, "alert_id": "panic-3", "kind": "panic", "severity": "critical"}, ev, msg)
 		assert.Contains(t, AlertEventTypes, typ)
 	}

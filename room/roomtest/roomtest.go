@@ -20,7 +20,7 @@ import (
 // Options describe a room under test. Zero fields take the defaults below.
 type Options struct {
 	Broker string // the broker URL (required)
-	Base   string // topic base; "" means link.DefaultBase
+	Base   string // topic base; "" means contract.DefaultBase
 	Room   string // room id; "" means "room-1"
 	// Dir is the state directory; "" means a new temporary one.
 	Dir string

@@ -6,9 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
-	"github.com/roomd/roomd/sim"
 )
 
 // Env is a running room as a scenario sees it: the simulated sensors, the
@@ -23,14 +22,14 @@ type Env struct {
 	// in-process.
 	Slack time.Duration
 	// Control changes the simulated sensors.
-	Control func(sim.Control) error
+	Control func(contract.SimControl) error
 	// Send sends a command (RequestID set) as the booking system or a guard does.
 	Send func(controller.Command) error
 	// Events delivers every event the room announced (the events topic).
-	Events <-chan link.EventMessage
+	Events <-chan contract.EventMessage
 	// Replies delivers the answers to commands; replies to requests Play
 	// did not send are ignored.
-	Replies <-chan link.ReplyMessage
+	Replies <-chan contract.ReplyMessage
 	// Observe, if set, is called with every transcript entry as it is added.
 	Observe func(Entry)
 }
@@ -38,8 +37,8 @@ type Env struct {
 // Entry is one line of a run's transcript.
 type Entry struct {
 	Offset  time.Duration // scenario time
-	Event   *link.EventMessage
-	Reply   *link.ReplyMessage
+	Event   *contract.EventMessage
+	Reply   *contract.ReplyMessage
 	Step    *Step  // a step that ran
 	Failure string // an expectation or step that failed
 }
@@ -77,7 +76,7 @@ func FormatOffset(d time.Duration) string {
 }
 
 // Describe renders an event in one short line.
-func Describe(ev *link.EventMessage) string {
+func Describe(ev *contract.EventMessage) string {
 	var b strings.Builder
 	b.WriteString(ev.Type)
 	if a := ev.Alert; a != nil {
@@ -177,7 +176,7 @@ type player struct {
 	zero   time.Time
 	speed  float64
 	res    *Result
-	events []*link.EventMessage // received, in order
+	events []*contract.EventMessage // received, in order
 	// alerts maps a kind to the id of its latest active alert, as received.
 	alerts map[string]string
 	// pending maps request ids to the command step that sent them.
@@ -325,7 +324,7 @@ func (pl *player) run(i int) {
 	}
 }
 
-func (pl *player) event(ev *link.EventMessage) {
+func (pl *player) event(ev *contract.EventMessage) {
 	pl.events = append(pl.events, ev)
 	off := ev.At.Sub(pl.zero)
 	pl.add(Entry{Offset: off, Event: ev})
@@ -364,7 +363,7 @@ func (pl *player) event(ev *link.EventMessage) {
 	pl.nextExp++
 }
 
-func (pl *player) reply(rep *link.ReplyMessage) {
+func (pl *player) reply(rep *contract.ReplyMessage) {
 	i, ok := pl.pending[rep.RequestID]
 	if !ok {
 		return

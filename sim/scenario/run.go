@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/journal"
-	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/sim"
 )
@@ -103,14 +103,14 @@ const followQueue = 1 << 14
 type follower struct {
 	room    string
 	j       *journal.Journal
-	events  chan link.EventMessage
-	replies chan link.ReplyMessage
+	events  chan contract.EventMessage
+	replies chan contract.ReplyMessage
 	ready   chan struct{} // closed when a state shows door, lock and presence read
 }
 
 func newFollower(room string, j *journal.Journal) *follower {
-	return &follower{room: room, j: j, events: make(chan link.EventMessage, followQueue),
-		replies: make(chan link.ReplyMessage, followQueue), ready: make(chan struct{})}
+	return &follower{room: room, j: j, events: make(chan contract.EventMessage, followQueue),
+		replies: make(chan contract.ReplyMessage, followQueue), ready: make(chan struct{})}
 }
 
 func (f *follower) run() {
@@ -129,7 +129,7 @@ func (f *follower) run() {
 			}
 			for _, r := range e.Records {
 				select {
-				case f.events <- link.EventMessageOf(f.room, e.Epoch, r):
+				case f.events <- contract.EventMessageOf(f.room, e.Epoch, r):
 				default: // nobody reads any more
 				}
 			}
@@ -141,8 +141,8 @@ func (f *follower) run() {
 				if snap != nil {
 					st = snap.StateAt(e.At)
 				}
-				var msg link.ReplyMessage
-				if json.Unmarshal(link.EncodeReply(f.room, e.Epoch, rep.Operator, rep.Reply, st), &msg) == nil {
+				var msg contract.ReplyMessage
+				if json.Unmarshal(contract.EncodeReply(f.room, e.Epoch, rep.Operator, rep.Reply, st), &msg) == nil {
 					select {
 					case f.replies <- msg:
 					default:

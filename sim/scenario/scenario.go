@@ -59,9 +59,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/link"
-	"github.com/roomd/roomd/sim"
 )
 
 // Defaults for fields a scenario leaves out.
@@ -97,7 +96,7 @@ type Step struct {
 
 	Note    string
 	Command *CommandStep
-	Control *sim.Control
+	Control *contract.SimControl
 }
 
 // CommandStep is a command sent the way the booking system or a guard sends it.
@@ -285,7 +284,7 @@ func (p *parser) scenario(root *yaml.Node) *Scenario {
 	}
 	if n := m["room"]; n != nil {
 		sc.Room = p.str(n, "room")
-		if !link.ValidRoom(sc.Room) {
+		if !contract.ValidRoom(sc.Room) {
 			p.bad(n, "room: %q is not a room id (want 1 to 64 of a-z, 0-9, _ and -)", sc.Room)
 		}
 	}
@@ -444,9 +443,9 @@ func (p *parser) step(n *yaml.Node, what string) Step {
 			break
 		}
 		if k == "fault" {
-			s.Control = &sim.Control{Fault: in}
+			s.Control = &contract.SimControl{Fault: in}
 		} else {
-			s.Control = &sim.Control{Heal: in}
+			s.Control = &contract.SimControl{Heal: in}
 		}
 	}
 	return s
@@ -523,7 +522,7 @@ func (p *parser) command(n *yaml.Node, what string) *CommandStep {
 	if m["want"] != nil {
 		w := p.str(m["want"], what+".want")
 		known := append([]controller.Code{}, controller.Codes...)
-		known = append(known, link.LinkCodes...)
+		known = append(known, contract.LinkCodes...)
 		switch {
 		case w == "ok":
 		case slices.Contains(known, controller.Code(w)):
@@ -536,7 +535,7 @@ func (p *parser) command(n *yaml.Node, what string) *CommandStep {
 }
 
 // set reads a mapping of inputs to levels, as the simulator's control surface does.
-func (p *parser) set(n *yaml.Node, what string) *sim.Control {
+func (p *parser) set(n *yaml.Node, what string) *contract.SimControl {
 	m := p.mapping(n, what, "door", "lock", "presence", "panic", "staff")
 	if m == nil {
 		return nil
@@ -555,7 +554,7 @@ func (p *parser) set(n *yaml.Node, what string) *sim.Control {
 		return nil
 	}
 	payload, _ := json.Marshal(obj)
-	c, err := sim.ParseControl(payload)
+	c, err := contract.DecodeSimControl(payload)
 	if err != nil {
 		p.bad(n, "%s: %s", what, strings.TrimPrefix(err.Error(), "sim control: "))
 		return nil
@@ -563,7 +562,7 @@ func (p *parser) set(n *yaml.Node, what string) *sim.Control {
 	return &c
 }
 
-func (p *parser) bounce(n *yaml.Node, what string) *sim.Control {
+func (p *parser) bounce(n *yaml.Node, what string) *contract.SimControl {
 	m := p.mapping(n, what, "input", "to", "count", "every")
 	if m == nil {
 		return nil
@@ -588,15 +587,15 @@ func (p *parser) bounce(n *yaml.Node, what string) *sim.Control {
 		p.bad(m["to"], "%s.to: want %q or %q", what, in.Describe(controller.LevelActive), in.Describe(controller.LevelInactive))
 		return nil
 	}
-	b := &sim.BounceControl{Input: in, To: to, Count: p.integer(m["count"], what+".count", 1, sim.MaxBounceCount),
-		Every: sim.DefaultBounceEvery}
+	b := &contract.SimBounce{Input: in, To: to, Count: p.integer(m["count"], what+".count", 1, contract.MaxBounceCount),
+		Every: contract.DefaultBounceEvery}
 	if m["every"] != nil {
 		b.Every = p.duration(m["every"], what+".every")
-		if b.Every <= 0 || b.Every > sim.MaxBounceEvery {
-			p.bad(m["every"], "%s.every: %s outside (0, %s]", what, b.Every, sim.MaxBounceEvery)
+		if b.Every <= 0 || b.Every > contract.MaxBounceEvery {
+			p.bad(m["every"], "%s.every: %s outside (0, %s]", what, b.Every, contract.MaxBounceEvery)
 		}
 	}
-	return &sim.Control{Bounce: b}
+	return &contract.SimControl{Bounce: b}
 }
 
 var shorthand = map[string]controller.EventType{
@@ -720,7 +719,7 @@ func (p *parser) expectation(n *yaml.Node, what string) Expectation {
 }
 
 // Matches reports whether ev matches the pattern.
-func (pat Pattern) Matches(ev *link.EventMessage) bool {
+func (pat Pattern) Matches(ev *contract.EventMessage) bool {
 	if pat.Event != 0 && ev.Type != pat.Event.String() {
 		return false
 	}

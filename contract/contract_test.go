@@ -1,4 +1,4 @@
-package link
+package contract
 
 import (
 	"encoding/json"
@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract/contracttest"
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/daemon"
 )
 
 // The contract documents must agree with the code: docs/asyncapi.yaml reads
@@ -37,7 +37,7 @@ func get(t *testing.T, v any, path ...string) any {
 
 // examples returns the examples of a message by name, as JSON (a string
 // payload as its text).
-func examples(t *testing.T, s *ContractSchemas, message string) map[string][]byte {
+func examples(t *testing.T, s *contracttest.Schemas, message string) map[string][]byte {
 	t.Helper()
 	list, ok := get(t, s.Doc, "components", "messages", message, "examples").([]any)
 	require.True(t, ok, "message %s: examples is not a list", message)
@@ -60,9 +60,9 @@ func examples(t *testing.T, s *ContractSchemas, message string) map[string][]byt
 }
 
 func TestContractAsyncAPIReadsStrictly(t *testing.T) {
-	data, err := os.ReadFile(AsyncAPIPath)
+	data, err := os.ReadFile(contracttest.AsyncAPIPath(t))
 	require.NoError(t, err)
-	assert.Empty(t, CheckAsyncAPI(data))
+	assert.Empty(t, contracttest.CheckAsyncAPI(data))
 }
 
 // TestContractStrictReaderCatchesTraps: the strict reader finds the mistakes
@@ -96,19 +96,19 @@ func TestContractStrictReaderCatchesTraps(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			problems := CheckAsyncAPI([]byte(head + c.yaml))
+			problems := contracttest.CheckAsyncAPI([]byte(head + c.yaml))
 			require.NotEmpty(t, problems)
 			assert.Contains(t, strings.Join(problems, "\n"), c.want)
 		})
 	}
-	assert.Empty(t, CheckAsyncAPI([]byte(head+"    Visit:\n      type: object\n      properties:\n        id: {type: string, description: 'the id, opaque'}\n")),
+	assert.Empty(t, contracttest.CheckAsyncAPI([]byte(head+"    Visit:\n      type: object\n      properties:\n        id: {type: string, description: 'the id, opaque'}\n")),
 		"the same, quoted, is fine")
 }
 
 var exampleNow = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
 func TestContractExamplesDecodeStrictly(t *testing.T) {
-	s := LoadContractSchemas(t)
+	s := contracttest.Load(t)
 	assert.Equal(t, "3.0.0", get(t, s.Doc, "asyncapi"))
 	assert.Equal(t, fmt.Sprint(ContractVersion), get(t, s.Doc, "info", "version"))
 	millis := regexp.MustCompile(`"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}(\.[0-9]*)?[^"]*"`)
@@ -128,12 +128,12 @@ func TestContractExamplesDecodeStrictly(t *testing.T) {
 	}
 	for name, p := range examples(t, s, "info") {
 		var m InfoMessage
-		require.NoError(t, strictUnmarshal(p, &m), "info example %s", name)
+		require.NoError(t, contracttest.StrictUnmarshal(p, &m), "info example %s", name)
 		assert.Equal(t, ContractVersion, m.Version, name)
 	}
 	for name, p := range examples(t, s, "state") {
 		var st StateMessage
-		require.NoError(t, strictUnmarshal(p, &st), "state example %s", name)
+		require.NoError(t, contracttest.StrictUnmarshal(p, &st), "state example %s", name)
 		assert.Equal(t, ContractVersion, st.Version, name)
 		if st.Phase == "in_visit" || st.Phase == "overtime" || st.Phase == "inspection" {
 			assert.Empty(t, st.Presence, "state example %s shows presence during a visit or an inspection", name)
@@ -145,7 +145,7 @@ func TestContractExamplesDecodeStrictly(t *testing.T) {
 	types := map[string]bool{}
 	for name, p := range examples(t, s, "event") {
 		var e EventMessage
-		require.NoError(t, strictUnmarshal(p, &e), "event example %s", name)
+		require.NoError(t, contracttest.StrictUnmarshal(p, &e), "event example %s", name)
 		types[e.Type] = true
 		assert.True(t, strings.HasPrefix(name, e.Type), "event example %s named after its type %s", name, e.Type)
 		assert.NoError(t, roundTrip(p, &e), "event example %s", name)
@@ -157,7 +157,7 @@ func TestContractExamplesDecodeStrictly(t *testing.T) {
 	kinds := map[string]bool{}
 	for name, p := range examples(t, s, "alert") {
 		var e EventMessage
-		require.NoError(t, strictUnmarshal(p, &e), "alert example %s", name)
+		require.NoError(t, contracttest.StrictUnmarshal(p, &e), "alert example %s", name)
 		require.NotNil(t, e.Alert, name)
 		assert.True(t, strings.HasPrefix(e.Type, "alert_"), name)
 		kinds[e.Alert.Kind] = true
@@ -170,7 +170,7 @@ func TestContractExamplesDecodeStrictly(t *testing.T) {
 	actions := map[string]bool{}
 	for name, p := range examples(t, s, "command") {
 		var c CommandMessage
-		require.NoError(t, strictUnmarshal(p, &c), "command example %s", name)
+		require.NoError(t, contracttest.StrictUnmarshal(p, &c), "command example %s", name)
 		cmd, cerr := DecodeCommand(p, 0, exampleNow)
 		require.Nil(t, cerr, "command example %s refused: %v", name, cerr)
 		actions[cmd.ActionName()] = true
@@ -183,7 +183,7 @@ func TestContractExamplesDecodeStrictly(t *testing.T) {
 	codes := map[string]bool{}
 	for name, p := range examples(t, s, "reply") {
 		var r ReplyMessage
-		require.NoError(t, strictUnmarshal(p, &r), "reply example %s", name)
+		require.NoError(t, contracttest.StrictUnmarshal(p, &r), "reply example %s", name)
 		assert.NoError(t, roundTrip(p, &r), "reply example %s", name)
 		if r.OK {
 			assert.Nil(t, r.Error, name)
@@ -201,7 +201,7 @@ func TestContractExamplesDecodeStrictly(t *testing.T) {
 
 	for name, p := range examples(t, s, "simOutputs") {
 		var m map[string]string
-		require.NoError(t, strictUnmarshal(p, &m), name)
+		require.NoError(t, contracttest.StrictUnmarshal(p, &m), name)
 		for _, o := range controller.Outputs {
 			assert.Contains(t, m, o.String(), name)
 		}
@@ -231,7 +231,7 @@ func roundTrip(p []byte, v any) error {
 // TestContractSchemasRefuse: the schemas are exact; payloads that break the
 // contract fail them.
 func TestContractSchemasRefuse(t *testing.T) {
-	s := LoadContractSchemas(t)
+	s := contracttest.Load(t)
 	const ep = `"epoch":"3f9c2a7d41e8b605"`
 	for name, c := range map[string]struct{ message, payload string }{
 		"event without its fields": {"event", `{"room":"room-a",` + ep + `,"seq":3,"at":"2026-03-01T09:00:00.000Z","type":"visit_started"}`},
@@ -273,10 +273,6 @@ func allCodes() []controller.Code {
 	return out
 }
 
-// faultSources are the system_fault sources roomd raises.
-var faultSources = []string{daemon.SourceJournal, daemon.SourceJournalWrite, daemon.SourceJournalFull,
-	daemon.SourceJournalLost, daemon.SourceClock, daemon.SourceInputs, daemon.SourceOutputs, SourceLink, SourceCommands}
-
 // oneOfConsts returns, for a schema that is a oneOf of references, the
 // const of property prop of each branch.
 func oneOfConsts(t *testing.T, doc map[string]any, schema, prop string) []string {
@@ -300,7 +296,7 @@ func enumOf(t *testing.T, doc map[string]any, path ...string) []string {
 }
 
 func TestContractSchemasListEveryValue(t *testing.T) {
-	doc := LoadContractSchemas(t).Doc
+	doc := contracttest.Load(t).Doc
 	types := oneOfConsts(t, doc, "Event", "type")
 	var want []string
 	for _, et := range controller.EventTypes {
@@ -331,7 +327,7 @@ func TestContractSchemasListEveryValue(t *testing.T) {
 		want = append(want, p.String())
 	}
 	assert.ElementsMatch(t, want, enumOf(t, doc, "components", "schemas", "State", "properties", "phase", "enum"))
-	assert.ElementsMatch(t, faultSources, enumOf(t, doc, "components", "schemas", "AlertSystemFault", "properties", "source", "enum"))
+	assert.ElementsMatch(t, FaultSources, enumOf(t, doc, "components", "schemas", "AlertSystemFault", "properties", "source", "enum"))
 
 	// Every topic of Topics is a channel, and every channel is a topic.
 	topics := Topics{Base: "{base}", Room: "{room}"}
@@ -366,7 +362,7 @@ func TestContractPageNamesEveryValue(t *testing.T) {
 	for _, p := range controller.Phases {
 		mentions("phase", p.String())
 	}
-	for _, s := range faultSources {
+	for _, s := range FaultSources {
 		mentions("fault source", s)
 	}
 	topics := Topics{Base: "{base}", Room: "{room}"}
@@ -378,38 +374,4 @@ func TestContractPageNamesEveryValue(t *testing.T) {
 		mentions("field", f)
 	}
 	assert.True(t, strings.Contains(page, fmt.Sprintf("Contract version: **%d**", ContractVersion)), "docs/mqtt.md names the contract version")
-}
-
-// TestEncodersMatchContract checks that what the encoders produce decodes
-// strictly into the wire types and validates against the schemas (the
-// examples above are hand-written).
-func TestEncodersMatchContract(t *testing.T) {
-	s := LoadContractSchemas(t)
-	ctrl, acts, err := controller.New(testPolicy(), t0)
-	require.NoError(t, err)
-	d := &pureDriver{t: t, ctrl: ctrl}
-	d.apply(acts)
-	runVisit(d, scriptA)
-	d.event(controller.Fault{At: t0.Add(2 * time.Hour), Source: "journal_full", Active: true, Detail: "journal full", Severity: controller.SeverityCritical})
-	seen := map[string]bool{}
-	for _, line := range d.out {
-		topic, payload, _ := strings.Cut(line, " ")
-		var v any
-		var message string
-		switch topic {
-		case "events":
-			v, message = &EventMessage{}, "event"
-		case "alerts":
-			v, message = &EventMessage{}, "alert"
-		case "state":
-			v, message = &StateMessage{}, "state"
-		case "reply":
-			v, message = &ReplyMessage{}, "reply"
-		}
-		require.NotNil(t, v, "unexpected topic in %s", line)
-		require.NoError(t, strictUnmarshal([]byte(payload), v), line)
-		assert.NoError(t, s.Validate(t, message, []byte(payload)))
-		seen[topic] = true
-	}
-	assert.Len(t, seen, 4)
 }

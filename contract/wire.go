@@ -1,4 +1,4 @@
-package link
+package contract
 
 import (
 	"encoding/json"
@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/journal"
 )
 
 // Availability payloads (plain text, retained).
@@ -303,7 +302,7 @@ func secondsUp(d time.Duration) int64 {
 }
 
 // StateMessageOf converts a controller state for room to its wire form.
-func StateMessageOf(room string, epoch journal.Epoch, st controller.State) StateMessage {
+func StateMessageOf(room string, epoch Epoch, st controller.State) StateMessage {
 	m := StateMessage{
 		Version:       ContractVersion,
 		Room:          room,
@@ -365,7 +364,7 @@ func alertMessageOf(a *controller.Alert) AlertMessage {
 }
 
 // EventMessageOf converts a controller record for room to its wire form.
-func EventMessageOf(room string, epoch journal.Epoch, r controller.Record) EventMessage {
+func EventMessageOf(room string, epoch Epoch, r controller.Record) EventMessage {
 	m := EventMessage{Room: room, Epoch: epoch.String(), Seq: r.Seq, At: T(r.At), Type: r.Type.String(),
 		By: r.By, DueAt: T(r.DueAt)}
 	i64 := func(v int64) *int64 { return &v }
@@ -433,19 +432,24 @@ func lineMessageOf(l controller.LineResult) LineMessage {
 func mustMarshal(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
-		panic(fmt.Sprintf("link: encode %T: %v", v, err))
+		panic(fmt.Sprintf("contract: encode %T: %v", v, err))
 	}
 	return b
 }
 
+// EncodeReplayReply returns the successful reply to a replay command.
+func EncodeReplayReply(operator, requestID string, body *ReplayBody) []byte {
+	return mustMarshal(ReplyMessage{RequestID: requestID, Operator: operator, Action: ActionReplay, OK: true, Replay: body})
+}
+
 // EncodeState returns the state payload of room.
-func EncodeState(room string, epoch journal.Epoch, st controller.State) []byte {
+func EncodeState(room string, epoch Epoch, st controller.State) []byte {
 	return mustMarshal(StateMessageOf(room, epoch, st))
 }
 
 // EncodeRecord returns the events payload (also the alerts payload for alert
 // records) of r in room.
-func EncodeRecord(room string, epoch journal.Epoch, r controller.Record) []byte {
+func EncodeRecord(room string, epoch Epoch, r controller.Record) []byte {
 	return mustMarshal(EventMessageOf(room, epoch, r))
 }
 
@@ -453,7 +457,7 @@ func EncodeRecord(room string, epoch journal.Epoch, r controller.Record) []byte 
 // by operator ("" for the plain cmd topic). An accepted command's reply
 // carries st, the state after the command; a refused one carries the
 // controller's code and message (and, for not_ready, the blockers).
-func EncodeReply(room string, epoch journal.Epoch, operator string, r controller.Reply, st controller.State) []byte {
+func EncodeReply(room string, epoch Epoch, operator string, r controller.Reply, st controller.State) []byte {
 	m := ReplyMessage{RequestID: r.RequestID, Operator: operator, OK: r.OK()}
 	if r.Action != 0 {
 		m.Action = r.Action.String()

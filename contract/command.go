@@ -1,4 +1,4 @@
-package link
+package contract
 
 import (
 	"bytes"
@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/journal"
 )
 
 // Refusal codes added at the MQTT edge, on top of the controller's
@@ -52,7 +51,7 @@ const MaxExpiresAhead = time.Hour
 
 // Replay is a decoded replay request.
 type Replay struct {
-	Epoch journal.Epoch // zero: the room's current epoch
+	Epoch Epoch // zero: the room's current epoch
 	From  uint64
 	To    uint64 // zero: up to the latest
 }
@@ -265,7 +264,7 @@ func DecodeCommand(payload []byte, maxSize int, now time.Time) (Command, *Comman
 			return refuse(CodeBadRequest, "to_seq %d is below from_seq %d", r.To, r.From)
 		}
 		if s, ok := str["epoch"]; ok {
-			ep, err := journal.ParseEpoch(s)
+			ep, err := ParseEpoch(s)
 			if err != nil {
 				return refuse(CodeBadRequest, "%v", err)
 			}
@@ -345,6 +344,18 @@ func PeekRequestID(payload []byte, maxSize int) string {
 // peekAction returns the action of a payload read leniently, if it names a
 // known action, else "": the reply says which action was refused whenever
 // it could be read.
+// CheckOperator refuses a command that arrived on cmd/{operator} with an
+// operator level that is not an operator id; op "" (the plain cmd topic)
+// passes.
+func CheckOperator(op string, payload []byte, maxSize int) *CommandError {
+	if op == "" || controller.ValidOperatorID(op) {
+		return nil
+	}
+	return &CommandError{RequestID: PeekRequestID(payload, maxSize), Action: peekAction(payload),
+		Code:    controller.CodeInvalidOperator,
+		Message: fmt.Sprintf("operator %q in the topic is not an operator id (1 to 64 of A-Z a-z 0-9 . _ : -, not on_site)", truncate(op, 64))}
+}
+
 func peekAction(payload []byte) string {
 	var m map[string]json.RawMessage
 	if json.NewDecoder(bytes.NewReader(payload)).Decode(&m) != nil {

@@ -1,4 +1,4 @@
-package link
+package mqttconn
 
 import (
 	"testing"
@@ -19,7 +19,4 @@ func TestCheckBrokerURL(t *testing.T) {
 	} {
 		assert.ErrorContains(t, CheckBrokerURL(bad), want, "%q", bad)
 	}
-	// New refuses the same URLs.
-	_, err := New(Options{Broker: "http://127.0.0.1:1883"}, nil)
-	assert.ErrorContains(t, err, `unknown scheme "http"`)
 }

@@ -1,9 +1,11 @@
-package link
+package contract
 
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 )
 
 // DefaultBase is the topic base used when none is configured.
@@ -14,12 +16,26 @@ const DefaultBase = "visitrooms"
 // relying on the documented contract would break.
 const ContractVersion = 2
 
+// DefaultHeartbeat is how often a room publishes its state when nothing
+// changes (info.heartbeat_s says the room's own, and consumers assume this
+// one until they have read it).
+const DefaultHeartbeat = 30 * time.Second
+
+// MaxReplay bounds the records one replay command republishes.
+const MaxReplay = 1000
+
+// ReservedIDs are the site's other MQTT identities (configs/mosquitto/acl)
+// and the controller's on_site: a room is its own broker username, so a
+// room by one of these names would take that identity's rights.
+var ReservedIDs = []string{"booking", "guard-station", "sim-driver", "decommission", "homeassistant", "on_site"}
+
 // ValidRoom reports whether room is a usable room id: 1 to 64 characters,
 // the first a lowercase letter or digit, the rest lowercase letters, digits,
-// '_' or '-' (the pattern [a-z0-9][a-z0-9_-]{0,63}). A room id is also the
-// room's MQTT username, so it never contains '/', '+' or '#'.
+// '_' or '-' (the pattern [a-z0-9][a-z0-9_-]{0,63}), and none of
+// ReservedIDs. A room id is also the room's MQTT username, so it never
+// contains '/', '+' or '#'.
 func ValidRoom(room string) bool {
-	if len(room) == 0 || len(room) > 64 {
+	if len(room) == 0 || len(room) > 64 || slices.Contains(ReservedIDs, room) {
 		return false
 	}
 	for i := 0; i < len(room); i++ {

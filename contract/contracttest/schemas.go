@@ -1,9 +1,14 @@
-package link
+// Package contracttest reads the contract's exact schemas, docs/asyncapi.yaml,
+// strictly and validates payloads against them with a JSON Schema validator
+// nobody here wrote, for the tests of every package that writes or reads the
+// contract.
+package contracttest
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,8 +20,21 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// AsyncAPIPath is docs/asyncapi.yaml seen from this package's directory.
-var AsyncAPIPath = filepath.Join("..", "docs", "asyncapi.yaml")
+// AsyncAPIPath returns the path of docs/asyncapi.yaml, found from the
+// working directory of the test (any package of the module) upwards.
+func AsyncAPIPath(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	require.NoError(t, err)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "docs", "asyncapi.yaml")
+		}
+		parent := filepath.Dir(dir)
+		require.NotEqual(t, dir, parent, "no go.mod above the test's directory")
+		dir = parent
+	}
+}
 
 // The strict reading of docs/asyncapi.yaml. A YAML mistake that a loose
 // reader accepts (a comma inside an unquoted flow mapping turns the rest of a
@@ -314,9 +332,9 @@ func (w *asyncapiWalker) data(n *yaml.Node, path string) {
 	}
 }
 
-// ContractSchemas are the message schemas of docs/asyncapi.yaml compiled by
+// Schemas are the message schemas of docs/asyncapi.yaml compiled by
 // a JSON Schema validator nobody here wrote.
-type ContractSchemas struct {
+type Schemas struct {
 	mu       sync.Mutex
 	compiled map[string]*jsonschema.Schema
 	compiler *jsonschema.Compiler
@@ -325,11 +343,11 @@ type ContractSchemas struct {
 
 const asyncapiURL = "file:///roomd/docs/asyncapi.json"
 
-// LoadContractSchemas reads docs/asyncapi.yaml, checks it strictly and
+// Load reads docs/asyncapi.yaml, checks it strictly and
 // prepares its schemas for validation (draft 7, formats asserted).
-func LoadContractSchemas(t testing.TB) *ContractSchemas {
+func Load(t testing.TB) *Schemas {
 	t.Helper()
-	data, err := os.ReadFile(AsyncAPIPath)
+	data, err := os.ReadFile(AsyncAPIPath(t))
 	require.NoError(t, err)
 	require.Empty(t, CheckAsyncAPI(data), "docs/asyncapi.yaml read strictly")
 	var raw any
@@ -344,12 +362,12 @@ func LoadContractSchemas(t testing.TB) *ContractSchemas {
 	require.NoError(t, c.AddResource(asyncapiURL, doc))
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(js, &m))
-	return &ContractSchemas{compiled: map[string]*jsonschema.Schema{}, compiler: c, Doc: m}
+	return &Schemas{compiled: map[string]*jsonschema.Schema{}, compiler: c, Doc: m}
 }
 
 // Schema returns the compiled schema at a JSON pointer of the document,
 // e.g. "/components/messages/event/payload".
-func (s *ContractSchemas) Schema(t testing.TB, pointer string) *jsonschema.Schema {
+func (s *Schemas) Schema(t testing.TB, pointer string) *jsonschema.Schema {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -364,7 +382,7 @@ func (s *ContractSchemas) Schema(t testing.TB, pointer string) *jsonschema.Schem
 
 // Validate checks payload against the payload schema of message (a key of
 // components.messages). A text/plain message is validated as a string.
-func (s *ContractSchemas) Validate(t testing.TB, message string, payload []byte) error {
+func (s *Schemas) Validate(t testing.TB, message string, payload []byte) error {
 	t.Helper()
 	sch := s.Schema(t, "/components/messages/"+message+"/payload")
 	var inst any
@@ -379,6 +397,20 @@ func (s *ContractSchemas) Validate(t testing.TB, message string, payload []byte)
 	}
 	if err := sch.Validate(inst); err != nil {
 		return fmt.Errorf("%s payload %s: %v", message, payload, err)
+	}
+	return nil
+}
+
+// StrictUnmarshal decodes one JSON value into v as a careful consumer would:
+// an unknown field or trailing data is an error.
+func StrictUnmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("trailing data after JSON value")
 	}
 	return nil
 }

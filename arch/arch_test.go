@@ -1,0 +1,154 @@
+package arch
+
+import (
+	"go/build"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const module = "github.com/roomd/roomd/"
+
+// allowed lists, for every package of the module, the module's packages its
+// non-test files may import. Test files are free: a test may run a real room.
+var allowed = map[string][]string{
+	"arch":                  nil,
+	"buildinfo":             nil,
+	"controller":            nil,
+	"daemon/timebase":       nil,
+	"mqttconn":              nil,
+	"contract":              {"controller"},
+	"contract/contracttest": nil,
+
+	"device":                {"controller"},
+	"device/devicetest":     {"controller", "device"},
+	"device/gpio":           {"controller", "device"},
+	"device/gpio/vmtest":    {"commission", "controller", "device", "device/gpio", "journal"},
+	"device/gpio/vmtest/vm": nil,
+	"sim":                   {"contract", "controller", "device"},
+	"journal":               {"contract", "controller"},
+	"journal/migrate":       {"controller", "daemon/timebase", "journal"},
+	"daemon":                {"contract", "controller", "daemon/timebase", "device", "journal"},
+	"link":                  {"contract", "controller", "journal", "mqttconn"},
+	"link/broker":           nil,
+	"link/homeassistant":    {"contract", "controller"},
+	"link/mqtttest":         {"link/broker"},
+	"commission":            {"contract", "controller", "daemon", "daemon/timebase", "device", "journal"},
+	"configs":               {"contract", "controller"},
+	"configs/mosquitto":     nil,
+	"packaging":             nil,
+
+	"room": {"configs", "contract", "controller", "daemon", "device", "device/gpio", "journal", "journal/migrate",
+		"link", "link/homeassistant", "mqttconn", "sim"},
+	"room/roomtest": {"configs", "room", "sim"},
+	"sim/scenario":  {"configs", "contract", "controller", "daemon", "journal", "room", "sim"},
+
+	"roomclient": {"contract", "controller", "mqttconn"},
+	"board":      {"contract", "controller", "roomclient"},
+
+	"cmd/guardboard": {"board", "buildinfo", "configs", "contract", "controller", "link/broker", "mqttconn", "room", "roomclient"},
+	"cmd/roombench":  {"configs", "contract", "controller", "device", "journal", "link", "link/mqtttest", "room", "roomclient", "sim"},
+	"cmd/roomd": {"buildinfo", "commission", "configs", "contract", "controller", "daemon", "journal", "link/broker",
+		"room", "sim", "sim/scenario"},
+	"cmd/visitctl": {"buildinfo", "contract", "controller", "link/homeassistant", "mqttconn", "roomclient"},
+}
+
+// neverReached: what a package must not compile in, directly or not. The
+// clients of the contract carry nothing of a room.
+var neverReached = map[string][]string{
+	"contract":     {"journal", "daemon", "device", "sim", "room", "link", "mqttconn", "configs"},
+	"roomclient":   {"journal", "daemon", "device", "sim", "room", "link", "configs"},
+	"board":        {"journal", "daemon", "device", "sim", "room", "link", "configs"},
+	"cmd/visitctl": {"journal", "daemon", "device", "sim", "room", "link"},
+	"controller":   {"contract", "journal", "daemon", "device", "link", "mqttconn"},
+	"daemon":       {"link", "mqttconn", "room", "roomclient", "board"},
+	"journal":      {"daemon", "link", "room", "device", "sim", "mqttconn"},
+}
+
+// imports returns the module's packages (relative paths) with the module's
+// packages each one's non-test files import.
+func imports(t *testing.T) map[string][]string {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	got := map[string][]string{}
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		name := d.Name()
+		if path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules" || name == "dist") {
+			return filepath.SkipDir
+		}
+		pkg, err := build.ImportDir(path, 0)
+		if err != nil {
+			if _, ok := err.(*build.NoGoError); ok {
+				return nil
+			}
+			return err
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
+		var own []string
+		for _, imp := range pkg.Imports {
+			if after, ok := strings.CutPrefix(imp, module); ok {
+				own = append(own, after)
+			}
+		}
+		got[filepath.ToSlash(rel)] = own
+		return nil
+	})
+	require.NoError(t, err)
+	return got
+}
+
+// TestImportDirections: every package is in the table, and imports only
+// what its row allows.
+func TestImportDirections(t *testing.T) {
+	got := imports(t)
+	require.Greater(t, len(got), 25, "the walk found the module's packages")
+	for pkg, imps := range got {
+		row, known := allowed[pkg]
+		if !assert.True(t, known, "package %s is not in arch's table: add its row, with what it may import", pkg) {
+			continue
+		}
+		for _, imp := range imps {
+			assert.True(t, slices.Contains(row, imp), "%s imports %s, which its row in arch's table does not allow", pkg, imp)
+		}
+	}
+	for pkg := range allowed {
+		_, ok := got[pkg]
+		assert.True(t, ok, "arch's table names %s, which is not a package any more", pkg)
+	}
+}
+
+// TestNeverReached: the transitive imports keep the layers apart.
+func TestNeverReached(t *testing.T) {
+	got := imports(t)
+	for pkg, banned := range neverReached {
+		seen := map[string]bool{}
+		var walk func(p string)
+		walk = func(p string) {
+			for _, imp := range got[p] {
+				if !seen[imp] {
+					seen[imp] = true
+					walk(imp)
+				}
+			}
+		}
+		walk(pkg)
+		for _, b := range banned {
+			assert.False(t, seen[b], "%s reaches %s, directly or not", pkg, b)
+		}
+	}
+}

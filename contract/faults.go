@@ -1,0 +1,19 @@
+package contract
+
+// The sources of system_fault alerts (controller.Fault.Source, the alert's
+// "source" on the wire). docs/mqtt.md lists each with what clears it.
+const (
+	SourceJournal      = "journal"       // the journal was damaged at start (cleared by ack)
+	SourceJournalWrite = "journal_write" // the disk refuses the journal (clears when it takes it again)
+	SourceJournalFull  = "journal_full"  // undelivered entries above the journal's bound (clears below it)
+	SourceJournalLost  = "journal_lost"  // steps dropped from memory while the disk refused them (cleared by ack)
+	SourceClock        = "clock"         // the time axis could not simply continue, or was corrected (cleared by ack)
+	SourceInputs       = "inputs"        // the input backend failed to start
+	SourceOutputs      = "outputs"       // an output could not be driven (cleared by ack)
+	SourceLink         = "link"          // the broker has not taken the room's messages for a while (clears when it does)
+	SourceCommands     = "commands"      // replies could not be queued; senders got no answer (cleared by ack)
+)
+
+// FaultSources lists every system_fault source.
+var FaultSources = []string{SourceJournal, SourceJournalWrite, SourceJournalFull, SourceJournalLost,
+	SourceClock, SourceInputs, SourceOutputs, SourceLink, SourceCommands}

@@ -1,0 +1,18 @@
+package contract
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/roomd/roomd/controller"
+)
+
+func TestLineFaultsGoOutByName(t *testing.T) {
+	// Every fault of the controller's vocabulary goes out as its name.
+	for _, f := range controller.LineFaults {
+		m := lineMessageOf(controller.LineResult{Input: controller.InputDoor, Fault: f})
+		assert.Equal(t, ResultFailed, m.Result)
+		assert.Equal(t, string(f), m.Fault)
+	}
+}

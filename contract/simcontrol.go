@@ -1,0 +1,434 @@
+package contract
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/roomd/roomd/controller"
+)
+
+// MaxSimControl is the largest control payload DecodeSimControl accepts.
+const MaxSimControl = 1024
+
+// Maximum burst a bounce control asks for.
+const (
+	MaxBounceCount = 100
+	MaxBounceEvery = 10 * time.Second
+)
+
+// DefaultBounceEvery is the interval of a bounce control without every_ms.
+const DefaultBounceEvery = 10 * time.Millisecond
+
+// SimControl is one message of the simulator's control surface
+// ({base}/{room}/sim/set), for example
+//
+//	{"door":"open"}  {"lock":"locked"}  {"presence":true}  {"panic":true}
+//	{"staff":false}  {"fault":"door"}   {"heal":"door"}
+//	{"points":{"bed":"pressed","toilet":false}}
+//	{"fault":"panic:toilet"}  {"heal":"panic:toilet"}
+//	{"stick":"alarm_sounder"}  {"unstick":"alarm_sounder"}
+//	{"bounce":{"input":"door","to":"open","count":5,"every_ms":10}}
+//
+// "panic" sets every panic point; "points" sets named ones. "stick" makes
+// the relay contact that reads an output back (its feedback line) hold its
+// level, as a stuck or welded relay does; "unstick" makes it follow again.
+// Several fields may be combined; the simulator applies heal and unstick, then the
+// levels, then the points, then fault and stick, then bounce.
+type SimControl struct {
+	// Levels sets inputs to levels; LevelUnknown faults the input. Panic
+	// sets every panic point.
+	Levels map[controller.Input]controller.Level
+	// Points sets panic points, by name, to levels; LevelUnknown faults the point.
+	Points map[string]controller.Level
+	// Fault makes reads of an input fail (of one panic point, with
+	// FaultPoint); zero means none.
+	Fault      controller.Input
+	FaultPoint string
+	// Heal makes reads of an input (of one panic point, with HealPoint)
+	// work again; zero means none.
+	Heal      controller.Input
+	HealPoint string
+	// Stick makes the feedback contact of an output hold its level; zero
+	// means none. Unstick makes one follow again.
+	Stick, Unstick controller.Output
+	// Bounce starts a contact bounce; nil means none.
+	Bounce *SimBounce
+}
+
+// SimBounce is a burst of Count raw changes, Every apart, ending at To.
+type SimBounce struct {
+	Input controller.Input
+	To    controller.Level
+	Count int
+	Every time.Duration
+}
+
+type wireSimControl struct {
+	Door     json.RawMessage            `json:"door,omitempty"`
+	Lock     json.RawMessage            `json:"lock,omitempty"`
+	Presence json.RawMessage            `json:"presence,omitempty"`
+	Panic    json.RawMessage            `json:"panic,omitempty"`
+	Staff    json.RawMessage            `json:"staff,omitempty"`
+	Points   map[string]json.RawMessage `json:"points,omitempty"`
+	Fault    *string                    `json:"fault,omitempty"`
+	Heal     *string                    `json:"heal,omitempty"`
+	Stick    *string                    `json:"stick,omitempty"`
+	Unstick  *string                    `json:"unstick,omitempty"`
+	Bounce   *wireSimBounce             `json:"bounce,omitempty"`
+}
+
+type wireSimBounce struct {
+	Input   string          `json:"input"`
+	To      json.RawMessage `json:"to"`
+	Count   int             `json:"count"`
+	EveryMS int             `json:"every_ms,omitempty"`
+}
+
+func (w *wireSimControl) field(in controller.Input) *json.RawMessage {
+	switch in {
+	case controller.InputDoor:
+		return &w.Door
+	case controller.InputLock:
+		return &w.Lock
+	case controller.InputPresence:
+		return &w.Presence
+	case controller.InputPanic:
+		return &w.Panic
+	case controller.InputStaff:
+		return &w.Staff
+	}
+	return nil
+}
+
+// simAcceptsBool reports whether input in accepts true/false as well as their words.
+func simAcceptsBool(in controller.Input) bool {
+	return in == controller.InputPresence || in == controller.InputPanic || in == controller.InputStaff
+}
+
+// DecodeSimControl decodes a control payload. It is strict: at most
+// MaxSimControl bytes, one JSON object, no unknown fields, at least one
+// field, every value valid. The error names the field at fault.
+func DecodeSimControl(payload []byte) (SimControl, error) {
+	if len(payload) > MaxSimControl {
+		return SimControl{}, fmt.Errorf("sim control: %d bytes, at most %d", len(payload), MaxSimControl)
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	var w wireSimControl
+	if err := dec.Decode(&w); err != nil {
+		return SimControl{}, fmt.Errorf("sim control: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return SimControl{}, errors.New("sim control: data after the JSON object")
+	}
+	var c SimControl
+	for _, in := range controller.Inputs {
+		raw := *w.field(in)
+		if raw == nil {
+			continue
+		}
+		l, err := parseSimLevel(in, raw)
+		if err != nil {
+			return SimControl{}, fmt.Errorf("sim control: %w", err)
+		}
+		if c.Levels == nil {
+			c.Levels = map[controller.Input]controller.Level{}
+		}
+		c.Levels[in] = l
+	}
+	if w.Points != nil && len(w.Points) == 0 {
+		return SimControl{}, errors.New("sim control: points: empty (want e.g. {\"bed\":\"pressed\"})")
+	}
+	for name, raw := range w.Points {
+		if !controller.ValidPointName(name) {
+			return SimControl{}, fmt.Errorf("sim control: points: %q is not a point name", name)
+		}
+		l, err := parseSimLevel(controller.InputPanic, raw)
+		if err != nil {
+			return SimControl{}, fmt.Errorf("sim control: points: %s: %w", name, err)
+		}
+		if c.Points == nil {
+			c.Points = map[string]controller.Level{}
+		}
+		c.Points[name] = l
+	}
+	var err error
+	if w.Fault != nil {
+		if c.Fault, c.FaultPoint, err = parseSimTarget(*w.Fault); err != nil {
+			return SimControl{}, fmt.Errorf("sim control: fault: %w", err)
+		}
+	}
+	if w.Heal != nil {
+		if c.Heal, c.HealPoint, err = parseSimTarget(*w.Heal); err != nil {
+			return SimControl{}, fmt.Errorf("sim control: heal: %w", err)
+		}
+	}
+	if w.Stick != nil {
+		if c.Stick, err = controller.ParseOutput(*w.Stick); err != nil {
+			return SimControl{}, fmt.Errorf("sim control: stick: %w", err)
+		}
+	}
+	if w.Unstick != nil {
+		if c.Unstick, err = controller.ParseOutput(*w.Unstick); err != nil {
+			return SimControl{}, fmt.Errorf("sim control: unstick: %w", err)
+		}
+	}
+	if w.Bounce != nil {
+		b, err := parseSimBounce(w.Bounce)
+		if err != nil {
+			return SimControl{}, fmt.Errorf("sim control: bounce: %w", err)
+		}
+		c.Bounce = &b
+	}
+	if c.Levels == nil && c.Points == nil && c.Fault == 0 && c.Heal == 0 && c.Stick == 0 && c.Unstick == 0 && c.Bounce == nil {
+		return SimControl{}, errors.New("sim control: empty (want door, lock, presence, panic, staff, points, fault, heal, stick, unstick or bounce)")
+	}
+	return c, nil
+}
+
+// parseSimTarget reads the target of fault or heal: an input role ("door"),
+// or one panic point ("panic:bed").
+func parseSimTarget(s string) (controller.Input, string, error) {
+	name, point, hasPoint := strings.Cut(s, ":")
+	in, err := controller.ParseInput(name)
+	if err != nil {
+		return 0, "", err
+	}
+	if !hasPoint {
+		return in, "", nil
+	}
+	if in != controller.InputPanic || !controller.ValidPointName(point) {
+		return 0, "", fmt.Errorf("%q: only a panic point may follow the input (e.g. panic:bed)", s)
+	}
+	return in, point, nil
+}
+
+func simTarget(in controller.Input, point string) string {
+	if point != "" {
+		return in.String() + ":" + point
+	}
+	return in.String()
+}
+
+func parseSimLevel(in controller.Input, raw json.RawMessage) (controller.Level, error) {
+	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return 0, fmt.Errorf("input %s: null level", in)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		l, err := in.ParseLevel(s)
+		if err != nil {
+			return 0, err
+		}
+		return l, nil
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err == nil {
+		if !simAcceptsBool(in) {
+			return 0, fmt.Errorf("input %s: want %q or %q, not a boolean", in,
+				in.Describe(controller.LevelActive), in.Describe(controller.LevelInactive))
+		}
+		if b {
+			return controller.LevelActive, nil
+		}
+		return controller.LevelInactive, nil
+	}
+	return 0, fmt.Errorf("input %s: want %q, %q or \"unknown\", got %s", in,
+		in.Describe(controller.LevelActive), in.Describe(controller.LevelInactive), clip(raw))
+}
+
+func parseSimBounce(w *wireSimBounce) (SimBounce, error) {
+	in, err := controller.ParseInput(w.Input)
+	if err != nil {
+		return SimBounce{}, err
+	}
+	if w.To == nil {
+		return SimBounce{}, errors.New(`missing "to"`)
+	}
+	to, err := parseSimLevel(in, w.To)
+	if err != nil {
+		return SimBounce{}, err
+	}
+	if to == controller.LevelUnknown {
+		return SimBounce{}, errors.New(`"to" must be a known level`)
+	}
+	if w.Count < 1 || w.Count > MaxBounceCount {
+		return SimBounce{}, fmt.Errorf("count %d outside 1..%d", w.Count, MaxBounceCount)
+	}
+	every := DefaultBounceEvery
+	if w.EveryMS != 0 {
+		every = time.Duration(w.EveryMS) * time.Millisecond
+		if w.EveryMS < 0 || every > MaxBounceEvery {
+			return SimBounce{}, fmt.Errorf("every_ms %d outside 1..%d", w.EveryMS, MaxBounceEvery.Milliseconds())
+		}
+	}
+	return SimBounce{Input: in, To: to, Count: w.Count, Every: every}, nil
+}
+
+func clip(raw []byte) string {
+	s := strings.TrimSpace(string(raw))
+	if len(s) > 32 {
+		s = s[:32] + "..."
+	}
+	return s
+}
+
+// Encode renders c as a control payload that DecodeSimControl reads back as c
+// (levels as words, every_ms in whole milliseconds).
+func (c SimControl) Encode() []byte {
+	var w wireSimControl
+	for in, l := range c.Levels {
+		if f := w.field(in); f != nil {
+			*f = json.RawMessage(strconv.Quote(in.Describe(l)))
+		}
+	}
+	for name, l := range c.Points {
+		if w.Points == nil {
+			w.Points = map[string]json.RawMessage{}
+		}
+		w.Points[name] = json.RawMessage(strconv.Quote(controller.InputPanic.Describe(l)))
+	}
+	if c.Fault != 0 {
+		s := simTarget(c.Fault, c.FaultPoint)
+		w.Fault = &s
+	}
+	if c.Heal != 0 {
+		s := simTarget(c.Heal, c.HealPoint)
+		w.Heal = &s
+	}
+	if c.Stick != 0 {
+		s := c.Stick.String()
+		w.Stick = &s
+	}
+	if c.Unstick != 0 {
+		s := c.Unstick.String()
+		w.Unstick = &s
+	}
+	if b := c.Bounce; b != nil {
+		w.Bounce = &wireSimBounce{Input: b.Input.String(), To: json.RawMessage(strconv.Quote(b.Input.Describe(b.To))),
+			Count: b.Count, EveryMS: int(b.Every.Milliseconds())}
+	}
+	out, _ := json.Marshal(w) // only strings, numbers and raw quoted strings: cannot fail
+	return out
+}
+
+// EncodeSimOutputs renders the outputs' modes as published by the simulator,
+// every output in controller.Outputs order, a missing one as "off":
+// {"in_use":"on","warning":"blink","alarm_light":"panic","alarm_sounder":"off","reassurance":"on"}.
+func EncodeSimOutputs(m map[controller.Output]controller.Mode) []byte {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, o := range controller.Outputs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%q:%q", o.String(), m[o].String())
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+// ParseSimAssignments reads the simulator's line syntax, KEY=VALUE fields, as
+// a tester types them: door=open, lock=locked, presence=present (every
+// sensor), panic=pressed (every point), panic:toilet=pressed (one point),
+// staff=pressed, fault=door, fault=panic:toilet, heal=door, stick=OUTPUT,
+// unstick=OUTPUT and bounce=INPUT:TO:COUNT[:EVERY] (e.g.
+// bounce=door:open:5:100ms). Levels are the input's words; presence,
+// panic and staff take true/false and on/off too. A field starting with {
+// is taken as a whole control payload. The result has been through
+// DecodeSimControl: it is exactly what the control surface accepts.
+func ParseSimAssignments(fields []string) (SimControl, error) {
+	if len(fields) == 1 && strings.HasPrefix(strings.TrimSpace(fields[0]), "{") {
+		return DecodeSimControl([]byte(fields[0]))
+	}
+	if len(fields) == 0 {
+		return SimControl{}, errors.New("sim: want KEY=VALUE, e.g. door=open")
+	}
+	w := map[string]any{}
+	points := map[string]any{}
+	value := func(v string) any {
+		switch v {
+		case "true", "on":
+			return true
+		case "false", "off":
+			return false
+		}
+		return v
+	}
+	for _, f := range fields {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || k == "" || v == "" {
+			return SimControl{}, fmt.Errorf("sim: %q is not KEY=VALUE (e.g. door=open, panic:toilet=pressed)", f)
+		}
+		if name, point, isPoint := strings.Cut(k, ":"); isPoint {
+			if name != "panic" {
+				return SimControl{}, fmt.Errorf("sim: %q: only a panic point may follow a key (panic:POINT=pressed)", f)
+			}
+			if _, dup := points[point]; dup {
+				return SimControl{}, fmt.Errorf("sim: panic point %s given twice", point)
+			}
+			points[point] = value(v)
+			continue
+		}
+		if _, dup := w[k]; dup {
+			return SimControl{}, fmt.Errorf("sim: key %s given twice", k)
+		}
+		switch k {
+		case "door", "lock", "presence", "panic", "staff":
+			w[k] = value(v)
+		case "fault", "heal", "stick", "unstick":
+			w[k] = v
+		case "bounce":
+			b, err := simBounceAssignment(v)
+			if err != nil {
+				return SimControl{}, fmt.Errorf("sim: bounce=%s: %w", v, err)
+			}
+			w[k] = b
+		default:
+			return SimControl{}, fmt.Errorf("sim: unknown key %q (keys: door, lock, presence, panic, panic:POINT, staff, fault, heal, stick, unstick, bounce)", k)
+		}
+	}
+	if len(points) > 0 {
+		w["points"] = points
+	}
+	payload, err := json.Marshal(w)
+	if err != nil {
+		return SimControl{}, fmt.Errorf("sim: %w", err)
+	}
+	return DecodeSimControl(payload)
+}
+
+// simBounceAssignment reads INPUT:TO:COUNT[:EVERY] into the JSON of a bounce.
+func simBounceAssignment(v string) (map[string]any, error) {
+	parts := strings.Split(v, ":")
+	if len(parts) < 3 || len(parts) > 4 {
+		return nil, errors.New("want INPUT:TO:COUNT[:EVERY], e.g. door:open:5:100ms")
+	}
+	count, err := strconv.Atoi(parts[2])
+	if err != nil {
+		return nil, fmt.Errorf("count %q is not a number", parts[2])
+	}
+	b := map[string]any{"input": parts[0], "count": count}
+	switch parts[1] {
+	case "true", "on":
+		b["to"] = true
+	case "false", "off":
+		b["to"] = false
+	default:
+		b["to"] = parts[1]
+	}
+	if len(parts) == 4 {
+		every, err := time.ParseDuration(parts[3])
+		if err != nil || every < time.Millisecond {
+			return nil, fmt.Errorf("interval %q is not a duration of at least 1ms", parts[3])
+		}
+		b["every_ms"] = every.Milliseconds()
+	}
+	return b, nil
+}
