@@ -58,7 +58,7 @@ func Record(j *journal.Journal, p controller.Policy, ev controller.FunctionTeste
 		return controller.Record{}, fmt.Errorf("record the function test: %w", err)
 	}
 	var c *controller.Controller
-	var acts []controller.Action
+	var acts controller.Ready
 	var err error
 	if snap, _ := j.Latest(); snap != nil {
 		if snap.Phase.InVisit() {
@@ -71,12 +71,12 @@ func Record(j *journal.Journal, p controller.Policy, ev controller.FunctionTeste
 	if err != nil {
 		return controller.Record{}, fmt.Errorf("record the function test: %w", err)
 	}
-	entries := []*journal.Entry{journal.EntryOf(c, acts, "")}
+	entries := []*journal.Entry{journal.EntryOf(c, acts)}
 	if f, ok := daemon.JournalFault(j.Recovered(), j.Epoch()); ok {
 		f.At = ev.At
-		entries = append(entries, journal.EntryOf(c, c.Step(f), ""))
+		entries = append(entries, journal.EntryOf(c, c.Step(f)))
 	}
-	e := journal.EntryOf(c, c.Step(ev), "")
+	e := journal.EntryOf(c, c.Step(ev))
 	entries = append(entries, e)
 	var rec controller.Record
 	for _, r := range e.Records {

@@ -144,8 +144,8 @@ func boolOf(b bool) *bool { return &b }
 func startVisit(t *testing.T, j *journal.Journal, at time.Time) {
 	c, acts, err := controller.New(policy(), at)
 	require.NoError(t, err)
-	e := journal.EntryOf(c, acts, "")
-	require.NoError(t, j.Append(e, journal.EntryOf(c, c.Step(controller.Command{At: at, RequestID: "r", Action: controller.ActionStartVisit, VisitID: "v1", Duration: time.Hour}), "")))
+	e := journal.EntryOf(c, acts)
+	require.NoError(t, j.Append(e, journal.EntryOf(c, c.Step(controller.Command{At: at, RequestID: "r", Action: controller.ActionStartVisit, VisitID: "v1", Duration: time.Hour}))))
 }
 
 func TestRunRefusedDuringAVisit(t *testing.T) {
@@ -233,7 +233,7 @@ func TestRecordTellsJournalDamage(t *testing.T) {
 		c, acts, err := controller.New(policy(), time.Now())
 		require.NoError(t, err)
 		for i := range 20 {
-			require.NoError(t, j.Append(journal.EntryOf(c, acts, "")))
+			require.NoError(t, j.Append(journal.EntryOf(c, acts)))
 			acts = c.Step(controller.InputChanged{At: time.Now(), Input: controller.InputDoor, Level: controller.Level(1 + i%2)})
 		}
 		require.NoError(t, j.Close())

@@ -41,7 +41,7 @@ func BenchmarkStep(b *testing.B) {
 	for b.Loop() {
 		now = now.Add(time.Millisecond)
 		acts := ctl.Step(controller.InputChanged{At: now, Input: controller.InputDoor, Level: level})
-		if len(acts) == 0 {
+		if acts.Empty() {
 			b.Fatal("a door change produced no action")
 		}
 		level = 3 - level // active <-> inactive
@@ -64,9 +64,9 @@ func BenchmarkStepPanicCycle(b *testing.B) {
 	for b.Loop() {
 		now = now.Add(time.Millisecond)
 		var id string
-		for _, a := range ctl.Step(controller.InputChanged{At: now, Input: controller.InputPanic, Level: controller.LevelActive}) {
-			if an, ok := a.(controller.Announce); ok && an.Record.Alert != nil {
-				id = an.Record.Alert.ID
+		for _, r := range ctl.Step(controller.InputChanged{At: now, Input: controller.InputPanic, Level: controller.LevelActive}).Records {
+			if r.Alert != nil {
+				id = r.Alert.ID
 			}
 		}
 		if id == "" {

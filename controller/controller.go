@@ -93,7 +93,7 @@ type Controller struct {
 	p        Policy
 	warnings []time.Duration
 	s        Snapshot
-	out      []Action
+	ready    Ready
 	// by is who causes the step being taken (rule 14): the operator of a
 	// command, OnSite for a press of the staff input, empty otherwise.
 	by string
@@ -102,9 +102,9 @@ type Controller struct {
 // New returns a controller for a room in phase idle at time at, with the
 // actions that start it: a controller_started record, every output set, and
 // StateChanged. The policy must be valid.
-func New(p Policy, at time.Time) (*Controller, []Action, error) {
+func New(p Policy, at time.Time) (*Controller, Ready, error) {
 	if err := p.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("controller policy %q: %w", p.Name, err)
+		return nil, Ready{}, fmt.Errorf("controller policy %q: %w", p.Name, err)
 	}
 	c := &Controller{p: p, warnings: p.warningsDescending()}
 	c.s = Snapshot{Version: SnapshotVersion, Now: at, Tests: FunctionTests{Since: at}}
@@ -144,7 +144,7 @@ func (s *Snapshot) init() {
 func (c *Controller) start() {
 	for _, o := range Outputs {
 		c.s.Outputs[o] = SetOutput{Output: o, Mode: ModeOff}
-		c.emit(SetOutput{Output: o, Mode: ModeOff})
+		c.set(SetOutput{Output: o, Mode: ModeOff})
 	}
 	c.settle()
 	c.changed()
@@ -189,7 +189,7 @@ func (c *Controller) Now() time.Time { return c.s.Now }
 // Step applies one event and returns the actions it causes, in order. Timers
 // that fell due before the event's time fire first, each at its own instant.
 // Step is the only way in: every rule's hooks run from here.
-func (c *Controller) Step(ev Event) []Action {
+func (c *Controller) Step(ev Event) Ready {
 	if e, ok := ev.(ClockCorrected); ok {
 		clockRule{}.shift(c, e.Shift)
 	}
@@ -330,7 +330,7 @@ func (c *Controller) command(e Command) {
 }
 
 func (c *Controller) reply(e Command, code Code, format string, args ...any) {
-	c.emit(Reply{RequestID: e.RequestID, Action: e.Action, Code: code, Message: fmt.Sprintf(format, args...)})
+	c.answer(e, Reply{Code: code, Message: fmt.Sprintf(format, args...)})
 }
 
 // settle runs every rule's settle hook (alerts whose condition is gone
@@ -466,43 +466,33 @@ func (c *Controller) findID(id string) *Alert {
 }
 
 // announce numbers r, stamps it with the time and who caused it (rule 14),
-// and emits it.
+// and adds it to the step's records.
 func (c *Controller) announce(r Record) {
 	c.s.Seq++
 	r.Seq = c.s.Seq
 	r.At = c.s.Now
 	r.By = c.by
-	c.emit(Announce{Record: r})
+	c.ready.Records = append(c.ready.Records, r)
 	c.changed()
 }
 
-func (c *Controller) emit(a Action) { c.out = append(c.out, a) }
+// set drives an output as part of the step.
+func (c *Controller) set(o SetOutput) { c.ready.Outputs = append(c.ready.Outputs, o) }
 
-// changed asks for one StateChanged at the end of the step.
-func (c *Controller) changed() { c.out = append(c.out, StateChanged{}) }
+// answer adds the reply r to command e, addressed to its sender.
+func (c *Controller) answer(e Command, r Reply) {
+	r.RequestID, r.Action, r.Operator = e.RequestID, e.Action, e.By
+	c.ready.Replies = append(c.ready.Replies, r)
+}
 
-// flush returns the pending actions of the step in the order the driver
-// carries them out: outputs and records as they came, then one StateChanged
-// if anything changed, then the reply.
-func (c *Controller) flush() []Action {
-	out := make([]Action, 0, len(c.out))
-	var tail []Action
-	changed := false
-	for _, a := range c.out {
-		switch a.(type) {
-		case StateChanged:
-			changed = true
-		case Reply:
-			tail = append(tail, a)
-		default:
-			out = append(out, a)
-		}
-	}
-	c.out = c.out[:0]
-	if changed {
-		out = append(out, StateChanged{})
-	}
-	return append(out, tail...)
+// changed asks for the snapshot to be kept and the state published.
+func (c *Controller) changed() { c.ready.StateChanged = true }
+
+// flush hands over what the step asks for and starts the next one empty.
+func (c *Controller) flush() Ready {
+	r := c.ready
+	c.ready = Ready{}
+	return r
 }
 
 // ValidVisitID reports whether id is a usable opaque visit id: 1 to 64

@@ -2,8 +2,10 @@
 // state machine that does no I/O and never reads a clock.
 //
 // Events go in, each carrying its own timestamp (InputChanged, Command, Tick,
-// Fault, FeedbackChanged, ClockCorrected, FunctionTested); actions come out (SetOutput,
-// Announce, StateChanged, Reply). Step is the only way in. NextDeadline says
+// Fault, FeedbackChanged, ClockCorrected, FunctionTested); one Ready comes
+// out of each step: the outputs to drive at once, the records and whether
+// the state changed (kept together before anything is sent), and the
+// replies, each to its operator. Step is the only way in. NextDeadline says
 // when time alone would change something next, so the one goroutine that
 // owns a Controller arms a single timer and never polls.
 //

@@ -194,10 +194,30 @@ func (e FeedbackChanged) when() time.Time { return e.At }
 func (e ClockCorrected) when() time.Time  { return e.At }
 func (e FunctionTested) when() time.Time  { return e.At }
 
-// Action is something the driver must do. Actions come out of Step in the
-// order they must be carried out.
-type Action interface {
-	action()
+// Ready is what one step asks of the loop that owns the controller, field
+// by field in the order the loop carries it out. Like raft's Ready, it says
+// what must be persisted before anything is sent.
+type Ready struct {
+	// Outputs are driven at once, in order, before anything is written or
+	// sent: the room's lamps and sounders never wait for the disk or the
+	// network.
+	Outputs []SetOutput
+	// Records are the step's announcements, numbered by Seq (one more per
+	// record for the life of the room). They are kept with the snapshot in
+	// one journal entry, and only then published, in order.
+	Records []Record
+	// StateChanged says the state changed: the snapshot after the step is
+	// kept with the records, and the state is published after them, never
+	// before its record.
+	StateChanged bool
+	// Replies answer the step's command, after its records and state. Each
+	// carries the operator who sent the command.
+	Replies []Reply
+}
+
+// Empty reports whether the step asks for nothing.
+func (r Ready) Empty() bool {
+	return len(r.Outputs) == 0 && len(r.Records) == 0 && !r.StateChanged && len(r.Replies) == 0
 }
 
 // SetOutput drives an output. Pulses, for the in-room warning, is the number
@@ -209,15 +229,6 @@ type SetOutput struct {
 	Pulses uint8
 }
 
-// Announce carries an event for staff and the booking system. Records are
-// numbered by Seq, one more per record for the life of the room.
-type Announce struct {
-	Record Record
-}
-
-// StateChanged says the state changed: persist Snapshot and publish State.
-type StateChanged struct{}
-
 // Reply answers a Command. Code is CodeOK on success.
 type Reply struct {
 	RequestID string
@@ -228,12 +239,10 @@ type Reply struct {
 	// visit: the ids of the blocking alerts, in the order raised, and
 	// BlockerInspection while the inspection after a visit is not done.
 	Blockers []string
+	// Operator is who sent the command (Command.By): its reply goes to them.
+	// The journal keeps it beside the reply, not inside it.
+	Operator string `json:"-"`
 }
-
-func (SetOutput) action()    {}
-func (Announce) action()     {}
-func (StateChanged) action() {}
-func (Reply) action()        {}
 
 // OK reports whether the command was accepted.
 func (r Reply) OK() bool { return r.Code == CodeOK }

@@ -34,18 +34,17 @@ func Example() {
 
 	next, _ := c.NextDeadline()
 	fmt.Println("next deadline:", next.Sub(start))
-	for _, a := range c.Step(controller.Tick{At: next}) {
-		switch a := a.(type) {
-		case controller.Announce:
-			fmt.Println("announce:", a.Record.Type, a.Record.Remaining)
-		case controller.SetOutput:
-			fmt.Println("output:", a.Output, a.Mode, a.Pulses)
-		}
+	rd := c.Step(controller.Tick{At: next})
+	for _, o := range rd.Outputs {
+		fmt.Println("output:", o.Output, o.Mode, o.Pulses)
+	}
+	for _, r := range rd.Records {
+		fmt.Println("announce:", r.Type, r.Remaining)
 	}
 	// Output:
 	// next deadline: 50m0s
-	// announce: visit_warning 10m0s
 	// output: warning on 1
+	// announce: visit_warning 10m0s
 }
 
 // Commands the policy or the phase do not allow are refused with a code.
@@ -61,10 +60,8 @@ func ExampleController_Step_refusal() {
 		{At: at, RequestID: "b", Action: controller.ActionStartVisit, VisitID: "v1", Duration: time.Hour},
 		{At: at, RequestID: "c", Action: controller.ActionExtendVisit, Duration: 10 * time.Minute},
 	} {
-		for _, a := range c.Step(cmd) {
-			if r, ok := a.(controller.Reply); ok {
-				fmt.Printf("%s %s ok=%t code=%q\n", r.RequestID, r.Action, r.OK(), r.Code)
-			}
+		for _, r := range c.Step(cmd).Replies {
+			fmt.Printf("%s %s ok=%t code=%q\n", r.RequestID, r.Action, r.OK(), r.Code)
 		}
 	}
 	// Output:

@@ -102,22 +102,22 @@ func fuzzTest(at time.Time, by string, arg byte) controller.FunctionTested {
 // drive steps c through evs, ticking at every deadline on the way as a
 // driver would, and returns every action. check, if not nil, sees each step
 // with the state just before it.
-func drive(t *testing.T, c *controller.Controller, evs []controller.Event, check func(before controller.State, ev controller.Event, acts []controller.Action)) []controller.Action {
+func drive(t *testing.T, c *controller.Controller, evs []controller.Event, check func(before controller.State, ev controller.Event, acts []any)) []any {
 	if check == nil {
 		return driveSteps(t, c, evs, nil, nil)
 	}
 	var before controller.State
-	return driveSteps(t, c, evs, func() { before = c.State() }, func(ev controller.Event, acts []controller.Action) { check(before, ev, acts) })
+	return driveSteps(t, c, evs, func() { before = c.State() }, func(ev controller.Event, acts []any) { check(before, ev, acts) })
 }
 
 // driveSteps is drive with two optional hooks: pre before each step, post after it.
-func driveSteps(t *testing.T, c *controller.Controller, evs []controller.Event, pre func(), post func(controller.Event, []controller.Action)) []controller.Action {
-	var all []controller.Action
+func driveSteps(t *testing.T, c *controller.Controller, evs []controller.Event, pre func(), post func(controller.Event, []any)) []any {
+	var all []any
 	step := func(ev controller.Event) {
 		if pre != nil {
 			pre()
 		}
-		acts := c.Step(ev)
+		acts := flat(c.Step(ev))
 		if post != nil {
 			post(ev, acts)
 		}
@@ -201,13 +201,13 @@ func newInvariants(t *testing.T, p controller.Policy, c *controller.Controller) 
 		testedSince: tests.Since, lastFull: tests.LastFull}
 }
 
-func (iv *invariants) check(before controller.State, ev controller.Event, acts []controller.Action) {
+func (iv *invariants) check(before controller.State, ev controller.Event, acts []any) {
 	t, p := iv.t, iv.p
 	st := iv.c.State()
 	var records []controller.Record
 	for _, a := range acts {
-		if an, ok := a.(controller.Announce); ok {
-			records = append(records, an.Record)
+		if r, ok := a.(controller.Record); ok {
+			records = append(records, r)
 		}
 	}
 	for _, r := range records {
@@ -388,15 +388,15 @@ func FuzzRestart(f *testing.F) {
 		drive(t, c, decodeEvents(data), nil)
 		snap := c.Snapshot()
 		at := snap.Now.Add(time.Duration(down) * time.Second)
-		r, acts, err := controller.Restore(p, snap, at)
+		r, rd, err := controller.Restore(p, snap, at)
 		require.NoError(t, err)
+		acts := flat(rd)
 		perAlert := map[string]int{}
 		for i, a := range acts {
-			an, ok := a.(controller.Announce)
+			rec, ok := a.(controller.Record)
 			if !ok {
 				continue
 			}
-			rec := an.Record
 			require.Equal(t, at, rec.At, "record %v dated inside the downtime", rec.Type)
 			if i == 0 {
 				require.Equal(t, controller.EventControllerStarted, rec.Type, "controller_started comes first")
@@ -552,10 +552,10 @@ func privacyCompare(t *testing.T, data, noise []byte) bool {
 	}
 	var private []interval
 	presence, detail := controller.LevelInactive, ""
-	c, acts, err := controller.New(p, t0)
+	c, rd, err := controller.New(p, t0)
 	require.NoError(t, err)
 	phase := c.Phase()
-	a := append(acts, driveSteps(t, c, base, nil, func(ev controller.Event, _ []controller.Action) {
+	a := append(flat(rd), driveSteps(t, c, base, nil, func(ev controller.Event, _ []any) {
 		before, after := phase, c.Phase()
 		phase = after
 		if e, ok := ev.(controller.InputChanged); ok && e.Input == controller.InputPresence {
@@ -610,9 +610,9 @@ func privacyCompare(t *testing.T, data, noise []byte) bool {
 	slices.SortStableFunc(extra, func(x, y controller.Event) int { return eventTime(x).Compare(eventTime(y)) })
 	noisy := mergeByTime(base, extra)
 
-	c2, acts2, err := controller.New(p, t0)
+	c2, rd2, err := controller.New(p, t0)
 	require.NoError(t, err)
-	b := append(acts2, drive(t, c2, noisy, nil)...)
+	b := append(flat(rd2), drive(t, c2, noisy, nil)...)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatalf("presence during private phases changed the actions (first difference at line %d):\n%s",
 			firstDiff(dump(a), dump(b)), diffContext(dump(a), dump(b)))
@@ -645,11 +645,10 @@ func TestPrivacyComparesMostInputs(t *testing.T) {
 }
 
 // dump renders actions in full, one a line, alerts included.
-func dump(acts []controller.Action) string {
+func dump(acts []any) string {
 	var b strings.Builder
 	for _, a := range acts {
-		if an, ok := a.(controller.Announce); ok && an.Record.Alert != nil {
-			r := an.Record
+		if r, ok := a.(controller.Record); ok && r.Alert != nil {
 			al := *r.Alert
 			r.Alert = nil
 			fmt.Fprintf(&b, "%+v %+v\n", r, al)
@@ -713,7 +712,7 @@ func TestFunctionTestInvariantReach(t *testing.T) {
 		require.NoError(t, err)
 		iv := newInvariants(t, p, c)
 		var sawRaised, sawCleared bool
-		drive(t, c, decodeEvents(data), func(before controller.State, ev controller.Event, acts []controller.Action) {
+		drive(t, c, decodeEvents(data), func(before controller.State, ev controller.Event, acts []any) {
 			iv.check(before, ev, acts)
 			for _, r := range records(acts) {
 				if r.Alert != nil && r.Alert.Kind == controller.AlertFunctionTestDue {

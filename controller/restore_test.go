@@ -46,8 +46,8 @@ func TestRestoreVersion1(t *testing.T) {
 	at := time.Date(2026, 1, 1, 9, 5, 30, 0, time.UTC)
 	c, acts, err := controller.Restore(p, snap, at)
 	require.NoError(t, err)
-	require.NotEmpty(t, acts)
-	first := acts[0].(controller.Announce).Record
+	require.NotEmpty(t, acts.Records)
+	first := acts.Records[0]
 	assert.Equal(t, uint64(13), first.Seq, "seq continues")
 	assert.True(t, first.Resumed)
 
@@ -65,10 +65,10 @@ func TestRestoreVersion1(t *testing.T) {
 	// The point is still pressed. Released, acknowledged and reset on site
 	// (the test policy's panic_reset is on_site), the panic clears.
 	acts = c.Step(controller.InputChanged{At: at, Input: controller.InputPanic, Level: controller.LevelInactive})
-	assert.Empty(t, records(acts), "a release records nothing")
+	assert.Empty(t, records(flat(acts)), "a release records nothing")
 	c.Step(controller.Command{At: at, RequestID: "a", Action: controller.ActionAckAlert, AlertID: "panic-2"})
 	acts = c.Step(controller.InputChanged{At: at, Input: controller.InputStaff, Level: controller.LevelActive})
-	recs := records(acts)
+	recs := records(flat(acts))
 	require.Len(t, recs, 1)
 	assert.Equal(t, controller.EventAlertCleared, recs[0].Type)
 	assert.Equal(t, "panic-2", recs[0].Alert.ID)
@@ -78,11 +78,11 @@ func TestRestoreVersion1(t *testing.T) {
 	assert.ErrorContains(t, err, "snapshot version 7, want 2")
 }
 
-func records(acts []controller.Action) []controller.Record {
+func records(acts []any) []controller.Record {
 	var out []controller.Record
 	for _, a := range acts {
-		if an, ok := a.(controller.Announce); ok {
-			out = append(out, an.Record)
+		if r, ok := a.(controller.Record); ok {
+			out = append(out, r)
 		}
 	}
 	return out
@@ -110,7 +110,7 @@ func TestRestoreBeforeFunctionTests(t *testing.T) {
 	at := t0.Add(1000 * time.Hour) // past t0 + 720h
 	r, acts, err := controller.Restore(p, snap, at)
 	require.NoError(t, err)
-	for _, rec := range records(acts) {
+	for _, rec := range records(flat(acts)) {
 		assert.NotEqual(t, controller.EventAlertRaised, rec.Type, "nothing fell due before the restart: %+v", rec)
 	}
 	assert.Equal(t, at, r.Snapshot().Tests.Since)

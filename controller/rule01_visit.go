@@ -17,7 +17,7 @@ func (visitRule) start(c *Controller, e Command) {
 		return
 	}
 	if blockers := (readinessRule{}).blockers(c); len(blockers) > 0 {
-		c.emit(Reply{RequestID: e.RequestID, Action: e.Action, Code: CodeNotReady,
+		c.answer(e, Reply{Code: CodeNotReady,
 			Message: "room not ready: " + (readinessRule{}).describe(c, blockers), Blockers: blockers})
 		return
 	}

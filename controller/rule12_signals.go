@@ -87,7 +87,7 @@ func (r signalRule) settle(c *Controller) {
 	for _, o := range Outputs {
 		if c.s.Outputs[o] != want[o] {
 			c.s.Outputs[o] = want[o]
-			c.emit(want[o])
+			c.set(want[o])
 			c.changed()
 		}
 	}

@@ -33,9 +33,9 @@ type clockRule struct{ hooks }
 // clockRule: what fell due while down is announced once, at at). A visit is
 // never announced again as new: the controller_started record has Resumed
 // set. A time at before snap.Now counts as snap.Now.
-func Restore(p Policy, snap Snapshot, at time.Time) (*Controller, []Action, error) {
+func Restore(p Policy, snap Snapshot, at time.Time) (*Controller, Ready, error) {
 	if err := p.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("controller policy %q: %w", p.Name, err)
+		return nil, Ready{}, fmt.Errorf("controller policy %q: %w", p.Name, err)
 	}
 	snap = snap.clone()
 	switch snap.Version {
@@ -43,13 +43,13 @@ func Restore(p Policy, snap Snapshot, at time.Time) (*Controller, []Action, erro
 		migrateV1(&snap)
 	case SnapshotVersion:
 	default:
-		return nil, nil, fmt.Errorf("restore controller: snapshot version %d, want %d", snap.Version, SnapshotVersion)
+		return nil, Ready{}, fmt.Errorf("restore controller: snapshot version %d, want %d", snap.Version, SnapshotVersion)
 	}
 	if int(snap.Phase) >= len(phaseNames) {
-		return nil, nil, fmt.Errorf("restore controller: bad phase %d", snap.Phase)
+		return nil, Ready{}, fmt.Errorf("restore controller: bad phase %d", snap.Phase)
 	}
 	if snap.Phase.InVisit() != (snap.Visit != nil) {
-		return nil, nil, errors.New("restore controller: phase and visit disagree")
+		return nil, Ready{}, errors.New("restore controller: phase and visit disagree")
 	}
 	c := &Controller{p: p, warnings: p.warningsDescending(), s: snap}
 	c.s.init()

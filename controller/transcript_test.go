@@ -127,27 +127,27 @@ func (h *harness) do(directive, path string, line int) string {
 			return "error: " + err.Error() + "\n"
 		}
 		h.c = c
-		return render(acts)
+		return render(flat(acts))
 	case "at":
 		require.GreaterOrEqual(t, len(fields), 3, "%s: at DURATION WHAT ...", where)
 		d, err := time.ParseDuration(fields[1])
 		require.NoError(t, err, where)
 		at := t0.Add(d)
-		return render(h.c.Step(h.event(where, at, fields[2], fields[3:])))
+		return render(flat(h.c.Step(h.event(where, at, fields[2], fields[3:]))))
 	case "advance":
 		// advance D: tick at every deadline up to t0+D, then at t0+D.
 		d, err := time.ParseDuration(fields[1])
 		require.NoError(t, err, where)
 		end := t0.Add(d)
-		var acts []controller.Action
+		var acts []any
 		for {
 			next, ok := h.c.NextDeadline()
 			if !ok || next.After(end) {
 				break
 			}
-			acts = append(acts, h.c.Step(controller.Tick{At: next})...)
+			acts = append(acts, flat(h.c.Step(controller.Tick{At: next}))...)
 		}
-		acts = append(acts, h.c.Step(controller.Tick{At: end})...)
+		acts = append(acts, flat(h.c.Step(controller.Tick{At: end}))...)
 		return render(acts)
 	case "deadline":
 		next, ok := h.c.NextDeadline()
@@ -168,7 +168,7 @@ func (h *harness) do(directive, path string, line int) string {
 		c, acts, err := controller.Restore(h.p, snap, t0.Add(d))
 		require.NoError(t, err, where)
 		h.c = c
-		return render(acts)
+		return render(flat(acts))
 	}
 	t.Fatalf("%s: unknown directive %q", where, fields[0])
 	return ""
@@ -356,7 +356,7 @@ func lineResult(t *testing.T, where, name string) controller.LineResult {
 	return l
 }
 
-func render(acts []controller.Action) string {
+func render(acts []any) string {
 	var b strings.Builder
 	for _, a := range acts {
 		switch a := a.(type) {
@@ -366,9 +366,9 @@ func render(acts []controller.Action) string {
 				fmt.Fprintf(&b, " pulses=%d", a.Pulses)
 			}
 			b.WriteString("\n")
-		case controller.Announce:
-			b.WriteString(renderRecord(a.Record) + "\n")
-		case controller.StateChanged:
+		case controller.Record:
+			b.WriteString(renderRecord(a) + "\n")
+		case stateChanged:
 			b.WriteString("state changed\n")
 		case controller.Reply:
 			if a.OK() {

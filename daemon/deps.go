@@ -63,13 +63,6 @@ type Journal interface {
 	OverLimit() bool
 }
 
-// Command is a command decoded and checked at the edge, with the operator
-// who sent it ("" on the plain cmd topic).
-type Command struct {
-	controller.Command
-	Operator string
-}
-
 // Notifier passes status lines to the service manager ("READY=1",
 // "WATCHDOG=1", "STOPPING=1"). A Notifier without a service manager does
 // nothing and returns nil.

@@ -63,9 +63,10 @@ type Deps struct {
 	Inputs  InputSource
 	Outputs OutputDriver
 	Journal Journal
-	// Commands delivers commands decoded at the edge; the loop stamps each
-	// with its own clock. A closed channel means no more commands.
-	Commands <-chan Command
+	// Commands delivers commands decoded at the edge, each with By set to
+	// the operator who sent it ("" on the plain cmd topic); the loop stamps
+	// each with its own clock. A closed channel means no more commands.
+	Commands <-chan controller.Command
 	// Faults, optional, carries faults found by collaborators (the link);
 	// the loop stamps and steps them.
 	Faults <-chan controller.Fault
@@ -227,7 +228,7 @@ func (r *runner) start() error {
 	notice := axis.Notice
 	now := r.clock.Now()
 
-	var acts []controller.Action
+	var acts controller.Ready
 	var err error
 	if snap != nil {
 		r.ctl, acts, err = controller.Restore(r.opts.Policy, *snap, now)
@@ -367,10 +368,10 @@ func (r *runner) loop(ctx context.Context) error {
 		switch ev := ev.(type) {
 		case device.Reading:
 			r.step(ev.Event(r.readingAt(ev)))
-		case Command:
+		case controller.Command:
 			ev.At = r.clock.Now()
-			r.log.Debug("command", "action", ev.Action, "request", ev.RequestID, "visit", ev.VisitID)
-			r.stepCommand(ev)
+			r.log.Debug("command", "action", ev.Action, "request", ev.RequestID, "visit", ev.VisitID, "by", ev.By)
+			r.step(ev)
 		case tick:
 			r.step(controller.Tick{At: r.clock.Now()})
 		case controller.Fault:
@@ -475,25 +476,6 @@ func (r *runner) step(ev controller.Event) {
 	r.drainFollow()
 }
 
-// stepCommand steps a command and records its reply with the operator.
-func (r *runner) stepCommand(c Command) {
-	c.Command.By = c.Operator
-	acts := r.ctl.Step(c.Command)
-	for i, a := range acts {
-		if rep, ok := a.(controller.Reply); ok {
-			acts[i] = operatorReply{Reply: rep, operator: c.Operator}
-		}
-	}
-	r.do(acts)
-	r.drainFollow()
-}
-
-// operatorReply is a Reply with who asked, carried through do.
-type operatorReply struct {
-	controller.Reply
-	operator string
-}
-
 func (r *runner) drainFollow() {
 	for len(r.follow) > 0 {
 		ev := r.follow[0]
@@ -509,37 +491,23 @@ func (r *runner) raise(f controller.Fault) {
 	r.follow = append(r.follow, f)
 }
 
-// do carries out one step's actions: outputs at once, and one journal
-// entry for the step's records, state and replies, appended by commit.
-func (r *runner) do(acts []controller.Action) {
-	e := &journal.Entry{At: r.ctl.Now()}
-	changed := false
-	for _, a := range acts {
-		switch a := a.(type) {
-		case controller.SetOutput:
-			if err := r.deps.Outputs.Set(a.Output, a.Mode, a.Pulses); err != nil {
-				r.log.Error("set output failed", "output", a.Output, "mode", a.Mode, "err", err)
-				r.raise(controller.Fault{Source: contract.SourceOutputs, Active: true, Severity: controller.SeverityCritical,
-					ClearOnAck: true, Detail: fmt.Sprintf("set %s %s: %v", a.Output, a.Mode, err)})
-			}
-		case controller.Announce:
-			r.logRecord(a.Record)
-			e.Records = append(e.Records, a.Record)
-		case controller.StateChanged:
-			changed = true
-		case controller.Reply:
-			r.logReply(a)
-			e.Replies = append(e.Replies, journal.Reply{Reply: a})
-		case operatorReply:
-			r.logReply(a.Reply)
-			e.Replies = append(e.Replies, journal.Reply{Reply: a.Reply, Operator: a.operator})
+// do carries out one step: its outputs at once, then one journal entry for
+// its records, state and replies (journal.EntryOf), appended by commit.
+func (r *runner) do(rd controller.Ready) {
+	for _, o := range rd.Outputs {
+		if err := r.deps.Outputs.Set(o.Output, o.Mode, o.Pulses); err != nil {
+			r.log.Error("set output failed", "output", o.Output, "mode", o.Mode, "err", err)
+			r.raise(controller.Fault{Source: contract.SourceOutputs, Active: true, Severity: controller.SeverityCritical,
+				ClearOnAck: true, Detail: fmt.Sprintf("set %s %s: %v", o.Output, o.Mode, err)})
 		}
 	}
-	if changed {
-		snap := r.ctl.Snapshot()
-		e.Snapshot = &snap
+	for _, rec := range rd.Records {
+		r.logRecord(rec)
 	}
-	if !e.Empty() {
+	for _, rep := range rd.Replies {
+		r.logReply(rep)
+	}
+	if e := journal.EntryOf(r.ctl, rd); !e.Empty() {
 		r.batch = append(r.batch, e)
 	}
 }

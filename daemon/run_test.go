@@ -45,7 +45,7 @@ type room struct {
 	j       *journal.Journal
 	in      *fakeInputs
 	out     *fakeOutputs
-	cmds    chan daemon.Command
+	cmds    chan controller.Command
 	faults  chan controller.Fault
 	notify  *fakeNotifier
 	logs    *bytes.Buffer
@@ -57,7 +57,7 @@ type room struct {
 func startRoom(t *testing.T, dir string, src *fakeSources, tweak func(*daemon.Options, *daemon.Deps)) *room {
 	t.Helper()
 	r := &room{t: t, dir: dir, src: src, fs: &flakyFS{}, in: newInputs(), out: newOutputs(),
-		cmds: make(chan daemon.Command), faults: make(chan controller.Fault, 4),
+		cmds: make(chan controller.Command), faults: make(chan controller.Fault, 4),
 		notify: &fakeNotifier{}, logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	j, err := journal.Open(dir, journal.Options{FS: r.fs})
 	require.NoError(t, err)
@@ -110,7 +110,8 @@ func (r *room) input(in controller.Input, l controller.Level) {
 // command sends c as operator op and returns the reply the journal holds.
 func (r *room) commandAs(op string, c controller.Command) journal.Reply {
 	r.t.Helper()
-	r.cmds <- daemon.Command{Command: c, Operator: op}
+	c.By = op
+	r.cmds <- c
 	synctest.Wait()
 	reps := r.replies()
 	require.NotEmpty(r.t, reps)
@@ -310,7 +311,7 @@ func TestStepsThatArriveTogetherShareOneAppend(t *testing.T) {
 		before := len(r.entries())
 		go func() {
 			for i := range 50 {
-				r.cmds <- daemon.Command{Command: controller.Command{RequestID: string(rune('a' + i%26)), Action: controller.ActionGetState}}
+				r.cmds <- controller.Command{RequestID: string(rune('a' + i%26)), Action: controller.ActionGetState}
 			}
 		}()
 		synctest.Wait()

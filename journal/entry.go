@@ -33,7 +33,8 @@ func NewEpoch() Epoch {
 
 // Reply is a controller's answer to a command, kept with the operator who
 // sent it so that a redelivery of the same (operator, request_id) is answered
-// again instead of applied.
+// again instead of applied. On disk the operator sits beside the reply
+// (controller.Reply does not encode its own); a decoded Reply has both.
 type Reply struct {
 	Operator string           `json:"operator,omitempty"`
 	Reply    controller.Reply `json:"reply"`
@@ -89,24 +90,16 @@ type Stepper interface {
 }
 
 // EntryOf is what one controller step must persist before anything of it is
-// published: its records, its replies (sent by operator, "" for the booking
-// system) and, if the state changed, the snapshot after it. Outputs and
-// logs are the caller's; a step that leaves nothing to keep gives an entry
-// for which Empty is true.
-func EntryOf(c Stepper, acts []controller.Action, operator string) *Entry {
-	e := &Entry{At: c.Now()}
-	changed := false
-	for _, a := range acts {
-		switch a := a.(type) {
-		case controller.Announce:
-			e.Records = append(e.Records, a.Record)
-		case controller.StateChanged:
-			changed = true
-		case controller.Reply:
-			e.Replies = append(e.Replies, Reply{Operator: operator, Reply: a})
-		}
+// published: its records, its replies (each with its operator, "" for the
+// booking system) and, if the state changed, the snapshot after it. Outputs
+// and logs are the caller's; a step that leaves nothing to keep gives an
+// entry for which Empty is true.
+func EntryOf(c Stepper, rd controller.Ready) *Entry {
+	e := &Entry{At: c.Now(), Records: rd.Records}
+	for _, r := range rd.Replies {
+		e.Replies = append(e.Replies, Reply{Operator: r.Operator, Reply: r})
 	}
-	if changed {
+	if rd.StateChanged {
 		snap := c.Snapshot()
 		e.Snapshot = &snap
 	}
@@ -288,6 +281,9 @@ func decodeEntry(h header, js []byte) (*Entry, error) {
 	}
 	if h.has(flagLost) {
 		return nil, fmt.Errorf("journal entries %d to %d: %w", h.lsn, b.LostTo, ErrLost)
+	}
+	for i := range b.Replies {
+		b.Replies[i].Reply.Operator = b.Replies[i].Operator // kept beside the reply
 	}
 	return &Entry{
 		LSN: h.lsn, Epoch: h.epoch, At: h.at, Checkpoint: h.has(flagCheckpoint),

@@ -38,11 +38,11 @@ func newStepper(t testing.TB) (*stepper, *Entry) {
 	c, acts, err := controller.New(testPolicy, t0)
 	require.NoError(t, err)
 	s := &stepper{t: t, c: c, now: t0}
-	return s, s.entry(acts, "")
+	return s, s.entry(acts)
 }
 
-func (s *stepper) entry(acts []controller.Action, operator string) *Entry {
-	return EntryOf(s.c, acts, operator)
+func (s *stepper) entry(acts controller.Ready) *Entry {
+	return EntryOf(s.c, acts)
 }
 
 // next returns the entry of a varied step: door, lock and panic changes, and
@@ -53,19 +53,19 @@ func (s *stepper) next() *Entry {
 	var ev controller.Event
 	switch s.n % 6 {
 	case 0:
-		ev = controller.Command{At: s.now, RequestID: fmt.Sprintf("r-%d", s.n), Action: controller.ActionStartVisit, VisitID: "v-1", Duration: time.Hour}
+		ev = controller.Command{At: s.now, RequestID: fmt.Sprintf("r-%d", s.n), Action: controller.ActionStartVisit, VisitID: "v-1", Duration: time.Hour, By: "guard-7"}
 	case 1:
 		ev = controller.InputChanged{At: s.now, Input: controller.InputDoor, Level: controller.LevelActive}
 	case 2:
 		ev = controller.InputChanged{At: s.now, Input: controller.InputDoor, Level: controller.LevelInactive}
 	case 3:
-		ev = controller.Command{At: s.now, RequestID: fmt.Sprintf("r-%d", s.n), Action: controller.ActionGetState}
+		ev = controller.Command{At: s.now, RequestID: fmt.Sprintf("r-%d", s.n), Action: controller.ActionGetState, By: "guard-7"}
 	case 4:
 		ev = controller.InputChanged{At: s.now, Input: controller.InputPanic, Level: controller.LevelActive}
 	default:
 		ev = controller.InputChanged{At: s.now, Input: controller.InputPanic, Level: controller.LevelInactive}
 	}
-	return s.entry(s.c.Step(ev), "guard-7")
+	return s.entry(s.c.Step(ev))
 }
 
 func open(t testing.TB, dir string, opt Options) *Journal {
@@ -733,7 +733,7 @@ func TestEntryOfKeepsWhatAStepMustPersist(t *testing.T) {
 	require.NoError(t, err)
 	at := t0.Add(time.Second)
 	e := EntryOf(c, c.Step(controller.Command{At: at, RequestID: "r1", Action: controller.ActionStartVisit,
-		VisitID: "v1", Duration: time.Hour}), "guard-7")
+		VisitID: "v1", Duration: time.Hour, By: "guard-7"}))
 	assert.Equal(t, at, e.At)
 	require.Len(t, e.Replies, 1)
 	assert.Equal(t, "guard-7", e.Replies[0].Operator)
@@ -743,6 +743,6 @@ func TestEntryOfKeepsWhatAStepMustPersist(t *testing.T) {
 	assert.Equal(t, c.Snapshot(), *e.Snapshot)
 	assert.False(t, e.Empty())
 
-	quiet := EntryOf(c, c.Step(controller.Tick{At: at}), "")
+	quiet := EntryOf(c, c.Step(controller.Tick{At: at}))
 	assert.True(t, quiet.Empty(), "a tick that changes nothing leaves nothing to keep: %+v", quiet)
 }

@@ -315,7 +315,7 @@ func TestLinkReconnectRepublishesFromTheJournal(t *testing.T) {
 		r.do(func() { id = r.ctrl.State().Alerts[0].ID })
 		r.input(controller.InputPanic, controller.LevelInactive)
 		r.do(func() {
-			r.apply(r.ctrl.Step(controller.Command{At: r.now, RequestID: "ack", Action: controller.ActionAckAlert, AlertID: id}), "")
+			r.apply(r.ctrl.Step(controller.Command{At: r.now, RequestID: "ack", Action: controller.ActionAckAlert, AlertID: id}))
 		})
 	}
 	var last uint64

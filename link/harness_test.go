@@ -159,7 +159,7 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 	client, err = New(opts, testLogger(t))
 	require.NoError(t, err)
 	r.c = client
-	var acts []controller.Action
+	var acts controller.Ready
 	if snap, at := j.Latest(); snap != nil {
 		r.setNow(at)
 		r.ctrl, acts, err = controller.Restore(p, *snap, r.now)
@@ -167,7 +167,7 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 		r.ctrl, acts, err = controller.New(p, r.now)
 	}
 	require.NoError(t, err)
-	r.apply(acts, "")
+	r.apply(acts)
 	go r.pub.Run()
 	go r.loop(o.noLoop)
 	t.Cleanup(func() { r.stop(true) })
@@ -237,7 +237,7 @@ func (r *room) loop(noCommands bool) {
 		select {
 		case s := <-cmds:
 			s.cmd.At, s.cmd.By = r.now, s.op
-			r.apply(r.ctrl.Step(s.cmd), s.op)
+			r.apply(r.ctrl.Step(s.cmd))
 		case f, ok := <-r.steps:
 			if !ok {
 				return
@@ -245,14 +245,14 @@ func (r *room) loop(noCommands bool) {
 			f()
 		case f := <-r.fault:
 			f.At = r.now
-			r.apply(r.ctrl.Step(f), "")
+			r.apply(r.ctrl.Step(f))
 		}
 	}
 }
 
 // apply appends the step's entry to the journal, as the daemon does.
-func (r *room) apply(acts []controller.Action, op string) {
-	e := journal.EntryOf(r.ctrl, acts, op)
+func (r *room) apply(acts controller.Ready) {
+	e := journal.EntryOf(r.ctrl, acts)
 	if !e.Empty() {
 		require.NoError(r.t, r.j.Append(e))
 	}
@@ -271,26 +271,26 @@ func (r *room) do(f func()) {
 
 // input sets an input at the current time.
 func (r *room) input(in controller.Input, l controller.Level) {
-	r.do(func() { r.apply(r.ctrl.Step(controller.InputChanged{At: r.now, Input: in, Level: l}), "") })
+	r.do(func() { r.apply(r.ctrl.Step(controller.InputChanged{At: r.now, Input: in, Level: l})) })
 }
 
 // advance moves time forward by d and ticks.
 func (r *room) advance(d time.Duration) {
 	r.do(func() {
 		r.setNow(r.now.Add(d))
-		r.apply(r.ctrl.Step(controller.Tick{At: r.now}), "")
+		r.apply(r.ctrl.Step(controller.Tick{At: r.now}))
 	})
 }
 
 func (r *room) feedback(o controller.Output, follows bool) {
 	r.do(func() {
-		r.apply(r.ctrl.Step(controller.FeedbackChanged{At: r.now, Output: o, Follows: follows, Detail: "test"}), "")
+		r.apply(r.ctrl.Step(controller.FeedbackChanged{At: r.now, Output: o, Follows: follows, Detail: "test"}))
 	})
 }
 
 func (r *room) raise(source string, active bool) {
 	r.do(func() {
-		r.apply(r.ctrl.Step(controller.Fault{At: r.now, Source: source, Active: active, Detail: "test", Severity: controller.SeverityCritical}), "")
+		r.apply(r.ctrl.Step(controller.Fault{At: r.now, Source: source, Active: active, Detail: "test", Severity: controller.SeverityCritical}))
 	})
 }
 

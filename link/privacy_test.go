@@ -79,19 +79,18 @@ type pureDriver struct {
 	out  []string
 }
 
-func (p *pureDriver) apply(acts []controller.Action) {
-	for _, a := range acts {
-		switch a := a.(type) {
-		case controller.Announce:
-			p.out = append(p.out, "events "+string(contract.EncodeRecord("room-a", 1, a.Record)))
-			if a.Record.Type.IsAlert() {
-				p.out = append(p.out, "alerts "+string(contract.EncodeRecord("room-a", 1, a.Record)))
-			}
-		case controller.StateChanged:
-			p.out = append(p.out, "state "+string(contract.EncodeState("room-a", 1, p.ctrl.State())))
-		case controller.Reply:
-			p.out = append(p.out, "reply "+string(contract.EncodeReply("room-a", 1, "", a, p.ctrl.State())))
+func (p *pureDriver) apply(rd controller.Ready) {
+	for _, r := range rd.Records {
+		p.out = append(p.out, "events "+string(contract.EncodeRecord("room-a", 1, r)))
+		if r.Type.IsAlert() {
+			p.out = append(p.out, "alerts "+string(contract.EncodeRecord("room-a", 1, r)))
 		}
+	}
+	if rd.StateChanged {
+		p.out = append(p.out, "state "+string(contract.EncodeState("room-a", 1, p.ctrl.State())))
+	}
+	for _, r := range rd.Replies {
+		p.out = append(p.out, "reply "+string(contract.EncodeReply("room-a", 1, r.Operator, r, p.ctrl.State())))
 	}
 }
 
@@ -137,7 +136,7 @@ func (d roomDriver) event(ev controller.Event) {
 		case controller.Tick:
 			d.r.setNow(e.At)
 		}
-		d.r.apply(d.r.ctrl.Step(ev), "")
+		d.r.apply(d.r.ctrl.Step(ev))
 	})
 }
 

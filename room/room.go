@@ -91,7 +91,7 @@ type Room struct {
 	client  *link.Client
 	pub     *link.Publisher
 	edge    *link.Edge
-	cmds    chan daemon.Command
+	cmds    chan controller.Command
 	faults  chan controller.Fault
 	closers []func()
 	spec    device.Spec
@@ -114,7 +114,7 @@ func Open(o Options) (_ *Room, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Room{cfg: cfg, log: log, o: o, cmds: make(chan daemon.Command, commandQueue),
+	r := &Room{cfg: cfg, log: log, o: o, cmds: make(chan controller.Command, commandQueue),
 		faults: make(chan controller.Fault, faultQueue)}
 	defer func() {
 		if err != nil {
@@ -271,11 +271,17 @@ func (l lazyConn) Publish(topic string, payload []byte, retained bool) mqtt.Toke
 // submit hands a command to the loop without blocking.
 func (r *Room) submit(c controller.Command, operator string) bool {
 	select {
-	case r.cmds <- daemon.Command{Command: c, Operator: operator}:
+	case r.cmds <- withOperator(c, operator):
 		return true
 	default:
 		return false
 	}
+}
+
+// withOperator returns c sent by operator op ("" on the plain cmd topic).
+func withOperator(c controller.Command, op string) controller.Command {
+	c.By = op
+	return c
 }
 
 // fault hands a fault of the link to the loop without blocking; a full
@@ -292,7 +298,7 @@ func (r *Room) fault(f controller.Fault) {
 // its queue is full; for a room run without a broker.
 func (r *Room) Send(ctx context.Context, c controller.Command, op string) error {
 	select {
-	case r.cmds <- daemon.Command{Command: c, Operator: op}:
+	case r.cmds <- withOperator(c, op):
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
