@@ -36,7 +36,8 @@ The lock is a flock(2) on the directory itself, so no lock file exists and a
 read-only directory can be locked. Two kinds of temporary file appear while
 a file is being replaced: head.tmp (creating the head) and
 seg-….log.tmp (rewriting a repaired segment); Open deletes every name ending
-in .tmp, since the file it was to replace is still intact. Any other name is
+in .tmp, since the file it was to replace is still intact (or, for a
+new head, not there yet). Any other name is
 ignored, the set-aside copies included.
 
 # Segments
