@@ -156,7 +156,7 @@ const (
 //	  at       int64   Unix nanoseconds of the step
 //	  seqFirst uint64  0 if the entry carries no seq
 //	  seqLast  uint64
-//	  json     the rest: records, snapshot, replies, messages
+//	  json     the rest: records, snapshot, replies, messages, cached, lost_to
 //
 // The fixed part lets recovery index a journal without decoding JSON.
 const (

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"os"
+	"slices"
 )
 
 // The head file records how far the broker has acknowledged, the highest
@@ -183,4 +184,47 @@ func (h *headFile) close() error {
 	err := h.f.Close()
 	h.f = nil
 	return err
+}
+
+// Acked returns the acknowledgement position: every message before it was
+// acknowledged by the broker.
+func (j *Journal) Acked() Pos {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.acked
+}
+
+// Ack moves the acknowledgement position forward to p (never back). It is
+// written to the head file within HeadEvery, in place: recording progress
+// never needs new space.
+func (j *Journal) Ack(p Pos) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.acked.Less(p) {
+		j.acked = p
+		j.want.acked = p
+		j.headDirty = true
+		j.wake()
+	}
+}
+
+// Blob returns the daemon's blob as last written to the head file.
+func (j *Journal) Blob() []byte {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return slices.Clone(j.want.blob)
+}
+
+// SetBlob stores b (at most MaxHeadBlob bytes) in the head file within
+// HeadEvery. The daemon keeps its time axis there.
+func (j *Journal) SetBlob(b []byte) error {
+	if len(b) > MaxHeadBlob {
+		return fmt.Errorf("journal blob of %d bytes is above %d", len(b), MaxHeadBlob)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.want.blob = slices.Clone(b)
+	j.headDirty = true
+	j.used = true
+	return nil
 }

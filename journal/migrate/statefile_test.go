@@ -15,14 +15,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Write is the earlier layout's writer of the envelope, kept here to make
-// the files the reader must take.
-// write atomically replaces path with data wrapped in the envelope. The file is
-// created with mode 0600. The directory must exist. Leftover temporary files of
-// earlier interrupted writes to the same path are removed first (best effort),
-// so callers must not run two Writes to the same path concurrently.
+// tempPrefix marks Write's temporary files: "." + base + tempPrefix + random.
 const tempPrefix = ".tmp-"
 
+// Write is the earlier layout's writer of the envelope, kept here to make
+// the files the reader must take. It atomically replaces path with data
+// wrapped in the envelope. The file is created with mode 0600. The directory
+// must exist. Leftover temporary files of earlier interrupted writes to the
+// same path are removed first (best effort), so callers must not run two
+// Writes to the same path concurrently.
 func Write(path string, data []byte) error {
 	if len(data) > MaxSize {
 		return fmt.Errorf("write state file %s: payload of %d bytes exceeds %d", path, len(data), MaxSize)

@@ -1,0 +1,148 @@
+package journal
+
+import (
+	"slices"
+	"time"
+)
+
+// Unacked returns how many entries and bytes on disk wait for the broker.
+func (j *Journal) Unacked() (entries int, bytes int64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for i := len(j.idx) - 1; i >= 0 && j.idx[i].hdr.lsn >= j.acked.LSN; i-- {
+		entries++
+		bytes += int64(j.idx[i].size)
+	}
+	return entries + len(j.backlog), bytes + j.backBytes
+}
+
+// OverLimit reports whether unacknowledged entries alone exceed MaxBytes.
+func (j *Journal) OverLimit() bool {
+	_, b := j.Unacked()
+	return b > j.opt.MaxBytes
+}
+
+// Size returns the bytes the journal's segments take on disk.
+func (j *Journal) Size() int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var n int64
+	for _, s := range j.segs {
+		n += s.size
+	}
+	return n
+}
+
+// Sync writes the head file now if it changed, and compacts.
+func (j *Journal) Sync() error { return j.maintain() }
+
+// background writes the head and compacts, once per HeadEvery.
+func (j *Journal) background() {
+	defer close(j.done)
+	t := time.NewTicker(HeadEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.stop:
+			return
+		case <-t.C:
+			if err := j.maintain(); err != nil {
+				j.log.Warn("journal: head write failed; acknowledged messages may be published again after a restart", "err", err)
+			}
+		}
+	}
+}
+
+// maintain writes the head if it changed and deletes segments that are no
+// longer needed. The writes happen outside j.mu, so that an append never
+// waits for them; only this goroutine (and Close, after it stopped) writes
+// the head.
+func (j *Journal) maintain() error {
+	j.headMu.Lock()
+	defer j.headMu.Unlock()
+	j.mu.Lock()
+	if j.closed && j.head == nil {
+		j.mu.Unlock()
+		return ErrClosed
+	}
+	dirty, want, head := j.headDirty, j.want, j.head
+	j.headDirty = false
+	gone := j.compact()
+	j.mu.Unlock()
+
+	var err error
+	if dirty && head != nil && head.f != nil {
+		if err = head.write(want); err != nil {
+			j.mu.Lock()
+			j.headDirty = true
+			j.mu.Unlock()
+		}
+	}
+	for _, s := range gone {
+		if s.r != nil {
+			_ = s.r.Close()
+		}
+		if rerr := j.fsys.Remove(s.path); rerr != nil {
+			j.log.Warn("journal: cannot delete an old segment", "path", s.path, "err", rerr)
+		}
+	}
+	if len(gone) > 0 {
+		if serr := j.fsys.SyncDir(j.dir); serr != nil {
+			j.log.Warn("journal: directory sync after compaction failed", "err", serr)
+		}
+	}
+	return err
+}
+
+// compact takes out of the journal the oldest segments that are not
+// active, fully acknowledged, older than the retention (or in the way of
+// getting under MaxBytes), and followed by a snapshot, and returns them for
+// deletion. The caller holds j.mu.
+func (j *Journal) compact() []*segment {
+	if len(j.segs) < 2 {
+		return nil
+	}
+	cutoff := j.opt.Now().Add(-j.opt.Retention)
+	var total int64
+	for _, s := range j.segs {
+		total += s.size
+	}
+	var gone []*segment
+	for len(j.segs) > 1 {
+		s := j.segs[0]
+		n := 0
+		for n < len(j.idx) && j.idx[n].seg == s {
+			n++
+		}
+		if n > 0 {
+			last := j.idx[n-1].hdr
+			if last.lsn >= j.acked.LSN {
+				break // not fully acknowledged
+			}
+			if !last.at.Before(cutoff) && total <= j.opt.MaxBytes {
+				break
+			}
+			if !j.snapshotAfter(n) {
+				break
+			}
+		}
+		for _, r := range j.idx[:n] {
+			delete(j.cache, r.hdr.lsn)
+		}
+		j.idx = slices.Clone(j.idx[n:])
+		total -= s.size
+		j.segs = j.segs[1:]
+		gone = append(gone, s)
+	}
+	return gone
+}
+
+// snapshotAfter reports whether an entry from index i on carries a snapshot.
+func (j *Journal) snapshotAfter(i int) bool {
+	for ; i < len(j.idx); i++ {
+		if j.idx[i].hdr.has(flagSnapshot) {
+			return true
+		}
+	}
+	return false
+}
