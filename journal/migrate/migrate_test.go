@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/controller"
-	"github.com/roomd/roomd/daemon"
+	"github.com/roomd/roomd/daemon/timebase"
 	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/journal/migrate"
 )
@@ -139,7 +139,7 @@ func TestRunTakesOverTheEarlierLayout(t *testing.T) {
 	assert.Equal(t, [2]uint64{3, 4}, [2]uint64{first, last})
 
 	// The head carries the room and its time axis.
-	var blob daemon.HeadBlob
+	var blob timebase.HeadBlob
 	require.NoError(t, json.Unmarshal(j.Blob(), &blob))
 	assert.Equal(t, "room-1", blob.Room)
 	assert.True(t, blob.Clock.Axis.Equal(legacyAxis), "%v", blob.Clock.Axis)
