@@ -3,6 +3,7 @@ package arch
 import (
 	"go/build"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,10 +15,15 @@ import (
 
 const module = "github.com/roomd/roomd/"
 
+// foundation may be imported by every package but the controller, which
+// reads no clock: wallclock is where the wall clock is read.
+var foundation = []string{"wallclock"}
+
 // allowed lists, for every package of the module, the module's packages its
 // non-test files may import. Test files are free: a test may run a real room.
 var allowed = map[string][]string{
 	"arch":                  nil,
+	"wallclock":             nil,
 	"buildinfo":             nil,
 	"controller":            nil,
 	"daemon/timebase":       nil,
@@ -123,6 +129,9 @@ func TestImportDirections(t *testing.T) {
 			continue
 		}
 		for _, imp := range imps {
+			if slices.Contains(foundation, imp) && pkg != "controller" {
+				continue
+			}
 			assert.True(t, slices.Contains(row, imp), "%s imports %s, which its row in arch's table does not allow", pkg, imp)
 		}
 	}
@@ -151,4 +160,47 @@ func TestNeverReached(t *testing.T) {
 			assert.False(t, seen[b], "%s reaches %s, directly or not", pkg, b)
 		}
 	}
+}
+
+// timeNow is the call TestWallClockReadInOnePlace looks for, spelt so that
+// this file does not contain it.
+const timeNow = "time" + ".Now"
+
+// TestWallClockReadInOnePlace: outside package wallclock no file, test or
+// not, calls time.Now; so a run with the wall clock shifted (wallclock's
+// timeshift tag) shifts every date the code and its tests read.
+func TestWallClockReadInOnePlace(t *testing.T) {
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	checked := 0
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules" || name == "dist" || name == "wallclock") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		checked++
+		for i, line := range strings.Split(string(src), "\n") {
+			code, _, _ := strings.Cut(line, "//")
+			if strings.Contains(code, timeNow) {
+				rel, _ := filepath.Rel(root, path)
+				t.Errorf("%s:%d reads %s; read wallclock.Now() instead", rel, i+1, timeNow)
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Greater(t, checked, 100)
 }

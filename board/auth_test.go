@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomd/roomd/wallclock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
@@ -88,7 +89,7 @@ func TestAccountsFileEditKeepsOwnerGroupAndMode(t *testing.T) {
 // bump moves the file's time on, as a later write would.
 func bump(t *testing.T, path string) {
 	t.Helper()
-	later := time.Now().Add(time.Minute)
+	later := wallclock.Now().Add(time.Minute)
 	require.NoError(t, os.Chtimes(path, later, later))
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/roomclient"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // observeAlerts makes the page note, for every alert, when it first appears
@@ -84,7 +85,7 @@ func BenchmarkAlertToDOM(b *testing.B) {
 	require.NoError(b, tok.Error())
 	defer floor.Disconnect(100)
 	tok = floor.Subscribe("visitrooms/+/alerts", 1, func(_ paho.Client, m paho.Message) {
-		got := time.Now()
+		got := wallclock.Now()
 		var e contract.EventMessage
 		if json.Unmarshal(m.Payload(), &e) == nil && e.Type == "alert_raised" && e.Alert != nil && e.Alert.Kind == "panic" {
 			arrivals <- arrival{room: e.Room, id: e.Alert.ID, at: e.At.Time, got: got}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/roomclient"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // Defaults of Options.
@@ -58,7 +59,7 @@ type Options struct {
 	// broker did not keep for the board (a lost session, a broker that lost
 	// its queue), so no alert is missed and who acknowledged stays known.
 	StateFile string
-	// Now is the board's clock (nil: time.Now).
+	// Now is the board's clock (nil: wallclock.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
 	// Dial, if set, opens the broker connections (tests).
@@ -104,7 +105,7 @@ func New(o Options) *Board {
 		o.History = DefaultHistory
 	}
 	if o.Now == nil {
-		o.Now = time.Now
+		o.Now = wallclock.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

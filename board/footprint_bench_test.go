@@ -25,6 +25,7 @@ import (
 	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/room/roomtest"
 	"github.com/roomd/roomd/roomclient"
+	"github.com/roomd/roomd/wallclock"
 )
 
 var (
@@ -192,7 +193,7 @@ func BenchmarkBoardFootprint(b *testing.B) {
 	require.NoError(b, err)
 	m0 := get(b, ctx, chromedp.Action[map[string]float64](pageMetrics))
 	load0 := loadavg()
-	simStart, realStart := clock.Now(), time.Now()
+	simStart, realStart := clock.Now(), wallclock.Now()
 	var maxRSS int64
 	var maxHeap, loadSum float64
 	samples := 0

@@ -20,6 +20,7 @@ import (
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/roomclient"
+	"github.com/roomd/roomd/wallclock"
 )
 
 //go:embed web
@@ -59,7 +60,7 @@ type Server struct {
 // NewServer returns the board's HTTP handler.
 func NewServer(o ServerOptions) *Server {
 	if o.Now == nil {
-		o.Now = time.Now
+		o.Now = wallclock.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -279,7 +280,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ Session, _ str
 	missed, ch, ok := h.Subscribe(last)
 	defer h.Unsubscribe(ch)
 	write := func(id, event string, data []byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_ = rc.SetWriteDeadline(wallclock.Now().Add(10 * time.Second))
 		var sb strings.Builder
 		if id != "" {
 			sb.WriteString("id: " + id + "\n")

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomd/roomd/wallclock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
@@ -133,7 +134,7 @@ func TestLoginSessionCookieAndCSRF(t *testing.T) {
 
 	// The account removed: its session ends at the next request.
 	require.NoError(t, af.Remove("guard-7"))
-	later := time.Now().Add(time.Minute)
+	later := wallclock.Now().Add(time.Minute)
 	require.NoError(t, os.Chtimes(af.Path, later, later))
 	resp, err = c.Get(ts.URL + "/api/session")
 	require.NoError(t, err)

@@ -19,13 +19,14 @@ import (
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/sim"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // clock is a boot and wall clock on the bubble's time: one boot, a
 // synchronised wall clock.
 type clock struct{ start time.Time }
 
-func (c clock) Wall() time.Time         { return time.Now() }
+func (c clock) Wall() time.Time         { return wallclock.Now() }
 func (c clock) Boot() time.Duration     { return time.Hour + time.Since(c.start) }
 func (c clock) BootID() (string, error) { return "boot-1", nil }
 func (c clock) Synced() bool            { return true }
@@ -48,7 +49,7 @@ func testPolicy() controller.Policy {
 func options(t *testing.T, r *sim.Room, j *journal.Journal, inst commission.Installer) commission.Options {
 	return commission.Options{Room: "room-1", Policy: policy(), By: "installer-7", Walk: commission.WalkOptions{Mode: controller.TestFull},
 		ReportDir: filepath.Join(t.TempDir(), "function-tests"), Version: "1.2.3", Backend: "sim",
-		Journal: j, Lines: r, Installer: inst, Clock: clock{start: time.Now()}, MinPlausible: time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)}
+		Journal: j, Lines: r, Installer: inst, Clock: clock{start: wallclock.Now()}, MinPlausible: time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
 
 // records lists the journal's records, in order.
@@ -152,7 +153,7 @@ func TestRunRefusedDuringAVisit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		j := openJournal(t, t.TempDir())
 		defer j.Close()
-		startVisit(t, j, time.Now())
+		startVisit(t, j, wallclock.Now())
 		last := j.Last()
 		r := newRoom(t, roomSpec())
 		inst := newInstaller(t, r)
@@ -230,11 +231,11 @@ func TestRecordTellsJournalDamage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
 		j := openJournal(t, dir)
-		c, acts, err := controller.New(policy(), time.Now())
+		c, acts, err := controller.New(policy(), wallclock.Now())
 		require.NoError(t, err)
 		for i := range 20 {
 			require.NoError(t, j.Append(journal.EntryOf(c, acts)))
-			acts = c.Step(controller.InputChanged{At: time.Now(), Input: controller.InputDoor, Level: controller.Level(1 + i%2)})
+			acts = c.Step(controller.InputChanged{At: wallclock.Now(), Input: controller.InputDoor, Level: controller.Level(1 + i%2)})
 		}
 		require.NoError(t, j.Close())
 		segs, err := filepath.Glob(filepath.Join(dir, "seg-*.log"))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // Defaults of WalkOptions.
@@ -346,7 +347,7 @@ func (w *walker) next(d time.Duration) (r device.LineReading, ok bool, err error
 // reading of k. Readings of other lines are noted in others. It returns
 // k's latest reading and whether done held.
 func (w *walker) track(k lineKey, d time.Duration, done func(device.LineReading) bool, seen *[]device.LineReading, others map[lineKey]bool) (device.LineReading, bool, error) {
-	deadline := time.Now().Add(d)
+	deadline := wallclock.Now().Add(d)
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {

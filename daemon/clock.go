@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/daemon/timebase"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // SystemClock is the real Clock: the system's time sources, real timers.
@@ -34,7 +35,7 @@ type FastClock struct {
 // NewFastClock returns a clock running speed times faster than real time
 // (values below 1 mean 1), from now.
 func NewFastClock(speed float64) *FastClock {
-	now := time.Now()
+	now := wallclock.Now()
 	return NewClockAt(now.Round(0), speed)
 }
 
@@ -43,7 +44,7 @@ func NewFastClock(speed float64) *FastClock {
 // fixture with absolute times runs its room on a clock anchored to the
 // fixture, so that it passes on any date.
 func NewClockAt(base time.Time, speed float64) *FastClock {
-	return &FastClock{start: time.Now(), base: base.Round(0), speed: max(speed, 1)}
+	return &FastClock{start: wallclock.Now(), base: base.Round(0), speed: max(speed, 1)}
 }
 
 // Speed returns how many times faster than real time the clock runs.

@@ -12,6 +12,7 @@ import (
 	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/device"
 	"github.com/roomd/roomd/journal"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // fakeSources is a time axis source on time.Now: under synctest it runs on
@@ -24,12 +25,12 @@ type fakeSources struct {
 	synced bool
 }
 
-func newSources() *fakeSources { return &fakeSources{start: time.Now(), bootID: "boot-1"} }
+func newSources() *fakeSources { return &fakeSources{start: wallclock.Now(), bootID: "boot-1"} }
 
 func (s *fakeSources) Wall() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return time.Now().Add(s.wall).Round(0)
+	return wallclock.Now().Add(s.wall).Round(0)
 }
 func (s *fakeSources) Boot() time.Duration { return time.Since(s.start) }
 func (s *fakeSources) BootID() (string, error) {
@@ -54,7 +55,7 @@ func (s *fakeSources) reboot(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.bootID = id
-	s.start = time.Now()
+	s.start = wallclock.Now()
 }
 
 // fakeInputs forwards what the test sends.
@@ -145,7 +146,7 @@ func (f *fakeNotifier) Notify(s string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lines = append(f.lines, s)
-	f.times = append(f.times, time.Now())
+	f.times = append(f.times, wallclock.Now())
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/device"
 	"github.com/roomd/roomd/journal"
+	"github.com/roomd/roomd/wallclock"
 )
 
 func testPolicy() controller.Policy {
@@ -103,7 +104,7 @@ func advance(d time.Duration) {
 }
 
 func (r *room) input(in controller.Input, l controller.Level) {
-	r.in.ch <- device.Reading{Input: in, Level: l, At: time.Now()}
+	r.in.ch <- device.Reading{Input: in, Level: l, At: wallclock.Now()}
 	synctest.Wait()
 }
 
@@ -592,7 +593,7 @@ func TestSavedAxisYearsAheadIsCorrectedOnceTheClockIsSynchronised(t *testing.T) 
 		advance(daemon.ClockCheckEvery)
 		st = r2.snap()
 		require.NotNil(t, st.Visit)
-		assert.WithinDuration(t, time.Now(), st.Now, time.Second, "the axis is the synchronised wall clock")
+		assert.WithinDuration(t, wallclock.Now(), st.Now, time.Second, "the axis is the synchronised wall clock")
 		// 50 minutes were left at the restart (the minute of downtime is
 		// lost to an axis that could not trust the wall clock); one more
 		// minute has passed since.
@@ -602,7 +603,7 @@ func TestSavedAxisYearsAheadIsCorrectedOnceTheClockIsSynchronised(t *testing.T) 
 		after := since(r2.recs(), before)
 		require.NotEmpty(t, after)
 		for _, rec := range after {
-			assert.WithinDuration(t, time.Now(), rec.At, time.Second, "dated by the synchronised clock: %v", rec)
+			assert.WithinDuration(t, wallclock.Now(), rec.At, time.Second, "dated by the synchronised clock: %v", rec)
 		}
 		r2.stop()
 	})
@@ -622,7 +623,7 @@ func TestSavedAxisYearsAheadWithASynchronisedClockAtStart(t *testing.T) {
 		src.synced = true
 		r2 := startRoom(t, dir, src, nil)
 		st := r2.snap()
-		assert.WithinDuration(t, time.Now(), st.Now, time.Second)
+		assert.WithinDuration(t, wallclock.Now(), st.Now, time.Second)
 		require.NotNil(t, st.Visit)
 		assert.Equal(t, time.Hour, st.Visit.EndsAt.Sub(st.Now))
 		a := alertOf(t, st.Alerts, controller.AlertSystemFault, contract.SourceClock)
@@ -651,7 +652,7 @@ func TestSavedAxisYearsBehind(t *testing.T) {
 		after := r2.recs()[n:]
 		assert.Equal(t, 1, count(after, controller.EventAlertRaised), "time_up once: %v", types(after))
 		for _, rec := range after {
-			assert.WithinDuration(t, time.Now(), rec.At, time.Second, "announced at the restart, never inside the downtime")
+			assert.WithinDuration(t, wallclock.Now(), rec.At, time.Second, "announced at the restart, never inside the downtime")
 			if rec.Type == controller.EventAlertRaised {
 				assert.Equal(t, controller.AlertTimeUp, rec.Alert.Kind)
 				assert.Equal(t, ends, rec.DueAt, "with its true time")

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/roomd/roomd/wallclock"
 )
 
 // FeedbackRecovery is how long the read-back of a failed output must follow
@@ -35,7 +37,7 @@ func (c *Core) supervise(ctx context.Context, st *outState, out chan<- Reading) 
 		}
 	})
 
-	start := time.Now()
+	start := wallclock.Now()
 	var (
 		reported    bool      // a verdict was sent
 		faulted     bool      // the verdict sent last was a miss
@@ -60,7 +62,7 @@ func (c *Core) supervise(ctx context.Context, st *outState, out chan<- Reading) 
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	for {
-		now := time.Now()
+		now := wallclock.Now()
 		on, changed := c.commanded(st.o)
 		level, err := st.fb.Read(), error(nil)
 		if cr, ok := st.fb.(CheckedReader); ok {

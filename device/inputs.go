@@ -10,6 +10,7 @@ import (
 	"periph.io/x/conn/v3/gpio"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // Detail texts of an unknown reading.
@@ -148,7 +149,7 @@ func (c *Core) watch(ctx context.Context, supervise chan<- Reading, initial func
 		close(done)
 	}()
 
-	now := time.Now()
+	now := wallclock.Now()
 	watchers := map[controller.Input][]*watcher{}
 	for _, in := range controller.Inputs {
 		specs, ok := c.spec.Inputs[in]
@@ -335,12 +336,12 @@ func (w *watcher) start(now time.Time) {
 
 func (w *watcher) run(ctx context.Context, updates chan<- lineUpdate) {
 	for {
-		edge := w.line.WaitForEdge(w.wait(time.Now()))
+		edge := w.line.WaitForEdge(w.wait(wallclock.Now()))
 		if ctx.Err() != nil {
 			return
 		}
 		prev := w.cur
-		w.observe(time.Now(), edge)
+		w.observe(wallclock.Now(), edge)
 		if w.cur.level == prev.level && w.cur.detail == prev.detail {
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"periph.io/x/conn/v3/gpio"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // The alarm patterns (Pattern). Each repeats within 10 s and each burst of
@@ -148,7 +149,7 @@ func (st *outState) stopPattern() {
 // level is timed and told to the output's supervisor, if any.
 func (c *Core) drive(st *outState, on bool) error {
 	if st.on != on || st.changedAt.IsZero() {
-		st.changedAt = time.Now()
+		st.changedAt = wallclock.Now()
 		if st.notify != nil {
 			select {
 			case st.notify <- struct{}{}:

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomd/roomd/wallclock"
 	"github.com/stretchr/testify/require"
 )
 
@@ -43,7 +44,7 @@ func benchAppend(b *testing.B, idle time.Duration) {
 		}
 		e := *steps[i%len(steps)]
 		i++
-		start := time.Now()
+		start := wallclock.Now()
 		if err := j.Append(&e); err != nil {
 			b.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // Defaults of Options.
@@ -58,7 +59,7 @@ type Options struct {
 	// Cache is how many decoded entries are kept in memory for readers.
 	Cache int
 	// Now is the time used to age entries for the retention; nil means
-	// time.Now. The daemon passes its time axis.
+	// wallclock.Now. The daemon passes its time axis.
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -86,7 +87,7 @@ func (o *Options) defaults() {
 		o.Cache = DefaultCache
 	}
 	if o.Now == nil {
-		o.Now = time.Now
+		o.Now = wallclock.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -169,7 +170,7 @@ type Journal struct {
 // keeps its entries in memory. Errors mean the journal cannot be used at all:
 // another process holds it (ErrLocked), or dir cannot be read.
 func Open(dir string, opt Options) (*Journal, error) {
-	start := time.Now()
+	start := wallclock.Now()
 	opt.defaults()
 	j := &Journal{dir: dir, fsys: opt.FS, opt: opt, log: opt.Logger, cache: map[uint64]*Entry{},
 		notify: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}

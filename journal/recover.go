@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/roomd/roomd/wallclock"
 )
 
 // Recovery reports what Open found and did.
@@ -355,7 +357,7 @@ func (j *Journal) repair(sc *segScan) {
 }
 
 func (j *Journal) setAside(path string) (string, error) {
-	to := path + damagedTag + time.Now().UTC().Format("20060102T150405.000000000Z")
+	to := path + damagedTag + wallclock.Now().UTC().Format("20060102T150405.000000000Z")
 	if err := j.fsys.Rename(path, to); err != nil {
 		return "", err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/link/mqtttest"
+	"github.com/roomd/roomd/wallclock"
 )
 
 func BenchmarkEncodeState(b *testing.B) {
@@ -36,7 +37,7 @@ func BenchmarkAppendToPUBACK(b *testing.B) {
 	topics, err := contract.NewTopics("", "room-a")
 	require.NoError(b, err)
 	var c *Client
-	p, err := NewPublisher(PublisherOptions{Room: "room-a", Topics: topics, Journal: j, Conn: lazyConn{&c}, Now: time.Now})
+	p, err := NewPublisher(PublisherOptions{Room: "room-a", Topics: topics, Journal: j, Conn: lazyConn{&c}, Now: wallclock.Now})
 	require.NoError(b, err)
 	c, err = New(Options{Broker: url, ClientID: "bench", Topics: topics, Handler: func(Message) {}}, nil)
 	require.NoError(b, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // EdgeOptions configure NewEdge.
@@ -161,7 +162,7 @@ func (e *Edge) unsent(requestID string) {
 	n := e.unsaid
 	raise := time.Since(e.lastSaid) >= time.Second // the controller keeps one such alert; no need to flood
 	if raise {
-		e.lastSaid = time.Now()
+		e.lastSaid = wallclock.Now()
 	}
 	e.mu.Unlock()
 	e.log.Error("reply could not be queued; the sender gets no answer and must retry", "request_id", requestID, "total", n)

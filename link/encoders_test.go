@@ -21,7 +21,7 @@ func TestEncodersMatchContract(t *testing.T) {
 	require.NoError(t, err)
 	d := &pureDriver{t: t, ctrl: ctrl}
 	d.apply(acts)
-	runVisit(d, scriptA)
+	runVisit(d, scriptA, exp())
 	d.event(controller.Fault{At: t0.Add(2 * time.Hour), Source: "journal_full", Active: true, Detail: "journal full", Severity: controller.SeverityCritical})
 	seen := map[string]bool{}
 	for _, line := range d.out {

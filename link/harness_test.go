@@ -20,6 +20,7 @@ import (
 	"github.com/roomd/roomd/contract/contracttest"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/journal"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // waitTimeout bounds every wait in these tests.
@@ -27,7 +28,12 @@ import (
 // because CI runs every package at once under the race detector.
 const waitTimeout = 60 * time.Second
 
-var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+// t0 is where every room of these tests starts its time axis: the wall
+// clock when the test binary started, so that the axis, the edge (which
+// judges expires_at) and the journal (which ages entries for its retention)
+// agree at the start whatever the date of the run; a test moves the axis
+// alone with advance.
+var t0 = wallclock.Now().UTC().Truncate(time.Second)
 
 func testPolicy() controller.Policy {
 	return controller.Policy{
@@ -70,8 +76,8 @@ type roomOpts struct {
 // room glues a controller to the link the way roomd does: one goroutine
 // owns the controller, steps commands from the edge and functions from the
 // test, and appends every step to a real journal that the Publisher follows.
-// The controller's time is the test's (r.now); the edge checks expires_at
-// against real time.
+// The controller's time is the test's (r.now, from t0); the edge checks
+// expires_at against the wall clock.
 type room struct {
 	t     testing.TB
 	name  string
@@ -134,7 +140,7 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 	}
 	r.pub, err = NewPublisher(po)
 	require.NoError(t, err)
-	r.edge = NewEdge(EdgeOptions{Room: o.room, Topics: topics, Now: time.Now, Publisher: r.pub, Logger: testLogger(t),
+	r.edge = NewEdge(EdgeOptions{Room: o.room, Topics: topics, Now: wallclock.Now, Publisher: r.pub, Logger: testLogger(t),
 		Submit: func(c controller.Command, op string) bool {
 			select {
 			case r.cmds <- submitted{c, op}:
@@ -301,12 +307,10 @@ func (r *room) flush() {
 	require.NoError(r.t, r.pub.Flush(ctx))
 }
 
-// testExpiry is the expires_at of the tests' commands that change a room:
-// half an hour after the test binary started (longer than any test), the
-// same for every command so that two runs publish the same bytes.
-var testExpiry = time.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339Nano)
-
-func exp() string { return testExpiry }
+// exp is the expires_at of the tests' commands that change a room: half an
+// hour from now, computed for each command, so that a command sent late in
+// a long run is as fresh as the first. No reply or record echoes it.
+func exp() string { return contract.FormatTime(wallclock.Now().Add(30 * time.Minute)) }
 
 // observer is a guard console or booking system: a plain paho client
 // collecting every message under a filter.
@@ -347,7 +351,7 @@ func observe(t testing.TB, url string, o observerOpts) *observer {
 	if o.clientID != "" {
 		mo.SetClientID(o.clientID).SetCleanSession(false)
 	} else {
-		mo.SetClientID(fmt.Sprintf("obs-%d", time.Now().UnixNano())).SetCleanSession(true)
+		mo.SetClientID(fmt.Sprintf("obs-%d", wallclock.Now().UnixNano())).SetCleanSession(true)
 	}
 	if o.configured != nil {
 		o.configured(mo)

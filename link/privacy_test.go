@@ -12,6 +12,7 @@ import (
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/link/mqtttest"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // The privacy rule: during a visit no message carries presence and no
@@ -39,7 +40,9 @@ func privacyPolicy() controller.Policy {
 
 // runVisit drives one visit: the same door, panic, commands and ticks at the
 // same instants; only presence during the visit follows script.
-func runVisit(d driver, script presenceScript) {
+// expires is the commands' expires_at, the same in both runs so that the
+// commands a test compares are the same bytes.
+func runVisit(d driver, script presenceScript, expires string) {
 	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
 	in := func(min int, i controller.Input, l controller.Level) {
 		d.event(controller.InputChanged{At: at(min), Input: i, Level: l})
@@ -47,7 +50,7 @@ func runVisit(d driver, script presenceScript) {
 	for _, i := range []controller.Input{controller.InputDoor, controller.InputLock, controller.InputPresence, controller.InputPanic, controller.InputStaff} {
 		in(0, i, controller.LevelInactive)
 	}
-	d.command(at(1), "start", `{"request_id":"start","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v-42","duration":"1h"}`)
+	d.command(at(1), "start", `{"request_id":"start","action":"start_visit","expires_at":"`+expires+`","visit_id":"v-42","duration":"1h"}`)
 	for min := 1; min <= 75; min++ {
 		if l, ok := script[min]; ok {
 			in(min, controller.InputPresence, l)
@@ -61,11 +64,11 @@ func runVisit(d driver, script presenceScript) {
 			in(min, controller.InputPanic, controller.LevelActive)
 		case 26:
 			in(min, controller.InputPanic, controller.LevelInactive)
-			d.command(at(min), "ack-panic", `{"request_id":"ack-panic","action":"ack_alert","expires_at":"`+exp()+`","alert_id":"panic-1"}`)
+			d.command(at(min), "ack-panic", `{"request_id":"ack-panic","action":"ack_alert","expires_at":"`+expires+`","alert_id":"panic-1"}`)
 		case 46:
-			d.command(at(min), "ext", `{"request_id":"ext","action":"extend_visit","expires_at":"`+exp()+`","add":"5m"}`)
+			d.command(at(min), "ext", `{"request_id":"ext","action":"extend_visit","expires_at":"`+expires+`","add":"5m"}`)
 		case 70:
-			d.command(at(min), "end", `{"request_id":"end","action":"end_visit","expires_at":"`+exp()+`"}`)
+			d.command(at(min), "end", `{"request_id":"end","action":"end_visit","expires_at":"`+expires+`"}`)
 		}
 		d.event(controller.Tick{At: at(min).Add(30 * time.Second)})
 	}
@@ -97,19 +100,20 @@ func (p *pureDriver) apply(rd controller.Ready) {
 func (p *pureDriver) event(ev controller.Event) { p.apply(p.ctrl.Step(ev)) }
 
 func (p *pureDriver) command(at time.Time, _, payload string) {
-	cmd, cerr := contract.DecodeCommand([]byte(payload), 0, time.Now())
+	cmd, cerr := contract.DecodeCommand([]byte(payload), 0, wallclock.Now())
 	require.Nil(p.t, cerr)
 	cmd.At = at
 	p.apply(p.ctrl.Step(cmd.Command))
 }
 
 func TestPrivacyEncodedStreamsIdentical(t *testing.T) {
+	expires := exp()
 	run := func(script presenceScript) []string {
 		ctrl, acts, err := controller.New(privacyPolicy(), t0)
 		require.NoError(t, err)
 		d := &pureDriver{t: t, ctrl: ctrl}
 		d.apply(acts)
-		runVisit(d, script)
+		runVisit(d, script, expires)
 		return d.out
 	}
 	a, b := run(scriptA), run(scriptB)
@@ -146,12 +150,13 @@ func (d roomDriver) command(at time.Time, requestID, payload string) {
 }
 
 func TestPrivacyPublishedStreamsIdentical(t *testing.T) {
+	expires := exp()
 	run := func(script presenceScript) map[string][]string {
 		url := mqtttest.Embedded(t)
 		obs := observe(t, url, observerOpts{})
 		p := privacyPolicy()
 		r := startRoom(t, roomOpts{url: url, policy: &p})
-		runVisit(roomDriver{r: r, obs: obs}, script)
+		runVisit(roomDriver{r: r, obs: obs}, script, expires)
 		last := r.lastSeq()
 		r.flush()
 		out := map[string][]string{}

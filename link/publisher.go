@@ -13,6 +13,7 @@ import (
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/journal"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // Defaults of PublisherOptions.
@@ -204,7 +205,7 @@ func (p *Publisher) Index() *replyIndex { return p.idx }
 // Run publishes until Close.
 func (p *Publisher) Run() {
 	defer close(p.done)
-	p.okAt = time.Now()
+	p.okAt = wallclock.Now()
 	hb := time.NewTicker(p.o.Heartbeat)
 	defer hb.Stop()
 	check := time.NewTicker(time.Second)
@@ -333,7 +334,7 @@ func (p *Publisher) fill() {
 				continue
 			}
 		}
-		p.inflight = append(p.inflight, inflight{msg: m, tok: p.c.Publish(m.topic, m.payload, m.retained), sent: time.Now()})
+		p.inflight = append(p.inflight, inflight{msg: m, tok: p.c.Publish(m.topic, m.payload, m.retained), sent: wallclock.Now()})
 	}
 }
 
@@ -496,7 +497,7 @@ func (p *Publisher) reap(lost <-chan struct{}) {
 			return
 		}
 		p.inflight = p.inflight[1:]
-		p.okAt = time.Now()
+		p.okAt = wallclock.Now()
 		if h.msg.journal {
 			next := journal.Pos{LSN: h.msg.pos.LSN, Msg: h.msg.pos.Msg + 1}
 			if len(p.inflight) == 0 && p.curMsgs == nil {
@@ -511,7 +512,7 @@ func (p *Publisher) reap(lost <-chan struct{}) {
 // health raises the link fault when nothing could be delivered for
 // FaultAfter, and clears it when delivery works again.
 func (p *Publisher) health(ok bool) {
-	now := time.Now()
+	now := wallclock.Now()
 	if ok {
 		p.okAt = now
 		if p.faulted {

@@ -17,6 +17,7 @@ import (
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/link/mqtttest"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // TestStateNeverBeforeItsEvent: on one subscription, the state that carries
@@ -136,7 +137,7 @@ func TestReplayOfACompactedRange(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	var later atomic.Int64 // how far the journal's clock is ahead
 	r := startRoom(t, roomOpts{url: url, journal: journal.Options{SegmentBytes: 2 << 10, Retention: time.Hour,
-		Now: func() time.Time { return time.Now().Add(time.Duration(later.Load())) }}})
+		Now: func() time.Time { return wallclock.Now().Add(time.Duration(later.Load())) }}})
 	r.input(controller.InputDoor, controller.LevelInactive)
 	for range 30 {
 		r.input(controller.InputDoor, controller.LevelActive)

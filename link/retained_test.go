@@ -18,6 +18,7 @@ import (
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/room/roomtest"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // TestMosquittoRetainedCommands: what docs/mqtt.md says of retained
@@ -138,11 +139,11 @@ func (c *commander) waitFor(what string, cond func() bool) {
 	c.t.Helper()
 	timer := time.AfterFunc(waitTimeout, func() { c.mu.Lock(); c.cond.Broadcast(); c.mu.Unlock() })
 	defer timer.Stop()
-	deadline := time.Now().Add(waitTimeout)
+	deadline := wallclock.Now().Add(waitTimeout)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for !cond() {
-		require.True(c.t, time.Now().Before(deadline), "timed out waiting for %s", what)
+		require.True(c.t, wallclock.Now().Before(deadline), "timed out waiting for %s", what)
 		c.cond.Wait()
 	}
 }
@@ -216,7 +217,7 @@ func (l *logRecorder) wait(t *testing.T, msg, id string) {
 	t.Helper()
 	timer := time.AfterFunc(waitTimeout, func() { l.mu.Lock(); l.cond.Broadcast(); l.mu.Unlock() })
 	defer timer.Stop()
-	deadline := time.Now().Add(waitTimeout)
+	deadline := wallclock.Now().Add(waitTimeout)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for {
@@ -225,7 +226,7 @@ func (l *logRecorder) wait(t *testing.T, msg, id string) {
 				return
 			}
 		}
-		require.True(t, time.Now().Before(deadline), "roomd did not log %q", msg)
+		require.True(t, wallclock.Now().Before(deadline), "roomd did not log %q", msg)
 		l.cond.Wait()
 	}
 }

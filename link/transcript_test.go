@@ -32,6 +32,7 @@ import (
 	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/room/roomtest"
 	"github.com/roomd/roomd/sim"
+	"github.com/roomd/roomd/wallclock"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/transcript.md from a fresh run")
@@ -397,11 +398,11 @@ func (s *simRoom) Run(ctx context.Context, out chan<- device.Reading) error {
 // input and panic point.
 func (s *simRoom) waitInitial(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	deadline := wallclock.Now().Add(waitTimeout)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for len(s.taken) < 6 || len(s.out) > 0 {
-		require.True(t, time.Now().Before(deadline), "the room took %d initial readings", len(s.taken))
+		require.True(t, wallclock.Now().Before(deadline), "the room took %d initial readings", len(s.taken))
 		s.mu.Unlock()
 		waitBriefly()
 		s.mu.Lock()
@@ -420,7 +421,7 @@ func (s *simRoom) set(t *testing.T, in controller.Input, point string, l control
 	} else {
 		require.NoError(t, s.SetInput(in, l))
 	}
-	deadline := time.Now().Add(waitTimeout)
+	deadline := wallclock.Now().Add(waitTimeout)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
@@ -433,7 +434,7 @@ func (s *simRoom) set(t *testing.T, in controller.Input, point string, l control
 		if found && len(s.out) == 0 {
 			return
 		}
-		require.True(t, time.Now().Before(deadline), "the room did not take %s %s=%s", in, point, l)
+		require.True(t, wallclock.Now().Before(deadline), "the room did not take %s %s=%s", in, point, l)
 		s.mu.Unlock()
 		waitBriefly()
 		s.mu.Lock()
@@ -491,7 +492,7 @@ func (c *manualClock) Since(t time.Time) time.Duration {
 func (c *manualClock) stamp() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := time.Now()
+	s := wallclock.Now()
 	for {
 		if _, dup := c.stamps[s]; !dup {
 			break

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/roomd/roomd/wallclock"
 )
 
 // TLSFiles names the files of a client's TLS configuration: the CA that
@@ -21,7 +23,7 @@ func (f TLSFiles) Empty() bool { return f == TLSFiles{} }
 // Config reads the files into a TLS configuration (TLS 1.2 at least). An
 // empty CAFile keeps the system roots. CertFile and KeyFile go together.
 func (f TLSFiles) Config() (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.ServerName}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.ServerName, Time: wallclock.Now}
 	if f.CAFile != "" {
 		pem, err := os.ReadFile(f.CAFile)
 		if err != nil {

@@ -32,6 +32,7 @@ import (
 
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/link/mqtttest"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // Two versions of the same tree, for the upgrade.
@@ -57,7 +58,7 @@ func buildPackages(t *testing.T, version, archs string) map[string]map[string]st
 	cmd.Env = append(os.Environ(), "ROOMD_VERSION="+version, "ROOMD_ARCHS="+archs, "ROOMD_DIST="+dist)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	start := time.Now()
+	start := wallclock.Now()
 	out, err := cmd.Output()
 	require.NoError(t, err, "package.sh: %s", stderr.String())
 	t.Logf("package.sh built %s for %s in %s", version, archs, time.Since(start).Round(100*time.Millisecond))
@@ -99,7 +100,7 @@ func TestDebianPackages(t *testing.T) {
 				debs = append(debs, first[name][arch])
 			}
 		}
-		start := time.Now()
+		start := wallclock.Now()
 		out, err := exec.Command(lintian, append([]string{"--fail-on", "error,warning", "--no-tag-display-limit"},
 			debs...)...).CombinedOutput()
 		t.Logf("lintian took %s; it says:\n%s", time.Since(start).Round(100*time.Millisecond), out)
@@ -230,7 +231,7 @@ func debianRoot(t *testing.T) *root {
 	cmd.Env = append(os.Environ(), "ROOMD_DEBROOT_NO_INSTALL=1")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	start := time.Now()
+	start := wallclock.Now()
 	out, err := cmd.Output()
 	if err != nil {
 		missing(t, "no Debian root from .ci/debroot.sh (%v): %s", err, stderr.String())

@@ -18,6 +18,7 @@ import (
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room/roomtest"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // guard is an operator's console: its own broker identity, commands on
@@ -107,7 +108,7 @@ func (g *guard) event(typ, kind string) contract.EventMessage {
 // command sends on cmd/<guard id> and returns the reply.
 func (g *guard) command(requestID, body string) contract.ReplyMessage {
 	g.t.Helper()
-	payload := fmt.Sprintf(`{"request_id":%q,%s,"expires_at":%q}`, requestID, body, contract.FormatTime(time.Now().Add(10*time.Minute)))
+	payload := fmt.Sprintf(`{"request_id":%q,%s,"expires_at":%q}`, requestID, body, contract.FormatTime(wallclock.Now().Add(10*time.Minute)))
 	tok := g.cli.Publish("visitrooms/room-1/cmd/"+g.id, 1, false, payload)
 	require.True(g.t, tok.WaitTimeout(wait))
 	require.NoError(g.t, tok.Error())

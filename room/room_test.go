@@ -22,6 +22,7 @@ import (
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/room/roomtest"
+	"github.com/roomd/roomd/wallclock"
 )
 
 const wait = 30 * time.Second
@@ -45,7 +46,7 @@ type consumer struct {
 func consume(t *testing.T, url string) *consumer {
 	t.Helper()
 	c := &consumer{t: t, byKey: map[string]string{}, wake: make(chan struct{}, 1)}
-	opts := paho.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("consumer-%d", time.Now().UnixNano())).
+	opts := paho.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("consumer-%d", wallclock.Now().UnixNano())).
 		SetCleanSession(true).SetOrderMatters(true)
 	c.cli = paho.NewClient(opts)
 	tok := c.cli.Connect()
@@ -192,7 +193,7 @@ func (c *consumer) simSet(payload string) {
 	require.NoError(c.t, tok.Error())
 }
 
-func expires() string { return time.Now().Add(10 * time.Minute).UTC().Format(time.RFC3339Nano) }
+func expires() string { return wallclock.Now().Add(10 * time.Minute).UTC().Format(time.RFC3339Nano) }
 
 func isType(typ string) func(contract.EventMessage) bool {
 	return func(e contract.EventMessage) bool { return e.Type == typ }

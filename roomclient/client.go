@@ -19,6 +19,7 @@ import (
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/mqttconn"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // Defaults of Options.
@@ -209,7 +210,7 @@ type Options struct {
 	OnConnect func()
 	OnLost    func(error)
 
-	// Now is the client's clock (expires_at, arrival times); nil: time.Now.
+	// Now is the client's clock (expires_at, arrival times); nil: wallclock.Now.
 	Now func() time.Time
 	// Logger receives the client's log lines; nil discards them.
 	Logger *slog.Logger
@@ -394,7 +395,7 @@ func (o *Options) check() error {
 		o.Streams |= Events | Replies | States
 	}
 	if o.Now == nil {
-		o.Now = time.Now
+		o.Now = wallclock.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -17,6 +17,7 @@ import (
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room/roomtest"
 	"github.com/roomd/roomd/roomclient"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // wait bounds every wait in these tests.
@@ -295,7 +296,7 @@ func TestRecordsTheRoomCannotReplayAreReportedLost(t *testing.T) {
 	require.True(t, pub.Connect().WaitTimeout(wait))
 	defer pub.Disconnect(0)
 	for _, seq := range []uint64{1, 4} {
-		ev := contract.EventMessage{Room: "room-4", Epoch: "00000000000000ff", Seq: seq, At: contract.T(time.Now()), Type: "door_opened"}
+		ev := contract.EventMessage{Room: "room-4", Epoch: "00000000000000ff", Seq: seq, At: contract.T(wallclock.Now()), Type: "door_opened"}
 		b, err := json.Marshal(ev)
 		require.NoError(t, err)
 		tok := pub.Publish("visitrooms/room-4/events", 1, false, b)
@@ -332,8 +333,8 @@ func TestInvalidCommandIsNotSent(t *testing.T) {
 		{roomclient.StartVisit("a name with spaces", time.Hour), "invalid_visit_id"},
 		{roomclient.ExtendVisit(-time.Minute), "invalid_duration"},
 		{roomclient.Replay("", 0, 0), "bad_request"},
-		{roomclient.EndVisit().WithExpiry(time.Now().Add(-time.Second)), "expired"},
-		{roomclient.EndVisit().WithExpiry(time.Now().Add(2 * time.Hour)), "bad_request"},
+		{roomclient.EndVisit().WithExpiry(wallclock.Now().Add(-time.Second)), "expired"},
+		{roomclient.EndVisit().WithExpiry(wallclock.Now().Add(2 * time.Hour)), "bad_request"},
 	} {
 		_, err := c.Send(context.Background(), "room-1", tc.cmd)
 		var inv *roomclient.InvalidCommandError

@@ -13,6 +13,7 @@ import (
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/device"
 	"github.com/roomd/roomd/device/devicetest"
+	"github.com/roomd/roomd/wallclock"
 )
 
 type harness struct{ r *Room }
@@ -101,7 +102,7 @@ func TestSetInputAppliesWiring(t *testing.T) {
 func TestBounceAndLostEdge(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, out := roomRun(t, DefaultSpec())
-		start := time.Now()
+		start := wallclock.Now()
 		require.NoError(t, r.Bounce(controller.InputDoor, controller.LevelActive, 6, 5*time.Millisecond))
 		rd := next(t, out)
 		assert.Equal(t, controller.LevelActive, rd.Level)

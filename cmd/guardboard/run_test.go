@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomd/roomd/wallclock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -94,9 +95,9 @@ func TestDemoStartsAndServes(t *testing.T) {
 	}()
 	var url string
 	buf := make([]byte, 4096)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := wallclock.Now().Add(60 * time.Second)
 	var got strings.Builder
-	for !strings.Contains(got.String(), "Ctrl-C ends the demo") && time.Now().Before(deadline) {
+	for !strings.Contains(got.String(), "Ctrl-C ends the demo") && wallclock.Now().Before(deadline) {
 		n, err := r.Read(buf)
 		got.Write(buf[:n])
 		require.NoError(t, err, "demo output so far: %s", got.String())

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/roomd/roomd/wallclock"
 )
 
 // mosquittoDirs are searched after PATH (Debian installs it in /usr/sbin).
@@ -160,14 +162,14 @@ func (m *mosquitto) start() error {
 		_ = logf.Close()
 		close(done)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := wallclock.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", m.Addr(), 200*time.Millisecond)
 		if err == nil {
 			_ = c.Close()
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if wallclock.Now().After(deadline) {
 			m.signal(syscall.SIGKILL)
 			return fmt.Errorf("mosquitto on %s not accepting after 10s: %w", m.Addr(), err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/device"
 	"github.com/roomd/roomd/sim"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // env is what the suites share: the broker, the guard console and the prober.
@@ -79,7 +80,7 @@ func runSuites(ctx context.Context, cfg config, names []string, log *slog.Logger
 	}
 	roomLog := slog.New(slog.NewTextHandler(progress, &slog.HandlerOptions{Level: roomLevel}))
 	e := &env{cfg: cfg, log: roomLog, progress: progress, dir: dir, broker: cfg.Broker,
-		tag: strconv.FormatInt(time.Now().UnixNano()%(36*36*36*36), 36)}
+		tag: strconv.FormatInt(wallclock.Now().UnixNano()%(36*36*36*36), 36)}
 	m := describeMachine()
 	if e.broker == "" {
 		mq, err := startMosquitto(cfg.NoDelay, cfg.SaveEvery)
@@ -109,13 +110,13 @@ func runSuites(ctx context.Context, cfg config, names []string, log *slog.Logger
 	}
 	defer e.prober.Close()
 
-	rep := &Report{Date: time.Now().UTC().Format("2006-01-02"), Short: cfg.Short, Machine: m}
+	rep := &Report{Date: wallclock.Now().UTC().Format("2006-01-02"), Short: cfg.Short, Machine: m}
 	for _, n := range names {
 		if ctx.Err() != nil {
 			break
 		}
 		e.logf("suite %s", n)
-		start := time.Now()
+		start := wallclock.Now()
 		load0 := loadAvg()
 		res := suites[n](ctx, e)
 		res.LoadAvg = [2]string{load0, loadAvg()}

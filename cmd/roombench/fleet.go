@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // fleetCollector gathers alert latencies while a step's window is open.
@@ -92,7 +93,7 @@ func runFleet(ctx context.Context, e *env) *SuiteResult {
 			break
 		}
 		e.logf("fleet: starting rooms %d..%d", len(rooms)+1, n)
-		begin := time.Now()
+		begin := wallclock.Now()
 		sem := make(chan struct{}, 32)
 		var wg sync.WaitGroup
 		var errMu sync.Mutex
@@ -190,7 +191,7 @@ func runFleet(ctx context.Context, e *env) *SuiteResult {
 
 // fleetCycles presses the panic button of r once per period until stop.
 func fleetCycles(ctx context.Context, r *room, in <-chan received, con *console, period, phase time.Duration, stop <-chan struct{}, col *fleetCollector) {
-	next := time.Now().Add(phase)
+	next := wallclock.Now().Add(phase)
 	for {
 		select {
 		case <-time.After(time.Until(next)):
@@ -200,7 +201,7 @@ func fleetCycles(ctx context.Context, r *room, in <-chan received, con *console,
 			return
 		}
 		next = next.Add(period)
-		start := time.Now()
+		start := wallclock.Now()
 		if err := r.Sim.SetInput(controller.InputPanic, controller.LevelActive); err != nil {
 			col.failures.Add(1)
 			continue
@@ -221,7 +222,7 @@ func fleetCycles(ctx context.Context, r *room, in <-chan received, con *console,
 			col.failures.Add(1)
 		}
 		if time.Until(next) < 0 {
-			next = time.Now() // overloaded: do not burst to catch up
+			next = wallclock.Now() // overloaded: do not burst to catch up
 		}
 	}
 }
@@ -229,8 +230,8 @@ func fleetCycles(ctx context.Context, r *room, in <-chan received, con *console,
 // floorProbes sends floor probes every interval for d and summarizes them.
 func floorProbes(ctx context.Context, e *env, d, every time.Duration) Summary {
 	var out []time.Duration
-	end := time.Now().Add(d)
-	for time.Now().Before(end) && ctx.Err() == nil {
+	end := wallclock.Now().Add(d)
+	for wallclock.Now().Before(end) && ctx.Err() == nil {
 		if v, err := e.prober.floorSample(e.guard, recordTimeout); err == nil {
 			out = append(out, v)
 		}

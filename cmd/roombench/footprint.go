@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // footprint targets.
@@ -173,8 +174,8 @@ func samplePhase(ctx context.Context, pid int, d time.Duration, each func(i int)
 	last := first
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	end := time.Now().Add(d)
-	for i := 0; time.Now().Before(end); i++ {
+	end := wallclock.Now().Add(d)
+	for i := 0; wallclock.Now().Before(end); i++ {
 		if each != nil {
 			each(i)
 		}

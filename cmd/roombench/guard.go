@@ -10,6 +10,7 @@ import (
 
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/roomclient"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // floorTopic carries the floor probe: a bare publisher to a bare subscriber.
@@ -219,7 +220,7 @@ func (p *prober) floorSample(g *guard, timeout time.Duration) (time.Duration, er
 	defer p.mu.Unlock()
 	p.n++
 	n := p.n
-	start := time.Now()
+	start := wallclock.Now()
 	if err := p.publish(floorTopic, []byte(strconv.FormatUint(n, 10))); err != nil {
 		return 0, err
 	}

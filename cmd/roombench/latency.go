@@ -10,6 +10,7 @@ import (
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/roomclient"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // commandLife is the expires_at of the commands the suites send.
@@ -91,9 +92,9 @@ func (c *console) request(ctx context.Context, in <-chan received, cmd controlle
 	if err != nil {
 		return received{}, err
 	}
-	end := time.Now().Add(timeout)
+	end := wallclock.Now().Add(timeout)
 	replied := false
-	for time.Now().Before(end) {
+	for wallclock.Now().Before(end) {
 		if !replied {
 			if err := c.p.post(c.room, prepared); err != nil {
 				return received{}, err
@@ -184,7 +185,7 @@ func runLatency(ctx context.Context, e *env) *SuiteResult {
 	lat := map[string][]time.Duration{}
 	events := map[string][]time.Duration{}
 	cycle := func(path string) error {
-		start := time.Now()
+		start := wallclock.Now()
 		if err := press[path](); err != nil {
 			return err
 		}

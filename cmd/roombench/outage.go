@@ -10,6 +10,7 @@ import (
 
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/link"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // runOutage kills the broker (SIGKILL) while rooms in a visit raise alerts:
@@ -76,7 +77,7 @@ func runOutage(ctx context.Context, e *env) *SuiteResult {
 
 	e.logf("outage: %d rooms in a visit; killing the broker for %s", len(rooms), e.cfg.Outage)
 	e.mosq.Kill()
-	killed := time.Now()
+	killed := wallclock.Now()
 	stop := make(chan struct{})
 	var toggles sync.WaitGroup
 	for _, ri := range rooms {
@@ -112,7 +113,7 @@ func runOutage(ctx context.Context, e *env) *SuiteResult {
 		res.Error = err.Error()
 		return res
 	}
-	restarted := time.Now()
+	restarted := wallclock.Now()
 	e.logf("outage: broker back after %s with %d journal entries waiting", restarted.Sub(killed).Round(time.Millisecond), queued)
 
 	// Mark the end of each room's records with a visit_extended.

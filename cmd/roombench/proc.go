@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/roomd/roomd/wallclock"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat
@@ -27,7 +29,7 @@ type procSample struct {
 // thread (/proc/<pid>/task/*/status), since the process line counts only
 // the main thread.
 func readProc(pid int) (procSample, error) {
-	s := procSample{At: time.Now()}
+	s := procSample{At: wallclock.Now()}
 	base := fmt.Sprintf("/proc/%d", pid)
 	stat, err := os.ReadFile(base + "/stat")
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/roomd/roomd/journal"
 	roomd "github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/sim"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // runSites runs N sites of M rooms each, bridged to a centre with the
@@ -149,7 +150,7 @@ func sitesStep(ctx context.Context, e *env, n int, res *SuiteResult) error {
 	}
 
 	// Rooms, 32 starting at once.
-	begin := time.Now()
+	begin := wallclock.Now()
 	rc := sitesRoomSettings(e, stateRoot)
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
@@ -246,7 +247,7 @@ func sitesStep(ctx context.Context, e *env, n int, res *SuiteResult) error {
 
 	// WAN back: how long until the centre holds every record.
 	e.logf("sites: WAN back; %d alerts were raised while it was cut", raisedInCut)
-	resumed := time.Now()
+	resumed := wallclock.Now()
 	w.centre.expect(targets)
 	for _, s := range nw.sites {
 		s.wan.Resume()
@@ -422,7 +423,7 @@ func (c *sitesCollector) latencies(phase string, centre *centreConsumer) (guard,
 func (w *sitesWorld) cycles(ctx context.Context, r *siteRoom, phase time.Duration, stop <-chan struct{}) {
 	g := w.guards[r.site]
 	period := w.e.cfg.SitesPeriod
-	next := time.Now().Add(phase)
+	next := wallclock.Now().Add(phase)
 	for {
 		select {
 		case <-time.After(time.Until(next)):
@@ -432,7 +433,7 @@ func (w *sitesWorld) cycles(ctx context.Context, r *siteRoom, phase time.Duratio
 			return
 		}
 		next = next.Add(period)
-		pressed := time.Now()
+		pressed := wallclock.Now()
 		if err := r.sim.SetInput(controller.InputPanic, controller.LevelActive); err != nil {
 			w.col.failures.Add(1)
 			continue
@@ -450,7 +451,7 @@ func (w *sitesWorld) cycles(ctx context.Context, r *siteRoom, phase time.Duratio
 			w.col.failures.Add(1)
 		}
 		if time.Until(next) < 0 {
-			next = time.Now() // overloaded: do not burst to catch up
+			next = wallclock.Now() // overloaded: do not burst to catch up
 		}
 	}
 }
@@ -469,8 +470,8 @@ func (w *sitesWorld) probeFloors(ctx context.Context, d time.Duration, withCentr
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			end := time.Now().Add(d)
-			for time.Now().Before(end) && ctx.Err() == nil {
+			end := wallclock.Now().Add(d)
+			for wallclock.Now().Before(end) && ctx.Err() == nil {
 				s, c, err := f.sample(withCentre)
 				if err == nil {
 					mu.Lock()
@@ -528,7 +529,7 @@ type cpuSample struct {
 }
 
 func (w *sitesWorld) cpu() cpuSample {
-	s := cpuSample{at: time.Now()}
+	s := cpuSample{at: wallclock.Now()}
 	if p, err := readProc(w.nw.centre.Pid()); err == nil {
 		s.centre = p.CPU
 	}
@@ -626,7 +627,7 @@ func (g *siteGuard) inbox(room string) chan siteMsg {
 }
 
 func (g *siteGuard) handle(_ mqtt.Client, m mqtt.Message) {
-	now := time.Now()
+	now := wallclock.Now()
 	parts := strings.Split(m.Topic(), "/")
 	if len(parts) != 3 {
 		return
@@ -691,10 +692,10 @@ func (g *siteGuard) await(ctx context.Context, room string, timeout time.Duratio
 // neither came.
 func (g *siteGuard) request(ctx context.Context, room string, cmd controller.Command, timeout time.Duration, want func(siteMsg) bool) (siteMsg, error) {
 	cmd.RequestID = fmt.Sprintf("%s-%d", siteGuardUser, g.ids.Add(1))
-	payload := contract.EncodeCommand(cmd, time.Now().Add(sitesCommandLife))
-	end := time.Now().Add(timeout)
+	payload := contract.EncodeCommand(cmd, wallclock.Now().Add(sitesCommandLife))
+	end := wallclock.Now().Add(timeout)
 	replied := false
-	for time.Now().Before(end) {
+	for wallclock.Now().Before(end) {
 		if !replied {
 			tok := g.cli.Publish("visitrooms/"+room+"/cmd/"+siteGuardUser, 1, false, payload)
 			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -749,7 +750,7 @@ func (f *floorProbe) sample(withCentre bool) (site, centre time.Duration, err er
 	f.n++
 	n := f.n
 	atCentre := f.centre.floorChan(f.site)
-	start := time.Now()
+	start := wallclock.Now()
 	f.cli.Publish("visitrooms/"+siteFloorUser+"/alerts", 1, false, []byte(strconv.FormatUint(n, 10)))
 	deadline := time.NewTimer(sitesRecordTimeout)
 	defer deadline.Stop()
@@ -826,7 +827,7 @@ func newCentreConsumer(nw *sitesNet) (*centreConsumer, error) {
 func (c *centreConsumer) floorChan(site string) chan probeMsg { return c.floors[site] }
 
 func (c *centreConsumer) handle(_ mqtt.Client, m mqtt.Message) {
-	now := time.Now()
+	now := wallclock.Now()
 	parts := strings.Split(m.Topic(), "/")
 	defer func() {
 		select {
@@ -974,10 +975,10 @@ func (c *centreConsumer) expect(targets map[recKey]recKey) {
 // gaps (the site's queue may have dropped them), and counts the records that
 // first arrive after that as recovered.
 func (c *centreConsumer) catchUp(ctx context.Context, since time.Time, timeout time.Duration) (first, caught time.Time, recovered int, err error) {
-	deadline := time.Now().Add(timeout)
-	lastCount, quiet := c.messages.Load(), time.Now()
+	deadline := wallclock.Now().Add(timeout)
+	lastCount, quiet := c.messages.Load(), wallclock.Now()
 	asked := map[recKey]bool{}
-	for time.Now().Before(deadline) {
+	for wallclock.Now().Before(deadline) {
 		c.mu.Lock()
 		behind, f, cg := c.behind, c.first, c.caught
 		c.mu.Unlock()
@@ -988,10 +989,10 @@ func (c *centreConsumer) catchUp(ctx context.Context, since time.Time, timeout t
 			return f, cg, c.count(asked), nil
 		}
 		if n := c.messages.Load(); n != lastCount || f.IsZero() {
-			lastCount, quiet = n, time.Now()
+			lastCount, quiet = n, wallclock.Now()
 		} else if time.Since(quiet) > 10*time.Second {
 			maps.Copy(asked, c.askReplays())
-			quiet = time.Now()
+			quiet = wallclock.Now()
 		}
 		select {
 		case <-c.changed:
@@ -1022,9 +1023,9 @@ func (c *centreConsumer) askReplays() map[recKey]bool {
 				asked[k] = true
 			}
 		}
-		id := fmt.Sprintf("replay-%s-%s-%d", rk.site, rk.room, time.Now().UnixNano())
+		id := fmt.Sprintf("replay-%s-%s-%d", rk.site, rk.room, wallclock.Now().UnixNano())
 		ep, _ := journal.ParseEpoch(rk.epoch)
-		payload := contract.EncodeReplay(id, contract.Replay{Epoch: ep, From: p + 1, To: t}, time.Now().Add(sitesCommandLife))
+		payload := contract.EncodeReplay(id, contract.Replay{Epoch: ep, From: p + 1, To: t}, wallclock.Now().Add(sitesCommandLife))
 		c.cli.Publish("visitrooms/"+rk.site+"/"+rk.room+"/cmd", 1, false, payload)
 	}
 	return asked

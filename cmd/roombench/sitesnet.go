@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/link/mqtttest"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // The network of the sites suite: a central broker and site brokers
@@ -313,7 +314,7 @@ func startStunnel(shipped, dir, site string, set map[string][]string) (*stunnel,
 	}
 	s.done = make(chan struct{})
 	go func() { _ = s.cmd.Wait(); _ = logf.Close(); close(s.done) }()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := wallclock.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", s.addr, 200*time.Millisecond)
 		if err == nil {
@@ -326,7 +327,7 @@ func startStunnel(shipped, dir, site string, set map[string][]string) (*stunnel,
 			return nil, fmt.Errorf("stunnel exited before accepting on %s:\n%s", s.addr, out)
 		case <-time.After(20 * time.Millisecond):
 		}
-		if time.Now().After(deadline) {
+		if wallclock.Now().After(deadline) {
 			s.Close()
 			return nil, fmt.Errorf("stunnel not accepting on %s after 10s", s.addr)
 		}

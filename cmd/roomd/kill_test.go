@@ -18,6 +18,7 @@ import (
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/link/mqtttest"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // TestProcessKilledAtRandomMoments runs the roomd binary against a real
@@ -34,7 +35,7 @@ func TestProcessKilledAtRandomMoments(t *testing.T) {
 	const base, room = "visitrooms", "room-k"
 	stateDir := t.TempDir()
 	cfg := writeSimConfig(t, m.URL(), room, stateDir)
-	seed := uint64(time.Now().UnixNano())
+	seed := uint64(wallclock.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 
@@ -66,7 +67,7 @@ func TestProcessKilledAtRandomMoments(t *testing.T) {
 				topic, payload = base+"/"+room+"/sim/set", fmt.Sprintf(`{"panic":%v}`, i%10 == 2)
 			case 3:
 				topic, payload = base+"/"+room+"/cmd/guard-1", fmt.Sprintf(`{"request_id":"k%d","action":"set_service","in_service":%v,"expires_at":%q}`,
-					i, i%10 == 3, contract.FormatTime(time.Now().Add(time.Minute)))
+					i, i%10 == 3, contract.FormatTime(wallclock.Now().Add(time.Minute)))
 			default:
 				topic, payload = base+"/"+room+"/cmd", fmt.Sprintf(`{"request_id":"g%d","action":"get_state"}`, i)
 			}

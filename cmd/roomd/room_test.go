@@ -18,6 +18,7 @@ import (
 
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/link/mqtttest"
+	"github.com/roomd/roomd/wallclock"
 )
 
 const waitFor = 15 * time.Second
@@ -33,7 +34,7 @@ type observer struct {
 func observe(t *testing.T, url, base, room string) *observer {
 	t.Helper()
 	o := &observer{t: t, ch: make(chan paho.Message, 4096)}
-	opts := paho.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("obs-%d", time.Now().UnixNano())).
+	opts := paho.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("obs-%d", wallclock.Now().UnixNano())).
 		SetCleanSession(true).SetOrderMatters(true)
 	o.cli = paho.NewClient(opts)
 	tok := o.cli.Connect()
@@ -103,7 +104,7 @@ func (o *observer) publish(topic string, payload []byte) {
 func (o *observer) command(base, room string, c contract.CommandMessage) contract.ReplyMessage {
 	o.t.Helper()
 	if c.ExpiresAt == "" && c.Action != "get_state" {
-		c.ExpiresAt = time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
+		c.ExpiresAt = wallclock.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
 	}
 	b, err := json.Marshal(c)
 	require.NoError(o.t, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/roomclient"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // commandSpec describes one command subcommand: its positional arguments
@@ -145,7 +146,7 @@ func runCommand(ctx context.Context, g globals, name string, args []string, stdo
 			fmt.Fprintf(stdout, "%s\n", mustJSON(map[string]any{"room": req.room, "ok": false, "retained_state": retained}))
 		} else {
 			fmt.Fprintf(stdout, "%s: no reply; last retained state, published %s:\n", req.room, retained.At.Local().Format(dateTimeZone))
-			writeState(stdout, retained, time.Now())
+			writeState(stdout, retained, wallclock.Now())
 		}
 		return err
 	}
@@ -165,7 +166,7 @@ func runCommand(ctx context.Context, g globals, name string, args []string, stdo
 	if !g.json {
 		fmt.Fprintf(stdout, "%s: %s ok\n", req.room, req.msg.Action)
 		if reply.State != nil {
-			writeState(stdout, reply.State, time.Now())
+			writeState(stdout, reply.State, wallclock.Now())
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/roomclient"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // runRooms is "visitctl rooms": the rooms under the base, from their
@@ -49,7 +50,7 @@ func runRooms(ctx context.Context, g globals, args []string, stdout io.Writer) e
 	if err := settleDown(ctx, got, *settle, g.timeout); err != nil {
 		return err
 	}
-	rooms, now := c.Rooms(), time.Now()
+	rooms, now := c.Rooms(), wallclock.Now()
 	if g.json {
 		_, err = fmt.Fprintf(stdout, "%s\n", mustJSON(roomsJSON(rooms)))
 	} else {

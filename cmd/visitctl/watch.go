@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/roomclient"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // ANSI sequences of the live board.
@@ -82,7 +83,7 @@ func runWatch(ctx context.Context, g globals, args []string, stdout io.Writer) e
 
 	width, tty := terminalWidth(stdout)
 	draw := func(bell bool) error {
-		now := time.Now()
+		now := wallclock.Now()
 		var out string
 		switch {
 		case g.json:
@@ -118,7 +119,7 @@ func runWatch(ctx context.Context, g globals, args []string, stdout io.Writer) e
 			case e.lost:
 				b.connected = false
 			case e.msg != nil:
-				bell = b.apply(*e.msg, time.Now())
+				bell = b.apply(*e.msg, wallclock.Now())
 			}
 			if err := draw(bell); err != nil {
 				return fmt.Errorf("write board: %w", err)
@@ -149,7 +150,7 @@ loop:
 				return e.err
 			}
 			if e.msg != nil {
-				b.apply(*e.msg, time.Now())
+				b.apply(*e.msg, wallclock.Now())
 				quiet.Reset(settle)
 			}
 		case <-quiet.C:
@@ -160,7 +161,7 @@ loop:
 			return nil
 		}
 	}
-	now := time.Now()
+	now := wallclock.Now()
 	var err error
 	if g.json {
 		_, err = fmt.Fprintf(stdout, "%s\n", mustJSON(b.snapshot(now)))

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/link/mqtttest"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // msg is a message as a client received it.
@@ -259,9 +260,9 @@ func TestBridgeQueuesRetainedAgainOnEveryRetry(t *testing.T) {
 	b.wan.Cut()
 	pub(t, room, "visitrooms/room-1/state", "state during the cut", true)
 	// Let the bridge try at least three times (restart_timeout 1 1).
-	deadline := time.Now().Add(patience)
+	deadline := wallclock.Now().Add(patience)
 	for b.wan.Refused() < 3 {
-		require.True(t, time.Now().Before(deadline), "the bridge did not retry")
+		require.True(t, wallclock.Now().Before(deadline), "the bridge did not retry")
 		<-time.After(100 * time.Millisecond)
 	}
 	attempts := b.wan.Refused()
@@ -362,14 +363,14 @@ func TestBridgeDoingItsOwnTLS(t *testing.T) {
 	// whether the corruption loops, and a broker with its clients steady
 	// (rooms and guards connected) is the case that matters.
 	const tries = 8
-	last, moved := wan.Refused(), time.Now()
+	last, moved := wan.Refused(), wallclock.Now()
 	for last < tries && time.Since(moved) < 5*time.Second {
 		<-time.After(100 * time.Millisecond)
 		if !site.Running() {
 			t.Fatalf("the site broker died:\n%s", site.Log())
 		}
 		if n := wan.Refused(); n != last {
-			last, moved = n, time.Now()
+			last, moved = n, wallclock.Now()
 		}
 	}
 	hung := site.Answers(3*time.Second) != nil
@@ -401,9 +402,9 @@ func TestTunnelToAnUntrustedCentre(t *testing.T) {
 	other := mqtttest.NewCA(t, t.TempDir(), "not-the-centre")
 	site, wan := startSiteBroker(t, centre, "site-a", map[string]string{"room-1": roomPassword("room-1")},
 		map[string][]string{"CAfile": {other.CertFile}})
-	deadline := time.Now().Add(patience)
+	deadline := wallclock.Now().Add(patience)
 	for wan.Accepted() < 4 {
-		require.True(t, time.Now().Before(deadline), "the bridge did not try 4 times")
+		require.True(t, wallclock.Now().Before(deadline), "the bridge did not try 4 times")
 		<-time.After(100 * time.Millisecond)
 	}
 	require.NoError(t, site.Answers(3*time.Second), "the site broker stopped answering")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // Two sites of two rooms each. The room ids are the same at both sites:
@@ -138,7 +139,7 @@ func TestSitesCommandExpiresDuringCut(t *testing.T) {
 
 	a.wan.Cut()
 	w.book.awaitLink("site-a", false)
-	expires := time.Now().Add(2 * time.Second)
+	expires := wallclock.Now().Add(2 * time.Second)
 	start := func(id string) controller.Command {
 		return controller.Command{RequestID: id, Action: controller.ActionStartVisit, VisitID: "v-" + id, Duration: time.Hour}
 	}

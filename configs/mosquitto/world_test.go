@@ -33,6 +33,7 @@ import (
 	"github.com/roomd/roomd/link/mqtttest"
 	roomd "github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/room/roomtest"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // patience bounds a wait that only a failing test reaches; generous,
@@ -336,7 +337,7 @@ func newBooking(w *world) *booking {
 }
 
 func (b *booking) handle(_ paho.Client, m paho.Message) {
-	now := time.Now()
+	now := wallclock.Now()
 	parts := strings.Split(m.Topic(), "/")
 	defer b.notify()
 	b.mu.Lock()
@@ -427,7 +428,7 @@ func (b *booking) gaps() []gap {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []gap
-	now := time.Now()
+	now := wallclock.Now()
 	for room, last := range b.latest {
 		if b.link[room.site] != "1" {
 			continue
@@ -470,8 +471,8 @@ func (b *booking) replay(g gap) {
 		b.w.t.Errorf("booking: epoch %q of %s: %v", g.room.epoch, g.room, err)
 		return
 	}
-	id := fmt.Sprintf("replay-%s-%s-%d-%d-%d", g.room.site, g.room.room, g.from, g.to, time.Now().UnixNano())
-	payload := contract.EncodeReplay(id, contract.Replay{Epoch: ep, From: g.from, To: g.to}, time.Now().Add(commandLife))
+	id := fmt.Sprintf("replay-%s-%s-%d-%d-%d", g.room.site, g.room.room, g.from, g.to, wallclock.Now().UnixNano())
+	payload := contract.EncodeReplay(id, contract.Replay{Epoch: ep, From: g.from, To: g.to}, wallclock.Now().Add(commandLife))
 	b.cli.Publish(fmt.Sprintf("visitrooms/%s/%s/cmd", g.room.site, g.room.room), 1, false, payload)
 }
 
@@ -639,7 +640,7 @@ func (g *guard) inbox(room string) chan alertSeen {
 }
 
 func (g *guard) handle(_ paho.Client, m paho.Message) {
-	now := time.Now()
+	now := wallclock.Now()
 	down := g.s.wan.Down()
 	parts := strings.Split(m.Topic(), "/")
 	if len(parts) != 3 {
@@ -685,7 +686,7 @@ func (g *guard) next(room, typ, kind string) (alertSeen, error) {
 func (g *guard) ack(room, alertID string) error {
 	id := fmt.Sprintf("ack-%s-%s-%s", g.s.id, room, alertID)
 	cmd := controller.Command{RequestID: id, Action: controller.ActionAckAlert, AlertID: alertID}
-	tok := g.cli.Publish("visitrooms/"+room+"/cmd/"+guardID, 1, false, g.w.command(cmd, time.Now().Add(commandLife)))
+	tok := g.cli.Publish("visitrooms/"+room+"/cmd/"+guardID, 1, false, g.w.command(cmd, wallclock.Now().Add(commandLife)))
 	if !tok.WaitTimeout(patience) {
 		return fmt.Errorf("guard %s: ack %s: publish timed out", g.s.id, alertID)
 	}
@@ -706,7 +707,7 @@ type sample struct {
 // guard, releases it, acknowledges it and waits for it to clear.
 func (w *world) cycle(s *site, room, phase string) (sample, error) {
 	r := s.room(room)
-	pressed := time.Now()
+	pressed := wallclock.Now()
 	if err := r.Sim().SetInput(controller.InputPanic, controller.LevelActive); err != nil {
 		return sample{}, err
 	}
@@ -849,7 +850,7 @@ var bridgedRetained = []string{"availability", "state", "info"}
 func (w *world) converged(s *site) {
 	t := w.t
 	t.Helper()
-	deadline := time.Now().Add(patience)
+	deadline := wallclock.Now().Add(patience)
 	var site, centre map[string]string
 	for {
 		site = retained(t, s.broker, "booking", pwBooking, "visitrooms/")
@@ -872,7 +873,7 @@ func (w *world) converged(s *site) {
 			t.Logf("site %s: %d retained messages equal at the centre", s.id, len(mine))
 			return
 		}
-		if time.Now().After(deadline) {
+		if wallclock.Now().After(deadline) {
 			require.Equal(t, mine, theirs, "retained messages of site %s at the site and at the centre", s.id)
 		}
 		select {

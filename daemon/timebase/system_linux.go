@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/roomd/roomd/wallclock"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,8 +18,8 @@ const bootIDPath = "/proc/sys/kernel/random/boot_id"
 // boot id.
 type System struct{}
 
-// Wall returns time.Now() without its monotonic reading.
-func (System) Wall() time.Time { return time.Now().Round(0) }
+// Wall returns wallclock.Now() without its monotonic reading.
+func (System) Wall() time.Time { return wallclock.Now().Round(0) }
 
 // Boot returns CLOCK_BOOTTIME. Should the call ever fail it falls back to
 // CLOCK_MONOTONIC, which differs only by time spent in suspend.

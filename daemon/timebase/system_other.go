@@ -5,18 +5,20 @@ package timebase
 import (
 	"errors"
 	"time"
+
+	"github.com/roomd/roomd/wallclock"
 )
 
 // processStart gives a monotonic base where CLOCK_BOOTTIME is unavailable.
-var processStart = time.Now()
+var processStart = wallclock.Now()
 
 // System is the clock source on non-Linux development machines: the boot
 // clock counts from process start and the boot id is unavailable, so every
 // start is treated as a reboot.
 type System struct{}
 
-// Wall returns time.Now() without its monotonic reading.
-func (System) Wall() time.Time { return time.Now().Round(0) }
+// Wall returns wallclock.Now() without its monotonic reading.
+func (System) Wall() time.Time { return wallclock.Now().Round(0) }
 
 // Boot returns the monotonic time since process start.
 func (System) Boot() time.Duration { return time.Since(processStart) }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // Harness is one backend under test plus drivers of its raw lines.
@@ -254,7 +255,7 @@ func initialLevels(t *testing.T, r *rig) {
 	r.h.SetRaw(controller.InputPresence, 1, true, false)  // somebody
 	r.h.SetRaw(controller.InputPanic, 0, true, false)     // active-low: released
 	r.h.SetRaw(controller.InputPanic, 1, false, false)    // active-low: pressed
-	start := time.Now()
+	start := wallclock.Now()
 	r.start(16)
 	want := []struct {
 		in    controller.Input
@@ -281,7 +282,7 @@ func debounceSettles(t *testing.T, r *rig) {
 	var last time.Time
 	for i := range 5 {
 		r.h.SetRaw(controller.InputDoor, 0, i%2 == 0, true)
-		last = time.Now()
+		last = wallclock.Now()
 		if i < 4 {
 			r.none(10 * time.Millisecond)
 		}
@@ -307,7 +308,7 @@ func shortBurst(t *testing.T, r *rig) {
 
 func lostEdge(t *testing.T, r *rig) {
 	r.startIdle()
-	start := time.Now()
+	start := wallclock.Now()
 	r.h.SetRaw(controller.InputDoor, 0, true, false) // no edge
 	rd := r.expect(controller.InputDoor, controller.LevelActive, RereadEvery+DoorDebounce+time.Second)
 	assert.LessOrEqual(t, rd.At.Sub(start), RereadEvery+DoorDebounce, "corrected within the re-read interval")
@@ -372,7 +373,7 @@ func flapping(t *testing.T, r *rig) {
 		}
 	}
 	require.True(t, sawFlapping, "never flagged flapping")
-	quietFrom := time.Now()
+	quietFrom := wallclock.Now()
 	r.h.SetRaw(controller.InputDoor, 0, true, true)
 	r.expect(controller.InputDoor, controller.LevelActive, FlapWindow+time.Second)
 	assert.GreaterOrEqual(t, time.Since(quietFrom), FlapWindow, "back only after a quiet window")
@@ -602,7 +603,7 @@ func (r *rig) expectVerdict(o controller.Output, follows bool, within time.Durat
 // startSupervised starts an idle FeedbackSpec room and consumes the first
 // verdicts (both supervised outputs follow), one grace after the start.
 func (r *rig) startSupervised() {
-	start := time.Now()
+	start := wallclock.Now()
 	r.startIdle()
 	got := map[controller.Output]bool{}
 	for range 2 {
@@ -635,13 +636,13 @@ func feedbackFollows(t *testing.T, r *rig) {
 func feedbackStuck(t *testing.T, r *rig) {
 	r.startSupervised()
 	r.h.StickFeedback(controller.OutputAlarmSounder, true) // stuck off
-	set := time.Now()
+	set := wallclock.Now()
 	require.NoError(t, r.b.Set(controller.OutputAlarmSounder, controller.ModePanic, 0))
 	rd := r.expectVerdict(controller.OutputAlarmSounder, false, time.Second)
 	assert.Equal(t, set.Add(FeedbackGrace), rd.At, "found one grace into the first on phase")
 	assert.Contains(t, rd.Detail, "read back off while driven on")
 	r.none(5 * time.Second) // still failing: told once
-	freed := time.Now()
+	freed := wallclock.Now()
 	r.h.StickFeedback(controller.OutputAlarmSounder, false)
 	rd = r.expectVerdict(controller.OutputAlarmSounder, true, device.FeedbackRecovery+time.Second)
 	cycle := device.Pattern(controller.ModePanic, BlinkPeriod)
@@ -657,7 +658,7 @@ func feedbackDrops(t *testing.T, r *rig) {
 	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeOn, 0))
 	r.none(time.Second)
 	r.h.StickFeedback(controller.OutputAlarmLight, true) // welded on
-	off := time.Now()
+	off := wallclock.Now()
 	require.NoError(t, r.b.Set(controller.OutputAlarmLight, controller.ModeOff, 0))
 	rd := r.expectVerdict(controller.OutputAlarmLight, false, time.Second)
 	assert.Equal(t, off.Add(FeedbackGrace), rd.At)
@@ -754,7 +755,7 @@ func linesAlone(t *testing.T, r *rig) {
 	assert.Equal(t, key{controller.InputPresence, 1, ""}, key{lr.Input, lr.Index, lr.Point})
 	assert.Equal(t, controller.LevelInactive, lr.Level)
 	// A burst shorter than the debounce is one change.
-	start := time.Now()
+	start := wallclock.Now()
 	for i := range 5 {
 		r.h.SetRaw(controller.InputDoor, 0, i%2 == 0, true)
 		<-time.After(10 * time.Millisecond)

@@ -33,11 +33,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon/timebase"
 	"github.com/roomd/roomd/journal"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // The earlier layout's names inside the state directory.
@@ -170,7 +170,7 @@ func Run(stateDir, journalDir, room string, jo journal.Options, log *slog.Logger
 		rep.Problems = append(rep.Problems, err.Error())
 	}
 	if second.At.IsZero() {
-		second.At = time.Now()
+		second.At = wallclock.Now()
 	}
 	first.At = second.At
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // trackedListener is a mochi listener that, unlike listeners.Net, waits for
@@ -139,7 +140,7 @@ type deadlineConn struct {
 }
 
 func (c deadlineConn) Write(p []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+	if err := c.Conn.SetWriteDeadline(wallclock.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
 	return c.Conn.Write(p)

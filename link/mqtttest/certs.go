@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/roomd/roomd/wallclock"
 )
 
 // CA is a throw-away certificate authority for tests. Certificates it issues
@@ -55,8 +57,8 @@ func GenerateCA(dir, name string) (*CA, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          sn,
 		Subject:               pkix.Name{CommonName: name, Organization: []string{"roomd test"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
+		NotBefore:             wallclock.Now().Add(-Validity),
+		NotAfter:              wallclock.Now().Add(Validity),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -75,6 +77,12 @@ func GenerateCA(dir, name string) (*CA, error) {
 	}
 	return ca, nil
 }
+
+// Validity is how long before and after its making a test certificate is
+// valid: wider than any clock a test runs on (a run shifted a year either
+// way, or a peer on the machine's own clock), so that no test fails on the
+// date it runs.
+const Validity = 2 * 366 * 24 * time.Hour
 
 // Issue signs a certificate with common name cn, writing cn.crt and cn.key
 // into the CA's directory. Each host (an IP address or DNS name) becomes a
@@ -102,8 +110,8 @@ func (ca *CA) IssueFiles(cn string, hosts ...string) (certFile, keyFile string, 
 	tmpl := &x509.Certificate{
 		SerialNumber: sn,
 		Subject:      pkix.Name{CommonName: cn, Organization: []string{"roomd test"}},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotBefore:    wallclock.Now().Add(-Validity),
+		NotAfter:     wallclock.Now().Add(Validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/roomd/roomd/wallclock"
 )
 
 // Bounds used by the harness while waiting for the mosquitto process.
@@ -319,7 +321,7 @@ func (m *MosquittoBroker) probe(timeout time.Duration) error {
 		return fmt.Errorf("dial: %w", err)
 	}
 	defer func() { _ = c.Close() }()
-	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+	if err := c.SetDeadline(wallclock.Now().Add(timeout)); err != nil {
 		return fmt.Errorf("set deadline: %w", err)
 	}
 	// MQTT 3.1.1 CONNECT, clean session, keep-alive 60 s, no credentials.
@@ -389,7 +391,7 @@ func (m *MosquittoBroker) start() error {
 // waitReady polls the port until it accepts a TCP connection, the process
 // exits, or readyTimeout passes.
 func (m *MosquittoBroker) waitReady(done <-chan struct{}) error {
-	deadline := time.Now().Add(readyTimeout)
+	deadline := wallclock.Now().Add(readyTimeout)
 	ready := 0
 	for {
 		c, err := net.DialTimeout("tcp", m.ListenerAddr(ready), dialTimeout)
@@ -400,7 +402,7 @@ func (m *MosquittoBroker) waitReady(done <-chan struct{}) error {
 			}
 			continue
 		}
-		if time.Now().After(deadline) {
+		if wallclock.Now().After(deadline) {
 			_ = m.signal(syscall.SIGKILL)
 			return fmt.Errorf("mosquitto on %s not accepting after %s: %w", m.ListenerAddr(ready), readyTimeout, err)
 		}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/roomd/roomd/wallclock"
 )
 
 // Proxy forwards TCP connections from a loopback port to a target address,
@@ -219,7 +221,7 @@ func (p *Proxy) pipe(dst, src net.Conn, delay time.Duration) {
 		buf := make([]byte, 32<<10)
 		n, err := src.Read(buf)
 		if n > 0 {
-			ch <- chunk{b: buf[:n], at: time.Now().Add(delay)}
+			ch <- chunk{b: buf[:n], at: wallclock.Now().Add(delay)}
 		}
 		if err != nil {
 			close(ch)

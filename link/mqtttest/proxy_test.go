@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/link/mqtttest"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // echoServer answers every line with the same line, until the test ends.
@@ -39,7 +40,7 @@ func dialProxy(t *testing.T, p *mqtttest.Proxy) (net.Conn, *bufio.Reader) {
 	c, err := net.DialTimeout("tcp", p.Addr(), wait)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
-	require.NoError(t, c.SetDeadline(time.Now().Add(wait)))
+	require.NoError(t, c.SetDeadline(wallclock.Now().Add(wait)))
 	return c, bufio.NewReader(c)
 }
 
@@ -86,7 +87,7 @@ func TestProxyDelayKeepsOrderAndAddsLatency(t *testing.T) {
 	const d = 30 * time.Millisecond
 	p.SetDelay(d)
 	c, r := dialProxy(t, p)
-	start := time.Now()
+	start := wallclock.Now()
 	lines := []string{"one", "two", "three", strings.Repeat("x", 100<<10)}
 	for _, l := range lines {
 		_, err := io.WriteString(c, l+"\n")

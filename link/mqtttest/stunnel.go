@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/roomd/roomd/wallclock"
 )
 
 // StunnelOptions configure Stunnel.
@@ -110,7 +112,7 @@ func (s *StunnelProcess) start(bin string) error {
 		_ = logf.Close()
 		close(s.done)
 	}()
-	deadline := time.Now().Add(readyTimeout)
+	deadline := wallclock.Now().Add(readyTimeout)
 	for {
 		c, err := net.DialTimeout("tcp", s.addr, dialTimeout)
 		if err == nil {
@@ -122,7 +124,7 @@ func (s *StunnelProcess) start(bin string) error {
 			return fmt.Errorf("stunnel exited before accepting on %s", s.addr)
 		case <-time.After(pollInterval):
 		}
-		if time.Now().After(deadline) {
+		if wallclock.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			<-s.done
 			return fmt.Errorf("stunnel not accepting on %s after %s: %w", s.addr, readyTimeout, err)

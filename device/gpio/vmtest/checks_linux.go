@@ -10,6 +10,7 @@ import (
 
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/wallclock"
 )
 
 const (
@@ -74,7 +75,7 @@ func checkBackend(sim *simChip, logger *slog.Logger) error {
 		{"stuck sounder relay found, then recovers", rc.feedbackStuck},
 	}
 	for _, s := range steps {
-		t0 := time.Now()
+		t0 := wallclock.Now()
 		select {
 		case err := <-runErr:
 			return fmt.Errorf("before %s: Run returned early: %w", s.name, err)
@@ -171,7 +172,7 @@ func (rc *roomCheck) expect(role controller.Input, point string, level controlle
 	if r.At.IsZero() {
 		return fmt.Errorf("%s %s: reading has no At", role, role.Describe(level))
 	}
-	if r.At.Before(since) || r.At.After(time.Now()) {
+	if r.At.Before(since) || r.At.After(wallclock.Now()) {
 		return fmt.Errorf("%s %s: At %s is outside stimulus %s .. now", role, role.Describe(level),
 			r.At.Format(time.StampMicro), since.Format(time.StampMicro))
 	}
@@ -206,7 +207,7 @@ func (rc *roomCheck) initial() error {
 	for _, l := range inputLines {
 		want[source{role: l.role, point: l.point}] = true
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := wallclock.Now().Add(5 * time.Second)
 	for len(want) > 0 {
 		r, ok := rc.next(time.Until(deadline))
 		if !ok {
@@ -239,7 +240,7 @@ func (rc *roomCheck) settle() error {
 func (rc *roomCheck) toggle(off int) error {
 	role, point, _ := roleOf(off)
 	for _, active := range []bool{true, false} {
-		t0 := time.Now()
+		t0 := wallclock.Now()
 		if err := rc.drive(off, active); err != nil {
 			return err
 		}
@@ -262,7 +263,7 @@ func (rc *roomCheck) panicPoints() error {
 		active bool
 	}{{offPanic, true}, {offPanic2, true}, {offPanic, false}, {offPanic2, false}}
 	for _, st := range steps {
-		t0 := time.Now()
+		t0 := wallclock.Now()
 		if err := rc.drive(st.off, st.active); err != nil {
 			return err
 		}
@@ -280,7 +281,7 @@ func (rc *roomCheck) panicPoints() error {
 
 // presenceCombined: presence is active while either PIR is.
 func (rc *roomCheck) presenceCombined() error {
-	t0 := time.Now()
+	t0 := wallclock.Now()
 	if err := rc.drive(offPIR0, true); err != nil {
 		return err
 	}
@@ -301,7 +302,7 @@ func (rc *roomCheck) presenceCombined() error {
 	if err := rc.quiet(); err != nil {
 		return fmt.Errorf("PIR1 still active: %w", err)
 	}
-	t0 = time.Now()
+	t0 = wallclock.Now()
 	if err := rc.drive(offPIR1, false); err != nil {
 		return err
 	}
@@ -352,7 +353,7 @@ func (rc *roomCheck) retrySlow(check func() error) func() error {
 // active, and returns when it started. A burst that took half the debounce
 // or more returns errSlowStimulus.
 func (rc *roomCheck) burst(off int, active bool, writes int) (time.Time, error) {
-	t0 := time.Now()
+	t0 := wallclock.Now()
 	level := active
 	if writes%2 == 0 {
 		level = !active
@@ -415,7 +416,7 @@ func (rc *roomCheck) flap() error {
 		flapBurst = 10 // even: each burst ends released
 		flapPause = 10 * time.Millisecond
 	)
-	t0 := time.Now()
+	t0 := wallclock.Now()
 	changes := 0
 	var r device.Reading
 	for got := false; !got; {
@@ -436,7 +437,7 @@ func (rc *roomCheck) flap() error {
 	if changes <= flapMax {
 		return fmt.Errorf("staff flapping after only %d changes, limit %d", changes, flapMax)
 	}
-	last := time.Now()
+	last := wallclock.Now()
 	r, ok := rc.next(flapWindow + expectWithin)
 	if !ok {
 		return fmt.Errorf("staff still unknown %s after the last burst", time.Since(last).Round(time.Millisecond))
@@ -452,7 +453,7 @@ func (rc *roomCheck) flap() error {
 
 // waitValue polls the sim until line off reads want.
 func (rc *roomCheck) waitValue(off, want int, within time.Duration) error {
-	deadline := time.Now().Add(within)
+	deadline := wallclock.Now().Add(within)
 	for {
 		v, err := rc.sim.value(off)
 		if err != nil {
@@ -461,7 +462,7 @@ func (rc *roomCheck) waitValue(off, want int, within time.Duration) error {
 		if v == want {
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if wallclock.Now().After(deadline) {
 			return fmt.Errorf("line %s reads %d, want %d within %s", lineNames[off], v, want, within)
 		}
 		time.Sleep(time.Millisecond)
@@ -501,8 +502,8 @@ func (rc *roomCheck) blink() error {
 		return fmt.Errorf("Set(alarm_light, blink): %w", err)
 	}
 	seen := map[int]bool{}
-	deadline := time.Now().Add(3 * time.Second)
-	for len(seen) < 2 && time.Now().Before(deadline) {
+	deadline := wallclock.Now().Add(3 * time.Second)
+	for len(seen) < 2 && wallclock.Now().Before(deadline) {
 		v, err := rc.sim.value(offLight)
 		if err != nil {
 			return err
@@ -564,7 +565,7 @@ func (rc *roomCheck) feedbackStuck() error {
 	if err := rc.quiet(); err != nil {
 		return err
 	}
-	t0 := time.Now()
+	t0 := wallclock.Now()
 	if err := rc.room.Set(controller.OutputAlarmSounder, controller.ModeOff, 0); err != nil {
 		return fmt.Errorf("Set(alarm_sounder, off): %w", err)
 	}
@@ -581,7 +582,7 @@ func (rc *roomCheck) feedbackStuck() error {
 	if err := rc.quiet(); err != nil {
 		return fmt.Errorf("still stuck: told once: %w", err)
 	}
-	freed := time.Now()
+	freed := wallclock.Now()
 	if err := rc.sim.pull(offFeedback, false); err != nil {
 		return err
 	}

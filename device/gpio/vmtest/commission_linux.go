@@ -15,6 +15,7 @@ import (
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/device/gpio"
 	"github.com/roomd/roomd/journal"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // commissionDir is where the commissioning pass keeps its journal and
@@ -46,7 +47,7 @@ func checkCommission(sim *simChip, logger *slog.Logger) error {
 	inst := &sysfsInstaller{sim: sim}
 	p := controller.Policy{Name: "vmtest", MaxDuration: 2 * time.Hour, EscalateAfter: 2 * time.Minute, RepeatEvery: time.Minute,
 		ReannounceAfter: 5 * time.Minute, VacateTimeout: 10 * time.Minute, FunctionTestEvery: 90 * 24 * time.Hour}
-	start := time.Now()
+	start := wallclock.Now()
 	out, err := commission.Run(context.Background(), commission.Options{
 		Room: "vmtest", Policy: p, By: "vmtest-installer",
 		Walk:      commission.WalkOptions{Mode: controller.TestFull, Wait: 10 * time.Second, Settle: 400 * time.Millisecond},
@@ -92,7 +93,7 @@ func checkCommission(sim *simChip, logger *slog.Logger) error {
 
 	// A light test in which nobody presses 'toilet': named, recorded as
 	// failed, the full test's date kept.
-	start = time.Now()
+	start = wallclock.Now()
 	inst = &sysfsInstaller{sim: sim, skip: pointToilet}
 	light, err := commission.Run(context.Background(), commission.Options{
 		Room: "vmtest", Policy: p, By: "vmtest-installer",
@@ -178,8 +179,8 @@ func (i *sysfsInstaller) Confirm(ctx context.Context, s commission.Step) (bool, 
 		}
 	}
 	on, offSeen := false, false
-	end := time.Now().Add(1500 * time.Millisecond)
-	for time.Now().Before(end) {
+	end := wallclock.Now().Add(1500 * time.Millisecond)
+	for wallclock.Now().Before(end) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}

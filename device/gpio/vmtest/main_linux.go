@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/roomd/roomd/wallclock"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +25,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "vmtest must run as /init of a test VM (it mounts filesystems and reboots)")
 		os.Exit(2)
 	}
-	start := time.Now()
+	start := wallclock.Now()
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	time.AfterFunc(watchdog, func() {
 		finish(fmt.Errorf("watchdog: checks still running after %s", watchdog))

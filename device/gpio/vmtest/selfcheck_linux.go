@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/roomd/roomd/wallclock"
 	"periph.io/x/conn/v3/driver/driverreg"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/host/v3/gpioioctl"
@@ -41,7 +42,7 @@ func selfCheck(sim *simChip) error {
 		return fmt.Errorf("request %s as input: %w", in, err)
 	}
 	for _, high := range []bool{true, false} {
-		t0 := time.Now()
+		t0 := wallclock.Now()
 		if err := sim.pull(offSelfIn, high); err != nil {
 			return err
 		}

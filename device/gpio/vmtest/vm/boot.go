@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/roomd/roomd/wallclock"
 )
 
 // Marker prefixes the one result line the test program prints.
@@ -121,7 +123,7 @@ func Boot(ctx context.Context, cfg Config) (Result, error) {
 	var console bytes.Buffer
 	var mu sync.Mutex
 	done := make(chan struct{})
-	start := time.Now()
+	start := wallclock.Now()
 	go func() {
 		defer close(done)
 		sc := bufio.NewScanner(pr)

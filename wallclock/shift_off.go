@@ -1,0 +1,8 @@
+//go:build !timeshift
+
+package wallclock
+
+const (
+	shift = 0
+	tags  = ""
+)
