@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room/roomtest"
 )
@@ -43,10 +44,7 @@ func node(t *testing.T) string {
 		}
 	}
 	if missing != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(missing)
-		}
-		t.Skip(missing)
+		testtier.Missing(t, "%s", missing)
 	}
 	return bin
 }

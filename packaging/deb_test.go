@@ -31,6 +31,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/link/mqtttest"
 )
 
@@ -82,7 +83,7 @@ func TestDebianPackages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds three packages and installs one into a Debian root")
 	}
-	needTool(t, "dpkg-deb", "dpkg")
+	testtier.Tool(t, "dpkg-deb", "dpkg")
 	first := buildPackages(t, v1, "amd64 arm64 armhf")
 	second := buildPackages(t, v2, "amd64")
 
@@ -92,7 +93,7 @@ func TestDebianPackages(t *testing.T) {
 		}
 	})
 	t.Run("lintian", func(t *testing.T) {
-		lintian := needTool(t, "lintian", "lintian")
+		lintian := testtier.Tool(t, "lintian", "lintian")
 		var debs []string
 		for _, name := range packageNames {
 			for _, arch := range []string{"amd64", "arm64", "armhf"} {
@@ -204,9 +205,9 @@ func checkContents(t *testing.T, arch, deb string) {
 		case "amd64":
 			run = []string{path}
 		case "arm64":
-			run = []string{needTool(t, "qemu-aarch64", "qemu-user"), "-cpu", "cortex-a53", path}
+			run = []string{testtier.Tool(t, "qemu-aarch64", "qemu-user"), "-cpu", "cortex-a53", path}
 		case "armhf":
-			run = []string{needTool(t, "qemu-arm", "qemu-user"), "-cpu", "arm1176", path}
+			run = []string{testtier.Tool(t, "qemu-arm", "qemu-user"), "-cpu", "arm1176", path}
 		}
 		out, err := exec.Command(run[0], append(run[1:], "--version")...).CombinedOutput()
 		require.NoError(t, err, "%s --version: %s", bin, out)
@@ -233,7 +234,7 @@ func debianRoot(t *testing.T) *root {
 	start := time.Now()
 	out, err := cmd.Output()
 	if err != nil {
-		missing(t, "no Debian root from .ci/debroot.sh (%v): %s", err, stderr.String())
+		testtier.Missing(t, "no Debian root from .ci/debroot.sh (%v): %s", err, stderr.String())
 	}
 	tarball := strings.TrimSpace(string(out))
 	dir := t.TempDir()
@@ -445,7 +446,7 @@ type subscriber struct {
 
 func subscribe(t *testing.T, host, port, topic string) *subscriber {
 	t.Helper()
-	bin := needTool(t, "mosquitto_sub", "mosquitto-clients")
+	bin := testtier.Tool(t, "mosquitto_sub", "mosquitto-clients")
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "-h", host, "-p", port, "-q", "1", "-v", "-t", topic)
 	stdout, err := cmd.StdoutPipe()
@@ -516,14 +517,12 @@ func isEvent(typ string, ok func(event) bool) func(string) bool {
 }
 
 func testInstalled(t *testing.T, debV1, debV2 string) {
-	if os.Geteuid() != 0 {
-		missing(t, "installing a package into a Debian root needs root")
-	}
+	testtier.Root(t, "installing a package into a Debian root")
 	for _, tool := range []struct{ name, pkg string }{
 		{"chroot", "coreutils"}, {"mount", "mount"}, {"tar", "tar"},
 		{"systemd-analyze", "systemd"}, {"man", "man-db"}, {"mosquitto_sub", "mosquitto-clients"},
 	} {
-		needTool(t, tool.name, tool.pkg)
+		testtier.Tool(t, tool.name, tool.pkg)
 	}
 	r := debianRoot(t)
 	broker := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{AllowAnonymous: true})

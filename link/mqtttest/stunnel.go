@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/roomd/roomd/internal/testtier"
 )
 
 // StunnelOptions configure Stunnel.
@@ -46,7 +48,7 @@ type StunnelProcess struct {
 // environment variable CI is "true".
 func Stunnel(t testing.TB, o StunnelOptions) *StunnelProcess {
 	t.Helper()
-	bin := findTool(t, "stunnel", "/usr/bin", "/usr/local/bin")
+	bin := testtier.Tool(t, "stunnel", "stunnel4", "/usr/bin", "/usr/local/bin")
 	dir := t.TempDir()
 	s := &StunnelProcess{ConfigFile: filepath.Join(dir, "stunnel.conf"), LogFile: filepath.Join(dir, "stunnel.log"), t: t}
 	src := Shipped(t, o.File)
