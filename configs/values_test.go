@@ -57,9 +57,7 @@ func TestOn32BitArm(t *testing.T) {
 	if strconv.IntSize == 32 {
 		t.Skip("already 32-bit: the tests themselves run here")
 	}
-	if testing.Short() {
-		t.Skip("builds the package's tests for arm")
-	}
+	testtier.Slow(t, "builds the package's tests for arm and runs them under qemu-arm")
 	qemu := testtier.Tool(t, "qemu-arm", "qemu-user")
 	cmd := exec.Command("go", "test", "-count=1", "-exec", qemu, "-v",
 		"-run", "TestLargeIntegersAreRefused|TestErrorsNameTheField|TestLoad|TestSecretFiles|TestPolicyProblems|TestYAMLRoundTrips", ".")

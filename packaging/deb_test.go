@@ -80,9 +80,7 @@ func buildPackages(t *testing.T, version, archs string) map[string]map[string]st
 }
 
 func TestDebianPackages(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds three packages and installs one into a Debian root")
-	}
+	testtier.Slow(t, "builds three packages and installs one into a Debian root")
 	testtier.Tool(t, "dpkg-deb", "dpkg")
 	first := buildPackages(t, v1, "amd64 arm64 armhf")
 	second := buildPackages(t, v2, "amd64")
