@@ -3,7 +3,7 @@
 // These tests drive dpkg, lintian, debootstrap and mosquitto; their own code
 // only orders the steps. Under the race detector (go test -race ./...) they
 // would repeat the same minutes of work and find nothing new, so they run in
-// the plain go test ./... alone.
+// the plain CI=true (or ROOMD_SLOW=1) go test ./... alone.
 
 package packaging
 
