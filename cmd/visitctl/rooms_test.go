@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/link"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room"
@@ -193,6 +194,7 @@ func aclWithDecommission(t *testing.T, room string) string {
 // acknowledges a denied publish); the decommission identity clears room-a,
 // its Home Assistant discovery too, and nothing of room-b.
 func TestDecommissionUnderTheShippedACL(t *testing.T) {
+	testtier.Slow(t, "a mosquitto with the shipped ACL, for seconds of settle waits")
 	t.Parallel() // mostly waits for retained messages to settle
 	users := map[string]string{"room-a": "pw-room-a", "room-b": "pw-room-b", "booking": "pw-booking", "decommission": "pw-dec"}
 	mq := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{TLS: true, Users: users, ACLFile: aclWithDecommission(t, "room-a")})
