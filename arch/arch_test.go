@@ -24,6 +24,7 @@ var foundation = []string{"wallclock"}
 var allowed = map[string][]string{
 	"arch":                  nil,
 	"wallclock":             nil,
+	"internal/testtier":     nil,
 	"buildinfo":             nil,
 	"controller":            nil,
 	"daemon/timebase":       nil,
@@ -43,7 +44,7 @@ var allowed = map[string][]string{
 	"link":                  {"contract", "controller", "journal", "mqttconn"},
 	"link/broker":           nil,
 	"link/homeassistant":    {"contract", "controller"},
-	"link/mqtttest":         {"link/broker"},
+	"link/mqtttest":         {"internal/testtier", "link/broker"},
 	"commission":            {"contract", "controller", "daemon", "daemon/timebase", "device", "journal"},
 	"configs":               {"contract", "controller"},
 	"configs/mosquitto":     nil,

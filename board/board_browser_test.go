@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/roomclient"
 )
 
@@ -21,6 +22,7 @@ import (
 // mosquitto (the shipped ACL) and real rooms on the simulator backend, as a
 // guard on a shift meets it.
 func TestBoardInBrowser(t *testing.T) {
+	testtier.Slow(t, "drives the board in chromium")
 	ctx := browser(t)
 	s := startSite(t, siteOptions{Rooms: []string{"room-1", "room-2", "room-4"}, Processes: []string{"room-3"},
 		Operators: []string{"guard-7", "guard-8"}})

@@ -1,12 +1,13 @@
 package buildinfo
 
 import (
-	"os"
 	"os/exec"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/internal/testtier"
 )
 
 func TestFromModuleVersion(t *testing.T) {
@@ -29,12 +30,7 @@ func TestFromModuleVersion(t *testing.T) {
 // dpkg must read every version FromModuleVersion makes, and order them as Go
 // orders the module versions they came from.
 func TestDebianAgreesOnOrder(t *testing.T) {
-	if _, err := exec.LookPath("dpkg"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("dpkg is missing; CI needs it to check versions (Debian: dpkg)")
-		}
-		t.Skip("dpkg not installed")
-	}
+	testtier.Tool(t, "dpkg", "dpkg")
 	// Ascending in Go's (semantic version) order.
 	ordered := []string{
 		"v0.0.0-20250101000000-aaaaaaaaaaaa",

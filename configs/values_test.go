@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/internal/testtier"
 )
 
 // On a 32-bit Pi an int holds 32 bits: without range checks 4294967297
@@ -55,16 +57,8 @@ func TestOn32BitArm(t *testing.T) {
 	if strconv.IntSize == 32 {
 		t.Skip("already 32-bit: the tests themselves run here")
 	}
-	if testing.Short() {
-		t.Skip("builds the package's tests for arm")
-	}
-	qemu, err := exec.LookPath("qemu-arm")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("qemu-arm is missing; CI needs it to run the 32-bit tests (Debian: qemu-user)")
-		}
-		t.Skip("qemu-arm not installed (Debian: qemu-user)")
-	}
+	testtier.Slow(t, "builds the package's tests for arm and runs them under qemu-arm")
+	qemu := testtier.Tool(t, "qemu-arm", "qemu-user")
 	cmd := exec.Command("go", "test", "-count=1", "-exec", qemu, "-v",
 		"-run", "TestLargeIntegersAreRefused|TestErrorsNameTheField|TestLoad|TestSecretFiles|TestPolicyProblems|TestYAMLRoundTrips", ".")
 	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm", "GOARM=6", "CGO_ENABLED=0")

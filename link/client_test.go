@@ -279,11 +279,12 @@ func TestLinkLastWill(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	obs := observe(t, url, observerOpts{filter: "visitrooms/room-a/availability"})
 	px := mqtttest.StartProxy(t, url)
-	startRoom(t, roomOpts{url: px.URL()})
+	r := startRoom(t, roomOpts{url: px.URL()})
 	obs.next("availability", func(m obsMsg) bool { return m.Payload == contract.Online })
 	px.Cut() // the room vanishes without a DISCONNECT
 	m := obs.next("availability", func(m obsMsg) bool { return m.Payload == contract.Offline })
 	assert.Equal(t, contract.Offline, m.Payload)
+	r.stop(false) // the link stays cut: a clean stop would wait out its flush
 }
 
 func TestLinkCloseAnnouncesOffline(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room/roomtest"
 )
@@ -43,10 +44,7 @@ func node(t *testing.T) string {
 		}
 	}
 	if missing != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(missing)
-		}
-		t.Skip(missing)
+		testtier.Missing(t, "%s", missing)
 	}
 	return bin
 }
@@ -64,6 +62,7 @@ func runNode(t *testing.T, bin string, env []string, args ...string) string {
 }
 
 func TestIntegratorAsyncAPIParserAndAjv(t *testing.T) {
+	testtier.Slow(t, "runs the Node tools of docs/integrator")
 	bin := node(t)
 	out := runNode(t, bin, nil, "check-asyncapi.mjs", filepath.Join("..", "asyncapi.yaml"))
 	assert.Contains(t, out, "@asyncapi/parser: AsyncAPI 3.0.0")
@@ -72,6 +71,7 @@ func TestIntegratorAsyncAPIParserAndAjv(t *testing.T) {
 }
 
 func TestIntegratorBookingClientOnMosquitto(t *testing.T) {
+	testtier.Slow(t, "runs the Node tools of docs/integrator")
 	bin := node(t)
 	broker := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{AllowAnonymous: true})
 	roomtest.Start(t, roomtest.Options{Broker: broker.URL(), Room: "room-b"})

@@ -291,4 +291,5 @@ func TestBrokerThatNeverAcknowledges(t *testing.T) {
 		}
 	}
 	assert.GreaterOrEqual(t, fb.connects.Load(), int32(2), "the connection was dropped and made again")
+	r.stop(false) // nothing is ever acknowledged: a clean stop would wait out its flush
 }

@@ -3,7 +3,7 @@
 // These tests drive dpkg, lintian, debootstrap and mosquitto; their own code
 // only orders the steps. Under the race detector (go test -race ./...) they
 // would repeat the same minutes of work and find nothing new, so they run in
-// the plain go test ./... alone.
+// the plain CI=true (or ROOMD_SLOW=1) go test ./... alone.
 
 package packaging
 
@@ -31,6 +31,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/wallclock"
 )
@@ -80,10 +81,8 @@ func buildPackages(t *testing.T, version, archs string) map[string]map[string]st
 }
 
 func TestDebianPackages(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds three packages and installs one into a Debian root")
-	}
-	needTool(t, "dpkg-deb", "dpkg")
+	testtier.Slow(t, "builds three packages and installs one into a Debian root")
+	testtier.Tool(t, "dpkg-deb", "dpkg")
 	first := buildPackages(t, v1, "amd64 arm64 armhf")
 	second := buildPackages(t, v2, "amd64")
 
@@ -93,7 +92,7 @@ func TestDebianPackages(t *testing.T) {
 		}
 	})
 	t.Run("lintian", func(t *testing.T) {
-		lintian := needTool(t, "lintian", "lintian")
+		lintian := testtier.Tool(t, "lintian", "lintian")
 		var debs []string
 		for _, name := range packageNames {
 			for _, arch := range []string{"amd64", "arm64", "armhf"} {
@@ -205,9 +204,9 @@ func checkContents(t *testing.T, arch, deb string) {
 		case "amd64":
 			run = []string{path}
 		case "arm64":
-			run = []string{needTool(t, "qemu-aarch64", "qemu-user"), "-cpu", "cortex-a53", path}
+			run = []string{testtier.Tool(t, "qemu-aarch64", "qemu-user"), "-cpu", "cortex-a53", path}
 		case "armhf":
-			run = []string{needTool(t, "qemu-arm", "qemu-user"), "-cpu", "arm1176", path}
+			run = []string{testtier.Tool(t, "qemu-arm", "qemu-user"), "-cpu", "arm1176", path}
 		}
 		out, err := exec.Command(run[0], append(run[1:], "--version")...).CombinedOutput()
 		require.NoError(t, err, "%s --version: %s", bin, out)
@@ -234,7 +233,7 @@ func debianRoot(t *testing.T) *root {
 	start := wallclock.Now()
 	out, err := cmd.Output()
 	if err != nil {
-		missing(t, "no Debian root from .ci/debroot.sh (%v): %s", err, stderr.String())
+		testtier.Missing(t, "no Debian root from .ci/debroot.sh (%v): %s", err, stderr.String())
 	}
 	tarball := strings.TrimSpace(string(out))
 	dir := t.TempDir()
@@ -446,7 +445,7 @@ type subscriber struct {
 
 func subscribe(t *testing.T, host, port, topic string) *subscriber {
 	t.Helper()
-	bin := needTool(t, "mosquitto_sub", "mosquitto-clients")
+	bin := testtier.Tool(t, "mosquitto_sub", "mosquitto-clients")
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "-h", host, "-p", port, "-q", "1", "-v", "-t", topic)
 	stdout, err := cmd.StdoutPipe()
@@ -517,14 +516,12 @@ func isEvent(typ string, ok func(event) bool) func(string) bool {
 }
 
 func testInstalled(t *testing.T, debV1, debV2 string) {
-	if os.Geteuid() != 0 {
-		missing(t, "installing a package into a Debian root needs root")
-	}
+	testtier.Root(t, "installing a package into a Debian root")
 	for _, tool := range []struct{ name, pkg string }{
 		{"chroot", "coreutils"}, {"mount", "mount"}, {"tar", "tar"},
 		{"systemd-analyze", "systemd"}, {"man", "man-db"}, {"mosquitto_sub", "mosquitto-clients"},
 	} {
-		needTool(t, tool.name, tool.pkg)
+		testtier.Tool(t, tool.name, tool.pkg)
 	}
 	r := debianRoot(t)
 	broker := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{AllowAnonymous: true})

@@ -10,6 +10,7 @@
 // runs from the installed files against a real mosquitto, survives an
 // upgrade in the middle of a visit, and a purge keeps its journal.
 //
-// Those tests need root, debootstrap, lintian and mosquitto: they skip
-// without them, and fail instead when CI=true.
+// Those tests are in the slow tier (they run under CI=true or ROOMD_SLOW=1)
+// and need root, debootstrap, lintian and mosquitto: they skip without
+// them, and fail instead when CI=true.
 package packaging

@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/link/mqtttest"
 )
 
@@ -132,9 +133,9 @@ func checkGuardboardContents(t *testing.T, arch, deb, roomdDeb string) {
 	case "amd64":
 		run = []string{path}
 	case "arm64":
-		run = []string{needTool(t, "qemu-aarch64", "qemu-user"), "-cpu", "cortex-a53", path}
+		run = []string{testtier.Tool(t, "qemu-aarch64", "qemu-user"), "-cpu", "cortex-a53", path}
 	case "armhf":
-		run = []string{needTool(t, "qemu-arm", "qemu-user"), "-cpu", "arm1176", path}
+		run = []string{testtier.Tool(t, "qemu-arm", "qemu-user"), "-cpu", "arm1176", path}
 	}
 	out, err = exec.Command(run[0], append(run[1:], "version")...).CombinedOutput()
 	require.NoError(t, err, "guardboard version: %s", out)
@@ -348,13 +349,11 @@ func freeLoopbackPort(t *testing.T) string {
 }
 
 func testGuardboardInstalled(t *testing.T, debV1, debV2 string) {
-	if os.Geteuid() != 0 {
-		missing(t, "installing a package into a Debian root needs root")
-	}
+	testtier.Root(t, "installing a package into a Debian root")
 	for _, tool := range []struct{ name, pkg string }{
 		{"chroot", "coreutils"}, {"mount", "mount"}, {"tar", "tar"}, {"systemd-analyze", "systemd"}, {"man", "man-db"},
 	} {
-		needTool(t, tool.name, tool.pkg)
+		testtier.Tool(t, tool.name, tool.pkg)
 	}
 	r := debianRoot(t)
 

@@ -10,35 +10,17 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/internal/testtier"
 )
-
-// needTool returns the path of a program the test cannot do without: the
-// test skips without it, but fails under CI=true, where it must be there.
-func needTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		missing(t, "%s is not installed (Debian: %s)", name, pkg)
-	}
-	return p
-}
-
-// missing skips the test for what this machine lacks, or fails it in CI.
-func missing(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true: "+format, args...)
-	}
-	t.Skipf(format, args...)
-}
 
 // TestPackageVersionFromGit runs the version logic of .ci/package.sh in a
 // scratch repository through its life: no tag, a tag, commits after it, a
 // pre-release tag, uncommitted changes. dpkg must accept every version and
 // order them as they were made.
 func TestPackageVersionFromGit(t *testing.T) {
-	needTool(t, "git", "git")
-	needTool(t, "dpkg", "dpkg")
+	testtier.Tool(t, "git", "git")
+	testtier.Tool(t, "dpkg", "dpkg")
 	script, err := os.ReadFile("../.ci/package.sh")
 	require.NoError(t, err)
 	repo := t.TempDir()

@@ -10,23 +10,17 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/internal/testtier"
 )
 
 // TestSmoke runs the short mode of every suite against a mosquitto the
 // command starts itself: everything works and nothing is lost. The numbers
 // are not checked. Without mosquitto it skips, or fails when CI=true.
 func TestSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs every suite for about a minute; skipped with -short")
-	}
-	for _, find := range []func() (string, error){findMosquitto, findStunnel} {
-		if _, err := find(); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal(err)
-			}
-			t.Skip(err)
-		}
-	}
+	testtier.Slow(t, "runs every suite for about a minute")
+	testtier.Tool(t, "mosquitto", "mosquitto", mosquittoDirs...)
+	testtier.Tool(t, "stunnel", "stunnel4", "/usr/bin")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer

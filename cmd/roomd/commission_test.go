@@ -122,11 +122,18 @@ func (term *terminal) screen() string {
 	return term.buf.String()
 }
 
-// wait returns the program's exit code.
+// wait returns the program's exit code, once everything it wrote has been
+// read: what it wrote last (its error line) may still be in the pty when
+// it exits, and a busy machine makes the reader late.
 func (term *terminal) wait() int {
 	term.t.Helper()
 	select {
 	case err := <-term.exit:
+		select {
+		case <-term.done: // the pty is drained
+		case <-time.After(30 * time.Second):
+			term.t.Fatalf("the program exited but its terminal did not close; last output:\n%s", term.screen())
+		}
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			return ee.ExitCode()

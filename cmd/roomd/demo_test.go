@@ -30,6 +30,7 @@ func requireInOrder(t *testing.T, out string, want ...string) {
 // The demo's timeline comes from the messages the guard console received;
 // the test checks their order and content, never their timing.
 func TestDemo(t *testing.T) {
+	t.Parallel() // a compressed visit: the test mostly waits
 	stdout, stderr, err := runArgs(t, "-demo", "--speed", "1000")
 	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	requireInOrder(t, stdout,
@@ -84,6 +85,7 @@ func (w *signalWriter) String() string {
 }
 
 func TestDemoKeepRunsUntilCancelled(t *testing.T) {
+	t.Parallel() // a compressed visit: the test mostly waits
 	out := &signalWriter{want: "watch:    visitctl --broker tcp://127.0.0.1:", seen: make(chan struct{})}
 	var errOut bytes.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
@@ -158,6 +160,7 @@ expect:
 `
 
 func TestScenarioCommand(t *testing.T) {
+	t.Parallel() // a compressed visit: the test mostly waits
 	path := filepath.Join(t.TempDir(), "short.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(shortScenario, "%s", "", 1)), 0o600))
 	stdout, stderr, err := runArgs(t, "scenario", path, "--speed", "300")
@@ -177,6 +180,7 @@ func TestScenarioCommand(t *testing.T) {
 }
 
 func TestScenarioCommandFails(t *testing.T) {
+	t.Parallel() // a compressed visit: the test mostly waits
 	path := filepath.Join(t.TempDir(), "short.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(shortScenario, "%s", "forbid: [{event: lock_engaged}]", 1)), 0o600))
 	stdout, _, err := runArgs(t, "scenario", "--speed", "300", path)

@@ -15,15 +15,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/contract"
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/link/mqtttest"
 )
 
 // buildRoomd builds the roomd binary once per test.
 func buildRoomd(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the roomd binary")
-	}
+	testtier.Slow(t, "builds and runs the roomd binary")
 	bin := filepath.Join(t.TempDir(), "roomd")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/contract"
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/link/mqtttest"
 )
 
@@ -94,6 +95,7 @@ func buildVisitctl(t *testing.T) string {
 }
 
 func TestWatchInATerminal(t *testing.T) {
+	testtier.Slow(t, "builds visitctl and runs it in a terminal")
 	url := mqtttest.Embedded(t)
 	states := watchTopic(t, url, "visitrooms/room-w/state")
 	startRoom(t, url, "visitrooms", "room-w")
@@ -152,6 +154,7 @@ func TestWatchInATerminal(t *testing.T) {
 // TestDecommissionAsksInATerminal: the question and the answer typed at a
 // terminal, as an administrator meets them.
 func TestDecommissionAsksInATerminal(t *testing.T) {
+	testtier.Slow(t, "builds visitctl and runs it in a terminal")
 	url := mqtttest.Embedded(t)
 	states := watchTopic(t, url, "visitrooms/room-t/state")
 	r := startRoom(t, url, "visitrooms", "room-t")

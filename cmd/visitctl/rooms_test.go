@@ -15,6 +15,7 @@ import (
 
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/contract"
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/room/roomtest"
@@ -91,6 +92,7 @@ func TestHumanTimesShowTheirZone(t *testing.T) {
 }
 
 func TestRoomsAndDecommission(t *testing.T) {
+	t.Parallel() // mostly waits for retained messages to settle
 	url := mqtttest.Embedded(t)
 	a := roomtest.Start(t, roomtest.Options{Broker: url, Room: "room-a", Options: func(o *room.Options) { o.Version = "1.4.0" }})
 	b := roomtest.Start(t, roomtest.Options{Broker: url, Room: "room-b", Options: func(o *room.Options) {
@@ -192,6 +194,8 @@ func aclWithDecommission(t *testing.T, room string) string {
 // acknowledges a denied publish); the decommission identity clears room-a,
 // its Home Assistant discovery too, and nothing of room-b.
 func TestDecommissionUnderTheShippedACL(t *testing.T) {
+	testtier.Slow(t, "a mosquitto with the shipped ACL, for seconds of settle waits")
+	t.Parallel() // mostly waits for retained messages to settle
 	users := map[string]string{"room-a": "pw-room-a", "room-b": "pw-room-b", "booking": "pw-booking", "decommission": "pw-dec"}
 	mq := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{TLS: true, Users: users, ACLFile: aclWithDecommission(t, "room-a")})
 	dir := t.TempDir()

@@ -15,6 +15,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/wallclock"
 )
@@ -253,6 +254,7 @@ func TestCentreBridgeListenerWantsASiteCertificate(t *testing.T) {
 // is back. When this test fails, the broker no longer does it: update
 // README.md, site-bridge.conf (max_queued_messages) and docs/sites.md.
 func TestBridgeQueuesRetainedAgainOnEveryRetry(t *testing.T) {
+	testtier.Slow(t, "waits for a bridge to retry three times")
 	t.Parallel()
 	b := newBridged(t)
 	b.awaitBridge(t, "1")
@@ -332,9 +334,7 @@ func olderThan(version string, want [3]int) bool {
 // installed version no longer behaves as this test expects, update
 // README.md, site-bridge.conf, site-tunnel.conf and docs/sites.md.
 func TestBridgeDoingItsOwnTLS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("makes a broker spin for several seconds; skipped with -short")
-	}
+	testtier.Slow(t, "makes a broker spin for several seconds")
 	t.Parallel()
 	centre := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{
 		TLS: true, ShippedConfig: true, ShippedFile: "central.conf",
@@ -393,6 +393,7 @@ func TestBridgeDoingItsOwnTLS(t *testing.T) {
 // sees its local connection close, and the site broker keeps serving its
 // clients however often the bridge tries; the centre never sees the site.
 func TestTunnelToAnUntrustedCentre(t *testing.T) {
+	testtier.Slow(t, "a bridge retrying through stunnel for seconds")
 	t.Parallel()
 	centre := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{
 		TLS: true, ShippedConfig: true, ShippedFile: "central.conf",

@@ -9,6 +9,7 @@ import (
 
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/wallclock"
 )
 
@@ -36,6 +37,7 @@ func requireCutOff(t *testing.T, w *world, samples []sample) {
 // while the WAN is down; the centre sees the bridges go down, and then
 // every record once the WAN is back.
 func TestSitesWANCutWhileRoomsRaiseAlerts(t *testing.T) {
+	testtier.Slow(t, "a world of brokers, tunnels and rooms")
 	t.Parallel()
 	w := newWorld(t, twoSites())
 	a, b := w.site("site-a"), w.site("site-b")
@@ -63,6 +65,7 @@ func TestSitesWANCutWhileRoomsRaiseAlerts(t *testing.T) {
 // bridge's queue survives the restart: the centre receives every record
 // without asking for a single replay from site-a.
 func TestSitesBrokerRestartedDuringCut(t *testing.T) {
+	testtier.Slow(t, "a world of brokers, tunnels and rooms")
 	t.Parallel()
 	w := newWorld(t, twoSites())
 	a, b := w.site("site-a"), w.site("site-b")
@@ -93,6 +96,7 @@ func TestSitesBrokerRestartedDuringCut(t *testing.T) {
 // finds the gap (the rooms' states name their latest seq) and gets them
 // again by replay from the rooms' journals.
 func TestSitesCentreRestarted(t *testing.T) {
+	testtier.Slow(t, "a world of brokers, tunnels and rooms")
 	t.Parallel()
 	w := newWorld(t, twoSites())
 	a, b := w.site("site-a"), w.site("site-b")
@@ -133,6 +137,7 @@ func TestSitesCentreRestarted(t *testing.T) {
 // starts its visit; site-a's command waits at the centre, reaches the room
 // after its expiry and is refused as expired: it never acts.
 func TestSitesCommandExpiresDuringCut(t *testing.T) {
+	testtier.Slow(t, "a world of brokers, tunnels and rooms")
 	t.Parallel()
 	w := newWorld(t, twoSites())
 	a := w.site("site-a")
@@ -176,6 +181,7 @@ func TestSitesCommandExpiresDuringCut(t *testing.T) {
 // broker. When the WAN is back the centre holds nothing of the room but its
 // records; the other rooms carry on.
 func TestSitesRoomDecommissionedDuringCut(t *testing.T) {
+	testtier.Slow(t, "a world of brokers, tunnels and rooms")
 	t.Parallel()
 	w := newWorld(t, twoSites())
 	a, b := w.site("site-a"), w.site("site-b")

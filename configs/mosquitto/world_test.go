@@ -29,6 +29,7 @@ import (
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/link/mqtttest"
 	roomd "github.com/roomd/roomd/room"
@@ -907,14 +908,7 @@ func normalise(kind, payload string) string {
 // sure one comes) or after a few quiet seconds.
 func retained(t *testing.T, b *mqtttest.MosquittoBroker, user, pw, prefix string) map[string]string {
 	t.Helper()
-	sub, err := exec.LookPath("mosquitto_sub")
-	if err != nil {
-		msg := fmt.Sprintf("mosquitto_sub not found (install the Debian package mosquitto-clients, or run .ci/install-deps): %v", err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	sub := testtier.Tool(t, "mosquitto_sub", "mosquitto-clients")
 	host, port, _ := strings.Cut(b.Addr(), ":")
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/wallclock"
 )
 
@@ -514,7 +515,7 @@ func (m *MosquittoBroker) writeConfig() {
 // error.
 func writePasswords(t testing.TB, mosquittoBin, path string, users map[string]string) {
 	t.Helper()
-	tool := findTool(t, "mosquitto_passwd", filepath.Dir(mosquittoBin), "/usr/bin")
+	tool := testtier.Tool(t, "mosquitto_passwd", "mosquitto", filepath.Dir(mosquittoBin), "/usr/bin")
 	if err := hashPasswords(tool, path, users); err != nil {
 		t.Fatalf("mqtttest: %v", err)
 	}
@@ -524,9 +525,9 @@ func writePasswords(t testing.TB, mosquittoBin, path string, users map[string]st
 // password) at path, hashed with mosquitto_passwd; for callers without a
 // test.
 func WritePasswordFile(path string, users map[string]string) error {
-	tool, err := lookTool("mosquitto_passwd", append(slices.Clone(mosquittoDirs), "/usr/bin")...)
+	tool, err := testtier.LookTool("mosquitto_passwd", append(slices.Clone(mosquittoDirs), "/usr/bin")...)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w; install it with `apt-get install mosquitto`", err)
 	}
 	return hashPasswords(tool, path, users)
 }
@@ -563,41 +564,12 @@ func hashPasswords(tool, path string, users map[string]string) error {
 // the test when it is not installed.
 func findMosquitto(t testing.TB) string {
 	t.Helper()
-	return findTool(t, "mosquitto", mosquittoDirs...)
+	return testtier.Tool(t, "mosquitto", "mosquitto", mosquittoDirs...)
 }
 
 // mosquittoDirs are searched for mosquitto after PATH (Debian installs it in
 // /usr/sbin, which a non-root PATH often lacks).
 var mosquittoDirs = []string{"/usr/sbin", "/usr/local/sbin"}
-
-func findTool(t testing.TB, name string, dirs ...string) string {
-	t.Helper()
-	p, err := lookTool(name, dirs...)
-	if err == nil {
-		return p
-	}
-	msg := "mqtttest: " + err.Error()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// lookTool finds the program name in PATH or dirs.
-func lookTool(name string, dirs ...string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found in PATH or %s; install it with `apt-get install mosquitto` (or run .ci/install-deps)",
-		name, strings.Join(dirs, ", "))
-}
 
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort(t testing.TB) int {

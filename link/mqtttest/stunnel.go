@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/wallclock"
 )
 
@@ -48,7 +49,7 @@ type StunnelProcess struct {
 // environment variable CI is "true".
 func Stunnel(t testing.TB, o StunnelOptions) *StunnelProcess {
 	t.Helper()
-	bin := findTool(t, "stunnel", "/usr/bin", "/usr/local/bin")
+	bin := testtier.Tool(t, "stunnel", "stunnel4", "/usr/bin", "/usr/local/bin")
 	dir := t.TempDir()
 	s := &StunnelProcess{ConfigFile: filepath.Join(dir, "stunnel.conf"), LogFile: filepath.Join(dir, "stunnel.log"), t: t}
 	src := Shipped(t, o.File)

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/roomd/roomd/device/gpio/vmtest/vm"
+	"github.com/roomd/roomd/internal/testtier"
 )
 
 const fragment = "../../../.ci/gpiosim/kernel-arm64.fragment"
@@ -36,23 +37,27 @@ func kernelImage(t *testing.T) string {
 	return filepath.Join(cache, "roomd-gpiosim", hex.EncodeToString(sum[:])[:16], "Image")
 }
 
-// unavailable skips, or fails when CI=true or ROOMD_GPIOSIM_REQUIRE=1
-// (set by .ci/gpiosim/run-vm.sh): CI builds the kernel first, so a missing
-// piece there is a broken pipeline, not a bare machine.
+// required reports whether .ci/gpiosim/run-vm.sh asked for this test
+// (ROOMD_GPIOSIM_REQUIRE=1): it runs whatever the tier, and must not skip.
+func required() bool { return os.Getenv("ROOMD_GPIOSIM_REQUIRE") == "1" }
+
+// unavailable skips, or fails when CI=true or ROOMD_GPIOSIM_REQUIRE=1: CI
+// builds the kernel first, so a missing piece there is a broken pipeline,
+// not a bare machine.
 func unavailable(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("CI") == "true" || os.Getenv("ROOMD_GPIOSIM_REQUIRE") == "1" {
+	if required() {
 		t.Fatalf(format, args...)
 	}
-	t.Skipf(format+" (run .ci/gpiosim/test.sh)", args...)
+	testtier.Missing(t, format+" (run .ci/gpiosim/test.sh)", args...)
 }
 
 // TestGPIOBackendOnRealKernel builds this program for linux/arm64 as roomd
 // ships, boots it as /init of a qemu VM with gpio-sim, and requires its
 // PASS marker.
 func TestGPIOBackendOnRealKernel(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots a VM")
+	if !required() {
+		testtier.Slow(t, "boots a VM")
 	}
 	if raceEnabled {
 		// The program in the VM is static (CGO_ENABLED=0) and so cannot be
