@@ -16,6 +16,7 @@ import (
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/roomclient"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // TestBoardInBrowser drives the board in a real chromium against a real
@@ -94,9 +95,9 @@ func TestBoardInBrowser(t *testing.T) {
 		// rounded up: what it shows lies within a second of ends_at minus
 		// the time between before and after the read.
 		for range 3 {
-			before := time.Until(ends).Seconds()
+			before := wallclock.Until(ends).Seconds()
 			got := eval[[]any](t, ctx, `(() => { const c = `+tile("room-2")+`.querySelector(".countdown"); return [Number(c.dataset.remainingS), c.textContent] })()`)
-			after := time.Until(ends).Seconds()
+			after := wallclock.Until(ends).Seconds()
 			left, text := got[0].(float64), got[1].(string)
 			assert.True(t, left <= before+1 && left >= after-1.5, "countdown %v s, ends_at says %v to %v s", left, after, before)
 			var h, m, sec int

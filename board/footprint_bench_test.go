@@ -209,7 +209,7 @@ func BenchmarkBoardFootprint(b *testing.B) {
 		samples++
 	}
 	b.StopTimer()
-	realDur := time.Since(realStart)
+	realDur := wallclock.Since(realStart)
 	cpu1, rss1, hwm, err := procStat(pid)
 	require.NoError(b, err)
 	m1 := get(b, ctx, chromedp.Action[map[string]float64](pageMetrics))

@@ -280,7 +280,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ Session, _ str
 	missed, ch, ok := h.Subscribe(last)
 	defer h.Unsubscribe(ch)
 	write := func(id, event string, data []byte) bool {
-		_ = rc.SetWriteDeadline(wallclock.Now().Add(10 * time.Second))
+		_ = rc.SetWriteDeadline(wallclock.Deadline(10 * time.Second))
 		var sb strings.Builder
 		if id != "" {
 			sb.WriteString("id: " + id + "\n")

@@ -27,7 +27,7 @@ import (
 type clock struct{ start time.Time }
 
 func (c clock) Wall() time.Time         { return wallclock.Now() }
-func (c clock) Boot() time.Duration     { return time.Hour + time.Since(c.start) }
+func (c clock) Boot() time.Duration     { return time.Hour + wallclock.Since(c.start) }
 func (c clock) BootID() (string, error) { return "boot-1", nil }
 func (c clock) Synced() bool            { return true }
 func (c clock) String() string          { return "test clock" }

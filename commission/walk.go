@@ -349,7 +349,7 @@ func (w *walker) next(d time.Duration) (r device.LineReading, ok bool, err error
 func (w *walker) track(k lineKey, d time.Duration, done func(device.LineReading) bool, seen *[]device.LineReading, others map[lineKey]bool) (device.LineReading, bool, error) {
 	deadline := wallclock.Now().Add(d)
 	for {
-		left := time.Until(deadline)
+		left := wallclock.Until(deadline)
 		if left <= 0 {
 			return w.levels[k], false, nil
 		}

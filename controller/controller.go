@@ -377,9 +377,7 @@ func (c *Controller) late(due time.Time) time.Time {
 }
 
 // raise adds an alert and announces it. due is when its condition fell due
-// (zero: now); the alert's timers count from then, and a timer that also
-// fell due already (only after a restart) is folded into this one record:
-// an escalation shows in its severity, a repeat is this announcement.
+// (zero: now); rule 10 times it from then (scheduleNew).
 func (c *Controller) raise(a Alert, due time.Time) {
 	now := c.s.Now
 	if due.IsZero() || due.After(now) {
@@ -389,13 +387,7 @@ func (c *Controller) raise(a Alert, due time.Time) {
 	a.ID = fmt.Sprintf("%s-%d", a.Kind, c.s.NextAlert)
 	a.RaisedAt = now
 	a.Announcements = 1
-	c.schedule(&a, due)
-	if !a.Next.IsZero() && !a.Next.After(now) {
-		if a.Escalates && a.Severity < SeverityCritical {
-			a.Severity = SeverityCritical
-		}
-		c.schedule(&a, now)
-	}
+	c.scheduleNew(&a, due)
 	c.s.Alerts = append(c.s.Alerts, a)
 	cp := a
 	// The room raises alerts, never a person: alert_raised has no By, even
@@ -405,24 +397,6 @@ func (c *Controller) raise(a Alert, due time.Time) {
 	c.by = ""
 	c.announce(Record{Type: EventAlertRaised, Alert: &cp, DueAt: c.late(due)})
 	c.by = by
-}
-
-// schedule sets a.Next from the instant from (rule 10): reannouncement of an
-// acknowledged alert, repetition of an unacknowledged critical one,
-// escalation of an unacknowledged one that escalates; nothing otherwise.
-func (c *Controller) schedule(a *Alert, from time.Time) {
-	switch {
-	case !a.Active():
-		a.Next = time.Time{}
-	case a.Acked:
-		a.Next = from.Add(c.p.ReannounceAfter)
-	case a.Severity >= SeverityCritical:
-		a.Next = from.Add(c.p.RepeatEvery)
-	case a.Escalates:
-		a.Next = from.Add(c.p.EscalateAfter)
-	default:
-		a.Next = time.Time{}
-	}
 }
 
 func (c *Controller) clear(a *Alert) {

@@ -6,7 +6,7 @@ import "time"
 // kind, a severity and their times; every change is announced as a Record
 // with a sequence number that grows by one for the life of the room.
 //
-// One rule times every alert (Controller.schedule): an unacknowledged
+// One rule times every alert (Controller.schedule, here): an unacknowledged
 // critical alert, whatever its kind, is announced again every repeat_every
 // (alert_repeated) until it is acknowledged; an unacknowledged alert that
 // escalates (time_up) becomes critical after escalate_after
@@ -44,11 +44,11 @@ func (alertRule) fire(c *Controller) {
 			a.Acked, a.AckedAt = false, time.Time{}
 			typ = EventAlertReannounced
 			escalateAt = due.Add(c.p.EscalateAfter)
-			if a.Escalates && a.Severity < SeverityCritical && escalateAt.After(now) {
+			if a.escalationPending() && escalateAt.After(now) {
 				from = due // its escalation keeps its true time
 			}
 		}
-		if a.Escalates && a.Severity < SeverityCritical && !escalateAt.After(now) {
+		if a.escalationPending() && !escalateAt.After(now) {
 			a.Severity = SeverityCritical
 			typ = EventAlertEscalated
 		}
@@ -58,6 +58,43 @@ func (alertRule) fire(c *Controller) {
 		c.announce(Record{Type: typ, Alert: &cp, DueAt: c.late(due)})
 	}
 }
+
+// schedule sets a.Next from the instant from (rule 10): reannouncement of an
+// acknowledged alert, repetition of an unacknowledged critical one,
+// escalation of an unacknowledged one that escalates; nothing otherwise.
+func (c *Controller) schedule(a *Alert, from time.Time) {
+	switch {
+	case !a.Active():
+		a.Next = time.Time{}
+	case a.Acked:
+		a.Next = from.Add(c.p.ReannounceAfter)
+	case a.Severity >= SeverityCritical:
+		a.Next = from.Add(c.p.RepeatEvery)
+	case a.escalationPending():
+		a.Next = from.Add(c.p.EscalateAfter)
+	default:
+		a.Next = time.Time{}
+	}
+}
+
+// scheduleNew times an alert raised now whose condition fell due at due
+// (not after now): its timers count from due, and a timer that also fell due
+// already (only after a restart) is folded into its raising: an escalation
+// shows in its severity, a repeat is the raising itself.
+func (c *Controller) scheduleNew(a *Alert, due time.Time) {
+	c.schedule(a, due)
+	if !a.Next.IsZero() && !a.Next.After(c.s.Now) {
+		if a.escalationPending() {
+			a.Severity = SeverityCritical
+		}
+		c.schedule(a, c.s.Now)
+	}
+}
+
+// escalationPending reports whether a will become critical after
+// escalate_after if nobody acknowledges it: it escalates (time_up) and is
+// not critical yet.
+func (a *Alert) escalationPending() bool { return a.Escalates && a.Severity < SeverityCritical }
 
 // ack acknowledges an active alert. What the acknowledgement clears (a
 // notice, a released and reset panic, a welfare check) the owning rule

@@ -14,7 +14,7 @@ type SystemClock struct{ timebase.System }
 func (SystemClock) NewTimer(d time.Duration) Timer { return &realTimer{t: time.NewTimer(d)} }
 
 // Since implements Clock.
-func (SystemClock) Since(t time.Time) time.Duration { return time.Since(t) }
+func (SystemClock) Since(t time.Time) time.Duration { return wallclock.Since(t) }
 
 type realTimer struct{ t *time.Timer }
 
@@ -51,7 +51,7 @@ func NewClockAt(base time.Time, speed float64) *FastClock {
 func (c *FastClock) Speed() float64 { return c.speed }
 
 func (c *FastClock) elapsed() time.Duration {
-	return time.Duration(float64(time.Since(c.start)) * c.speed)
+	return time.Duration(float64(wallclock.Since(c.start)) * c.speed)
 }
 
 // Now is the time on the compressed axis.
@@ -77,7 +77,7 @@ func (c *FastClock) NewTimer(d time.Duration) Timer {
 
 // Since implements Clock.
 func (c *FastClock) Since(t time.Time) time.Duration {
-	return time.Duration(float64(time.Since(t)) * c.speed)
+	return time.Duration(float64(wallclock.Since(t)) * c.speed)
 }
 
 func (c *FastClock) real(d time.Duration) time.Duration {

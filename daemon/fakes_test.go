@@ -32,7 +32,7 @@ func (s *fakeSources) Wall() time.Time {
 	defer s.mu.Unlock()
 	return wallclock.Now().Add(s.wall).Round(0)
 }
-func (s *fakeSources) Boot() time.Duration { return time.Since(s.start) }
+func (s *fakeSources) Boot() time.Duration { return wallclock.Since(s.start) }
 func (s *fakeSources) BootID() (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -48,7 +48,7 @@ func (s *fakeSources) Synced() bool {
 
 // The loop's Clock on these sources: real (bubble) timers.
 func (s *fakeSources) NewTimer(d time.Duration) daemon.Timer { return daemon.SystemClock{}.NewTimer(d) }
-func (s *fakeSources) Since(t time.Time) time.Duration       { return time.Since(t) }
+func (s *fakeSources) Since(t time.Time) time.Duration       { return wallclock.Since(t) }
 
 // reboot simulates a reboot: a new boot id and a boot clock from zero.
 func (s *fakeSources) reboot(id string) {

@@ -48,7 +48,7 @@ func benchAppend(b *testing.B, idle time.Duration) {
 		if err := j.Append(&e); err != nil {
 			b.Fatal(err)
 		}
-		took = append(took, time.Since(start))
+		took = append(took, wallclock.Since(start))
 	}
 	reportPercentiles(b, took)
 }

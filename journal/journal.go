@@ -187,7 +187,7 @@ func Open(dir string, opt Options) (*Journal, error) {
 		_ = lock.Close()
 		return nil, fmt.Errorf("open journal %s: %w", dir, err)
 	}
-	j.rec.Took = time.Since(start)
+	j.rec.Took = wallclock.Since(start)
 	go j.background()
 	return j, nil
 }

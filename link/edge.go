@@ -160,7 +160,7 @@ func (e *Edge) unsent(requestID string) {
 	e.mu.Lock()
 	e.unsaid++
 	n := e.unsaid
-	raise := time.Since(e.lastSaid) >= time.Second // the controller keeps one such alert; no need to flood
+	raise := wallclock.Since(e.lastSaid) >= time.Second // the controller keeps one such alert; no need to flood
 	if raise {
 		e.lastSaid = wallclock.Now()
 	}

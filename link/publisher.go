@@ -237,7 +237,7 @@ func (p *Publisher) Run() {
 		if len(p.inflight) > 0 {
 			h := p.inflight[0]
 			headDone = h.tok.Done()
-			timer = time.NewTimer(max(p.o.PublishTimeout-time.Since(h.sent), 0))
+			timer = time.NewTimer(max(p.o.PublishTimeout-wallclock.Since(h.sent), 0))
 			headTimeout = timer.C
 		} else {
 			p.health(true)
@@ -478,8 +478,8 @@ func (p *Publisher) reap(lost <-chan struct{}) {
 		select {
 		case <-h.tok.Done():
 		default:
-			if time.Since(h.sent) >= p.o.PublishTimeout {
-				p.log.Warn("no PUBACK in time; the broker is not working", "topic", h.msg.topic, "waited", time.Since(h.sent))
+			if wallclock.Since(h.sent) >= p.o.PublishTimeout {
+				p.log.Warn("no PUBACK in time; the broker is not working", "topic", h.msg.topic, "waited", wallclock.Since(h.sent))
 				p.c.Drop(fmt.Errorf("no PUBACK for %s", p.o.PublishTimeout))
 				p.connNo = 0 // start over on the next connection
 			}

@@ -62,7 +62,7 @@ func buildPackages(t *testing.T, version, archs string) map[string]map[string]st
 	start := wallclock.Now()
 	out, err := cmd.Output()
 	require.NoError(t, err, "package.sh: %s", stderr.String())
-	t.Logf("package.sh built %s for %s in %s", version, archs, time.Since(start).Round(100*time.Millisecond))
+	t.Logf("package.sh built %s for %s in %s", version, archs, wallclock.Since(start).Round(100*time.Millisecond))
 	var want, got []string
 	debs := map[string]map[string]string{}
 	for _, name := range packageNames {
@@ -102,7 +102,7 @@ func TestDebianPackages(t *testing.T) {
 		start := wallclock.Now()
 		out, err := exec.Command(lintian, append([]string{"--fail-on", "error,warning", "--no-tag-display-limit"},
 			debs...)...).CombinedOutput()
-		t.Logf("lintian took %s; it says:\n%s", time.Since(start).Round(100*time.Millisecond), out)
+		t.Logf("lintian took %s; it says:\n%s", wallclock.Since(start).Round(100*time.Millisecond), out)
 		require.NoError(t, err, "lintian reports errors or warnings:\n%s", out)
 		for _, line := range strings.Split(string(out), "\n") {
 			assert.False(t, strings.HasPrefix(line, "E:") || strings.HasPrefix(line, "W:"), "%s", line)
@@ -239,7 +239,7 @@ func debianRoot(t *testing.T) *root {
 	dir := t.TempDir()
 	untar, err := exec.Command("tar", "--numeric-owner", "-xf", tarball, "-C", dir).CombinedOutput()
 	require.NoError(t, err, "unpack %s: %s", tarball, untar)
-	t.Logf("Debian root ready in %s (%s)", time.Since(start).Round(100*time.Millisecond), strings.TrimSpace(stderr.String()))
+	t.Logf("Debian root ready in %s (%s)", wallclock.Since(start).Round(100*time.Millisecond), strings.TrimSpace(stderr.String()))
 	mnt, err := exec.Command("mount", "-t", "proc", "proc", filepath.Join(dir, "proc")).CombinedOutput()
 	require.NoError(t, err, "mount /proc in the root: %s", mnt)
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", filepath.Join(dir, "proc")).Run() })

@@ -19,6 +19,20 @@ import "time"
 // Now returns the wall clock's time, shifted by Shift.
 func Now() time.Time { return time.Now().Add(shift) }
 
+// Since returns the time elapsed since t, a time read from Now: use it
+// instead of time.Since, which would mix a shifted time with the machine's
+// where there is no monotonic reading (testing/synctest's clock has none).
+func Since(t time.Time) time.Duration { return Now().Sub(t) }
+
+// Until returns the duration until t, a time read from Now (see Since).
+func Until(t time.Time) time.Duration { return t.Sub(Now()) }
+
+// Deadline returns the instant d from now on the machine's own clock, never
+// shifted: the deadline of an I/O operation (net.Conn.SetDeadline, an
+// os.File's), which the runtime measures against the machine's clock. It
+// is not a date: never compare it with Now.
+func Deadline(d time.Duration) time.Time { return time.Now().Add(d) }
+
 // Shift returns how far Now is from the machine's clock: zero in every
 // build but the tests' timeshift one.
 func Shift() time.Duration { return shift }

@@ -21,3 +21,10 @@ func TestDurationsStayTheMachines(t *testing.T) {
 	assert.GreaterOrEqual(t, b.Sub(a), time.Duration(0), "the monotonic reading is kept")
 	assert.Less(t, b.Sub(a), time.Second)
 }
+
+func TestDeadlineIsTheMachinesClock(t *testing.T) {
+	d := Deadline(time.Minute)
+	assert.WithinDuration(t, time.Now().Add(time.Minute), d, time.Second, "never shifted")
+	assert.Equal(t, time.Minute, Until(Now().Add(time.Minute)).Round(time.Second))
+	assert.Equal(t, time.Minute, Since(Now().Add(-time.Minute)).Round(time.Second))
+}

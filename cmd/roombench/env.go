@@ -124,7 +124,7 @@ func runSuites(ctx context.Context, cfg config, names []string, log *slog.Logger
 		if res.Params == nil {
 			res.Params = map[string]string{}
 		}
-		res.Params["took"] = time.Since(start).Round(time.Second).String()
+		res.Params["took"] = wallclock.Since(start).Round(time.Second).String()
 		if over := e.guard.overflow.Load(); over > 0 {
 			res.note("the guard dropped %d messages because an inbox was full (figures may be incomplete)", over)
 		}

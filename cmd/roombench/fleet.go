@@ -146,7 +146,7 @@ func runFleet(ctx context.Context, e *env) *SuiteResult {
 			res.Error = fmt.Sprintf("%d rooms: %v", n, startErr)
 			return res
 		}
-		e.logf("fleet: %d rooms up in %s; warming up", n, time.Since(begin).Round(time.Millisecond))
+		e.logf("fleet: %d rooms up in %s; warming up", n, wallclock.Since(begin).Round(time.Millisecond))
 		if !sleepCtx(ctx, e.cfg.FleetPeriod) {
 			break
 		}
@@ -194,7 +194,7 @@ func fleetCycles(ctx context.Context, r *room, in <-chan received, con *console,
 	next := wallclock.Now().Add(phase)
 	for {
 		select {
-		case <-time.After(time.Until(next)):
+		case <-time.After(wallclock.Until(next)):
 		case <-stop:
 			return
 		case <-ctx.Done():
@@ -221,7 +221,7 @@ func fleetCycles(ctx context.Context, r *room, in <-chan received, con *console,
 		if _, err := waitRecord(ctx, in, recordTimeout, func(m received) bool { return isAlert(m, "alert_cleared", "panic") }); err != nil {
 			col.failures.Add(1)
 		}
-		if time.Until(next) < 0 {
+		if wallclock.Until(next) < 0 {
 			next = wallclock.Now() // overloaded: do not burst to catch up
 		}
 	}

@@ -188,7 +188,7 @@ func sitesStep(ctx context.Context, e *env, n int, res *SuiteResult) error {
 	if startErr != nil {
 		return startErr
 	}
-	e.logf("sites: %d x %d rooms up in %s", n, m, time.Since(begin).Round(time.Millisecond))
+	e.logf("sites: %d x %d rooms up in %s", n, m, wallclock.Since(begin).Round(time.Millisecond))
 
 	// Every room presses its button once per period until the WAN is back.
 	rng := rand.New(rand.NewPCG(uint64(e.cfg.Seed), 14))
@@ -426,7 +426,7 @@ func (w *sitesWorld) cycles(ctx context.Context, r *siteRoom, phase time.Duratio
 	next := wallclock.Now().Add(phase)
 	for {
 		select {
-		case <-time.After(time.Until(next)):
+		case <-time.After(wallclock.Until(next)):
 		case <-stop:
 			return
 		case <-ctx.Done():
@@ -450,7 +450,7 @@ func (w *sitesWorld) cycles(ctx context.Context, r *siteRoom, phase time.Duratio
 		if _, err := g.request(ctx, r.id, ack, sitesRecordTimeout, func(m siteMsg) bool { return m.isAlert("alert_cleared", "panic") }); err != nil {
 			w.col.failures.Add(1)
 		}
-		if time.Until(next) < 0 {
+		if wallclock.Until(next) < 0 {
 			next = wallclock.Now() // overloaded: do not burst to catch up
 		}
 	}
@@ -990,7 +990,7 @@ func (c *centreConsumer) catchUp(ctx context.Context, since time.Time, timeout t
 		}
 		if n := c.messages.Load(); n != lastCount || f.IsZero() {
 			lastCount, quiet = n, wallclock.Now()
-		} else if time.Since(quiet) > 10*time.Second {
+		} else if wallclock.Since(quiet) > 10*time.Second {
 			maps.Copy(asked, c.askReplays())
 			quiet = wallclock.Now()
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // Timer suite settings: short visits with warnings 2 s and 1 s before the end.
@@ -115,7 +116,7 @@ func timerRoom(ctx context.Context, e *env, id string, rc roomConfig, n int, off
 		ends := started.Event.EndsAt.Time
 		deadlines := map[int]time.Time{1: ends.Add(-2 * time.Second), 2: ends.Add(-time.Second), 0: ends}
 		for _, d := range deadlines {
-			time.AfterFunc(time.Until(d), func() { s.add(&s.bare, time.Since(d)) })
+			time.AfterFunc(wallclock.Until(d), func() { s.add(&s.bare, wallclock.Since(d)) })
 		}
 		seen := 0
 		for seen < 3 {

@@ -364,7 +364,7 @@ func TestBridgeDoingItsOwnTLS(t *testing.T) {
 	// (rooms and guards connected) is the case that matters.
 	const tries = 8
 	last, moved := wan.Refused(), wallclock.Now()
-	for last < tries && time.Since(moved) < 5*time.Second {
+	for last < tries && wallclock.Since(moved) < 5*time.Second {
 		<-time.After(100 * time.Millisecond)
 		if !site.Running() {
 			t.Fatalf("the site broker died:\n%s", site.Log())

@@ -1015,7 +1015,7 @@ func (s *site) decommission(w *world, room string) {
 // waitUntil returns once the wall clock has passed at: some scenarios wait
 // for an expires_at, which only the wall clock can pass.
 func waitUntil(at time.Time) {
-	if d := time.Until(at); d > 0 {
+	if d := wallclock.Until(at); d > 0 {
 		<-time.After(d)
 	}
 }

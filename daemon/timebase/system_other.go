@@ -21,7 +21,7 @@ type System struct{}
 func (System) Wall() time.Time { return wallclock.Now().Round(0) }
 
 // Boot returns the monotonic time since process start.
-func (System) Boot() time.Duration { return time.Since(processStart) }
+func (System) Boot() time.Duration { return wallclock.Since(processStart) }
 
 // BootID always fails on this platform.
 func (System) BootID() (string, error) {

@@ -354,7 +354,7 @@ func dropWithWill(t *testing.T, addr, id, topic string) {
 	cp.ClientIdentifier, cp.CleanSession, cp.Keepalive = id, true, 30
 	cp.WillFlag, cp.WillRetain, cp.WillQos = true, true, 1
 	cp.WillTopic, cp.WillMessage = topic, []byte("offline")
-	require.NoError(t, conn.SetDeadline(wallclock.Now().Add(wait)))
+	require.NoError(t, conn.SetDeadline(wallclock.Deadline(wait)))
 	require.NoError(t, cp.Write(conn))
 	ack, err := packets.ReadPacket(conn)
 	require.NoError(t, err)
@@ -375,7 +375,7 @@ func TestAClientThatStopsReadingStallsNobody(t *testing.T) {
 	stuck, err := net.DialTimeout("tcp", b.Addr(), wait)
 	require.NoError(t, err)
 	defer stuck.Close()
-	require.NoError(t, stuck.SetDeadline(wallclock.Now().Add(wait)))
+	require.NoError(t, stuck.SetDeadline(wallclock.Deadline(wait)))
 	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
 	cp.ProtocolName, cp.ProtocolVersion, cp.ClientIdentifier, cp.CleanSession = "MQTT", 4, "stuck", true
 	require.NoError(t, cp.Write(stuck))

@@ -140,7 +140,7 @@ type deadlineConn struct {
 }
 
 func (c deadlineConn) Write(p []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(wallclock.Now().Add(c.timeout)); err != nil {
+	if err := c.Conn.SetWriteDeadline(wallclock.Deadline(c.timeout)); err != nil {
 		return 0, err
 	}
 	return c.Conn.Write(p)

@@ -322,7 +322,7 @@ func (m *MosquittoBroker) probe(timeout time.Duration) error {
 		return fmt.Errorf("dial: %w", err)
 	}
 	defer func() { _ = c.Close() }()
-	if err := c.SetDeadline(wallclock.Now().Add(timeout)); err != nil {
+	if err := c.SetDeadline(wallclock.Deadline(timeout)); err != nil {
 		return fmt.Errorf("set deadline: %w", err)
 	}
 	// MQTT 3.1.1 CONNECT, clean session, keep-alive 60 s, no credentials.

@@ -207,7 +207,7 @@ func (p *Proxy) pipe(dst, src net.Conn, delay time.Duration) {
 	go func() {
 		defer close(wrote)
 		for c := range ch {
-			if d := time.Until(c.at); d > 0 {
+			if d := wallclock.Until(c.at); d > 0 {
 				time.Sleep(d)
 			}
 			if _, err := dst.Write(c.b); err != nil {

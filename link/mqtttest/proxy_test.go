@@ -40,7 +40,7 @@ func dialProxy(t *testing.T, p *mqtttest.Proxy) (net.Conn, *bufio.Reader) {
 	c, err := net.DialTimeout("tcp", p.Addr(), wait)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
-	require.NoError(t, c.SetDeadline(wallclock.Now().Add(wait)))
+	require.NoError(t, c.SetDeadline(wallclock.Deadline(wait)))
 	return c, bufio.NewReader(c)
 }
 
@@ -99,7 +99,7 @@ func TestProxyDelayKeepsOrderAndAddsLatency(t *testing.T) {
 		require.Equal(t, l+"\n", got)
 	}
 	// Bytes are held for d on the way there and d on the way back.
-	require.GreaterOrEqual(t, time.Since(start), 2*d)
+	require.GreaterOrEqual(t, wallclock.Since(start), 2*d)
 }
 
 func TestProxyCloseEndsConnectionsAndListener(t *testing.T) {

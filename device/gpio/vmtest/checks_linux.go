@@ -84,7 +84,7 @@ func checkBackend(sim *simChip, logger *slog.Logger) error {
 		if err := s.fn(); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		fmt.Printf("vmtest: ok   %-42s %s\n", s.name, time.Since(t0).Round(time.Millisecond))
+		fmt.Printf("vmtest: ok   %-42s %s\n", s.name, wallclock.Since(t0).Round(time.Millisecond))
 	}
 
 	// Close with every output on: all must end inactive.
@@ -165,7 +165,7 @@ func (rc *roomCheck) expect(role controller.Input, point string, level controlle
 	if !ok {
 		return fmt.Errorf("no reading within %s, want %s %s %s", expectWithin, role, point, role.Describe(level))
 	}
-	lat := time.Since(since)
+	lat := wallclock.Since(since)
 	if r.Output != 0 || r.Input != role || r.Point != point || r.Level != level {
 		return fmt.Errorf("got %s, want %s %s %s", describe(r), role, point, role.Describe(level))
 	}
@@ -209,7 +209,7 @@ func (rc *roomCheck) initial() error {
 	}
 	deadline := wallclock.Now().Add(5 * time.Second)
 	for len(want) > 0 {
-		r, ok := rc.next(time.Until(deadline))
+		r, ok := rc.next(wallclock.Until(deadline))
 		if !ok {
 			return fmt.Errorf("no initial reading for %v within 5s", want)
 		}
@@ -364,7 +364,7 @@ func (rc *roomCheck) burst(off int, active bool, writes int) (time.Time, error) 
 		}
 		level = !level
 	}
-	if d := time.Since(t0); d >= debounce/2 {
+	if d := wallclock.Since(t0); d >= debounce/2 {
 		return t0, fmt.Errorf("burst of %d writes on %s took %s, not well inside the debounce %s: %w",
 			writes, lineNames[off], d, debounce, errSlowStimulus)
 	}
@@ -420,9 +420,9 @@ func (rc *roomCheck) flap() error {
 	changes := 0
 	var r device.Reading
 	for got := false; !got; {
-		if time.Since(t0) >= flapWindow/2 {
+		if wallclock.Since(t0) >= flapWindow/2 {
 			return fmt.Errorf("%d changes in %s without a reading, not well inside the flap window %s: %w",
-				changes, time.Since(t0).Round(time.Millisecond), flapWindow, errSlowStimulus)
+				changes, wallclock.Since(t0).Round(time.Millisecond), flapWindow, errSlowStimulus)
 		}
 		if _, err := rc.burst(offStaff, false, flapBurst); err != nil {
 			return err
@@ -440,12 +440,12 @@ func (rc *roomCheck) flap() error {
 	last := wallclock.Now()
 	r, ok := rc.next(flapWindow + expectWithin)
 	if !ok {
-		return fmt.Errorf("staff still unknown %s after the last burst", time.Since(last).Round(time.Millisecond))
+		return fmt.Errorf("staff still unknown %s after the last burst", wallclock.Since(last).Round(time.Millisecond))
 	}
 	if r.Input != controller.InputStaff || r.Level != controller.LevelInactive {
 		return fmt.Errorf("got %s %s (%q) after flapping stopped, want staff released", r.Input, r.Input.Describe(r.Level), r.Detail)
 	}
-	if d := time.Since(last); d < flapWindow-debounce {
+	if d := wallclock.Since(last); d < flapWindow-debounce {
 		return fmt.Errorf("staff recovered %s after the last burst, before a whole quiet window of %s", d, flapWindow)
 	}
 	return rc.quiet()
@@ -589,7 +589,7 @@ func (rc *roomCheck) feedbackStuck() error {
 	if _, err := rc.expectVerdict(true, device.FeedbackRecovery+expectWithin); err != nil {
 		return err
 	}
-	if d := time.Since(freed); d < device.FeedbackRecovery-quietFor {
+	if d := wallclock.Since(freed); d < device.FeedbackRecovery-quietFor {
 		return fmt.Errorf("sounder counted as working %s after FB followed, before the recovery time %s", d, device.FeedbackRecovery)
 	}
 	return rc.quiet()

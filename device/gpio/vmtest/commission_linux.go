@@ -89,7 +89,7 @@ func checkCommission(sim *simChip, logger *slog.Logger) error {
 			return fmt.Errorf("output %s left at %d after the test", o.out, v)
 		}
 	}
-	fmt.Printf("vmtest: ok   %-42s %s\n", "commissioning pass (every line, recorded)", time.Since(start).Round(time.Millisecond))
+	fmt.Printf("vmtest: ok   %-42s %s\n", "commissioning pass (every line, recorded)", wallclock.Since(start).Round(time.Millisecond))
 
 	// A light test in which nobody presses 'toilet': named, recorded as
 	// failed, the full test's date kept.
@@ -114,7 +114,7 @@ func checkCommission(sim *simChip, logger *slog.Logger) error {
 	if snap, _ := j.Latest(); snap == nil || !snap.Tests.LastFull.Equal(out.Report.At) || !snap.Tests.Points[pointBed].Equal(light.Report.At) {
 		return errors.New("after the light test the journal does not keep the full test's date and the point's new one")
 	}
-	fmt.Printf("vmtest: ok   %-42s %s\n", "light test finds the point never pressed", time.Since(start).Round(time.Millisecond))
+	fmt.Printf("vmtest: ok   %-42s %s\n", "light test finds the point never pressed", wallclock.Since(start).Round(time.Millisecond))
 	return nil
 }
 

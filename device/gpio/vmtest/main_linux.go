@@ -39,7 +39,7 @@ func main() {
 		return run(logger)
 	}()
 	if err == nil {
-		fmt.Printf("vmtest: all checks passed in %s (since /init started)\n", time.Since(start).Round(time.Millisecond))
+		fmt.Printf("vmtest: all checks passed in %s (since /init started)\n", wallclock.Since(start).Round(time.Millisecond))
 	}
 	finish(err)
 }

@@ -49,7 +49,7 @@ func selfCheck(sim *simChip) error {
 		if !in.WaitForEdge(2 * time.Second) {
 			return fmt.Errorf("no edge on %s within 2s of pull high=%v", in, high)
 		}
-		lat := time.Since(t0)
+		lat := wallclock.Since(t0)
 		if got := in.Read() == gpio.High; got != high {
 			return fmt.Errorf("%s reads high=%v after pull high=%v", in, got, high)
 		}

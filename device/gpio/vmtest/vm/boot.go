@@ -134,7 +134,7 @@ func Boot(ctx context.Context, cfg Config) (Result, error) {
 			console.WriteString(line + "\n")
 			if res.Outcome == OutcomeNone {
 				if o, reason, ok := ParseMarker(line); ok {
-					res.Outcome, res.Reason, res.ToMarker = o, reason, time.Since(start)
+					res.Outcome, res.Reason, res.ToMarker = o, reason, wallclock.Since(start)
 				}
 			}
 			mu.Unlock()
@@ -153,7 +153,7 @@ func Boot(ctx context.Context, cfg Config) (Result, error) {
 	waitErr := cmd.Wait()
 	pw.Close()
 	<-done
-	res.Total = time.Since(start)
+	res.Total = wallclock.Since(start)
 	mu.Lock()
 	res.Console = console.String()
 	mu.Unlock()
