@@ -64,8 +64,8 @@ func startRoom(t *testing.T, dir string, src *fakeSources, tweak func(*daemon.Op
 	require.NoError(t, err)
 	r.j = j
 	opts := daemon.Options{
-		Room:         "room-1",
-		Policy:       testPolicy(),
+		Room:   "room-1",
+		Policy: testPolicy(),
 		// A year before synctest's bubbles start (2000-01-01 UTC, moved
 		// by the run's shift like every wall reading in the bubble).
 		MinPlausible: time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC).Add(wallclock.Shift()),
