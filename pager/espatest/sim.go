@@ -92,7 +92,11 @@ func (s *Sim) RefuseNext(n int) { s.mu.Lock(); s.refuse = n; s.mu.Unlock() }
 func (s *Sim) SendStatus(text string) { s.mu.Lock(); s.status = append(s.status, text); s.mu.Unlock() }
 
 // Calls returns the blocks accepted so far.
-func (s *Sim) Calls() []Call { s.mu.Lock(); defer s.mu.Unlock(); return append([]Call(nil), s.calls...) }
+func (s *Sim) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Call(nil), s.calls...)
+}
 
 // Polls is how many polls were answered.
 func (s *Sim) Polls() int { s.mu.Lock(); defer s.mu.Unlock(); return s.polls }
@@ -101,7 +105,11 @@ func (s *Sim) Polls() int { s.mu.Lock(); defer s.mu.Unlock(); return s.polls }
 func (s *Sim) BadBlocks() int { s.mu.Lock(); defer s.mu.Unlock(); return s.badBCC }
 
 // Captured returns every byte received from the control station.
-func (s *Sim) Captured() []byte { s.mu.Lock(); defer s.mu.Unlock(); return append([]byte(nil), s.captured...) }
+func (s *Sim) Captured() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.captured...)
+}
 
 // Changed returns a channel closed at the next change (a call, a poll).
 func (s *Sim) Changed() <-chan struct{} { s.mu.Lock(); defer s.mu.Unlock(); return s.changed }
@@ -150,7 +158,7 @@ func (s *Sim) send(b ...byte) { _, _ = s.rw.Write(b) }
 func (s *Sim) run() {
 	defer close(s.done)
 	r := bufio.NewReader(s.rw)
-	var prev byte      // the byte before the current one
+	var prev byte       // the byte before the current one
 	selfPolled := false // the control station polled itself: the next "2 ENQ" selects us
 	selected := false   // selected: a block may come
 	for {
