@@ -103,8 +103,10 @@ func TestPagerPackage(t *testing.T) {
 		out = r.must("roompager", "check-config", "/etc/roompager/roompager.yaml")
 		assert.Contains(t, out, "gateway: pager-1")
 		// systemd accepts the unit as installed.
-		out, err = r.run("systemd-analyze", "verify", "/usr/lib/systemd/system/roompager.service")
-		assert.NoError(t, err, "%s", out)
+		cmd := exec.Command("systemd-analyze", "verify", "--root="+r.dir, "roompager.service")
+		cmd.Env = append(os.Environ(), "MANPATH="+r.path("usr/share/man"))
+		vout, err := cmd.CombinedOutput()
+		assert.NoError(t, err, "%s", vout)
 		out = r.must("dpkg", "--purge", "roompager")
 		assert.NoFileExists(t, r.path("etc/roompager/roompager.yaml"))
 		assert.NoFileExists(t, r.path("usr/bin/roompager"))
