@@ -3,12 +3,14 @@
 #
 #   bash .ci/package.sh                   # dist/roomd_<version>_{amd64,arm64,armhf}.deb
 #                                         # dist/guardboard_<version>_{amd64,arm64,armhf}.deb
+#                                         # dist/roompager_<version>_{amd64,arm64,armhf}.deb
 #   bash .ci/package.sh --print-version   # the version it would build
 #
 # roomd (packaging/nfpm.yaml) is the room's daemon and visitctl, for the Pi
 # beside each room; guardboard (packaging/guardboard/nfpm.yaml) is the
-# guard station board, for the central machine. Both get the same version;
-# neither depends on the other.
+# guard station board, for the central machine; roompager
+# (packaging/roompager/nfpm.yaml) pages the site's paging system over
+# ESPA 4.4.4. All get the same version; none depends on another.
 #
 # arm64 is for 64-bit Raspberry Pi OS (Pi 3, 4, 5), armhf is built for
 # ARMv6 (GOARM=6) so that one package runs on every Pi from the Zero up, and
@@ -82,7 +84,8 @@ ldflags="-s -w -X github.com/roomd/roomd/buildinfo.version=$ver"
 # --- arch-independent files: man pages, help text, changelog ---------------
 shared="$work/shared"
 mkdir -p "$shared"
-go build -trimpath -ldflags="$ldflags" -o "$work/host/" ./cmd/roomd ./cmd/visitctl ./cmd/guardboard
+go build -trimpath -ldflags="$ldflags" -o "$work/host/" ./cmd/roomd ./cmd/visitctl ./cmd/guardboard ./cmd/roompager
+"$work/host/roompager" help >"$shared/roompager-help.txt"
 "$work/host/roomd" help >"$shared/roomd-help.txt"
 "$work/host/visitctl" help >"$shared/visitctl-help.txt"
 {
@@ -154,6 +157,19 @@ where the board stands in every room'"'"'s records; a purge of the package delet
 0 on success; 2 on a usage error or a bad setting; 1 on another error, such as a file a setting names that cannot be read. Both name the flag or variable.' \
 	'.BR systemd.exec (5),' guardboard
 
+manpage roompager "pages the site's DECT handsets and pagers with the visit rooms' alerts over ESPA 4.4.4" \
+	"roompager run is a gateway on the site's network: it reads the rooms' alerts from their MQTT broker as the identity roompager and hands each to the site's paging system over a serial line (a USB\-RS232 adapter) with the ESPA 4.4.4 protocol, as the control station of the link: the call address from its routes, high priority for critical alerts, a short message in the site's language, again while unacknowledged. It publishes whether the paging system answers on the retained topic \fIbase\fB/_pagers/\fIgateway\fB/status\fR, which the guard station board shows. roompager check\-config prints the effective config or every problem in it." \
+	'.SH FILES
+.TP
+.I /etc/roompager/roompager.yaml
+the gateway'"'"'s config: broker, serial line, ESPA addresses and the routes from alerts to call addresses; after a change: \fBsystemctl restart roompager\fR
+.TP
+.I /etc/roompager/mqtt\-password
+the broker password of roompager (owned by roompager, 0600)
+.SH EXIT STATUS
+0 on success, 1 on an error (every problem of a config is printed first), 2 on a usage error.' \
+	'.BR guardboard (1),' roompager
+
 changelog() { # package
 	printf '%s (%s) unstable; urgency=medium\n\n' "$1" "$ver"
 	printf '  * Built from commit %s.\n' "$commit"
@@ -162,6 +178,7 @@ changelog() { # package
 }
 changelog roomd | gzip -9n >"$shared/changelog.gz"
 changelog guardboard | gzip -9n >"$shared/guardboard-changelog.gz"
+changelog roompager | gzip -9n >"$shared/roompager-changelog.gz"
 
 # license_text prints a license file; the full Apache License 2.0 becomes a
 # pointer to Debian's copy (with whatever the file says before it).
@@ -215,10 +232,11 @@ for arch in $archs; do
 	mkdir -p "$stage"
 	cp "$shared"/* "$stage/"
 	env CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" GOARM="$goarm" \
-		go build -trimpath -ldflags="$ldflags" -o "$stage/" ./cmd/roomd ./cmd/visitctl ./cmd/guardboard
+		go build -trimpath -ldflags="$ldflags" -o "$stage/" ./cmd/roomd ./cmd/visitctl ./cmd/guardboard ./cmd/roompager
 	copyright "$stage/roomd" "$stage/visitctl" >"$stage/copyright"
 	copyright "$stage/guardboard" >"$stage/guardboard-copyright"
-	for pkg in roomd:packaging/nfpm.yaml guardboard:packaging/guardboard/nfpm.yaml; do
+	copyright "$stage/roompager" >"$stage/roompager-copyright"
+	for pkg in roomd:packaging/nfpm.yaml guardboard:packaging/guardboard/nfpm.yaml roompager:packaging/roompager/nfpm.yaml; do
 		out="$dist/${pkg%%:*}_${ver}_${arch}.deb"
 		rm -f "$out"
 		ROOMD_STAGE="$stage" ROOMD_VERSION="$ver" ROOMD_NFPM_ARCH="$nfpm_arch" \

@@ -55,26 +55,32 @@ var allowed = map[string][]string{
 	"room/roomtest": {"configs", "room", "sim"},
 	"sim/scenario":  {"configs", "contract", "controller", "daemon", "journal", "room", "sim"},
 
-	"roomclient": {"contract", "controller", "mqttconn"},
-	"board":      {"contract", "controller", "roomclient"},
+	"roomclient":     {"contract", "controller", "mqttconn"},
+	"pager":          {"contract", "controller", "mqttconn", "pager/espa", "roomclient"},
+	"pager/espa":     nil,
+	"pager/espatest": nil,
+	"board":          {"contract", "controller", "roomclient"},
 
 	"cmd/guardboard": {"board", "buildinfo", "configs", "contract", "controller", "link/broker", "mqttconn", "room", "roomclient"},
 	"cmd/roombench":  {"configs", "contract", "controller", "device", "journal", "link", "link/mqtttest", "room", "roomclient", "sim"},
 	"cmd/roomd": {"buildinfo", "commission", "configs", "contract", "controller", "daemon", "journal", "link/broker",
 		"room", "sim", "sim/scenario"},
-	"cmd/visitctl": {"buildinfo", "contract", "controller", "link/homeassistant", "mqttconn", "roomclient"},
+	"cmd/roompager": {"buildinfo", "contract", "mqttconn", "pager", "pager/espa", "roomclient"},
+	"cmd/visitctl":  {"buildinfo", "contract", "controller", "link/homeassistant", "mqttconn", "roomclient"},
 }
 
 // neverReached: what a package must not compile in, directly or not. The
 // clients of the contract carry nothing of a room.
 var neverReached = map[string][]string{
-	"contract":     {"journal", "daemon", "device", "sim", "room", "link", "mqttconn", "configs"},
-	"roomclient":   {"journal", "daemon", "device", "sim", "room", "link", "configs"},
-	"board":        {"journal", "daemon", "device", "sim", "room", "link", "configs"},
-	"cmd/visitctl": {"journal", "daemon", "device", "sim", "room", "link"},
-	"controller":   {"contract", "journal", "daemon", "device", "link", "mqttconn"},
-	"daemon":       {"link", "mqttconn", "room", "roomclient", "board"},
-	"journal":      {"daemon", "link", "room", "device", "sim", "mqttconn"},
+	"contract":      {"journal", "daemon", "device", "sim", "room", "link", "mqttconn", "configs"},
+	"roomclient":    {"journal", "daemon", "device", "sim", "room", "link", "configs"},
+	"board":         {"journal", "daemon", "device", "sim", "room", "link", "configs"},
+	"pager":         {"journal", "daemon", "device", "sim", "room", "link", "configs"},
+	"cmd/roompager": {"journal", "daemon", "device", "sim", "room", "link"},
+	"cmd/visitctl":  {"journal", "daemon", "device", "sim", "room", "link"},
+	"controller":    {"contract", "journal", "daemon", "device", "link", "mqttconn"},
+	"daemon":        {"link", "mqttconn", "room", "roomclient", "board"},
+	"journal":       {"daemon", "link", "room", "device", "sim", "mqttconn"},
 }
 
 // imports returns the module's packages (relative paths) with the module's

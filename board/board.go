@@ -126,6 +126,7 @@ type item struct {
 	rec   *roomclient.Record
 	loss  *roomclient.Loss
 	lamps *roomclient.Message
+	pager *roomclient.Message
 	link  *bool
 	tick  bool
 	snap  chan snapshot
@@ -346,6 +347,10 @@ func (b *Board) connect(ctx context.Context) {
 			}
 			time.Sleep(time.Duration(try) * 200 * time.Millisecond)
 		}
+		// The paging gateways' status (roompager): "pagers not reachable".
+		if err := c.Subscribe(ctx, b.o.Base+"/_pagers/+/status", func(m roomclient.Message) { b.box.put(item{pager: &m}) }); err != nil {
+			b.log.Warn("subscribe to the paging gateways' status", "err", err)
+		}
 		b.client.Store(c)
 		b.box.put(item{link: &up})
 		b.log.Info("connected to the broker", "broker", b.o.Broker, "username", b.o.Username)
@@ -394,6 +399,12 @@ func (b *Board) step(it item) {
 		room, ok := roomOf(it.lamps.Topic, b.o.Base, "sim/outputs")
 		if ok && b.model.ApplyLamps(room, it.lamps.Payload) {
 			b.publishRoom(room)
+		}
+	case it.pager != nil:
+		gw, ok := roomOf(strings.Replace(it.pager.Topic, "/_pagers/", "/", 1), b.o.Base, "status")
+		if ok && b.model.ApplyPagerStatus(gw, it.pager.Payload) {
+			data, _ := json.Marshal(b.model.Pagers())
+			b.History.Publish("pagers", data)
 		}
 	case it.link != nil:
 		if *it.link != b.connected {
@@ -518,11 +529,12 @@ type snapshotMessage struct {
 	Rooms     []RoomView        `json:"rooms"`
 	Log       []json.RawMessage `json:"log"`
 	SimDriver bool              `json:"sim_driver"`
+	Pagers    []PagerView       `json:"pagers"`
 }
 
 func (b *Board) snapshot() snapshot {
 	m := snapshotMessage{Now: contract.T(b.now()), Link: linkMessage{Connected: b.connected, Since: contract.T(b.since)},
-		Rooms: b.model.Views(), Log: b.logLines, SimDriver: b.SimEnabled()}
+		Rooms: b.model.Views(), Log: b.logLines, SimDriver: b.SimEnabled(), Pagers: b.model.Pagers()}
 	if m.Log == nil {
 		m.Log = []json.RawMessage{}
 	}

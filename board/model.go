@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/roomd/roomd/contract"
@@ -128,7 +129,8 @@ type roomModel struct {
 // Model is the board's knowledge of every room. It does no I/O and reads
 // no clock: feed it with the Apply methods and read it with View and Views.
 type Model struct {
-	rooms map[string]*roomModel
+	rooms  map[string]*roomModel
+	pagers map[string]PagerView // paging gateways by name
 }
 
 // NewModel returns an empty model.
@@ -438,4 +440,51 @@ func categorize(v RoomView) Category {
 	default:
 		return CatOffline
 	}
+}
+
+// PagerView is a paging gateway (roompager) as the board shows it: whether
+// the guards' handsets can be reached. From the retained
+// {base}/_pagers/{gateway}/status (docs/mqtt.md).
+type PagerView struct {
+	Gateway string `json:"gateway"`
+	// State: ok, unknown (just started), paging_down (the paging system
+	// does not answer), offline (the gateway's Last Will).
+	State  string `json:"state"`
+	Since  string `json:"since,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	// Down: the handsets are not reachable through this gateway.
+	Down bool `json:"down"`
+}
+
+// ApplyPagerStatus takes a gateway's status payload; an empty one (the
+// retained status cleared) forgets the gateway. It reports whether
+// anything changed.
+func (m *Model) ApplyPagerStatus(gateway string, payload []byte) bool {
+	if m.pagers == nil {
+		m.pagers = map[string]PagerView{}
+	}
+	if len(payload) == 0 {
+		_, had := m.pagers[gateway]
+		delete(m.pagers, gateway)
+		return had
+	}
+	var v PagerView
+	if err := json.Unmarshal(payload, &v); err != nil || v.State == "" {
+		v = PagerView{State: "unreadable", Detail: "the gateway's status could not be read"}
+	}
+	v.Gateway = gateway
+	v.Down = v.State != "ok" && v.State != "unknown"
+	old, had := m.pagers[gateway]
+	m.pagers[gateway] = v
+	return !had || old != v
+}
+
+// Pagers returns every paging gateway known, by name.
+func (m *Model) Pagers() []PagerView {
+	out := make([]PagerView, 0, len(m.pagers))
+	for _, v := range m.pagers {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b PagerView) int { return strings.Compare(a.Gateway, b.Gateway) })
+	return out
 }

@@ -224,3 +224,27 @@ func TestHeartbeatDuringAVisitChangesNothing(t *testing.T) {
 	require.NotNil(t, after.Visit)
 	assert.Equal(t, t0.Add(time.Hour), after.Visit.EndsAt.Time)
 }
+
+func TestPagersNotReachable(t *testing.T) {
+	m := NewModel()
+	assert.Empty(t, m.Pagers())
+	assert.True(t, m.ApplyPagerStatus("pager-1", []byte(`{"version":1,"gateway":"pager-1","state":"ok","since":"2031-05-06T09:00:00.000Z","queued":0}`)))
+	assert.False(t, m.ApplyPagerStatus("pager-1", []byte(`{"version":1,"gateway":"pager-1","state":"ok","since":"2031-05-06T09:00:00.000Z","queued":0}`)), "the same status again changes nothing")
+	require.Len(t, m.Pagers(), 1)
+	assert.False(t, m.Pagers()[0].Down)
+
+	assert.True(t, m.ApplyPagerStatus("pager-1", []byte(`{"version":1,"gateway":"pager-1","state":"paging_down","detail":"no answer within 1s","queued":2}`)))
+	assert.True(t, m.ApplyPagerStatus("pager-0", []byte(`{"version":1,"gateway":"pager-0","state":"offline","queued":0}`)), "the Last Will")
+	assert.True(t, m.ApplyPagerStatus("pager-2", []byte(`not json`)))
+	p := m.Pagers()
+	require.Len(t, p, 3)
+	assert.Equal(t, []string{"pager-0", "pager-1", "pager-2"}, []string{p[0].Gateway, p[1].Gateway, p[2].Gateway})
+	for _, v := range p {
+		assert.True(t, v.Down, "%s %s is not reachable", v.Gateway, v.State)
+	}
+	assert.Equal(t, "no answer within 1s", p[1].Detail)
+	assert.Equal(t, "unreadable", p[2].State, "a status the board cannot read counts as down")
+
+	assert.True(t, m.ApplyPagerStatus("pager-2", nil), "a cleared status forgets the gateway")
+	assert.Len(t, m.Pagers(), 2)
+}

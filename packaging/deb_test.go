@@ -48,7 +48,7 @@ const (
 const waitLimit = 90 * time.Second
 
 // packageNames are the packages .ci/package.sh builds for each architecture.
-var packageNames = []string{"roomd", "guardboard"}
+var packageNames = []string{"roomd", "guardboard", "roompager"}
 
 // buildPackages runs .ci/package.sh for version and archs and returns the
 // packages by name and architecture.

@@ -217,6 +217,16 @@ type Options struct {
 	// Dial, if set, opens the connection instead of dialling Broker (an
 	// in-process broker, a test proxy).
 	Dial func(ctx context.Context) (net.Conn, error)
+	// Will, if set, is the client's Last Will (QoS 1): what the broker
+	// publishes when the client dies without saying goodbye.
+	Will *Will
+}
+
+// Will is a Last Will.
+type Will struct {
+	Topic    string
+	Payload  []byte
+	Retained bool
 }
 
 // ConnectError is a failure to connect to the broker, or a refusal by it
@@ -315,6 +325,9 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		SetDefaultPublishHandler(c.handle).
 		SetOnConnectHandler(c.onConnect).
 		SetConnectionLostHandler(c.onLost)
+	if w := o.Will; w != nil {
+		mo.SetBinaryWill(w.Topic, w.Payload, 1, w.Retained)
+	}
 	c.cli = mqtt.NewClient(mo)
 	if err := c.wait(ctx, c.cli.Connect(), "connect"); err != nil {
 		c.cli.Disconnect(0)

@@ -329,6 +329,16 @@
     if (text && $('stale-text').textContent !== text) $('stale-text').textContent = text;
   }
 
+  // ---- pagers banner: a paging gateway (roompager) whose handsets are deaf ----
+  function setPagers(list) {
+    const down = (list || []).filter((p) => p.down);
+    const ban = $('pager-banner');
+    ban.hidden = down.length === 0;
+    body.dataset.pagers = down.length ? 'down' : 'ok';
+    const why = {paging_down: 'the paging system does not answer', offline: 'the gateway is offline'};
+    $('pager-text').textContent = down.map((p) => `${p.gateway}: ${why[p.state] || p.state}${p.detail ? ' (' + p.detail + ')' : ''}`).join('; ');
+  }
+
   // ---- sound: Web Audio, armed once per shift ----
   let audio = null;
   let nextBeep = 0;
@@ -351,7 +361,7 @@
         lvl = 'warning';
       }
     }
-    if (lvl === 'off' && body.dataset.stale === 'true') lvl = 'warning'; // the board's own fault rings too
+    if (lvl === 'off' && (body.dataset.stale === 'true' || body.dataset.pagers === 'down')) lvl = 'warning'; // the board's own fault, and deaf handsets, ring too
     if (lvl === 'off') {
       for (const v of rooms.values()) {
         if (lostWhileWatched(v) && !lostSeen.has(lostKey(v))) return 'warning';
@@ -617,7 +627,9 @@
       logIds.clear();
       for (const l of s.log) addLog(l, '');
       setLink(s.link);
+      setPagers(s.pagers);
     });
+    es.addEventListener('pagers', (e) => { track(e); setPagers(JSON.parse(e.data)); });
     es.addEventListener('room', (e) => { track(e); stats.room++; applyRoom(JSON.parse(e.data)); });
     es.addEventListener('log', (e) => {
       track(e);
