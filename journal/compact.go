@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"errors"
 	"slices"
 	"time"
 )
@@ -22,21 +23,27 @@ func (j *Journal) OverLimit() bool {
 	return b > j.opt.MaxBytes
 }
 
-// Size returns the bytes the journal's segments take on disk.
+// Size returns the bytes the journal's segments and its set-aside copies
+// take on disk.
 func (j *Journal) Size() int64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	var n int64
+	n := j.copyBytes
 	for _, s := range j.segs {
 		n += s.size
 	}
 	return n
 }
 
-// Sync writes the head file now if it changed, and compacts.
-func (j *Journal) Sync() error { return j.maintain() }
+// Sync makes every entry appended so far durable, writes the head file if
+// it changed, and compacts.
+func (j *Journal) Sync() error {
+	return errors.Join(j.syncOnce(), j.maintain())
+}
 
-// background writes the head and compacts, once per HeadEvery.
+// background writes the head and compacts, once per HeadEvery (at once
+// when the seq reservation or a refusal mark must reach the head), and
+// watches the directory.
 func (j *Journal) background() {
 	defer close(j.done)
 	t := time.NewTicker(HeadEvery)
@@ -46,6 +53,11 @@ func (j *Journal) background() {
 		case <-j.stop:
 			return
 		case <-t.C:
+			j.watchDir()
+			if err := j.maintain(); err != nil {
+				j.log.Warn("journal: head write failed; acknowledged messages may be published again after a restart", "err", err)
+			}
+		case <-j.headKick:
 			if err := j.maintain(); err != nil {
 				j.log.Warn("journal: head write failed; acknowledged messages may be published again after a restart", "err", err)
 			}
@@ -103,7 +115,7 @@ func (j *Journal) compact() []*segment {
 		return nil
 	}
 	cutoff := j.opt.Now().Add(-j.opt.Retention)
-	var total int64
+	total := j.copyBytes
 	for _, s := range j.segs {
 		total += s.size
 	}
@@ -116,8 +128,8 @@ func (j *Journal) compact() []*segment {
 		}
 		if n > 0 {
 			last := j.idx[n-1].hdr
-			if last.lsn >= j.acked.LSN {
-				break // not fully acknowledged
+			if last.lsn >= j.acked.LSN || last.lsn > j.synced {
+				break // not fully acknowledged, or not yet durable
 			}
 			if !last.at.Before(cutoff) && total <= j.opt.MaxBytes {
 				break

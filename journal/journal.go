@@ -62,6 +62,13 @@ type Options struct {
 	// wallclock.Now. The daemon passes its time axis.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// BootID identifies the running system's boot; "" reads Linux's
+	// /proc/sys/kernel/random/boot_id. Tests that play a power cut give
+	// the restart another one.
+	BootID string
+	// Stats, if set, receives the syncs' measurements (shared with a
+	// metrics exporter); nil: the journal keeps its own (SyncStats).
+	Stats *SyncStats
 }
 
 func (o *Options) defaults() {
@@ -91,6 +98,9 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Stats == nil {
+		o.Stats = &SyncStats{}
 	}
 }
 
@@ -160,6 +170,27 @@ type Journal struct {
 	// opened. A new journal closed unused leaves no head behind (Close).
 	used bool
 
+	// The syncer's side (sync.go): what was written and not yet synced.
+	syncMu      sync.Mutex // serialises syncs
+	dirty       map[*segment]File
+	dirtyDir    bool   // a segment was created since the directory's last sync
+	written     uint64 // highest LSN written to a segment
+	synced      uint64 // highest LSN synced
+	syncErr     error  // the last sync failed
+	syncFailed  bool   // a sync ever failed since Open
+	markClearAt uint64 // the refusal mark clears once this LSN is synced
+	seqMax      uint64 // highest seq appended
+	boot        uint64
+	stats       *SyncStats
+	syncKick    chan struct{}
+	headKick    chan struct{}
+	health      chan struct{}
+	syncDone    chan struct{}
+	dirID       FileID // the directory's identity at Open (watch.go)
+	copyBytes   int64  // set-aside copies kept
+	tailStuck   bool   // the last segment's torn end could not be cut
+	notices     []string
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -173,7 +204,10 @@ func Open(dir string, opt Options) (*Journal, error) {
 	start := wallclock.Now()
 	opt.defaults()
 	j := &Journal{dir: dir, fsys: opt.FS, opt: opt, log: opt.Logger, cache: map[uint64]*Entry{},
-		notify: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+		notify: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
+		dirty: map[*segment]File{}, stats: opt.Stats, boot: bootID(opt.BootID),
+		syncKick: make(chan struct{}, 1), headKick: make(chan struct{}, 1), health: make(chan struct{}),
+		syncDone: make(chan struct{})}
 	mkErr := j.fsys.MkdirAll(dir, 0o700)
 	lock, err := j.fsys.Lock(dir)
 	if err != nil {
@@ -189,6 +223,7 @@ func Open(dir string, opt Options) (*Journal, error) {
 	}
 	j.rec.Took = wallclock.Since(start)
 	go j.background()
+	go j.syncer()
 	return j, nil
 }
 
@@ -225,6 +260,8 @@ func (j *Journal) Abandon() {
 	close(j.stop)
 	j.mu.Unlock()
 	<-j.done
+	// The syncer is not waited for: a process that dies leaves its sync
+	// wherever it was.
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, s := range j.segs {
@@ -238,6 +275,7 @@ func (j *Journal) Abandon() {
 	}
 	_ = j.lock.Close()
 	close(j.notify)
+	close(j.health)
 }
 
 // Close writes the head, closes the files and releases the lock. Readers
@@ -252,8 +290,23 @@ func (j *Journal) Close() error {
 	close(j.stop)
 	j.mu.Unlock()
 	<-j.done
+	<-j.syncDone
 
 	var errs []error
+	serr := j.syncOnce()
+	if serr != nil {
+		errs = append(errs, serr)
+	}
+	j.mu.Lock()
+	if serr == nil && len(j.backlog) == 0 && j.degraded == nil && !j.syncFailed {
+		// Everything given to the journal is durable: the next start
+		// needs no reservation floor.
+		j.want.flags |= headClean
+		j.want.degradedFrom = 0
+		j.want.reserved = j.seqMax
+		j.headDirty = true
+	}
+	j.mu.Unlock()
 	if err := j.maintain(); err != nil {
 		errs = append(errs, err)
 	}
@@ -288,5 +341,6 @@ func (j *Journal) Close() error {
 		errs = append(errs, err)
 	}
 	close(j.notify)
+	close(j.health)
 	return errors.Join(errs...)
 }

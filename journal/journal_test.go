@@ -141,25 +141,6 @@ func TestAppendGetReopen(t *testing.T) {
 	require.Equal(t, uint64(42), e.LSN)
 }
 
-func TestOneSyncPerAppend(t *testing.T) {
-	dir := t.TempDir()
-	ffs := &faultFS{FS: OS{}}
-	j := open(t, dir, Options{FS: ffs})
-	s, first := newStepper(t)
-	require.NoError(t, j.Append(first)) // creates the first segment
-	before := len(ffs.ops)
-	require.NoError(t, j.Append(s.next(), s.next(), s.next()))
-	ops := ffs.ops[before:]
-	syncs := 0
-	for _, op := range ops {
-		if op == "sync" || op == "syncdir" {
-			syncs++
-		}
-	}
-	require.Equal(t, 1, syncs, "three steps appended together cost one sync: %v", ops)
-	require.Equal(t, []string{"writeat", "sync"}, ops, "one write and one sync")
-}
-
 func TestTornTailAtEveryOffset(t *testing.T) {
 	dir := t.TempDir()
 	j := open(t, dir, Options{})

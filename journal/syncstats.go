@@ -1,0 +1,99 @@
+package journal
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// SyncStats measures how long the disk takes to make the journal durable:
+// every fdatasync (and directory sync) of the background syncer. It keeps
+// the last SyncWindow samples for percentiles and cumulative counts per
+// bucket for the life of the process, so that a metrics exporter can read
+// it as a histogram. Safe for concurrent use; the zero value is ready.
+type SyncStats struct {
+	mu      sync.Mutex
+	ring    []time.Duration
+	next    int
+	count   uint64
+	sum     time.Duration
+	max     time.Duration
+	buckets [syncBucketCount + 1]uint64
+	over    uint64 // samples above SyncStall
+}
+
+// SyncWindow is how many recent syncs the percentiles cover.
+const SyncWindow = 1024
+
+// SyncStall is a single sync long enough to be a fault on its own: the
+// card stopped answering for that long, and an alert synced behind it
+// would have waited as long.
+const SyncStall = time.Second
+
+const syncBucketCount = 12
+
+// SyncBuckets are the upper bounds of the histogram's buckets; a last,
+// unbounded bucket follows.
+var SyncBuckets = [syncBucketCount]time.Duration{
+	500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
+}
+
+// Observe records one sync.
+func (s *SyncStats) Observe(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.ring) < SyncWindow {
+		s.ring = append(s.ring, d)
+	} else {
+		s.ring[s.next] = d
+	}
+	s.next = (s.next + 1) % SyncWindow
+	s.count++
+	s.sum += d
+	s.max = max(s.max, d)
+	i, _ := slices.BinarySearch(SyncBuckets[:], d)
+	s.buckets[i]++
+	if d > SyncStall {
+		s.over++
+	}
+}
+
+// SyncSummary is what SyncStats has seen.
+type SyncSummary struct {
+	// Count, Sum and Max cover the life of the process.
+	Count uint64
+	Sum   time.Duration
+	Max   time.Duration
+	// Stalls counts syncs above SyncStall.
+	Stalls uint64
+	// Recent is how many samples the percentiles cover (at most SyncWindow).
+	Recent   int
+	P50, P99 time.Duration
+	// RecentMax is the longest of the recent samples.
+	RecentMax time.Duration
+	// Buckets are cumulative counts: Buckets[i] syncs took at most
+	// SyncBuckets[i]; the last one counts them all.
+	Buckets []uint64
+}
+
+// Summary returns the counts and the percentiles of the recent syncs.
+func (s *SyncStats) Summary() SyncSummary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := SyncSummary{Count: s.count, Sum: s.sum, Max: s.max, Stalls: s.over, Recent: len(s.ring)}
+	if len(s.ring) > 0 {
+		r := slices.Clone(s.ring)
+		slices.Sort(r)
+		out.P50 = r[(len(r)-1)*50/100]
+		out.P99 = r[(len(r)-1)*99/100]
+		out.RecentMax = r[len(r)-1]
+	}
+	var c uint64
+	for _, n := range s.buckets {
+		c += n
+		out.Buckets = append(out.Buckets, c)
+	}
+	return out
+}
