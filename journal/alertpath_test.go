@@ -281,17 +281,13 @@ func TestDroppedBacklogThenRecoveredDisk(t *testing.T) {
 	fill(t, j, s, 2)
 	require.NoError(t, j.Sync())
 	ffs.mu.Lock()
-	ffs.failAt, ffs.err = ffs.n+1, syscall.ENOSPC
+	ffs.failOp, ffs.err = "writeat", syscall.ENOSPC // every write fails for a while
 	ffs.mu.Unlock()
-	// Every write fails for a while: fail each one in turn.
 	for range 6 {
-		ffs.mu.Lock()
-		ffs.failAt = ffs.n + 1
-		ffs.mu.Unlock()
 		_ = j.Append(s.next())
 	}
 	ffs.mu.Lock()
-	ffs.failAt = 0
+	ffs.failOp = ""
 	ffs.mu.Unlock()
 	require.NoError(t, j.Append(s.next()), "the disk takes the backlog again")
 	last := j.Last()
