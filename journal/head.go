@@ -72,7 +72,7 @@ type headState struct {
 	// continue above it (raised to the reservation after a power cut).
 	floor uint64
 	flags uint32
-	blob         []byte
+	blob  []byte
 }
 
 func encodeHead(h headState) []byte {

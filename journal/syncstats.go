@@ -1,7 +1,11 @@
 package journal
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -78,13 +82,21 @@ type SyncSummary struct {
 	Buckets []uint64
 }
 
-// Summary returns the counts and the percentiles of the recent syncs.
-func (s *SyncStats) Summary() SyncSummary {
+// Summary returns the counts and the percentiles of the recent syncs (the
+// last SyncWindow).
+func (s *SyncStats) Summary() SyncSummary { return s.Last(SyncWindow) }
+
+// Last is Summary with the percentiles over the last n syncs only.
+func (s *SyncStats) Last(n int) SyncSummary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := SyncSummary{Count: s.count, Sum: s.sum, Max: s.max, Stalls: s.over, Recent: len(s.ring)}
-	if len(s.ring) > 0 {
-		r := slices.Clone(s.ring)
+	n = min(n, len(s.ring))
+	out := SyncSummary{Count: s.count, Sum: s.sum, Max: s.max, Stalls: s.over, Recent: n}
+	if n > 0 {
+		r := make([]time.Duration, 0, n)
+		for i := 1; i <= n; i++ {
+			r = append(r, s.ring[(s.next-i+len(s.ring))%len(s.ring)])
+		}
 		slices.Sort(r)
 		out.P50 = r[(len(r)-1)*50/100]
 		out.P99 = r[(len(r)-1)*99/100]
@@ -96,4 +108,33 @@ func (s *SyncStats) Summary() SyncSummary {
 		out.Buckets = append(out.Buckets, c)
 	}
 	return out
+}
+
+// DiskOf names the disk that holds dir, for a fault: the device of the
+// longest mount point above it in /proc/self/mounts, with the mount point
+// ("/dev/mmcblk0p2 on /var/lib/roomd"); dir itself when it cannot tell.
+func DiskOf(dir string) string {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil || dir == "" {
+		return dir
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return dir
+	}
+	best, dev := "", ""
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		mp := strings.ReplaceAll(f[1], `\040`, " ")
+		if (abs == mp || strings.HasPrefix(abs, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
+			best, dev = mp, f[0]
+		}
+	}
+	if best == "" {
+		return dir
+	}
+	return fmt.Sprintf("%s on %s (journal %s)", dev, best, dir)
 }

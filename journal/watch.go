@@ -12,8 +12,10 @@ import (
 // process. It then writes what the journal still holds into a new
 // directory (rebuild) and leaves a notice for the daemon's fault.
 func (j *Journal) watchDir() {
-	j.syncMu.Lock() // no sync of the old files runs meanwhile
-	defer j.syncMu.Unlock()
+	if !j.syncMu.TryLock() {
+		return // a sync is under way (a slow card); look at the next tick
+	}
+	defer j.syncMu.Unlock() // no sync of the old files runs meanwhile
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed || j.dirID == (FileID{}) {
