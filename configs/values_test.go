@@ -79,9 +79,9 @@ func TestPolicyProblemsAllReported(t *testing.T) {
   warnings: [10m, 3h]
   lock_grace: -1s`, []string{
 			`base.yaml:4: policy.extension: "sometimes" is not one of up_to_max, forbidden`,
-			"base.yaml:5: policy.escalate_after: must be positive, got 0s",
+			"base.yaml:5: policy.escalate_after: must be between 1s and 24h, got 0s: escalation is a step of its own",
 			"base.yaml:6: policy.warnings[1]: 3h0m0s is not shorter than max_duration 2h0m0s",
-			"base.yaml:7: policy.lock_grace: must not be negative, got -1s",
+			"base.yaml:7: policy.lock_grace: must be between 0s and 1h, got -1s",
 		}},
 		// What depends on an unreadable value is not judged against the
 		// default that stands in for it.
@@ -90,7 +90,7 @@ func TestPolicyProblemsAllReported(t *testing.T) {
   warnings: [3h]
   repeat_every: -1m`, []string{
 			`base.yaml:3: policy.max_duration: "soon" is not a duration (want e.g. 30ms, 5s, 10m, 2h)`,
-			"base.yaml:5: policy.repeat_every: must be positive, got -1m0s",
+			"base.yaml:5: policy.repeat_every: must be between 1s and 1h, got -1m0s: an unacknowledged critical alert is announced again this often: below a second the loop does nothing else",
 		}},
 		{"unreadable end_on_vacancy", `
   preset: italy
@@ -98,7 +98,7 @@ func TestPolicyProblemsAllReported(t *testing.T) {
   vacancy_hold: 0s
   vacate_timeout: 0s`, []string{
 			`base.yaml:4: policy.end_on_vacancy: "maybe" is not a boolean (want true or false)`,
-			"base.yaml:6: policy.vacate_timeout: must be positive, got 0s",
+			"base.yaml:6: policy.vacate_timeout: must be between 1s and 24h, got 0s: a timer of the loop",
 		}},
 		{"unknown preset", `
   preset: narnia
@@ -111,7 +111,7 @@ func TestPolicyProblemsAllReported(t *testing.T) {
   warnings: [10m, later]
   escalate_after: -2m`, []string{
 			`base.yaml:4: policy.warnings[1]: "later" is not a duration (want e.g. 30ms, 5s, 10m, 2h)`,
-			"base.yaml:5: policy.escalate_after: must be positive, got -2m0s",
+			"base.yaml:5: policy.escalate_after: must be between 1s and 24h, got -2m0s: escalation is a step of its own",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

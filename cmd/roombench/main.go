@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/roomd/roomd/journal"
 )
 
 // Suites in the order "all" runs them.
@@ -78,6 +80,12 @@ type config struct {
 	// BridgeInflight, if not zero, replaces the site brokers'
 	// max_inflight_messages (the bridge's window to the centre).
 	BridgeInflight int
+	// SyncDelays are the sync latencies the latency suite injects into the
+	// room's journal, one room each, in one run ("0", "20ms", "sdcard").
+	SyncDelays []string
+	// Flood: the flood suite's command rate from one identity.
+	FloodRate int
+	FloodFor  time.Duration
 }
 
 func main() {
@@ -161,6 +169,10 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 	fs.IntVar(&cfg.BridgeInflight, "bridge-inflight", 0, "sites: max_inflight_messages of the site brokers (the bridge's window to the centre) instead of as shipped")
 	fs.StringVar(&autosave, "sites-autosave", "", "sites: save every broker's database at this interval (\"60s\"), or after every change (\"changes\"), instead of as the shipped files say")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the random offsets")
+	var delays string
+	fs.StringVar(&delays, "sync-delay", "0", "latency: sync latencies to inject into the room's journal, comma-separated, one room each in the same run: durations (\"20ms\") or \"sdcard\" (p50 2 ms, p99 25 ms, one sync in 500 stalls 300 ms)")
+	fs.IntVar(&cfg.FloodRate, "flood-rate", 1000, "flood: commands per second from the flooding identity")
+	fs.DurationVar(&cfg.FloodFor, "flood-for", 20*time.Second, "flood: how long the flood lasts")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: roombench [flags] SUITE...\nsuites: %s, all\n", strings.Join(suiteNames, ", "))
 		fs.PrintDefaults()
@@ -191,6 +203,12 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 		def("sites-window", func() { cfg.SitesWindow = 2 * time.Second })
 		def("sites-period", func() { cfg.SitesPeriod = 500 * time.Millisecond })
 		def("cut", func() { cfg.Cut = 3 * time.Second })
+	}
+	for _, d := range strings.Split(delays, ",") {
+		if _, err := journal.ParseSyncDelay(d, 1); err != nil {
+			return cfg, nil, fmt.Errorf("--sync-delay: %w", err)
+		}
+		cfg.SyncDelays = append(cfg.SyncDelays, strings.TrimSpace(d))
 	}
 	switch autosave {
 	case "":
