@@ -236,8 +236,15 @@ type InfoMessage struct {
 	KeepaliveS int64 `json:"keepalive_s"`
 	// RetentionS: how long replay finds a record, and a redelivered
 	// command is answered from its first reply.
-	RetentionS      int64 `json:"retention_s"`
-	MaxCommandBytes int   `json:"max_command_bytes"`
+	RetentionS int64 `json:"retention_s"`
+	// WindowS: how far back, now, replay finds a record and a redelivered
+	// command is answered from its first reply: retention_s, or less when
+	// the journal's size bound (journal.max_bytes) made it delete older
+	// entries. A consumer must not count on more.
+	WindowS int64 `json:"window_s,omitempty"`
+	// CommandRate is the per-identity command limit.
+	CommandRate     *CommandRate `json:"command_rate,omitempty"`
+	MaxCommandBytes int          `json:"max_command_bytes"`
 	// The roles wired (never pins): inputs, the names of the panic
 	// points, outputs, and the outputs read back by a feedback line.
 	Inputs      []string `json:"inputs"`

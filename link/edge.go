@@ -30,6 +30,9 @@ type EdgeOptions struct {
 	Publisher *Publisher
 	// Faults receives the edge's faults; it must not block.
 	Faults func(controller.Fault)
+	// Rate bounds each identity's commands (ratelimit.go); the zero value
+	// means DefaultRateLimit.
+	Rate   RateLimit
 	Logger *slog.Logger
 }
 
@@ -45,6 +48,7 @@ type Edge struct {
 	// axis the replies were stamped on.
 	idxNow func() time.Time
 
+	lim      *limiter
 	mu       sync.Mutex
 	unsaid   int       // replies that could not be queued
 	lastSaid time.Time // when the commands fault was last raised
@@ -58,7 +62,11 @@ func NewEdge(o EdgeOptions) *Edge {
 	if o.Faults == nil {
 		o.Faults = func(controller.Fault) {}
 	}
-	return &Edge{o: o, log: o.Logger.With(slog.String("component", "commands")), idx: o.Publisher.idx, idxNow: o.Publisher.o.Now}
+	if o.Rate == (RateLimit{}) {
+		o.Rate = DefaultRateLimit
+	}
+	return &Edge{o: o, log: o.Logger.With(slog.String("component", "commands")), idx: o.Publisher.idx, idxNow: o.Publisher.o.Now,
+		lim: newLimiter(o.Rate)}
 }
 
 // Handle takes one inbound message.
@@ -88,6 +96,9 @@ func (e *Edge) command(m Message) {
 	if m.Retained {
 		e.log.Warn("retained command ignored: a command must not be retained; clear it with an empty retained publish",
 			"topic", m.Topic, "request_id", contract.PeekRequestID(m.Payload, e.o.MaxPayload))
+		return
+	}
+	if !e.admit(op, m.Payload) {
 		return
 	}
 	if cerr := contract.CheckOperator(op, m.Payload, e.o.MaxPayload); cerr != nil {
@@ -170,4 +181,29 @@ func (e *Edge) unsent(requestID string) {
 		e.o.Faults(controller.Fault{Source: contract.SourceCommands, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
 			Detail: fmt.Sprintf("commands arrive faster than roomd can answer them; %d got no reply and must be sent again", n)})
 	}
+}
+
+// admit applies the identity's rate limit (ratelimit.go): false when the
+// command was answered busy or dropped here.
+func (e *Edge) admit(op string, payload []byte) bool {
+	v, first := e.lim.take(op, wallclock.Now())
+	switch v {
+	case verdictBusy:
+		e.refuse(op, &contract.CommandError{RequestID: contract.PeekRequestID(payload, e.o.MaxPayload), Code: contract.CodeBusy,
+			Message: fmt.Sprintf("too many commands from this identity (more than %d/s); not applied, send it again later with the same request_id", e.o.Rate.PerSecond)})
+		return false
+	case verdictDrop:
+		if first {
+			who := op
+			if who == "" {
+				who = "the plain cmd topic"
+			}
+			e.log.Error("an identity floods the room with commands; its commands are dropped unanswered", "operator", op, "cap_per_s", e.o.Rate.CapPerSecond)
+			e.o.Faults(controller.Fault{Source: contract.SourceCommands, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
+				Detail: fmt.Sprintf("identity %q sent more than %d commands in a second: its commands are dropped without an answer until it keeps within %d/s for %s; other identities are not affected",
+					who, e.o.Rate.CapPerSecond, e.o.Rate.PerSecond, QuietAfter)})
+		}
+		return false
+	}
+	return true
 }

@@ -558,7 +558,8 @@ func newInfo(cfg *configs.Config, version string, spec device.Spec, simulated bo
 		Policy:     contract.PolicyInfoOf(cfg.Policy),
 		HeartbeatS: int64(cfg.MQTT.Heartbeat / time.Second), KeepaliveS: int64(cfg.MQTT.Keepalive / time.Second),
 		RetentionS: int64(cfg.Journal.Retention / time.Second), MaxCommandBytes: cfg.MQTT.MaxPayload,
-		Inputs: []string{}, PanicPoints: []string{}, Outputs: []string{}, Supervised: []string{},
+		CommandRate: &link.DefaultRateLimit,
+		Inputs:      []string{}, PanicPoints: []string{}, Outputs: []string{}, Supervised: []string{},
 	}
 	if simulated && len(spec.Inputs) == 0 {
 		spec.Inputs = sim.DefaultSpec().Inputs
