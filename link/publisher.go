@@ -320,14 +320,27 @@ func (p *Publisher) heartbeat() {
 // starts with (availability, the state), then journal messages (alerts must
 // not wait behind anything else), then the direct queue, then retained
 // slots, then replays.
+//
+// Messages outside the journal (replies, busy answers to a flood) take at
+// most half of the window: a record that comes while they wait for their
+// PUBACKs is sent at once, never behind them.
 func (p *Publisher) fill() {
+	others := 0
+	for _, f := range p.inflight {
+		if !f.msg.journal {
+			others++
+		}
+	}
 	for len(p.inflight) < p.o.Window {
 		var m outMsg
 		ok := len(p.first) > 0
 		if ok {
 			m, p.first = p.first[0], p.first[1:]
-		} else if m, ok = p.nextJournal(); !ok {
+		} else if m, ok = p.nextJournal(); !ok && others < max(p.o.Window/2, 1) {
 			m, ok = p.nextOther()
+			if ok {
+				others++
+			}
 		}
 		if !ok {
 			return
