@@ -126,7 +126,8 @@ type Client struct {
 	opts Options
 	t    contract.Topics
 	log  *slog.Logger
-	cli  mqtt.Client
+	mo   *mqtt.ClientOptions
+	cli  mqtt.Client // replaced for every new connection (connectLoop); read with paho()
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -184,6 +185,7 @@ func New(opts Options, logger *slog.Logger) (*Client, error) {
 		SetBinaryWill(t.Availability(), []byte(contract.Offline), 1, true).
 		SetDefaultPublishHandler(c.handle).
 		SetConnectionLostHandler(c.onLost)
+	c.mo = mo
 	c.cli = mqtt.NewClient(mo)
 
 	c.wg.Add(1)
@@ -249,7 +251,7 @@ func (c *Client) Connected() bool {
 	case <-lost:
 		return false
 	default:
-		return c.cli.IsConnectionOpen()
+		return c.paho().IsConnectionOpen()
 	}
 }
 
@@ -275,9 +277,39 @@ func (c *Client) Conn() (epoch uint64, lost <-chan struct{}, up <-chan struct{},
 }
 
 // Publish starts a QoS 1 publish and returns its token; it does not wait.
+//
+// Without a usable connection (lost, not yet made again) it fails at once
+// with ErrNotConnected instead of handing the message to paho, which would
+// keep it and send it on the next connection ahead of what the Publisher
+// sends again from the journal, out of order.
 func (c *Client) Publish(topic string, payload []byte, retained bool) mqtt.Token {
-	return c.cli.Publish(topic, 1, retained, payload)
+	c.mu.Lock()
+	lost := c.lost
+	c.mu.Unlock()
+	select {
+	case <-lost:
+		return failedToken{ErrNotConnected}
+	default:
+	}
+	return c.paho().Publish(topic, 1, retained, payload)
 }
+
+// paho returns the paho client of the current connection.
+func (c *Client) paho() mqtt.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cli
+}
+
+// failedToken is a publish that failed before it began.
+type failedToken struct{ err error }
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (t failedToken) Wait() bool                     { return true }
+func (t failedToken) WaitTimeout(time.Duration) bool { return true }
+func (t failedToken) Done() <-chan struct{}          { return closedChan }
+func (t failedToken) Error() error                   { return t.err }
 
 // Drop ends the current connection as if it had been lost, so that
 // connectLoop connects again: for a broker that stopped acknowledging.
@@ -292,7 +324,7 @@ func (c *Client) Drop(reason error) {
 	}
 	c.mu.Unlock()
 	c.log.Warn("dropping the connection to the broker; connecting again", slog.Any("reason", reason))
-	c.cli.Disconnect(0)
+	c.paho().Disconnect(0)
 }
 
 // Close publishes "offline" on availability (retained), bounded by ctx (and
@@ -312,7 +344,7 @@ func (c *Client) Close(ctx context.Context) error {
 	var err error
 	if c.Connected() {
 		wctx, cancel := context.WithTimeout(ctx, closeWait)
-		tok := c.cli.Publish(c.t.Availability(), 1, true, []byte(contract.Offline))
+		tok := c.paho().Publish(c.t.Availability(), 1, true, []byte(contract.Offline))
 		select {
 		case <-tok.Done():
 			if terr := tok.Error(); terr != nil {
@@ -323,7 +355,7 @@ func (c *Client) Close(ctx context.Context) error {
 		}
 		cancel()
 	}
-	c.cli.Disconnect(250)
+	c.paho().Disconnect(250)
 	return err
 }
 
@@ -335,7 +367,7 @@ func (c *Client) Abandon() {
 	c.mu.Unlock()
 	close(c.stop)
 	c.wg.Wait()
-	c.cli.Disconnect(0)
+	c.paho().Disconnect(0)
 }
 
 // connectLoop keeps the client connected for its whole life: it connects,
@@ -344,8 +376,19 @@ func (c *Client) Abandon() {
 func (c *Client) connectLoop() {
 	defer c.wg.Done()
 	delay := time.Second
-	for {
-		tok := c.cli.Connect()
+	for n := 0; ; n++ {
+		if n > 0 {
+			// A new paho client for every attempt: the old one may still
+			// hold publishes it had queued for the lost connection, and
+			// would send them on the new one ahead of what the Publisher
+			// sends again from the journal, out of order.
+			old := c.paho()
+			old.Disconnect(0)
+			c.mu.Lock()
+			c.cli = mqtt.NewClient(c.mo)
+			c.mu.Unlock()
+		}
+		tok := c.paho().Connect()
 		select {
 		case <-tok.Done():
 		case <-c.stop:
@@ -404,7 +447,7 @@ func (c *Client) subscribe(lost <-chan struct{}) {
 	for _, w := range c.opts.Watch {
 		filters[w] = 1
 	}
-	tok := c.cli.SubscribeMultiple(filters, c.handle)
+	tok := c.paho().SubscribeMultiple(filters, c.handle)
 	timer := time.NewTimer(c.opts.ConnectTimeout)
 	defer timer.Stop()
 	select {

@@ -212,9 +212,9 @@ func (p *Publisher) Run() {
 	defer check.Stop()
 	for {
 		changed := p.j.Changed()
+		p.index()
 		epoch, lost, up, ok := p.c.Conn()
 		if !ok {
-			p.index()
 			p.health(false)
 			select {
 			case <-up:
@@ -231,10 +231,6 @@ func (p *Publisher) Run() {
 			p.connected(epoch)
 		}
 		p.fill()
-		// The reply index after the hand-off: a new record goes to the
-		// connection first (a redelivered command meanwhile is still
-		// marked in flight, and its reply is on its way).
-		p.index()
 		var headDone <-chan struct{}
 		var headTimeout <-chan time.Time
 		var timer *time.Timer
