@@ -99,6 +99,9 @@ func (j *Journal) Append(es ...*Entry) error {
 		j.want.epoch = j.epoch
 		j.written = j.nextLSN - 1
 		j.kickSync()
+		if j.activeSize >= j.opt.SegmentBytes && len(j.segs) > 1 {
+			j.kickHead() // compaction need not wait for the tick
+		}
 		j.wake()
 		if j.syncErr != nil {
 			return &DiskError{Err: j.syncErr, Dropped: j.dropped}

@@ -158,3 +158,25 @@ func (j *Journal) snapshotAfter(i int) bool {
 	}
 	return false
 }
+
+// Window is how far back the journal reaches now: the age of its oldest
+// kept entry, at most Retention. Replay finds every record, and a
+// redelivered command its first reply, from within it. It is shorter than
+// Retention in a young journal, and when MaxBytes made compaction delete
+// entries inside the retention (the room announces it in info, window_s).
+func (j *Journal) Window() time.Duration {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.idx) == 0 || j.idx[0].hdr.lsn <= 1 {
+		return j.opt.Retention // nothing was ever deleted
+	}
+	// Everything since the oldest entry kept is there (a conservative
+	// bound: entries between it and the last one deleted may be missing
+	// only if they never existed).
+	return min(max(j.opt.Now().Sub(j.idx[0].hdr.at), 0), j.opt.Retention)
+}
+
+// EntryBytes is a typical size on disk of one step that answers a command
+// (its reply and the snapshot after it), for estimates of how long MaxBytes
+// lasts (roomd check-config).
+const EntryBytes = 1500

@@ -75,11 +75,13 @@ func (o *Options) defaults() {
 	if o.FS == nil {
 		o.FS = OS{}
 	}
-	if o.SegmentBytes <= 0 {
-		o.SegmentBytes = DefaultSegmentBytes
-	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.SegmentBytes <= 0 {
+		// Compaction deletes whole segments: a segment of at most an eighth
+		// of MaxBytes keeps the journal within MaxBytes plus one segment.
+		o.SegmentBytes = min(DefaultSegmentBytes, max(o.MaxBytes/8, 16<<10))
 	}
 	if o.Retention <= 0 {
 		o.Retention = DefaultRetention
@@ -189,6 +191,7 @@ type Journal struct {
 	dirID       FileID // the directory's identity at Open (watch.go)
 	copyBytes   int64  // set-aside copies kept
 	tailStuck   bool   // the last segment's torn end could not be cut
+
 	notices     []string
 
 	stop chan struct{}

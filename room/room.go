@@ -243,19 +243,36 @@ func homeAssistant(prefix string, t contract.Topics, version string, pub *link.P
 }
 
 // infoEvery is how often the room looks whether its info changed (the
-// clock's synchronisation, the epoch).
-const infoEvery = 30 * time.Second
+// clock's synchronisation, the epoch, the journal's window); it is
+// published again only when it did.
+const infoEvery = 5 * time.Second
 
 // publishInfo sets the retained info from what the room is now.
 func (r *Room) publishInfo(src interface{ Synced() bool }) {
 	m := r.info
 	m.Epoch = r.j.Epoch().String()
 	m.ClockSynced = src.Synced()
+	m.WindowS = windowSeconds(r.j.Window(), r.cfg.Journal.Retention)
 	if snap, _ := r.j.Latest(); snap != nil && !snap.Tests.LastFull.IsZero() {
 		t := contract.T(snap.Tests.LastFull) // the last passed full function test
 		m.LastFunctionTest = &t
 	}
 	r.pub.SetRetained(contract.Topics{Base: r.cfg.MQTT.Base, Room: r.cfg.Room}.Info(), mustJSON(m))
+}
+
+// windowSeconds is the window announced in info: the retention, or, when
+// the size bound made the journal delete entries inside it, the reach of
+// the journal rounded down to a minute (ten seconds below one), so that
+// info changes seldom and never promises more than the journal holds.
+func windowSeconds(w, retention time.Duration) int64 {
+	if w >= retention {
+		return int64(retention / time.Second)
+	}
+	step := time.Minute
+	if w < time.Minute {
+		step = 10 * time.Second
+	}
+	return int64(w.Truncate(step) / time.Second)
 }
 
 // lazyConn lets the publisher be built before the client it publishes

@@ -560,3 +560,89 @@ func fill(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestBoundedJournalNeverAppliesARepeatInsideItsWindow floods a room whose
+// journal is bounded to 256 KiB with commands through several compactions,
+// then kills it (no clean stop). The journal never grew beyond its bound
+// plus one segment; and after the restart every command repeated from
+// inside the window the journal still honours is answered with its first
+// reply, never applied again.
+func TestBoundedJournalNeverAppliesARepeatInsideItsWindow(t *testing.T) {
+	testtier.Slow(t, "a flood through compaction and a restart")
+	url := mqtttest.Embedded(t)
+	c := consume(t, url)
+	dir := t.TempDir()
+	const maxBytes = 256 << 10
+	bounded := func(cfg *configs.Config) { cfg.Journal.MaxBytes = maxBytes; cfg.Journal.Retention = time.Hour }
+	r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir, Config: bounded})
+	c.await("start", isType("controller_started"))
+	c.simSet(`{"door":"closed","lock":"unlocked","presence":true,"panic":false}`)
+	c.send("guard-0", `{"request_id":"visit-1","action":"start_visit","visit_id":"v-1","duration":"1h","expires_at":"`+expires()+`"}`)
+	require.True(t, c.reply("visit-1").OK)
+	// The flood: 100 identities, 20 commands each, within each one's
+	// burst, so every command is journaled.
+	type cmd struct{ op, id, payload string }
+	var sent []cmd
+	seg := int64(maxBytes / 8)
+	for i := range 2000 {
+		k := cmd{op: fmt.Sprintf("guard-%d", i%100), id: fmt.Sprintf("x-%d", i)}
+		k.payload = `{"request_id":"` + k.id + `","action":"extend_visit","add":"1m","expires_at":"` + expires() + `"}`
+		c.send(k.op, k.payload)
+		sent = append(sent, k)
+		if i%100 == 99 {
+			c.reply(k.id)
+			assert.LessOrEqual(t, r.Journal().Size(), int64(maxBytes)+seg+8<<10, "max_bytes plus one segment at most")
+		}
+	}
+	t.Logf("a reply: %s", mustJSON(t, c.reply(sent[len(sent)-1].id)))
+	require.Greater(t, r.Journal().First(), uint64(1), "the flood went through compaction (%d bytes)", r.Journal().Size())
+	before := r.Journal().Window()
+	r.Crash()
+
+	firstReply := map[string]string{}
+	c.mu.Lock()
+	for _, rep := range c.replies {
+		if _, ok := firstReply[rep.RequestID]; !ok {
+			firstReply[rep.RequestID] = mustJSON(t, rep)
+		}
+	}
+	c.mu.Unlock()
+	r2 := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir, Config: bounded})
+	c.awaitCount("controller_started", 1)
+	window := r2.Journal().Window()
+	require.Positive(t, window)
+	// Every command of the last seconds (inside the window) is repeated:
+	// its first reply comes again.
+	for _, k := range sent[len(sent)-35:] {
+		require.Contains(t, firstReply, k.id)
+		c.send(k.op, k.payload)
+		c.until("the repeated reply to "+k.id, func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			n := 0
+			for _, rep := range c.replies {
+				if rep.RequestID == k.id {
+					n++
+				}
+			}
+			return n >= 2
+		})
+		c.mu.Lock()
+		var again contract.ReplyMessage
+		for _, rep := range c.replies {
+			if rep.RequestID == k.id {
+				again = rep
+			}
+		}
+		c.mu.Unlock()
+		assert.JSONEq(t, firstReply[k.id], mustJSON(t, again), "%s: the first reply, not applied again", k.id)
+	}
+	t.Logf("window before the crash %s, after %s; journal %d bytes", before, window, r2.Journal().Size())
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b)
+}
