@@ -96,3 +96,34 @@ func (r *reader) bounded(n *yaml.Node, field, key string, d time.Duration) {
 		r.bad(n, field, "%s", msg)
 	}
 }
+
+// Write rates behind the journal warnings (docs/performance.md, "Wear
+// budget"): what a busy room writes per hour (a visit with its warnings,
+// alerts, door changes and commands: 33,658 bytes per 2 h visit, measured),
+// and one identity flooding commands at its rate limit (20 commands/s of
+// about 1,500 bytes each).
+const (
+	BusyBytesPerHour  = 17 << 10
+	FloodBytesPerSec  = 20 * 1500
+	minFloodHeld      = 10 * time.Minute
+	windowWarningNote = "replay and repeated commands then reach back less far than journal.retention (info window_s says how far)"
+)
+
+// JournalWarnings says when journal.max_bytes cannot hold journal.retention
+// at the rate a busy room writes, or holds less than ten minutes of a
+// command flood from one identity (roomd check-config prints them).
+func (c *Config) JournalWarnings() []string {
+	var out []string
+	max := c.Journal.MaxBytes
+	busy := time.Duration(float64(max) / float64(BusyBytesPerHour) * float64(time.Hour))
+	if busy < c.Journal.Retention {
+		out = append(out, fmt.Sprintf("journal.max_bytes %d holds about %s of a busy room's steps (%d bytes an hour), less than journal.retention %s: %s",
+			max, busy.Round(time.Minute), BusyBytesPerHour, c.Journal.Retention, windowWarningNote))
+	}
+	flood := time.Duration(float64(max) / float64(FloodBytesPerSec) * float64(time.Second))
+	if flood < minFloodHeld && flood < c.Journal.Retention {
+		out = append(out, fmt.Sprintf("journal.max_bytes %d holds about %s of a command flood from one identity (%d bytes a second at its rate limit): under such a flood %s",
+			max, flood.Round(time.Second), FloodBytesPerSec, windowWarningNote))
+	}
+	return out
+}

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -120,4 +121,33 @@ func TestPolicyProblemsAllReported(t *testing.T) {
 			assert.Equal(t, tc.want, problems(t, err), "config:\n%s", doc)
 		})
 	}
+}
+
+func TestJournalWarnings(t *testing.T) {
+	c := Default()
+	assert.Empty(t, c.JournalWarnings(), "the default bound holds the default retention")
+	c.Journal.MaxBytes = 256 * KiB
+	c.Journal.Retention = 24 * time.Hour
+	w := c.JournalWarnings()
+	require.Len(t, w, 2)
+	assert.Contains(t, w[0], "less than journal.retention 24h0m0s")
+	assert.Contains(t, w[1], "command flood")
+	assert.Contains(t, w[1], "window_s")
+}
+
+func TestEveryDurationLimitIsNamedWhenRefused(t *testing.T) {
+	for _, l := range DurationLimits {
+		assert.Less(t, l.Min, l.Max, l.Key)
+		below := l.Min - time.Nanosecond
+		if l.Off && below == 0 {
+			below = -time.Nanosecond
+		}
+		assert.Contains(t, l.check(below), "must be between", "%s below its floor", l.Key)
+		assert.Contains(t, l.check(l.Max+time.Nanosecond), "must be between", "%s above its ceiling", l.Key)
+		assert.Empty(t, l.check(l.Min), l.Key)
+		assert.Empty(t, l.check(l.Max), l.Key)
+	}
+	_, err := Parse([]byte("room: room-1\npolicy: {preset: italy, repeat_every: 1ns}\ndevice: {backend: sim}\nmqtt: {broker: \"tcp://127.0.0.1:1\"}\n"), "x.yaml")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "x.yaml:2: policy.repeat_every: must be between 1s and 1h, got 1ns")
 }

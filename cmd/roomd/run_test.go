@@ -139,7 +139,7 @@ mqtt: {broker: "tcp://127.0.0.1:1883", keepalive: 20s}
 	require.Len(t, lines, 4, "stderr:\n%s", stderr)
 	assert.Contains(t, lines[0], path+":1: room:")
 	assert.Contains(t, lines[1], path+":2: colour: unknown key")
-	assert.Contains(t, lines[2], path+":3: policy.lock_grace: must not be negative")
+	assert.Contains(t, lines[2], path+":3: policy.lock_grace: must be between 0s and 1h")
 	assert.Contains(t, lines[3], path+":5: mqtt.keepalive: 20s is too long")
 	assert.False(t, isUsage(err))
 }
