@@ -53,8 +53,16 @@ func (j *Journal) Append(es ...*Entry) error {
 		return ErrClosed
 	}
 	if len(es) == 0 && len(j.backlog) == 0 {
-		if j.syncErr != nil {
-			return &DiskError{Err: j.syncErr, Dropped: j.dropped}
+		if j.syncErr == nil {
+			return nil
+		}
+		// The last sync failed: try it again now (this is the daemon's
+		// retry, never a step's append).
+		j.mu.Unlock()
+		err := j.syncOnce()
+		j.mu.Lock()
+		if err != nil {
+			return &DiskError{Err: err, Dropped: j.dropped}
 		}
 		return nil
 	}

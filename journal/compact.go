@@ -180,3 +180,41 @@ func (j *Journal) Window() time.Duration {
 // (its reply and the snapshot after it), for estimates of how long MaxBytes
 // lasts (roomd check-config).
 const EntryBytes = 1500
+
+// SeqMax is the highest seq the journal knows was handed out (in its
+// entries, or its floor).
+func (j *Journal) SeqMax() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.seqMax
+}
+
+// Rebase starts a new epoch before the first Append of this run, with the
+// seq floor raised to floor, and writes both to the head at once: the
+// journal is behind what the room already announced (a witness outside it,
+// the broker's retained state, says so), or could not be checked. With
+// stale, every entry already kept counts as acknowledged: its keys may name
+// other records at the consumers, so it is never published again. reason
+// becomes Recovery.Reason (the journal fault's detail).
+func (j *Journal) Rebase(floor uint64, reason, mayHaveLost string, stale bool) error {
+	j.mu.Lock()
+	j.epoch = NewEpoch()
+	j.rec.NewEpoch = true
+	j.rec.Reason = reason
+	if mayHaveLost != "" {
+		j.rec.MayHaveLost = mayHaveLost
+	}
+	j.rec.SeqFloor = max(j.rec.SeqFloor, floor)
+	j.seqMax = max(j.seqMax, floor)
+	j.want.floor = max(j.want.floor, floor)
+	j.want.epoch = j.epoch
+	j.want.reserved = j.seqMax + ReserveBlock
+	j.want.hwm = j.synced
+	if stale && j.acked.Less(Pos{LSN: j.nextLSN}) {
+		j.acked = Pos{LSN: j.nextLSN}
+		j.want.acked = j.acked
+	}
+	j.headDirty = true
+	j.mu.Unlock()
+	return j.maintain()
+}

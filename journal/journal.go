@@ -192,7 +192,7 @@ type Journal struct {
 	copyBytes   int64  // set-aside copies kept
 	tailStuck   bool   // the last segment's torn end could not be cut
 
-	notices     []string
+	notices []string
 
 	stop chan struct{}
 	done chan struct{}

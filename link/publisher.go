@@ -297,6 +297,9 @@ func (p *Publisher) connected(epoch uint64) {
 	p.cur = p.j.Acked()
 	p.curMsgs = nil
 	p.lastSnap = p.j.SnapshotAt(p.cur.LSN - 1)
+	if p.connNo == 1 {
+		p.lastEp = p.j.Epoch() // a start that continued in a new epoch
+	}
 	t := p.o.Topics
 	p.first = []outMsg{{topic: t.Availability(), payload: []byte(contract.Online), retained: true}}
 	if p.lastSnap != nil {

@@ -98,6 +98,8 @@ type Room struct {
 	info    contract.InfoMessage
 	topics  contract.Topics
 	mirror  *simMirror
+	// witness receives the room's own retained state, once, at start.
+	witness chan contract.StateMessage
 
 	abandoned atomic.Bool
 }
@@ -207,6 +209,8 @@ func Open(o Options) (_ *Room, err error) {
 	if ha := cfg.HomeAssistant; ha.Enabled {
 		lo.Watch, lo.Handler = homeAssistant(ha.DiscoveryPrefix, topics, o.Version, r.pub, r.edge.Handle, log)
 	}
+	r.witness = make(chan contract.StateMessage, 1)
+	lo.Watch, lo.Handler = watchWitness(topics.State(), lo.Watch, lo.Handler, r.witness)
 	client, err = link.New(lo, log)
 	if err != nil {
 		return fail(fmt.Errorf("mqtt client: %w", err))
@@ -342,6 +346,12 @@ func (r *Room) Now() time.Time { return r.axis.Now() }
 // everything closed. It returns an error only if the room could not start.
 func (r *Room) Run(ctx context.Context) error {
 	if r.pub != nil {
+		r.checkWitness(ctx)
+		clock := r.o.Clock
+		if clock == nil {
+			clock = daemon.SystemClock{}
+		}
+		r.publishInfo(clock) // the epoch may have changed
 		go r.pub.Run()
 		stopInfo := make(chan struct{})
 		defer close(stopInfo)

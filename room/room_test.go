@@ -646,3 +646,89 @@ func mustJSON(t *testing.T, v any) string {
 	require.NoError(t, err)
 	return string(b)
 }
+
+// TestJournalRestoredFromAnOlderCopy: a room's state directory is copied,
+// the room runs on and announces more, then the old copy is put back (a card
+// restored from last week's image). Before it publishes anything, the room
+// finds its journal behind the broker's retained state: it continues in a
+// new epoch above everything it had announced, says so in a critical
+// journal fault, and no key ever names two records.
+func TestJournalRestoredFromAnOlderCopy(t *testing.T) {
+	testtier.Slow(t, "three starts of a room against one broker")
+	url := mqtttest.Embedded(t)
+	c := consume(t, url)
+	dir := t.TempDir()
+	r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
+	c.await("start", isType("controller_started"))
+	c.simSet(`{"door":"closed","lock":"unlocked","presence":false,"panic":false}`)
+	c.simSet(`{"door":"open"}`)
+	c.await("door_opened", isType("door_opened"))
+	r.Stop()
+	old := t.TempDir()
+	require.NoError(t, os.CopyFS(old, os.DirFS(dir)))
+
+	r = roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
+	c.send("guard-7", `{"request_id":"s","action":"start_visit","visit_id":"v-1","duration":"1h","expires_at":"`+expires()+`"}`)
+	require.True(t, c.reply("s").OK)
+	c.simSet(`{"panic":true}`)
+	c.await("panic", isAlert("alert_raised", "panic"))
+	c.simSet(`{"panic":false,"door":"closed"}`)
+	c.await("door_closed", isType("door_closed"))
+	r.Stop()
+	c.mu.Lock()
+	var announced uint64
+	var alertIDs []string
+	for _, e := range c.events {
+		announced = max(announced, e.Seq)
+		if e.Alert != nil && e.Type == "alert_raised" {
+			alertIDs = append(alertIDs, e.Alert.ID)
+		}
+	}
+	c.mu.Unlock()
+
+	require.NoError(t, os.RemoveAll(dir))
+	require.NoError(t, os.CopyFS(dir, os.DirFS(old)))
+	r = roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
+	f := c.await("the journal fault", func(e contract.EventMessage) bool {
+		return e.Type == "alert_raised" && e.Alert != nil && e.Alert.Source == contract.SourceJournal
+	})
+	assert.Equal(t, "critical", f.Alert.Severity)
+	assert.Contains(t, f.Alert.Detail, "went back in time")
+	assert.Greater(t, f.Seq, announced, "seqs continue above everything announced")
+	assert.NotContains(t, alertIDs, f.Alert.ID, "alert ids are never handed out twice")
+	c.simSet(`{"panic":true}`)
+	p := c.await("the panic after the restore", func(e contract.EventMessage) bool {
+		return e.Type == "alert_raised" && e.Alert != nil && e.Alert.Kind == "panic" && e.Seq > announced
+	})
+	assert.NotContains(t, alertIDs, p.Alert.ID)
+	r.Stop()
+}
+
+// TestBrokerUnreachableAtStart: a room whose broker does not answer at
+// start cannot check its journal against what it announced; it does not
+// wait for it longer than WitnessWait, continues in a new epoch (whose keys
+// no consumer holds) and says so, and its records reach the broker once it
+// is back.
+func TestBrokerUnreachableAtStart(t *testing.T) {
+	testtier.Slow(t, "a start without its broker")
+	url := mqtttest.Embedded(t)
+	px := mqtttest.StartProxy(t, url)
+	c := consume(t, url)
+	dir := t.TempDir()
+	r := roomtest.Start(t, roomtest.Options{Broker: px.URL(), Dir: dir})
+	first := c.await("start", isType("controller_started"))
+	r.Stop()
+
+	px.Cut()
+	start := wallclock.Now()
+	r = roomtest.Start(t, roomtest.Options{Broker: px.URL(), Dir: dir})
+	require.Eventually(t, func() bool { return r.Journal().Epoch().String() != first.Epoch }, 2*room.WitnessWait, 10*time.Millisecond)
+	assert.Less(t, wallclock.Since(start), room.WitnessWait+2*time.Second, "the room does not wait for its broker")
+	px.Resume()
+	f := c.await("the journal fault", func(e contract.EventMessage) bool {
+		return e.Type == "alert_raised" && e.Alert != nil && e.Alert.Source == contract.SourceJournal
+	})
+	assert.Contains(t, f.Alert.Detail, "could not be reached")
+	assert.NotEqual(t, first.Epoch, f.Epoch)
+	r.Stop()
+}
