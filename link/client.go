@@ -294,6 +294,11 @@ func (c *Client) Publish(topic string, payload []byte, retained bool) mqtt.Token
 	return c.paho().Publish(topic, 1, retained, payload)
 }
 
+// Subscribed returns a channel that receives a value after each successful
+// SUBACK (the broker then sends the retained messages of the topics).
+// Tests in this package read it too: one reader at a time.
+func (c *Client) Subscribed() <-chan struct{} { return c.subscribed }
+
 // paho returns the paho client of the current connection.
 func (c *Client) paho() mqtt.Client {
 	c.mu.Lock()

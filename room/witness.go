@@ -15,10 +15,10 @@ import (
 // own retained state before it runs without them.
 const WitnessWait = 3 * time.Second
 
-// witnessQuiet is how long after the connection a retained state must have
-// come (the broker sends it with the subscription) before the room takes
-// it that there is none.
-const witnessQuiet = time.Second
+// witnessQuiet is how long after the subscription a retained state must
+// have come (the broker sends it right after its SUBACK) before the room
+// takes it that there is none.
+const witnessQuiet = 250 * time.Millisecond
 
 // watchWitness adds the room's own state topic to the watched topics and
 // wraps next so that its first retained message goes to out.
@@ -58,15 +58,18 @@ func (r *Room) checkWitness(ctx context.Context) {
 	t := time.NewTimer(WitnessWait)
 	defer t.Stop()
 	var quiet <-chan time.Time
+	subscribed := r.client.Subscribed()
 	for {
 		_, _, up, ok := r.client.Conn()
-		if ok && quiet == nil {
-			q := time.NewTimer(witnessQuiet)
-			defer q.Stop()
-			quiet = q.C
+		if ok {
 			up = nil
 		}
 		select {
+		case <-subscribed:
+			q := time.NewTimer(witnessQuiet)
+			defer q.Stop()
+			quiet, subscribed = q.C, nil
+			continue
 		case st := <-r.witness:
 			r.judgeWitness(st)
 			return
