@@ -537,3 +537,39 @@ func TestSyncDelayDistributions(t *testing.T) {
 	assert.InDelta(t, 20000/SDCardStallEvery, stalls, 25)
 	assert.True(t, strings.HasPrefix(sd.Name, "sdcard"))
 }
+
+// TestReadOnlyDiskThenKill: the disk turns read-only (every write fails,
+// the head's too), the room keeps a step in memory and publishes it, and
+// the process dies. The head could not carry the refusal mark; the mark in
+// memory (MarkDir) does: the restart in the same boot continues in a new
+// epoch above the reservation and says what it may have forgotten.
+func TestReadOnlyDiskThenKill(t *testing.T) {
+	dir, marks := t.TempDir(), t.TempDir()
+	ffs := &faultFS{FS: OS{}}
+	j, err := Open(dir, Options{FS: ffs, BootID: "boot-1", MarkDir: marks})
+	require.NoError(t, err)
+	s, first := newStepper(t)
+	require.NoError(t, j.Append(first))
+	fill(t, j, s, 3)
+	require.NoError(t, j.Sync())
+	ep := j.Epoch()
+	ffs.mu.Lock()
+	ffs.failOp, ffs.err = "writeat", syscall.EROFS
+	ffs.mu.Unlock()
+	e := s.next()
+	var de *DiskError
+	require.ErrorAs(t, j.Append(e), &de, "the disk refuses")
+	published := s.c.Snapshot().Seq
+	j.Abandon()
+
+	j2 := open(t, dir, Options{BootID: "boot-1", MarkDir: marks})
+	rec := j2.Recovered()
+	require.True(t, rec.NewEpoch, "%+v", rec)
+	assert.NotEqual(t, ep, j2.Epoch())
+	assert.NotEqual(t, e.Epoch, j2.Epoch())
+	assert.NotEmpty(t, rec.MayHaveLost)
+	assert.Greater(t, rec.SeqFloor, published)
+	require.NoError(t, j2.Close())
+	j3 := open(t, dir, Options{BootID: "boot-1", MarkDir: marks})
+	assert.False(t, j3.Recovered().NewEpoch, "said once: %+v", j3.Recovered())
+}

@@ -118,6 +118,7 @@ func (j *Journal) Append(es ...*Entry) error {
 	}
 	if j.want.degradedFrom == 0 {
 		j.want.degradedFrom = pending[0].LSN
+		j.setMark(pending[0].LSN)
 		j.headDirty = true
 		j.kickHead()
 	}

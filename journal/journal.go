@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,6 +70,11 @@ type Options struct {
 	// Stats, if set, receives the syncs' measurements (shared with a
 	// metrics exporter); nil: the journal keeps its own (SyncStats).
 	Stats *SyncStats
+	// MarkDir is a directory in memory (it must not be on the journal's
+	// disk) where the journal also leaves its refusal mark, for a disk that
+	// refuses even the head (read-only): a restart in the same boot finds
+	// it there. "" means /dev/shm, or the temp directory without it.
+	MarkDir string
 }
 
 func (o *Options) defaults() {
@@ -103,6 +109,12 @@ func (o *Options) defaults() {
 	}
 	if o.Stats == nil {
 		o.Stats = &SyncStats{}
+	}
+	if o.MarkDir == "" {
+		o.MarkDir = os.TempDir()
+		if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+			o.MarkDir = "/dev/shm"
+		}
 	}
 }
 
@@ -306,6 +318,7 @@ func (j *Journal) Close() error {
 		// needs no reservation floor.
 		j.want.flags |= headClean
 		j.want.degradedFrom = 0
+		j.clearMark()
 		j.want.reserved = j.seqMax
 		j.headDirty = true
 	}

@@ -200,6 +200,14 @@ func (j *Journal) recover() error {
 	j.nextLSN = max(j.nextLSN, hs.hwm+1, hs.acked.LSN, 1)
 	clean := hs.flags&headClean != 0
 	otherBoot := j.boot == 0 || hs.boot != j.boot
+	if m := j.readMark(); m != 0 && !clean && hs.degradedFrom == 0 {
+		// The disk refused even the head (read-only): the mark in memory
+		// says what the head could not.
+		hs.degradedFrom = m
+		if hs.reserved == 0 {
+			hs.reserved = j.seqMax + ReserveBlock
+		}
+	}
 	floor := max(hs.floor, j.seqMax)
 	switch {
 	case j.rec.Entries == 0 && len(scans) == 0 && hs.counter == 0:
@@ -235,6 +243,7 @@ func (j *Journal) recover() error {
 	}
 	j.rec.SeqFloor = floor
 	j.seqMax = max(j.seqMax, floor)
+	j.clearMark() // what it said is settled now (a new epoch, the floor)
 	j.acked = hs.acked
 	if first := j.firstLSN(); j.acked.LSN < first {
 		j.acked = Pos{LSN: first}
@@ -271,6 +280,7 @@ func (j *Journal) recover() error {
 			j.epoch = NewEpoch()
 		}
 		j.want.degradedFrom = j.nextLSN
+		j.setMark(j.nextLSN)
 	}
 	return nil
 }

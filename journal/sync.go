@@ -1,7 +1,9 @@
 package journal
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -121,6 +123,9 @@ func (j *Journal) syncOnce() error {
 		j.log.Warn("journal: one sync took longer than the card should ever take", "took", took, "dir", j.dir)
 		j.healthChanged()
 	}
+	if err != nil && j.closed {
+		return err // an abandoned journal's last sync, or Close's: no mark
+	}
 	if err != nil {
 		for i, s := range segs {
 			if _, ok := j.dirty[s]; !ok {
@@ -136,6 +141,7 @@ func (j *Journal) syncOnce() error {
 		j.syncFailed = true
 		if j.want.degradedFrom == 0 {
 			j.want.degradedFrom = j.synced + 1
+			j.setMark(j.want.degradedFrom)
 		}
 		j.headDirty = true
 		j.kickHead()
@@ -152,6 +158,7 @@ func (j *Journal) syncOnce() error {
 	if !j.syncFailed && j.degraded == nil && j.want.degradedFrom != 0 && j.synced >= j.markClearAt {
 		// What the disk had refused is durable now.
 		j.want.degradedFrom = 0
+		j.clearMark()
 	}
 	return nil
 }
@@ -180,3 +187,35 @@ func bootID(given string) uint64 {
 }
 
 func fmtLSN(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// markPath is the refusal mark's file in memory (Options.MarkDir), one per
+// journal directory.
+func (j *Journal) markPath() string {
+	abs, err := filepath.Abs(j.dir)
+	if err != nil {
+		abs = j.dir
+	}
+	return filepath.Join(j.opt.MarkDir, fmt.Sprintf("roomd-journal-%016x.refused", bootID(abs)))
+}
+
+// setMark leaves the refusal mark in memory (the head gets it too, if the
+// disk takes it). The caller holds j.mu.
+func (j *Journal) setMark(lsn uint64) {
+	_ = os.WriteFile(j.markPath(), []byte(fmtLSN(lsn)+"\n"), 0o600)
+}
+
+// clearMark removes the mark in memory.
+func (j *Journal) clearMark() { _ = os.Remove(j.markPath()) }
+
+// readMark returns the LSN of a mark left in memory by a run of this boot.
+func (j *Journal) readMark() uint64 {
+	b, err := os.ReadFile(j.markPath())
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 1
+	}
+	return max(n, 1)
+}
