@@ -573,3 +573,14 @@ func TestReadOnlyDiskThenKill(t *testing.T) {
 	j3 := open(t, dir, Options{BootID: "boot-1", MarkDir: marks})
 	assert.False(t, j3.Recovered().NewEpoch, "said once: %+v", j3.Recovered())
 }
+
+func TestProbeSyncMeasuresTheInjectedLatency(t *testing.T) {
+	dir := t.TempDir()
+	st, err := ProbeSync(DelayFS{FS: OS{}, Delay: func() time.Duration { return 3 * time.Millisecond }}, dir, 20)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(20), st.Count)
+	assert.GreaterOrEqual(t, st.P50, 3*time.Millisecond)
+	m, err := filepath.Glob(filepath.Join(dir, "*"))
+	require.NoError(t, err)
+	assert.Empty(t, m, "the probe leaves nothing behind")
+}
