@@ -712,7 +712,7 @@ func TestSlowCardRaisesASyncWarning(t *testing.T) {
 				lvl = controller.LevelInactive
 			}
 			r.input(controller.InputDoor, lvl)
-			advance(10 * time.Millisecond)
+			advance(journal.SyncGap + 10*time.Millisecond) // one sync per step
 		}
 		advance(daemon.SyncCheckEvery)
 		for _, a := range r.snap().Alerts {

@@ -64,7 +64,10 @@ checkpoint.
 A background goroutine, the syncer, makes what was written durable: one
 fdatasync (fsync outside Linux) per segment written since its last sync,
 and a sync of the directory when a segment was created; every Append made
-meanwhile shares it (group commit). Durable reports how far it got. Each
+meanwhile shares it (group commit). Syncs start at most SyncGap (250 ms)
+apart: the first step after a quiet spell is synced at once, steps that come
+faster share the next sync (a command flood at the rate limit costs 4 syncs
+a second, not 20). Durable reports how far it got. Each
 sync is measured (SyncStats, a reusable type a metrics exporter can read:
 a histogram and the p50/p99 of the last syncs); the daemon raises a warning
 when the card is slow, and Health wakes when one sync takes longer than
