@@ -329,8 +329,10 @@ oldest entry kept (Window: the retention, or less when MaxBytes made
 compaction delete entries inside it; the room announces it in info as
 window_s); older LSNs give ErrCompacted. Segments are at most an eighth of
 MaxBytes (SegmentBytes defaults to min(1 MiB, MaxBytes/8)) and compaction
-runs as soon as a segment fills, so the journal stays within MaxBytes plus
-one segment, unless unacknowledged entries alone exceed it: they are never
+runs as soon as a segment fills and after every sync above the bound, so the
+journal stays within MaxBytes plus one segment (plus, under a flood, what
+came within the last SyncGap and is not synced yet: such a segment is not
+deleted), unless unacknowledged entries alone exceed it: they are never
 deleted, however large, and OverLimit reports it. Size counts the segments
 and the set-aside copies, not the head.
 

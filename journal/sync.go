@@ -171,6 +171,9 @@ func (j *Journal) syncOnce() error {
 	j.synced = max(j.synced, target)
 	j.want.hwm = j.synced
 	j.headDirty = true
+	if len(j.segs) > 1 && j.activeSize+int64(len(j.segs)-1)*j.opt.SegmentBytes > j.opt.MaxBytes {
+		j.kickHead() // segments that waited for this sync may go now
+	}
 	if j.syncErr != nil {
 		j.syncErr = nil
 		j.log.Info("journal: the disk syncs again")
