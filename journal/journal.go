@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -276,21 +277,28 @@ func (j *Journal) Abandon() {
 	j.mu.Unlock()
 	<-j.done
 	// The syncer is not waited for: a process that dies leaves its sync
-	// wherever it was.
+	// wherever it was. The lock goes at once (a restart may open the
+	// directory); the files are closed once the syncer let go of them.
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for _, s := range j.segs {
-		if s.r != nil {
-			_ = s.r.Close()
-			s.r = nil
-		}
-	}
-	if j.head != nil {
-		_ = j.head.close()
-	}
 	_ = j.lock.Close()
 	close(j.notify)
 	close(j.health)
+	segs, head := slices.Clone(j.segs), j.head
+	go func() {
+		<-j.syncDone
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		for _, s := range segs {
+			if s.r != nil {
+				_ = s.r.Close()
+				s.r = nil
+			}
+		}
+		if head != nil {
+			_ = head.close()
+		}
+	}()
 }
 
 // Close writes the head, closes the files and releases the lock. Readers

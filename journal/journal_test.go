@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -306,8 +307,9 @@ func TestHeadKeepsTheAckPosition(t *testing.T) {
 
 func TestCompactionKeepsUnackedAndRecent(t *testing.T) {
 	dir := t.TempDir()
-	now := t0
-	opt := Options{SegmentBytes: 4 << 10, Retention: time.Hour, Now: func() time.Time { return now }}
+	var now atomic.Int64 // the background compaction reads it
+	now.Store(t0.UnixNano())
+	opt := Options{SegmentBytes: 4 << 10, Retention: time.Hour, Now: func() time.Time { return time.Unix(0, now.Load()).UTC() }}
 	j := open(t, dir, opt)
 	s, first := newStepper(t)
 	require.NoError(t, j.Append(first))
@@ -315,7 +317,7 @@ func TestCompactionKeepsUnackedAndRecent(t *testing.T) {
 	nsegs := len(segFiles(t, dir))
 	require.Greater(t, nsegs, 3)
 
-	now = t0.Add(48 * time.Hour)
+	now.Store(t0.Add(48 * time.Hour).UnixNano())
 	require.NoError(t, j.Sync())
 	require.Len(t, segFiles(t, dir), nsegs, "nothing acknowledged: nothing deleted")
 
@@ -341,7 +343,7 @@ func TestCompactionKeepsUnackedAndRecent(t *testing.T) {
 
 	// Recent entries stay inside the retention even when acknowledged.
 	dir2 := t.TempDir()
-	now = t0
+	now.Store(t0.UnixNano())
 	j2 := open(t, dir2, opt)
 	s2, first2 := newStepper(t)
 	require.NoError(t, j2.Append(first2))
