@@ -32,7 +32,8 @@ var allowed = map[string][]string{
 	"contract":              {"controller"},
 	"contract/contracttest": nil,
 
-	"device":                {"controller"},
+	"device":                {"controller", "device/eol"},
+	"device/eol":            nil,
 	"device/devicetest":     {"controller", "device"},
 	"device/gpio":           {"controller", "device"},
 	"device/gpio/vmtest":    {"commission", "controller", "device", "device/gpio", "journal"},
@@ -46,7 +47,7 @@ var allowed = map[string][]string{
 	"link/homeassistant":    {"contract", "controller"},
 	"link/mqtttest":         {"internal/testtier", "link/broker"},
 	"commission":            {"contract", "controller", "daemon", "daemon/timebase", "device", "journal"},
-	"configs":               {"contract", "controller"},
+	"configs":               {"contract", "controller", "device/eol"},
 	"configs/mosquitto":     nil,
 	"packaging":             nil,
 
