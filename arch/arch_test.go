@@ -34,11 +34,11 @@ var allowed = map[string][]string{
 
 	"device":                {"controller", "device/eol"},
 	"device/eol":            nil,
-	"device/devicetest":     {"controller", "device"},
+	"device/devicetest":     {"controller", "device", "device/eol"},
 	"device/gpio":           {"controller", "device"},
 	"device/gpio/vmtest":    {"commission", "controller", "device", "device/gpio", "journal"},
 	"device/gpio/vmtest/vm": nil,
-	"sim":                   {"contract", "controller", "device"},
+	"sim":                   {"contract", "controller", "device", "device/eol"},
 	"journal":               {"contract", "controller"},
 	"journal/migrate":       {"controller", "daemon/timebase", "journal"},
 	"daemon":                {"contract", "controller", "daemon/timebase", "device", "journal"},
