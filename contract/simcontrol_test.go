@@ -183,7 +183,7 @@ func TestSimControlWire(t *testing.T) {
 	assert.Equal(t, WireDriftHigh, typed.Wires["panic:toilet"])
 
 	for payload, want := range map[string]string{
-		`{"wire":{}}`:                   "wire: empty",
+		`{"wire":{}}`:                    "wire: empty",
 		`{"wire":{"panic:bed":"glued"}}`: `"glued" is not a wire condition`,
 		`{"wire":{"window":"cut"}}`:      `unknown input "window"`,
 		`{"wire":{"door:x":"cut"}}`:      "only a panic point may follow",

@@ -371,7 +371,7 @@ type watcher struct {
 }
 
 func (w *watcher) current() lineReading { return w.cur }
-func (w *watcher) halt()                 { _ = w.line.Halt() }
+func (w *watcher) halt()                { _ = w.line.Halt() }
 
 func (w *watcher) read() (gpio.Level, error) {
 	if cr, ok := w.line.(CheckedReader); ok {

@@ -40,7 +40,7 @@ type loopWatcher struct {
 }
 
 func (w *loopWatcher) current() lineReading { return w.cur }
-func (w *loopWatcher) halt()                 {}
+func (w *loopWatcher) halt()                {}
 
 func (w *loopWatcher) start(now time.Time) {
 	w.deb = eol.Debouncer{Hold: w.loop.Hold}

@@ -29,7 +29,7 @@ func (h harness) SetOhms(in controller.Input, i int, ohms float64) {
 	h.r.loops[in][i].SetOhms(ohms)
 }
 func (h harness) FailLoop(in controller.Input, i int, fail bool) { h.r.loops[in][i].SetFail(fail) }
-func (h harness) OutputHigh(o controller.Output) bool             { return h.r.OutputLevel(o) }
+func (h harness) OutputHigh(o controller.Output) bool            { return h.r.OutputLevel(o) }
 func (h harness) StickFeedback(o controller.Output, stuck bool) {
 	if err := h.r.StickFeedback(o, stuck); err != nil {
 		panic(err)
