@@ -907,7 +907,7 @@ func loopInitial(t *testing.T, r *loopRig) {
 	r.lh.SetOhms(controller.InputPanic, 1, 10000) // toilet pressed: Texecom's alarm band
 	r.start(16)
 	for range initialReadings {
-		rd := r.next(time.Millisecond)
+		rd := r.next(LoopEvery) // a conversion takes a little time
 		if rd.Input == controller.InputPanic {
 			assert.Equal(t, controller.LevelActive, rd.Level, "point %s read at start, without hold", rd.Point)
 		}
@@ -1047,7 +1047,7 @@ func loopLines(t *testing.T, r *loopRig) {
 	out, stop := r.runLines()
 	defer stop()
 	for range 6 {
-		lr := nextLine(t, out, time.Millisecond)
+		lr := nextLine(t, out, LoopEvery)
 		if lr.Point == PointBed {
 			assert.InDelta(t, 1010, lr.Ohms, 2, "the ohms of the reading")
 		}
