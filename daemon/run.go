@@ -198,11 +198,11 @@ type runner struct {
 	// batteryLow: the battery-low input said the power will go; the loop
 	// stops once the step that says so is in the journal.
 	batteryLow  bool
-	healthyErrs int // failed pulses already logged
-	fullFault bool // journal_full is raised
-	dropped   int  // journal backlog drops already reported
-	degraded  bool // entries wait in memory for the disk
-	lastBlob  time.Time
+	healthyErrs int  // failed pulses already logged
+	fullFault   bool // journal_full is raised
+	dropped     int  // journal backlog drops already reported
+	degraded    bool // entries wait in memory for the disk
+	lastBlob    time.Time
 }
 
 // Axis is the room's time axis, resumed from the journal, with what
