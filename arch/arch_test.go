@@ -51,7 +51,7 @@ var allowed = map[string][]string{
 	"configs/mosquitto":     nil,
 	"packaging":             nil,
 
-	"room": {"configs", "contract", "controller", "daemon", "device", "device/gpio", "journal", "journal/migrate",
+	"room": {"configs", "contract", "controller", "daemon", "device", "device/eol", "device/gpio", "journal", "journal/migrate",
 		"link", "link/homeassistant", "mqttconn", "sim"},
 	"room/roomtest": {"configs", "room", "sim"},
 	"sim/scenario":  {"configs", "contract", "controller", "daemon", "journal", "room", "sim"},
@@ -64,7 +64,7 @@ var allowed = map[string][]string{
 
 	"cmd/guardboard": {"board", "buildinfo", "configs", "contract", "controller", "link/broker", "mqttconn", "room", "roomclient"},
 	"cmd/roombench":  {"configs", "contract", "controller", "device", "journal", "link", "link/mqtttest", "room", "roomclient", "sim"},
-	"cmd/roomd": {"buildinfo", "commission", "configs", "contract", "controller", "daemon", "journal", "link/broker",
+	"cmd/roomd": {"buildinfo", "commission", "configs", "contract", "controller", "daemon", "device", "journal", "link/broker",
 		"room", "sim", "sim/scenario"},
 	"cmd/roompager": {"buildinfo", "contract", "mqttconn", "pager", "pager/espa", "roomclient"},
 	"cmd/visitctl":  {"buildinfo", "contract", "controller", "link/homeassistant", "mqttconn", "roomclient"},
