@@ -475,10 +475,10 @@ func TestSupervisedLoops(t *testing.T) {
 			[]string{"must reach open circuit"}},
 		"preset and bands": {"door:     {pin: GPIO17}", "door: {eol: {preset: galaxy, bands: [{band: normal}], adc: {channel: 1}}}",
 			[]string{"give either preset or bands, not both"}},
-		"no adc": {"door:     {pin: GPIO17}", "door: {eol: {preset: galaxy}}", []string{"device.inputs.door.eol.adc: is required"}},
-		"a pin too": {"door:     {pin: GPIO17}", "door: {pin: GPIO17, eol: {preset: galaxy, adc: {channel: 1}}}", []string{"give no pin, chip or line"}},
+		"no adc":               {"door:     {pin: GPIO17}", "door: {eol: {preset: galaxy}}", []string{"device.inputs.door.eol.adc: is required"}},
+		"a pin too":            {"door:     {pin: GPIO17}", "door: {pin: GPIO17, eol: {preset: galaxy, adc: {channel: 1}}}", []string{"give no pin, chip or line"}},
 		"channel out of range": {"door:     {pin: GPIO17}", "door: {eol: {preset: galaxy, adc: {channel: 4}}}", []string{"device.inputs.door.eol.adc.channel: must be between 0 and 3"}},
-		"unknown preset": {"door:     {pin: GPIO17}", "door: {eol: {preset: honeywell, adc: {channel: 1}}}", []string{`"honeywell" is not one of galaxy, texecom`}},
+		"unknown preset":       {"door:     {pin: GPIO17}", "door: {eol: {preset: honeywell, adc: {channel: 1}}}", []string{`"honeywell" is not one of galaxy, texecom`}},
 		"one ADC input twice": {"door:     {pin: GPIO17}", "door: {eol: {preset: galaxy, adc: {channel: 1}}}\n    staff: {eol: {preset: galaxy, adc: {channel: 1}}}",
 			[]string{"line i2c-1:0x48:1 is already used by device.inputs.door"}},
 	} {
