@@ -46,7 +46,7 @@ var allowed = map[string][]string{
 	"link/broker":           nil,
 	"link/homeassistant":    {"contract", "controller"},
 	"link/mqtttest":         {"internal/testtier", "link/broker"},
-	"commission":            {"contract", "controller", "daemon", "daemon/timebase", "device", "journal"},
+	"commission":            {"contract", "controller", "daemon", "daemon/timebase", "device", "device/eol", "journal"},
 	"configs":               {"contract", "controller", "device/eol"},
 	"configs/mosquitto":     nil,
 	"packaging":             nil,
