@@ -195,6 +195,16 @@ func (r *Room) SetWire(in controller.Input, point string, w contract.SimWire) er
 	return nil
 }
 
+// Wire is what was done to the wires of line i of input in.
+func (r *Room) Wire(in controller.Input, i int) contract.SimWire {
+	r.wireMu.Lock()
+	defer r.wireMu.Unlock()
+	if w, ok := r.wires[lineKey{in, i}]; ok {
+		return w
+	}
+	return contract.WireSound
+}
+
 // LoopOhms is what loop i of input in measures now, and false for a plain
 // line.
 func (r *Room) LoopOhms(in controller.Input, i int) (float64, bool) {
