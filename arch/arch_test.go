@@ -36,7 +36,7 @@ var allowed = map[string][]string{
 	"device/eol":            nil,
 	"device/devicetest":     {"controller", "device", "device/eol"},
 	"device/gpio":           {"controller", "device"},
-	"device/gpio/vmtest":    {"commission", "controller", "device", "device/gpio", "journal"},
+	"device/gpio/vmtest":    {"commission", "contract", "controller", "daemon", "device", "device/gpio", "journal"},
 	"device/gpio/vmtest/vm": nil,
 	"sim":                   {"contract", "controller", "device", "device/eol"},
 	"journal":               {"contract", "controller"},
