@@ -126,52 +126,70 @@ func (p *playbackADCs) Open(ch device.ADCChannel) (device.AnalogLine, error) {
 
 func (p *playbackADCs) Close() error { p.closed = true; return nil }
 
-// TestADS1115PlaybackBridged: a panic loop read at rest and then bridged,
-// transaction by transaction as the ADS1115 answers, gives "wire bridged"
-// within the hold and 100 ms; a bus that stops answering is a fault, not
-// silence.
-func TestADS1115PlaybackBridged(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		spec := devicetest.LoopSpec()
-		loop := spec.Inputs[controller.InputPanic][0]
-		spec.Inputs = map[controller.Input][]device.LineSpec{controller.InputPanic: {loop}}
-		spec.Outputs = nil
-		const rest, bridged = 100, 100 // reads, 10 ms apart
-		var ops []i2ctest.IO
-		for range rest {
-			ops = append(ops, conversion(0x48, 0, loop.Loop.Divider.Volts(1000))...)
-		}
-		for range bridged {
-			ops = append(ops, conversion(0x48, 0, loop.Loop.Divider.Volts(0))...)
-		}
-		adcs := &playbackADCs{bus: &i2ctest.Playback{Ops: ops, DontPanic: true}}
-		b, err := OpenWith(spec, nil, adcs, nil)
-		require.NoError(t, err)
-		out := make(chan device.Reading, 8)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		start := wallclock.Now()
-		go func() { done <- b.Run(ctx, out) }()
-		rd := <-out
-		require.Equal(t, controller.LevelInactive, rd.Level, "at rest: %+v", rd)
-		rd = <-out
-		got := wallclock.Since(start)
-		assert.Equal(t, controller.LevelUnknown, rd.Level)
-		assert.True(t, rd.Tamper)
-		assert.Equal(t, "wire bridged", rd.Detail)
-		bridgedAt := rest * devicetest.LoopEvery
-		assert.GreaterOrEqual(t, got, bridgedAt+devicetest.LoopHold, "held first")
-		assert.LessOrEqual(t, got, bridgedAt+devicetest.LoopHold+100*time.Millisecond, "within the hold and 100 ms")
-		// The script ends: the bus answers no more, which is a fault.
-		rd = <-out
-		assert.Equal(t, controller.LevelUnknown, rd.Level)
-		assert.False(t, rd.Tamper)
-		assert.Contains(t, rd.Detail, device.DetailReadFailed+"ADS1115 0x48 channel 0")
-		cancel()
-		require.ErrorIs(t, <-done, context.Canceled)
-		require.NoError(t, b.Close())
-		assert.True(t, adcs.closed, "Close releases the buses")
-	})
+// TestADS1115PlaybackLoop: a panic loop read at rest and then bridged, cut
+// or drifted, transaction by transaction as the ADS1115 answers, gives the
+// documented reading within the hold and 100 ms; a bus that stops
+// answering is a fault, not silence.
+func TestADS1115PlaybackLoop(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		ohms   float64
+		level  controller.Level
+		tamper bool
+		detail string
+		drift  controller.Drift
+	}{
+		{"bridged", 0, controller.LevelUnknown, true, "wire bridged", controller.DriftNone},
+		{"cut", math.Inf(1), controller.LevelUnknown, true, "wire cut", controller.DriftNone},
+		{"masked", 15000, controller.LevelUnknown, true, "masked", controller.DriftNone},
+		{"drifted low", 850, controller.LevelInactive, false, "", controller.DriftLow},
+		{"pressed", 2000, controller.LevelActive, false, "", controller.DriftNone},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				spec := devicetest.LoopSpec()
+				loop := spec.Inputs[controller.InputPanic][0]
+				spec.Inputs = map[controller.Input][]device.LineSpec{controller.InputPanic: {loop}}
+				spec.Outputs = nil
+				const rest, then = 100, 100 // reads, 10 ms apart
+				var ops []i2ctest.IO
+				for range rest {
+					ops = append(ops, conversion(0x48, 0, loop.Loop.Divider.Volts(1000))...)
+				}
+				for range then {
+					ops = append(ops, conversion(0x48, 0, loop.Loop.Divider.Volts(c.ohms))...)
+				}
+				adcs := &playbackADCs{bus: &i2ctest.Playback{Ops: ops, DontPanic: true}}
+				b, err := OpenWith(spec, nil, adcs, nil)
+				require.NoError(t, err)
+				out := make(chan device.Reading, 8)
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				start := wallclock.Now()
+				go func() { done <- b.Run(ctx, out) }()
+				rd := <-out
+				require.Equal(t, controller.LevelInactive, rd.Level, "at rest: %+v", rd)
+				rd = <-out
+				got := wallclock.Since(start)
+				assert.Equal(t, c.level, rd.Level)
+				assert.Equal(t, c.tamper, rd.Tamper)
+				assert.Equal(t, c.detail, rd.Detail)
+				assert.Equal(t, c.drift, rd.Drift)
+				changedAt := rest * devicetest.LoopEvery
+				assert.GreaterOrEqual(t, got, changedAt+devicetest.LoopHold, "held first")
+				assert.LessOrEqual(t, got, changedAt+devicetest.LoopHold+100*time.Millisecond, "within the hold and 100 ms")
+				// The script ends: the bus answers no more, which is a fault.
+				rd = <-out
+				assert.Equal(t, controller.LevelUnknown, rd.Level)
+				assert.False(t, rd.Tamper)
+				assert.Contains(t, rd.Detail, device.DetailReadFailed+"ADS1115 0x48 channel 0")
+				cancel()
+				require.ErrorIs(t, <-done, context.Canceled)
+				require.NoError(t, b.Close())
+				assert.True(t, adcs.closed, "Close releases the buses")
+			})
+		})
+	}
 }
 
 // fakeADS1115 is an ADS1115 on an I²C bus as the datasheet describes its
