@@ -132,6 +132,9 @@ func TestParseSim(t *testing.T) {
 	got, err = parseSim([]string{"heal=presence", "presence=absent"})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]any{"heal": "presence", "presence": false}, got)
+	got, err = parseSim([]string{"wire:panic:bed=bridged", "wire:door=cut"})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"wire": map[string]string{"panic:bed": "bridged", "door": "cut"}}, got)
 
 	for _, tc := range []struct {
 		args []string
@@ -146,6 +149,10 @@ func TestParseSim(t *testing.T) {
 		{[]string{"fault=window"}, `fault="window": want an input`},
 		{[]string{"door=open", "door=closed"}, "key door given twice"},
 		{[]string{"fault=lock", "heal=lock"}, "contradict"},
+		{[]string{"wire:panic:bed=glued"}, `wire:panic:bed="glued": want bridged, cut`},
+		{[]string{"wire:window=cut"}, `unknown input "window"`},
+		{[]string{"wire:door=cut", "wire:door=sound"}, "wire of door given twice"},
+		{[]string{"wire=cut"}, `unknown key "wire"`},
 	} {
 		_, err := parseSim(tc.args)
 		require.Error(t, err, "%q", tc.args)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/roomd/roomd/contract"
@@ -20,13 +21,19 @@ var simKeys = map[string]string{
 	"staff":    "true or false",
 	"fault":    "an input: door, lock, presence, panic or staff",
 	"heal":     "an input: door, lock, presence, panic or staff",
+	// wire:TARGET (wire:door, wire:panic:bed): what is done to a line's wires.
+	"wire": "bridged, cut, masked, drift_low, drift_high or sound",
 }
+
+// simKeyList names the keys in messages.
+const simKeyList = "door, lock, presence, panic, staff, fault, heal, wire:TARGET"
 
 // parseSim reads KEY=VALUE arguments into the JSON object published on
 // {base}/{room}/sim/set: {"door":"open"}, {"lock":"locked"},
 // {"presence":true}, {"panic":true}, {"staff":true}, {"fault":"door"},
-// {"heal":"door"}. Each key may appear once. Booleans also accept the
-// input's own words (present/absent, pressed/released) and on/off.
+// {"heal":"door"}, and wire:TARGET=CONDITION as {"wire":{"panic:bed":"bridged"}}.
+// Each key may appear once. Booleans also accept the input's own words
+// (present/absent, pressed/released) and on/off.
 func parseSim(args []string) (map[string]any, error) {
 	if len(args) == 0 {
 		return nil, usagef("sim: want at least one KEY=VALUE, e.g. door=open")
@@ -35,11 +42,26 @@ func parseSim(args []string) (map[string]any, error) {
 	for _, arg := range args {
 		k, v, ok := strings.Cut(arg, "=")
 		if !ok {
-			return nil, usagef("sim: %q is not KEY=VALUE (keys: door, lock, presence, panic, staff, fault, heal)", arg)
+			return nil, usagef("sim: %q is not KEY=VALUE (keys: %s)", arg, simKeyList)
+		}
+		if target, isWire := strings.CutPrefix(k, "wire:"); isWire {
+			wires, _ := out["wire"].(map[string]string)
+			if wires == nil {
+				wires = map[string]string{}
+				out["wire"] = wires
+			}
+			if _, dup := wires[target]; dup {
+				return nil, usagef("sim: wire of %s given twice", target)
+			}
+			if !slices.Contains(contract.SimWires, contract.SimWire(v)) {
+				return nil, usagef("sim: %s=%q: want %s", k, v, simKeys["wire"])
+			}
+			wires[target] = v
+			continue
 		}
 		want, known := simKeys[k]
-		if !known {
-			return nil, usagef("sim: unknown key %q (keys: door, lock, presence, panic, staff, fault, heal)", k)
+		if !known || k == "wire" {
+			return nil, usagef("sim: unknown key %q (keys: %s)", k, simKeyList)
 		}
 		if _, dup := out[k]; dup {
 			return nil, usagef("sim: key %s given twice", k)
