@@ -76,7 +76,7 @@ func TestMosquittoRetainedCommands(t *testing.T) {
 	c.publish("cmd", fmt.Sprintf(`{"request_id":"r-6","action":"extend_visit","add":"1m","expires_at":%q}`, expires(time.Minute)), false)
 	r = start()
 	late := c.replyFrom("guard-7", "r-4")
-	assert.False(t, late.OK)
+	require.False(t, late.OK)
 	assert.Equal(t, "expired", late.Error.Code, "a command that waited past its expires_at is not applied")
 	c.reply("r-6")
 	c.publish("cmd", `{"request_id":"r-7","action":"get_state"}`, false)
