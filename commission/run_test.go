@@ -77,7 +77,7 @@ func TestRunRecordsAndReports(t *testing.T) {
 		require.NoError(t, err)
 		allOff(t, r)
 		assert.True(t, out.Report.Passed)
-		assert.Equal(t, controller.EventFunctionTest, out.Record.Type)
+		require.Equal(t, controller.EventFunctionTest, out.Record.Type)
 		assert.Equal(t, "installer-7", out.Record.By)
 		assert.Equal(t, "1.2.3", out.Record.Test.Version)
 		assert.Len(t, out.Record.Test.Lines, 12)
