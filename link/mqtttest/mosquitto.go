@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -629,17 +628,6 @@ func (m *MosquittoBroker) writeConfig() error {
 		return fmt.Errorf("write mosquitto config: %w", err)
 	}
 	return nil
-}
-
-// WritePasswordFile writes a mosquitto password file for users (name to
-// password) at path, hashed with mosquitto_passwd; for callers without a
-// test.
-func WritePasswordFile(path string, users map[string]string) error {
-	tool, err := testtier.LookTool("mosquitto_passwd", append(slices.Clone(mosquittoDirs), "/usr/bin")...)
-	if err != nil {
-		return fmt.Errorf("%w; install it with `apt-get install mosquitto`", err)
-	}
-	return hashPasswords(tool, path, users)
 }
 
 // findPasswd returns mosquitto_passwd, beside mosquitto or in /usr/bin, or
