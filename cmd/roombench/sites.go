@@ -284,17 +284,7 @@ func (c *sitesCollector) samples(phase string) []siteworld.Sample {
 // the site's guard, release, acknowledgement, alert cleared) in a room once
 // per period until stop.
 func (w *sitesWorld) cycles(ctx context.Context, s *siteworld.Site, room string, phase time.Duration, stop <-chan struct{}) {
-	period := w.e.cfg.SitesPeriod
-	next := wallclock.Now().Add(phase)
-	for {
-		select {
-		case <-time.After(wallclock.Until(next)):
-		case <-stop:
-			return
-		case <-ctx.Done():
-			return
-		}
-		next = next.Add(period)
+	periodically(ctx, phase, w.e.cfg.SitesPeriod, stop, func() {
 		smp, err := s.Cycle(ctx, room, "", sitesRecordTimeout)
 		if !smp.Pressed.IsZero() {
 			w.col.add(smp)
@@ -302,10 +292,7 @@ func (w *sitesWorld) cycles(ctx context.Context, s *siteworld.Site, room string,
 		if err != nil {
 			w.col.failures.Add(1)
 		}
-		if wallclock.Until(next) < 0 {
-			next = wallclock.Now() // overloaded: do not burst to catch up
-		}
-	}
+	})
 }
 
 // ---- floors ----
