@@ -56,6 +56,10 @@ var allowed = map[string][]string{
 	"room/roomtest": {"configs", "room", "sim"},
 	"sim/scenario":  {"configs", "contract", "controller", "daemon", "journal", "room", "sim"},
 
+	// The world of bridged sites, for configs/mosquitto's tests and
+	// roombench: test support, which no production binary compiles in.
+	"internal/siteworld": {"configs", "contract", "controller", "internal/testtier", "journal", "link/mqtttest", "room", "sim"},
+
 	"roomclient":     {"contract", "controller", "mqttconn"},
 	"pager":          {"contract", "controller", "mqttconn", "pager/espa", "roomclient"},
 	"pager/espa":     nil,
@@ -63,7 +67,7 @@ var allowed = map[string][]string{
 	"board":          {"contract", "controller", "roomclient"},
 
 	"cmd/guardboard": {"board", "buildinfo", "configs", "contract", "controller", "link/broker", "mqttconn", "room", "roomclient"},
-	"cmd/roombench":  {"configs", "contract", "controller", "device", "journal", "link", "link/mqtttest", "room", "roomclient", "sim"},
+	"cmd/roombench":  {"configs", "contract", "controller", "device", "internal/siteworld", "journal", "link", "link/mqtttest", "room", "roomclient", "sim"},
 	"cmd/roomd": {"buildinfo", "commission", "configs", "contract", "controller", "daemon", "device", "journal", "link/broker",
 		"room", "sim", "sim/scenario"},
 	"cmd/roompager": {"buildinfo", "contract", "mqttconn", "pager", "pager/espa", "roomclient"},
@@ -77,11 +81,15 @@ var neverReached = map[string][]string{
 	"roomclient":    {"journal", "daemon", "device", "sim", "room", "link", "configs"},
 	"board":         {"journal", "daemon", "device", "sim", "room", "link", "configs"},
 	"pager":         {"journal", "daemon", "device", "sim", "room", "link", "configs"},
-	"cmd/roompager": {"journal", "daemon", "device", "sim", "room", "link"},
-	"cmd/visitctl":  {"journal", "daemon", "device", "sim", "room", "link"},
+	"cmd/roompager": {"journal", "daemon", "device", "sim", "room", "link", "internal/siteworld", "link/mqtttest"},
+	"cmd/visitctl":  {"journal", "daemon", "device", "sim", "room", "link", "internal/siteworld", "link/mqtttest"},
 	"controller":    {"contract", "journal", "daemon", "device", "link", "mqttconn"},
 	"daemon":        {"link", "mqttconn", "room", "roomclient", "board"},
 	"journal":       {"daemon", "link", "room", "device", "sim", "mqttconn"},
+
+	// The production binaries carry no test support.
+	"cmd/roomd":      {"internal/siteworld", "link/mqtttest"},
+	"cmd/guardboard": {"internal/siteworld", "link/mqtttest"},
 }
 
 // imports returns the module's packages (relative paths) with the module's

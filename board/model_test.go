@@ -111,7 +111,7 @@ func TestAlertRecordsUpdateTheTileAndNameWhoAcknowledged(t *testing.T) {
 	p.Point = "bed"
 	le := m.ApplyRecord(record("room-1", 5, "alert_raised", "", p, roomclient.New))
 	require.NotNil(t, le)
-	assert.Equal(t, "alert_raised", le.Type)
+	require.Equal(t, "alert_raised", le.Type)
 	assert.Equal(t, "bed", le.Alert.Point)
 	v, _ := m.View("room-1")
 	require.Len(t, v.Alerts, 1)

@@ -53,9 +53,11 @@ func TestRoomsJSONListsAreNeverNull(t *testing.T) {
 	require.NoError(t, err)
 	var got []map[string]any
 	require.NoError(t, json.Unmarshal(b, &got))
+	require.Len(t, got, 2)
 	assert.Nil(t, got[0]["info"])
 	assert.Nil(t, got[0]["last_seen"])
-	info := got[1]["info"].(map[string]any)
+	info, ok := got[1]["info"].(map[string]any)
+	require.True(t, ok, "info is an object: %v", got[1]["info"])
 	for _, k := range []string{"inputs", "panic_points", "outputs", "supervised"} {
 		assert.Equal(t, []any{}, info[k], k)
 	}

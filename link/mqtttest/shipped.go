@@ -39,15 +39,24 @@ func ShippedDir() (string, error) {
 // file is missing.
 func Shipped(t testing.TB, name string) string {
 	t.Helper()
-	dir, err := ShippedDir()
+	p, err := shippedFile(name)
 	if err != nil {
 		t.Fatalf("mqtttest: %v", err)
 	}
+	return p
+}
+
+// shippedFile is Shipped for a caller without a test.
+func shippedFile(name string) (string, error) {
+	dir, err := ShippedDir()
+	if err != nil {
+		return "", err
+	}
 	p := filepath.Join(dir, name)
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("mqtttest: shipped file: %v", err)
+		return "", fmt.Errorf("shipped file: %w", err)
 	}
-	return p
+	return p, nil
 }
 
 // Keywords counts the lines of a config that set each keyword (comments
