@@ -241,3 +241,36 @@ func TestWiredAgainstItsConfig(t *testing.T) {
 	_, err := NewWired(DefaultSpec(), device.Spec{}, nil)
 	require.ErrorContains(t, err, "lines wired")
 }
+
+// TestPowerAndHealthy: the simulated UPS's status lines are read as power
+// readings, and Pulse toggles the healthy line.
+func TestPowerAndHealthy(t *testing.T) {
+	spec := DefaultSpec()
+	spec.Power = map[device.Power]device.LineSpec{device.PowerMains: {ActiveLow: true}, device.PowerBattery: {ActiveLow: true}}
+	spec.Healthy = &device.LineSpec{}
+	r, out := roomRun(t, spec)
+	got := map[device.Power]controller.Level{}
+	for range 2 {
+		select {
+		case rd := <-out:
+			require.NotZero(t, rd.Power, "reading %+v", rd)
+			got[rd.Power] = rd.Level
+		case <-time.After(5 * time.Second):
+			t.Fatal("no power reading at start")
+		}
+	}
+	assert.Equal(t, map[device.Power]controller.Level{device.PowerMains: controller.LevelInactive, device.PowerBattery: controller.LevelInactive}, got)
+	require.NoError(t, r.SetPower(device.PowerBattery, true))
+	select {
+	case rd := <-out:
+		assert.Equal(t, device.PowerBattery, rd.Power)
+		assert.Equal(t, controller.LevelActive, rd.Level)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the battery low was not read")
+	}
+	before := r.HealthyLevel()
+	require.NoError(t, r.Pulse())
+	assert.NotEqual(t, before, r.HealthyLevel(), "a pulse toggles the line")
+	require.NoError(t, r.Pulse())
+	assert.Equal(t, before, r.HealthyLevel())
+}
