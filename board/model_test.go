@@ -82,10 +82,10 @@ func TestTilesSortedByUrgency(t *testing.T) {
 	}
 	assert.Equal(t, []string{
 		"g-crit-old", "i-offline", "f-crit-new", "j-offline-crit", // unacknowledged critical, oldest first, offline or not; out of reach in a visit
-		"e-warn",  // an unacknowledged warning
-		"h-acked", // an acknowledged critical alert still standing
-		"c-over",  // overtime
-		"b-visit", // visits
+		"e-warn",          // an unacknowledged warning
+		"h-acked",         // an acknowledged critical alert still standing
+		"c-over",          // overtime
+		"b-visit",         // visits
 		"a-idle", "d-oos", // idle, out of service
 		"k-stale", "l-unknown", // stale, never heard of
 	}, order)

@@ -44,6 +44,8 @@ type Records struct {
 	f         *os.File
 	size      int64
 	err       error // the latest write error (the board logs it)
+	// Skipped counts the lines OpenRecords could not read (and skipped).
+	Skipped int
 }
 
 // RecordsOptions configure Records.
@@ -130,8 +132,8 @@ type ResponseRecord struct {
 }
 
 // OpenRecords opens the records (reading back what the directory holds).
-// An unreadable line is skipped and counted in the error, which does not
-// stop the board.
+// An unreadable line is skipped and counted (Skipped): it does not stop
+// the board.
 func OpenRecords(o RecordsOptions) (*Records, error) {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 4 << 20
@@ -154,23 +156,20 @@ func OpenRecords(o RecordsOptions) (*Records, error) {
 	for _, name := range []string{"records.1.jsonl", "records.jsonl"} {
 		n, err := r.readFile(filepath.Join(o.Dir, name))
 		if err != nil {
-			return r, err
+			return nil, err
 		}
 		bad += n
 	}
 	f, err := os.OpenFile(filepath.Join(o.Dir, "records.jsonl"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
-		return r, fmt.Errorf("open the response-time records: %w", err)
+		return nil, fmt.Errorf("open the response-time records: %w", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return r, fmt.Errorf("open the response-time records: %w", err)
+		return nil, fmt.Errorf("open the response-time records: %w", err)
 	}
-	r.f, r.size = f, st.Size()
-	if bad > 0 {
-		return r, fmt.Errorf("response-time records in %s: %d unreadable lines skipped", o.Dir, bad)
-	}
+	r.f, r.size, r.Skipped = f, st.Size(), bad
 	return r, nil
 }
 
