@@ -225,6 +225,10 @@
     p.lastState = h('div', {class: 'facts last-state', hidden: true});
     p.phase = h('div', {class: 'facts phase'});
     p.countdown = h('div', {class: 'countdown', 'aria-live': 'off', hidden: true});
+    p.cdBefore = h('span', {class: 'cd-word'});
+    p.cdTime = h('span', {class: 'cd-time'});
+    p.cdAfter = h('span', {class: 'cd-word'});
+    p.countdown.append(p.cdBefore, p.cdTime, p.cdAfter);
     p.doorbolt = h('div', {class: 'facts doorbolt'});
     p.clock = h('div', {class: 'facts clock-note', hidden: true});
     p.alerts = h('ul', {class: 'alerts'});
@@ -378,7 +382,7 @@
     for (const v of views) counts[v.category] = (counts[v.category] || 0) + 1;
     reconcile($('counts'), CAT_ORDER.filter((k) => counts[k]), (k) => k,
       (k) => h('span', {class: `count count-${k}`, 'data-count': k}),
-      (el, k) => setText(el, `${SHAPES[k]} ${counts[k]} ${t(`count.${k}`)}`));
+      (el, k) => setText(el, `${SHAPES[k]} ${t(`count.${k}`)}: ${counts[k]}`));
     refreshTimes();
     renderTester();
   }
@@ -432,8 +436,12 @@
       // visit still running has time left (however the clocks differ).
       if (v.phase === 'overtime') left = Math.min(left, 0);
       else if (v.phase === 'in_visit') left = Math.max(left, 0);
-      const txt = left > 0 || v.phase === 'in_visit' ? t('countdown.left', {T: clockText(Math.ceil(left))}) : t('countdown.over', {T: clockText(-left)});
-      setText(p.countdown, txt);
+      // The time big, the words around it small: "0:44:15 left".
+      const id = left > 0 || v.phase === 'in_visit' ? 'countdown.left' : 'countdown.over';
+      const [before, after] = t(id, {T: '\u0000'}).split('\u0000');
+      setText(p.cdBefore, before || '');
+      setText(p.cdTime, left > 0 || v.phase === 'in_visit' ? clockText(Math.ceil(left)) : clockText(-left));
+      setText(p.cdAfter, after || '');
       p.countdown.dataset.remainingS = String(Math.round(left));
       p.countdown.classList.toggle('over', left < 0 || v.phase === 'overtime');
     }
