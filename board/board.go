@@ -440,6 +440,7 @@ func (b *Board) step(it item) {
 		if *it.link != b.connected {
 			b.connected = *it.link
 			b.since = b.now()
+			b.model.BrokerLost(!b.connected, b.since)
 			b.publishLink()
 		}
 	case it.tick:

@@ -234,6 +234,23 @@ type Model struct {
 	// valid id); the others are only listed (Unknown), never tiles.
 	allow   func(string) bool
 	unknown map[string]bool
+	// brokerLost: the board itself has lost the broker, so every room
+	// looks silent; its banner says so, and no room's silence is taken
+	// for its own loss of contact.
+	brokerLost bool
+	brokerBack time.Time
+}
+
+// BrokerLost says whether the board has lost the broker (at now):
+// meanwhile no room out of reach raises a no-contact alarm (the board's own
+// banner is up), nor does a room merely stale within a stale period of
+// the board's return (its next state is on its way); a room whose Last
+// Will says offline does.
+func (m *Model) BrokerLost(lost bool, now time.Time) {
+	if m.brokerLost && !lost {
+		m.brokerBack = now
+	}
+	m.brokerLost = lost
 }
 
 // NewModel returns an empty model that takes every room.
@@ -468,7 +485,8 @@ func (m *Model) ApplyRegistry(rooms []roomclient.Room, now time.Time) []LinkChan
 		c := LinkChange{Room: reg.ID, Before: before, After: after}
 		lost := after == LinkOffline || after == LinkStale
 		switch {
-		case lost && r.contact == nil && r.state != nil && watched[r.state.Phase]:
+		case lost && r.contact == nil && r.state != nil && watched[r.state.Phase] && !m.brokerLost &&
+			(after == LinkOffline || !now.Before(m.brokerBack.Add(roomclient.StaleFactor*reg.Heartbeat()))):
 			r.contact = &ContactView{Since: contract.T(reg.LastState), RaisedAt: contract.T(now)}
 			c.Contact = ContactLost
 		case after == LinkOnline && r.contact != nil:

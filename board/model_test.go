@@ -208,11 +208,25 @@ func TestNoContactDuringAVisitIsCritical(t *testing.T) {
 		v, _ = m.View("room-1")
 		assert.Nil(t, v.NoContact)
 	}
-	// Outside a visit an offline room is no alarm.
+	// While the board itself has lost the broker every room is silent: its
+	// banner says so, and no room raises the alarm for it.
 	m := NewModel()
 	m.ApplyRegistry(online("room-1"), t0)
-	m.ApplyState("room-1", state("room-1", "idle", 3))
+	m.ApplyState("room-1", state("room-1", "in_visit", 3))
+	m.BrokerLost(true, t0)
 	ch := m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, Stale: true}}, t0)
+	assert.Equal(t, ContactSame, ch[0].Contact)
+	m.BrokerLost(false, t0.Add(time.Minute))
+	assert.Empty(t, m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, Stale: true}}, t0.Add(61*time.Second)),
+		"just back: its next state is on its way")
+	ch = m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, Stale: true}}, t0.Add(2*time.Minute+time.Second))
+	assert.Equal(t, ContactLost, ch[0].Contact, "still silent a stale period after the board is back: out of reach")
+
+	// Outside a visit an offline room is no alarm.
+	m = NewModel()
+	m.ApplyRegistry(online("room-1"), t0)
+	m.ApplyState("room-1", state("room-1", "idle", 3))
+	ch = m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, Stale: true}}, t0)
 	assert.Equal(t, ContactSame, ch[0].Contact)
 	v, _ := m.View("room-1")
 	assert.Equal(t, CatOffline, v.Category)
