@@ -244,7 +244,7 @@ func TestBoardInBrowser(t *testing.T) {
 		s.mq.Stop()
 		until(t, ctx, "the stale banner", `!document.getElementById("stale-banner").hidden && document.body.dataset.broker === "lost"`)
 		assert.Contains(t, eval[string](t, ctx, `document.getElementById("stale-banner").textContent`), "DATA STALE")
-		// The board's own fault rings. (Here the rooms' heartbeat is 2 s:
+		// The board's own fault rings. (Here the rooms' heartbeat is 5 s:
 		// a room in a visit may look out of reach before the board's
 		// keepalive finds the broker gone, and ring critical.)
 		until(t, ctx, "the board's own fault rings", `document.body.dataset.sound === "warning" || document.body.dataset.sound === "critical"`)

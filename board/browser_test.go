@@ -197,7 +197,7 @@ device:
     alarm_light: {pin: GPIO26}
     alarm_sounder: {pin: GPIO20}
     reassurance: {pin: GPIO21}
-mqtt: {broker: %q, username: %s, password_file: %s, heartbeat: 2s, keepalive: 1s}
+mqtt: {broker: %q, username: %s, password_file: %s, heartbeat: 5s, keepalive: 1s}
 `
 
 func writeFile(t testing.TB, dir, name, content string) string {
