@@ -231,11 +231,12 @@
     p.countdown.append(p.cdBefore, p.cdTime, p.cdAfter);
     p.doorbolt = h('div', {class: 'facts doorbolt'});
     p.clock = h('div', {class: 'facts clock-note', hidden: true});
+    p.unsynced = h('div', {class: 'facts unsynced', hidden: true});
     p.alerts = h('ul', {class: 'alerts'});
     p.actions = h('div', {class: 'actions'});
     p.reply = h('div', {class: 'reply', role: 'status', 'data-reply': ''});
     p.el.append(h('header', {}, p.h2, p.staff, p.link), p.cat, p.contact, p.lastState, p.phase, p.countdown, p.doorbolt,
-      p.clock, p.alerts, p.actions, p.reply);
+      p.clock, p.unsynced, p.alerts, p.actions, p.reply);
     return p;
   }
 
@@ -293,11 +294,12 @@
     show(p.doorbolt, !!(v.door || v.lock));
     setText(p.doorbolt, db);
     setAttr(p.doorbolt, 'data-presence', presence || null);
-    const notes = [];
-    if (v.clock_offset_s) notes.push(t(v.clock_offset_s > 0 ? 'tile.clock_ahead' : 'tile.clock_behind', {Span: spanText(v.clock_offset_s)}));
-    if (v.has_info && !v.clock_synced) notes.push(t('tile.clock_unsynced'));
-    show(p.clock, notes.length > 0);
-    setText(p.clock, notes.join(' '));
+    // A room's clock that is off says so in words; one merely not set by a
+    // time server, in a quieter line.
+    show(p.clock, !!v.clock_offset_s);
+    if (v.clock_offset_s) setText(p.clock, t(v.clock_offset_s > 0 ? 'tile.clock_ahead' : 'tile.clock_behind', {Span: spanText(v.clock_offset_s)}));
+    show(p.unsynced, !!(v.has_info && !v.clock_synced));
+    setText(p.unsynced, t('tile.clock_unsynced'));
 
     reconcile(p.alerts, v.alerts, (a) => `a:${a.id}`, makeAlert, (li, a) => updateAlert(li, a, v));
 
@@ -777,10 +779,14 @@
     if (text !== undefined) el.textContent = text;
     return el;
   }
+  function axisText(sec) {
+    sec = Math.round(sec);
+    return sec < 120 ? t('age.s', {S: sec}) : t('axis.min', {M: Math.round(sec / 60)});
+  }
   // chart draws the time to acknowledge of each alert against the hour of
   // the day it was raised (this screen's time zone), with each hour's median.
   function chart(alerts) {
-    const W = 960, H = 300, L = 70, B = 40, T = 10, R = 10;
+    const W = 960, H = 300, L = 96, B = 40, T = 10, R = 10;
     const acked = alerts.filter((a) => a.ack_s >= 0);
     const top = Math.max(60, ...acked.map((a) => a.ack_s));
     const x = (hr) => L + (W - L - R) * hr / 24;
@@ -794,7 +800,7 @@
     }
     for (const f of [0, 0.5, 1]) {
       svg.append(s('line', {x1: L, x2: W - R, y1: y(top * f), y2: y(top * f), class: 'grid'}));
-      svg.append(s('text', {x: L - 6, y: y(top * f) + 5, 'text-anchor': 'end', class: 'axis'}, spanText(top * f)));
+      svg.append(s('text', {x: L - 6, y: y(top * f) + 5, 'text-anchor': 'end', class: 'axis'}, axisText(top * f)));
     }
     svg.append(s('text', {x: (W + L) / 2, y: H - 4, 'text-anchor': 'middle', class: 'axis-title'}, t('records.x_axis')));
     svg.append(s('text', {x: 14, y: (H - B) / 2, 'text-anchor': 'middle', class: 'axis-title', transform: `rotate(-90 14 ${(H - B) / 2})`}, t('records.y_axis')));
