@@ -235,10 +235,38 @@ func alarmsIn(t *testing.T, browserLang string) {
 		assert.NotContains(t, csv, "present", "nothing about the occupants")
 	})
 
-	assert.Empty(t, eval[string](t, ctx, `document.body.dataset.missingWords || ""`), "every word of the page is in the catalogue")
 	if *screenshots && lang == "it" {
 		screenshot(t, ctx, "board-records-"+lang+".png")
 	}
+
+	t.Run("a room's clock hours off: said in words, and the countdown never contradicts the phase", func(t *testing.T) {
+		// Over time on the room's clock, though ends_at is hours ahead of
+		// the board's (a room whose clock is six hours ahead).
+		eval[bool](t, ctx, `(() => { window.guardboard.apply({room: "zz-clock", category: "overtime", rank: 4, link: "online",
+			phase: "overtime", door: "closed", lock: "unlocked", alerts: [], heartbeat_s: 30, clock_offset_s: 21600,
+			visit: {id: "v", started_at: new Date(Date.now() - 3600e3).toISOString(), ends_at: new Date(Date.now() + 3 * 3600e3).toISOString(), max_s: 7200}});
+			return true })()`)
+		until(t, ctx, "the clock's words", tile("zz-clock")+` && !`+tile("zz-clock")+`.querySelector(".clock-note").hidden`)
+		assert.Contains(t, eval[string](t, ctx, tile("zz-clock")+`.querySelector(".clock-note").textContent`), fill(w["tile.clock_ahead"], "Span", "6 h 00 min")[:10])
+		until(t, ctx, "the countdown", tile("zz-clock")+`.querySelector(".countdown").dataset.remainingS !== undefined`)
+		left := eval[string](t, ctx, tile("zz-clock")+`.querySelector(".countdown").dataset.remainingS`)
+		assert.True(t, strings.HasPrefix(left, "-") || left == "0", "over time on the room's clock, not %s s left", left)
+		text := eval[string](t, ctx, tile("zz-clock")+`.querySelector(".countdown").textContent`)
+		assert.Contains(t, text, strings.TrimSpace(strings.SplitN(fill(w["countdown.over"], "T", "\x00"), "\x00", 2)[1]), "the words of over time")
+	})
+
+	if lang == "it" {
+		t.Run("the operator chooses another language, and keeps it", func(t *testing.T) {
+			eval[bool](t, ctx, `(() => { const s = document.getElementById("lang"); s.value = "de"; s.dispatchEvent(new Event("change")); return true })()`)
+			de := words(t, "de")
+			until(t, ctx, "German", `document.documentElement.lang === "de" && document.getElementById("logout").textContent === `+fmt.Sprintf("%q", de["header.logout"]))
+			run(t, ctx, chromedp.Reload())
+			until(t, ctx, "German again after a reload (the operator's choice, not the browser's)", `document.documentElement.lang === "de" && document.body.dataset.stream === "open"`)
+			eval[bool](t, ctx, `(() => { const s = document.getElementById("lang"); s.value = "it"; s.dispatchEvent(new Event("change")); return true })()`)
+			until(t, ctx, "Italian again", `document.documentElement.lang === "it"`)
+		})
+	}
+	assert.Empty(t, eval[string](t, ctx, `document.body.dataset.missingWords || ""`), "every word of the page is in the catalogue")
 }
 
 // TestHostileTextIsShownAsText feeds markup and quote-breaking strings
@@ -366,6 +394,10 @@ func TestEveryStateIsReadable(t *testing.T) {
 	s.cables["room-2"].Cut()
 	until(t, ctx, "room-2 out of reach", tile("room-2")+`.dataset.category === "critical"`)
 	check("a room out of reach")
+	// The embedded font has the symbols, and no room id wraps.
+	assert.True(t, eval[bool](t, ctx, `document.fonts.ready.then(() => [...document.fonts].filter(f => f.family.includes("Board Sans") && f.status === "loaded").length === 2)`),
+		"the embedded font, regular and bold, is what the page draws with")
+	assert.Equal(t, "[]", eval[string](t, ctx, `JSON.stringify([...document.querySelectorAll("#tiles h2.room-id")].filter(h => h.getClientRects().length !== 1 || h.getBoundingClientRect().height > 1.6 * parseFloat(getComputedStyle(h).fontSize)).map(h => h.textContent))`))
 	run(t, ctx, chromedp.Click(chromedp.ID("records-toggle")))
 	until(t, ctx, "the records", `document.querySelector("#records svg.chart")`)
 	check("the records")

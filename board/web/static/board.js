@@ -659,6 +659,7 @@
     clearTimeout(toast.timer);
     toast.timer = setTimeout(() => { el.textContent = ''; }, 6000);
   }
+  const BOARD_CODES = new Set(['csrf', 'no_reply', 'not_connected', 'unknown_room', 'no_contact_alarm', 'network']);
   const ACTIONS = new Set(['ack_alert', 'ack_contact', 'extend_visit', 'end_visit', 'set_ready', 'out_of_service', 'back_in_service']);
   function showReply(room, res) {
     const p = tiles.get(room);
@@ -667,7 +668,9 @@
     if (res.ok) {
       text = `✓ ${t('reply.ok', {What: what, By: res.operator})}`;
     } else {
-      text = `✕ ${t('reply.refused', {What: what, Code: res.code || 'error'})}${res.message ? ' — ' + res.message : ''}`;
+      // The board's own refusals in the guard's words; a room's, in its own.
+      const msg = BOARD_CODES.has(res.code) ? t(`error.${res.code}`) : res.message;
+      text = `✕ ${t('reply.refused', {What: what, Code: res.code || 'error'})}${msg ? ' — ' + msg : ''}`;
       if (res.blockers && res.blockers.length) text += ` (${t('reply.blockers', {List: res.blockers.join(', ')})})`;
     }
     if (p) {
