@@ -432,7 +432,7 @@ func (b *Board) step(it item) {
 		b.publishUnknown()
 	case it.pager != nil:
 		gw, ok := roomOf(strings.Replace(it.pager.Topic, "/_pagers/", "/", 1), b.o.Base, "status")
-		if ok && b.model.ApplyPagerStatus(gw, it.pager.Payload) {
+		if ok && contract.ValidRoom(gw) && b.model.ApplyPagerStatus(gw, it.pager.Payload) {
 			data, _ := json.Marshal(b.model.Pagers())
 			b.History.Publish("pagers", data)
 		}

@@ -149,11 +149,13 @@ func TestBoardInBrowser(t *testing.T) {
 		until(t, ctx, "silence", `document.body.dataset.sound === "off"`)
 		assert.Contains(t, eval[string](t, ctx, tile("room-1")+`.querySelector("[data-reply]").textContent`), "acknowledgement: done (by guard-7)")
 		beeps = eval[int](t, ctx, `window.guardboard.beeps`)
-		// The page decides its sound every 250 ms: 11 of its ticks are
-		// longer than the critical period (2 s); no ring may come meanwhile.
+		// An acknowledgement silences at once: no burst in the next 2.5 s
+		// of the page's clock (it decides its sound every 250 ms too).
 		ticks := eval[int](t, ctx, `window.guardboard.ticks`)
 		until(t, ctx, "2.5 s of the page's clock", fmt.Sprintf(`window.guardboard.ticks >= %d`, ticks+11))
-		assert.Equal(t, beeps, eval[int](t, ctx, `window.guardboard.beeps`), "no ring after the acknowledgement")
+		assert.Equal(t, beeps, eval[int](t, ctx, `window.guardboard.beeps`), "no ring after the acknowledgement: %s; rooms %s",
+			eval[string](t, ctx, `JSON.stringify(window.guardboard.rings.slice(-3).map(r => [r.level, r.key]))`),
+			eval[string](t, ctx, `JSON.stringify([...window.guardboard.rooms.values()].map(v => [v.room, v.category, v.link, v.no_contact]))`))
 		until(t, ctx, "the acknowledgement in the log", `document.querySelector('#log-list li[data-log-type="alert_acked"][data-log-room="room-1"]')`)
 	})
 

@@ -267,7 +267,9 @@ func (m *Model) room(id string) *roomModel {
 	r := m.rooms[id]
 	if r == nil {
 		if !contract.ValidRoom(id) || (m.allow != nil && !m.allow(id)) {
-			m.unknown[id] = true
+			if len(m.unknown) < 1000 {
+				m.unknown[id] = true
+			}
 			return nil
 		}
 		r = &roomModel{id: id, ackedBy: map[string]string{}, reannounced: map[string]string{}}
