@@ -526,19 +526,22 @@
   function alarms() {
     const out = [];
     for (const v of rooms.values()) {
-      if (v.no_contact && !v.no_contact.acked_by) out.push({key: `${v.room}/no_contact@${v.no_contact.raised_at}`, pri: PRI.high});
+      if (v.no_contact && !v.no_contact.acked_by) {
+        const k = `${v.room}/no_contact@${v.no_contact.raised_at}`;
+        out.push({key: k, base: k, pri: PRI.high});
+      }
       for (const a of v.alerts) {
         if (a.acked) continue;
         const s = sev(a);
         // Staff at the room see its warnings for themselves; a critical
         // alert sounds whoever is there.
         if (s !== 'critical' && v.staff) continue;
-        out.push({key: `${v.room}/${a.id}/${a.announcements}`, pri: s === 'critical' ? PRI.high : s === 'warning' ? PRI.medium : PRI.low});
+        out.push({key: `${v.room}/${a.id}/${a.announcements}`, base: `${v.room}/${a.id}`, pri: s === 'critical' ? PRI.high : s === 'warning' ? PRI.medium : PRI.low});
       }
     }
     // The board's own fault, and deaf handsets, sound too.
-    if (body.dataset.stale === 'true') out.push({key: 'board/stale', pri: PRI.medium});
-    if (body.dataset.pagers === 'down') out.push({key: 'board/pagers', pri: PRI.medium});
+    if (body.dataset.stale === 'true') out.push({key: 'board/stale', base: 'board/stale', pri: PRI.medium});
+    if (body.dataset.pagers === 'down') out.push({key: 'board/pagers', base: 'board/pagers', pri: PRI.medium});
     return out;
   }
   function noteAlarms(v, arrived) {
@@ -599,19 +602,16 @@
     if (rings.length > 200) rings.shift();
     body.dataset.lastRingMs = trigger ? String(Math.round(first - trigger.dom)) : '';
   }
-  function level() {
-    let pri = 0, top = null;
-    for (const al of alarms()) if (al.pri > pri) { pri = al.pri; top = al; }
-    return {pri, top};
-  }
   function updateSound() {
     const all = alarms();
     let pri = 0, top = null;
     for (const al of all) {
       if (al.pri > pri || (al.pri === pri && top && (firstSeen.get(al.key) || {arrived: 0}).arrived > (firstSeen.get(top.key) || {arrived: 0}).arrived)) { pri = al.pri; top = al; }
     }
-    // A new alarm ends the pause: the pause was for the alarms sounding then.
-    if (paused() && all.some((al) => al.pri >= PRI.medium && !pausedKeys.has(al.key))) endPause();
+    // A new alarm ends the pause: the pause was for the alarms sounding
+    // then (an alert merely repeated is not new; one announced again after
+    // its acknowledgement is).
+    if (paused() && all.some((al) => al.pri >= PRI.medium && !pausedKeys.has(al.base))) endPause();
     if (paused()) pri = 0;
     body.dataset.alarm = LEVEL_NAME[pri];
     if (!audio) { body.dataset.sound = 'unarmed'; return; }
@@ -633,7 +633,7 @@
   function pauseAudio() {
     if (!audio) return;
     pausedUntil = performance.now() + PAUSE_MS;
-    pausedKeys = new Set(alarms().map((al) => al.key));
+    pausedKeys = new Set(alarms().map((al) => al.base));
     updatePause();
     updateSound();
     for (const v of rooms.values()) updateTile(v);
