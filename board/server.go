@@ -186,7 +186,8 @@ func (s *Server) currentSession(r *http.Request) (Session, bool) {
 }
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.currentSession(r); !ok {
+	ss, ok := s.currentSession(r)
+	if !ok {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
@@ -195,6 +196,9 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "page missing", http.StatusInternalServerError)
 		return
 	}
+	// The page says its language from the first byte (the script then
+	// fills in the words).
+	b = []byte(strings.Replace(string(b), `<html lang="en">`, `<html lang="`+s.sessionLang(r, ss.Operator)+`">`, 1))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(b)
