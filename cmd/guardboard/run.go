@@ -142,7 +142,7 @@ func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.simUser, "sim-driver-user", "", "broker `identity` the tester panel publishes sim/set as (test benches only; no production ACL grants it)")
 	fs.StringVar(&f.simPasswordFile, "sim-driver-password-file", "", "`file` holding the sim driver's broker password")
 	fs.StringVar(&f.stateFile, "state-file", "", "`file` keeping where the board stands in every room's records, so that a restarted board has the rooms replay what the broker did not keep for it (e.g. /var/lib/guardboard/marks.json)")
-	fs.StringVar(&f.rooms, "rooms", "room-*", "the site's `rooms`: ids or patterns with * and ?, separated by commas (room-1,room-2 or room-*); any other id on the broker is never shown as a room nor rings")
+	fs.StringVar(&f.rooms, "rooms", "room-*", "the site's rooms: a `list` of ids or patterns with * and ?, separated by commas (room-1,room-2 or room-*); any other id on the broker is never shown as a room nor rings")
 	fs.StringVar(&f.stateDir, "state-dir", "", "`directory` where the board keeps its response-time records and each operator's language (e.g. /var/lib/guardboard); without it they live in memory")
 	fs.StringVar(&f.shifts, "shifts", "06:00,14:00,22:00", "the local `times` at which the site's shifts start, for the response-time records")
 	fs.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow plain HTTP on an address other than loopback (passwords travel in clear)")
