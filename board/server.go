@@ -264,6 +264,9 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, http.StatusBadRequest, d)
 		return
 	}
+	if l := r.PostForm.Get("lang"); Supported(l) {
+		d.Lang, d.T = l, s.words.Messages(l) // the language the form was shown in
+	}
 	op, pw := strings.TrimSpace(r.PostForm.Get("operator")), r.PostForm.Get("password")
 	addr := clientAddress(r)
 	d.Operator = op
