@@ -66,7 +66,7 @@ var allowed = map[string][]string{
 	"pager/espatest": nil,
 	"board":          {"contract", "controller", "roomclient"},
 
-	"cmd/guardboard": {"board", "buildinfo", "configs", "contract", "controller", "link/broker", "mqttconn", "room", "roomclient"},
+	"cmd/guardboard": {"board", "buildinfo", "configs", "contract", "controller", "daemon", "link/broker", "mqttconn", "room", "roomclient"},
 	"cmd/roombench":  {"configs", "contract", "controller", "device", "internal/siteworld", "journal", "link", "link/mqtttest", "room", "roomclient", "sim"},
 	"cmd/roomd": {"buildinfo", "commission", "configs", "contract", "controller", "daemon", "device", "journal", "link/broker",
 		"room", "sim", "sim/scenario"},

@@ -76,7 +76,10 @@ type StateMessage struct {
 	Door  string        `json:"door"`
 	Lock  string        `json:"lock"`
 	// Presence is present only outside visits and inspections (privacy rule).
-	Presence      string            `json:"presence,omitempty"`
+	Presence string `json:"presence,omitempty"`
+	// Staff is the staff input at the room (pressed while a guard's key is
+	// turned): staff at the room, never the occupants. Absent until read.
+	Staff         string            `json:"staff,omitempty"`
 	Alerts        []AlertMessage    `json:"alerts"`
 	ServiceReason string            `json:"service_reason"`
 	Outputs       map[string]string `json:"outputs"`
@@ -329,6 +332,9 @@ func StateMessageOf(room string, epoch Epoch, st controller.State) StateMessage 
 		// Privacy: presence leaves the device only outside visits and
 		// inspections (the controller leaves it nil there).
 		m.Presence = controller.InputPresence.Describe(*st.Presence)
+	}
+	if st.Staff != nil {
+		m.Staff = controller.InputStaff.Describe(*st.Staff)
 	}
 	for i := range st.Alerts {
 		m.Alerts = append(m.Alerts, alertMessageOf(&st.Alerts[i]))

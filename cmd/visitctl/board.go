@@ -240,7 +240,7 @@ func render(b *board, now time.Time, width int) string {
 	}
 	sort.Strings(names)
 	format := fmt.Sprintf("%%-%ds  %%-7s  %%-14s  %%-14s  %%-7s  %%-8s  %%-13s  %%s", roomW)
-	lines = append(lines, strings.TrimRight(fmt.Sprintf(format, "ROOM", "LINK", "PHASE", "VISIT", "DOOR", "LOCK", "LAST STATE", "ALERTS"), " "))
+	lines = append(lines, strings.TrimRight(fmt.Sprintf(format, "ROOM", "LINK", "PHASE", "VISIT", "DOOR", "BOLT", "LAST STATE", "ALERTS"), " "))
 	if len(names) == 0 {
 		lines = append(lines, "(no room has published under "+b.base+"/ yet)")
 	}

@@ -234,7 +234,7 @@ func writeState(w io.Writer, s *contract.StateMessage, now time.Time) {
 			v.EndsAt.Local().Format(timeZone), countdown(v.EndsAt.Time, now))
 	}
 	row("door", "%s", s.Door)
-	row("lock", "%s", s.Lock)
+	row("bolt", "%s", s.Lock)
 	if s.Presence != "" {
 		row("presence", "%s", s.Presence)
 	}
