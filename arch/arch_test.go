@@ -31,6 +31,7 @@ var allowed = map[string][]string{
 	"mqttconn":              nil,
 	"contract":              {"controller"},
 	"contract/contracttest": nil,
+	"access":                {"contract", "controller"},
 
 	"device":                {"controller"},
 	"device/devicetest":     {"controller", "device"},
@@ -44,7 +45,7 @@ var allowed = map[string][]string{
 	"link":                  {"contract", "controller", "journal", "mqttconn"},
 	"link/broker":           nil,
 	"link/homeassistant":    {"contract", "controller"},
-	"link/mqtttest":         {"internal/testtier", "link/broker"},
+	"link/mqtttest":         {"access", "internal/testtier", "link/broker"},
 	"commission":            {"contract", "controller", "daemon", "daemon/timebase", "device", "journal"},
 	"configs":               {"contract", "controller"},
 	"configs/mosquitto":     nil,
@@ -66,13 +67,14 @@ var allowed = map[string][]string{
 	"cmd/roomd": {"buildinfo", "commission", "configs", "contract", "controller", "daemon", "journal", "link/broker",
 		"room", "sim", "sim/scenario"},
 	"cmd/roompager": {"buildinfo", "contract", "mqttconn", "pager", "pager/espa", "roomclient"},
-	"cmd/visitctl":  {"buildinfo", "contract", "controller", "link/homeassistant", "mqttconn", "roomclient"},
+	"cmd/visitctl":  {"access", "buildinfo", "contract", "controller", "link/homeassistant", "mqttconn", "roomclient"},
 }
 
 // neverReached: what a package must not compile in, directly or not. The
 // clients of the contract carry nothing of a room.
 var neverReached = map[string][]string{
 	"contract":      {"journal", "daemon", "device", "sim", "room", "link", "mqttconn", "configs"},
+	"access":        {"journal", "daemon", "device", "sim", "room", "link", "mqttconn", "configs"},
 	"roomclient":    {"journal", "daemon", "device", "sim", "room", "link", "configs"},
 	"board":         {"journal", "daemon", "device", "sim", "room", "link", "configs"},
 	"pager":         {"journal", "daemon", "device", "sim", "room", "link", "configs"},

@@ -26,6 +26,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/access"
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
@@ -148,8 +149,19 @@ func startSiteBroker(t *testing.T, centre *mqtttest.MosquittoBroker, id string, 
 	}
 	maps.Copy(set, tunnel)
 	tun := mqtttest.Stunnel(t, mqtttest.StunnelOptions{File: "site-tunnel.conf", Replace: []string{"site-a", id}, Set: set})
+	// The shipped site file with this site's rooms (the users that are no
+	// other identity of it).
+	acl := mqtttest.SiteACL(t, func(s *access.Site) {
+		s.Rooms = nil
+		for u := range users {
+			if _, known := s.Identity(u); !known {
+				s.Rooms = append(s.Rooms, u)
+			}
+		}
+		slices.Sort(s.Rooms)
+	})
 	broker := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{
-		TLS: true, ShippedConfig: true, Users: users,
+		TLS: true, ShippedConfig: true, Users: users, ACLFile: acl,
 		Dropins: []mqtttest.Dropin{{
 			Name:    "site-bridge.conf",
 			Replace: []string{"site-a", id},

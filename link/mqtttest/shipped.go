@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/roomd/roomd/access"
 )
 
 // ShippedDir returns the absolute path of configs/mosquitto, the production
@@ -138,4 +140,31 @@ func Rewrite(text string, set map[string][]string) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// SiteACL writes mosquitto's ACL for the shipped site file
+// (configs/mosquitto/site.yaml) as edit changes it (the rooms, operators
+// and bench identities of a test), exactly as visitctl acl writes it, and
+// returns its path. It fails the test if the edited site file is invalid.
+func SiteACL(t testing.TB, edit func(*access.Site)) string {
+	t.Helper()
+	data, err := os.ReadFile(Shipped(t, "site.yaml"))
+	if err != nil {
+		t.Fatalf("mqtttest: %v", err)
+	}
+	site, err := access.ReadSite(data, "site.yaml")
+	if err != nil {
+		t.Fatalf("mqtttest: shipped %v", err)
+	}
+	if edit != nil {
+		edit(site)
+	}
+	if err := site.Check(); err != nil {
+		t.Fatalf("mqtttest: site file as the test edits it: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "acl")
+	if err := os.WriteFile(path, []byte(site.ACL("site.yaml")), 0o600); err != nil {
+		t.Fatalf("mqtttest: write ACL: %v", err)
+	}
+	return path
 }
