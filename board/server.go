@@ -126,8 +126,7 @@ func (s *Server) authed(h authedHandler) http.HandlerFunc {
 		if err == nil {
 			ss, ok = s.sessions.Get(c.Value)
 		}
-		if ok && !s.o.Accounts.Exists(ss.Operator) {
-			s.sessions.EndOperator(ss.Operator)
+		if ok && !s.current(ss) {
 			ok = false
 		}
 		if !ok {
@@ -144,10 +143,24 @@ func (s *Server) currentSession(r *http.Request) (Session, bool) {
 		return Session{}, false
 	}
 	ss, ok := s.sessions.Get(c.Value)
-	if ok && !s.o.Accounts.Exists(ss.Operator) {
+	if ok && !s.current(ss) {
 		return Session{}, false
 	}
 	return ss, ok
+}
+
+// current reports whether ss still stands: its account exists and has the
+// password it logged in with. A session that does not is ended, with every
+// other of its operator's that does not (guardboard accounts passwd or
+// remove, from another process: the accounts file tells).
+func (s *Server) current(ss Session) bool {
+	gen, ok := s.o.Accounts.Generation(ss.Operator)
+	if ok && gen == ss.Generation {
+		return true
+	}
+	s.sessions.EndStale(ss.Operator, gen)
+	s.log.Info("session ended: the operator's account changed", "operator", ss.Operator, "removed", !ok)
+	return false
 }
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
@@ -201,30 +214,31 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	op, pw := strings.TrimSpace(r.PostForm.Get("operator")), r.PostForm.Get("password")
 	addr := clientAddress(r)
 	d := loginData{Title: s.o.Title, Operator: op}
-	if ok, wait := s.limiter.Allow(op, addr); !ok {
+	ok, wait, ticket := s.limiter.Attempt(op, addr)
+	if !ok {
 		s.log.Warn("login refused: too many failed logins", "operator", op, "address", addr, "retry_after", wait.Round(time.Second))
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
 		d.Error = fmt.Sprintf("Too many failed logins. Try again in %s, or ask the supervisor to reset your password.", roundUpMinutes(wait))
 		s.renderLogin(w, http.StatusTooManyRequests, d)
 		return
 	}
-	good := false
+	good, gen := false, ""
 	if controller.ValidOperatorID(op) {
 		var err error
-		good, err = s.o.Accounts.Check(op, pw)
+		gen, good, err = s.o.Accounts.Verify(op, pw)
 		if err != nil {
 			s.log.Error("accounts file", "err", err)
 		}
 	}
 	if !good {
-		s.limiter.Fail(op, addr)
+		// Attempt counted it already.
 		s.log.Warn("login failed", "operator", op, "address", addr)
 		d.Error = "Wrong operator id or password."
 		s.renderLogin(w, http.StatusUnauthorized, d)
 		return
 	}
-	s.limiter.Succeed(op)
-	sid, _ := s.sessions.New(op)
+	s.limiter.Succeed(op, addr, ticket)
+	sid, _ := s.sessions.Start(op, gen)
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: sid, Path: "/", HttpOnly: true, Secure: s.o.TLS,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(SessionLife / time.Second)})
 	s.log.Info("login", "operator", op, "address", addr)
