@@ -63,7 +63,7 @@ var allowed = map[string][]string{
 	"board":          {"contract", "controller", "roomclient"},
 
 	"cmd/guardboard": {"board", "buildinfo", "configs", "contract", "controller", "link/broker", "mqttconn", "room", "roomclient"},
-	"cmd/roombench":  {"configs", "contract", "controller", "device", "journal", "link", "link/mqtttest", "room", "roomclient", "sim"},
+	"cmd/roombench":  {"access", "configs", "contract", "controller", "device", "journal", "link", "link/mqtttest", "room", "roomclient", "sim"},
 	"cmd/roomd": {"access", "buildinfo", "commission", "configs", "contract", "controller", "daemon", "journal", "link/broker", "mqttconn",
 		"room", "sim", "sim/scenario"},
 	"cmd/roompager": {"buildinfo", "contract", "mqttconn", "pager", "pager/espa", "roomclient"},

@@ -183,6 +183,7 @@ device:
     alarm_sounder: {pin: GPIO20}
     reassurance: {pin: GPIO21}
 mqtt: {broker: %q, username: %s, password_file: %s, heartbeat: 2s, keepalive: 1s}
+commands: {operators: [guard-*]}
 `
 
 func writeFile(t testing.TB, dir, name, content string) string {

@@ -338,6 +338,7 @@ func startSiteRoom(ctx context.Context, s *siteNet, id string, c sitesRoom, g *s
 	cfg.MQTT.Broker, cfg.MQTT.Base, cfg.MQTT.ClientID, cfg.MQTT.Username = s.url, contract.DefaultBase, "roomd-"+id, id
 	cfg.MQTT.PasswordFile, cfg.MQTT.TLS.CAFile = pwFile, s.ca.CertFile
 	cfg.MQTT.Heartbeat = c.Heartbeat
+	cfg.Commands.Operators = []string{siteGuardOperator}
 	sm, err := sim.New(c.Spec, log)
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", s.id, id, err)
@@ -687,7 +688,8 @@ func (g *siteGuard) await(ctx context.Context, room string, timeout time.Duratio
 	}
 }
 
-// request sends cmd on cmd/guard-station and waits for a message matching
+// request sends cmd as the board does, on cmd/guard-1 (the guard it logs
+// in, whom the rooms name), and waits for a message matching
 // want (nil: its reply), sending it again (same request_id) every 2 s while
 // neither came.
 func (g *siteGuard) request(ctx context.Context, room string, cmd controller.Command, timeout time.Duration, want func(siteMsg) bool) (siteMsg, error) {
@@ -697,7 +699,7 @@ func (g *siteGuard) request(ctx context.Context, room string, cmd controller.Com
 	replied := false
 	for wallclock.Now().Before(end) {
 		if !replied {
-			tok := g.cli.Publish("visitrooms/"+room+"/cmd/"+siteGuardUser, 1, false, payload)
+			tok := g.cli.Publish("visitrooms/"+room+"/cmd/"+siteGuardOperator, 1, false, payload)
 			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 				return siteMsg{}, fmt.Errorf("%s/%s: publish %s: %v", g.site, room, cmd.Action, tok.Error())
 			}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/roomd/roomd/access"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/wallclock"
 )
@@ -29,8 +30,11 @@ import (
 // Identities of the sites network and their passwords.
 const (
 	siteGuardUser = "guard-station"
-	siteFloorUser = "floor-probe" // a room-like identity at each site: the floor's publisher
-	centreUser    = "booking"
+	// siteGuardOperator is the guard the site's board acts for: the rooms
+	// name it in their config (commands.operators), as a site does.
+	siteGuardOperator = "guard-1"
+	siteFloorUser     = "floor-probe" // a room-like identity at each site: the floor's publisher
+	centreUser        = "booking"
 )
 
 func sitePassword(user string) string { return "pw-" + user }
@@ -140,7 +144,13 @@ func startSitesNet(dir string, n int, rooms func(site string) []string, wanDelay
 			// included, may have this many QoS 1 messages in flight.
 			text += fmt.Sprintf("\nmax_inflight_messages %d\n", inflight)
 		}
-		s.broker, _, err = shippedBroker(shipped, filepath.Join(sdir, "broker"), "mosquitto.conf", "acl", 1, s.ca.CertFile, sc, sk, users,
+		// The shipped site file with this site's rooms, and the floor
+		// probe that publishes as a room does.
+		acl, err := siteACL(shipped, sdir, append(rooms(id), siteFloorUser))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		s.broker, _, err = shippedBroker(shipped, filepath.Join(sdir, "broker"), "mosquitto.conf", acl, 1, s.ca.CertFile, sc, sk, users,
 			map[string]string{"site-bridge.conf": text}, autosave)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", id, err)
@@ -178,6 +188,10 @@ func clientTLS(ca *mqtttest.CA) (*tls.Config, error) { return ca.ClientConfig(""
 // listeners' addresses in the config's order.
 func shippedBroker(shipped, dir, conf, acl string, listeners int, cafile, cert, key string, users, dropins map[string]string, autosave time.Duration) (*mosquitto, []string, error) {
 	fail := func(err error) (*mosquitto, []string, error) { return nil, nil, err }
+	aclPath := acl
+	if !filepath.IsAbs(acl) {
+		aclPath = filepath.Join(shipped, acl)
+	}
 	bin, err := findMosquitto()
 	if err != nil {
 		return fail(err)
@@ -214,7 +228,7 @@ func shippedBroker(shipped, dir, conf, acl string, listeners int, cafile, cert, 
 		set := map[string][]string{
 			"pid_file": {""}, "persistence_location": {filepath.Join(dir, "data") + "/"}, "listener": ports,
 			"cafile": {cafile}, "certfile": {cert}, "keyfile": {key}, "password_file": {pw},
-			"acl_file": {filepath.Join(shipped, acl)}, "log_dest": {"stderr"},
+			"acl_file": {aclPath}, "log_dest": {"stderr"},
 		}
 		if mqtttest.Keywords(string(data))["include_dir"] > 0 {
 			set["include_dir"] = []string{filepath.Join(dir, "conf.d")}
@@ -353,4 +367,26 @@ func (s *stunnel) Close() {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
+}
+
+// siteACL writes into dir the ACL of the shipped site file with rooms as
+// its rooms (visitctl acl's), and returns its path.
+func siteACL(shipped, dir string, rooms []string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(shipped, "site.yaml"))
+	if err != nil {
+		return "", fmt.Errorf("read shipped site.yaml: %w", err)
+	}
+	site, err := access.ReadSite(data, "site.yaml")
+	if err != nil {
+		return "", err
+	}
+	site.Rooms = rooms
+	if err := site.Check(); err != nil {
+		return "", fmt.Errorf("site file with the bench's rooms: %w", err)
+	}
+	path := filepath.Join(dir, "acl")
+	if err := os.WriteFile(path, []byte(site.ACL("site.yaml")), 0o600); err != nil {
+		return "", fmt.Errorf("write the site's ACL: %w", err)
+	}
+	return path, nil
 }

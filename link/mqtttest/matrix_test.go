@@ -113,6 +113,30 @@ func runMatrix(t *testing.T, s *access.Site, acl string) {
 	subscribe(t, watch, "$SYS/broker/connection/#", watchH)
 	inject := login(t, mq, users, injector, nil)
 
+	// Session takeover: every other identity asks for room-a's client ids
+	// (roomd's, and its username) with a clean session, while room-a is
+	// connected as roomd is; room-a keeps its connection, and its session.
+	lost := make(chan error, 1)
+	victim := connect(t, client{id: "roomd-room-a", url: mq.URL(), user: "room-a", pass: users["room-a"], tls: mq.TLSConfig(),
+		onLost: func(err error) { lost <- err }})
+	for _, id := range s.Identities() {
+		if id.Name == "room-a" {
+			continue
+		}
+		for _, cid := range []string{"roomd-room-a", "room-a"} {
+			connect(t, client{id: cid, url: mq.URL(), user: id.Name, pass: users[id.Name], tls: mq.TLSConfig(), clean: true}).Disconnect(0)
+		}
+	}
+	mq.Flush() // the broker has handled every connection above
+	publish(t, victim, "visitrooms/room-a/availability", "still here", false)
+	select {
+	case err := <-lost:
+		t.Fatalf("an identity took room-a's session over with its client id: %v", err)
+	default:
+	}
+	victim.Disconnect(0)
+	until(t, watchCh, "still here")
+
 	checked := 0
 	for _, id := range s.Identities() {
 		// Publish: X publishes on every topic; the watcher sees what got
