@@ -281,7 +281,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // gets every update it missed, in order, if the history still holds them,
 // else a snapshot; then the updates as they come, and a tick with the
 // board's clock every second.
-func (s *Server) events(w http.ResponseWriter, r *http.Request, _ Session, _ string) {
+func (s *Server) events(w http.ResponseWriter, r *http.Request, ss Session, sid string) {
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -351,6 +351,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ Session, _ str
 				return
 			}
 		case <-tick.C:
+			// A session logged out, or whose operator's password changed
+			// or account went, stops receiving at once.
+			if live, ok := s.sessions.Get(sid); !ok || live.Generation != ss.Generation || !s.current(live) {
+				return
+			}
 			if !write("", "tick", fmt.Appendf(nil, `{"now":%q}`, contract.FormatTime(s.now()))) {
 				return
 			}

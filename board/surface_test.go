@@ -332,3 +332,44 @@ func TestPasswordChangeAndRemovalEndSessions(t *testing.T) {
 	st, _ = s.do(t, request{method: "POST", path: "/logout", cookie: seven3, token: eightToken})
 	assert.Equal(t, http.StatusUnauthorized, st)
 }
+
+// TestOpenStreamEndsWithItsSession: a browser's live stream stops at the
+// next tick once its session is over: the password changed, or a logout.
+func TestOpenStreamEndsWithItsSession(t *testing.T) {
+	s := newSurface(t)
+	stream := func(cookie string) <-chan error {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, s.ts.URL+"/api/events", nil)
+		require.NoError(t, err)
+		req.AddCookie(&http.Cookie{Name: CookieName, Value: cookie})
+		resp, err := s.bare().Do(req)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		ended := make(chan error, 1)
+		go func() {
+			defer resp.Body.Close()
+			_, err := io.Copy(io.Discard, resp.Body)
+			ended <- err
+		}()
+		return ended
+	}
+	wait := func(ended <-chan error, what string) {
+		t.Helper()
+		select {
+		case err := <-ended:
+			assert.NoError(t, err, what)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the stream went on after %s", what)
+		}
+	}
+	seven, _ := s.login(t, "guard-7", "pw-guard-7-long")
+	ended := stream(seven)
+	require.NoError(t, s.af.Passwd("guard-7", "a brand new password"))
+	wait(ended, "the password changed")
+
+	eight, token := s.login(t, "guard-8", "pw-guard-8-long")
+	ended = stream(eight)
+	st, _ := s.do(t, request{method: "POST", path: "/logout", cookie: eight, token: token})
+	require.Equal(t, http.StatusOK, st)
+	wait(ended, "the logout")
+}
