@@ -61,8 +61,8 @@ type fileID struct {
 func idOf(fi os.FileInfo) fileID {
 	id := fileID{mod: fi.ModTime(), size: fi.Size()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		id.inode = st.Ino
-		id.change = time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+		id.inode = uint64(st.Ino)
+		id.change = time.Unix(int64(st.Ctim.Sec), int64(st.Ctim.Nsec)) // int32 on 32-bit ARM
 	}
 	return id
 }
