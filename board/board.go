@@ -26,6 +26,10 @@ import (
 	"github.com/roomd/roomd/wallclock"
 )
 
+// quietAfter is how long a connected board waits for its first message
+// before it says that it may not be allowed to read.
+const quietAfter = 10 * time.Second
+
 // Defaults of Options.
 const (
 	DefaultUsername       = "guard-station"
@@ -84,6 +88,11 @@ type Board struct {
 
 	client atomic.Pointer[roomclient.Client]
 	simCli atomic.Pointer[roomclient.Client]
+	// heard: a room's message reached the board since it connected.
+	heard atomic.Bool
+	// quietAfter is how long the board waits, connected, for a first
+	// message before it says it may not be allowed to read.
+	quietAfter time.Duration
 
 	box mailbox
 
@@ -127,7 +136,7 @@ func New(o Options) *Board {
 		o.Records, _ = OpenRecords(RecordsOptions{})
 	}
 	b := &Board{o: o, log: o.Logger, now: o.Now, History: NewHistory(o.History, 4096),
-		model: NewModel(), lastJSON: map[string]string{}, marks: map[string]roomclient.Mark{}, Records: o.Records,
+		model: NewModel(), lastJSON: map[string]string{}, marks: map[string]roomclient.Mark{}, Records: o.Records, quietAfter: quietAfter,
 		unknown: "[]", lastContact: map[string]string{}}
 	if o.Rooms != nil {
 		b.model.Allow(RoomMatcher(o.Rooms))
@@ -249,7 +258,7 @@ func (b *Board) options() roomclient.Options {
 		Operator:  b.o.Username,
 		Streams:   roomclient.RegistryStreams | roomclient.Replies,
 		Keepalive: keepalive, MaxReconnectInterval: 2 * time.Second, Dial: b.o.Dial,
-		OnMessage: func(m roomclient.Message) { b.box.put(item{msg: &m}) },
+		OnMessage: func(m roomclient.Message) { b.heard.Store(true); b.box.put(item{msg: &m}) },
 		OnRecord:  func(r roomclient.Record) { b.box.put(item{rec: &r}) },
 		OnLoss:    func(l roomclient.Loss) { b.box.put(item{loss: &l}) },
 		OnConnect: func() { b.box.put(item{link: &up}) },
@@ -354,7 +363,7 @@ func (b *Board) connect(ctx context.Context) {
 		c, err := roomclient.Dial(dctx, b.options())
 		cancel()
 		if err != nil {
-			b.log.Warn("broker not reachable; retrying", "broker", b.o.Broker, "err", err)
+			b.logDialError(err, b.o.Username)
 			continue
 		}
 		filter := b.o.Base + "/+/sim/outputs"
@@ -377,7 +386,38 @@ func (b *Board) connect(ctx context.Context) {
 		b.client.Store(c)
 		b.box.put(item{link: &up})
 		b.log.Info("connected to the broker", "broker", b.o.Broker, "username", b.o.Username)
+		go b.warnIfSilent(ctx)
 		return
+	}
+}
+
+// logDialError says why the board could not connect: a refused login or
+// subscription is the broker's ACL or password file, not a broker down.
+func (b *Board) logDialError(err error, user string) {
+	var ce *roomclient.ConnectError
+	var se *roomclient.SubscribeError
+	switch {
+	case errors.As(err, &se):
+		b.log.Error("the broker does not let the board read what it shows; retrying", "username", user, "err", err)
+	case errors.As(err, &ce) && ce.LoginRefused():
+		b.log.Error("the broker refused the board's login; retrying", "username", user, "err", err)
+	default:
+		b.log.Warn("broker not reachable; retrying", "broker", b.o.Broker, "err", err)
+	}
+}
+
+// warnIfSilent says, once, when nothing of any room reached the board
+// within quietAfter of connecting: with mosquitto's ACL file, an identity
+// that may read nothing gets a granted subscription and silence.
+func (b *Board) warnIfSilent(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(b.quietAfter):
+	}
+	if !b.heard.Load() {
+		b.log.Error(fmt.Sprintf("connected, and nothing under %s/ reached %s within %s: no room has published there yet, or %s is not allowed to read %s/+/{info,availability,state,reply} (the broker withholds what an identity may not read without saying so: docs/security.md)",
+			b.o.Base, b.o.Username, b.quietAfter, b.o.Username, b.o.Base), "username", b.o.Username)
 	}
 }
 
@@ -395,7 +435,7 @@ func (b *Board) connectSim(ctx context.Context) {
 			Logger: b.log.With("component", "sim-driver")})
 		cancel()
 		if err != nil {
-			b.log.Warn("sim driver: broker not reachable; retrying", "err", err)
+			b.logDialError(err, b.o.SimUsername)
 			continue
 		}
 		b.simCli.Store(c)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/roomd/roomd/access"
 	"github.com/roomd/roomd/board"
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/internal/testtier"
@@ -198,6 +200,7 @@ device:
     alarm_sounder: {pin: GPIO20}
     reassurance: {pin: GPIO21}
 mqtt: {broker: %q, username: %s, password_file: %s, heartbeat: 5s, keepalive: 1s}
+commands: {operators: [guard-*]}
 `
 
 func writeFile(t testing.TB, dir, name, content string) string {
@@ -238,9 +241,9 @@ func startSite(t testing.TB, o siteOptions) *site {
 		o.Policy = "{preset: italy}"
 	}
 	dir := t.TempDir()
-	acl, err := os.ReadFile(mqtttest.ShippedACL(t))
-	require.NoError(t, err)
-	aclFile := writeFile(t, dir, "acl", string(acl)+"\nuser sim-driver\ntopic read visitrooms/#\ntopic write visitrooms/+/sim/set\n")
+	aclFile := mqtttest.SiteACL(t, func(s *access.Site) {
+		s.Rooms, s.SimDriver = append(slices.Clone(roomIDs), o.Processes...), "sim-driver"
+	})
 	users := map[string]string{}
 	for id, pw := range sitePasswords {
 		users[id] = pw

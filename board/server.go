@@ -161,8 +161,7 @@ func (s *Server) authed(h authedHandler) http.HandlerFunc {
 		if err == nil {
 			ss, ok = s.sessions.Get(c.Value)
 		}
-		if ok && !s.o.Accounts.Exists(ss.Operator) {
-			s.sessions.EndOperator(ss.Operator)
+		if ok && !s.current(ss) {
 			ok = false
 		}
 		if !ok {
@@ -179,10 +178,24 @@ func (s *Server) currentSession(r *http.Request) (Session, bool) {
 		return Session{}, false
 	}
 	ss, ok := s.sessions.Get(c.Value)
-	if ok && !s.o.Accounts.Exists(ss.Operator) {
+	if ok && !s.current(ss) {
 		return Session{}, false
 	}
 	return ss, ok
+}
+
+// current reports whether ss still stands: its account exists and has the
+// password it logged in with. A session that does not is ended, with every
+// other of its operator's that does not (guardboard accounts passwd or
+// remove, from another process: the accounts file tells).
+func (s *Server) current(ss Session) bool {
+	gen, ok := s.o.Accounts.Generation(ss.Operator)
+	if ok && gen == ss.Generation {
+		return true
+	}
+	s.sessions.EndStale(ss.Operator, gen)
+	s.log.Info("session ended: the operator's account changed", "operator", ss.Operator, "removed", !ok)
+	return false
 }
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
@@ -270,30 +283,31 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	op, pw := strings.TrimSpace(r.PostForm.Get("operator")), r.PostForm.Get("password")
 	addr := clientAddress(r)
 	d.Operator = op
-	if ok, wait := s.limiter.Allow(op, addr); !ok {
+	ok, wait, ticket := s.limiter.Attempt(op, addr)
+	if !ok {
 		s.log.Warn("login refused: too many failed logins", "operator", op, "address", addr, "retry_after", wait.Round(time.Second))
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
 		d.Error = s.words.T(d.Lang, "login.too_many", map[string]any{"Minutes": roundUpMinutes(wait)})
 		s.renderLogin(w, http.StatusTooManyRequests, d)
 		return
 	}
-	good := false
+	good, gen := false, ""
 	if controller.ValidOperatorID(op) {
 		var err error
-		good, err = s.o.Accounts.Check(op, pw)
+		gen, good, err = s.o.Accounts.Verify(op, pw)
 		if err != nil {
 			s.log.Error("accounts file", "err", err)
 		}
 	}
 	if !good {
-		s.limiter.Fail(op, addr)
+		// Attempt counted it already.
 		s.log.Warn("login failed", "operator", op, "address", addr)
 		d.Error = s.words.T(d.Lang, "login.wrong", nil)
 		s.renderLogin(w, http.StatusUnauthorized, d)
 		return
 	}
-	s.limiter.Succeed(op)
-	sid, _ := s.sessions.New(op)
+	s.limiter.Succeed(op, addr, ticket)
+	sid, _ := s.sessions.Start(op, gen)
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: sid, Path: "/", HttpOnly: true, Secure: s.o.TLS,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(SessionLife / time.Second)})
 	s.log.Info("login", "operator", op, "address", addr)
@@ -438,7 +452,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // gets every update it missed, in order, if the history still holds them,
 // else a snapshot; then the updates as they come, and a tick with the
 // board's clock every second.
-func (s *Server) events(w http.ResponseWriter, r *http.Request, _ Session, _ string) {
+func (s *Server) events(w http.ResponseWriter, r *http.Request, ss Session, sid string) {
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -508,6 +522,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ Session, _ str
 				return
 			}
 		case <-tick.C:
+			// A session logged out, or whose operator's password changed
+			// or account went, stops receiving at once.
+			if live, ok := s.sessions.Get(sid); !ok || live.Generation != ss.Generation || !s.current(live) {
+				return
+			}
 			if !write("", "tick", fmt.Appendf(nil, `{"now":%q}`, contract.FormatTime(s.now()))) {
 				return
 			}

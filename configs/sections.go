@@ -20,7 +20,7 @@ import (
 
 // config reads the top level into c, which holds the defaults.
 func (r *reader) config(root *yaml.Node, c *Config) {
-	m := r.mapping(root, "", "room", "state_dir", "policy", "device", "mqtt", "homeassistant", "journal", "log")
+	m := r.mapping(root, "", "room", "state_dir", "policy", "device", "mqtt", "homeassistant", "commands", "journal", "log")
 	top := resolve(root)
 
 	if r.str(m["room"], "room", &c.Room) && !contract.ValidRoom(c.Room) {
@@ -37,6 +37,7 @@ func (r *reader) config(root *yaml.Node, c *Config) {
 	r.device(m["device"], top, c)
 	r.mqtt(m["mqtt"], top, c)
 	r.homeAssistant(m["homeassistant"], c)
+	r.commands(m["commands"], c)
 	r.journal(m["journal"], c)
 	r.log(m["log"], c)
 }

@@ -103,7 +103,11 @@ type Message struct {
 	Topic string
 	// Operator is the {operator} of cmd/{operator}; "" on the plain cmd topic.
 	Operator string
-	Payload  []byte
+	// OperatorTopic: the command came on cmd/{operator}, not on the plain
+	// cmd topic (an empty level, cmd/, is an operator topic whose operator
+	// is not an operator id).
+	OperatorTopic bool
+	Payload       []byte
 	// Retained: the broker delivered a retained message (because roomd
 	// subscribed after it was published).
 	Retained bool
@@ -457,6 +461,7 @@ func (c *Client) handle(_ mqtt.Client, m mqtt.Message) {
 	case strings.HasPrefix(topic, c.t.Command()+"/"):
 		msg.Kind = KindCommand
 		msg.Operator = strings.TrimPrefix(topic, c.t.Command()+"/")
+		msg.OperatorTopic = true
 	case c.opts.SimMode && topic == c.t.SimSet():
 		msg.Kind = KindSimSet
 	case slices.Contains(c.opts.Watch, topic):

@@ -187,7 +187,7 @@ func Open(o Options) (_ *Room, err error) {
 	}
 	edge := link.EdgeOptions{
 		Room: cfg.Room, Topics: topics, MaxPayload: m.MaxPayload, Now: r.axis.Now, Publisher: r.pub,
-		Submit: r.submit, Faults: r.fault, Logger: log,
+		Submit: r.submit, Faults: r.fault, Authorize: cfg.Commands.Authorize, Logger: log,
 	}
 	if r.sim != nil {
 		s := r.sim

@@ -113,6 +113,7 @@ device:
     alarm_sounder: {pin: GPIO20}
     reassurance: {pin: GPIO21}
 mqtt: {broker: %q, heartbeat: 10s, keepalive: 5s}
+commands: {operators: [guard-*]}
 `
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {

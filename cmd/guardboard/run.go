@@ -471,6 +471,10 @@ func runAccounts(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %s in %s\n", map[string]string{"add": "added", "passwd": "password changed"}[verb], id, *file)
+	if verb == "passwd" {
+		fmt.Fprintf(stdout, "password changed: %s in %s; its sessions on the board end at their next request\n", id, *file)
+		return nil
+	}
+	fmt.Fprintf(stdout, "added: %s in %s\n", id, *file)
 	return nil
 }

@@ -40,6 +40,7 @@ mqtt:
   broker: %s
   base: visitrooms
   heartbeat: 1s
+commands: {operators: [guard-console]}
 `
 
 // commandLife is how long, on the room's clock, a replayed command stays

@@ -69,11 +69,12 @@ room-d  online   -               -               -        -         never       
 
 func TestRenderEmptyAndDisconnected(t *testing.T) {
 	b := newBoard("prison-a", time.Minute)
+	b.user = "guard-console"
 	b.connected = false
 	b.apply(msg("prison-a/room-1/state", []byte("{broken")), t0)
 	want := `prison-a  2026-03-04 14:00:00 UTC  0 rooms  BROKER CONNECTION LOST - reconnecting  1 unreadable messages
 ROOM  LINK     PHASE           VISIT           DOOR     BOLT      LAST STATE     ALERTS
-(no room has published under prison-a/ yet)
+(nothing under prison-a/ reached guard-console: no room has published there yet, or guard-console is not allowed to read prison-a/+/{availability,state,alerts}; the broker withholds what an identity may not read without saying so: docs/security.md)
 `
 	assert.Equal(t, want, render(b, t0, 0))
 }
