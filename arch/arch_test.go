@@ -31,29 +31,35 @@ var allowed = map[string][]string{
 	"mqttconn":              nil,
 	"contract":              {"controller"},
 	"contract/contracttest": nil,
+	"access":                {"contract", "controller"},
 
-	"device":                {"controller"},
-	"device/devicetest":     {"controller", "device"},
+	"device":                {"controller", "device/eol"},
+	"device/eol":            nil,
+	"device/devicetest":     {"controller", "device", "device/eol"},
 	"device/gpio":           {"controller", "device"},
-	"device/gpio/vmtest":    {"commission", "controller", "device", "device/gpio", "journal"},
+	"device/gpio/vmtest":    {"commission", "contract", "controller", "daemon", "device", "device/gpio", "journal"},
 	"device/gpio/vmtest/vm": nil,
-	"sim":                   {"contract", "controller", "device"},
+	"sim":                   {"contract", "controller", "device", "device/eol"},
 	"journal":               {"contract", "controller"},
 	"journal/migrate":       {"controller", "daemon/timebase", "journal"},
 	"daemon":                {"contract", "controller", "daemon/timebase", "device", "journal"},
 	"link":                  {"contract", "controller", "journal", "mqttconn"},
 	"link/broker":           nil,
 	"link/homeassistant":    {"contract", "controller"},
-	"link/mqtttest":         {"internal/testtier", "link/broker"},
-	"commission":            {"contract", "controller", "daemon", "daemon/timebase", "device", "journal"},
-	"configs":               {"contract", "controller"},
+	"link/mqtttest":         {"access", "internal/testtier", "link/broker"},
+	"commission":            {"contract", "controller", "daemon", "daemon/timebase", "device", "device/eol", "journal"},
+	"configs":               {"contract", "controller", "device/eol"},
 	"configs/mosquitto":     nil,
 	"packaging":             nil,
 
-	"room": {"configs", "contract", "controller", "daemon", "device", "device/gpio", "journal", "journal/migrate",
+	"room": {"configs", "contract", "controller", "daemon", "device", "device/eol", "device/gpio", "journal", "journal/migrate",
 		"link", "link/homeassistant", "mqttconn", "sim"},
 	"room/roomtest": {"configs", "room", "sim"},
 	"sim/scenario":  {"configs", "contract", "controller", "daemon", "journal", "room", "sim"},
+
+	// The world of bridged sites, for configs/mosquitto's tests and
+	// roombench: test support, which no production binary compiles in.
+	"internal/siteworld": {"access", "configs", "contract", "controller", "internal/testtier", "journal", "link/mqtttest", "room", "sim"},
 
 	"roomclient":     {"contract", "controller", "mqttconn"},
 	"pager":          {"contract", "controller", "mqttconn", "pager/espa", "roomclient"},
@@ -61,26 +67,31 @@ var allowed = map[string][]string{
 	"pager/espatest": nil,
 	"board":          {"contract", "controller", "roomclient"},
 
-	"cmd/guardboard": {"board", "buildinfo", "configs", "contract", "controller", "link/broker", "mqttconn", "room", "roomclient"},
-	"cmd/roombench":  {"configs", "contract", "controller", "device", "journal", "link", "link/mqtttest", "room", "roomclient", "sim"},
-	"cmd/roomd": {"buildinfo", "commission", "configs", "contract", "controller", "daemon", "journal", "link/broker",
+	"cmd/guardboard": {"board", "buildinfo", "configs", "contract", "controller", "daemon", "link/broker", "mqttconn", "room", "roomclient"},
+	"cmd/roombench":  {"access", "configs", "contract", "controller", "device", "internal/siteworld", "journal", "link", "link/mqtttest", "room", "roomclient", "sim"},
+	"cmd/roomd": {"access", "buildinfo", "commission", "configs", "contract", "controller", "daemon", "device", "journal", "link/broker", "mqttconn",
 		"room", "sim", "sim/scenario"},
 	"cmd/roompager": {"buildinfo", "contract", "mqttconn", "pager", "pager/espa", "roomclient"},
-	"cmd/visitctl":  {"buildinfo", "contract", "controller", "link/homeassistant", "mqttconn", "roomclient"},
+	"cmd/visitctl":  {"access", "buildinfo", "contract", "controller", "link/homeassistant", "mqttconn", "roomclient"},
 }
 
 // neverReached: what a package must not compile in, directly or not. The
 // clients of the contract carry nothing of a room.
 var neverReached = map[string][]string{
 	"contract":      {"journal", "daemon", "device", "sim", "room", "link", "mqttconn", "configs"},
+	"access":        {"journal", "daemon", "device", "sim", "room", "link", "mqttconn", "configs"},
 	"roomclient":    {"journal", "daemon", "device", "sim", "room", "link", "configs"},
 	"board":         {"journal", "daemon", "device", "sim", "room", "link", "configs"},
 	"pager":         {"journal", "daemon", "device", "sim", "room", "link", "configs"},
-	"cmd/roompager": {"journal", "daemon", "device", "sim", "room", "link"},
-	"cmd/visitctl":  {"journal", "daemon", "device", "sim", "room", "link"},
+	"cmd/roompager": {"journal", "daemon", "device", "sim", "room", "link", "internal/siteworld", "link/mqtttest"},
+	"cmd/visitctl":  {"journal", "daemon", "device", "sim", "room", "link", "internal/siteworld", "link/mqtttest"},
 	"controller":    {"contract", "journal", "daemon", "device", "link", "mqttconn"},
 	"daemon":        {"link", "mqttconn", "room", "roomclient", "board"},
 	"journal":       {"daemon", "link", "room", "device", "sim", "mqttconn"},
+
+	// The production binaries carry no test support.
+	"cmd/roomd":      {"internal/siteworld", "link/mqtttest"},
+	"cmd/guardboard": {"internal/siteworld", "link/mqtttest"},
 }
 
 // imports returns the module's packages (relative paths) with the module's

@@ -76,7 +76,10 @@ type StateMessage struct {
 	Door  string        `json:"door"`
 	Lock  string        `json:"lock"`
 	// Presence is present only outside visits and inspections (privacy rule).
-	Presence      string            `json:"presence,omitempty"`
+	Presence string `json:"presence,omitempty"`
+	// Staff is the staff input at the room (pressed while a guard's key is
+	// turned): staff at the room, never the occupants. Absent until read.
+	Staff         string            `json:"staff,omitempty"`
 	Alerts        []AlertMessage    `json:"alerts"`
 	ServiceReason string            `json:"service_reason"`
 	Outputs       map[string]string `json:"outputs"`
@@ -337,6 +340,9 @@ func StateMessageOf(room string, epoch Epoch, st controller.State) StateMessage 
 		// inspections (the controller leaves it nil there).
 		m.Presence = controller.InputPresence.Describe(*st.Presence)
 	}
+	if st.Staff != nil {
+		m.Staff = controller.InputStaff.Describe(*st.Staff)
+	}
 	for i := range st.Alerts {
 		m.Alerts = append(m.Alerts, alertMessageOf(&st.Alerts[i]))
 	}
@@ -361,7 +367,7 @@ func alertMessageOf(a *controller.Alert) AlertMessage {
 		Detail:        a.Detail,
 		Reset:         a.Reset,
 	}
-	if a.Kind == controller.AlertSensorFault && a.Input != 0 {
+	if (a.Kind == controller.AlertSensorFault || a.Kind == controller.AlertLineDrift) && a.Input != 0 {
 		m.Input = a.Input.String()
 	}
 	if a.Kind == controller.AlertOutputFault && a.Output != 0 {

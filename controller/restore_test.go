@@ -70,7 +70,7 @@ func TestRestoreVersion1(t *testing.T) {
 	acts = c.Step(controller.InputChanged{At: at, Input: controller.InputStaff, Level: controller.LevelActive})
 	recs := records(flat(acts))
 	require.Len(t, recs, 1)
-	assert.Equal(t, controller.EventAlertCleared, recs[0].Type)
+	require.Equal(t, controller.EventAlertCleared, recs[0].Type)
 	assert.Equal(t, "panic-2", recs[0].Alert.ID)
 
 	snap.Version = 7

@@ -1,6 +1,9 @@
 package controller
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Input is one of the room's sensor roles. Each input is delivered to the
 // controller as a debounced Level; several physical sensors may stand behind
@@ -243,14 +246,15 @@ const (
 	AlertSystemFault                          // roomd itself is degraded: outbox full, state lost, clock unreliable
 	AlertOutputFault                          // an output's read-back does not follow what roomd drives
 	AlertFunctionTestDue                      // no full function test passed within function_test_every (rule 16)
+	AlertLineDrift                            // a supervised loop's resistance drifted from its band or baseline (rule 17)
 )
 
 // AlertKinds lists every alert kind in a stable order.
 var AlertKinds = []AlertKind{AlertTimeUp, AlertDoorLocked, AlertPanic, AlertSensorFault, AlertNotVacated,
-	AlertWelfareCheck, AlertSystemFault, AlertOutputFault, AlertFunctionTestDue}
+	AlertWelfareCheck, AlertSystemFault, AlertOutputFault, AlertFunctionTestDue, AlertLineDrift}
 
 var alertKindNames = [...]string{"", "time_up", "door_locked", "panic", "sensor_fault", "not_vacated",
-	"welfare_check", "system_fault", "output_fault", "function_test_due"}
+	"welfare_check", "system_fault", "output_fault", "function_test_due", "line_drift"}
 
 func (k AlertKind) String() string {
 	if int(k) < len(alertKindNames) && k != 0 {
@@ -388,6 +392,11 @@ const (
 var Codes = []Code{CodeInvalidDuration, CodeInvalidVisitID, CodeInvalidOperator, CodeVisitInProgress, CodeNoVisit,
 	CodeUnknownAlert, CodeOutOfService, CodeNotReady, CodeExtensionForbidden, CodeExceedsMaximum, CodeBadRequest}
 
+// MinDuration is the shortest visit or extension: records carry whole
+// seconds (duration_s, added_s at least 1), so a shorter one would be
+// announced as lasting nothing.
+const MinDuration = time.Second
+
 // BlockerInspection is the blocker of start_visit while the inspection after
 // the previous visit is not done. The other blockers are alert ids.
 const BlockerInspection = "inspection"
@@ -469,3 +478,26 @@ const (
 
 // LineFaults lists every fault in a stable order.
 var LineFaults = []LineFault{FaultNeverChanged, FaultInverted, FaultBouncing, FaultUnknown, FaultNotConfirmed}
+
+// Drift says whether the resistance of an end-of-line supervised loop has
+// moved out of where it belongs (rule 17): into the band just below or
+// above the state at rest, or away from the baseline commissioning
+// measured.
+type Drift uint8
+
+// The drifts.
+const (
+	DriftNone Drift = iota
+	DriftLow
+	DriftHigh
+)
+
+func (d Drift) String() string {
+	switch d {
+	case DriftLow:
+		return "low"
+	case DriftHigh:
+		return "high"
+	}
+	return "none"
+}

@@ -260,7 +260,7 @@ func TestTwoHourVisit(t *testing.T) {
 		advance(2 * time.Minute) // deadline
 		got = since(r.recs(), seq0)
 		require.Len(t, got, 3)
-		assert.Equal(t, controller.EventAlertRaised, got[2].Type)
+		require.Equal(t, controller.EventAlertRaised, got[2].Type)
 		assert.Equal(t, controller.AlertTimeUp, got[2].Alert.Kind)
 		assert.Equal(t, controller.PhaseOvertime, r.snap().Phase)
 		assert.Equal(t, controller.ModeBlink, r.out.mode(controller.OutputWarning).Mode)
@@ -269,6 +269,7 @@ func TestTwoHourVisit(t *testing.T) {
 		advance(2 * time.Minute) // escalation
 		got = since(r.recs(), seq0)
 		require.Len(t, got, 4)
+		require.NotNil(t, got[3].Alert, "%v", got[3].Type)
 		assert.Equal(t, controller.SeverityCritical, got[3].Alert.Severity)
 
 		assert.Equal(t, controller.ModeTimeUp, r.out.mode(controller.OutputAlarmLight).Mode)

@@ -103,7 +103,11 @@ type Message struct {
 	Topic string
 	// Operator is the {operator} of cmd/{operator}; "" on the plain cmd topic.
 	Operator string
-	Payload  []byte
+	// OperatorTopic: the command came on cmd/{operator}, not on the plain
+	// cmd topic (an empty level, cmd/, is an operator topic whose operator
+	// is not an operator id).
+	OperatorTopic bool
+	Payload       []byte
 	// Retained: the broker delivered a retained message (because roomd
 	// subscribed after it was published).
 	Retained bool
@@ -139,6 +143,9 @@ type Client struct {
 	lost    chan struct{} // closed when the current connection is lost
 	lastErr error         // why the last connection attempt failed
 
+	// usable: the current connection's subscriptions are in place, so it
+	// may publish (Conn).
+	usable bool
 	// subscribed receives a value after each successful SUBACK (tests wait on it).
 	subscribed chan struct{}
 }
@@ -251,7 +258,10 @@ func (c *Client) Connected() bool {
 	case <-lost:
 		return false
 	default:
-		return c.paho().IsConnectionOpen()
+		c.mu.Lock()
+		usable := c.usable
+		c.mu.Unlock()
+		return usable && c.paho().IsConnectionOpen()
 	}
 }
 
@@ -272,6 +282,9 @@ func (c *Client) Conn() (epoch uint64, lost <-chan struct{}, up <-chan struct{},
 	case <-c.lost:
 		return 0, nil, c.up, false
 	default:
+		if !c.usable {
+			return 0, nil, c.up, false
+		}
 		return c.epoch, c.lost, c.up, true
 	}
 }
@@ -416,8 +429,13 @@ func (c *Client) connectLoop() {
 			continue
 		}
 		delay = time.Second
-		lost := c.markUp()
+		// Subscribe before anything is published: a consumer that sees
+		// the room online (or its first record) and sends a command at
+		// once must find the subscription in place, on the room's very
+		// first connection too.
+		lost := c.markConnected()
 		c.subscribe(lost)
+		c.markUsable(lost)
 		select {
 		case <-lost:
 		case <-c.stop:
@@ -426,20 +444,35 @@ func (c *Client) connectLoop() {
 	}
 }
 
-// markUp records a new usable connection and returns the channel closed
-// when it is lost.
-func (c *Client) markUp() <-chan struct{} {
+// markConnected records a new connection, not yet usable (Conn says none
+// until markUsable), and returns the channel closed when it is lost.
+func (c *Client) markConnected() <-chan struct{} {
 	c.mu.Lock()
 	c.epoch++
 	epoch := c.epoch
 	lost := make(chan struct{})
 	c.lost = lost
+	c.usable = false
 	c.lastErr = nil
-	close(c.up)
-	c.up = make(chan struct{})
 	c.mu.Unlock()
 	c.log.Info("connected to broker", slog.String("broker", c.opts.Broker), slog.Uint64("connection", epoch))
 	return lost
+}
+
+// markUsable makes the connection whose loss lost announces usable, once
+// its subscriptions are in place (or given up on), and wakes Conn's
+// waiters; nothing if it was lost meanwhile.
+func (c *Client) markUsable(lost <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-lost:
+		return
+	default:
+	}
+	c.usable = true
+	close(c.up)
+	c.up = make(chan struct{})
 }
 
 // subscribe restores the subscriptions on a new connection: the broker may
@@ -505,6 +538,7 @@ func (c *Client) handle(_ mqtt.Client, m mqtt.Message) {
 	case strings.HasPrefix(topic, c.t.Command()+"/"):
 		msg.Kind = KindCommand
 		msg.Operator = strings.TrimPrefix(topic, c.t.Command()+"/")
+		msg.OperatorTopic = true
 	case c.opts.SimMode && topic == c.t.SimSet():
 		msg.Kind = KindSimSet
 	case slices.Contains(c.opts.Watch, topic):

@@ -30,6 +30,13 @@ type EdgeOptions struct {
 	Publisher *Publisher
 	// Faults receives the edge's faults; it must not block.
 	Faults func(controller.Fault)
+	// Authorize says whether the room takes a command from its sender:
+	// operator is the {operator} of cmd/{operator} ("" and onTopic false
+	// for the plain cmd topic), query whether the command only asks
+	// (get_state, replay). A non-empty answer refuses the command with
+	// not_authorized and says why, whatever the broker let through. Nil
+	// takes every command (roomd always sets it from its config).
+	Authorize func(operator string, onTopic, query bool) string
 	// Rate bounds each identity's commands (ratelimit.go); the zero value
 	// means DefaultRateLimit.
 	Rate   RateLimit
@@ -101,9 +108,21 @@ func (e *Edge) command(m Message) {
 	if !e.admit(op, m.Payload) {
 		return
 	}
-	if cerr := contract.CheckOperator(op, m.Payload, e.o.MaxPayload); cerr != nil {
-		e.refuse("", cerr)
+	if cerr := contract.CheckOperator(op, m.OperatorTopic, m.Payload, e.o.MaxPayload); cerr != nil {
+		e.log.Warn("command refused: the topic's operator is not an operator id", "topic", m.Topic)
+		e.refuse(op, cerr)
 		return
+	}
+	if e.o.Authorize != nil {
+		action := contract.PeekAction(m.Payload)
+		query := action == controller.ActionGetState.String() || action == contract.ActionReplay
+		if why := e.o.Authorize(op, m.OperatorTopic, query); why != "" {
+			e.log.Warn("command refused: its sender is not accepted by the room's config (commands)",
+				"topic", m.Topic, "operator", op, "action", action, "why", why)
+			e.refuse(op, &contract.CommandError{RequestID: contract.PeekRequestID(m.Payload, e.o.MaxPayload), Action: action,
+				Code: contract.CodeNotAuthorized, Message: why})
+			return
+		}
 	}
 	id := contract.PeekRequestID(m.Payload, e.o.MaxPayload)
 	key := replyKey(op, id)

@@ -693,9 +693,12 @@ func (p *Publisher) replayMsgs(job replayJob) []outMsg {
 	case req.From > last:
 		return []outMsg{reply(nil, &contract.CommandError{Code: contract.CodeReplayUnavailable,
 			Message: fmt.Sprintf("seq %d of epoch %s has not been announced; the latest is %d", req.From, ep, last)})}
+	case req.To > last:
+		return []outMsg{reply(nil, &contract.CommandError{Code: contract.CodeReplayUnavailable,
+			Message: fmt.Sprintf("seq %d of epoch %s has not been announced; the latest is %d: ask up to it, or leave to_seq out", req.To, ep, last)})}
 	}
 	to := req.To
-	if to == 0 || to > last {
+	if to == 0 {
 		to = last
 	}
 	to = min(to, req.From+contract.MaxReplay-1)

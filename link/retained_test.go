@@ -56,6 +56,8 @@ func TestMosquittoRetainedCommands(t *testing.T) {
 	logs.wait(t, "retained command ignored", "r-1")
 	c.publish("cmd", `{"request_id":"r-2","action":"get_state"}`, false)
 	rep = c.reply("r-2")
+	require.NotNil(t, rep.State)
+	require.NotNil(t, rep.State.Visit)
 	assert.Equal(t, "v-r1", rep.State.Visit.ID, "the visit was not started again")
 	assert.Equal(t, 1, c.replies("r-1"), "no second reply to the retained command")
 
@@ -76,7 +78,7 @@ func TestMosquittoRetainedCommands(t *testing.T) {
 	c.publish("cmd", fmt.Sprintf(`{"request_id":"r-6","action":"extend_visit","add":"1m","expires_at":%q}`, expires(time.Minute)), false)
 	r = start()
 	late := c.replyFrom("guard-7", "r-4")
-	assert.False(t, late.OK)
+	require.False(t, late.OK)
 	assert.Equal(t, "expired", late.Error.Code, "a command that waited past its expires_at is not applied")
 	c.reply("r-6")
 	c.publish("cmd", `{"request_id":"r-7","action":"get_state"}`, false)
@@ -86,7 +88,9 @@ func TestMosquittoRetainedCommands(t *testing.T) {
 	assert.Equal(t, int64(31*60), rep.State.Visit.EndsAt.Sub(rep.State.Visit.StartedAt.Time).Milliseconds()/1000,
 		"only the extension within its expires_at was applied")
 	require.Equal(t, 1, c.replies("r-5"), "the end_visit published retained while roomd was down is answered once (from the session queue)")
-	assert.Equal(t, "expired", c.replyOf("r-5").Error.Code, "and refused as expired")
+	r5 := c.replyOf("r-5")
+	require.NotNil(t, r5.Error, "r-5 refused")
+	assert.Equal(t, "expired", r5.Error.Code, "and refused as expired")
 	c.publish("cmd", "", true)
 }
 

@@ -137,7 +137,7 @@ func TestActiveAlertsStateUpdatedByLaterRecords(t *testing.T) {
 	for _, a := range got {
 		ids = append(ids, a.ID)
 	}
-	assert.Equal(t, []string{"panic-1", "door_locked-1"}, ids, "cleared gone, critical oldest first")
+	require.Equal(t, []string{"panic-1", "door_locked-1"}, ids, "cleared gone, critical oldest first")
 	assert.True(t, got[0].Acked, "the later record replaces the state's")
 	assert.NotNil(t, ActiveAlerts(nil, nil), "never nil")
 }

@@ -38,6 +38,7 @@ func TestTrackerGapsAndFills(t *testing.T) {
 	assert.Equal(t, Gap{Room: "r1", Epoch: ep1, Range: Range{2, 4}}, *obs.Gap)
 	assert.Nil(t, tr.Observe("r1", ep1, 6).Gap)
 	obs = tr.Observe("r1", ep1, 9)
+	require.NotNil(t, obs.Gap)
 	assert.Equal(t, Range{7, 8}, obs.Gap.Range)
 	assert.Equal(t, []Gap{{"r1", ep1, Range{2, 4}}, {"r1", ep1, Range{7, 8}}}, tr.Missing())
 

@@ -191,6 +191,34 @@ func runFleet(ctx context.Context, e *env) *SuiteResult {
 
 // fleetCycles presses the panic button of r once per period until stop.
 func fleetCycles(ctx context.Context, r *room, in <-chan received, con *console, period, phase time.Duration, stop <-chan struct{}, col *fleetCollector) {
+	periodically(ctx, phase, period, stop, func() {
+		start := wallclock.Now()
+		if err := r.Sim.SetInput(controller.InputPanic, controller.LevelActive); err != nil {
+			col.failures.Add(1)
+			return
+		}
+		m, err := waitRecord(ctx, in, recordTimeout, func(m received) bool { return isAlert(m, "alert_raised", "panic") })
+		if err != nil {
+			col.failures.Add(1)
+			_ = r.Sim.SetInput(controller.InputPanic, controller.LevelInactive)
+			return
+		}
+		col.add(m.Arrived.Sub(start))
+		_ = r.Sim.SetInput(controller.InputPanic, controller.LevelInactive)
+		if err := con.send(controller.Command{Action: controller.ActionAckAlert, AlertID: m.Event.Alert.ID}); err != nil {
+			col.failures.Add(1)
+			return
+		}
+		if _, err := waitRecord(ctx, in, recordTimeout, func(m received) bool { return isAlert(m, "alert_cleared", "panic") }); err != nil {
+			col.failures.Add(1)
+		}
+	})
+}
+
+// periodically calls f after phase and then once per period, until stop
+// or the end of ctx. A call that overruns its period delays the next ones
+// rather than bursting to catch up.
+func periodically(ctx context.Context, phase, period time.Duration, stop <-chan struct{}, f func()) {
 	next := wallclock.Now().Add(phase)
 	for {
 		select {
@@ -201,26 +229,7 @@ func fleetCycles(ctx context.Context, r *room, in <-chan received, con *console,
 			return
 		}
 		next = next.Add(period)
-		start := wallclock.Now()
-		if err := r.Sim.SetInput(controller.InputPanic, controller.LevelActive); err != nil {
-			col.failures.Add(1)
-			continue
-		}
-		m, err := waitRecord(ctx, in, recordTimeout, func(m received) bool { return isAlert(m, "alert_raised", "panic") })
-		if err != nil {
-			col.failures.Add(1)
-			_ = r.Sim.SetInput(controller.InputPanic, controller.LevelInactive)
-			continue
-		}
-		col.add(m.Arrived.Sub(start))
-		_ = r.Sim.SetInput(controller.InputPanic, controller.LevelInactive)
-		if err := con.send(controller.Command{Action: controller.ActionAckAlert, AlertID: m.Event.Alert.ID}); err != nil {
-			col.failures.Add(1)
-			continue
-		}
-		if _, err := waitRecord(ctx, in, recordTimeout, func(m received) bool { return isAlert(m, "alert_cleared", "panic") }); err != nil {
-			col.failures.Add(1)
-		}
+		f()
 		if wallclock.Until(next) < 0 {
 			next = wallclock.Now() // overloaded: do not burst to catch up
 		}

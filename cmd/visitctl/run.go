@@ -26,12 +26,17 @@ Commands (each waits for the room's reply, see docs/visitctl.md):
   sim ROOM KEY=VALUE...                drive a simulated room's inputs:
                                        door=open|closed lock=locked|unlocked
                                        presence=true|false panic=true|false
-                                       staff=true|false fault=INPUT heal=INPUT
+                                       panic:POINT=pressed staff=true|false
+                                       fault=INPUT heal=INPUT wire:TARGET=bridged|cut|sound
+                                       stick=OUTPUT bounce=INPUT:TO:COUNT[:EVERY]
   watch [--once] [--heartbeat D]       live board of every room
   rooms                                the rooms from their retained info and
                                        availability: version, policy, online, last seen
   decommission ROOM [--yes] [--force]  clear every retained topic of a removed room
                                        (asks first; refuses while it reports online)
+  acl SITE_FILE [--check ACL_FILE]     mosquitto's ACL for the identities of a site file
+                                       (configs/mosquitto/site.yaml), or whether an
+                                       installed one is still that
   version                              print visitctl's version (also: --version)
   help                                 show this help
 
@@ -200,6 +205,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runRooms(ctx, g, rest, stdout)
 	case "decommission":
 		return runDecommission(ctx, g, rest, stdin, stdout, stderr)
+	case "acl":
+		return runACL(g, rest, stdout)
 	}
 	if _, ok := commandSpecs[name]; ok {
 		return runCommand(ctx, g, name, rest, stdout, stderr)

@@ -1,6 +1,7 @@
 package mosquitto_test
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/internal/siteworld"
 	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/wallclock"
 )
@@ -22,13 +24,13 @@ func twoSites() map[string][]string {
 // requireCutOff checks what a cut makes certain: every alert raised while
 // the site's WAN was down reached the site's guard while it was still down,
 // and none of them had reached the centre.
-func requireCutOff(t *testing.T, w *world, samples []sample) {
+func requireCutOff(t *testing.T, w *world, samples []siteworld.Sample) {
 	t.Helper()
 	require.NotEmpty(t, samples)
 	for _, s := range samples {
-		require.True(t, s.alert.wanDown, "%s: the alert reached the site guard only after the WAN was back", s.key)
-		_, crossed := w.book.arrived(s.key)
-		require.False(t, crossed, "%s: the alert crossed a cut WAN", s.key)
+		require.True(t, s.Raised.WANDown, "%s: the alert reached the site guard only after the WAN was back", s.Raised.Key)
+		_, crossed := w.Booking.AlertArrived(s.Raised.Key)
+		require.False(t, crossed, "%s: the alert crossed a cut WAN", s.Raised.Key)
 	}
 }
 
@@ -43,17 +45,17 @@ func TestSitesWANCutWhileRoomsRaiseAlerts(t *testing.T) {
 	a, b := w.site("site-a"), w.site("site-b")
 	samples := w.cycles(2, "WAN up", a, b)
 
-	a.wan.Cut()
-	b.wan.Cut()
-	w.book.awaitLink("site-a", false)
-	w.book.awaitLink("site-b", false)
+	a.WAN.Cut()
+	b.WAN.Cut()
+	w.awaitLink("site-a", false)
+	w.awaitLink("site-b", false)
 	cut := w.cycles(3, "WAN cut", a, b)
 	requireCutOff(t, w, cut)
 
-	a.wan.Resume()
-	b.wan.Resume()
-	w.book.awaitLink("site-a", true)
-	w.book.awaitLink("site-b", true)
+	a.WAN.Resume()
+	b.WAN.Resume()
+	w.awaitLink("site-a", true)
+	w.awaitLink("site-b", true)
 	samples = append(samples, cut...)
 	samples = append(samples, w.cycles(1, "WAN back", a, b)...)
 	w.verify()
@@ -71,21 +73,21 @@ func TestSitesBrokerRestartedDuringCut(t *testing.T) {
 	a, b := w.site("site-a"), w.site("site-b")
 	samples := w.cycles(1, "WAN up", a, b)
 
-	a.wan.Cut()
-	w.book.awaitLink("site-a", false)
+	a.WAN.Cut()
+	w.awaitLink("site-a", false)
 	cut := w.cycles(2, "WAN cut", a)
-	a.broker.Restart()
+	require.NoError(t, a.Restart())
 	cut = append(cut, w.cycles(2, "WAN cut, broker restarted", a)...)
 	samples = append(samples, w.cycles(2, "other site meanwhile", b)...)
 	requireCutOff(t, w, cut)
 
-	a.wan.Resume()
-	w.book.awaitLink("site-a", true)
+	a.WAN.Resume()
+	w.awaitLink("site-a", true)
 	samples = append(samples, cut...)
 	w.verify()
-	_, _, replays, recovered := w.book.stats()
-	require.Zero(t, recovered, "records recovered by replay: the bridge lost its queue in the restart")
-	require.Zero(t, replays, "replays asked for")
+	st := w.Booking.Stats()
+	require.Zero(t, st.Recovered, "records recovered by replay: the bridge lost its queue in the restart")
+	require.Zero(t, st.Replays, "replays asked for")
 	w.report(samples)
 }
 
@@ -102,33 +104,33 @@ func TestSitesCentreRestarted(t *testing.T) {
 	a, b := w.site("site-a"), w.site("site-b")
 	samples := w.cycles(1, "centre up", a, b)
 
-	w.book.pause()
+	w.Booking.Pause()
 	samples = append(samples, w.cycles(1, "booking system away", a, b)...)
 	type result struct {
-		samples []sample
+		samples []siteworld.Sample
 		err     error
 	}
 	done := make(chan result, 1)
 	go func() {
-		s, err := w.runCycles(2, "centre crashing", a, b)
+		s, err := w.Cycles(context.Background(), 2, "centre crashing", patience, a, b)
 		done <- result{s, err}
 	}()
 	w.centreKilled = true
-	w.centre.Kill()
+	require.NoError(t, w.centre.Kill())
 	crashing := <-done
 	require.NoError(t, crashing.err)
 	down := w.cycles(2, "centre down", a, b)
-	w.centre.Restart()
-	w.book.resume()
+	require.NoError(t, w.centre.Restart())
+	require.NoError(t, w.Booking.Resume())
 	samples = append(samples, crashing.samples...)
 	samples = append(samples, down...)
-	w.book.awaitLink("site-a", true)
-	w.book.awaitLink("site-b", true)
+	w.awaitLink("site-a", true)
+	w.awaitLink("site-b", true)
 	samples = append(samples, w.cycles(1, "centre back", a, b)...)
 	w.verify()
-	_, _, replays, recovered := w.book.stats()
-	require.Positive(t, replays, "the booking system asked for no replay: did the centre keep its queue after all?")
-	require.Positive(t, recovered, "no record came back by replay")
+	st := w.Booking.Stats()
+	require.Positive(t, st.Replays, "the booking system asked for no replay: did the centre keep its queue after all?")
+	require.Positive(t, st.Recovered, "no record came back by replay")
 	w.report(samples)
 }
 
@@ -142,34 +144,31 @@ func TestSitesCommandExpiresDuringCut(t *testing.T) {
 	w := newWorld(t, twoSites())
 	a := w.site("site-a")
 
-	a.wan.Cut()
-	w.book.awaitLink("site-a", false)
+	a.WAN.Cut()
+	w.awaitLink("site-a", false)
 	expires := wallclock.Now().Add(2 * time.Second)
 	start := func(id string) controller.Command {
 		return controller.Command{RequestID: id, Action: controller.ActionStartVisit, VisitID: "v-" + id, Duration: time.Hour}
 	}
-	w.book.send("site-a", "room-1", start("book-a"), expires)
-	w.book.send("site-b", "room-1", start("book-b"), expires)
-	var rb contract.ReplyMessage
-	var ok bool
-	w.book.await("site-b's reply", func() bool { rb, ok = w.book.reply("book-b"); return ok })
+	w.send("site-a", "room-1", start("book-a"), expires)
+	w.send("site-b", "room-1", start("book-b"), expires)
+	rb := w.reply("site-b's reply", "book-b")
 	require.True(t, rb.OK, "site-b: %+v", rb)
-	require.True(t, w.book.hasType("site-b", "room-1", "visit_started"))
+	require.True(t, w.Booking.HasType("site-b", "room-1", "visit_started"))
 
 	samples := w.cycles(1, "WAN cut", a)
 	requireCutOff(t, w, samples)
 	waitUntil(expires.Add(100 * time.Millisecond))
-	a.wan.Resume()
+	a.WAN.Resume()
 
-	var ra contract.ReplyMessage
-	w.book.await("site-a's refusal", func() bool { ra, ok = w.book.reply("book-a"); return ok })
+	ra := w.reply("site-a's refusal", "book-a")
 	require.False(t, ra.OK)
 	require.NotNil(t, ra.Error)
 	require.Equal(t, string(contract.CodeExpired), ra.Error.Code, "site-a: %+v", ra)
 	w.verify()
-	require.False(t, w.book.hasType("site-a", "room-1", "visit_started"), "the expired command started a visit")
+	require.False(t, w.Booking.HasType("site-a", "room-1", "visit_started"), "the expired command started a visit")
 	var st contract.StateMessage
-	state := retained(t, w.centre, "monitor", pwMonitor, "visitrooms/site-a/room-1/state")["visitrooms/site-a/room-1/state"]
+	state := w.centreRetained("visitrooms/site-a/room-1/state")["visitrooms/site-a/room-1/state"]
 	require.NoError(t, json.Unmarshal([]byte(state), &st), "site-a/room-1's state at the centre: %q", state)
 	require.Equal(t, "idle", st.Phase)
 	require.Nil(t, st.Visit)
@@ -186,22 +185,22 @@ func TestSitesRoomDecommissionedDuringCut(t *testing.T) {
 	w := newWorld(t, twoSites())
 	a, b := w.site("site-a"), w.site("site-b")
 	samples := w.cycles(1, "WAN up", a, b)
-	before := retained(t, w.centre, "monitor", pwMonitor, "visitrooms/site-a/room-2/")
+	before := w.centreRetained("visitrooms/site-a/room-2/")
 	require.Contains(t, before, "visitrooms/site-a/room-2/state")
 	require.Contains(t, before, "visitrooms/site-a/room-2/availability")
 
-	a.wan.Cut()
-	w.book.awaitLink("site-a", false)
-	a.decommission(w, "room-2")
+	a.WAN.Cut()
+	w.awaitLink("site-a", false)
+	require.NoError(t, a.Decommission("room-2"))
 	cut := w.cycles(2, "WAN cut", a)
 	requireCutOff(t, w, cut)
-	a.wan.Resume()
-	w.book.awaitLink("site-a", true)
+	a.WAN.Resume()
+	w.awaitLink("site-a", true)
 
 	w.verify()
-	require.Empty(t, retained(t, a.broker, "booking", pwBooking, "visitrooms/room-2/"), "site keeps a retained topic of room-2")
-	require.Empty(t, retained(t, w.centre, "monitor", pwMonitor, "visitrooms/site-a/room-2/"), "centre keeps a retained topic of room-2")
-	require.Contains(t, retained(t, w.centre, "monitor", pwMonitor, "visitrooms/site-b/room-2/"), "visitrooms/site-b/room-2/state",
+	require.Empty(t, w.siteRetained(a, "visitrooms/room-2/"), "site keeps a retained topic of room-2")
+	require.Empty(t, w.centreRetained("visitrooms/site-a/room-2/"), "centre keeps a retained topic of room-2")
+	require.Contains(t, w.centreRetained("visitrooms/site-b/room-2/"), "visitrooms/site-b/room-2/state",
 		"site-b's room of the same id is untouched")
 	w.report(append(samples, cut...))
 }

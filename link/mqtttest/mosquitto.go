@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,9 +88,13 @@ type Dropin struct {
 	Append string
 }
 
-// MosquittoBroker is a mosquitto broker running as a child process on a free
-// loopback port, with its files under a per-test temporary directory. Its
-// methods must be called from the test's goroutine (they may call t.Fatal).
+// MosquittoBroker is a mosquitto broker running as a child process on free
+// loopback ports, with its files under a directory of its own. Mosquitto
+// starts one for a test, in a per-test temporary directory, and its methods
+// that return no error must be called from the test's goroutine (they may
+// call t.Fatal). StartMosquitto starts one for a caller without a test (a
+// benchmark, or a world of brokers that outlives one call): there those
+// methods panic instead, and Signal, Start and Close return errors.
 //
 // Persistence is on with autosave_on_changes true and autosave_interval 1:
 // mosquitto rewrites its database (write to a new file, then rename) at the
@@ -106,7 +109,8 @@ type Dropin struct {
 // saves everything. QoS 0 messages and in-memory state of clean-session
 // clients never survive.
 type MosquittoBroker struct {
-	// Dir is the harness's temporary directory.
+	// Dir is the harness's directory: the per-test temporary one, or
+	// StartMosquitto's.
 	Dir string
 	// ConfigFile is the generated mosquitto.conf.
 	ConfigFile string
@@ -126,7 +130,7 @@ type MosquittoBroker struct {
 	// PasswordFile is the generated password file; empty without Users.
 	PasswordFile string
 
-	t     testing.TB
+	t     testing.TB // nil when started by StartMosquitto
 	bin   string
 	opts  MosquittoOptions
 	ports []int // one per listener, in the order of the config
@@ -143,19 +147,56 @@ type MosquittoBroker struct {
 func Mosquitto(t testing.TB, opts MosquittoOptions) *MosquittoBroker {
 	t.Helper()
 	bin := findMosquitto(t)
-	if len(opts.Users) == 0 && !opts.AllowAnonymous {
-		t.Fatalf("mqtttest: mosquitto options admit no client: set AllowAnonymous or Users")
+	if len(opts.Users) > 0 {
+		findPasswd(t, bin)
 	}
-	if opts.ShippedConfig && (!opts.TLS || len(opts.Users) == 0 || opts.AllowAnonymous) {
-		t.Fatalf("mqtttest: mosquitto option ShippedConfig needs TLS and Users, without AllowAnonymous")
+	m, err := startMosquitto(t.TempDir(), opts, t)
+	if err != nil {
+		t.Fatalf("mqtttest: %v", err)
 	}
-	if opts.RequireCertificate && !opts.TLS {
-		t.Fatalf("mqtttest: mosquitto option RequireCertificate needs TLS")
+	t.Cleanup(m.cleanup)
+	return m
+}
+
+// StartMosquitto starts a mosquitto broker with its files under dir (created
+// if missing), for a caller without a test; Close stops it, and the caller
+// removes dir. A missing mosquitto is an error that says how to install it.
+func StartMosquitto(dir string, opts MosquittoOptions) (*MosquittoBroker, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("mqtttest: create %s: %w", dir, err)
 	}
-	if !opts.ShippedConfig && (opts.ShippedFile != "" || len(opts.Set) > 0 || len(opts.Dropins) > 0) {
-		t.Fatalf("mqtttest: mosquitto options ShippedFile, Set and Dropins need ShippedConfig")
+	m, err := startMosquitto(dir, opts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("mqtttest: %w", err)
 	}
-	dir := t.TempDir()
+	return m, nil
+}
+
+// NeedMosquitto skips the test, or fails it under CI=true, unless mosquitto
+// and mosquitto_passwd are installed: for a test that starts brokers through
+// StartMosquitto.
+func NeedMosquitto(t testing.TB) {
+	t.Helper()
+	findPasswd(t, findMosquitto(t))
+}
+
+// startMosquitto starts the broker in dir; t, if not nil, is the test its
+// methods report to.
+func startMosquitto(dir string, opts MosquittoOptions, t testing.TB) (*MosquittoBroker, error) {
+	bin, err := lookMosquitto()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(opts.Users) == 0 && !opts.AllowAnonymous:
+		return nil, errors.New("mosquitto options admit no client: set AllowAnonymous or Users")
+	case opts.ShippedConfig && (!opts.TLS || len(opts.Users) == 0 || opts.AllowAnonymous):
+		return nil, errors.New("mosquitto option ShippedConfig needs TLS and Users, without AllowAnonymous")
+	case opts.RequireCertificate && !opts.TLS:
+		return nil, errors.New("mosquitto option RequireCertificate needs TLS")
+	case !opts.ShippedConfig && (opts.ShippedFile != "" || len(opts.Set) > 0 || len(opts.Dropins) > 0):
+		return nil, errors.New("mosquitto options ShippedFile, Set and Dropins need ShippedConfig")
+	}
 	m := &MosquittoBroker{
 		Dir:        dir,
 		ConfigFile: filepath.Join(dir, "mosquitto.conf"),
@@ -166,45 +207,79 @@ func Mosquitto(t testing.TB, opts MosquittoOptions) *MosquittoBroker {
 		opts:       opts,
 	}
 	if err := os.Mkdir(m.DataDir, 0o700); err != nil {
-		t.Fatalf("mqtttest: create mosquitto data dir: %v", err)
+		return nil, fmt.Errorf("create mosquitto data dir: %w", err)
 	}
 	if opts.TLS {
 		certs := filepath.Join(dir, "certs")
 		if err := os.Mkdir(certs, 0o700); err != nil {
-			t.Fatalf("mqtttest: create mosquitto certs dir: %v", err)
+			return nil, fmt.Errorf("create mosquitto certs dir: %w", err)
 		}
-		m.CA = NewCA(t, certs, "ca")
-		m.ServerCertFile, m.ServerKeyFile = m.CA.Issue(t, "server", "127.0.0.1", "localhost")
-		m.ClientCertFile, m.ClientKeyFile = m.CA.Issue(t, "client")
+		if m.CA, err = GenerateCA(certs, "ca"); err != nil {
+			return nil, err
+		}
+		if m.ServerCertFile, m.ServerKeyFile, err = m.CA.IssueFiles("server", "127.0.0.1", "localhost"); err != nil {
+			return nil, err
+		}
+		if m.ClientCertFile, m.ClientKeyFile, err = m.CA.IssueFiles("client"); err != nil {
+			return nil, err
+		}
 	}
 	if len(opts.Users) > 0 {
 		m.PasswordFile = filepath.Join(dir, "passwd")
-		writePasswords(t, bin, m.PasswordFile, opts.Users)
+		tool, err := lookPasswd(bin)
+		if err != nil {
+			return nil, err
+		}
+		if err := hashPasswords(tool, m.PasswordFile, opts.Users); err != nil {
+			return nil, err
+		}
 	}
-	t.Cleanup(m.cleanup)
 
 	// A free port can be taken by someone else between probing and binding;
 	// try a few ports before giving up.
 	listeners := 1
 	if opts.ShippedConfig {
-		listeners = m.shippedListeners()
+		if listeners, err = m.shippedListeners(); err != nil {
+			return nil, err
+		}
 	}
-	var err error
 	for range 3 {
 		m.ports = m.ports[:0]
 		for range listeners {
-			m.ports = append(m.ports, freePort(t))
+			p, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			m.ports = append(m.ports, p)
 		}
-		m.writeConfig()
+		if err := m.writeConfig(); err != nil {
+			return nil, err
+		}
 		if err = m.start(); err == nil {
-			return m
+			return m, nil
 		}
 		if !strings.Contains(m.readLog(), "Address already in use") {
 			break
 		}
 	}
-	t.Fatalf("mqtttest: %v\n%s", err, m.readLog())
-	return nil
+	return nil, fmt.Errorf("%w\n%s", err, m.readLog())
+}
+
+// helper marks the caller as a test helper, on a test's broker.
+func (m *MosquittoBroker) helper() {
+	if m.t != nil {
+		m.t.Helper()
+	}
+}
+
+// fatalf reports a failure of a method that returns no error: to the test,
+// or as a panic on a broker without one.
+func (m *MosquittoBroker) fatalf(format string, args ...any) {
+	if m.t == nil {
+		panic(fmt.Sprintf("mqtttest: "+format, args...))
+	}
+	m.t.Helper()
+	m.t.Fatalf("mqtttest: "+format, args...)
 }
 
 // URL returns the broker URL for paho: "tcp://127.0.0.1:NNNN", or
@@ -218,7 +293,7 @@ func (m *MosquittoBroker) Addr() string { return m.ListenerAddr(0) }
 // 0 in the order of the config (a shipped config may have several).
 func (m *MosquittoBroker) ListenerAddr(i int) string {
 	if i < 0 || i >= len(m.ports) {
-		m.t.Fatalf("mqtttest: mosquitto has %d listeners, not a listener %d", len(m.ports), i)
+		m.fatalf("mosquitto has %d listeners, not a listener %d", len(m.ports), i)
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.ports[i]))
 }
@@ -238,7 +313,26 @@ func (m *MosquittoBroker) TLSConfig() *tls.Config {
 	if m.CA == nil {
 		return nil
 	}
-	return m.CA.ClientTLS(m.t, m.ClientCertFile, m.ClientKeyFile)
+	c, err := m.CA.ClientConfig(m.ClientCertFile, m.ClientKeyFile)
+	if err != nil {
+		m.fatalf("%v", err)
+	}
+	return c
+}
+
+// Pid returns the running process's id, or 0 when it is not running.
+func (m *MosquittoBroker) Pid() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil || m.cmd.Process == nil {
+		return 0
+	}
+	select {
+	case <-m.done:
+		return 0
+	default:
+		return m.cmd.Process.Pid
+	}
 }
 
 // Running reports whether the mosquitto process is alive.
@@ -260,18 +354,18 @@ func (m *MosquittoBroker) Running() bool {
 // clean disconnects (clients see their connection drop). A no-op when not
 // running.
 func (m *MosquittoBroker) Kill() {
-	m.t.Helper()
-	if err := m.signal(syscall.SIGKILL); err != nil {
-		m.t.Fatalf("mqtttest: %v", err)
+	m.helper()
+	if err := m.Signal(syscall.SIGKILL); err != nil {
+		m.fatalf("%v", err)
 	}
 }
 
 // Stop sends SIGTERM and waits for the process to exit; mosquitto saves its
 // database first. A no-op when not running.
 func (m *MosquittoBroker) Stop() {
-	m.t.Helper()
-	if err := m.signal(syscall.SIGTERM); err != nil {
-		m.t.Fatalf("mqtttest: %v", err)
+	m.helper()
+	if err := m.Signal(syscall.SIGTERM); err != nil {
+		m.fatalf("%v", err)
 	}
 }
 
@@ -279,11 +373,36 @@ func (m *MosquittoBroker) Stop() {
 // configuration and persistence directory, stopping it with SIGTERM first if
 // it is running. It returns once the port accepts connections.
 func (m *MosquittoBroker) Restart() {
-	m.t.Helper()
+	m.helper()
 	m.Stop()
-	if err := m.start(); err != nil {
-		m.t.Fatalf("mqtttest: restart: %v\n%s", err, m.readLog())
+	if err := m.Start(); err != nil {
+		m.fatalf("%v", err)
 	}
+}
+
+// Signal sends sig to the running process and waits for it to exit (Kill
+// and Stop say what SIGKILL and SIGTERM keep). A no-op when not running.
+func (m *MosquittoBroker) Signal(sig syscall.Signal) error {
+	return m.signal(sig)
+}
+
+// Start starts mosquitto again after it exited (Signal, Kill, Stop), on the
+// same ports with the same configuration and persistence directory, and
+// returns once every listener accepts connections.
+func (m *MosquittoBroker) Start() error {
+	if m.Running() {
+		return fmt.Errorf("start mosquitto on %s: it is running", m.Addr())
+	}
+	if err := m.start(); err != nil {
+		return fmt.Errorf("restart: %w\n%s", err, m.readLog())
+	}
+	return nil
+}
+
+// Close stops mosquitto (SIGTERM, so it saves first), for a broker that
+// StartMosquitto started; a test's broker stops when the test ends.
+func (m *MosquittoBroker) Close() error {
+	return m.signal(syscall.SIGTERM)
 }
 
 // Flush returns once mosquitto has finished the main-loop pass that handled
@@ -292,9 +411,9 @@ func (m *MosquittoBroker) Restart() {
 // mosquitto can only send in a later pass, after the autosave of the earlier
 // one. It fails the test if mosquitto does not answer within a few seconds.
 func (m *MosquittoBroker) Flush() {
-	m.t.Helper()
+	m.helper()
 	if err := m.flush(); err != nil {
-		m.t.Fatalf("mqtttest: flush mosquitto on %s: %v", m.Addr(), err)
+		m.fatalf("flush mosquitto on %s: %v", m.Addr(), err)
 	}
 }
 
@@ -456,7 +575,7 @@ func (m *MosquittoBroker) signal(sig syscall.Signal) error {
 }
 
 func (m *MosquittoBroker) cleanup() {
-	err := m.signal(syscall.SIGTERM)
+	err := m.Close()
 	if err != nil {
 		m.t.Errorf("mqtttest: stop mosquitto: %v", err)
 	}
@@ -476,10 +595,9 @@ func (m *MosquittoBroker) readLog() string {
 	return string(data)
 }
 
-func (m *MosquittoBroker) writeConfig() {
+func (m *MosquittoBroker) writeConfig() error {
 	if m.opts.ShippedConfig {
-		m.writeShippedConfig()
-		return
+		return m.writeShippedConfig()
 	}
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -518,29 +636,28 @@ func (m *MosquittoBroker) writeConfig() {
 		line("%s", m.opts.ExtraConfig)
 	}
 	if err := os.WriteFile(m.ConfigFile, []byte(b.String()), 0o600); err != nil {
-		m.t.Fatalf("mqtttest: write mosquitto config: %v", err)
+		return fmt.Errorf("write mosquitto config: %w", err)
 	}
+	return nil
 }
 
-// writePasswords writes the password file for users, failing the test on
-// error.
-func writePasswords(t testing.TB, mosquittoBin, path string, users map[string]string) {
+// findPasswd returns mosquitto_passwd, beside mosquitto or in /usr/bin, or
+// skips (fails with CI=true) the test when it is not installed.
+func findPasswd(t testing.TB, mosquittoBin string) string {
 	t.Helper()
-	tool := testtier.Tool(t, "mosquitto_passwd", "mosquitto", filepath.Dir(mosquittoBin), "/usr/bin")
-	if err := hashPasswords(tool, path, users); err != nil {
-		t.Fatalf("mqtttest: %v", err)
-	}
+	return testtier.Tool(t, "mosquitto_passwd", "mosquitto", passwdDirs(mosquittoBin)...)
 }
 
-// WritePasswordFile writes a mosquitto password file for users (name to
-// password) at path, hashed with mosquitto_passwd; for callers without a
-// test.
-func WritePasswordFile(path string, users map[string]string) error {
-	tool, err := testtier.LookTool("mosquitto_passwd", append(slices.Clone(mosquittoDirs), "/usr/bin")...)
+func lookPasswd(mosquittoBin string) (string, error) {
+	p, err := testtier.LookTool("mosquitto_passwd", passwdDirs(mosquittoBin)...)
 	if err != nil {
-		return fmt.Errorf("%w; install it with `apt-get install mosquitto`", err)
+		return "", fmt.Errorf("%w; install it with `apt-get install mosquitto`", err)
 	}
-	return hashPasswords(tool, path, users)
+	return p, nil
+}
+
+func passwdDirs(mosquittoBin string) []string {
+	return []string{filepath.Dir(mosquittoBin), "/usr/bin"}
 }
 
 // hashPasswords writes users as plain "name:password" lines and lets
@@ -578,52 +695,70 @@ func findMosquitto(t testing.TB) string {
 	return testtier.Tool(t, "mosquitto", "mosquitto", mosquittoDirs...)
 }
 
+// lookMosquitto is findMosquitto for a caller without a test.
+func lookMosquitto() (string, error) {
+	p, err := testtier.LookTool("mosquitto", mosquittoDirs...)
+	if err != nil {
+		return "", fmt.Errorf("%w; install it with `apt-get install mosquitto`", err)
+	}
+	return p, nil
+}
+
 // mosquittoDirs are searched for mosquitto after PATH (Debian installs it in
 // /usr/sbin, which a non-root PATH often lacks).
 var mosquittoDirs = []string{"/usr/sbin", "/usr/local/sbin"}
 
 // freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("mqtttest: find free port: %v", err)
+		return 0, fmt.Errorf("find free port: %w", err)
 	}
 	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // shippedText reads the shipped main config.
-func (m *MosquittoBroker) shippedText() (path, text string) {
+func (m *MosquittoBroker) shippedText() (path, text string, err error) {
 	name := m.opts.ShippedFile
 	if name == "" {
 		name = "mosquitto.conf"
 	}
-	path = Shipped(m.t, name)
+	if path, err = shippedFile(name); err != nil {
+		return "", "", err
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		m.t.Fatalf("mqtttest: read shipped mosquitto config: %v", err)
+		return "", "", fmt.Errorf("read shipped mosquitto config: %w", err)
 	}
-	return path, string(data)
+	return path, string(data), nil
 }
 
 // shippedListeners counts the listeners of the shipped main config.
-func (m *MosquittoBroker) shippedListeners() int {
-	path, text := m.shippedText()
+func (m *MosquittoBroker) shippedListeners() (int, error) {
+	path, text, err := m.shippedText()
+	if err != nil {
+		return 0, err
+	}
 	n := Keywords(text)["listener"]
 	if n == 0 {
-		m.t.Fatalf("mqtttest: shipped mosquitto config %s has no listener", path)
+		return 0, fmt.Errorf("shipped mosquitto config %s has no listener", path)
 	}
-	return n
+	return n, nil
 }
 
 // writeShippedConfig writes the production configuration with the ports,
-// paths and certificates of this test substituted, and its drop-ins.
-func (m *MosquittoBroker) writeShippedConfig() {
-	src, text := m.shippedText()
+// paths and certificates of this broker substituted, and its drop-ins.
+func (m *MosquittoBroker) writeShippedConfig() error {
+	src, text, err := m.shippedText()
+	if err != nil {
+		return err
+	}
 	acl := m.opts.ACLFile
 	if acl == "" {
-		acl = ShippedACL(m.t)
+		if acl, err = shippedFile("acl"); err != nil {
+			return err
+		}
 	}
 	listeners := make([]string, len(m.ports))
 	for i, p := range m.ports {
@@ -644,17 +779,17 @@ func (m *MosquittoBroker) writeShippedConfig() {
 	if Keywords(text)["include_dir"] > 0 {
 		set["include_dir"] = []string{confd}
 	} else if len(m.opts.Dropins) > 0 {
-		m.t.Fatalf("mqtttest: shipped mosquitto config %s has no include_dir for the drop-ins", src)
+		return fmt.Errorf("shipped mosquitto config %s has no include_dir for the drop-ins", src)
 	}
 	for k, v := range m.opts.Set {
 		if _, dup := set[k]; dup {
-			m.t.Fatalf("mqtttest: mosquitto option Set rewrites %s, which the harness rewrites itself", k)
+			return fmt.Errorf("mosquitto option Set rewrites %s, which the harness rewrites itself", k)
 		}
 		set[k] = v
 	}
 	out, err := Rewrite(text, set)
 	if err != nil {
-		m.t.Fatalf("mqtttest: shipped mosquitto config %s: %v", src, err)
+		return fmt.Errorf("shipped mosquitto config %s: %w", src, err)
 	}
 	var b strings.Builder
 	if u, err := user.Current(); err == nil && u.Username != "" {
@@ -668,36 +803,43 @@ func (m *MosquittoBroker) writeShippedConfig() {
 		b.WriteString(m.opts.ExtraConfig + "\n")
 	}
 	if err := os.MkdirAll(confd, 0o700); err != nil {
-		m.t.Fatalf("mqtttest: create %s: %v", confd, err)
+		return fmt.Errorf("create %s: %w", confd, err)
 	}
 	for _, d := range m.opts.Dropins {
-		m.writeDropin(confd, d)
+		if err := writeDropin(confd, d); err != nil {
+			return err
+		}
 	}
 	if err := os.WriteFile(m.ConfigFile, []byte(b.String()), 0o600); err != nil {
-		m.t.Fatalf("mqtttest: write mosquitto config: %v", err)
+		return fmt.Errorf("write mosquitto config: %w", err)
 	}
+	return nil
 }
 
-func (m *MosquittoBroker) writeDropin(dir string, d Dropin) {
+func writeDropin(dir string, d Dropin) error {
 	if !strings.HasSuffix(d.Name, ".conf") || strings.Contains(d.Name, "/") {
-		m.t.Fatalf("mqtttest: drop-in %q: want a file name ending in .conf", d.Name)
+		return fmt.Errorf("drop-in %q: want a file name ending in .conf", d.Name)
 	}
 	if len(d.Replace)%2 != 0 {
-		m.t.Fatalf("mqtttest: drop-in %s: Replace wants old, new pairs", d.Name)
+		return fmt.Errorf("drop-in %s: Replace wants old, new pairs", d.Name)
 	}
-	src := Shipped(m.t, d.Name)
+	src, err := shippedFile(d.Name)
+	if err != nil {
+		return err
+	}
 	data, err := os.ReadFile(src)
 	if err != nil {
-		m.t.Fatalf("mqtttest: read drop-in: %v", err)
+		return fmt.Errorf("read drop-in: %w", err)
 	}
 	text := strings.NewReplacer(d.Replace...).Replace(string(data))
 	if text, err = Rewrite(text, d.Set); err != nil {
-		m.t.Fatalf("mqtttest: drop-in %s: %v", src, err)
+		return fmt.Errorf("drop-in %s: %w", src, err)
 	}
 	if d.Append != "" {
 		text = strings.TrimRight(text, "\n") + "\n" + d.Append + "\n"
 	}
 	if err := os.WriteFile(filepath.Join(dir, d.Name), []byte(text), 0o600); err != nil {
-		m.t.Fatalf("mqtttest: write drop-in: %v", err)
+		return fmt.Errorf("write drop-in: %w", err)
 	}
+	return nil
 }

@@ -103,6 +103,7 @@ forbid: [{event: visit_warning, warning: 2}]
 	require.Len(t, sc.Expect, 2)
 	assert.Equal(t, 3*time.Second, sc.Expect[0].Within)
 	assert.Equal(t, 1, sc.Expect[1].Count)
+	require.Len(t, sc.Forbid, 1)
 	assert.Equal(t, 2, sc.Forbid[0].Warning)
 	assert.Equal(t, 30*time.Minute+10*time.Second+3*time.Second+time.Hour, sc.Timeout)
 }

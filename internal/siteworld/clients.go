@@ -1,0 +1,70 @@
+package siteworld
+
+import (
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// DefaultPatience bounds a wait that only a failure reaches (connecting,
+// subscribing, publishing, a bridge coming up, a record arriving in a
+// test); generous, because CI runs every package at once under the race
+// detector.
+const DefaultPatience = 90 * time.Second
+
+// CommandLife is the expires_at of the commands the consoles send.
+const CommandLife = 10 * time.Minute
+
+// console is a console's connection: a paho client under its own identity
+// (username and client id) that reconnects by itself and subscribes again
+// to filters on every connection (a broker that lost the session still
+// delivers, and retained topics come again). With clean false its session
+// stays at the broker while it is away.
+type console struct {
+	urls     []string
+	user     string
+	tls      *tls.Config
+	clean    bool
+	filters  map[string]byte
+	handler  paho.MessageHandler
+	patience time.Duration
+}
+
+func (c console) connect() (paho.Client, error) {
+	o := paho.NewClientOptions().SetClientID(c.user).SetUsername(c.user).SetPassword(Password(c.user)).
+		SetTLSConfig(c.tls).SetCleanSession(c.clean).SetProtocolVersion(4).SetOrderMatters(true).
+		SetKeepAlive(5 * time.Second).SetAutoReconnect(true).SetMaxReconnectInterval(500 * time.Millisecond).
+		SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
+		SetDefaultPublishHandler(c.handler)
+	for _, u := range c.urls {
+		o.AddBroker(u)
+	}
+	if len(c.filters) > 0 {
+		o.SetOnConnectHandler(func(cl paho.Client) { cl.SubscribeMultiple(c.filters, c.handler) })
+	}
+	cl := paho.NewClient(o)
+	if err := waitToken(c.patience, cl.Connect(), "connect %s to %v", c.user, c.urls); err != nil {
+		return nil, err
+	}
+	if len(c.filters) > 0 {
+		if err := waitToken(c.patience, cl.SubscribeMultiple(c.filters, c.handler), "subscribe %s", c.user); err != nil {
+			cl.Disconnect(100)
+			return nil, err
+		}
+	}
+	return cl, nil
+}
+
+// waitToken waits up to patience for tok and returns its error, naming the
+// operation.
+func waitToken(patience time.Duration, tok paho.Token, format string, args ...any) error {
+	if !tok.WaitTimeout(patience) {
+		return fmt.Errorf(format+": timed out after %s", append(args, patience)...)
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf(format+": %w", append(args, err)...)
+	}
+	return nil
+}
