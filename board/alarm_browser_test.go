@@ -332,26 +332,28 @@ func TestHostileTextIsShownAsText(t *testing.T) {
 	eval[bool](t, ctx, `(() => { const s = document.getElementById("tester-room"); s.value = "room-9"; s.dispatchEvent(new Event("change")); return true })()`)
 	until(t, ctx, "the forged panic points as buttons", `[...document.querySelectorAll("#tester button")].some(b => b.textContent.includes('a"]b'))`)
 
-	// An operator's identity publishing a "room" under its own name: never
-	// a tile, never a sound; listed apart.
-	o = paho.NewClientOptions().AddBroker(s.mq.URL()).SetClientID("guard-7").SetUsername("guard-7").SetPassword("pw-guard-7").SetCleanSession(true)
-	guard := paho.NewClient(o)
-	tok = guard.Connect()
+	// A room the board was not told of (a broker identity of the site, not
+	// in the board's rooms) publishing under its own name: never a tile,
+	// never a sound; listed apart. (An operator's identity cannot publish
+	// a room's topics at all under the shipped ACL: link/mqtttest's matrix.)
+	o = paho.NewClientOptions().AddBroker(s.mq.URL()).SetClientID("room-8").SetUsername("room-8").SetPassword("pw-room-8").SetCleanSession(true)
+	stranger := paho.NewClient(o)
+	tok = stranger.Connect()
 	require.True(t, tok.WaitTimeout(10*time.Second))
 	require.NoError(t, tok.Error())
-	defer guard.Disconnect(100)
+	defer stranger.Disconnect(100)
 	g := st
-	g.Room = "guard-7"
-	publish(guard, "visitrooms/guard-7/state", g, true)
-	until(t, ctx, "guard-7 listed apart", `document.querySelector('#unknown [data-unknown-room="guard-7"]')`)
-	assert.False(t, eval[bool](t, ctx, `!!`+tile("guard-7")), "no tile for guard-7")
+	g.Room = "room-8"
+	publish(stranger, "visitrooms/room-8/state", g, true)
+	until(t, ctx, "room-8 listed apart", `document.querySelector('#unknown [data-unknown-room="room-8"]')`)
+	assert.False(t, eval[bool](t, ctx, `!!`+tile("room-8")), "no tile for room-8")
 	// Nothing ran; no element came from the text.
 	assert.Equal(t, 0, eval[int](t, ctx, `window.__xss`))
 	assert.Equal(t, 0, eval[int](t, ctx, `document.querySelectorAll("#tiles img, #tiles script, #log-list img, #tester img, #unknown img").length`))
 	assert.Equal(t, 0, eval[int](t, ctx, `document.querySelectorAll("img").length`))
 	// The board refuses actions on a room it does not know.
 	status := eval[int](t, ctx, `fetch("/api/session").then(r => r.json()).then(s =>
-		fetch("/api/rooms/guard-7/action/end_visit", {method: "POST", body: "{}", headers: {"X-CSRF-Token": s.csrf}}).then(r => r.status))`)
+		fetch("/api/rooms/room-8/action/end_visit", {method: "POST", body: "{}", headers: {"X-CSRF-Token": s.csrf}}).then(r => r.status))`)
 	assert.Equal(t, 404, status)
 }
 

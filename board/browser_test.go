@@ -178,7 +178,7 @@ var sitePasswords = map[string]string{
 	// A room identity of the broker that no room runs as: it publishes
 	// forged messages in the tests, as a compromised room could; guard-7 is
 	// an operator's identity, which may publish under its own name.
-	"room-9": "pw-room-9", "guard-7": "pw-guard-7",
+	"room-9": "pw-room-9", "room-8": "pw-room-8", "guard-7": "pw-guard-7",
 }
 
 // roomYAML is a simulated room with two named panic points and every output.
@@ -241,9 +241,6 @@ func startSite(t testing.TB, o siteOptions) *site {
 		o.Policy = "{preset: italy}"
 	}
 	dir := t.TempDir()
-	aclFile := mqtttest.SiteACL(t, func(s *access.Site) {
-		s.Rooms, s.SimDriver = append(slices.Clone(roomIDs), o.Processes...), "sim-driver"
-	})
 	users := map[string]string{}
 	for id, pw := range sitePasswords {
 		users[id] = pw
@@ -251,6 +248,18 @@ func startSite(t testing.TB, o siteOptions) *site {
 	for _, id := range append(roomIDs, o.Processes...) {
 		users[id] = "pw-" + id
 	}
+	// The site's rooms are every user that is no other identity of the
+	// site: the rooms run here and room-9, a room identity that no room
+	// runs as (it publishes forged messages, as a compromised room could).
+	aclFile := mqtttest.SiteACL(t, func(s *access.Site) {
+		s.Rooms, s.SimDriver = nil, "sim-driver"
+		for id := range users {
+			if _, known := s.Identity(id); !known && id != "sim-driver" {
+				s.Rooms = append(s.Rooms, id)
+			}
+		}
+		slices.Sort(s.Rooms)
+	})
 	mq := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{Users: users, ACLFile: aclFile})
 	s := &site{mq: mq, rooms: map[string]*roomtest.Room{}, procs: map[string]*exec.Cmd{}, cables: map[string]*broker.Cable{}}
 	addr := strings.TrimPrefix(mq.URL(), "tcp://")
