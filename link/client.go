@@ -289,22 +289,37 @@ func (c *Client) Conn() (epoch uint64, lost <-chan struct{}, up <-chan struct{},
 	}
 }
 
-// Publish starts a QoS 1 publish and returns its token; it does not wait.
+// Publish starts a QoS 1 publish on connection epoch (as Conn returned it)
+// and returns its token; it does not wait.
 //
-// Without a usable connection (lost, not yet made again) it fails at once
-// with ErrNotConnected instead of handing the message to paho, which would
-// keep it and send it on the next connection ahead of what the Publisher
-// sends again from the journal, out of order.
-func (c *Client) Publish(topic string, payload []byte, retained bool) mqtt.Token {
-	c.mu.Lock()
-	lost := c.lost
-	c.mu.Unlock()
-	select {
-	case <-lost:
+// Unless epoch is the current, usable connection it fails at once with
+// ErrNotConnected instead of handing the message to paho: a message meant
+// for a lost connection must not go out on the next one, ahead of what the
+// Publisher sends again from the journal there, out of order (the head of
+// the window failed on the old connection while what followed it went out
+// on the new one).
+func (c *Client) Publish(epoch uint64, topic string, payload []byte, retained bool) mqtt.Token {
+	cli, ok := c.current(epoch)
+	if !ok {
 		return failedToken{ErrNotConnected}
+	}
+	return cli.Publish(topic, 1, retained, payload)
+}
+
+// current returns the paho client of connection epoch, and false unless
+// that connection is the current one, usable and not lost.
+func (c *Client) current(epoch uint64) (mqtt.Client, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.lost:
+		return nil, false
 	default:
 	}
-	return c.paho().Publish(topic, 1, retained, payload)
+	if !c.usable || c.epoch != epoch {
+		return nil, false
+	}
+	return c.cli, true
 }
 
 // Subscribed returns a channel that receives a value after each successful
@@ -329,10 +344,15 @@ func (t failedToken) WaitTimeout(time.Duration) bool { return true }
 func (t failedToken) Done() <-chan struct{}          { return closedChan }
 func (t failedToken) Error() error                   { return t.err }
 
-// Drop ends the current connection as if it had been lost, so that
-// connectLoop connects again: for a broker that stopped acknowledging.
-func (c *Client) Drop(reason error) {
+// Drop ends connection epoch as if it had been lost, so that connectLoop
+// connects again: for a broker that stopped acknowledging. A later
+// connection is left alone: what failed on an older one says nothing of it.
+func (c *Client) Drop(epoch uint64, reason error) {
 	c.mu.Lock()
+	if c.epoch != epoch {
+		c.mu.Unlock()
+		return
+	}
 	select {
 	case <-c.lost:
 		c.mu.Unlock()
@@ -340,9 +360,10 @@ func (c *Client) Drop(reason error) {
 	default:
 		close(c.lost)
 	}
+	cli := c.cli
 	c.mu.Unlock()
-	c.log.Warn("dropping the connection to the broker; connecting again", slog.Any("reason", reason))
-	c.paho().Disconnect(0)
+	c.log.Warn("dropping the connection to the broker; connecting again", slog.Any("reason", reason), slog.Uint64("connection", epoch))
+	cli.Disconnect(0)
 }
 
 // Close publishes "offline" on availability (retained), bounded by ctx (and

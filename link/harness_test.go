@@ -192,9 +192,9 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 type lazyConn struct{ c **Client }
 
 func (l lazyConn) Conn() (uint64, <-chan struct{}, <-chan struct{}, bool) { return (*l.c).Conn() }
-func (l lazyConn) Drop(err error)                                         { (*l.c).Drop(err) }
-func (l lazyConn) Publish(topic string, payload []byte, retained bool) mqtt.Token {
-	return (*l.c).Publish(topic, payload, retained)
+func (l lazyConn) Drop(epoch uint64, err error)                           { (*l.c).Drop(epoch, err) }
+func (l lazyConn) Publish(epoch uint64, topic string, payload []byte, retained bool) mqtt.Token {
+	return (*l.c).Publish(epoch, topic, payload, retained)
 }
 
 var stopped sync.Map

@@ -56,10 +56,12 @@ type Conn interface {
 	// it is lost; ok false when there is none (up is then closed when one
 	// comes).
 	Conn() (epoch uint64, lost <-chan struct{}, up <-chan struct{}, ok bool)
-	// Publish starts a QoS 1 publish.
-	Publish(topic string, payload []byte, retained bool) mqtt.Token
-	// Drop ends the connection so that a new one is made.
-	Drop(reason error)
+	// Publish starts a QoS 1 publish on connection epoch; unless that is
+	// the current usable connection, the token fails at once.
+	Publish(epoch uint64, topic string, payload []byte, retained bool) mqtt.Token
+	// Drop ends connection epoch so that a new one is made; nothing if a
+	// later one is current.
+	Drop(epoch uint64, reason error)
 }
 
 // PublisherOptions configure NewPublisher.
@@ -369,7 +371,7 @@ func (p *Publisher) fill() {
 				continue
 			}
 		}
-		p.inflight = append(p.inflight, inflight{msg: m, tok: p.c.Publish(m.topic, m.payload, m.retained), sent: wallclock.Now()})
+		p.inflight = append(p.inflight, inflight{msg: m, tok: p.c.Publish(p.connNo, m.topic, m.payload, m.retained), sent: wallclock.Now()})
 	}
 }
 
@@ -515,7 +517,7 @@ func (p *Publisher) reap(lost <-chan struct{}) {
 		default:
 			if wallclock.Since(h.sent) >= p.o.PublishTimeout {
 				p.log.Warn("no PUBACK in time; the broker is not working", "topic", h.msg.topic, "waited", wallclock.Since(h.sent))
-				p.c.Drop(fmt.Errorf("no PUBACK for %s", p.o.PublishTimeout))
+				p.c.Drop(p.connNo, fmt.Errorf("no PUBACK for %s", p.o.PublishTimeout))
 				p.connNo = 0 // start over on the next connection
 			}
 			select {
@@ -527,7 +529,7 @@ func (p *Publisher) reap(lost <-chan struct{}) {
 		}
 		if err := h.tok.Error(); err != nil {
 			p.log.Warn("publish failed; sending again from the first unacknowledged message", "topic", h.msg.topic, "err", err)
-			p.c.Drop(err)
+			p.c.Drop(p.connNo, err)
 			p.connNo = 0
 			return
 		}

@@ -285,9 +285,9 @@ func windowSeconds(w, retention time.Duration) int64 {
 type lazyConn struct{ c **link.Client }
 
 func (l lazyConn) Conn() (uint64, <-chan struct{}, <-chan struct{}, bool) { return (*l.c).Conn() }
-func (l lazyConn) Drop(err error)                                         { (*l.c).Drop(err) }
-func (l lazyConn) Publish(topic string, payload []byte, retained bool) mqtt.Token {
-	return (*l.c).Publish(topic, payload, retained)
+func (l lazyConn) Drop(epoch uint64, err error)                           { (*l.c).Drop(epoch, err) }
+func (l lazyConn) Publish(epoch uint64, topic string, payload []byte, retained bool) mqtt.Token {
+	return (*l.c).Publish(epoch, topic, payload, retained)
 }
 
 // submit hands a command to the loop without blocking.
