@@ -48,6 +48,7 @@ var allowed = map[string][]string{
 	"commission":            {"contract", "controller", "daemon", "daemon/timebase", "device", "journal"},
 	"configs":               {"contract", "controller"},
 	"configs/mosquitto":     nil,
+	"configs/nats":          nil,
 	"packaging":             nil,
 
 	"room": {"configs", "contract", "controller", "daemon", "device", "device/gpio", "journal", "journal/migrate",

@@ -33,8 +33,13 @@ type console struct {
 }
 
 func (c console) connect() (paho.Client, error) {
-	o := paho.NewClientOptions().SetClientID(c.user).SetUsername(c.user).SetPassword(Password(c.user)).
-		SetTLSConfig(c.tls).SetCleanSession(c.clean).SetProtocolVersion(4).SetOrderMatters(true).
+	o := paho.NewClientOptions().SetClientID(c.user).SetTLSConfig(c.tls)
+	if len(c.tls.Certificates) == 0 {
+		// A certificate names its user; a centre that maps certificates
+		// to users (NATS) refuses a username beside it.
+		o.SetUsername(c.user).SetPassword(Password(c.user))
+	}
+	o.SetCleanSession(c.clean).SetProtocolVersion(4).SetOrderMatters(true).
 		SetKeepAlive(5 * time.Second).SetAutoReconnect(true).SetMaxReconnectInterval(500 * time.Millisecond).
 		SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
 		SetDefaultPublishHandler(c.handler)

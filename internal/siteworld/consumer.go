@@ -61,6 +61,7 @@ type Consumer struct {
 	l       *ledger
 	replies map[string]contract.ReplyMessage
 	links   map[string]string // site → "1" up, "0" down
+	ups     map[string]int    // site → live (not retained) "1"s: the bridge's connections
 	changed chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -68,7 +69,7 @@ type Consumer struct {
 
 func newConsumer(centre Centre, sites []string, o Consoles, cmds *commandLog, errorf func(string, ...any), patience time.Duration) (*Consumer, error) {
 	c := &Consumer{cmds: cmds, errorf: errorf, patience: patience, floors: map[string]chan probeMsg{}, l: newLedger(),
-		replies: map[string]contract.ReplyMessage{}, links: map[string]string{}, changed: make(chan struct{}, 1),
+		replies: map[string]contract.ReplyMessage{}, links: map[string]string{}, ups: map[string]int{}, changed: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	for _, s := range sites {
 		c.floors[s] = make(chan probeMsg, 64)
@@ -80,7 +81,11 @@ func newConsumer(centre Centre, sites []string, o Consoles, cmds *commandLog, er
 	if o.Replies {
 		filters["visitrooms/+/+/reply"] = 1
 	}
-	tc, err := centre.CA().ClientConfig("", "")
+	cert, key, err := centre.ClientCert(BookingUser)
+	if err != nil {
+		return nil, fmt.Errorf("booking system: %w", err)
+	}
+	tc, err := centre.CA().ClientConfig(cert, key)
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +113,9 @@ func (c *Consumer) handle(_ paho.Client, m paho.Message) {
 	if parts[0] == "$SYS" && len(parts) == 5 {
 		c.mu.Lock()
 		c.links[parts[3]] = string(m.Payload())
+		if !m.Retained() && string(m.Payload()) == "1" {
+			c.ups[parts[3]]++
+		}
 		c.mu.Unlock()
 		return
 	}
@@ -265,6 +273,14 @@ func (c *Consumer) AwaitLink(site string, up bool, timeout time.Duration) error 
 		defer c.mu.Unlock()
 		return c.links[site] == want
 	})
+}
+
+// LinkUps counts the times the site's bridge announced itself up while the
+// booking system was connected: each is a connection the centre accepted.
+func (c *Consumer) LinkUps(site string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ups[site]
 }
 
 // HasType reports whether a record of type typ of the room has arrived.
