@@ -191,6 +191,9 @@ func StartNATSCentre(dir string, o NATSOptions) (_ *NATSCentre, err error) {
 			err = errors.Join(fmt.Errorf("nats centre: %w", err), c.Close())
 		}
 	}()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	if c.ca, err = mqtttest.GenerateCA(dir, "centre-ca"); err != nil {
 		return nil, err
 	}
