@@ -50,9 +50,10 @@ var allowed = map[string][]string{
 	"configs/mosquitto":     nil,
 	"configs/nats":          nil,
 	"packaging":             nil,
+	"metrics":               nil,
 
 	"room": {"configs", "contract", "controller", "daemon", "device", "device/gpio", "journal", "journal/migrate",
-		"link", "link/homeassistant", "mqttconn", "sim"},
+		"link", "link/homeassistant", "metrics", "mqttconn", "sim"},
 	"room/roomtest": {"configs", "room", "sim"},
 	"sim/scenario":  {"configs", "contract", "controller", "daemon", "journal", "room", "sim"},
 
@@ -64,12 +65,12 @@ var allowed = map[string][]string{
 	"pager":          {"contract", "controller", "mqttconn", "pager/espa", "roomclient"},
 	"pager/espa":     nil,
 	"pager/espatest": nil,
-	"board":          {"contract", "controller", "roomclient"},
+	"board":          {"contract", "controller", "metrics", "roomclient"},
 
-	"cmd/guardboard": {"board", "buildinfo", "configs", "contract", "controller", "link/broker", "mqttconn", "room", "roomclient"},
+	"cmd/guardboard": {"board", "buildinfo", "configs", "contract", "controller", "link/broker", "metrics", "mqttconn", "room", "roomclient"},
 	"cmd/roombench":  {"configs", "contract", "controller", "device", "internal/siteworld", "journal", "link", "link/mqtttest", "room", "roomclient", "sim"},
 	"cmd/roomd": {"buildinfo", "commission", "configs", "contract", "controller", "daemon", "journal", "link/broker",
-		"room", "sim", "sim/scenario"},
+		"metrics", "room", "sim", "sim/scenario"},
 	"cmd/roompager": {"buildinfo", "contract", "mqttconn", "pager", "pager/espa", "roomclient"},
 	"cmd/visitctl":  {"buildinfo", "contract", "controller", "link/homeassistant", "mqttconn", "roomclient"},
 }

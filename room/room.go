@@ -23,6 +23,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/contract"
@@ -98,6 +99,7 @@ type Room struct {
 	info    contract.InfoMessage
 	topics  contract.Topics
 	mirror  *simMirror
+	syncs   prometheus.Histogram // the journal's syncs, timed (Metrics)
 
 	abandoned atomic.Bool
 }
@@ -137,6 +139,13 @@ func Open(o Options) (_ *Room, err error) {
 		}
 	})
 
+	// The journal's syncs are timed from outside, for the metrics.
+	r.syncs = newSyncHistogram(cfg.Room)
+	jfs := o.JournalFS
+	if jfs == nil {
+		jfs = journal.OS{}
+	}
+	o.JournalFS = syncTimer{FS: jfs, observe: func(d time.Duration) { r.syncs.Observe(d.Seconds()) }}
 	if r.j, err = openJournal(cfg, o, log); err != nil {
 		return fail(err)
 	}
