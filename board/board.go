@@ -88,6 +88,8 @@ type Board struct {
 	marks      map[string]roomclient.Mark // the records applied, per room
 	marksDirty bool
 	ticks      int
+
+	metrics boardMetrics // what the loop counts for Metrics
 }
 
 // New returns a board; Run connects it.
@@ -113,6 +115,7 @@ func New(o Options) *Board {
 	b := &Board{o: o, log: o.Logger, now: o.Now, History: NewHistory(o.History, 4096),
 		model: NewModel(), lastJSON: map[string]string{}, marks: map[string]roomclient.Mark{}}
 	b.box.init()
+	b.metrics.init()
 	b.since = o.Now()
 	return b
 }
@@ -347,6 +350,11 @@ func (b *Board) connect(ctx context.Context) {
 			}
 			time.Sleep(time.Duration(try) * 200 * time.Millisecond)
 		}
+		// The site broker's bridge to the centre, for the metrics (a site
+		// without one has none).
+		if err := c.Subscribe(ctx, LinkTopic, func(m roomclient.Message) { b.metrics.bridge(m.Topic, m.Payload) }); err != nil {
+			b.log.Warn("subscribe to the site's bridge state", "err", err)
+		}
 		// The paging gateways' status (roompager): "pagers not reachable".
 		if err := c.Subscribe(ctx, b.o.Base+"/_pagers/+/status", func(m roomclient.Message) { b.box.put(item{pager: &m}) }); err != nil {
 			b.log.Warn("subscribe to the paging gateways' status", "err", err)
@@ -389,6 +397,9 @@ func (b *Board) step(it item) {
 		if le := b.model.ApplyRecord(*it.rec); le != nil {
 			b.addLog(*le)
 		}
+		if a := it.rec.Alert; a != nil { // every record comes once (duplicates are dropped); a Filled one was missing
+			b.metrics.record(it.rec.Room, it.rec.Type, a.Kind)
+		}
 		b.publishRoom(it.rec.Room)
 		b.mark(*it.rec)
 	case it.loss != nil:
@@ -407,6 +418,7 @@ func (b *Board) step(it item) {
 			b.History.Publish("pagers", data)
 		}
 	case it.link != nil:
+		b.metrics.link(*it.link)
 		if *it.link != b.connected {
 			b.connected = *it.link
 			b.since = b.now()
@@ -414,6 +426,9 @@ func (b *Board) step(it item) {
 		}
 	case it.tick:
 		b.refreshRegistry()
+		for _, room := range b.model.Rooms() {
+			b.metrics.room(room, b.model.Link(room) == LinkOnline)
+		}
 		if b.ticks++; b.ticks%10 == 0 && b.marksDirty {
 			if err := b.saveMarks(); err != nil {
 				b.log.Error("save the board's marks", "err", err)

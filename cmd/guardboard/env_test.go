@@ -41,7 +41,7 @@ func serveHelp(t *testing.T) string {
 func TestServeHelpNamesEveryVariable(t *testing.T) {
 	help := serveHelp(t)
 	flags := regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(help, -1)
-	require.Len(t, flags, 17, "serve's flags:\n%s", help)
+	require.Len(t, flags, 19, "serve's flags:\n%s", help)
 	for _, f := range flags {
 		// The flag's entry runs until the next flag.
 		entry := help[strings.Index(help, f[0]):]
@@ -73,6 +73,8 @@ var allVariables = env{
 	"GUARDBOARD_SIM_DRIVER_PASSWORD_FILE": "/etc/guardboard/sim-password",
 	"GUARDBOARD_STATE_FILE":               "/var/lib/guardboard/marks.json",
 	"GUARDBOARD_INSECURE_HTTP":            "true",
+	"GUARDBOARD_METRICS_TEXTFILE":         "/run/prometheus-node-exporter/guardboard.prom",
+	"GUARDBOARD_METRICS_EVERY":            "30s",
 }
 
 func TestServeSettingsFromTheEnvironment(t *testing.T) {
@@ -98,7 +100,7 @@ func TestServeSettingsFromTheEnvironment(t *testing.T) {
 		base: "site-b/visitrooms", brokerCA: "/etc/guardboard/ca.crt", brokerCert: "/etc/guardboard/client.crt",
 		brokerKey: "/etc/guardboard/client.key", tlsCert: "/etc/guardboard/board.crt", tlsKey: "/etc/guardboard/board.key",
 		simUser: "sim-driver", simPasswordFile: "/etc/guardboard/sim-password", stateFile: "/var/lib/guardboard/marks.json",
-		insecureHTTP: true,
+		insecureHTTP: true, metricsTextfile: "/run/prometheus-node-exporter/guardboard.prom", metricsEvery: 30 * time.Second,
 	}, c.serveFlags)
 	assert.Equal(t, "GUARDBOARD_LISTEN", c.name("listen"))
 }

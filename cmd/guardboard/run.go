@@ -18,6 +18,7 @@ import (
 	"github.com/roomd/roomd/buildinfo"
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/metrics"
 	"github.com/roomd/roomd/mqttconn"
 )
 
@@ -76,6 +77,8 @@ type serveFlags struct {
 	brokerCA, brokerCert, brokerKey              string
 	tlsCert, tlsKey                              string
 	simUser, simPasswordFile, stateFile          string
+	metricsTextfile                              string
+	metricsEvery                                 time.Duration
 	insecureHTTP                                 bool
 }
 
@@ -141,6 +144,8 @@ func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.simUser, "sim-driver-user", "", "broker `identity` the tester panel publishes sim/set as (test benches only; no production ACL grants it)")
 	fs.StringVar(&f.simPasswordFile, "sim-driver-password-file", "", "`file` holding the sim driver's broker password")
 	fs.StringVar(&f.stateFile, "state-file", "", "`file` keeping where the board stands in every room's records, so that a restarted board has the rooms replay what the broker did not keep for it (e.g. /var/lib/guardboard/marks.json)")
+	fs.StringVar(&f.metricsTextfile, "metrics-textfile", "", "`file` ending in .prom that the board writes its Prometheus metrics to, for node_exporter's textfile collector (docs/metrics.md); empty: no metrics")
+	fs.DurationVar(&f.metricsEvery, "metrics-every", metrics.DefaultEvery, "how often the metrics file is written")
 	fs.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow plain HTTP on an address other than loopback (passwords travel in clear)")
 	fs.VisitAll(func(fl *flag.Flag) { fl.Usage += " [$" + envName(fl.Name) + "]" })
 	fs.Usage = func() {
@@ -216,6 +221,12 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*s
 	if _, _, err := net.SplitHostPort(f.listen); err != nil {
 		return nil, usagef("serve: %s %q: want host:port", c.name("listen"), f.listen)
 	}
+	if f.metricsTextfile != "" && (!strings.HasPrefix(f.metricsTextfile, "/") || !strings.HasSuffix(f.metricsTextfile, ".prom")) {
+		return nil, usagef("serve: %s %q: want an absolute path ending in .prom (node_exporter's textfile collector reads nothing else)", c.name("metrics-textfile"), f.metricsTextfile)
+	}
+	if f.metricsEvery < 5*time.Second || f.metricsEvery > 5*time.Minute {
+		return nil, usagef("serve: %s %s: want between 5s and 5m", c.name("metrics-every"), f.metricsEvery)
+	}
 	return c, nil
 }
 
@@ -263,7 +274,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	return serve(ctx, serveArgs{board: o, accounts: accounts, listen: f.listen, title: f.title,
 		tlsCert: f.tlsCert, tlsKey: f.tlsKey, insecureHTTP: f.insecureHTTP, log: log, out: stdout,
-		names: c.name})
+		names: c.name, metricsTextfile: f.metricsTextfile, metricsEvery: f.metricsEvery})
 }
 
 // parseLevel reads a log level.
@@ -296,6 +307,10 @@ type serveArgs struct {
 	// names, if set, names a serve flag as the installer gave it (the
 	// flag or its environment variable), for errors.
 	names func(flag string) string
+	// metricsTextfile, if set, is where the board's metrics go, every
+	// metricsEvery.
+	metricsTextfile string
+	metricsEvery    time.Duration
 }
 
 func (a serveArgs) name(flag string) string {
@@ -344,6 +359,14 @@ func serve(ctx context.Context, a serveArgs) error {
 	defer cancel()
 	boardDone := make(chan error, 1)
 	go func() { boardDone <- b.Run(ctx) }()
+	if a.metricsTextfile != "" {
+		tf := metrics.Textfile{Path: a.metricsTextfile, Every: a.metricsEvery, Gatherer: b.Metrics(nil), Logger: a.log}
+		if err := tf.Check(); err != nil {
+			a.log.Error("metrics off", "flag", a.name("metrics-textfile"), "err", err) // metrics never stop the board
+		} else {
+			go tf.Run(ctx)
+		}
+	}
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
 	a.log.Info("guard station board", "url", url, "broker", a.board.Broker, "username", a.board.Username)
