@@ -49,6 +49,7 @@ var allowed = map[string][]string{
 	"configs":               {"contract", "controller"},
 	"configs/mosquitto":     nil,
 	"configs/nats":          nil,
+	"configs/prometheus":    nil,
 	"packaging":             nil,
 	"metrics":               nil,
 

@@ -19,6 +19,7 @@ import (
 const (
 	MetricSyncSeconds      = "roomd_journal_sync_duration_seconds"
 	MetricJournalBytes     = "roomd_journal_bytes"
+	MetricJournalMaxBytes  = "roomd_journal_max_bytes"
 	MetricUnackedEntries   = "roomd_journal_unacked_entries"
 	MetricUnackedBytes     = "roomd_journal_unacked_bytes"
 	MetricJournalDegraded  = "roomd_journal_degraded"
@@ -36,7 +37,7 @@ const (
 )
 
 // MetricNames are the names of every metric a room exports.
-var MetricNames = []string{MetricSyncSeconds, MetricJournalBytes, MetricUnackedEntries, MetricUnackedBytes,
+var MetricNames = []string{MetricSyncSeconds, MetricJournalBytes, MetricJournalMaxBytes, MetricUnackedEntries, MetricUnackedBytes,
 	MetricJournalDegraded, MetricPublisherQueue, MetricCommandQueue, MetricFaultQueue, MetricBrokerConnected,
 	MetricBrokerConnects, MetricClockSynced, MetricStateAge, MetricAlerts, MetricResidentMemory,
 	MetricHeldForPrivacy, MetricMetricsWrittenAt}
@@ -135,9 +136,10 @@ func (r *Room) Metrics(o MetricsOptions) *prometheus.Registry {
 	m.sample() // a visit may run already
 	constant := prometheus.Labels{"room": r.cfg.Room}
 	help := map[string]string{
-		MetricJournalBytes:     "Bytes of the journal's files on disk.",
+		MetricJournalBytes:     "Bytes of the journal's files on disk; held at its value before a visit while the visit's privacy applies.",
+		MetricJournalMaxBytes:  "The journal's bound on disk (journal.max_bytes): above it, delivered entries are deleted, and undelivered ones raise system_fault.",
 		MetricUnackedEntries:   "Journal entries the broker has not acknowledged yet (the outbox).",
-		MetricUnackedBytes:     "Bytes of the journal entries the broker has not acknowledged yet.",
+		MetricUnackedBytes:     "Bytes of the journal entries the broker has not acknowledged yet; held at its value before a visit while the visit's privacy applies.",
 		MetricJournalDegraded:  "1 while the journal cannot write to its disk (the loop keeps the steps in memory and raises system_fault).",
 		MetricPublisherQueue:   "Messages outside the journal (replies, states, retained topics, replays) waiting to be published.",
 		MetricCommandQueue:     "Commands received and not yet taken by the room's loop.",
@@ -218,6 +220,7 @@ func (m *roomMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(MetricResidentMemory, m.memBytes)
 	gauge(MetricJournalBytes, m.journalBytes)
+	gauge(MetricJournalMaxBytes, float64(r.cfg.Journal.MaxBytes))
 	gauge(MetricUnackedBytes, m.unackedBytes)
 	for _, x := range m.syncs {
 		ch <- x
