@@ -35,4 +35,5 @@ require (
 	golang.org/x/text v0.44.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
+	periph.io/x/devices/v3 v3.7.4 // indirect
 )

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/roomclient"
@@ -201,6 +202,11 @@ func TestBoardInBrowser(t *testing.T) {
 		click(t, ctx, `#tester button[data-sim="staff-on"]`)
 		until(t, ctx, "the panic reset on site", tile("room-4")+` && !`+tile("room-4")+`.querySelector('li[data-kind="panic"]')`)
 		click(t, ctx, `#tester button[data-sim="staff-off"]`)
+		// Bridge and mend reach the room's wires.
+		click(t, ctx, `#tester button[data-sim="panic-bridge-toilet"]`)
+		require.Eventually(t, func() bool { return s.rooms["room-4"].Sim().Wire(controller.InputPanic, 1) == contract.WireBridged }, browserWait, 10*time.Millisecond)
+		click(t, ctx, `#tester button[data-sim="panic-mend-toilet"]`)
+		require.Eventually(t, func() bool { return s.rooms["room-4"].Sim().Wire(controller.InputPanic, 1) == contract.WireSound }, browserWait, 10*time.Millisecond)
 		click(t, ctx, "#tester-toggle")
 	})
 

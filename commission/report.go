@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,13 @@ type lineJSON struct {
 	Result string `json:"result"`
 	Fault  string `json:"fault,omitempty"`
 	Seen   string `json:"seen"`
+	// Baseline is a supervised loop's ohms at rest and acted on.
+	Baseline *baselineJSON `json:"baseline,omitempty"`
+}
+
+type baselineJSON struct {
+	RestOhms  float64 `json:"rest_ohms"`
+	ActedOhms float64 `json:"acted_ohms"`
 }
 
 // JSON returns the report as JSON: room, at (RFC 3339, UTC, milliseconds),
@@ -68,6 +76,9 @@ func (r Report) JSON() []byte {
 		}
 		if !l.Passed {
 			lj.Result = "failed"
+		}
+		if b := l.Baseline; b != nil {
+			lj.Baseline = &baselineJSON{RestOhms: math.Round(b.Rest), ActedOhms: math.Round(b.Acted)}
 		}
 		out.Lines = append(out.Lines, lj)
 	}

@@ -8,6 +8,8 @@ import (
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/daemon/timebase"
+	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/device/eol"
 	"github.com/roomd/roomd/journal"
 )
 
@@ -22,8 +24,12 @@ type Options struct {
 	Walk WalkOptions
 	// ReportDir is where the report goes (made if missing).
 	ReportDir string
-	Version   string // roomd's version
-	Backend   string // gpio or sim, for the report
+	// StateDir, if set, is the room's state directory, where the
+	// baselines of the supervised loops that passed are kept
+	// (device.BaselineFile) for roomd to judge drift against.
+	StateDir string
+	Version  string // roomd's version
+	Backend  string // gpio or sim, for the report
 
 	Journal   *journal.Journal
 	Lines     Lines
@@ -77,8 +83,38 @@ func Run(ctx context.Context, o Options) (Outcome, error) {
 	if out.Files, err = WriteReport(o.ReportDir, out.Report); err != nil {
 		return Outcome{}, fmt.Errorf("function test of room %s not recorded: %w", o.Room, err)
 	}
+	if err := saveBaselines(o, ev, lines); err != nil {
+		return Outcome{}, fmt.Errorf("function test of room %s: the report is written (%s), but %w", o.Room, out.Files[0], err)
+	}
 	if out.Record, err = Record(o.Journal, o.Policy, ev); err != nil {
 		return Outcome{}, fmt.Errorf("function test of room %s: the report is written (%s), but %w", o.Room, out.Files[0], err)
 	}
 	return out, nil
+}
+
+// saveBaselines keeps the baseline of every supervised loop that passed,
+// beside those of loops this test did not measure.
+func saveBaselines(o Options, ev controller.FunctionTested, lines []LineReport) error {
+	if o.StateDir == "" {
+		return nil
+	}
+	b, err := device.LoadBaselines(o.StateDir)
+	if err != nil {
+		b = device.Baselines{} // unreadable: this test measures afresh
+	}
+	n := 0
+	for _, l := range lines {
+		if l.Baseline != nil && l.Passed {
+			if b.Loops == nil {
+				b.Loops = map[string]eol.Baseline{}
+			}
+			b.Loops[l.Name()] = *l.Baseline
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	b.At, b.By = ev.At, ev.By
+	return device.SaveBaselines(o.StateDir, b)
 }

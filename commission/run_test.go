@@ -17,6 +17,8 @@ import (
 	"github.com/roomd/roomd/commission"
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/device/eol"
 	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/sim"
 	"github.com/roomd/roomd/wallclock"
@@ -264,5 +266,57 @@ func TestRecordTellsJournalDamage(t *testing.T) {
 		assert.Equal(t, controller.SeverityCritical, fault.Severity)
 		assert.True(t, strings.HasPrefix(fault.Detail, "journal damaged"), fault.Detail)
 		assert.True(t, out.Report.Passed)
+	})
+}
+
+// TestRunRecordsLoopBaselines: a supervised loop that passes has its ohms
+// at rest and acted on recorded as its baseline: in the report (text and
+// JSON) and in the state directory, where roomd judges drift against it;
+// never in the record that leaves the room.
+func TestRunRecordsLoopBaselines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		j := openJournal(t, dir)
+		spec := roomSpec()
+		galaxy, err := eol.PresetTable(eol.PresetGalaxy, eol.SchemeDouble)
+		require.NoError(t, err)
+		spec.Inputs[controller.InputPanic][0] = device.LineSpec{Name: "bed", Loop: &device.Loop{
+			ADC: device.ADCChannel{Bus: "1", Address: 0x48}, Table: galaxy, Divider: eol.Divider{PullUp: 2200, Supply: 3.3}}}
+		r := newRoom(t, spec)
+		o := options(t, r, j, newInstaller(t, r))
+		o.StateDir = dir
+		out, err := commission.Run(context.Background(), o)
+		require.NoError(t, err)
+		require.True(t, out.Report.Passed, "%+v", out.Report.Lines)
+		var bed commission.LineReport
+		for _, l := range out.Report.Lines {
+			if l.Point == "bed" {
+				bed = l
+			}
+		}
+		require.NotNil(t, bed.Baseline, "the loop's baseline")
+		assert.InDelta(t, 1000, bed.Baseline.Rest, 2)
+		assert.InDelta(t, 2000, bed.Baseline.Acted, 3)
+		assert.Contains(t, bed.Seen, "baseline 1,000 Ω at rest, 2,000 Ω acted on")
+
+		saved, err := device.LoadBaselines(dir)
+		require.NoError(t, err)
+		assert.InDelta(t, 1000, saved.Loops["panic:bed"].Rest, 2)
+		assert.InDelta(t, 2000, saved.Loops["panic:bed"].Acted, 3)
+		assert.Equal(t, "installer-7", saved.By)
+		assert.NotContains(t, saved.Loops, "panic:toilet", "a plain contact has no baseline")
+
+		data, err := os.ReadFile(out.Files[1])
+		require.NoError(t, err)
+		assert.Contains(t, string(data), `"rest_ohms": 1000`)
+		text, err := os.ReadFile(out.Files[0])
+		require.NoError(t, err)
+		assert.Contains(t, string(text), "baseline 1,000 Ω at rest")
+
+		rec, err := json.Marshal(out.Record)
+		require.NoError(t, err)
+		assert.NotContains(t, string(rec), "1000", "no ohms in the record")
+		assert.NotContains(t, string(rec), "Ω")
+		require.NoError(t, j.Close())
 	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/device/eol"
 	"github.com/roomd/roomd/wallclock"
 )
 
@@ -58,6 +59,9 @@ type Step struct {
 	Mode   controller.Mode
 	Line   string // the line's name in the config: "GPIO17", "gpiochip0 line 27"
 	Text   string
+	// Loop: the line is an end-of-line supervised loop, whose baseline
+	// (ohms at rest and acted on) the walk-through records.
+	Loop bool
 }
 
 // Installer is the person at the room, or whatever plays them.
@@ -96,6 +100,10 @@ type LineReport struct {
 	controller.LineResult
 	Line string
 	Seen string
+	// Baseline, for a supervised loop that passed, is what it measured at
+	// rest and acted on; it stays in the room (the report, the state
+	// directory), never in the record.
+	Baseline *eol.Baseline
 }
 
 // Walk walks inst through the room's lines in order: every input line (the
@@ -180,7 +188,7 @@ func planOf(spec device.Spec, mode controller.TestMode) plan {
 		}
 		ls := spec.Inputs[in]
 		for i, l := range ls {
-			s := Step{Kind: StepAct, Input: in, Index: i, Line: lineOf(l)}
+			s := Step{Kind: StepAct, Input: in, Index: i, Line: lineOf(l), Loop: l.Loop != nil}
 			switch in {
 			case controller.InputPanic:
 				s.Point = spec.PanicPoint(i)
@@ -213,7 +221,7 @@ func planOf(spec device.Spec, mode controller.TestMode) plan {
 // lineOf names a line as the config does; a simulated room's lines may
 // have no name.
 func lineOf(l device.LineSpec) string {
-	if l.Pin == "" && l.Chip == "" {
+	if l.Pin == "" && l.Chip == "" && l.Loop == nil {
 		return "simulated"
 	}
 	return l.String()
@@ -457,6 +465,11 @@ func (w *walker) input(s Step) (LineReport, error) {
 	}
 	res.Passed = true
 	res.Seen = fmt.Sprintf("%s when acted on, %s at rest", words(controller.LevelActive), words(controller.LevelInactive))
+	if s.Loop {
+		b := eol.Baseline{Rest: last.Ohms, Acted: first.Ohms}
+		res.Baseline = &b
+		res.Seen += fmt.Sprintf("; baseline %s at rest, %s acted on", eol.Ohms(b.Rest), eol.Ohms(b.Acted))
+	}
 	w.inst.Show(fmt.Sprintf("%s: passed", name))
 	return res, nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/device/eol"
 )
 
 // Config is roomd's effective configuration: defaults, preset and file merged
@@ -151,6 +152,12 @@ type Device struct {
 	// FeedbackGrace is how long a read-back may differ from what is driven
 	// before the output counts as failed (output_fault).
 	FeedbackGrace time.Duration
+	// MainsFail and BatteryLow are the status lines of a UPS (active: mains
+	// lost, battery low); nil when not wired. They carry no debounce.
+	MainsFail, BatteryLow *Line
+	// Healthy is the output pulsed while roomd's loop runs, for an
+	// external watchdog relay; nil when not wired.
+	Healthy *Line
 }
 
 // Flap bounds how often an input may change before it counts as a sensor
@@ -202,10 +209,48 @@ type Line struct {
 	ActiveLow bool          // the role is active when the line reads low
 	Debounce  time.Duration // a level must hold this long to count (inputs only)
 	Point     string        // a panic point's name ("bed"); empty for every other line
+	// EOL, for an input, makes it an end-of-line supervised loop read
+	// through an ADC (then Pin and Chip are empty); nil for a GPIO line.
+	EOL *EOL
 }
 
-// Name returns "GPIO17" or "gpiochip0:27".
+// EOL is an input wired as an end-of-line supervised loop, read through an
+// ADS1115 on I²C (docs/wiring.md).
+type EOL struct {
+	// Preset names the band table ("galaxy", "texecom"); empty when Bands
+	// gives the table.
+	Preset string
+	Scheme eol.Scheme
+	// Bands is a table of its own, when there is no preset.
+	Bands []eol.Range
+	// The ADC: I²C bus ("1" for /dev/i2c-1), address and input 0 to 3.
+	Bus     string
+	Address int
+	Channel int
+	// PullUp is the divider's resistor to the supply (ohms); SupplyMV the
+	// supply (millivolts).
+	PullUp   int
+	SupplyMV int
+	// Hold is how long a band must hold to count.
+	Hold time.Duration
+}
+
+// Table returns the loop's band table.
+func (e *EOL) Table() eol.Table {
+	if e.Preset != "" {
+		t, err := eol.PresetTable(eol.Preset(e.Preset), e.Scheme)
+		if err == nil {
+			return t
+		}
+	}
+	return eol.Table{Scheme: e.Scheme, Ranges: e.Bands}
+}
+
+// Name returns "GPIO17" or "gpiochip0:27", or for a loop "i2c-1:0x48:0".
 func (l Line) Name() string {
+	if l.EOL != nil {
+		return fmt.Sprintf("i2c-%s:0x%02x:%d", l.EOL.Bus, l.EOL.Address, l.EOL.Channel)
+	}
 	if l.Pin != "" {
 		return l.Pin
 	}

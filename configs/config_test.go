@@ -362,6 +362,12 @@ func TestYAMLRoundTrips(t *testing.T) {
 			"[{pin: GPIO22, debounce: 200ms}]", "[{pin: GPIO22, debounce: 200ms}, {chip: gpiochip4, line: 26, pull: down}]") +
 			"log: {format: json, level: warn}\nstate_dir: ./state\nhomeassistant: {enabled: true, discovery_prefix: ha}\n",
 	}
+	docs["supervised loops and power"] = variant(t,
+		"panic:    {pin: GPIO23, debounce: 20ms}", "panic: [{name: bed, eol: {preset: galaxy, adc: {address: 0x48, channel: 0}}}, "+
+			"{name: toilet, eol: {preset: texecom, scheme: single, adc: {bus: '1', address: 0x49, channel: 3}, pull_up: 4700, supply_mv: 3300, hold: 500ms}}]",
+		"door:     {pin: GPIO17}", "door: {eol: {bands: [{band: tamper_short, to: 500}, {band: normal, to: 1500}, {band: alarm, to: 10000}, {band: tamper_open}], pull_up: 2200, adc: {channel: 1}}}",
+		"backend: gpio\n", "backend: gpio\n  power: {mains_fail: {pin: GPIO5, active_low: true}, battery_low: {chip: gpiochip0, line: 6}}\n  healthy: {pin: GPIO12}\n",
+		"in_use:  {pin: GPIO5}", "in_use:  {pin: GPIO7}")
 	for _, f := range []string{"roomd.example.yaml", "demo.yaml"} {
 		data, err := os.ReadFile(f)
 		require.NoError(t, err)
@@ -440,4 +446,51 @@ func FuzzParse(f *testing.F) {
 		require.NoError(t, err, "effective config:\n%s", out)
 		require.Equal(t, c, again)
 	})
+}
+
+func TestSupervisedLoops(t *testing.T) {
+	c, err := Parse([]byte(variant(t, "panic:    {pin: GPIO23, debounce: 20ms}",
+		"panic: [{name: bed, eol: {preset: galaxy, adc: {address: 0x48, channel: 0}}}]",
+		"backend: gpio\n", "backend: gpio\n  power: {mains_fail: {pin: GPIO20, active_low: true}, battery_low: {pin: GPIO21}}\n  healthy: {pin: GPIO12}\n")), "t")
+	require.NoError(t, err)
+	bed := c.Device.Inputs.Panic[0]
+	require.NotNil(t, bed.EOL)
+	assert.Equal(t, "bed", bed.Point)
+	assert.Equal(t, 2200, bed.EOL.PullUp, "Galaxy's divider by default")
+	assert.Equal(t, 0x48, bed.EOL.Address)
+	assert.Equal(t, 300*time.Millisecond, bed.EOL.Hold)
+	require.NoError(t, bed.EOL.Table().Validate())
+	require.NotNil(t, c.Device.MainsFail)
+	assert.True(t, c.Device.MainsFail.ActiveLow)
+	require.NotNil(t, c.Device.Healthy)
+	assert.Equal(t, "GPIO12", c.Device.Healthy.Pin)
+
+	for name, c := range map[string]struct {
+		old, new string
+		want     []string
+	}{
+		"bands overlap": {"door:     {pin: GPIO17}", "door: {eol: {bands: [{band: tamper_short, to: 500}, {band: normal, from: 400, to: 1500}, {band: alarm, to: 10000}, {band: tamper_open}], pull_up: 2200, adc: {channel: 1}}}",
+			[]string{"device.inputs.door.eol.bands: band normal (400 Ω–1,500 Ω): overlaps tamper_short (400 Ω–500 Ω)"}},
+		"bands leave a gap": {"door:     {pin: GPIO17}", "door: {eol: {bands: [{band: tamper_short, to: 500}, {band: normal, from: 600, to: 1500}, {band: alarm}], scheme: single, pull_up: 2200, adc: {channel: 1}}}",
+			[]string{"gap after tamper_short (nothing covers 500 Ω–600 Ω)"}},
+		"bands do not reach open": {"door:     {pin: GPIO17}", "door: {eol: {bands: [{band: tamper_short, to: 500}, {band: normal, to: 1500}, {band: alarm, to: 9000}], scheme: single, pull_up: 2200, adc: {channel: 1}}}",
+			[]string{"must reach open circuit"}},
+		"preset and bands": {"door:     {pin: GPIO17}", "door: {eol: {preset: galaxy, bands: [{band: normal}], adc: {channel: 1}}}",
+			[]string{"give either preset or bands, not both"}},
+		"no adc":               {"door:     {pin: GPIO17}", "door: {eol: {preset: galaxy}}", []string{"device.inputs.door.eol.adc: is required"}},
+		"a pin too":            {"door:     {pin: GPIO17}", "door: {pin: GPIO17, eol: {preset: galaxy, adc: {channel: 1}}}", []string{"give no pin, chip or line"}},
+		"channel out of range": {"door:     {pin: GPIO17}", "door: {eol: {preset: galaxy, adc: {channel: 4}}}", []string{"device.inputs.door.eol.adc.channel: must be between 0 and 3"}},
+		"unknown preset":       {"door:     {pin: GPIO17}", "door: {eol: {preset: honeywell, adc: {channel: 1}}}", []string{`"honeywell" is not one of galaxy, texecom`}},
+		"one ADC input twice": {"door:     {pin: GPIO17}", "door: {eol: {preset: galaxy, adc: {channel: 1}}}\n    staff: {eol: {preset: galaxy, adc: {channel: 1}}}",
+			[]string{"line i2c-1:0x48:1 is already used by device.inputs.door"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			doc := strings.Replace(variant(t, c.old, c.new), "    staff:    {pin: GPIO24, active_low: true}\n", "", 1)
+			_, err := Parse([]byte(doc), "t")
+			got := strings.Join(problems(t, err), "\n")
+			for _, w := range c.want {
+				assert.Contains(t, got, w)
+			}
+		})
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/device/eol"
 )
 
 // config reads the top level into c, which holds the defaults.
@@ -230,7 +231,7 @@ func index(field string) (int, bool) {
 
 func (r *reader) device(n, top *yaml.Node, c *Config) {
 	const path = "device"
-	m := r.mapping(n, path, "backend", "reread_every", "flap", "blink_period", "feedback_grace", "inputs", "outputs")
+	m := r.mapping(n, path, "backend", "reread_every", "flap", "blink_period", "feedback_grace", "inputs", "outputs", "power", "healthy")
 	dn := lineNode(resolve(n), top)
 	d := &c.Device
 	if resolve(n) == nil {
@@ -332,6 +333,27 @@ func (r *reader) device(n, top *yaml.Node, c *Config) {
 			}
 		}
 	}
+	pm := r.mapping(m["power"], "device.power", "mains_fail", "battery_low")
+	for _, st := range []struct {
+		key string
+		dst **Line
+	}{{"mains_fail", &d.MainsFail}, {"battery_low", &d.BatteryLow}} {
+		p := "device.power." + st.key
+		l, named, ok := r.line(pm[st.key], p, lineFeedback)
+		if named {
+			claim(pm[st.key], p, l)
+		}
+		if ok {
+			*st.dst = &l
+		}
+	}
+	if l, named, ok := r.line(m["healthy"], "device.healthy", lineHealthy); ok {
+		if named {
+			claim(m["healthy"], "device.healthy", l)
+		}
+		d.Healthy = &l
+	}
+
 	if len(d.Feedback) > 0 && resolve(m["feedback_grace"]) == nil && d.FeedbackGrace >= min(d.BlinkPeriod/2, 250*time.Millisecond) {
 		r.bad(lineNode(resolve(m["blink_period"]), dn), "device.feedback_grace", "the default %s is not shorter than half of blink_period %s: set feedback_grace",
 			d.FeedbackGrace, d.BlinkPeriod)
@@ -466,6 +488,7 @@ const (
 	linePanic                    // an input line with a point name
 	lineOutput                   // pin, chip, line, active_low (and feedback, read by the caller)
 	lineFeedback                 // pin, chip, line, active_low, pull: no debounce
+	lineHealthy                  // pin, chip, line, active_low: an output without feedback
 )
 
 // line reads one GPIO line; input lines have a pull and a debounce. named
@@ -475,10 +498,10 @@ func (r *reader) line(n *yaml.Node, path string, kind lineKind) (l Line, named, 
 	keys := []string{"pin", "chip", "line", "active_low"}
 	switch kind {
 	case lineInput:
-		keys = append(keys, "pull", "debounce")
+		keys = append(keys, "pull", "debounce", "eol")
 		l = defaultLine()
 	case linePanic:
-		keys = append(keys, "pull", "debounce", "name")
+		keys = append(keys, "pull", "debounce", "name", "eol")
 		l = defaultLine()
 	case lineOutput:
 		keys = append(keys, "feedback")
@@ -509,6 +532,17 @@ func (r *reader) line(n *yaml.Node, path string, kind lineKind) (l Line, named, 
 	}
 	if kind == linePanic && r.str(m["name"], path+".name", &l.Point) && !controller.ValidPointName(l.Point) {
 		r.bad(m["name"], path+".name", "%q is not a point name (1 to 32 of a-z, 0-9 and '_', starting with a letter, e.g. bed, toilet, pull_cord)", l.Point)
+	}
+	if en := resolve(m["eol"]); en != nil {
+		switch {
+		case hasPin || hasChip || hasLine:
+			r.bad(n, path, "an end-of-line loop is read through its ADC (eol.adc): give no pin, chip or line")
+		case resolve(m["active_low"]) != nil || resolve(m["pull"]) != nil || resolve(m["debounce"]) != nil:
+			r.bad(n, path, "an end-of-line loop has no active_low, pull or debounce: its bands say what is active, eol.hold how long a band must hold")
+		}
+		l.Pull, l.Debounce, l.ActiveLow = PullNone, 0, false
+		l.EOL = r.eol(en, path+".eol")
+		return l, l.EOL != nil, len(r.errs) == before
 	}
 	identErrs := len(r.errs)
 	switch {
@@ -655,4 +689,103 @@ func (r *reader) log(n *yaml.Node, c *Config) {
 	if i := r.enum(m["level"], "log.level", "debug", "info", "warn", "error"); i >= 0 {
 		c.Log.Level = []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}[i]
 	}
+}
+
+// eol reads an end-of-line loop: {preset: galaxy, scheme: double,
+// adc: {bus: "1", address: 0x48, channel: 0}, pull_up: 2200,
+// supply_mv: 3300, hold: 300ms}, or bands of its own instead of a preset:
+// bands: [{band: tamper_short, to: 800}, {band: normal, from: 800, to: 1300}, ...].
+func (r *reader) eol(n *yaml.Node, path string) *EOL {
+	m := r.mapping(n, path, "preset", "scheme", "bands", "adc", "pull_up", "supply_mv", "hold")
+	if m == nil {
+		return nil
+	}
+	before := len(r.errs)
+	e := &EOL{Scheme: eol.SchemeDouble, Bus: "1", Address: 0x48, SupplyMV: 3300, Hold: eol.DefaultHold}
+	if i := r.enum(m["preset"], path+".preset", "galaxy", "texecom"); i >= 0 {
+		e.Preset = []string{"galaxy", "texecom"}[i]
+		e.PullUp = map[string]int{"galaxy": 2200, "texecom": 4700}[e.Preset]
+	}
+	if i := r.enum(m["scheme"], path+".scheme", "single", "double"); i >= 0 {
+		e.Scheme = []eol.Scheme{eol.SchemeSingle, eol.SchemeDouble}[i]
+	}
+	if bn := resolve(m["bands"]); bn != nil {
+		if e.Preset != "" {
+			r.bad(bn, path+".bands", "give either preset or bands, not both")
+		}
+		e.Bands = r.bands(bn, path+".bands")
+	} else if e.Preset == "" && resolve(m["preset"]) == nil {
+		r.bad(n, path, "needs a preset (galaxy or texecom) or bands of its own")
+	}
+	am := r.mapping(m["adc"], path+".adc", "bus", "address", "channel")
+	if resolve(m["adc"]) == nil {
+		r.bad(n, path+".adc", "is required: the ADS1115 input the loop is read through, e.g. {address: 0x48, channel: 0}")
+	}
+	if r.str(am["bus"], path+".adc.bus", &e.Bus) && !chipPattern.MatchString(e.Bus) {
+		r.bad(am["bus"], path+".adc.bus", "%q is not an I²C bus (e.g. 1 for /dev/i2c-1)", e.Bus)
+	}
+	r.integer(am["address"], path+".adc.address", &e.Address, 0x48, 0x4B)
+	r.integer(am["channel"], path+".adc.channel", &e.Channel, 0, 3)
+	r.integer(m["pull_up"], path+".pull_up", &e.PullUp, 100, 1000000)
+	if e.PullUp == 0 && resolve(m["pull_up"]) == nil {
+		r.bad(n, path+".pull_up", "is required with bands of your own: the divider's resistor to the supply, in ohms")
+	}
+	r.integer(m["supply_mv"], path+".supply_mv", &e.SupplyMV, 1000, 5500)
+	if r.duration(m["hold"], path+".hold", &e.Hold) && (e.Hold < 0 || e.Hold > 5*time.Second) {
+		r.bad(m["hold"], path+".hold", "must be between 0s and 5s, got %s", e.Hold)
+	}
+	if len(r.errs) == before {
+		if err := e.Table().Validate(); err != nil {
+			for _, p := range unjoin(err) {
+				r.bad(lineNode(resolve(m["bands"]), n), path+".bands", "%s", p.Error())
+			}
+		}
+	}
+	return e
+}
+
+// bands reads a band table of one's own.
+func (r *reader) bands(n *yaml.Node, path string) []eol.Range {
+	if n.Kind != yaml.SequenceNode {
+		r.bad(n, path, "must be a list of {band, from, to}, got %s", kindName(n))
+		return nil
+	}
+	var out []eol.Range
+	for i, item := range n.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		m := r.mapping(item, p, "band", "from", "to")
+		if m == nil {
+			continue
+		}
+		var name string
+		var b eol.Band
+		if r.str(m["band"], p+".band", &name) {
+			var err error
+			if b, err = eol.ParseBand(name); err != nil {
+				r.bad(m["band"], p+".band", "%s", err.Error())
+			}
+		} else {
+			r.bad(item, p+".band", "is required")
+		}
+		from, to := 0, -1
+		r.integer(m["from"], p+".from", &from, 0, 100000000)
+		r.integer(m["to"], p+".to", &to, 0, 100000000)
+		rg := eol.Range{Band: b, From: float64(from), To: math.Inf(1)}
+		if to >= 0 {
+			rg.To = float64(to)
+		}
+		if resolve(m["from"]) == nil && len(out) > 0 {
+			rg.From = out[len(out)-1].To // from where the band before ends
+		}
+		out = append(out, rg)
+	}
+	return out
+}
+
+// unjoin splits a joined error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

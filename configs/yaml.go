@@ -3,6 +3,7 @@ package configs
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -49,6 +50,31 @@ type (
 		FeedbackGrace string      `yaml:"feedback_grace"`
 		Inputs        yamlInputs  `yaml:"inputs"`
 		Outputs       yamlOutputs `yaml:"outputs"`
+		Power         *yamlPower  `yaml:"power,omitempty"`
+		Healthy       *yamlOutput `yaml:"healthy,omitempty,flow"`
+	}
+	yamlPower struct {
+		MainsFail  *yamlFeedback `yaml:"mains_fail,omitempty,flow"`
+		BatteryLow *yamlFeedback `yaml:"battery_low,omitempty,flow"`
+	}
+	yamlEOL struct {
+		Preset   string     `yaml:"preset,omitempty"`
+		Scheme   string     `yaml:"scheme"`
+		Bands    []yamlBand `yaml:"bands,omitempty,flow"`
+		ADC      yamlADC    `yaml:"adc,flow"`
+		PullUp   int        `yaml:"pull_up"`
+		SupplyMV int        `yaml:"supply_mv"`
+		Hold     string     `yaml:"hold"`
+	}
+	yamlADC struct {
+		Bus     string `yaml:"bus"`
+		Address int    `yaml:"address"`
+		Channel int    `yaml:"channel"`
+	}
+	yamlBand struct {
+		Band string `yaml:"band"`
+		From int64  `yaml:"from"`
+		To   *int64 `yaml:"to,omitempty"`
 	}
 	yamlFlap struct {
 		MaxChanges int    `yaml:"max_changes"`
@@ -62,13 +88,14 @@ type (
 		Staff    *yamlInput  `yaml:"staff,omitempty,flow"`
 	}
 	yamlInput struct {
-		Name      string `yaml:"name,omitempty"`
-		Pin       string `yaml:"pin,omitempty"`
-		Chip      string `yaml:"chip,omitempty"`
-		Line      *int   `yaml:"line,omitempty"`
-		Pull      string `yaml:"pull"`
-		ActiveLow bool   `yaml:"active_low"`
-		Debounce  string `yaml:"debounce"`
+		Name      string   `yaml:"name,omitempty"`
+		Pin       string   `yaml:"pin,omitempty"`
+		Chip      string   `yaml:"chip,omitempty"`
+		Line      *int     `yaml:"line,omitempty"`
+		Pull      string   `yaml:"pull,omitempty"`
+		ActiveLow *bool    `yaml:"active_low,omitempty"`
+		Debounce  string   `yaml:"debounce,omitempty"`
+		EOL       *yamlEOL `yaml:"eol,omitempty,flow"`
 	}
 	yamlOutputs struct {
 		InUse        *yamlOutput `yaml:"in_use,omitempty,flow"`
@@ -189,6 +216,25 @@ func (c *Config) YAML() ([]byte, error) {
 	for _, w := range p.Warnings {
 		y.Policy.Warnings = append(y.Policy.Warnings, formatDuration(w))
 	}
+	status := func(l *Line) *yamlFeedback {
+		if l == nil {
+			return nil
+		}
+		f := &yamlFeedback{Pin: l.Pin, Pull: l.Pull.String(), ActiveLow: l.ActiveLow}
+		if l.Pin == "" {
+			f.Chip, f.Line = l.Chip, &l.Line
+		}
+		return f
+	}
+	if d := c.Device; d.MainsFail != nil || d.BatteryLow != nil {
+		y.Device.Power = &yamlPower{MainsFail: status(d.MainsFail), BatteryLow: status(d.BatteryLow)}
+	}
+	if h := c.Device.Healthy; h != nil {
+		y.Device.Healthy = &yamlOutput{Pin: h.Pin, ActiveLow: h.ActiveLow}
+		if h.Pin == "" {
+			y.Device.Healthy.Chip, y.Device.Healthy.Line = h.Chip, &h.Line
+		}
+	}
 	for i := range c.Device.Inputs.Presence {
 		y.Device.Inputs.Presence = append(y.Device.Inputs.Presence, *inputYAML(&c.Device.Inputs.Presence[i]))
 	}
@@ -208,7 +254,21 @@ func inputYAML(l *Line) *yamlInput {
 	if l == nil {
 		return nil
 	}
-	y := &yamlInput{Name: l.Point, Pin: l.Pin, Pull: l.Pull.String(), ActiveLow: l.ActiveLow, Debounce: formatDuration(l.Debounce)}
+	if e := l.EOL; e != nil {
+		y := &yamlInput{Name: l.Point, EOL: &yamlEOL{Preset: e.Preset, Scheme: e.Scheme.String(),
+			ADC: yamlADC{Bus: e.Bus, Address: e.Address, Channel: e.Channel}, PullUp: e.PullUp, SupplyMV: e.SupplyMV, Hold: formatDuration(e.Hold)}}
+		for _, b := range e.Bands {
+			yb := yamlBand{Band: b.Band.String(), From: int64(b.From)}
+			if !math.IsInf(b.To, 1) {
+				to := int64(b.To)
+				yb.To = &to
+			}
+			y.EOL.Bands = append(y.EOL.Bands, yb)
+		}
+		return y
+	}
+	activeLow := l.ActiveLow
+	y := &yamlInput{Name: l.Point, Pin: l.Pin, Pull: l.Pull.String(), ActiveLow: &activeLow, Debounce: formatDuration(l.Debounce)}
 	if l.Pin == "" {
 		y.Chip, y.Line = l.Chip, &l.Line
 	}

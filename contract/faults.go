@@ -12,8 +12,10 @@ const (
 	SourceOutputs      = "outputs"       // an output could not be driven (cleared by ack)
 	SourceLink         = "link"          // the broker has not taken the room's messages for a while (clears when it does)
 	SourceCommands     = "commands"      // replies could not be queued; senders got no answer (cleared by ack)
+	SourceMains        = "mains"         // the room's supply lost mains power and runs on its battery (warning; clears when mains returns)
+	SourceBattery      = "battery"       // the battery is nearly flat: roomd stops cleanly before the power goes (critical; clears when it starts with the battery good)
 )
 
 // FaultSources lists every system_fault source.
 var FaultSources = []string{SourceJournal, SourceJournalWrite, SourceJournalFull, SourceJournalLost,
-	SourceClock, SourceInputs, SourceOutputs, SourceLink, SourceCommands}
+	SourceClock, SourceInputs, SourceOutputs, SourceLink, SourceCommands, SourceMains, SourceBattery}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ const DefaultBounceEvery = 10 * time.Millisecond
 //	{"fault":"panic:toilet"}  {"heal":"panic:toilet"}
 //	{"stick":"alarm_sounder"}  {"unstick":"alarm_sounder"}
 //	{"bounce":{"input":"door","to":"open","count":5,"every_ms":10}}
+//	{"wire":{"panic:bed":"bridged","door":"cut"}}  {"wire":{"panic:bed":"sound"}}
 //
 // "panic" sets every panic point; "points" sets named ones. "stick" makes
 // the relay contact that reads an output back (its feedback line) hold its
@@ -59,7 +61,34 @@ type SimControl struct {
 	Stick, Unstick controller.Output
 	// Bounce starts a contact bounce; nil means none.
 	Bounce *SimBounce
+	// Wires does to lines' wires what a person could, by target (an
+	// input role, or "panic:POINT" for one panic point; SimTarget): bridge
+	// them, cut them, mask the detector, make the loop drift, or mend them.
+	Wires map[string]SimWire
 }
+
+// SimWire is what the simulator does to a line's wires ("wire").
+type SimWire string
+
+// The wire conditions.
+const (
+	WireSound     SimWire = "sound"      // as installed (mends the others)
+	WireBridged   SimWire = "bridged"    // a wire or a foil across the contact
+	WireCut       SimWire = "cut"        // the loop cut
+	WireMasked    SimWire = "masked"     // a detector covered (its anti-masking resistor)
+	WireDriftLow  SimWire = "drift_low"  // the loop's resistance below its band at rest
+	WireDriftHigh SimWire = "drift_high" // the loop's resistance above its band at rest
+)
+
+// SimWires lists the wire conditions.
+var SimWires = []SimWire{WireSound, WireBridged, WireCut, WireMasked, WireDriftLow, WireDriftHigh}
+
+// SimTarget names an input line as "wire" and "fault" do: the role
+// ("door"), or the panic input and its point ("panic:bed").
+func SimTarget(in controller.Input, point string) string { return simTarget(in, point) }
+
+// ParseSimTarget reads a target of SimTarget.
+func ParseSimTarget(s string) (controller.Input, string, error) { return parseSimTarget(s) }
 
 // SimBounce is a burst of Count raw changes, Every apart, ending at To.
 type SimBounce struct {
@@ -81,6 +110,7 @@ type wireSimControl struct {
 	Stick    *string                    `json:"stick,omitempty"`
 	Unstick  *string                    `json:"unstick,omitempty"`
 	Bounce   *wireSimBounce             `json:"bounce,omitempty"`
+	Wire     map[string]string          `json:"wire,omitempty"`
 }
 
 type wireSimBounce struct {
@@ -186,8 +216,24 @@ func DecodeSimControl(payload []byte) (SimControl, error) {
 		}
 		c.Bounce = &b
 	}
-	if c.Levels == nil && c.Points == nil && c.Fault == 0 && c.Heal == 0 && c.Stick == 0 && c.Unstick == 0 && c.Bounce == nil {
-		return SimControl{}, errors.New("sim control: empty (want door, lock, presence, panic, staff, points, fault, heal, stick, unstick or bounce)")
+	if w.Wire != nil && len(w.Wire) == 0 {
+		return SimControl{}, errors.New(`sim control: wire: empty (want e.g. {"panic:bed":"bridged"})`)
+	}
+	for target, cond := range w.Wire {
+		in, point, err := parseSimTarget(target)
+		if err != nil {
+			return SimControl{}, fmt.Errorf("sim control: wire: %w", err)
+		}
+		if !slices.Contains(SimWires, SimWire(cond)) {
+			return SimControl{}, fmt.Errorf("sim control: wire: %s: %q is not a wire condition (want sound, bridged, cut, masked, drift_low or drift_high)", target, cond)
+		}
+		if c.Wires == nil {
+			c.Wires = map[string]SimWire{}
+		}
+		c.Wires[simTarget(in, point)] = SimWire(cond)
+	}
+	if c.Levels == nil && c.Points == nil && c.Fault == 0 && c.Heal == 0 && c.Stick == 0 && c.Unstick == 0 && c.Bounce == nil && c.Wires == nil {
+		return SimControl{}, errors.New("sim control: empty (want door, lock, presence, panic, staff, points, fault, heal, stick, unstick, bounce or wire)")
 	}
 	return c, nil
 }
@@ -310,6 +356,12 @@ func (c SimControl) Encode() []byte {
 		s := c.Unstick.String()
 		w.Unstick = &s
 	}
+	for target, cond := range c.Wires {
+		if w.Wire == nil {
+			w.Wire = map[string]string{}
+		}
+		w.Wire[target] = string(cond)
+	}
 	if b := c.Bounce; b != nil {
 		w.Bounce = &wireSimBounce{Input: b.Input.String(), To: json.RawMessage(strconv.Quote(b.Input.Describe(b.To))),
 			Count: b.Count, EveryMS: int(b.Every.Milliseconds())}
@@ -338,8 +390,9 @@ func EncodeSimOutputs(m map[controller.Output]controller.Mode) []byte {
 // a tester types them: door=open, lock=locked, presence=present (every
 // sensor), panic=pressed (every point), panic:toilet=pressed (one point),
 // staff=pressed, fault=door, fault=panic:toilet, heal=door, stick=OUTPUT,
-// unstick=OUTPUT and bounce=INPUT:TO:COUNT[:EVERY] (e.g.
-// bounce=door:open:5:100ms). Levels are the input's words; presence,
+// unstick=OUTPUT, bounce=INPUT:TO:COUNT[:EVERY] (e.g.
+// bounce=door:open:5:100ms) and wire:TARGET=CONDITION (wire:panic:bed=bridged,
+// wire:door=cut, wire:panic:bed=sound). Levels are the input's words; presence,
 // panic and staff take true/false and on/off too. A field starting with {
 // is taken as a whole control payload. The result has been through
 // DecodeSimControl: it is exactly what the control surface accepts.
@@ -352,6 +405,7 @@ func ParseSimAssignments(fields []string) (SimControl, error) {
 	}
 	w := map[string]any{}
 	points := map[string]any{}
+	wires := map[string]any{}
 	value := func(v string) any {
 		switch v {
 		case "true", "on":
@@ -365,6 +419,13 @@ func ParseSimAssignments(fields []string) (SimControl, error) {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok || k == "" || v == "" {
 			return SimControl{}, fmt.Errorf("sim: %q is not KEY=VALUE (e.g. door=open, panic:toilet=pressed)", f)
+		}
+		if target, isWire := strings.CutPrefix(k, "wire:"); isWire {
+			if _, dup := wires[target]; dup {
+				return SimControl{}, fmt.Errorf("sim: wire of %s given twice", target)
+			}
+			wires[target] = v
+			continue
 		}
 		if name, point, isPoint := strings.Cut(k, ":"); isPoint {
 			if name != "panic" {
@@ -391,11 +452,14 @@ func ParseSimAssignments(fields []string) (SimControl, error) {
 			}
 			w[k] = b
 		default:
-			return SimControl{}, fmt.Errorf("sim: unknown key %q (keys: door, lock, presence, panic, panic:POINT, staff, fault, heal, stick, unstick, bounce)", k)
+			return SimControl{}, fmt.Errorf("sim: unknown key %q (keys: door, lock, presence, panic, panic:POINT, staff, fault, heal, stick, unstick, bounce, wire:TARGET)", k)
 		}
 	}
 	if len(points) > 0 {
 		w["points"] = points
+	}
+	if len(wires) > 0 {
+		w["wire"] = wires
 	}
 	payload, err := json.Marshal(w)
 	if err != nil {

@@ -166,3 +166,32 @@ func TestParseSimAssignments(t *testing.T) {
 		require.ErrorContains(t, err, c.err, "%q", c.fields)
 	}
 }
+
+func TestSimControlWire(t *testing.T) {
+	c, err := DecodeSimControl([]byte(`{"wire":{"panic:bed":"bridged","door":"cut"}}`))
+	require.NoError(t, err)
+	assert.Equal(t, map[string]SimWire{"panic:bed": WireBridged, "door": WireCut}, c.Wires)
+	back, err := DecodeSimControl(c.Encode())
+	require.NoError(t, err)
+	assert.Equal(t, c, back, "Encode reads back")
+
+	typed, err := ParseSimAssignments([]string{"wire:panic:bed=bridged", "wire:door=cut"})
+	require.NoError(t, err)
+	assert.Equal(t, c, typed, "the line syntax says the same")
+	typed, err = ParseSimAssignments([]string{"wire:panic:toilet=drift_high", "door=open"})
+	require.NoError(t, err)
+	assert.Equal(t, WireDriftHigh, typed.Wires["panic:toilet"])
+
+	for payload, want := range map[string]string{
+		`{"wire":{}}`:                    "wire: empty",
+		`{"wire":{"panic:bed":"glued"}}`: `"glued" is not a wire condition`,
+		`{"wire":{"window":"cut"}}`:      `unknown input "window"`,
+		`{"wire":{"door:x":"cut"}}`:      "only a panic point may follow",
+		`{"wire":{"panic:bed":true}}`:    "sim control",
+	} {
+		_, err := DecodeSimControl([]byte(payload))
+		assert.ErrorContains(t, err, want, payload)
+	}
+	_, err = ParseSimAssignments([]string{"wire:door=cut", "wire:door=sound"})
+	assert.ErrorContains(t, err, "given twice")
+}

@@ -354,7 +354,7 @@ func alertMessageOf(a *controller.Alert) AlertMessage {
 		Detail:        a.Detail,
 		Reset:         a.Reset,
 	}
-	if a.Kind == controller.AlertSensorFault && a.Input != 0 {
+	if (a.Kind == controller.AlertSensorFault || a.Kind == controller.AlertLineDrift) && a.Input != 0 {
 		m.Input = a.Input.String()
 	}
 	if a.Kind == controller.AlertOutputFault && a.Output != 0 {

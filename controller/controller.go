@@ -64,6 +64,9 @@ type Snapshot struct {
 	// HeldFaults are presence faults that arose during a visit or an
 	// inspection: they are announced only when it ends (privacy rule).
 	HeldFaults map[Input]string
+	// Drifts are the drifting supervised loops (rule 17), by LineKey; a
+	// loop that does not drift has no entry.
+	Drifts map[string]Drift `json:",omitempty"`
 
 	Outputs map[Output]SetOutput
 
@@ -134,6 +137,9 @@ func (s *Snapshot) init() {
 	if s.Outputs == nil {
 		s.Outputs = map[Output]SetOutput{}
 	}
+	if s.Drifts == nil {
+		s.Drifts = map[string]Drift{}
+	}
 	if s.Tests.Points == nil {
 		s.Tests.Points = map[string]time.Time{}
 	}
@@ -166,6 +172,7 @@ func (s Snapshot) clone() Snapshot {
 	s.Since = cloneMap(s.Since)
 	s.Points = cloneMap(s.Points)
 	s.HeldFaults = cloneMap(s.HeldFaults)
+	s.Drifts = cloneMap(s.Drifts)
 	s.Outputs = cloneMap(s.Outputs)
 	s.Alerts = slices.Clone(s.Alerts)
 	s.Tests.Points = cloneMap(s.Tests.Points)
@@ -273,6 +280,7 @@ func (c *Controller) input(e InputChanged) {
 		ch.prev, seen = c.s.Points[ch.Point]
 		ch.first = !seen
 		if seen && ch.prev == e.Level {
+			lineRule{}.same(c, ch)
 			return
 		}
 		c.s.Points[ch.Point] = e.Level
@@ -282,6 +290,7 @@ func (c *Controller) input(e InputChanged) {
 		}
 		ch.prev, ch.first = c.s.Levels[e.Input], !c.s.Seen[e.Input]
 		if !ch.first && ch.prev == e.Level {
+			lineRule{}.same(c, ch)
 			return
 		}
 		c.s.Levels[e.Input] = e.Level
@@ -290,9 +299,10 @@ func (c *Controller) input(e InputChanged) {
 	}
 	if e.Input == InputPresence && c.s.Phase.Private() {
 		// Rule 9: a presence change in a private phase reaches only the
-		// two rules below, and neither emits anything.
+		// rules below, and none emits anything.
 		privacyRule{}.hold(c, ch)
 		vacancyRule{}.observe(c, ch)
+		lineRule{}.hold(c, ch)
 		return
 	}
 	for _, r := range rules {

@@ -85,4 +85,10 @@
 //     that old, naming the panic points never tested; a passed full test
 //     clears it, a light test moves no due date.
 //     (rule16_function_tests.go)
+//  17. Supervised loops: an input read through an end-of-line loop that
+//     is bridged, cut or masked raises a critical sensor_fault naming the
+//     point and what was done ("wire bridged"), whatever the input; a loop
+//     whose resistance drifts raises line_drift (warning), latched until
+//     acknowledged. A presence loop's drift in a private phase is held
+//     until it ends. (rule17_lines.go)
 package controller

@@ -20,12 +20,19 @@ type Event interface {
 // "read failed: ..."). Point names the panic point of a panic input ("bed",
 // "toilet"); it is empty for every other input, and an empty Point of the
 // panic input means DefaultPanicPoint.
+//
+// An input read through an end-of-line supervised loop (rule 17) says
+// more: Tamper, with LevelUnknown, that the loop was bridged, cut or masked
+// (Detail says which, in words, never in ohms); Drift that its resistance
+// drifted while the level is still known.
 type InputChanged struct {
 	At     time.Time
 	Input  Input
 	Point  string
 	Level  Level
 	Detail string
+	Tamper bool
+	Drift  Drift
 }
 
 // Command is a request from the booking system or a guard, already decoded
@@ -296,7 +303,7 @@ type Alert struct {
 	Point  string // panic, and sensor_fault of the panic input: which panic point
 	Output Output // output_fault: which output
 	Source string // system_fault: which part of roomd
-	Detail string // sensor_fault, system_fault, output_fault: why
+	Detail string // sensor_fault, system_fault, output_fault, line_drift: why
 
 	// Announcements counts how often the alert was announced: 1 when
 	// raised, one more per escalation, repeat or reannouncement.

@@ -37,6 +37,7 @@ var rules = []rule{
 	alertRule{},        // 10: alert ids, acknowledgement, repetition, reannouncement
 	readinessRule{},    // 11: readiness, inspection, service
 	supervisionRule{},  // 13: output supervision
+	lineRule{},         // 17: end-of-line supervised loops: tamper and drift
 	functionTestRule{}, // 16: periodic function tests
 	clockRule{},        // 15: downtime and clock corrections
 	identityRule{},     // 14: who caused each record

@@ -20,8 +20,8 @@ func (faultRule) input(c *Controller, ch change) {
 	switch {
 	case ch.Level == LevelUnknown && a == nil:
 		sev := SeverityWarning
-		if ch.Input == InputPanic || ch.Input == InputLock {
-			sev = SeverityCritical
+		if ch.Input == InputPanic || ch.Input == InputLock || ch.Tamper {
+			sev = SeverityCritical // a tampered loop is critical whatever it is (rule 17)
 		}
 		c.raise(Alert{Kind: AlertSensorFault, Severity: sev, Input: ch.Input, Point: k.point, Detail: ch.Detail}, c.s.Now)
 	case ch.Level != LevelUnknown && a != nil:

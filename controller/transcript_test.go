@@ -249,14 +249,27 @@ func (h *harness) event(where string, at time.Time, what string, args []string) 
 	case "tick":
 		return controller.Tick{At: at}
 	case "input":
-		// input NAME LEVEL, or input panic:POINT LEVEL for a named panic point.
-		require.Len(t, args, 2, "%s: input NAME[:POINT] LEVEL", where)
+		// input NAME LEVEL, or input panic:POINT LEVEL for a named panic
+		// point; then, for a supervised loop, tamper=WORDS (with
+		// underscores for spaces) and drift=low|high|none.
+		require.GreaterOrEqual(t, len(args), 2, "%s: input NAME[:POINT] LEVEL [tamper=WORDS] [drift=D]", where)
 		name, point, _ := strings.Cut(args[0], ":")
 		in, err := controller.ParseInput(name)
 		require.NoError(t, err, where)
 		l, err := in.ParseLevel(args[1])
 		require.NoError(t, err, where)
-		return controller.InputChanged{At: at, Input: in, Point: point, Level: l, Detail: map[bool]string{true: "test"}[l == controller.LevelUnknown]}
+		e := controller.InputChanged{At: at, Input: in, Point: point, Level: l, Detail: map[bool]string{true: "test"}[l == controller.LevelUnknown]}
+		for k, v := range kv(t, where, args[2:]) {
+			switch k {
+			case "tamper":
+				e.Tamper, e.Detail = true, strings.ReplaceAll(v, "_", " ")
+			case "drift":
+				e.Drift = map[string]controller.Drift{"none": controller.DriftNone, "low": controller.DriftLow, "high": controller.DriftHigh}[v]
+			default:
+				t.Fatalf("%s: unknown input key %q", where, k)
+			}
+		}
+		return e
 	case "feedback":
 		// feedback OUTPUT follows|fails
 		require.Len(t, args, 2, "%s: feedback OUTPUT follows|fails", where)
@@ -462,7 +475,7 @@ func renderAlert(a controller.Alert) string {
 	if a.Announcements > 1 {
 		fmt.Fprintf(&b, " announced=%d", a.Announcements)
 	}
-	if a.Kind == controller.AlertFunctionTestDue {
+	if a.Kind == controller.AlertFunctionTestDue || a.Kind == controller.AlertLineDrift || a.Detail != "test" && a.Kind == controller.AlertSensorFault {
 		fmt.Fprintf(&b, " detail=%q", a.Detail)
 	}
 	b.WriteString("]")

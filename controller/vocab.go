@@ -243,14 +243,15 @@ const (
 	AlertSystemFault                          // roomd itself is degraded: outbox full, state lost, clock unreliable
 	AlertOutputFault                          // an output's read-back does not follow what roomd drives
 	AlertFunctionTestDue                      // no full function test passed within function_test_every (rule 16)
+	AlertLineDrift                            // a supervised loop's resistance drifted from its band or baseline (rule 17)
 )
 
 // AlertKinds lists every alert kind in a stable order.
 var AlertKinds = []AlertKind{AlertTimeUp, AlertDoorLocked, AlertPanic, AlertSensorFault, AlertNotVacated,
-	AlertWelfareCheck, AlertSystemFault, AlertOutputFault, AlertFunctionTestDue}
+	AlertWelfareCheck, AlertSystemFault, AlertOutputFault, AlertFunctionTestDue, AlertLineDrift}
 
 var alertKindNames = [...]string{"", "time_up", "door_locked", "panic", "sensor_fault", "not_vacated",
-	"welfare_check", "system_fault", "output_fault", "function_test_due"}
+	"welfare_check", "system_fault", "output_fault", "function_test_due", "line_drift"}
 
 func (k AlertKind) String() string {
 	if int(k) < len(alertKindNames) && k != 0 {
@@ -469,3 +470,26 @@ const (
 
 // LineFaults lists every fault in a stable order.
 var LineFaults = []LineFault{FaultNeverChanged, FaultInverted, FaultBouncing, FaultUnknown, FaultNotConfirmed}
+
+// Drift says whether the resistance of an end-of-line supervised loop has
+// moved out of where it belongs (rule 17): into the band just below or
+// above the state at rest, or away from the baseline commissioning
+// measured.
+type Drift uint8
+
+// The drifts.
+const (
+	DriftNone Drift = iota
+	DriftLow
+	DriftHigh
+)
+
+func (d Drift) String() string {
+	switch d {
+	case DriftLow:
+		return "low"
+	case DriftHigh:
+		return "high"
+	}
+	return "none"
+}

@@ -42,6 +42,13 @@ type OutputDriver interface {
 	Safe() error
 }
 
+// Pulser is the healthy output of an external watchdog relay; the
+// device Core satisfies it. The loop calls Pulse every HealthyEvery from
+// its own goroutine, so that a stalled loop stops the pulses.
+type Pulser interface {
+	Pulse() error
+}
+
 // Journal is where the loop puts every step; *journal.Journal satisfies it.
 type Journal interface {
 	// Append stores the entries durably with one sync, or, returning a

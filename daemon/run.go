@@ -34,7 +34,16 @@ const (
 	// MaxClockSkew is how far the axis may be from a synchronised wall clock
 	// before it is corrected (drift below it is left alone).
 	MaxClockSkew = time.Minute
+	// DefaultHealthyEvery is how often the loop toggles the healthy output:
+	// an external monostable of about 1.5 s drops out within 2 s of a
+	// stalled loop (docs/wiring.md).
+	DefaultHealthyEvery = 250 * time.Millisecond
 )
+
+// ErrBatteryLow is returned by Run after it stopped cleanly because the
+// battery-low input said the power will go: every step is in the journal,
+// so the power can go without tearing it.
+var ErrBatteryLow = errors.New("the battery is low: the room stopped cleanly before the power goes")
 
 // Options configure Run.
 type Options struct {
@@ -56,6 +65,9 @@ type Options struct {
 	// MinPlausible is the earliest believable wall clock time after a
 	// reboot. Zero: DefaultMinPlausible.
 	MinPlausible time.Time
+	// HealthyEvery is how often the healthy output is toggled (with
+	// Deps.Healthy). Zero: DefaultHealthyEvery.
+	HealthyEvery time.Duration
 }
 
 // Deps are the loop's collaborators.
@@ -77,6 +89,8 @@ type Deps struct {
 	Axis     *Axis
 	Notifier Notifier     // nil: no service manager
 	Logger   *slog.Logger // nil: discard
+	// Healthy, optional, is the healthy output, pulsed from the loop.
+	Healthy Pulser
 }
 
 func (o *Options) check() error {
@@ -104,6 +118,9 @@ func (o *Options) check() error {
 	}
 	if o.MinPlausible.IsZero() {
 		o.MinPlausible = DefaultMinPlausible
+	}
+	if o.HealthyEvery <= 0 {
+		o.HealthyEvery = DefaultHealthyEvery
 	}
 	return errors.Join(errs...)
 }
@@ -178,10 +195,14 @@ type runner struct {
 	follow []controller.Event
 
 	diskFault bool // journal_write is raised
-	fullFault bool // journal_full is raised
-	dropped   int  // journal backlog drops already reported
-	degraded  bool // entries wait in memory for the disk
-	lastBlob  time.Time
+	// batteryLow: the battery-low input said the power will go; the loop
+	// stops once the step that says so is in the journal.
+	batteryLow  bool
+	healthyErrs int  // failed pulses already logged
+	fullFault   bool // journal_full is raised
+	dropped     int  // journal backlog drops already reported
+	degraded    bool // entries wait in memory for the disk
+	lastBlob    time.Time
 }
 
 // Axis is the room's time axis, resumed from the journal, with what
@@ -358,6 +379,13 @@ func (r *runner) loop(ctx context.Context) error {
 	defer checkpoint.Stop()
 	clockCheck := time.NewTicker(ClockCheckEvery)
 	defer clockCheck.Stop()
+	var healthy <-chan time.Time
+	if r.deps.Healthy != nil {
+		t := time.NewTicker(r.opts.HealthyEvery)
+		defer t.Stop()
+		healthy = t.C
+		r.pulse()
+	}
 	commands := r.deps.Commands
 
 	r.notify("READY=1")
@@ -367,6 +395,10 @@ func (r *runner) loop(ctx context.Context) error {
 	handle := func(ev any) {
 		switch ev := ev.(type) {
 		case device.Reading:
+			if ev.Power != 0 {
+				r.power(ev)
+				return
+			}
 			r.step(ev.Event(r.readingAt(ev)))
 		case controller.Command:
 			ev.At = r.clock.Now()
@@ -411,6 +443,9 @@ func (r *runner) loop(ctx context.Context) error {
 		case <-watchdog:
 			r.notify("WATCHDOG=1")
 			continue
+		case <-healthy:
+			r.pulse()
+			continue
 		case err := <-inputsDone:
 			inputsDone = nil
 			if err == nil {
@@ -440,6 +475,47 @@ func (r *runner) loop(ctx context.Context) error {
 		}
 		r.commit()
 		r.arm(timer)
+		if r.batteryLow {
+			r.log.Error("battery low: stopping cleanly before the power goes", "seq", r.ctl.State().Seq)
+			if err := r.shutdown(stopInputs, inputsDone); err != nil {
+				return err
+			}
+			return ErrBatteryLow
+		}
+	}
+}
+
+// pulse toggles the healthy output; it runs on the loop's goroutine only.
+func (r *runner) pulse() {
+	if err := r.deps.Healthy.Pulse(); err != nil {
+		if r.healthyErrs++; r.healthyErrs == 1 || r.healthyErrs%1000 == 0 {
+			r.log.Error("healthy output cannot be pulsed: the external watchdog will signal the room as dead", "err", err, "times", r.healthyErrs)
+		}
+	}
+}
+
+// power turns a power status reading into the system fault of its source:
+// mains lost is a warning, cleared when mains returns; the battery low is
+// critical, and the loop then stops cleanly (ErrBatteryLow). A status line
+// that cannot be read raises its fault too (louder, never quieter), but
+// does not stop the room.
+func (r *runner) power(rd device.Reading) {
+	f := controller.Fault{At: r.clock.Now(), Active: rd.Level != controller.LevelInactive}
+	switch rd.Power {
+	case device.PowerMains:
+		f.Source, f.Severity, f.Detail = contract.SourceMains, controller.SeverityWarning, "mains power lost; the room runs on its battery"
+	case device.PowerBattery:
+		f.Source, f.Severity, f.Detail = contract.SourceBattery, controller.SeverityCritical, "the battery is nearly flat: roomd stops before the power goes"
+	default:
+		return
+	}
+	if rd.Level == controller.LevelUnknown {
+		f.Detail = rd.Power.String() + " status cannot be read: " + rd.Detail
+	}
+	r.log.Warn("power status", "input", rd.Power.String(), "level", rd.Level.String())
+	r.step(f)
+	if rd.Power == device.PowerBattery && rd.Level == controller.LevelActive {
+		r.batteryLow = true
 	}
 }
 

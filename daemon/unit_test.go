@@ -32,18 +32,19 @@ func TestSystemdUnit(t *testing.T) {
 		"ExecStart":           "/usr/bin/roomd run --config /etc/roomd/roomd.yaml",
 		"Restart":             "always",
 		"User":                "roomd",
-		"SupplementaryGroups": "gpio",
+		"SupplementaryGroups": "gpio i2c",
 		"StateDirectory":      "roomd",
 		"ProtectSystem":       "strict",
 		"NoNewPrivileges":     "yes",
 		"PrivateTmp":          "yes",
 		"ProtectHome":         "yes",
 		"DevicePolicy":        "closed",
-		"DeviceAllow":         "char-gpiochip rw",
 	}
 	for k, v := range want {
 		assert.Equal(t, []string{v}, keys[k], "%s", k)
 	}
+	// The GPIO chips, and the I²C buses of an ADC reading supervised loops.
+	assert.Equal(t, []string{"char-gpiochip rw", "char-i2c rw"}, keys["DeviceAllow"])
 	require.Len(t, keys["WatchdogSec"], 1)
 	assert.NotEqual(t, "0", keys["WatchdogSec"][0])
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"periph.io/x/conn/v3/analog"
 	"periph.io/x/conn/v3/gpio"
 
 	"github.com/roomd/roomd/controller"
@@ -42,9 +43,23 @@ type OutputLine interface {
 	Out(l gpio.Level) error
 }
 
+// AnalogLine is one ADC channel an end-of-line loop is read through. A
+// periph analog.PinADC satisfies it. Read converts once and must report
+// every failure (a bus error, a conversion that did not finish): a read
+// that fails is never taken as a level.
+type AnalogLine interface {
+	Read() (analog.Sample, error)
+}
+
 // Lines are the opened raw lines of a Spec, in the same shape.
 type Lines struct {
+	// Inputs holds an opened line for every input line of the spec; the
+	// slot of a supervised loop (LineSpec.Loop) is nil, its ADC channel is
+	// in Loops at the same index.
 	Inputs  map[controller.Input][]InputLine
+	Loops   map[controller.Input][]AnalogLine
+	Power   map[Power]InputLine
+	Healthy OutputLine
 	Outputs map[controller.Output]OutputLine
 	// Feedback holds the opened feedback line of each supervised output.
 	Feedback map[controller.Output]InputLine
@@ -75,6 +90,9 @@ type Core struct {
 	closed  bool
 	cancel  context.CancelFunc
 	runDone chan struct{}
+
+	healthyMu sync.Mutex
+	healthyOn bool
 
 	outMu     sync.Mutex
 	outs      map[controller.Output]*outState
@@ -117,6 +135,12 @@ func NewCore(spec Spec, lines Lines, logger *slog.Logger) (*Core, error) {
 			return nil, fmt.Errorf("input %s: %d lines opened for %d wired", in, len(got), len(specs))
 		}
 		for i, l := range got {
+			if specs[i].Loop != nil {
+				if i >= len(lines.Loops[in]) || lines.Loops[in][i] == nil {
+					return nil, fmt.Errorf("input %s line %d (%s): ADC channel not opened", in, i, specs[i])
+				}
+				continue
+			}
 			if l == nil {
 				return nil, fmt.Errorf("input %s line %d (%s): not opened", in, i, specs[i])
 			}
@@ -124,6 +148,22 @@ func NewCore(spec Spec, lines Lines, logger *slog.Logger) (*Core, error) {
 				return nil, fmt.Errorf("configure input %s line %s: %w", in, specs[i], err)
 			}
 		}
+	}
+	for _, p := range Powers {
+		ls, ok := spec.Power[p]
+		if !ok {
+			continue
+		}
+		l := lines.Power[p]
+		if l == nil {
+			return nil, fmt.Errorf("power input %s (%s): not opened", p, ls)
+		}
+		if err := l.In(toGPIOPull(ls.Pull), gpio.BothEdges); err != nil {
+			return nil, fmt.Errorf("configure power input %s line %s: %w", p, ls, err)
+		}
+	}
+	if spec.Healthy != nil && lines.Healthy == nil {
+		return nil, fmt.Errorf("healthy output (%s): not opened", spec.Healthy)
 	}
 	for _, o := range controller.Outputs {
 		st := &outState{o: o}
@@ -159,6 +199,28 @@ func (c *Core) commanded(o controller.Output) (on bool, since time.Time) {
 	defer c.outMu.Unlock()
 	st := c.outs[o]
 	return st.on, st.changedAt
+}
+
+// Pulse toggles the healthy output (Spec.Healthy), if wired. The daemon
+// calls it from its loop only, so a stalled loop stops the pulses and the
+// external watchdog relay drops out. Close leaves the line low.
+func (c *Core) Pulse() error {
+	if c.lines.Healthy == nil {
+		return nil
+	}
+	c.healthyMu.Lock()
+	defer c.healthyMu.Unlock()
+	c.outMu.Lock()
+	closed := c.outClosed
+	c.outMu.Unlock()
+	if closed {
+		return fmt.Errorf("pulse healthy output: %w", ErrClosed)
+	}
+	c.healthyOn = !c.healthyOn
+	if err := c.lines.Healthy.Out(gpio.Level(c.healthyOn != c.spec.Healthy.ActiveLow)); err != nil {
+		return fmt.Errorf("pulse healthy output: %w", err)
+	}
+	return nil
 }
 
 // Spec returns the spec in use (with defaults applied).
@@ -206,6 +268,14 @@ func (c *Core) Close() error {
 	c.outMu.Lock()
 	c.outClosed = true
 	c.outMu.Unlock()
+	if c.lines.Healthy != nil {
+		c.healthyMu.Lock()
+		c.healthyOn = false
+		if herr := c.lines.Healthy.Out(gpio.Level(c.spec.Healthy.ActiveLow)); herr != nil {
+			err = errors.Join(err, fmt.Errorf("healthy output off: %w", herr))
+		}
+		c.healthyMu.Unlock()
+	}
 	c.anim.Wait()
 	if c.lines.Release != nil {
 		if rerr := c.lines.Release(); rerr != nil {

@@ -35,14 +35,25 @@ type Reading struct {
 	// did not within Spec.FeedbackGrace.
 	Output  controller.Output
 	Follows bool
+	// Tamper and Drift are what an end-of-line supervised loop adds
+	// (LineSpec.Loop): Tamper, with LevelUnknown, that it is bridged, cut
+	// or masked (Detail says which, in words); Drift that its resistance
+	// drifted while the level is known. Never ohms.
+	Tamper bool
+	Drift  controller.Drift
+	// Power, when not zero, makes this a reading of a power status input
+	// (Input is zero): Level active means the trouble (mains lost,
+	// battery low). The daemon turns it into a system_fault.
+	Power Power
 }
 
-// Event returns the controller event of r, stamped at.
+// Event returns the controller event of r, stamped at. A power reading
+// has none of its own: the daemon maps it (see Reading.Power).
 func (r Reading) Event(at time.Time) controller.Event {
 	if r.Output != 0 {
 		return controller.FeedbackChanged{At: at, Output: r.Output, Follows: r.Follows, Detail: r.Detail}
 	}
-	return controller.InputChanged{At: at, Input: r.Input, Point: r.Point, Level: r.Level, Detail: r.Detail}
+	return controller.InputChanged{At: at, Input: r.Input, Point: r.Point, Level: r.Level, Detail: r.Detail, Tamper: r.Tamper, Drift: r.Drift}
 }
 
 // Inputs delivers the room's input levels.

@@ -32,10 +32,10 @@ const (
 func (c *Core) Run(ctx context.Context, out chan<- Reading) error {
 	current := map[controller.Input][]lineReading{}
 	sent := map[sourceKey]lineReading{}
-	initial := func(watchers map[controller.Input][]*watcher) error {
+	initial := func(watchers map[controller.Input][]lineWatcher) error {
 		for _, in := range controller.Inputs {
 			for _, w := range watchers[in] {
-				current[in] = append(current[in], w.cur)
+				current[in] = append(current[in], w.current())
 			}
 		}
 		// Initial readings, in a stable order.
@@ -51,12 +51,26 @@ func (c *Core) Run(ctx context.Context, out chan<- Reading) error {
 				}
 			}
 		}
+		for _, p := range Powers {
+			if ws := watchers[powerKey(p)]; len(ws) > 0 {
+				r := ws[0].current()
+				if err := send(ctx, out, Reading{Power: p, Level: r.level, At: r.at, Detail: r.detail}); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
 	}
 	update := func(u lineUpdate) error {
+		if u.power != 0 {
+			if u.r.level == controller.LevelActive {
+				c.logger.Warn("power trouble", "input", u.power.String())
+			}
+			return send(ctx, out, Reading{Power: u.power, Level: u.r.level, At: u.r.at, Detail: u.r.detail})
+		}
 		current[u.in][u.idx] = u.r
 		k, r := c.source(u.in, u.idx, current[u.in])
-		if r.level == sent[k].level && r.detail == sent[k].detail {
+		if r.same(sent[k]) {
 			return nil
 		}
 		if r.level == controller.LevelUnknown {
@@ -82,6 +96,12 @@ type LineReading struct {
 	Level  controller.Level
 	Detail string // why Level is LevelUnknown ("flapping", "read failed: ...")
 	At     time.Time
+	// Ohms, for a supervised loop, is the resistance read when Level was
+	// established: what commissioning records as the loop's baseline. It
+	// never leaves the room. Tamper and Drift are as in Reading.
+	Ohms   float64
+	Tamper bool
+	Drift  controller.Drift
 }
 
 // RunLines is Run line by line: it reads every wired input line and sends
@@ -92,7 +112,7 @@ type LineReading struct {
 // time; a second concurrent call returns an error at once.
 func (c *Core) RunLines(ctx context.Context, out chan<- LineReading) error {
 	reading := func(in controller.Input, idx int, r lineReading) LineReading {
-		lr := LineReading{Input: in, Index: idx, Level: r.level, Detail: r.detail, At: r.at}
+		lr := LineReading{Input: in, Index: idx, Level: r.level, Detail: r.detail, At: r.at, Ohms: r.ohms, Tamper: r.tamper, Drift: r.drift}
 		if in == controller.InputPanic {
 			lr.Point = c.spec.PanicPoint(idx)
 		}
@@ -106,17 +126,22 @@ func (c *Core) RunLines(ctx context.Context, out chan<- LineReading) error {
 			return ctx.Err()
 		}
 	}
-	initial := func(watchers map[controller.Input][]*watcher) error {
+	initial := func(watchers map[controller.Input][]lineWatcher) error {
 		for _, in := range controller.Inputs {
 			for i, w := range watchers[in] {
-				if err := sendLine(reading(in, i, w.cur)); err != nil {
+				if err := sendLine(reading(in, i, w.current())); err != nil {
 					return err
 				}
 			}
 		}
 		return nil
 	}
-	update := func(u lineUpdate) error { return sendLine(reading(u.in, u.idx, u.r)) }
+	update := func(u lineUpdate) error {
+		if u.power != 0 {
+			return nil // the function test walks the room's inputs only
+		}
+		return sendLine(reading(u.in, u.idx, u.r))
+	}
 	return c.watch(ctx, nil, initial, update)
 }
 
@@ -124,7 +149,7 @@ func (c *Core) RunLines(ctx context.Context, out chan<- LineReading) error {
 // watchers after their first reading, update every change of one line's
 // reading. With supervise, outputs with a feedback line are supervised and
 // their verdicts sent there. An error of initial or update ends it.
-func (c *Core) watch(ctx context.Context, supervise chan<- Reading, initial func(map[controller.Input][]*watcher) error, update func(lineUpdate) error) error {
+func (c *Core) watch(ctx context.Context, supervise chan<- Reading, initial func(map[controller.Input][]lineWatcher) error, update func(lineUpdate) error) error {
 	if !c.runMu.TryLock() {
 		return errors.New("run inputs: already running")
 	}
@@ -150,17 +175,28 @@ func (c *Core) watch(ctx context.Context, supervise chan<- Reading, initial func
 	}()
 
 	now := wallclock.Now()
-	watchers := map[controller.Input][]*watcher{}
+	watchers := map[controller.Input][]lineWatcher{}
 	for _, in := range controller.Inputs {
 		specs, ok := c.spec.Inputs[in]
 		if !ok {
 			continue
 		}
 		for i, ls := range specs {
-			w := &watcher{in: in, idx: i, spec: ls, line: c.lines.Inputs[in][i],
-				reread: c.spec.RereadEvery, flap: c.spec.Flap}
+			var w lineWatcher
+			if ls.Loop != nil {
+				w = &loopWatcher{in: in, idx: i, spec: ls, loop: ls.Loop.withDefaults(), line: c.lines.Loops[in][i], flap: c.spec.Flap}
+			} else {
+				w = &watcher{in: in, idx: i, spec: ls, line: c.lines.Inputs[in][i], reread: c.spec.RereadEvery, flap: c.spec.Flap}
+			}
 			w.start(now)
 			watchers[in] = append(watchers[in], w)
+		}
+	}
+	for _, p := range Powers {
+		if ls, ok := c.spec.Power[p]; ok {
+			w := &watcher{power: p, spec: ls, line: c.lines.Power[p], reread: c.spec.RereadEvery, flap: c.spec.Flap}
+			w.start(now)
+			watchers[powerKey(p)] = []lineWatcher{w}
 		}
 	}
 	if err := initial(watchers); err != nil {
@@ -196,7 +232,7 @@ func (c *Core) watch(ctx context.Context, supervise chan<- Reading, initial func
 		<-ctx.Done()
 		for _, ws := range watchers {
 			for _, w := range ws {
-				_ = w.line.Halt()
+				w.halt()
 			}
 		}
 		for _, l := range feedback {
@@ -246,17 +282,44 @@ type lineReading struct {
 	detail string
 	at     time.Time
 	sensor int // index of the line, for the detail of a combined reading
+	// A supervised loop's: what was done to it, its drift, and the ohms
+	// read when the reading was established (kept in the room).
+	tamper bool
+	drift  controller.Drift
+	ohms   float64
+}
+
+// same reports whether r says what o says (the ohms aside).
+func (r lineReading) same(o lineReading) bool {
+	return r.level == o.level && r.detail == o.detail && r.tamper == o.tamper && r.drift == o.drift
 }
 
 func (r lineReading) reading(k sourceKey) Reading {
-	return Reading{Input: k.in, Point: k.point, Level: r.level, At: r.at, Detail: r.detail}
+	return Reading{Input: k.in, Point: k.point, Level: r.level, At: r.at, Detail: r.detail, Tamper: r.tamper, Drift: r.drift}
 }
 
 type lineUpdate struct {
-	in  controller.Input
-	idx int
-	r   lineReading
+	in    controller.Input
+	power Power // a power status input (in is zero)
+	idx   int
+	r     lineReading
 }
+
+// lineWatcher turns one line into settled, supervised readings: a GPIO
+// line (watcher) or a supervised loop (loopWatcher).
+type lineWatcher interface {
+	// start takes the first reading.
+	start(now time.Time)
+	// run sends every change of the reading until ctx ends.
+	run(ctx context.Context, updates chan<- lineUpdate)
+	current() lineReading
+	// halt interrupts a pending wait, if it can.
+	halt()
+}
+
+// powerKey is where the watcher of a power input is kept among the
+// watchers of the inputs (no input role has this value).
+func powerKey(p Power) controller.Input { return controller.Input(200 + p) }
 
 // combine merges the readings of one role: any active → active, else any
 // unknown → unknown, else inactive.
@@ -290,6 +353,7 @@ func combine(rs []lineReading) lineReading {
 // watcher turns one raw line into settled, supervised readings.
 type watcher struct {
 	in     controller.Input
+	power  Power
 	idx    int
 	spec   LineSpec
 	line   InputLine
@@ -305,6 +369,9 @@ type watcher struct {
 	lastRead  time.Time
 	cur       lineReading // what this line reports now
 }
+
+func (w *watcher) current() lineReading { return w.cur }
+func (w *watcher) halt()                { _ = w.line.Halt() }
 
 func (w *watcher) read() (gpio.Level, error) {
 	if cr, ok := w.line.(CheckedReader); ok {
@@ -346,7 +413,7 @@ func (w *watcher) run(ctx context.Context, updates chan<- lineUpdate) {
 			continue
 		}
 		select {
-		case updates <- lineUpdate{in: w.in, idx: w.idx, r: w.cur}:
+		case updates <- lineUpdate{in: w.in, power: w.power, idx: w.idx, r: w.cur}:
 		case <-ctx.Done():
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/device/eol"
 )
 
 // Defaults applied by Spec.WithDefaults for zero fields.
@@ -78,10 +79,78 @@ type LineSpec struct {
 	// may leave it empty: the point is then controller.DefaultPanicPoint.
 	// Other roles leave it empty.
 	Name string
+	// Loop, when not nil, makes this input an end-of-line supervised loop
+	// read through an ADC channel instead of a GPIO line: Pin, Chip, Line,
+	// Pull, ActiveLow and Debounce are then unused.
+	Loop *Loop
+}
+
+// Loop is an input wired as an end-of-line supervised loop (package eol):
+// the ADC channel it is read through, how volts become ohms, the bands,
+// the loop's commissioned baseline and the timing of the reads.
+type Loop struct {
+	ADC     ADCChannel
+	Table   eol.Table
+	Divider eol.Divider
+	// Baseline is what commissioning measured (zero: none yet); drift is
+	// judged against it, within Tolerance (zero: eol.DefaultTolerance).
+	Baseline  eol.Baseline
+	Tolerance float64
+	// Hold is how long a band must hold to count (zero: eol.DefaultHold).
+	Hold time.Duration
+	// Every is the interval of the reads (zero: DefaultLoopEvery); at most
+	// MaxLoopEvery, so that the loop is read at least 50 times a second.
+	Every time.Duration
+}
+
+// ADCChannel names one input of an ADC on an I²C bus.
+type ADCChannel struct {
+	Bus     string // the I²C bus ("1" for /dev/i2c-1); empty: the first
+	Address uint16 // the converter's address (0x48 to 0x4B for an ADS1115)
+	Channel int    // the single-ended input, 0 to 3
+}
+
+func (a ADCChannel) String() string {
+	bus := a.Bus
+	if bus == "" {
+		bus = "default"
+	}
+	return fmt.Sprintf("ADC i2c-%s 0x%02x channel %d", bus, a.Address, a.Channel)
+}
+
+// Loop timing defaults and bounds.
+const (
+	DefaultLoopEvery = 10 * time.Millisecond
+	MaxLoopEvery     = 20 * time.Millisecond // 50 reads a second
+)
+
+// Power is a power-supply status input: the status lines of a UPS.
+type Power uint8
+
+// The power inputs. Active means the trouble: mains lost, battery low.
+const (
+	PowerMains   Power = iota + 1 // active: mains lost, running on the battery
+	PowerBattery                  // active: the battery is nearly flat
+)
+
+// Powers lists the power inputs in a stable order.
+var Powers = []Power{PowerMains, PowerBattery}
+
+func (p Power) String() string {
+	switch p {
+	case PowerMains:
+		return "mains_fail"
+	case PowerBattery:
+		return "battery_low"
+	}
+	return fmt.Sprintf("power(%d)", uint8(p))
 }
 
 // String names the line for errors and logs.
 func (l LineSpec) String() string {
+	if l.Loop != nil {
+		return l.Loop.ADC.String()
+	}
 	if l.Pin != "" {
 		return l.Pin
 	}
@@ -127,6 +196,13 @@ type Spec struct {
 	// panic pattern), so that every phase is checked. Zero means
 	// DefaultFeedbackGrace.
 	FeedbackGrace time.Duration
+	// Power maps each wired power status input to its GPIO line; Run
+	// sends its readings (Reading.Power) as it does an input's.
+	Power map[Power]LineSpec
+	// Healthy, when not nil, is the output Pulse toggles: the "alive" line
+	// of an external watchdog relay or monostable, pulsed only while the
+	// daemon's loop runs.
+	Healthy *LineSpec
 }
 
 // WithDefaults returns s with zero timing fields replaced by the defaults.
@@ -204,7 +280,23 @@ func (s Spec) Validate() error {
 			if l.Pull > PullDown {
 				errs = append(errs, fmt.Errorf("input %s line %d (%s): invalid pull %d", in, i, l, l.Pull))
 			}
+			if l.Loop != nil {
+				if err := l.Loop.validate(); err != nil {
+					errs = append(errs, fmt.Errorf("input %s line %d (%s): %w", in, i, l, err))
+				}
+			}
 		}
+	}
+	for p, l := range s.Power {
+		if p != PowerMains && p != PowerBattery {
+			errs = append(errs, fmt.Errorf("unknown power input %d", uint8(p)))
+		}
+		if l.Loop != nil {
+			errs = append(errs, fmt.Errorf("power input %s: a status line, not a supervised loop", p))
+		}
+	}
+	if s.Healthy != nil && s.Healthy.Loop != nil {
+		errs = append(errs, errors.New("healthy output: an output, not a supervised loop"))
 	}
 	for in := range s.Inputs {
 		if in.String() == fmt.Sprintf("input(%d)", uint8(in)) {
@@ -237,4 +329,44 @@ func (s Spec) Validate() error {
 		errs = append(errs, fmt.Errorf("feedback grace %s: must be positive and shorter than the shortest pattern phase %s", s.FeedbackGrace, shortest))
 	}
 	return errors.Join(errs...)
+}
+
+func (l *Loop) validate() error {
+	var errs []error
+	if err := l.Table.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("bands: %w", err))
+	}
+	if err := l.Divider.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("divider: %w", err))
+	}
+	if l.ADC.Channel < 0 || l.ADC.Channel > 3 {
+		errs = append(errs, fmt.Errorf("ADC channel %d: want 0 to 3", l.ADC.Channel))
+	}
+	if l.Hold < 0 || l.Hold > 5*time.Second {
+		errs = append(errs, fmt.Errorf("hold %s: want 0s to 5s", l.Hold))
+	}
+	if l.Every < 0 || l.Every > MaxLoopEvery {
+		errs = append(errs, fmt.Errorf("read interval %s: at most %s (50 reads a second)", l.Every, MaxLoopEvery))
+	}
+	if l.Tolerance < 0 || l.Tolerance >= 1 {
+		errs = append(errs, fmt.Errorf("drift tolerance %v: want a fraction below 1", l.Tolerance))
+	}
+	if l.Baseline.Rest < 0 || l.Baseline.Acted < 0 {
+		errs = append(errs, errors.New("baseline: negative ohms"))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns the loop with zero timing fields defaulted.
+func (l Loop) withDefaults() Loop {
+	if l.Hold == 0 {
+		l.Hold = eol.DefaultHold
+	}
+	if l.Every == 0 {
+		l.Every = DefaultLoopEvery
+	}
+	if l.Tolerance == 0 {
+		l.Tolerance = eol.DefaultTolerance
+	}
+	return l
 }

@@ -148,6 +148,10 @@ func TestLinkEveryAlertKindOnAlerts(t *testing.T) {
 	expect("not_vacated")
 	r.advance(10 * time.Minute)
 	expect("function_test_due")
+	r.do(func() {
+		r.apply(r.ctrl.Step(controller.InputChanged{At: r.now, Input: controller.InputLock, Level: controller.LevelActive, Drift: controller.DriftHigh}))
+	})
+	expect("line_drift")
 
 	for _, k := range controller.AlertKinds {
 		assert.True(t, seen[k.String()], "alert kind %s published on alerts", k)

@@ -542,6 +542,7 @@ func testInstalled(t *testing.T, debV1, debV2 string) {
 		r.must("dpkg", "--purge", "roomd")
 		r.must("userdel", "roomd")
 		r.must("groupdel", "gpio")
+		r.must("groupdel", "i2c")
 		_, exists := r.user("roomd")
 		require.False(t, exists)
 		require.NoError(t, os.RemoveAll(r.path("var/lib/roomd")))

@@ -90,7 +90,7 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 
 // Kinds are the alert kinds of the contract.
 var Kinds = []string{"time_up", "door_locked", "panic", "sensor_fault", "not_vacated", "welfare_check",
-	"system_fault", "output_fault", "function_test_due"}
+	"system_fault", "output_fault", "function_test_due", "line_drift"}
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 

@@ -30,7 +30,7 @@ var vocabulary = map[Language]words{
 		kinds: map[string]string{
 			"panic": "PANIC", "door_locked": "DOOR LOCKED", "time_up": "TIME UP", "sensor_fault": "SENSOR FAULT",
 			"output_fault": "OUTPUT FAULT", "system_fault": "SYSTEM FAULT", "not_vacated": "NOT VACATED",
-			"welfare_check": "WELFARE CHECK", "function_test_due": "TEST DUE",
+			"welfare_check": "WELFARE CHECK", "function_test_due": "TEST DUE", "line_drift": "LINE DRIFT",
 		},
 		acked: "ACK", cleared: "CLEARED", minutes: "min",
 	},
@@ -38,7 +38,7 @@ var vocabulary = map[Language]words{
 		kinds: map[string]string{
 			"panic": "PANICO", "door_locked": "PORTA BLOCCATA", "time_up": "TEMPO SCADUTO", "sensor_fault": "GUASTO SENSORE",
 			"output_fault": "GUASTO USCITA", "system_fault": "GUASTO SISTEMA", "not_vacated": "NON LIBERATA",
-			"welfare_check": "CONTROLLO", "function_test_due": "VERIFICA DOVUTA",
+			"welfare_check": "CONTROLLO", "function_test_due": "VERIFICA DOVUTA", "line_drift": "DERIVA LINEA",
 		},
 		acked: "PRESO", cleared: "FINITO", minutes: "min",
 	},

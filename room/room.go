@@ -30,6 +30,7 @@ import (
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/device/eol"
 	"github.com/roomd/roomd/device/gpio"
 	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/journal/migrate"
@@ -358,7 +359,7 @@ func (r *Room) Run(ctx context.Context) error {
 		Room: r.cfg.Room, Policy: r.cfg.Policy, Watchdog: r.o.Watchdog, MinPlausible: r.o.MinPlausible,
 	}, daemon.Deps{
 		Inputs: r.backend, Outputs: r.backend, Journal: r.j, Commands: r.cmds, Faults: r.faults,
-		Clock: r.o.Clock, Axis: r.axis, Notifier: r.o.Notifier, Logger: r.log,
+		Clock: r.o.Clock, Axis: r.axis, Notifier: r.o.Notifier, Logger: r.log, Healthy: r.healthy(),
 	})
 	if r.abandoned.Load() {
 		return err
@@ -381,6 +382,15 @@ func (r *Room) Run(ctx context.Context) error {
 	}
 	r.closeAll()
 	return err
+}
+
+// healthy is the backend's healthy output, when the config wires one.
+func (r *Room) healthy() daemon.Pulser {
+	p, ok := r.backend.(daemon.Pulser)
+	if !ok || r.cfg.Device.Healthy == nil {
+		return nil
+	}
+	return p
 }
 
 // Abandon stops the room as a crash would, for tests of what a restart
@@ -490,6 +500,12 @@ func (m *simMirror) final() {
 // openBackend opens the configured backend; simRoom is set in simulator mode.
 func openBackend(cfg *configs.Config, log *slog.Logger) (backend device.Backend, simRoom *sim.Room, err error) {
 	spec := DeviceSpec(cfg)
+	base, err := device.LoadBaselines(cfg.StateDir)
+	if err != nil {
+		// Drift is then judged against the bands alone: louder, not quieter.
+		log.Error("loop baselines unreadable; drift is judged against the bands alone", "err", err)
+	}
+	spec = spec.WithBaselines(base)
 	switch cfg.Device.Backend {
 	case configs.BackendGPIO:
 		b, err := gpio.Open(spec, log.With("component", "gpio"))
@@ -542,8 +558,29 @@ func DeviceSpec(cfg *configs.Config) device.Spec {
 	}
 	for role, lines := range cfg.Device.Inputs.ByRole() {
 		for _, l := range lines {
-			spec.Inputs[role] = append(spec.Inputs[role], line(l))
+			ls := line(l)
+			if e := l.EOL; e != nil {
+				ls = device.LineSpec{Name: l.Point, Loop: &device.Loop{
+					ADC:     device.ADCChannel{Bus: e.Bus, Address: uint16(e.Address), Channel: e.Channel},
+					Table:   e.Table(),
+					Divider: eol.Divider{PullUp: float64(e.PullUp), Supply: float64(e.SupplyMV) / 1000},
+					Hold:    e.Hold,
+				}}
+			}
+			spec.Inputs[role] = append(spec.Inputs[role], ls)
 		}
+	}
+	for p, l := range map[device.Power]*configs.Line{device.PowerMains: cfg.Device.MainsFail, device.PowerBattery: cfg.Device.BatteryLow} {
+		if l != nil {
+			if spec.Power == nil {
+				spec.Power = map[device.Power]device.LineSpec{}
+			}
+			spec.Power[p] = line(*l)
+		}
+	}
+	if l := cfg.Device.Healthy; l != nil {
+		h := line(*l)
+		spec.Healthy = &h
 	}
 	for o, l := range cfg.Device.Outputs {
 		spec.Outputs[o] = line(l)

@@ -86,8 +86,18 @@ type Room struct {
 	spec    device.Spec
 	wiring  device.Spec // the simulated hardware: the raw level of each input
 	logger  *slog.Logger
-	inputs  map[controller.Input][]*Pin
+	inputs  map[controller.Input][]*Pin // nil for a supervised loop
+	loops   map[controller.Input][]*Loop
 	outputs map[controller.Output]*Pin
+	// power are the simulated status lines of a UPS; healthy the
+	// watchdog's "alive" line.
+	power   map[device.Power]*Pin
+	healthy *Pin
+	// wires and contact are what was done to each line's wires and the
+	// level of its contact (setLevel).
+	wireMu  sync.Mutex
+	wires   map[lineKey]contract.SimWire
+	contact map[lineKey]controller.Level
 	// feedback are the simulated relay contacts of supervised outputs.
 	feedback map[controller.Output]*relay
 
@@ -127,15 +137,35 @@ func NewWired(spec, wiring device.Spec, logger *slog.Logger) (*Room, error) {
 		}
 	}
 	r := &Room{spec: spec, wiring: wiring, logger: logger, inputs: map[controller.Input][]*Pin{}, outputs: map[controller.Output]*Pin{},
-		feedback: map[controller.Output]*relay{}}
+		loops: map[controller.Input][]*Loop{}, feedback: map[controller.Output]*relay{}, power: map[device.Power]*Pin{},
+		wires: map[lineKey]contract.SimWire{}, contact: map[lineKey]controller.Level{}}
 	lines := device.Lines{Inputs: map[controller.Input][]device.InputLine{}, Outputs: map[controller.Output]device.OutputLine{},
-		Feedback: map[controller.Output]device.InputLine{}}
+		Feedback: map[controller.Output]device.InputLine{}, Loops: map[controller.Input][]device.AnalogLine{}, Power: map[device.Power]device.InputLine{}}
 	for in, specs := range spec.Inputs {
-		for i := range specs {
+		for i, ls := range specs {
+			if ls.Loop != nil {
+				lp := NewLoop(*ls.Loop)
+				r.inputs[in] = append(r.inputs[in], nil)
+				r.loops[in] = append(r.loops[in], lp)
+				lines.Inputs[in] = append(lines.Inputs[in], nil)
+				lines.Loops[in] = append(lines.Loops[in], lp)
+				continue
+			}
 			p := NewPin(gpio.Level(wiring.Inputs[in][i].ActiveLow)) // inactive, as wired
 			r.inputs[in] = append(r.inputs[in], p)
+			r.loops[in] = append(r.loops[in], nil)
 			lines.Inputs[in] = append(lines.Inputs[in], p)
+			lines.Loops[in] = append(lines.Loops[in], nil)
 		}
+	}
+	for p, ls := range spec.Power {
+		pin := NewPin(gpio.Level(ls.ActiveLow)) // no trouble
+		r.power[p] = pin
+		lines.Power[p] = pin
+	}
+	if spec.Healthy != nil {
+		r.healthy = NewPin(gpio.Level(spec.Healthy.ActiveLow))
+		lines.Healthy = r.healthy
 	}
 	for o, ls := range spec.Outputs {
 		p := NewPin(gpio.Level(ls.ActiveLow)) // off
@@ -244,8 +274,8 @@ func (r *Room) SetInput(in controller.Input, l controller.Level) error {
 	if err != nil {
 		return err
 	}
-	for i, p := range ps {
-		p.Drive(r.raw(in, i, l), true)
+	for i := range ps {
+		r.setLevel(in, i, l, true)
 	}
 	return nil
 }
@@ -257,12 +287,11 @@ func (r *Room) SetPoint(name string, l controller.Level) error {
 	if err != nil {
 		return err
 	}
-	p := r.inputs[controller.InputPanic][i]
 	if l == controller.LevelUnknown {
-		p.SetFail(true)
+		r.setFailLine(controller.InputPanic, i, true)
 		return nil
 	}
-	p.Drive(r.raw(controller.InputPanic, i, l), true)
+	r.setLevel(controller.InputPanic, i, l, true)
 	return nil
 }
 
@@ -292,7 +321,7 @@ func (r *Room) setFaultAt(in controller.Input, point string, fail bool) error {
 	if err != nil {
 		return err
 	}
-	r.inputs[controller.InputPanic][i].SetFail(fail)
+	r.setFailLine(controller.InputPanic, i, fail)
 	return nil
 }
 
@@ -309,7 +338,7 @@ func (r *Room) SetPresence(i int, on bool) error {
 	if on {
 		l = controller.LevelActive
 	}
-	ps[i].Drive(r.raw(controller.InputPresence, i, l), true)
+	r.setLevel(controller.InputPresence, i, l, true)
 	return nil
 }
 
@@ -323,8 +352,8 @@ func (r *Room) LoseEdge(in controller.Input, l controller.Level) error {
 	if l == controller.LevelUnknown {
 		return fmt.Errorf("simulated room: lose edge of %s: level must be known", in)
 	}
-	for i, p := range ps {
-		p.Drive(r.raw(in, i, l), false)
+	for i := range ps {
+		r.setLevel(in, i, l, false)
 	}
 	return nil
 }
@@ -340,8 +369,8 @@ func (r *Room) setFault(in controller.Input, fail bool) error {
 	if err != nil {
 		return err
 	}
-	for _, p := range ps {
-		p.SetFail(fail)
+	for i := range ps {
+		r.setFailLine(in, i, fail)
 	}
 	return nil
 }
@@ -381,8 +410,8 @@ func (r *Room) Bounce(in controller.Input, final controller.Level, n int, every 
 			if (n-1-k)%2 == 1 {
 				l = other
 			}
-			for i, p := range ps {
-				p.Drive(r.raw(in, i, l), true)
+			for i := range ps {
+				r.setLevel(in, i, l, true)
 			}
 			t.Reset(every)
 		}
@@ -446,6 +475,26 @@ func (r *Room) FailFeedback(o controller.Output, fail bool) error {
 	}
 	rl.contact.SetFail(fail)
 	return nil
+}
+
+// SetPower sets a power status input: trouble true is mains lost or the
+// battery low.
+func (r *Room) SetPower(p device.Power, trouble bool) error {
+	pin, ok := r.power[p]
+	if !ok {
+		return fmt.Errorf("simulated room: power input %s is not wired", p)
+	}
+	pin.Drive(gpio.Level(trouble != r.spec.Power[p].ActiveLow), true)
+	return nil
+}
+
+// HealthyLevel is the physical level of the healthy output now; false when
+// it is not wired.
+func (r *Room) HealthyLevel() bool {
+	if r.healthy == nil {
+		return false
+	}
+	return bool(r.healthy.Read())
 }
 
 // OutputLevel is the physical level of output o's line now (after

@@ -20,10 +20,16 @@ type harness struct{ r *Room }
 
 func (h harness) Backend() device.Backend { return h.r }
 func (h harness) SetRaw(in controller.Input, i int, high, edge bool) {
-	h.r.inputs[in][i].Drive(gpio.Level(high), edge)
+	if p := h.r.inputs[in][i]; p != nil { // a supervised loop has no raw level (SetOhms)
+		p.Drive(gpio.Level(high), edge)
+	}
 }
-func (h harness) FailReads(in controller.Input, i int, fail bool) { h.r.inputs[in][i].SetFail(fail) }
-func (h harness) OutputHigh(o controller.Output) bool             { return h.r.OutputLevel(o) }
+func (h harness) FailReads(in controller.Input, i int, fail bool) { h.r.setFailLine(in, i, fail) }
+func (h harness) SetOhms(in controller.Input, i int, ohms float64) {
+	h.r.loops[in][i].SetOhms(ohms)
+}
+func (h harness) FailLoop(in controller.Input, i int, fail bool) { h.r.loops[in][i].SetFail(fail) }
+func (h harness) OutputHigh(o controller.Output) bool            { return h.r.OutputLevel(o) }
 func (h harness) StickFeedback(o controller.Output, stuck bool) {
 	if err := h.r.StickFeedback(o, stuck); err != nil {
 		panic(err)
@@ -37,6 +43,14 @@ func (h harness) FailFeedbackReads(o controller.Output, fail bool) {
 
 func TestBehaviour(t *testing.T) {
 	devicetest.Run(t, func(t *testing.T, spec device.Spec) devicetest.Harness {
+		r, err := New(spec, nil)
+		require.NoError(t, err)
+		return harness{r}
+	})
+}
+
+func TestLoopBehaviour(t *testing.T) {
+	devicetest.RunLoops(t, func(t *testing.T, spec device.Spec) devicetest.LoopHarness {
 		r, err := New(spec, nil)
 		require.NoError(t, err)
 		return harness{r}
@@ -226,4 +240,37 @@ func TestWiredAgainstItsConfig(t *testing.T) {
 	})
 	_, err := NewWired(DefaultSpec(), device.Spec{}, nil)
 	require.ErrorContains(t, err, "lines wired")
+}
+
+// TestPowerAndHealthy: the simulated UPS's status lines are read as power
+// readings, and Pulse toggles the healthy line.
+func TestPowerAndHealthy(t *testing.T) {
+	spec := DefaultSpec()
+	spec.Power = map[device.Power]device.LineSpec{device.PowerMains: {ActiveLow: true}, device.PowerBattery: {ActiveLow: true}}
+	spec.Healthy = &device.LineSpec{}
+	r, out := roomRun(t, spec)
+	got := map[device.Power]controller.Level{}
+	for range 2 {
+		select {
+		case rd := <-out:
+			require.NotZero(t, rd.Power, "reading %+v", rd)
+			got[rd.Power] = rd.Level
+		case <-time.After(5 * time.Second):
+			t.Fatal("no power reading at start")
+		}
+	}
+	assert.Equal(t, map[device.Power]controller.Level{device.PowerMains: controller.LevelInactive, device.PowerBattery: controller.LevelInactive}, got)
+	require.NoError(t, r.SetPower(device.PowerBattery, true))
+	select {
+	case rd := <-out:
+		assert.Equal(t, device.PowerBattery, rd.Power)
+		assert.Equal(t, controller.LevelActive, rd.Level)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the battery low was not read")
+	}
+	before := r.HealthyLevel()
+	require.NoError(t, r.Pulse())
+	assert.NotEqual(t, before, r.HealthyLevel(), "a pulse toggles the line")
+	require.NoError(t, r.Pulse())
+	assert.Equal(t, before, r.HealthyLevel())
 }

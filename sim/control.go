@@ -8,7 +8,8 @@ import (
 )
 
 // Apply carries out c on the room: heal and unstick, levels (in
-// controller.Inputs order), points (by name), fault and stick, bounce. It
+// controller.Inputs order), points (by name), fault, wires (by target),
+// stick, bounce. It
 // stops at the first error, which names the input, point or output.
 func (r *Room) Apply(c contract.SimControl) error {
 	if c.Heal != 0 {
@@ -42,6 +43,20 @@ func (r *Room) Apply(c contract.SimControl) error {
 	}
 	if c.Fault != 0 {
 		if err := r.setFaultAt(c.Fault, c.FaultPoint, true); err != nil {
+			return err
+		}
+	}
+	targets := make([]string, 0, len(c.Wires))
+	for t := range c.Wires {
+		targets = append(targets, t)
+	}
+	slices.Sort(targets)
+	for _, t := range targets {
+		in, point, err := contract.ParseSimTarget(t)
+		if err != nil {
+			return err
+		}
+		if err := r.SetWire(in, point, c.Wires[t]); err != nil {
 			return err
 		}
 	}

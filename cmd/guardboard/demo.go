@@ -34,7 +34,10 @@ type demoRoom struct {
 }
 
 var demoRooms = []demoRoom{
-	{id: "room-1", policy: "italy", points: "[{name: bed, pin: GPIO23}, {name: toilet, pin: GPIO18}]"},
+	// room-1's panic points are end-of-line supervised loops: the tester
+	// panel's "Bridge bed" raises a critical fault there, where a plain
+	// contact (the other rooms) goes silent.
+	{id: "room-1", policy: "italy", points: "[{name: bed, eol: {preset: galaxy, adc: {channel: 0}}}, {name: toilet, eol: {preset: texecom, adc: {channel: 1}}}]"},
 	{id: "room-2", policy: "italy", visit: 45 * time.Minute, points: "[{name: bed, pin: GPIO23}, {name: toilet, pin: GPIO18}]"},
 	{id: "room-3", policy: "spain", visit: 3 * time.Minute, points: "{pin: GPIO23}"},
 	{id: "room-4", policy: "italy", oos: "alarm sounder being replaced", points: "{pin: GPIO23}"},

@@ -120,7 +120,7 @@ func runCommission(ctx context.Context, args []string, stdin io.Reader, stdout, 
 
 	out, err := commission.Run(ctx, commission.Options{
 		Room: cfg.Room, Policy: cfg.Policy, By: *by, Walk: commission.WalkOptions{Mode: mode, Wait: *wait, Settle: *settle},
-		ReportDir: *reportDir, Version: buildinfo.Version(), Backend: cfg.Device.Backend.String(),
+		ReportDir: *reportDir, StateDir: cfg.StateDir, Version: buildinfo.Version(), Backend: cfg.Device.Backend.String(),
 		Journal: j, Lines: lines, Installer: commission.NewTerminal(stdin, stdout, simulator),
 	})
 	if simRoom != nil {

@@ -8,10 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/roomd/roomd/buildinfo"
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon"
+	"github.com/roomd/roomd/device"
 	"github.com/roomd/roomd/metrics"
 	"github.com/roomd/roomd/room"
 )
@@ -92,7 +95,48 @@ func runRoom(ctx context.Context, cfg *configs.Config, getenv func(string) strin
 			go tf.Run(mctx)
 		}
 	}
-	return r.Run(ctx)
+	err = r.Run(ctx)
+	if errors.Is(err, daemon.ErrBatteryLow) {
+		return waitForBattery(ctx, cfg, log, daemon.Systemd{}, watchdog)
+	}
+	return err
+}
+
+// waitForBattery runs after the room stopped cleanly on a low battery:
+// nothing writes the journal any more, so the power may go. If it does
+// not (mains came back in time), it waits, keeping the service manager's
+// watchdog fed, until the battery-low input clears, and then returns an
+// error, so that the service manager starts the room afresh.
+func waitForBattery(ctx context.Context, cfg *configs.Config, log *slog.Logger, n daemon.Notifier, watchdog time.Duration) error {
+	_ = n.Notify("STATUS=stopped: the battery is low; waiting for it to recover")
+	backend, _, err := room.OpenBackend(cfg, log)
+	if err != nil {
+		return fmt.Errorf("%w; and the battery input cannot be watched: %w", daemon.ErrBatteryLow, err)
+	}
+	defer func() { _ = backend.Close() }()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	readings := make(chan device.Reading, 16)
+	go func() { _ = backend.Run(ctx, readings) }()
+	var ping <-chan time.Time
+	if watchdog > 0 {
+		t := time.NewTicker(watchdog)
+		defer t.Stop()
+		ping = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return daemon.ErrBatteryLow
+		case <-ping:
+			_ = n.Notify("WATCHDOG=1")
+		case rd := <-readings:
+			if rd.Power == device.PowerBattery && rd.Level == controller.LevelInactive {
+				log.Info("the battery is good again: restarting the room")
+				return fmt.Errorf("%w; the battery is good again: exiting so that the room starts afresh", daemon.ErrBatteryLow)
+			}
+		}
+	}
 }
 
 func parseLogFormat(s string) (configs.LogFormat, error) {

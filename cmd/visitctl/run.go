@@ -26,7 +26,9 @@ Commands (each waits for the room's reply, see docs/visitctl.md):
   sim ROOM KEY=VALUE...                drive a simulated room's inputs:
                                        door=open|closed lock=locked|unlocked
                                        presence=true|false panic=true|false
-                                       staff=true|false fault=INPUT heal=INPUT
+                                       panic:POINT=pressed staff=true|false
+                                       fault=INPUT heal=INPUT wire:TARGET=bridged|cut|sound
+                                       stick=OUTPUT bounce=INPUT:TO:COUNT[:EVERY]
   watch [--once] [--heartbeat D]       live board of every room
   rooms                                the rooms from their retained info and
                                        availability: version, policy, online, last seen

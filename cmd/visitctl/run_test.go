@@ -40,7 +40,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--ca-file", "/ca.pem", "state", "room-1"}, "need a TLS broker URL"},
 		{[]string{"--broker", "ssl://127.0.0.1:8883", "--cert-file", "/c.pem", "state", "room-1"}, "--cert-file and --key-file go together"},
 		{[]string{"--password-file", "/pw", "state", "room-1"}, "--password-file needs --username"},
-		{[]string{"sim", "room-1"}, "at least one KEY=VALUE"},
+		{[]string{"sim", "room-1"}, "want KEY=VALUE, e.g. door=open"},
 		{[]string{"watch", "extra"}, "watch takes no arguments"},
 		{[]string{"watch", "--heartbeat", "0s"}, "--heartbeat must be positive"},
 	} {
@@ -126,12 +126,16 @@ func TestPasswordFile(t *testing.T) {
 }
 
 func TestParseSim(t *testing.T) {
-	got, err := parseSim([]string{"door=open", "lock=locked", "presence=true", "panic=pressed", "staff=off", "fault=door"})
-	require.NoError(t, err)
-	assert.Equal(t, map[string]any{"door": "open", "lock": "locked", "presence": true, "panic": true, "staff": false, "fault": "door"}, got)
-	got, err = parseSim([]string{"heal=presence", "presence=absent"})
-	require.NoError(t, err)
-	assert.Equal(t, map[string]any{"heal": "presence", "presence": false}, got)
+	for args, want := range map[string]string{
+		"door=open lock=locked presence=true panic=pressed staff=off fault=door": `{"door":"open","lock":"locked","presence":"present","panic":"pressed","staff":"released","fault":"door"}`,
+		"heal=presence presence=absent":                                          `{"presence":"absent","heal":"presence"}`,
+		"wire:panic:bed=bridged wire:door=cut":                                   `{"wire":{"door":"cut","panic:bed":"bridged"}}`,
+		"panic:bed=pressed bounce=door:open:5:100ms":                             `{"points":{"bed":"pressed"},"bounce":{"input":"door","to":"open","count":5,"every_ms":100}}`,
+	} {
+		got, err := parseSim(strings.Fields(args))
+		require.NoError(t, err, args)
+		assert.JSONEq(t, want, string(got.Encode()), args)
+	}
 
 	for _, tc := range []struct {
 		args []string
@@ -139,13 +143,15 @@ func TestParseSim(t *testing.T) {
 	}{
 		{[]string{"door"}, `"door" is not KEY=VALUE`},
 		{[]string{"window=open"}, `unknown key "window"`},
-		{[]string{"door=ajar"}, `door="ajar": want open or closed`},
-		{[]string{"door=unknown"}, `door="unknown": want open or closed`},
-		{[]string{"lock=open"}, `lock="open": want locked or unlocked`},
-		{[]string{"presence=maybe"}, `presence="maybe": want true or false`},
-		{[]string{"fault=window"}, `fault="window": want an input`},
+		{[]string{"door=ajar"}, `unknown level "ajar" (want "closed", "open" or "unknown")`},
+		{[]string{"lock=open"}, `unknown level "open" (want "unlocked", "locked" or "unknown")`},
+		{[]string{"presence=maybe"}, `unknown level "maybe"`},
+		{[]string{"fault=window"}, `fault: unknown input "window"`},
 		{[]string{"door=open", "door=closed"}, "key door given twice"},
-		{[]string{"fault=lock", "heal=lock"}, "contradict"},
+		{[]string{"wire:panic:bed=glued"}, `"glued" is not a wire condition`},
+		{[]string{"wire:window=cut"}, `unknown input "window"`},
+		{[]string{"wire:door=cut", "wire:door=sound"}, "wire of door given twice"},
+		{[]string{"wire=cut"}, `unknown key "wire"`},
 	} {
 		_, err := parseSim(tc.args)
 		require.Error(t, err, "%q", tc.args)

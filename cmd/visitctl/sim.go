@@ -5,84 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/roomd/roomd/contract"
-	"github.com/roomd/roomd/controller"
 )
 
-// simKeys documents the keys of "visitctl sim" and their values.
-var simKeys = map[string]string{
-	"door":     "open or closed",
-	"lock":     "locked or unlocked",
-	"presence": "true or false",
-	"panic":    "true or false",
-	"staff":    "true or false",
-	"fault":    "an input: door, lock, presence, panic or staff",
-	"heal":     "an input: door, lock, presence, panic or staff",
-}
-
-// parseSim reads KEY=VALUE arguments into the JSON object published on
-// {base}/{room}/sim/set: {"door":"open"}, {"lock":"locked"},
-// {"presence":true}, {"panic":true}, {"staff":true}, {"fault":"door"},
-// {"heal":"door"}. Each key may appear once. Booleans also accept the
-// input's own words (present/absent, pressed/released) and on/off.
-func parseSim(args []string) (map[string]any, error) {
-	if len(args) == 0 {
-		return nil, usagef("sim: want at least one KEY=VALUE, e.g. door=open")
-	}
-	out := map[string]any{}
-	for _, arg := range args {
-		k, v, ok := strings.Cut(arg, "=")
-		if !ok {
-			return nil, usagef("sim: %q is not KEY=VALUE (keys: door, lock, presence, panic, staff, fault, heal)", arg)
-		}
-		want, known := simKeys[k]
-		if !known {
-			return nil, usagef("sim: unknown key %q (keys: door, lock, presence, panic, staff, fault, heal)", k)
-		}
-		if _, dup := out[k]; dup {
-			return nil, usagef("sim: key %s given twice", k)
-		}
-		switch k {
-		case "door", "lock":
-			in, _ := controller.ParseInput(k)
-			l, err := in.ParseLevel(v)
-			if err != nil || l == controller.LevelUnknown {
-				return nil, usagef("sim: %s=%q: want %s", k, v, want)
-			}
-			out[k] = v
-		case "presence", "panic", "staff":
-			in, _ := controller.ParseInput(k)
-			var b bool
-			switch v {
-			case "true", "on", in.Describe(controller.LevelActive):
-				b = true
-			case "false", "off", in.Describe(controller.LevelInactive):
-			default:
-				return nil, usagef("sim: %s=%q: want %s", k, v, want)
-			}
-			out[k] = b
-		case "fault", "heal":
-			if _, err := controller.ParseInput(v); err != nil {
-				return nil, usagef("sim: %s=%q: want %s", k, v, want)
-			}
-			out[k] = v
-		}
-	}
-	if f, h := out["fault"], out["heal"]; f != nil && f == h {
-		return nil, usagef("sim: fault=%s and heal=%s contradict each other", f, h)
-	}
-	// roomd's own parser has the last word, so visitctl never sends what a
-	// simulated room would refuse.
-	payload, err := json.Marshal(out)
+// parseSim reads KEY=VALUE arguments (door=open, panic:bed=pressed,
+// wire:panic:bed=bridged, fault=door, …) with the contract's own reader of
+// the simulator's line syntax, so visitctl never sends what a simulated
+// room would refuse and knows every key the room knows.
+func parseSim(args []string) (contract.SimControl, error) {
+	c, err := contract.ParseSimAssignments(args)
 	if err != nil {
-		return nil, fmt.Errorf("encode sim control: %w", err)
+		return contract.SimControl{}, usagef("%v", err)
 	}
-	if _, err := contract.DecodeSimControl(payload); err != nil {
-		return nil, usagef("sim: %v", err)
-	}
-	return out, nil
+	return c, nil
 }
 
 // runSim publishes one sim/set message (QoS 1) and waits for the broker's
@@ -120,15 +56,12 @@ func runSim(ctx context.Context, g globals, args []string, stdout io.Writer) err
 		return err
 	}
 	defer c.Close()
-	payload, err := json.Marshal(set)
-	if err != nil {
-		return fmt.Errorf("encode sim control: %w", err)
-	}
+	payload := set.Encode()
 	if err := c.Publish(ctx, topics.SimSet(), payload, false); err != nil {
 		return err
 	}
 	if g.json {
-		fmt.Fprintf(stdout, "%s\n", mustJSON(map[string]any{"room": room, "topic": topics.SimSet(), "sent": set}))
+		fmt.Fprintf(stdout, "%s\n", mustJSON(map[string]any{"room": room, "topic": topics.SimSet(), "sent": json.RawMessage(payload)}))
 	} else {
 		fmt.Fprintf(stdout, "%s: sent %s to %s\n", room, payload, topics.SimSet())
 	}

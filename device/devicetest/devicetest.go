@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/device/eol"
 	"github.com/roomd/roomd/wallclock"
 )
 
@@ -793,4 +795,266 @@ func linesExcludeRun(t *testing.T, r *rig) {
 	require.True(t, ok)
 	err := lr.RunLines(context.Background(), make(chan device.LineReading, 16))
 	require.ErrorContains(t, err, "already running")
+}
+
+// LoopHarness is a Harness whose backend reads supervised loops
+// (LoopSpec): it sets the resistance the ADC sees on a loop.
+type LoopHarness interface {
+	Harness
+	// SetOhms makes line i of input in read as a loop of ohms (+Inf: open).
+	SetOhms(in controller.Input, i int, ohms float64)
+	// FailLoop makes the reads of line i of input in fail (a bus or
+	// conversion error), or work again.
+	FailLoop(in controller.Input, i int, fail bool)
+}
+
+// Loop timing of LoopSpec.
+const (
+	LoopHold  = 300 * time.Millisecond
+	LoopEvery = 10 * time.Millisecond
+)
+
+// LoopSpec is Spec with both panic points read as end-of-line loops on an
+// ADS1115 at 0x48: bed a Galaxy double loop (1k + 1k) on channel 0 through
+// a 2k2 pull-up, toilet a Texecom double loop (2k2 + 4k7) on channel 1
+// through a 4k7 pull-up, both from 3.3 V, hold 300 ms, read every 10 ms.
+// Idle, both loops read at rest (LoopHarness.SetOhms to 1,000 and 2,200 Ω).
+func LoopSpec() device.Spec {
+	s := Spec()
+	galaxy, err := eol.PresetTable(eol.PresetGalaxy, eol.SchemeDouble)
+	if err != nil {
+		panic(err)
+	}
+	texecom, err := eol.PresetTable(eol.PresetTexecom, eol.SchemeDouble)
+	if err != nil {
+		panic(err)
+	}
+	s.Inputs[controller.InputPanic] = []device.LineSpec{
+		{Name: PointBed, Loop: &device.Loop{ADC: device.ADCChannel{Address: 0x48, Channel: 0}, Table: galaxy,
+			Divider: eol.Divider{PullUp: 2200, Supply: 3.3}, Hold: LoopHold, Every: LoopEvery}},
+		{Name: PointToilet, Loop: &device.Loop{ADC: device.ADCChannel{Address: 0x48, Channel: 1}, Table: texecom,
+			Divider: eol.Divider{PullUp: 4700, Supply: 3.3}, Hold: LoopHold, Every: LoopEvery}},
+	}
+	return s
+}
+
+// RunLoops runs the cases of supervised loops against backends made by
+// newHarness (with LoopSpec), inside each case's synctest bubble.
+func RunLoops(t *testing.T, newHarness func(t *testing.T, spec device.Spec) LoopHarness) {
+	cases := []struct {
+		name string
+		f    func(t *testing.T, r *loopRig)
+	}{
+		{"LoopInitialLevels", loopInitial},
+		{"LoopPressHoldsToCount", loopPress},
+		{"LoopBridgedCutMasked", loopTamper},
+		{"LoopDrift", loopDrift},
+		{"LoopBaseline", loopBaseline},
+		{"LoopReadFailureIsNeverSilence", loopReadFailure},
+		{"LoopFlapping", loopFlapping},
+		{"LoopLinesCarryOhms", loopLines},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newHarness(t, LoopSpec())
+				r := &loopRig{rig: rig{t: t, h: h, b: h.Backend()}, lh: h,
+					remake: func(spec device.Spec) LoopHarness { return newHarness(t, spec) }}
+				t.Cleanup(func() { _ = r.b.Close() })
+				c.f(t, r)
+				r.stop()
+			})
+		})
+	}
+}
+
+type loopRig struct {
+	rig
+	lh     LoopHarness
+	remake func(device.Spec) LoopHarness
+}
+
+// startIdle sets idle levels (both loops at rest), starts Run and consumes
+// the initial readings.
+func (r *loopRig) startIdle() {
+	r.idle()
+	r.lh.SetOhms(controller.InputPanic, 0, 1000)
+	r.lh.SetOhms(controller.InputPanic, 1, 2200)
+	r.start(16)
+	for range initialReadings {
+		rd := r.next(time.Second)
+		require.Equal(r.t, controller.LevelInactive, rd.Level, "initial %s %s", rd.Input, rd.Point)
+		require.False(r.t, rd.Tamper)
+		require.Equal(r.t, controller.DriftNone, rd.Drift)
+	}
+}
+
+// point expects the next reading to be of panic point p.
+func (r *loopRig) point(p string, l controller.Level, within time.Duration) device.Reading {
+	r.t.Helper()
+	rd := r.expect(controller.InputPanic, l, within)
+	require.Equal(r.t, p, rd.Point, "reading %+v", rd)
+	return rd
+}
+
+// within is how soon after a change its reading must come: the hold, a
+// read interval, and 100 ms.
+const within = LoopHold + LoopEvery + 100*time.Millisecond
+
+func loopInitial(t *testing.T, r *loopRig) {
+	r.idle()
+	r.lh.SetOhms(controller.InputPanic, 0, 2000)  // bed pressed
+	r.lh.SetOhms(controller.InputPanic, 1, 10000) // toilet pressed: Texecom's alarm band
+	r.start(16)
+	for range initialReadings {
+		rd := r.next(LoopEvery) // a conversion takes a little time
+		if rd.Input == controller.InputPanic {
+			assert.Equal(t, controller.LevelActive, rd.Level, "point %s read at start, without hold", rd.Point)
+		}
+	}
+	r.none(time.Minute)
+}
+
+func loopPress(t *testing.T, r *loopRig) {
+	r.startIdle()
+	// A press shorter than the hold is nothing.
+	r.lh.SetOhms(controller.InputPanic, 0, 2000)
+	r.none(LoopHold - 3*LoopEvery)
+	r.lh.SetOhms(controller.InputPanic, 0, 1000)
+	r.none(time.Minute)
+	// One that holds counts, dated from its first read.
+	r.lh.SetOhms(controller.InputPanic, 1, 6900)
+	set := wallclock.Now()
+	rd := r.point(PointToilet, controller.LevelActive, within)
+	assert.LessOrEqual(t, rd.At.Sub(set), LoopEvery, "dated from the first read of the press")
+	assert.LessOrEqual(t, wallclock.Since(set), LoopHold+2*LoopEvery, "sent once it held")
+	r.lh.SetOhms(controller.InputPanic, 1, 2200)
+	r.point(PointToilet, controller.LevelInactive, within)
+	r.none(time.Minute)
+}
+
+func loopTamper(t *testing.T, r *loopRig) {
+	r.startIdle()
+	for _, c := range []struct {
+		point string
+		i     int
+		ohms  float64
+		words string
+		rest  float64
+	}{
+		{PointBed, 0, 0, "wire bridged", 1000},
+		{PointBed, 0, math.Inf(1), "wire cut", 1000},
+		{PointBed, 0, 15000, "masked", 1000},
+		{PointToilet, 1, 300, "wire bridged", 2200},
+		{PointToilet, 1, 50000, "wire cut", 2200},
+	} {
+		r.lh.SetOhms(controller.InputPanic, c.i, c.ohms)
+		set := wallclock.Now()
+		rd := r.point(c.point, controller.LevelUnknown, within)
+		assert.True(t, rd.Tamper, "%s %v Ω: tamper", c.point, c.ohms)
+		assert.Equal(t, c.words, rd.Detail, "%s %v Ω", c.point, c.ohms)
+		assert.LessOrEqual(t, wallclock.Since(set), LoopHold+100*time.Millisecond, "%s %v Ω: within the hold and 100 ms", c.point, c.ohms)
+		assert.NotContains(t, rd.Detail, "Ω", "no ohms leave the device")
+		r.lh.SetOhms(controller.InputPanic, c.i, c.rest)
+		rd = r.point(c.point, controller.LevelInactive, within)
+		assert.False(t, rd.Tamper)
+	}
+	r.none(time.Minute)
+}
+
+func loopDrift(t *testing.T, r *loopRig) {
+	r.startIdle()
+	r.lh.SetOhms(controller.InputPanic, 0, 850) // Galaxy low band
+	rd := r.point(PointBed, controller.LevelInactive, within)
+	assert.Equal(t, controller.DriftLow, rd.Drift)
+	r.lh.SetOhms(controller.InputPanic, 0, 1250) // high band
+	rd = r.point(PointBed, controller.LevelInactive, within)
+	assert.Equal(t, controller.DriftHigh, rd.Drift)
+	r.lh.SetOhms(controller.InputPanic, 0, 2000) // pressed: no drift band around alarm
+	rd = r.point(PointBed, controller.LevelActive, within)
+	assert.Equal(t, controller.DriftNone, rd.Drift)
+	r.lh.SetOhms(controller.InputPanic, 0, 1000)
+	rd = r.point(PointBed, controller.LevelInactive, within)
+	assert.Equal(t, controller.DriftNone, rd.Drift)
+	r.none(time.Minute)
+}
+
+// loopBaseline: with a commissioned baseline, drift is judged against it.
+func loopBaseline(t *testing.T, r *loopRig) {
+	r.stop()
+	require.NoError(t, r.b.Close())
+	spec := LoopSpec()
+	spec.Inputs[controller.InputPanic][0].Loop.Baseline = eol.Baseline{Rest: 950, Acted: 1900}
+	h := r.remake(spec)
+	r.lh, r.h, r.b = h, h, h.Backend()
+	t.Cleanup(func() { _ = r.b.Close() })
+	r.idle()
+	r.lh.SetOhms(controller.InputPanic, 0, 950)
+	r.lh.SetOhms(controller.InputPanic, 1, 2200)
+	r.start(16)
+	for range initialReadings {
+		r.next(time.Second)
+	}
+	r.lh.SetOhms(controller.InputPanic, 0, 1100) // normal band, but 16% above the baseline
+	rd := r.point(PointBed, controller.LevelInactive, within)
+	assert.Equal(t, controller.DriftHigh, rd.Drift)
+	r.lh.SetOhms(controller.InputPanic, 0, 2300) // pressed, 21% above the baseline
+	rd = r.point(PointBed, controller.LevelActive, within)
+	assert.Equal(t, controller.DriftHigh, rd.Drift)
+}
+
+func loopReadFailure(t *testing.T, r *loopRig) {
+	r.startIdle()
+	r.lh.FailLoop(controller.InputPanic, 1, true)
+	set := wallclock.Now()
+	rd := r.point(PointToilet, controller.LevelUnknown, within)
+	assert.True(t, strings.HasPrefix(rd.Detail, device.DetailReadFailed), "detail %q", rd.Detail)
+	assert.False(t, rd.Tamper, "a bus error is no tamper")
+	assert.LessOrEqual(t, wallclock.Since(set), LoopHold+100*time.Millisecond)
+	r.none(30 * time.Second) // still failing: told once
+	r.lh.FailLoop(controller.InputPanic, 1, false)
+	r.point(PointToilet, controller.LevelInactive, within)
+	// A glitch shorter than the hold is nothing.
+	r.lh.FailLoop(controller.InputPanic, 0, true)
+	<-time.After(100 * time.Millisecond)
+	r.lh.FailLoop(controller.InputPanic, 0, false)
+	r.none(time.Minute)
+}
+
+func loopFlapping(t *testing.T, r *loopRig) {
+	r.startIdle()
+	// A loose terminal: rest and open every 50 ms, never holding 300 ms.
+	for i := range 4 * FlapMax {
+		r.lh.SetOhms(controller.InputPanic, 0, map[bool]float64{true: 1000, false: math.Inf(1)}[i%2 == 0])
+		select {
+		case rd := <-r.out:
+			require.Equal(t, controller.LevelUnknown, rd.Level, "reading %+v", rd)
+			require.Equal(t, device.DetailFlapping, rd.Detail)
+			require.Equal(t, PointBed, rd.Point)
+			r.lh.SetOhms(controller.InputPanic, 0, 1000)
+			r.point(PointBed, controller.LevelInactive, FlapWindow+within)
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatal("a loop that never holds a band was never reported")
+}
+
+func loopLines(t *testing.T, r *loopRig) {
+	r.idle()
+	r.lh.SetOhms(controller.InputPanic, 0, 1010)
+	r.lh.SetOhms(controller.InputPanic, 1, 2200)
+	out, stop := r.runLines()
+	defer stop()
+	for range 6 {
+		lr := nextLine(t, out, LoopEvery)
+		if lr.Point == PointBed {
+			assert.InDelta(t, 1010, lr.Ohms, 2, "the ohms of the reading")
+		}
+	}
+	r.lh.SetOhms(controller.InputPanic, 0, 2020)
+	lr := nextLine(t, out, within)
+	assert.Equal(t, PointBed, lr.Point)
+	assert.Equal(t, controller.LevelActive, lr.Level)
+	assert.InDelta(t, 2020, lr.Ohms, 3)
 }

@@ -16,7 +16,10 @@ import (
 
 	"periph.io/x/conn/v3/driver/driverreg"
 	pgpio "periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/i2c"
+	"periph.io/x/conn/v3/i2c/i2creg"
 	"periph.io/x/host/v3/gpioioctl"
+	_ "periph.io/x/host/v3/sysfs" // registers the I²C buses of /dev/i2c-* in i2creg
 
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/device"
@@ -72,29 +75,94 @@ func HostChips() ([]Chip, error) {
 	return chips, nil
 }
 
-// Open opens the room's lines on the host's GPIO chips: HostChips, then
-// OpenChips.
+// Open opens the room's lines on the host's GPIO chips and its loops'
+// ADCs on the host's I²C buses: HostChips, then OpenWith.
 func Open(spec device.Spec, logger *slog.Logger) (*Backend, error) {
 	chips, err := HostChips()
 	if err != nil {
 		return nil, err
 	}
-	return OpenChips(spec, chips, logger)
+	return OpenWith(spec, chips, &HostADCs{}, logger)
+}
+
+// HostADCs opens ADS1115 channels on the host's I²C buses (periph's
+// i2creg), each bus and converter once.
+type HostADCs struct {
+	buses map[string]i2c.BusCloser
+	devs  map[string]*ADS1115
+}
+
+// Open implements ADCs.
+func (h *HostADCs) Open(ch device.ADCChannel) (device.AnalogLine, error) {
+	if err := initOnce(); err != nil {
+		return nil, fmt.Errorf("initialise I²C: %w", err)
+	}
+	if h.buses == nil {
+		h.buses, h.devs = map[string]i2c.BusCloser{}, map[string]*ADS1115{}
+	}
+	bus, ok := h.buses[ch.Bus]
+	if !ok {
+		b, err := i2creg.Open(ch.Bus)
+		if err != nil {
+			return nil, fmt.Errorf("open I²C bus %q: %w", ch.Bus, err)
+		}
+		h.buses[ch.Bus], bus = b, b
+	}
+	key := fmt.Sprintf("%s/%x", ch.Bus, ch.Address)
+	dev, ok := h.devs[key]
+	if !ok {
+		d, err := NewADS1115(bus, ch.Address)
+		if err != nil {
+			return nil, err
+		}
+		h.devs[key], dev = d, d
+	}
+	return dev.Channel(ch.Channel)
+}
+
+// Close implements ADCs.
+func (h *HostADCs) Close() error {
+	var errs []error
+	for name, b := range h.buses {
+		if err := b.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("I²C bus %q: %w", name, err))
+		}
+	}
+	h.buses = nil
+	return errors.Join(errs...)
+}
+
+// ADCs opens the ADC channel a supervised loop (device.Loop) is read
+// through; HostADCs is the host's, on its I²C buses.
+type ADCs interface {
+	Open(device.ADCChannel) (device.AnalogLine, error)
+	// Close releases every bus opened.
+	Close() error
 }
 
 // OpenChips resolves every line of spec among chips, configures inputs (bias,
 // both edges) and drives every output inactive. A line that does not exist,
 // is used twice, or cannot be requested (busy: held by another process or a
 // kernel driver) fails the start with an error naming the role and the line.
-// On error every line already requested is released.
+// On error every line already requested is released. A spec with
+// supervised loops needs OpenWith.
 func OpenChips(spec device.Spec, chips []Chip, logger *slog.Logger) (*Backend, error) {
+	return OpenWith(spec, chips, nil, logger)
+}
+
+// OpenWith is OpenChips with the ADCs that supervised loops are read
+// through; adcs may be nil when no input is a loop. It closes adcs with
+// the lines.
+func OpenWith(spec device.Spec, chips []Chip, adcs ADCs, logger *slog.Logger) (*Backend, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	lines := device.Lines{
 		Inputs:   map[controller.Input][]device.InputLine{},
+		Loops:    map[controller.Input][]device.AnalogLine{},
 		Outputs:  map[controller.Output]device.OutputLine{},
 		Feedback: map[controller.Output]device.InputLine{},
+		Power:    map[device.Power]device.InputLine{},
 	}
 	var opened []Line
 	users := map[string]string{} // chip/offset -> role
@@ -121,12 +189,54 @@ func OpenChips(spec device.Spec, chips []Chip, logger *slog.Logger) (*Backend, e
 			case len(spec.Inputs[in]) > 1:
 				role = fmt.Sprintf("input %s sensor %d", in, i+1)
 			}
+			if ls.Loop != nil {
+				lines.Inputs[in] = append(lines.Inputs[in], nil)
+				lines.Loops[in] = append(lines.Loops[in], nil)
+				key := "adc/" + ls.Loop.ADC.String()
+				if other, ok := users[key]; ok {
+					errs = append(errs, fmt.Errorf("%s: %s is already wired to %s", role, ls.Loop.ADC, other))
+					continue
+				}
+				users[key] = role
+				if adcs == nil {
+					errs = append(errs, fmt.Errorf("%s: a supervised loop needs an ADC, and none is set up", role))
+					continue
+				}
+				a, err := adcs.Open(ls.Loop.ADC)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", role, err))
+					continue
+				}
+				lines.Loops[in][i] = a
+				continue
+			}
 			l, err := claim(role, ls)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			lines.Inputs[in] = append(lines.Inputs[in], hostLine{PinIO: l.Pin, consumer: l.Consumer})
+			lines.Loops[in] = append(lines.Loops[in], nil)
+		}
+	}
+	for _, p := range device.Powers {
+		ls, ok := spec.Power[p]
+		if !ok {
+			continue
+		}
+		l, err := claim("power input "+p.String(), ls)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		lines.Power[p] = hostLine{PinIO: l.Pin, consumer: l.Consumer}
+	}
+	if spec.Healthy != nil {
+		l, err := claim("healthy output", *spec.Healthy)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			lines.Healthy = hostLine{PinIO: l.Pin, consumer: l.Consumer}
 		}
 	}
 	for _, o := range controller.Outputs {
@@ -159,9 +269,15 @@ func OpenChips(spec device.Spec, chips []Chip, logger *slog.Logger) (*Backend, e
 				c.Close()
 			}
 		}
+		if adcs != nil {
+			if err := adcs.Close(); err != nil {
+				return fmt.Errorf("close ADC buses: %w", err)
+			}
+		}
 		return nil
 	}
 	if err := errors.Join(errs...); err != nil {
+		_ = release()
 		return nil, fmt.Errorf("open GPIO lines: %w", err)
 	}
 	lines.Release = release

@@ -92,6 +92,7 @@
   const KIND = {
     panic: 'PANIC', door_locked: 'DOOR BOLTED', time_up: 'TIME UP', sensor_fault: 'SENSOR FAULT',
     not_vacated: 'NOT VACATED', welfare_check: 'WELFARE CHECK', system_fault: 'SYSTEM FAULT', output_fault: 'OUTPUT FAULT',
+    line_drift: 'LINE DRIFT',
   };
   const PHASE = {
     idle: 'idle', in_visit: 'visit running', overtime: 'visit over time', inspection: 'inspection after the visit',
@@ -573,6 +574,11 @@
       const pg = h('fieldset', {}, h('legend', {}, 'Panic points'));
       for (const p of points) {
         pg.append(b(`panic-press-${p}`, `Press ${p}`, {points: {[p]: 'pressed'}}), b(`panic-release-${p}`, `Release ${p}`, {points: {[p]: 'released'}}));
+        // What an attacker does to the wires: a bridge (a supervised loop
+        // reports it; a plain contact goes silent), a cut; mend undoes both.
+        const wire = (w) => ({wire: {[`panic:${p}`]: w}});
+        pg.append(b(`panic-bridge-${p}`, `Bridge ${p}`, wire('bridged')), b(`panic-cut-${p}`, `Cut ${p}`, wire('cut')),
+          b(`panic-mend-${p}`, `Mend ${p}`, wire('sound')));
       }
       groups.push(pg);
       groups.push(h('fieldset', {}, h('legend', {}, 'Staff key'), b('staff-on', 'Turn key', {staff: true}), b('staff-off', 'Release key', {staff: false})));

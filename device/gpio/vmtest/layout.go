@@ -9,7 +9,7 @@ import (
 // The simulated room: one gpio-sim bank of 16 lines.
 const (
 	simLabel = "roomd-sim"
-	simLines = 16
+	simLines = 19
 
 	offDoor     = 0  // DOOR: high = open
 	offLock     = 1  // LOCK: high = locked
@@ -54,6 +54,7 @@ var lineNames = map[int]string{
 	offInUse: "INUSE", offWarn: "WARN", offLight: "LIGHT", offSounder: "SOUNDER",
 	offReassure: "REASSURE", offFeedback: "FB",
 	offSelfIn: "SELFIN", offSelfOut: "SELFOUT",
+	offMains: "MAINS", offBattery: "BATT", offHealthy: "HEALTHY",
 }
 
 // inputLines maps each physical input line to its role, its panic point

@@ -21,6 +21,9 @@ const Marker = "ROOMD-VMTEST"
 const watchdog = 150 * time.Second
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == roomLoopArg && os.Getpid() != 1 {
+		os.Exit(runRoomLoop())
+	}
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "vmtest must run as /init of a test VM (it mounts filesystems and reboots)")
 		os.Exit(2)
@@ -110,5 +113,8 @@ func run(logger *slog.Logger) error {
 	if err := checkBackend(sim, logger); err != nil {
 		return err
 	}
-	return checkCommission(sim, logger)
+	if err := checkCommission(sim, logger); err != nil {
+		return err
+	}
+	return checkPower(sim)
 }
