@@ -208,9 +208,9 @@ func (w *world) guardUnchanged(baseline string, samples []siteworld.Sample) {
 		guard, centre := siteworld.Latencies(filter(samples, p), w.Booking)
 		p50, mx := stats(guard)
 		w.t.Logf("%-34s press -> site guard: %s; press -> centre: %s", p, summary(guard), summary(centre))
-		assert.LessOrEqual(w.t, p50, 3*bp50+100*time.Millisecond,
+		assert.LessOrEqual(w.t, p50, 3*bp50+200*time.Millisecond,
 			"%s: the site guard's median alert latency %s against %s at baseline", p, p50, bp50)
-		assert.Less(w.t, mx, 2*time.Second, "%s: an alert took %s to reach the site guard", p, mx)
+		assert.Less(w.t, mx, 3*time.Second, "%s: an alert took %s to reach the site guard", p, mx)
 	}
 }
 
