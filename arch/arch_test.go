@@ -31,6 +31,7 @@ var allowed = map[string][]string{
 	"mqttconn":              nil,
 	"contract":              {"controller"},
 	"contract/contracttest": nil,
+	"access":                {"contract", "controller"},
 
 	"device":                {"controller", "device/eol"},
 	"device/eol":            nil,
@@ -45,7 +46,7 @@ var allowed = map[string][]string{
 	"link":                  {"contract", "controller", "journal", "mqttconn"},
 	"link/broker":           nil,
 	"link/homeassistant":    {"contract", "controller"},
-	"link/mqtttest":         {"internal/testtier", "link/broker"},
+	"link/mqtttest":         {"access", "internal/testtier", "link/broker"},
 	"commission":            {"contract", "controller", "daemon", "daemon/timebase", "device", "device/eol", "journal"},
 	"configs":               {"contract", "controller", "device/eol"},
 	"configs/mosquitto":     nil,
@@ -61,7 +62,7 @@ var allowed = map[string][]string{
 
 	// The world of bridged sites, for configs/mosquitto's tests and
 	// roombench: test support, which no production binary compiles in.
-	"internal/siteworld": {"configs", "contract", "controller", "internal/testtier", "journal", "link/mqtttest", "room", "sim"},
+	"internal/siteworld": {"access", "configs", "contract", "controller", "internal/testtier", "journal", "link/mqtttest", "room", "sim"},
 
 	"roomclient":     {"contract", "controller", "mqttconn"},
 	"pager":          {"contract", "controller", "mqttconn", "pager/espa", "roomclient"},
@@ -69,18 +70,19 @@ var allowed = map[string][]string{
 	"pager/espatest": nil,
 	"board":          {"contract", "controller", "metrics", "roomclient"},
 
-	"cmd/guardboard": {"board", "buildinfo", "configs", "contract", "controller", "link/broker", "metrics", "mqttconn", "room", "roomclient"},
-	"cmd/roombench":  {"configs", "contract", "controller", "device", "internal/siteworld", "journal", "link", "link/mqtttest", "room", "roomclient", "sim"},
-	"cmd/roomd": {"buildinfo", "commission", "configs", "contract", "controller", "daemon", "device", "journal", "link/broker",
-		"metrics", "room", "sim", "sim/scenario"},
+	"cmd/guardboard": {"board", "buildinfo", "configs", "contract", "controller", "daemon", "link/broker", "metrics", "mqttconn", "room", "roomclient"},
+	"cmd/roombench":  {"access", "configs", "contract", "controller", "device", "internal/siteworld", "journal", "link", "link/mqtttest", "room", "roomclient", "sim"},
+	"cmd/roomd": {"access", "buildinfo", "commission", "configs", "contract", "controller", "daemon", "device", "journal", "link/broker", "metrics", "mqttconn",
+		"room", "sim", "sim/scenario"},
 	"cmd/roompager": {"buildinfo", "contract", "mqttconn", "pager", "pager/espa", "roomclient"},
-	"cmd/visitctl":  {"buildinfo", "contract", "controller", "link/homeassistant", "mqttconn", "roomclient"},
+	"cmd/visitctl":  {"access", "buildinfo", "contract", "controller", "link/homeassistant", "mqttconn", "roomclient"},
 }
 
 // neverReached: what a package must not compile in, directly or not. The
 // clients of the contract carry nothing of a room.
 var neverReached = map[string][]string{
 	"contract":      {"journal", "daemon", "device", "sim", "room", "link", "mqttconn", "configs"},
+	"access":        {"journal", "daemon", "device", "sim", "room", "link", "mqttconn", "configs"},
 	"roomclient":    {"journal", "daemon", "device", "sim", "room", "link", "configs"},
 	"board":         {"journal", "daemon", "device", "sim", "room", "link", "configs"},
 	"pager":         {"journal", "daemon", "device", "sim", "room", "link", "configs"},

@@ -3,6 +3,8 @@ package board
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,17 +34,45 @@ const maxAccountsFile = 1 << 20
 // Accounts is the board's accounts file: one line per operator,
 // "<operator id>:<bcrypt hash>", comments (#) and blank lines allowed.
 // Operator ids are controller.ValidOperatorID: opaque ids such as
-// "guard-7", never names. The board re-reads the file when it changes, so
-// an account added, changed or removed with "guardboard accounts" takes
-// effect at the next login (and a removed account's sessions end at its
-// next request).
+// "guard-7", never names. The board re-reads the file when it changes
+// (another inode, size, modification or change time: "guardboard accounts"
+// writes a new file and renames it over the old one), so an account added
+// takes effect at the next login, and an account whose password changed or
+// that was removed loses its sessions at their next request: a session
+// holds the generation of the password it logged in with (Generation), and
+// the board checks it against the file on every request.
 type Accounts struct {
 	path string
 
-	mu      sync.Mutex
-	hashes  map[string][]byte
-	modTime time.Time
-	size    int64
+	mu     sync.Mutex
+	hashes map[string][]byte
+	seen   fileID
+	// checks counts the passwords compared (tests of the login limit).
+	checks atomic.Int64
+}
+
+// fileID is what tells that the accounts file changed.
+type fileID struct {
+	mod, change time.Time
+	size        int64
+	inode       uint64
+}
+
+func idOf(fi os.FileInfo) fileID {
+	id := fileID{mod: fi.ModTime(), size: fi.Size()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.inode = uint64(st.Ino)
+		id.change = time.Unix(int64(st.Ctim.Sec), int64(st.Ctim.Nsec)) // int32 on 32-bit ARM
+	}
+	return id
+}
+
+// generation names one password of an account: its bcrypt hash (new salt
+// and all at every passwd), hashed again so that a session holds no part
+// of it.
+func generation(hash []byte) string {
+	sum := sha256.Sum256(hash)
+	return hex.EncodeToString(sum[:12])
 }
 
 // OpenAccounts reads the accounts file at path. A missing file is an error
@@ -60,8 +91,9 @@ func (a *Accounts) reload(force bool) error {
 	if err != nil {
 		return fmt.Errorf("read accounts file: %w", err)
 	}
+	id := idOf(fi)
 	a.mu.Lock()
-	same := !force && fi.ModTime().Equal(a.modTime) && fi.Size() == a.size
+	same := !force && id == a.seen
 	a.mu.Unlock()
 	if same {
 		return nil
@@ -71,7 +103,7 @@ func (a *Accounts) reload(force bool) error {
 		return err
 	}
 	a.mu.Lock()
-	a.hashes, a.modTime, a.size = hashes, fi.ModTime(), fi.Size()
+	a.hashes, a.seen = hashes, id
 	a.mu.Unlock()
 	return nil
 }
@@ -140,23 +172,46 @@ var dummyHash = sync.OnceValue(func() []byte {
 // changed; a file that became unreadable keeps the accounts read before
 // (and is logged by the caller through the error).
 func (a *Accounts) Check(operator, password string) (bool, error) {
+	_, ok, err := a.Verify(operator, password)
+	return ok, err
+}
+
+// Verify is Check, and returns the generation of the password it checked
+// (see Generation), for the session it opens.
+func (a *Accounts) Verify(operator, password string) (gen string, ok bool, err error) {
 	rerr := a.reload(false)
 	a.mu.Lock()
 	hash := a.hashes[operator]
 	a.mu.Unlock()
+	a.checks.Add(1)
 	if hash == nil {
 		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
-		return false, rerr
+		return "", false, rerr
 	}
-	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil, rerr
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
+		return "", false, rerr
+	}
+	return generation(hash), true, rerr
 }
 
 // Exists reports whether operator still has an account.
 func (a *Accounts) Exists(operator string) bool {
+	_, ok := a.Generation(operator)
+	return ok
+}
+
+// Generation returns the generation of operator's password as the file
+// holds it now: it changes with every passwd; false if the account is
+// gone. A session opened with another generation is over.
+func (a *Accounts) Generation(operator string) (string, bool) {
 	_ = a.reload(false)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.hashes[operator] != nil
+	hash := a.hashes[operator]
+	if hash == nil {
+		return "", false
+	}
+	return generation(hash), true
 }
 
 // AccountsFile edits an accounts file (guardboard accounts).

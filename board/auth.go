@@ -15,6 +15,10 @@ const SessionLife = 14 * time.Hour
 // Session is a logged-in operator.
 type Session struct {
 	Operator string
+	// Generation is that of the password the operator logged in with
+	// (Accounts.Generation): once the account's password changes, or the
+	// account goes, the session is over.
+	Generation string
 	// CSRF is the token every action must carry (header X-CSRF-Token).
 	CSRF    string
 	Created time.Time
@@ -40,7 +44,11 @@ func randomToken() string {
 }
 
 // New starts a session for operator and returns its id (the cookie).
-func (s *Sessions) New(operator string) (string, Session) {
+func (s *Sessions) New(operator string) (string, Session) { return s.Start(operator, "") }
+
+// Start starts a session for operator, logged in with the password of
+// generation, and returns its id (the cookie).
+func (s *Sessions) Start(operator, generation string) (string, Session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -50,7 +58,7 @@ func (s *Sessions) New(operator string) (string, Session) {
 		}
 	}
 	id := randomToken()
-	ss := Session{Operator: operator, CSRF: randomToken(), Created: now}
+	ss := Session{Operator: operator, Generation: generation, CSRF: randomToken(), Created: now}
 	s.byID[id] = ss
 	return id, ss
 }
@@ -78,6 +86,18 @@ func (s *Sessions) End(id string) {
 	s.mu.Lock()
 	delete(s.byID, id)
 	s.mu.Unlock()
+}
+
+// EndStale ends every session of operator not of generation (the
+// password changed), or all of them with "" (the account removed).
+func (s *Sessions) EndStale(operator, generation string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, ss := range s.byID {
+		if ss.Operator == operator && (generation == "" || ss.Generation != generation) {
+			delete(s.byID, id)
+		}
+	}
 }
 
 // EndOperator ends every session of operator (an account removed).
@@ -147,6 +167,10 @@ func (l *Limiter) prune(m map[string][]time.Time, key string, now time.Time) []t
 func (l *Limiter) Allow(account, address string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.allow(account, address)
+}
+
+func (l *Limiter) allow(account, address string) (bool, time.Duration) {
 	now := l.now()
 	var wait time.Duration
 	if ts := l.prune(l.byAccount, account, now); len(ts) >= l.PerAccount {
@@ -158,10 +182,29 @@ func (l *Limiter) Allow(account, address string) (bool, time.Duration) {
 	return wait == 0, wait
 }
 
+// Attempt admits a login attempt for account from address, or says how
+// long until one may be tried. An admitted attempt is counted as a failure
+// at once, under the same lock as the check, so that attempts that come
+// all at once cannot all pass the check before the first has failed: at
+// most PerAccount (and PerAddress) of them are ever tried. A login that
+// succeeds gives its ticket back to Succeed.
+func (l *Limiter) Attempt(account, address string) (ok bool, wait time.Duration, ticket time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ok, wait = l.allow(account, address); !ok {
+		return false, wait, time.Time{}
+	}
+	return true, 0, l.fail(account, address)
+}
+
 // Fail records a failed login.
 func (l *Limiter) Fail(account, address string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.fail(account, address)
+}
+
+func (l *Limiter) fail(account, address string) time.Time {
 	now := l.now()
 	if len(l.byAccount)+len(l.byAddress) > maxLimiterKeys {
 		// Bound the memory a guesser spraying ids can take: forget
@@ -175,12 +218,21 @@ func (l *Limiter) Fail(account, address string) {
 	}
 	l.byAccount[account] = append(l.prune(l.byAccount, account, now), now)
 	l.byAddress[address] = append(l.prune(l.byAddress, address, now), now)
+	return now
 }
 
-// Succeed forgets the failures of account (not those of the address: a
-// guessing client that also knows one password stays limited).
-func (l *Limiter) Succeed(account string) {
+// Succeed forgets the failures of account, and the attempt of ticket
+// (from Attempt) at address; not the address's other failures: a guessing
+// client that also knows one password stays limited.
+func (l *Limiter) Succeed(account, address string, ticket time.Time) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	delete(l.byAccount, account)
-	l.mu.Unlock()
+	ts := l.byAddress[address]
+	for i, at := range ts {
+		if !ticket.IsZero() && at.Equal(ticket) {
+			l.byAddress[address] = append(ts[:i:i], ts[i+1:]...)
+			break
+		}
+	}
 }

@@ -135,7 +135,7 @@ func TestLimiterPerAccountAndPerAddress(t *testing.T) {
 	}
 	ok, _ = l.Allow("guard-7", "10.0.0.9")
 	assert.False(t, ok)
-	l.Succeed("guard-7")
+	l.Succeed("guard-7", "10.0.0.9", time.Time{})
 	ok, _ = l.Allow("guard-7", "10.0.0.9")
 	assert.False(t, ok, "a success clears the account, not the address")
 }

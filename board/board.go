@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,10 @@ import (
 	"github.com/roomd/roomd/roomclient"
 	"github.com/roomd/roomd/wallclock"
 )
+
+// quietAfter is how long a connected board waits for its first message
+// before it says that it may not be allowed to read.
+const quietAfter = 10 * time.Second
 
 // Defaults of Options.
 const (
@@ -59,6 +64,13 @@ type Options struct {
 	// broker did not keep for the board (a lost session, a broker that lost
 	// its queue), so no alert is missed and who acknowledged stays known.
 	StateFile string
+	// Rooms are the site's rooms: ids, or patterns with * and ? (path.Match),
+	// e.g. "room-*". A room of another id (any identity may publish under
+	// its own name on the broker) is never a tile and never rings: the
+	// board lists it apart as unknown. Nil: every valid room id.
+	Rooms []string
+	// Records keeps the response-time records (nil: in memory only).
+	Records *Records
 	// Now is the board's clock (nil: wallclock.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -76,6 +88,11 @@ type Board struct {
 
 	client atomic.Pointer[roomclient.Client]
 	simCli atomic.Pointer[roomclient.Client]
+	// heard: a room's message reached the board since it connected.
+	heard atomic.Bool
+	// quietAfter is how long the board waits, connected, for a first
+	// message before it says it may not be allowed to read.
+	quietAfter time.Duration
 
 	box mailbox
 
@@ -88,6 +105,11 @@ type Board struct {
 	marks      map[string]roomclient.Mark // the records applied, per room
 	marksDirty bool
 	ticks      int
+	unknown    string // the unknown rooms' JSON, as last published
+	// lastContact: room → the records' id of its no-contact alarm.
+	lastContact map[string]string
+	// Records are the response-time records.
+	Records *Records
 
 	metrics boardMetrics // what the loop counts for Metrics
 }
@@ -112,8 +134,15 @@ func New(o Options) *Board {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Records == nil {
+		o.Records, _ = OpenRecords(RecordsOptions{})
+	}
 	b := &Board{o: o, log: o.Logger, now: o.Now, History: NewHistory(o.History, 4096),
-		model: NewModel(), lastJSON: map[string]string{}, marks: map[string]roomclient.Mark{}}
+		model: NewModel(), lastJSON: map[string]string{}, marks: map[string]roomclient.Mark{}, Records: o.Records, quietAfter: quietAfter,
+		unknown: "[]", lastContact: map[string]string{}}
+	if o.Rooms != nil {
+		b.model.Allow(RoomMatcher(o.Rooms))
+	}
 	b.box.init()
 	b.metrics.init()
 	b.since = o.Now()
@@ -135,6 +164,9 @@ type item struct {
 	snap  chan snapshot
 	view  chan viewReply
 	room  string
+	// ackContact acknowledges room's no-contact alarm as operator.
+	ackContact chan bool
+	operator   string
 }
 
 // mailbox is an unbounded queue: the client's receiving goroutine must
@@ -229,7 +261,7 @@ func (b *Board) options() roomclient.Options {
 		Operator:  b.o.Username,
 		Streams:   roomclient.RegistryStreams | roomclient.Replies,
 		Keepalive: keepalive, MaxReconnectInterval: 2 * time.Second, Dial: b.o.Dial,
-		OnMessage: func(m roomclient.Message) { b.box.put(item{msg: &m}) },
+		OnMessage: func(m roomclient.Message) { b.heard.Store(true); b.box.put(item{msg: &m}) },
 		OnRecord:  func(r roomclient.Record) { b.box.put(item{rec: &r}) },
 		OnLoss:    func(l roomclient.Loss) { b.box.put(item{loss: &l}) },
 		OnConnect: func() { b.box.put(item{link: &up}) },
@@ -334,7 +366,7 @@ func (b *Board) connect(ctx context.Context) {
 		c, err := roomclient.Dial(dctx, b.options())
 		cancel()
 		if err != nil {
-			b.log.Warn("broker not reachable; retrying", "broker", b.o.Broker, "err", err)
+			b.logDialError(err, b.o.Username)
 			continue
 		}
 		filter := b.o.Base + "/+/sim/outputs"
@@ -362,7 +394,38 @@ func (b *Board) connect(ctx context.Context) {
 		b.client.Store(c)
 		b.box.put(item{link: &up})
 		b.log.Info("connected to the broker", "broker", b.o.Broker, "username", b.o.Username)
+		go b.warnIfSilent(ctx)
 		return
+	}
+}
+
+// logDialError says why the board could not connect: a refused login or
+// subscription is the broker's ACL or password file, not a broker down.
+func (b *Board) logDialError(err error, user string) {
+	var ce *roomclient.ConnectError
+	var se *roomclient.SubscribeError
+	switch {
+	case errors.As(err, &se):
+		b.log.Error("the broker does not let the board read what it shows; retrying", "username", user, "err", err)
+	case errors.As(err, &ce) && ce.LoginRefused():
+		b.log.Error("the broker refused the board's login; retrying", "username", user, "err", err)
+	default:
+		b.log.Warn("broker not reachable; retrying", "broker", b.o.Broker, "err", err)
+	}
+}
+
+// warnIfSilent says, once, when nothing of any room reached the board
+// within quietAfter of connecting: with mosquitto's ACL file, an identity
+// that may read nothing gets a granted subscription and silence.
+func (b *Board) warnIfSilent(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(b.quietAfter):
+	}
+	if !b.heard.Load() {
+		b.log.Error(fmt.Sprintf("connected, and nothing under %s/ reached %s within %s: no room has published there yet, or %s is not allowed to read %s/+/{info,availability,state,reply} (the broker withholds what an identity may not read without saying so: docs/security.md)",
+			b.o.Base, b.o.Username, b.quietAfter, b.o.Username, b.o.Base), "username", b.o.Username)
 	}
 }
 
@@ -380,7 +443,7 @@ func (b *Board) connectSim(ctx context.Context) {
 			Logger: b.log.With("component", "sim-driver")})
 		cancel()
 		if err != nil {
-			b.log.Warn("sim driver: broker not reachable; retrying", "err", err)
+			b.logDialError(err, b.o.SimUsername)
 			continue
 		}
 		b.simCli.Store(c)
@@ -394,9 +457,15 @@ func (b *Board) step(it item) {
 	case it.msg != nil:
 		b.applyMessage(*it.msg)
 	case it.rec != nil:
+		if !b.model.Known(it.rec.Room) {
+			b.model.room(it.rec.Room) // listed as unknown
+			b.publishUnknown()
+			return
+		}
 		if le := b.model.ApplyRecord(*it.rec); le != nil {
 			b.addLog(*le)
 		}
+		b.record(*it.rec)
 		if a := it.rec.Alert; a != nil { // every record comes once (duplicates are dropped); a Filled one was missing
 			b.metrics.record(it.rec.Room, it.rec.Type, a.Kind)
 		}
@@ -411,9 +480,10 @@ func (b *Board) step(it item) {
 		if ok && b.model.ApplyLamps(room, it.lamps.Payload) {
 			b.publishRoom(room)
 		}
+		b.publishUnknown()
 	case it.pager != nil:
 		gw, ok := roomOf(strings.Replace(it.pager.Topic, "/_pagers/", "/", 1), b.o.Base, "status")
-		if ok && b.model.ApplyPagerStatus(gw, it.pager.Payload) {
+		if ok && contract.ValidRoom(gw) && b.model.ApplyPagerStatus(gw, it.pager.Payload) {
 			data, _ := json.Marshal(b.model.Pagers())
 			b.History.Publish("pagers", data)
 		}
@@ -422,6 +492,7 @@ func (b *Board) step(it item) {
 		if *it.link != b.connected {
 			b.connected = *it.link
 			b.since = b.now()
+			b.model.BrokerLost(!b.connected, b.since)
 			b.publishLink()
 		}
 	case it.tick:
@@ -439,7 +510,65 @@ func (b *Board) step(it item) {
 	case it.view != nil:
 		v, ok := b.model.View(it.room)
 		it.view <- viewReply{v, ok}
+	case it.ackContact != nil:
+		now := b.now()
+		ok := b.model.AckContact(it.room, it.operator, now)
+		if ok {
+			v, _ := b.model.View(it.room)
+			b.addLog(LogEntry{At: contract.T(now), Room: it.room, Type: "contact_acked", By: it.operator, Severity: "notice"})
+			b.addRecord(RecordEvent{At: contract.T(now), Room: it.room, Alert: contactAlertID(v.NoContact), Kind: "no_contact",
+				Severity: "critical", Type: "acked", By: it.operator})
+			b.publishRoom(it.room)
+		}
+		it.ackContact <- ok
 	}
+}
+
+// recordTypes maps the alert records to the steps of the response-time
+// records.
+var recordTypes = map[string]string{"alert_raised": "raised", "alert_escalated": "escalated", "alert_repeated": "repeated",
+	"alert_reannounced": "reannounced", "alert_acked": "acked", "alert_cleared": "cleared"}
+
+// record adds an alert record of a room to the response-time records.
+func (b *Board) record(rec roomclient.Record) {
+	e := rec.EventMessage
+	typ, ok := recordTypes[e.Type]
+	if !ok || e.Alert == nil {
+		return
+	}
+	sev := e.Alert.Severity
+	if !severities[sev] {
+		sev = "critical"
+	}
+	b.addRecord(RecordEvent{At: e.At, Room: rec.Room, Epoch: e.Epoch, Alert: e.Alert.ID, Kind: e.Alert.Kind, Severity: sev,
+		Type: typ, By: e.By, Reset: e.Alert.Reset && typ == "cleared"})
+}
+
+func (b *Board) addRecord(e RecordEvent) {
+	if err := b.Records.Add(e); err != nil {
+		b.log.Error("response-time records", "err", err)
+	}
+}
+
+// contactAlertID names a no-contact alarm in the records: the board
+// raises it, so it has no id from a room.
+func contactAlertID(c *ContactView) string {
+	if c == nil {
+		return "no_contact"
+	}
+	return "no_contact@" + contract.FormatTime(c.RaisedAt.Time)
+}
+
+// publishUnknown sends the ids heard of that are not the site's rooms, when
+// they changed.
+func (b *Board) publishUnknown() {
+	data, _ := json.Marshal(b.model.Unknown())
+	if string(data) == b.unknown {
+		return
+	}
+	b.unknown = string(data)
+	b.log.Warn("messages from ids that are not rooms of this board (see --rooms); ignored", "ids", b.unknown)
+	b.History.Publish("unknown", data)
 }
 
 func roomOf(topic, base, suffix string) (string, bool) {
@@ -448,7 +577,7 @@ func roomOf(topic, base, suffix string) (string, bool) {
 		return "", false
 	}
 	room, sfx, ok := strings.Cut(rest, "/")
-	if !ok || sfx != suffix || !contract.ValidRoom(room) {
+	if !ok || sfx != suffix || room == "" {
 		return "", false
 	}
 	return room, true
@@ -458,37 +587,59 @@ func (b *Board) applyMessage(m roomclient.Message) {
 	switch m.Kind {
 	case roomclient.KindState:
 		if m.State != nil && b.model.ApplyState(m.Room, m.State) {
+			if !m.Retained {
+				b.model.NoteClock(m.Room, m.State.At.Time, m.Arrived)
+			}
 			b.refreshRegistry()
 			b.publishRoom(m.Room)
 		}
 	case roomclient.KindInfo:
-		b.model.ApplyInfo(m.Room, m.Info)
-		b.publishRoom(m.Room)
+		if b.model.ApplyInfo(m.Room, m.Info) {
+			b.publishRoom(m.Room)
+		}
 	case roomclient.KindAvailability:
 		b.refreshRegistry()
 		b.publishRoom(m.Room)
 	}
+	if m.Room != "" && !b.model.Known(m.Room) {
+		b.model.room(m.Room)
+		b.publishUnknown()
+	}
 }
 
 // refreshRegistry takes the registry's view of every room (availability,
-// staleness) and logs and publishes the rooms whose link changed.
+// staleness) and logs and publishes the rooms whose link changed, and the
+// rooms out of reach during a visit.
 func (b *Board) refreshRegistry() {
 	c := b.client.Load()
 	if c == nil {
 		return
 	}
-	changed := b.model.ApplyRegistry(c.Rooms())
-	for room, before := range changed {
-		now := b.model.Link(room)
-		if before != LinkUnknown || now != LinkOnline {
+	now := b.now()
+	for _, ch := range b.model.ApplyRegistry(c.Rooms(), now) {
+		if ch.Before != ch.After && (ch.Before != LinkUnknown || ch.After != LinkOnline) {
 			sev := "warning"
-			if now == LinkOnline {
+			if ch.After == LinkOnline {
 				sev = "notice"
 			}
-			b.addLog(LogEntry{At: contract.T(b.now()), Room: room, Type: "link_" + string(now), Severity: sev,
-				Detail: fmt.Sprintf("link %s → %s", before, now)})
+			b.addLog(LogEntry{At: contract.T(now), Room: ch.Room, Type: "link_" + string(ch.After), Severity: sev,
+				Detail: fmt.Sprintf("link %s → %s", ch.Before, ch.After)})
 		}
-		b.publishRoom(room)
+		switch ch.Contact {
+		case ContactLost:
+			v, _ := b.model.View(ch.Room)
+			b.addLog(LogEntry{At: contract.T(now), Room: ch.Room, Type: "contact_lost", Severity: "critical"})
+			b.addRecord(RecordEvent{At: contract.T(now), Room: ch.Room, Alert: contactAlertID(v.NoContact), Kind: "no_contact",
+				Severity: "critical", Type: "raised"})
+			b.lastContact[ch.Room] = contactAlertID(v.NoContact)
+		case ContactBack:
+			b.addLog(LogEntry{At: contract.T(now), Room: ch.Room, Type: "contact_back", Severity: "notice"})
+			if id := b.lastContact[ch.Room]; id != "" {
+				b.addRecord(RecordEvent{At: contract.T(now), Room: ch.Room, Alert: id, Kind: "no_contact", Severity: "critical", Type: "cleared"})
+				delete(b.lastContact, ch.Room)
+			}
+		}
+		b.publishRoom(ch.Room)
 	}
 }
 
@@ -545,11 +696,14 @@ type snapshotMessage struct {
 	Log       []json.RawMessage `json:"log"`
 	SimDriver bool              `json:"sim_driver"`
 	Pagers    []PagerView       `json:"pagers"`
+	// Unknown are the ids heard of that are not rooms of this board.
+	Unknown []string `json:"unknown"`
 }
 
 func (b *Board) snapshot() snapshot {
 	m := snapshotMessage{Now: contract.T(b.now()), Link: linkMessage{Connected: b.connected, Since: contract.T(b.since)},
-		Rooms: b.model.Views(), Log: b.logLines, SimDriver: b.SimEnabled(), Pagers: b.model.Pagers()}
+		Rooms: b.model.Views(), Log: b.logLines, SimDriver: b.SimEnabled(), Pagers: b.model.Pagers(),
+		Unknown: b.model.Unknown()}
 	if m.Log == nil {
 		m.Log = []json.RawMessage{}
 	}
@@ -623,6 +777,52 @@ func (b *Board) View(ctx context.Context, room string) (RoomView, bool) {
 	case <-ctx.Done():
 		return RoomView{}, false
 	}
+}
+
+// AckContact acknowledges, as operator, the no-contact alarm of room (a
+// room out of reach during a visit): the board keeps it (the room cannot
+// hear), every screen stops ringing for it, and the records name the
+// operator. It reports whether there was one not yet acknowledged.
+func (b *Board) AckContact(ctx context.Context, room, operator string) bool {
+	ch := make(chan bool, 1)
+	b.box.put(item{ackContact: ch, room: room, operator: operator})
+	select {
+	case ok := <-ch:
+		return ok
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// RoomMatcher returns whether an id is one of the rooms given as ids or
+// patterns (path.Match: * and ?). A malformed pattern matches nothing.
+func RoomMatcher(rooms []string) func(string) bool {
+	return func(id string) bool {
+		for _, p := range rooms {
+			if ok, err := path.Match(p, id); err == nil && ok {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// ParseRooms reads a list of room ids and patterns, separated by commas or
+// spaces ("room-1,room-2", "room-*"). Each must be a valid room id once
+// its * and ? are read as letters, and a valid pattern.
+func ParseRooms(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
+		plain := strings.NewReplacer("*", "x", "?", "x").Replace(f)
+		if _, err := path.Match(f, ""); err != nil || !contract.ValidRoom(plain) {
+			return nil, fmt.Errorf("room %q: want a room id ([a-z0-9][a-z0-9_-]*) or a pattern of them with * and ?", f)
+		}
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no room: want room ids or patterns, e.g. room-1,room-2 or room-*")
+	}
+	return out, nil
 }
 
 type viewReply struct {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,10 +18,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/roomd/roomd/access"
 	"github.com/roomd/roomd/board"
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/internal/testtier"
+	"github.com/roomd/roomd/link/broker"
 	"github.com/roomd/roomd/link/mqtttest"
+	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/room/roomtest"
 	"github.com/roomd/roomd/roomclient"
 )
@@ -45,8 +49,13 @@ func chromium(t testing.TB) string {
 	return ""
 }
 
-// browser starts a headless chromium with a fresh profile for the test.
-func browser(t testing.TB) context.Context {
+// browser starts a headless chromium with a fresh profile for the test, in
+// English.
+func browser(t testing.TB) context.Context { t.Helper(); return browserIn(t, "en-GB") }
+
+// browserIn starts a headless chromium whose language (navigator.language
+// and Accept-Language) is lang.
+func browserIn(t testing.TB, lang string) context.Context {
 	t.Helper()
 	bin := chromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -60,6 +69,11 @@ func browser(t testing.TB) context.Context {
 		chromedp.NoFirstRun,
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1920, 1080),
+		chromedp.Flag("lang", lang),
+		chromedp.Flag("accept-lang", lang),
+		// Web Audio plays without a click in a test (the page still asks
+		// for one: Arm sound).
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 	)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
@@ -149,7 +163,8 @@ func screenshot(t testing.TB, ctx context.Context, name string) string {
 type site struct {
 	mq      *mqtttest.MosquittoBroker
 	rooms   map[string]*roomtest.Room
-	procs   map[string]*exec.Cmd // rooms run as roomd processes
+	cables  map[string]*broker.Cable // each room's link to the broker
+	procs   map[string]*exec.Cmd     // rooms run as roomd processes
 	board   *board.Board
 	web     *httptest.Server
 	booking *roomclient.Client
@@ -160,6 +175,10 @@ type site struct {
 var sitePasswords = map[string]string{
 	"guard-station": "pw-station", "sim-driver": "pw-sim", "booking": "pw-booking",
 	"room-1": "pw-room-1", "room-2": "pw-room-2", "room-3": "pw-room-3", "room-4": "pw-room-4",
+	// A room identity of the broker that no room runs as: it publishes
+	// forged messages in the tests, as a compromised room could; guard-7 is
+	// an operator's identity, which may publish under its own name.
+	"room-9": "pw-room-9", "room-8": "pw-room-8", "guard-7": "pw-guard-7",
 }
 
 // roomYAML is a simulated room with two named panic points and every output.
@@ -180,7 +199,8 @@ device:
     alarm_light: {pin: GPIO26}
     alarm_sounder: {pin: GPIO20}
     reassurance: {pin: GPIO21}
-mqtt: {broker: %q, username: %s, password_file: %s, heartbeat: 2s, keepalive: 1s}
+mqtt: {broker: %q, username: %s, password_file: %s, heartbeat: 5s, keepalive: 1s}
+commands: {operators: [guard-*]}
 `
 
 func writeFile(t testing.TB, dir, name, content string) string {
@@ -198,6 +218,8 @@ type siteOptions struct {
 	// Processes are more rooms, each run as a roomd process built from
 	// this tree, as a Pi runs it.
 	Processes []string
+	// Rooms (board.Options.Rooms): the site's rooms (nil: every id).
+	Known []string
 }
 
 // buildRoomd builds the roomd binary for the test.
@@ -219,9 +241,6 @@ func startSite(t testing.TB, o siteOptions) *site {
 		o.Policy = "{preset: italy}"
 	}
 	dir := t.TempDir()
-	acl, err := os.ReadFile(mqtttest.ShippedACL(t))
-	require.NoError(t, err)
-	aclFile := writeFile(t, dir, "acl", string(acl)+"\nuser sim-driver\ntopic read visitrooms/#\ntopic write visitrooms/+/sim/set\n")
 	users := map[string]string{}
 	for id, pw := range sitePasswords {
 		users[id] = pw
@@ -229,15 +248,30 @@ func startSite(t testing.TB, o siteOptions) *site {
 	for _, id := range append(roomIDs, o.Processes...) {
 		users[id] = "pw-" + id
 	}
+	// The site's rooms are every user that is no other identity of the
+	// site: the rooms run here and room-9, a room identity that no room
+	// runs as (it publishes forged messages, as a compromised room could).
+	aclFile := mqtttest.SiteACL(t, func(s *access.Site) {
+		s.Rooms, s.SimDriver = nil, "sim-driver"
+		for id := range users {
+			if _, known := s.Identity(id); !known && id != "sim-driver" {
+				s.Rooms = append(s.Rooms, id)
+			}
+		}
+		slices.Sort(s.Rooms)
+	})
 	mq := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{Users: users, ACLFile: aclFile})
-	s := &site{mq: mq, rooms: map[string]*roomtest.Room{}, procs: map[string]*exec.Cmd{}}
+	s := &site{mq: mq, rooms: map[string]*roomtest.Room{}, procs: map[string]*exec.Cmd{}, cables: map[string]*broker.Cable{}}
+	addr := strings.TrimPrefix(mq.URL(), "tcp://")
 	for _, id := range roomIDs {
 		pwFile := writeFile(t, dir, id+".pw", users[id])
+		cable := broker.NewCable(addr)
+		s.cables[id] = cable
 		s.rooms[id] = roomtest.Start(t, roomtest.Options{Broker: mq.URL(), Room: id, Config: func(c *configs.Config) {
 			parsed, err := configs.Parse(fmt.Appendf(nil, roomYAML, id, c.StateDir, o.Policy, mq.URL(), id, pwFile), "room "+id)
 			require.NoError(t, err)
 			*c = *parsed
-		}})
+		}, Options: func(ro *room.Options) { ro.Dial = cable.Dial }})
 	}
 	if len(o.Processes) > 0 {
 		bin := buildRoomd(t)
@@ -276,12 +310,13 @@ func startSite(t testing.TB, o siteOptions) *site {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	s.board = board.New(board.Options{Broker: mq.URL(), Password: sitePasswords["guard-station"],
-		SimUsername: "sim-driver", SimPassword: sitePasswords["sim-driver"], Logger: log})
+		SimUsername: "sim-driver", SimPassword: sitePasswords["sim-driver"], Logger: log, Rooms: o.Known})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.board.Run(ctx) }()
 	s.cancel = cancel
-	s.web = httptest.NewServer(board.NewServer(board.ServerOptions{Board: s.board, Accounts: accounts, Logger: log, Title: "Test site"}))
+	s.web = httptest.NewServer(board.NewServer(board.ServerOptions{Board: s.board, Accounts: accounts, Logger: log, Title: "Test site",
+		Links: siteCables{s}}))
 	t.Cleanup(func() {
 		s.web.CloseClientConnections()
 		cancel()
@@ -307,6 +342,30 @@ func login(t testing.TB, ctx context.Context, s *site, operator string) {
 		chromedp.Click(chromedp.ID("login-submit")),
 	)
 	until(t, ctx, "the board after login", `document.body.dataset.stream === "open" && document.querySelectorAll("#tiles article").length > 0`)
+}
+
+// siteCables lets the tester panel cut and restore the site's rooms' links.
+type siteCables struct{ s *site }
+
+func (c siteCables) Cuttable() []string {
+	var out []string
+	for id := range c.s.cables {
+		out = append(out, id)
+	}
+	return out
+}
+
+func (c siteCables) CutLink(room string, cut bool) error {
+	cable := c.s.cables[room]
+	if cable == nil {
+		return fmt.Errorf("no room %q", room)
+	}
+	if cut {
+		cable.Cut()
+	} else {
+		cable.Restore()
+	}
+	return nil
 }
 
 func tile(room string) string {

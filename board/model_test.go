@@ -71,7 +71,7 @@ func TestTilesSortedByUrgency(t *testing.T) {
 	reg = append(reg, roomclient.Room{ID: "i-offline", Availability: roomclient.Offline},
 		roomclient.Room{ID: "j-offline-crit", Availability: roomclient.Offline},
 		roomclient.Room{ID: "k-stale", Availability: roomclient.Online, Stale: true})
-	m.ApplyRegistry(reg)
+	m.ApplyRegistry(reg, t0)
 	m.ApplyState("l-unknown", state("l-unknown", "idle", 1)) // never in the registry
 
 	var order []string
@@ -81,15 +81,16 @@ func TestTilesSortedByUrgency(t *testing.T) {
 		cats = append(cats, v.Category)
 	}
 	assert.Equal(t, []string{
-		"g-crit-old", "f-crit-new", "j-offline-crit", // unacknowledged critical, oldest first, offline or not
-		"e-warn",             // an unacknowledged warning
-		"c-over",             // overtime
-		"b-visit", "h-acked", // visits (an acknowledged alert no longer lifts a room)
+		"g-crit-old", "i-offline", "f-crit-new", "j-offline-crit", // unacknowledged critical, oldest first, offline or not; out of reach in a visit
+		"e-warn",          // an unacknowledged warning
+		"h-acked",         // an acknowledged critical alert still standing
+		"c-over",          // overtime
+		"b-visit",         // visits
 		"a-idle", "d-oos", // idle, out of service
-		"i-offline", "k-stale", "l-unknown", // offline, stale, never heard of
+		"k-stale", "l-unknown", // stale, never heard of
 	}, order)
-	assert.Equal(t, []Category{CatCritical, CatCritical, CatCritical, CatWarning, CatOvertime, CatVisit, CatVisit,
-		CatIdle, CatOutOfService, CatOffline, CatOffline, CatOffline}, cats)
+	assert.Equal(t, []Category{CatCritical, CatCritical, CatCritical, CatCritical, CatWarning, CatAcked, CatOvertime, CatVisit,
+		CatIdle, CatOutOfService, CatOffline, CatOffline}, cats)
 	v, _ := m.View("k-stale")
 	assert.Equal(t, LinkStale, v.Link)
 	v, _ = m.View("l-unknown")
@@ -103,7 +104,7 @@ func record(room string, seq uint64, typ, by string, a contract.AlertMessage, ve
 
 func TestAlertRecordsUpdateTheTileAndNameWhoAcknowledged(t *testing.T) {
 	m := NewModel()
-	m.ApplyRegistry(online("room-1"))
+	m.ApplyRegistry(online("room-1"), t0)
 	m.ApplyState("room-1", state("room-1", "in_visit", 4))
 
 	// A panic raised: the record shows before the state that carries it.
@@ -126,7 +127,7 @@ func TestAlertRecordsUpdateTheTileAndNameWhoAcknowledged(t *testing.T) {
 	assert.True(t, v.Alerts[0].Acked)
 	assert.Equal(t, "guard-7", v.Alerts[0].AckedBy)
 	assert.True(t, v.Alerts[0].AckedBySeen)
-	assert.Equal(t, CatVisit, v.Category)
+	assert.Equal(t, CatAcked, v.Category)
 	m.ApplyState("room-1", state("room-1", "in_visit", 6, p))
 	v, _ = m.View("room-1")
 	assert.Equal(t, "guard-7", v.Alerts[0].AckedBy)
@@ -167,13 +168,168 @@ func TestAlertRecordsUpdateTheTileAndNameWhoAcknowledged(t *testing.T) {
 
 func TestLinkChangesAreReported(t *testing.T) {
 	m := NewModel()
-	assert.Equal(t, map[string]LinkState{"room-1": LinkUnknown}, m.ApplyRegistry(online("room-1")))
-	assert.Empty(t, m.ApplyRegistry(online("room-1")))
-	assert.Equal(t, map[string]LinkState{"room-1": LinkOnline},
-		m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, Stale: true}}))
+	assert.Equal(t, []LinkChange{{Room: "room-1", Before: LinkUnknown, After: LinkOnline}}, m.ApplyRegistry(online("room-1"), t0))
+	assert.Empty(t, m.ApplyRegistry(online("room-1"), t0))
+	assert.Equal(t, []LinkChange{{Room: "room-1", Before: LinkOnline, After: LinkStale}},
+		m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, Stale: true}}, t0))
 	assert.Equal(t, LinkStale, m.Link("room-1"))
-	m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Offline, Stale: true}})
+	m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Offline, Stale: true}}, t0)
 	assert.Equal(t, LinkOffline, m.Link("room-1"), "offline says more than stale")
+}
+
+// A room out of reach during a visit is an alarm of the board's own: its
+// panic points no longer reach the board. Critical on top until a guard
+// acknowledges it, then above every calm room until the room is back.
+func TestNoContactDuringAVisitIsCritical(t *testing.T) {
+	for _, phase := range []string{"in_visit", "overtime", "inspection"} {
+		m := NewModel()
+		m.ApplyRegistry(online("room-1", "room-2"), t0)
+		m.ApplyState("room-1", state("room-1", phase, 3))
+		m.ApplyState("room-2", state("room-2", "idle", 3, alert("time_up-1", "time_up", "warning", false, t0)))
+		lost := t0.Add(time.Minute)
+		ch := m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Offline, LastState: t0.Add(10 * time.Second)},
+			{ID: "room-2", Availability: roomclient.Online}}, lost)
+		require.Equal(t, []LinkChange{{Room: "room-1", Before: LinkOnline, After: LinkOffline, Contact: ContactLost}}, ch, phase)
+		v, _ := m.View("room-1")
+		assert.Equal(t, CatCritical, v.Category, phase)
+		require.NotNil(t, v.NoContact)
+		assert.Equal(t, t0.Add(10*time.Second), v.NoContact.Since.Time, "since when the room was last heard of")
+		assert.Equal(t, "room-1", m.Views()[0].Room, "%s: on top, above a warning", phase)
+
+		assert.True(t, m.AckContact("room-1", "guard-7", lost.Add(time.Minute)))
+		assert.False(t, m.AckContact("room-1", "guard-8", lost.Add(time.Minute)), "once")
+		v, _ = m.View("room-1")
+		assert.Equal(t, CatNoContact, v.Category)
+		assert.Equal(t, "guard-7", v.NoContact.AckedBy)
+		assert.Equal(t, []string{"room-2", "room-1"}, []string{m.Views()[0].Room, m.Views()[1].Room}, "an unacknowledged warning first")
+
+		ch = m.ApplyRegistry(online("room-1", "room-2"), lost.Add(2*time.Minute))
+		require.Equal(t, []LinkChange{{Room: "room-1", Before: LinkOffline, After: LinkOnline, Contact: ContactBack}}, ch)
+		v, _ = m.View("room-1")
+		assert.Nil(t, v.NoContact)
+	}
+	// While the board itself has lost the broker every room is silent: its
+	// banner says so, and no room raises the alarm for it.
+	m := NewModel()
+	m.ApplyRegistry(online("room-1"), t0)
+	m.ApplyState("room-1", state("room-1", "in_visit", 3))
+	m.BrokerLost(true, t0)
+	ch := m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, Stale: true}}, t0)
+	assert.Equal(t, ContactSame, ch[0].Contact)
+	m.BrokerLost(false, t0.Add(time.Minute))
+	assert.Empty(t, m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, Stale: true}}, t0.Add(61*time.Second)),
+		"just back: its next state is on its way")
+	ch = m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, Stale: true}}, t0.Add(2*time.Minute+time.Second))
+	assert.Equal(t, ContactLost, ch[0].Contact, "still silent a stale period after the board is back: out of reach")
+
+	// Outside a visit an offline room is no alarm.
+	m = NewModel()
+	m.ApplyRegistry(online("room-1"), t0)
+	m.ApplyState("room-1", state("room-1", "idle", 3))
+	ch = m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, Stale: true}}, t0)
+	assert.Equal(t, ContactSame, ch[0].Contact)
+	v, _ := m.View("room-1")
+	assert.Equal(t, CatOffline, v.Category)
+	assert.Nil(t, v.NoContact)
+}
+
+// The board ignores any id that is not one of the site's rooms: an
+// operator's identity may publish a retained state under its own name.
+func TestRoomsOfAnotherIdAreNeverTiles(t *testing.T) {
+	m := NewModel()
+	rooms, err := ParseRooms("room-*, visit-a")
+	require.NoError(t, err)
+	m.Allow(RoomMatcher(rooms))
+	forged := state("guard-7", "in_visit", 1, alert("panic-1", "panic", "critical", false, t0))
+	assert.False(t, m.ApplyState("guard-7", forged))
+	assert.Nil(t, m.ApplyRecord(record("guard-7", 2, "alert_raised", "", alert("panic-1", "panic", "critical", false, t0), roomclient.New)))
+	assert.Empty(t, m.ApplyRegistry([]roomclient.Room{{ID: "guard-7", Availability: roomclient.Online}}, t0))
+	assert.True(t, m.ApplyState("room-3", state("room-3", "idle", 1)))
+	assert.True(t, m.ApplyState("visit-a", state("visit-a", "idle", 1)))
+	_, ok := m.View("guard-7")
+	assert.False(t, ok)
+	var ids []string
+	for _, v := range m.Views() {
+		ids = append(ids, v.Room)
+	}
+	assert.Equal(t, []string{"room-3", "visit-a"}, ids)
+	assert.Equal(t, []string{"guard-7"}, m.Unknown())
+	assert.False(t, m.Known("guard-7"))
+
+	for _, bad := range []string{"", "Room-1", "room/1", "room-[", "*/x", ","} {
+		_, err := ParseRooms(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+}
+
+// Every state of an alert is told apart: raised, repeating (also after a
+// reannouncement, naming who had acknowledged it), acknowledged and still
+// active (with when it signals again), and a panic waiting for its reset.
+func TestAlertStates(t *testing.T) {
+	m := NewModel()
+	m.ApplyRegistry(online("room-1"), t0)
+	m.ApplyInfo("room-1", &contract.InfoMessage{Room: "room-1", Policy: contract.PolicyInfo{PanicReset: "on_site", ReannounceAfterS: 300}})
+	p := alert("panic-1", "panic", "critical", false, t0)
+	d := alert("door_locked-2", "door_locked", "critical", false, t0)
+	m.ApplyState("room-1", state("room-1", "in_visit", 2, p, d))
+	states := func() map[string]AlertView {
+		v, _ := m.View("room-1")
+		out := map[string]AlertView{}
+		for _, a := range v.Alerts {
+			out[a.ID] = a
+		}
+		return out
+	}
+	assert.Equal(t, AlertRaised, states()["panic-1"].State)
+	d.Announcements = 2
+	m.ApplyState("room-1", state("room-1", "in_visit", 3, p, d))
+	assert.Equal(t, AlertRepeating, states()["door_locked-2"].State)
+
+	p.Acked, p.AckedAt = true, contract.T(t0.Add(time.Minute))
+	d.Acked, d.AckedAt = true, contract.T(t0.Add(time.Minute))
+	m.ApplyRecord(record("room-1", 4, "alert_acked", "guard-7", p, roomclient.New))
+	m.ApplyRecord(record("room-1", 5, "alert_acked", "guard-7", d, roomclient.New))
+	m.ApplyState("room-1", state("room-1", "in_visit", 5, p, d))
+	s := states()
+	assert.Equal(t, AlertAwaitingReset, s["panic-1"].State, "only the staff key at the room clears it")
+	assert.Equal(t, AlertAcked, s["door_locked-2"].State)
+	assert.Equal(t, t0.Add(6*time.Minute), s["door_locked-2"].ResignalAt.Time, "signals again reannounce_after after the acknowledgement")
+	v, _ := m.View("room-1")
+	assert.Equal(t, CatAcked, v.Category, "an acknowledged critical alert still standing does not look calm")
+
+	d.Acked, d.AckedAt = false, contract.Time{}
+	m.ApplyRecord(record("room-1", 6, "alert_reannounced", "", d, roomclient.New))
+	s = states()
+	assert.Equal(t, AlertRepeating, s["door_locked-2"].State)
+	assert.True(t, s["door_locked-2"].Reannounced)
+	assert.Equal(t, "guard-7", s["door_locked-2"].PrevAckedBy)
+	m.ApplyState("room-1", state("room-1", "in_visit", 6, p, d))
+	assert.True(t, states()["door_locked-2"].Reannounced, "the state that follows keeps it")
+
+	weird := alert("x-1", "<img src=x>", "<b>", false, t0)
+	m.ApplyState("room-1", state("room-1", "in_visit", 7, weird))
+	assert.Equal(t, "critical", states()["x-1"].Severity, "a severity the board does not know counts as critical")
+}
+
+func TestStaffAtTheRoomAndTheRoomsClock(t *testing.T) {
+	m := NewModel()
+	m.ApplyRegistry(online("room-1"), t0)
+	s := state("room-1", "in_visit", 2)
+	s.Staff = "pressed"
+	m.ApplyState("room-1", s)
+	v, _ := m.View("room-1")
+	assert.True(t, v.Staff)
+	assert.Empty(t, v.Presence, "staff, never the occupants")
+
+	assert.False(t, m.NoteClock("room-1", t0.Add(2*time.Second), t0), "within the tolerance")
+	assert.True(t, m.NoteClock("room-1", t0.Add(2*time.Hour), t0.Add(time.Second)))
+	v, _ = m.View("room-1")
+	assert.EqualValues(t, 2*3600-1, v.ClockOffsetS)
+	assert.False(t, m.NoteClock("room-1", t0.Add(2*time.Hour+31*time.Second), t0.Add(31*time.Second+300*time.Millisecond)),
+		"jitter does not change the tile")
+	assert.True(t, m.NoteClock("room-1", t0.Add(time.Minute), t0.Add(time.Minute)), "a corrected clock")
+	v, _ = m.View("room-1")
+	assert.Zero(t, v.ClockOffsetS)
 }
 
 func TestLampsOnlyForSimulatedRooms(t *testing.T) {
@@ -193,24 +349,24 @@ func TestLampsOnlyForSimulatedRooms(t *testing.T) {
 // an online room, so the board sends the browsers nothing for it.
 func TestHeartbeatOfAnOnlineRoomChangesNothing(t *testing.T) {
 	m := NewModel()
-	m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, LastState: t0}})
+	m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, LastState: t0}}, t0)
 	m.ApplyState("room-1", state("room-1", "idle", 3))
 	before, _ := m.View("room-1")
-	m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, LastState: t0.Add(30 * time.Second)}})
+	m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, LastState: t0.Add(30 * time.Second)}}, t0)
 	again := state("room-1", "in_visit", 3)
 	again.Phase, again.Visit = "idle", nil
 	again.At = contract.T(t0.Add(30 * time.Second))
 	m.ApplyState("room-1", again)
 	after, _ := m.View("room-1")
 	assert.Equal(t, before, after)
-	m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, Stale: true, LastState: t0.Add(30 * time.Second)}})
+	m.ApplyRegistry([]roomclient.Room{{ID: "room-1", Availability: roomclient.Online, Stale: true, LastState: t0.Add(30 * time.Second)}}, t0)
 	stale, _ := m.View("room-1")
 	assert.Equal(t, t0.Add(30*time.Second), stale.LastState.Time, "a stale tile says when it was last current")
 }
 
 func TestHeartbeatDuringAVisitChangesNothing(t *testing.T) {
 	m := NewModel()
-	m.ApplyRegistry(online("room-1"))
+	m.ApplyRegistry(online("room-1"), t0)
 	s1 := state("room-1", "in_visit", 3)
 	s1.Visit.RemainingS = 3600
 	m.ApplyState("room-1", s1)

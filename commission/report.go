@@ -27,6 +27,20 @@ type Report struct {
 	Backend string // gpio, or sim for a simulated room
 	Passed  bool
 	Lines   []LineReport
+	// Sync is the card's measured sync latency (journal.ProbeSync), nil
+	// when it was not measured.
+	Sync *SyncReport
+}
+
+// SyncReport is the state directory's disk as the journal sees it: the
+// p50 and p99 of N write+fdatasync rounds, and the p99 above which the
+// running room raises a warning (daemon.SyncP99Limit).
+type SyncReport struct {
+	Disk     string
+	N        int
+	P50, P99 time.Duration
+	Max      time.Duration
+	Limit    time.Duration
 }
 
 // reportJSON is the JSON form of a Report.
@@ -39,6 +53,16 @@ type reportJSON struct {
 	Backend string     `json:"backend"`
 	Passed  bool       `json:"passed"`
 	Lines   []lineJSON `json:"lines"`
+	Sync    *syncJSON  `json:"sync,omitempty"`
+}
+
+type syncJSON struct {
+	Disk    string  `json:"disk"`
+	N       int     `json:"n"`
+	P50MS   float64 `json:"p50_ms"`
+	P99MS   float64 `json:"p99_ms"`
+	MaxMS   float64 `json:"max_ms"`
+	LimitMS float64 `json:"limit_ms"`
 }
 
 type lineJSON struct {
@@ -66,6 +90,10 @@ type baselineJSON struct {
 func (r Report) JSON() []byte {
 	out := reportJSON{Room: r.Room, At: r.At.UTC().Format("2006-01-02T15:04:05.000Z07:00"), By: r.By, Mode: r.Mode.String(),
 		Roomd: r.Version, Backend: r.Backend, Passed: r.Passed, Lines: make([]lineJSON, 0, len(r.Lines))}
+	if s := r.Sync; s != nil {
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		out.Sync = &syncJSON{Disk: s.Disk, N: s.N, P50MS: ms(s.P50), P99MS: ms(s.P99), MaxMS: ms(s.Max), LimitMS: ms(s.Limit)}
+	}
 	for _, l := range r.Lines {
 		lj := lineJSON{Point: l.Point, Sensor: l.Sensor, Line: l.Line, Result: "passed", Fault: string(l.Fault), Seen: l.Seen}
 		if l.Input != 0 {
@@ -100,7 +128,16 @@ func (r Report) Text() []byte {
 	fmt.Fprintf(&b, "room:     %s\n", r.Room)
 	fmt.Fprintf(&b, "at:       %s (the room's clock)\n", r.At.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "by:       %s\n", r.By)
-	fmt.Fprintf(&b, "roomd:    %s (%s backend)\n\n", r.Version, r.Backend)
+	fmt.Fprintf(&b, "roomd:    %s (%s backend)\n", r.Version, r.Backend)
+	if s := r.Sync; s != nil {
+		verdict := "fine"
+		if s.P99 > s.Limit {
+			verdict = "TOO SLOW: replace the card (the room would raise journal_sync)"
+		}
+		fmt.Fprintf(&b, "card:     %s: sync p50 %s, p99 %s, longest %s over %d syncs (warning above p99 %s): %s\n",
+			s.Disk, s.P50.Round(10*time.Microsecond), s.P99.Round(10*time.Microsecond), s.Max.Round(10*time.Microsecond), s.N, s.Limit, verdict)
+	}
+	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "LINE\tWIRED TO\tRESULT\tWHAT WAS SEEN")
 	for _, l := range r.Lines {

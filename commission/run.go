@@ -38,6 +38,8 @@ type Options struct {
 	// earliest believable wall clock (zero: the daemon's default).
 	Clock        timebase.Sources
 	MinPlausible time.Time
+	// Sync, if set, is the card's measured sync latency, for the report.
+	Sync *SyncReport
 }
 
 // Outcome is what a completed run left: the report, its files and the
@@ -79,7 +81,7 @@ func Run(ctx context.Context, o Options) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("function test of room %s: %w", o.Room, err)
 	}
 	out := Outcome{Report: Report{Room: o.Room, At: ev.At, By: o.By, Mode: o.Walk.Mode, Version: o.Version,
-		Backend: o.Backend, Passed: ev.Test.Passed, Lines: lines}}
+		Backend: o.Backend, Passed: ev.Test.Passed, Lines: lines, Sync: o.Sync}}
 	if out.Files, err = WriteReport(o.ReportDir, out.Report); err != nil {
 		return Outcome{}, fmt.Errorf("function test of room %s not recorded: %w", o.Room, err)
 	}

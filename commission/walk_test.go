@@ -364,3 +364,12 @@ func TestWalkLinesUnreadable(t *testing.T) {
 		<-done
 	})
 }
+
+func TestReportCarriesTheCardsSyncLatency(t *testing.T) {
+	r := commission.Report{Room: "room-1", Passed: true, Sync: &commission.SyncReport{Disk: "/dev/mmcblk0p2 on /var/lib/roomd", N: 200,
+		P50: 2 * time.Millisecond, P99: 31 * time.Millisecond, Max: 40 * time.Millisecond, Limit: 250 * time.Millisecond}}
+	assert.Contains(t, string(r.Text()), "card:     /dev/mmcblk0p2 on /var/lib/roomd: sync p50 2ms, p99 31ms, longest 40ms over 200 syncs (warning above p99 250ms): fine")
+	assert.Contains(t, string(r.JSON()), `"p99_ms": 31`)
+	r.Sync.P99 = 400 * time.Millisecond
+	assert.Contains(t, string(r.Text()), "TOO SLOW")
+}

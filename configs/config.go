@@ -15,6 +15,7 @@ package configs
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/roomd/roomd/controller"
@@ -36,6 +37,7 @@ type Config struct {
 	Device        Device
 	MQTT          MQTT
 	HomeAssistant HomeAssistant
+	Commands      Commands
 	Journal       Journal
 	Log           Log
 	Metrics       Metrics
@@ -312,6 +314,7 @@ func Default() Config {
 			MaxPayload:     4096,
 		},
 		HomeAssistant: HomeAssistant{DiscoveryPrefix: "homeassistant"},
+		Commands:      Commands{Booking: true, Operators: []string{}, Readers: slices.Clone(DefaultReaders)},
 		Journal:       Journal{MaxBytes: 64 * MiB, Retention: 24 * time.Hour},
 		Log:           Log{Format: LogText, Level: slog.LevelInfo},
 		Metrics:       Metrics{Every: 15 * time.Second},

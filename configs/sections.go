@@ -20,7 +20,7 @@ import (
 
 // config reads the top level into c, which holds the defaults.
 func (r *reader) config(root *yaml.Node, c *Config) {
-	m := r.mapping(root, "", "room", "state_dir", "policy", "device", "mqtt", "homeassistant", "journal", "log", "metrics")
+	m := r.mapping(root, "", "room", "state_dir", "policy", "device", "mqtt", "homeassistant", "commands", "journal", "log", "metrics")
 	top := resolve(root)
 
 	if r.str(m["room"], "room", &c.Room) && !contract.ValidRoom(c.Room) {
@@ -37,6 +37,7 @@ func (r *reader) config(root *yaml.Node, c *Config) {
 	r.device(m["device"], top, c)
 	r.mqtt(m["mqtt"], top, c)
 	r.homeAssistant(m["homeassistant"], c)
+	r.commands(m["commands"], c)
 	r.journal(m["journal"], c)
 	r.log(m["log"], c)
 	r.metrics(m["metrics"], c)
@@ -80,8 +81,8 @@ func (r *reader) journal(n *yaml.Node, c *Config) {
 	if r.size(m["max_bytes"], "journal.max_bytes", &c.Journal.MaxBytes) && c.Journal.MaxBytes < 256*KiB {
 		r.bad(m["max_bytes"], "journal.max_bytes", "must be at least 256KiB, got %d", c.Journal.MaxBytes)
 	}
-	if r.duration(m["retention"], "journal.retention", &c.Journal.Retention) && (c.Journal.Retention < time.Hour || c.Journal.Retention > 30*24*time.Hour) {
-		r.bad(m["retention"], "journal.retention", "must be between 1h and 720h, got %s", c.Journal.Retention)
+	if r.duration(m["retention"], "journal.retention", &c.Journal.Retention) {
+		r.bounded(m["retention"], "journal.retention", "journal.retention", c.Journal.Retention)
 	}
 }
 
@@ -93,7 +94,9 @@ var policyKeys = []string{"max_duration", "extension", "warnings", "escalate_aft
 func (r *reader) policyFields(m map[string]*yaml.Node, path string, p *controller.Policy) {
 	f := func(k string) (*yaml.Node, string) { return m[k], join(path, k) }
 	n, k := f("max_duration")
-	r.duration(n, k, &p.MaxDuration)
+	if r.duration(n, k, &p.MaxDuration) {
+		r.bounded(n, k, "policy.max_duration", p.MaxDuration)
+	}
 	n, k = f("extension")
 	if i := r.enum(n, k, "up_to_max", "forbidden"); i >= 0 {
 		p.Extension = []controller.Extension{controller.ExtensionUpToMax, controller.ExtensionForbidden}[i]
@@ -101,6 +104,11 @@ func (r *reader) policyFields(m map[string]*yaml.Node, path string, p *controlle
 	n, k = f("warnings")
 	if r.durations(n, k, &p.Warnings) && len(p.Warnings) == 0 {
 		p.Warnings = nil
+	}
+	if rn := resolve(n); rn != nil && rn.Kind == yaml.SequenceNode && len(rn.Content) == len(p.Warnings) {
+		for i, w := range p.Warnings {
+			r.bounded(rn.Content[i], fmt.Sprintf("%s[%d]", k, i), "policy.warnings", w)
+		}
 	}
 	for _, d := range []struct {
 		key string
@@ -113,7 +121,9 @@ func (r *reader) policyFields(m map[string]*yaml.Node, path string, p *controlle
 		{"function_test_every", &p.FunctionTestEvery},
 	} {
 		n, k = f(d.key)
-		r.duration(n, k, d.dst)
+		if r.duration(n, k, d.dst) {
+			r.bounded(n, k, "policy."+d.key, *d.dst)
+		}
 	}
 	n, k = f("lock_scope")
 	if i := r.enum(n, k, "visit", "always"); i >= 0 {
@@ -241,16 +251,16 @@ func (r *reader) device(n, top *yaml.Node, c *Config) {
 	if i := r.enum(m["backend"], "device.backend", "gpio", "sim"); i >= 0 {
 		d.Backend = []Backend{BackendGPIO, BackendSim}[i]
 	}
-	if r.duration(m["reread_every"], "device.reread_every", &d.RereadEvery) && (d.RereadEvery <= 0 || d.RereadEvery > time.Minute) {
-		r.bad(m["reread_every"], "device.reread_every", "must be more than 0s and at most 1m (a missed edge stays unseen this long), got %s", d.RereadEvery)
+	if r.duration(m["reread_every"], "device.reread_every", &d.RereadEvery) {
+		r.bounded(m["reread_every"], "device.reread_every", "device.reread_every", d.RereadEvery)
 	}
 	fm := r.mapping(m["flap"], "device.flap", "max_changes", "window")
 	r.integer(fm["max_changes"], "device.flap.max_changes", &d.Flap.MaxChanges, 2, math.MaxInt32)
-	if r.duration(fm["window"], "device.flap.window", &d.Flap.Window) && d.Flap.Window <= 0 {
-		r.bad(fm["window"], "device.flap.window", "must be positive, got %s", d.Flap.Window)
+	if r.duration(fm["window"], "device.flap.window", &d.Flap.Window) {
+		r.bounded(fm["window"], "device.flap.window", "device.flap.window", d.Flap.Window)
 	}
-	if r.duration(m["blink_period"], "device.blink_period", &d.BlinkPeriod) && (d.BlinkPeriod < 100*time.Millisecond || d.BlinkPeriod > 10*time.Second) {
-		r.bad(m["blink_period"], "device.blink_period", "must be between 100ms and 10s, got %s", d.BlinkPeriod)
+	if r.duration(m["blink_period"], "device.blink_period", &d.BlinkPeriod) {
+		r.bounded(m["blink_period"], "device.blink_period", "device.blink_period", d.BlinkPeriod)
 	}
 	if r.duration(m["feedback_grace"], "device.feedback_grace", &d.FeedbackGrace) {
 		limit := min(d.BlinkPeriod/2, 250*time.Millisecond)
@@ -526,8 +536,12 @@ func (r *reader) line(n *yaml.Node, path string, kind lineKind) (l Line, named, 
 		}
 	}
 	if kind == lineInput || kind == linePanic {
-		if r.duration(m["debounce"], path+".debounce", &l.Debounce) && (l.Debounce < 0 || l.Debounce > 5*time.Second) {
-			r.bad(m["debounce"], path+".debounce", "must be between 0s and 5s, got %s", l.Debounce)
+		if r.duration(m["debounce"], path+".debounce", &l.Debounce) {
+			lim := "device.inputs.debounce"
+			if kind == linePanic {
+				lim = "device.inputs.panic.debounce"
+			}
+			r.bounded(m["debounce"], path+".debounce", lim, l.Debounce)
 		}
 	}
 	if kind == linePanic && r.str(m["name"], path+".name", &l.Point) && !controller.ValidPointName(l.Point) {
@@ -615,11 +629,11 @@ func (r *reader) mqtt(n, top *yaml.Node, c *Config) {
 			r.bad(m["keepalive"], "mqtt.keepalive", "%s is too long: the broker declares a client dead after 1.5 x keepalive, and guards must see a dead room within 15s (at most 10s)", q.Keepalive)
 		}
 	}
-	if r.duration(m["connect_timeout"], "mqtt.connect_timeout", &q.ConnectTimeout) && q.ConnectTimeout <= 0 {
-		r.bad(m["connect_timeout"], "mqtt.connect_timeout", "must be positive, got %s", q.ConnectTimeout)
+	if r.duration(m["connect_timeout"], "mqtt.connect_timeout", &q.ConnectTimeout) {
+		r.bounded(m["connect_timeout"], "mqtt.connect_timeout", "mqtt.connect_timeout", q.ConnectTimeout)
 	}
-	if r.duration(m["heartbeat"], "mqtt.heartbeat", &q.Heartbeat) && q.Heartbeat < time.Second {
-		r.bad(m["heartbeat"], "mqtt.heartbeat", "must be at least 1s, got %s", q.Heartbeat)
+	if r.duration(m["heartbeat"], "mqtt.heartbeat", &q.Heartbeat) {
+		r.bounded(m["heartbeat"], "mqtt.heartbeat", "mqtt.heartbeat", q.Heartbeat)
 	}
 	var payload int64
 	if r.size(m["max_payload"], "mqtt.max_payload", &payload) {

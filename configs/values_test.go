@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -79,9 +80,9 @@ func TestPolicyProblemsAllReported(t *testing.T) {
   warnings: [10m, 3h]
   lock_grace: -1s`, []string{
 			`base.yaml:4: policy.extension: "sometimes" is not one of up_to_max, forbidden`,
-			"base.yaml:5: policy.escalate_after: must be positive, got 0s",
+			"base.yaml:5: policy.escalate_after: must be between 1s and 24h, got 0s: escalation is a step of its own",
 			"base.yaml:6: policy.warnings[1]: 3h0m0s is not shorter than max_duration 2h0m0s",
-			"base.yaml:7: policy.lock_grace: must not be negative, got -1s",
+			"base.yaml:7: policy.lock_grace: must be between 0s and 1h, got -1s",
 		}},
 		// What depends on an unreadable value is not judged against the
 		// default that stands in for it.
@@ -90,7 +91,7 @@ func TestPolicyProblemsAllReported(t *testing.T) {
   warnings: [3h]
   repeat_every: -1m`, []string{
 			`base.yaml:3: policy.max_duration: "soon" is not a duration (want e.g. 30ms, 5s, 10m, 2h)`,
-			"base.yaml:5: policy.repeat_every: must be positive, got -1m0s",
+			"base.yaml:5: policy.repeat_every: must be between 1s and 1h, got -1m0s: an unacknowledged critical alert is announced again this often: below a second the loop does nothing else",
 		}},
 		{"unreadable end_on_vacancy", `
   preset: italy
@@ -98,7 +99,7 @@ func TestPolicyProblemsAllReported(t *testing.T) {
   vacancy_hold: 0s
   vacate_timeout: 0s`, []string{
 			`base.yaml:4: policy.end_on_vacancy: "maybe" is not a boolean (want true or false)`,
-			"base.yaml:6: policy.vacate_timeout: must be positive, got 0s",
+			"base.yaml:6: policy.vacate_timeout: must be between 1s and 24h, got 0s: a timer of the loop",
 		}},
 		{"unknown preset", `
   preset: narnia
@@ -111,7 +112,7 @@ func TestPolicyProblemsAllReported(t *testing.T) {
   warnings: [10m, later]
   escalate_after: -2m`, []string{
 			`base.yaml:4: policy.warnings[1]: "later" is not a duration (want e.g. 30ms, 5s, 10m, 2h)`,
-			"base.yaml:5: policy.escalate_after: must be positive, got -2m0s",
+			"base.yaml:5: policy.escalate_after: must be between 1s and 24h, got -2m0s: escalation is a step of its own",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,4 +121,33 @@ func TestPolicyProblemsAllReported(t *testing.T) {
 			assert.Equal(t, tc.want, problems(t, err), "config:\n%s", doc)
 		})
 	}
+}
+
+func TestJournalWarnings(t *testing.T) {
+	c := Default()
+	assert.Empty(t, c.JournalWarnings(), "the default bound holds the default retention")
+	c.Journal.MaxBytes = 256 * KiB
+	c.Journal.Retention = 24 * time.Hour
+	w := c.JournalWarnings()
+	require.Len(t, w, 2)
+	assert.Contains(t, w[0], "less than journal.retention 24h0m0s")
+	assert.Contains(t, w[1], "command flood")
+	assert.Contains(t, w[1], "window_s")
+}
+
+func TestEveryDurationLimitIsNamedWhenRefused(t *testing.T) {
+	for _, l := range DurationLimits {
+		assert.Less(t, l.Min, l.Max, l.Key)
+		below := l.Min - time.Nanosecond
+		if l.Off && below == 0 {
+			below = -time.Nanosecond
+		}
+		assert.Contains(t, l.check(below), "must be between", "%s below its floor", l.Key)
+		assert.Contains(t, l.check(l.Max+time.Nanosecond), "must be between", "%s above its ceiling", l.Key)
+		assert.Empty(t, l.check(l.Min), l.Key)
+		assert.Empty(t, l.check(l.Max), l.Key)
+	}
+	_, err := Parse([]byte("room: room-1\npolicy: {preset: italy, repeat_every: 1ns}\ndevice: {backend: sim}\nmqtt: {broker: \"tcp://127.0.0.1:1\"}\n"), "x.yaml")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "x.yaml:2: policy.repeat_every: must be between 1s and 1h, got 1ns")
 }

@@ -21,6 +21,7 @@ type (
 		Device   yamlDevice  `yaml:"device"`
 		MQTT     yamlMQTT    `yaml:"mqtt"`
 		HA       yamlHA      `yaml:"homeassistant,flow"`
+		Commands yamlCmds    `yaml:"commands"`
 		Journal  yamlJournal `yaml:"journal,flow"`
 		Log      yamlLog     `yaml:"log"`
 	}
@@ -140,6 +141,11 @@ type (
 		Enabled         bool   `yaml:"enabled"`
 		DiscoveryPrefix string `yaml:"discovery_prefix"`
 	}
+	yamlCmds struct {
+		Booking   bool     `yaml:"booking"`
+		Operators []string `yaml:"operators,flow"`
+		Readers   []string `yaml:"readers,flow"`
+	}
 	yamlJournal struct {
 		MaxBytes  string `yaml:"max_bytes"`
 		Retention string `yaml:"retention"`
@@ -209,9 +215,10 @@ func (c *Config) YAML() ([]byte, error) {
 			Heartbeat:      formatDuration(c.MQTT.Heartbeat),
 			MaxPayload:     c.MQTT.MaxPayload,
 		},
-		HA:      yamlHA{Enabled: c.HomeAssistant.Enabled, DiscoveryPrefix: c.HomeAssistant.DiscoveryPrefix},
-		Journal: yamlJournal{MaxBytes: formatSize(c.Journal.MaxBytes), Retention: formatDuration(c.Journal.Retention)},
-		Log:     yamlLog{Format: c.Log.Format.String(), Level: strings.ToLower(c.Log.Level.String())},
+		HA:       yamlHA{Enabled: c.HomeAssistant.Enabled, DiscoveryPrefix: c.HomeAssistant.DiscoveryPrefix},
+		Commands: yamlCmds{Booking: c.Commands.Booking, Operators: nonNil(c.Commands.Operators), Readers: nonNil(c.Commands.Readers)},
+		Journal:  yamlJournal{MaxBytes: formatSize(c.Journal.MaxBytes), Retention: formatDuration(c.Journal.Retention)},
+		Log:      yamlLog{Format: c.Log.Format.String(), Level: strings.ToLower(c.Log.Level.String())},
 	}
 	for _, w := range p.Warnings {
 		y.Policy.Warnings = append(y.Policy.Warnings, formatDuration(w))
@@ -348,4 +355,12 @@ func formatSize(n int64) string {
 		return fmt.Sprintf("%dKiB", n/KiB)
 	}
 	return fmt.Sprint(n)
+}
+
+// nonNil returns l, or an empty list for nil (written [] in YAML).
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }

@@ -32,14 +32,21 @@ const (
 	CodeBusy controller.Code = "busy"
 )
 
-// CodeReplayUnavailable: replay asked for records the journal no longer
-// holds (compacted after the retention, lost, or of an epoch it never had).
+// CodeReplayUnavailable: replay asked for records the journal does not hold
+// (compacted after the retention, lost, of an epoch it never had, or not
+// announced yet).
 const CodeReplayUnavailable controller.Code = "replay_unavailable"
+
+// CodeNotAuthorized: the room's config does not take this command from the
+// identity it came from (the operator of cmd/{operator}, or the booking
+// system's plain cmd topic): not an accepted operator, or one that may only
+// ask (get_state, replay). The broker let it through; the room did not.
+const CodeNotAuthorized controller.Code = "not_authorized"
 
 // LinkCodes lists the refusal codes the MQTT edge produces itself. The
 // decoder also produces controller.CodeInvalidDuration and
 // controller.CodeInvalidVisitID.
-var LinkCodes = []controller.Code{CodeBadRequest, CodeUnknownAction, CodeExpired, CodeBusy, CodeReplayUnavailable}
+var LinkCodes = []controller.Code{CodeBadRequest, CodeUnknownAction, CodeExpired, CodeBusy, CodeReplayUnavailable, CodeNotAuthorized}
 
 // ActionReplay is the name of the replay command, which the edge answers
 // itself from the journal: {"action":"replay","from_seq":N[,"to_seq":M][,"epoch":"…"]}.
@@ -145,7 +152,7 @@ var (
 // characters), action known, the fields the action requires present and no
 // field of another action, field types, expires_at (RFC 3339, refused with
 // expired if not after now), then values: visit_id (controller.ValidVisitID),
-// durations (time.ParseDuration, positive), alert_id and reason length.
+// durations (time.ParseDuration, at least controller.MinDuration), alert_id and reason length.
 // Whether the command fits the room's phase and policy is the controller's
 // business.
 func DecodeCommand(payload []byte, maxSize int, now time.Time) (Command, *CommandError) {
@@ -344,17 +351,29 @@ func PeekRequestID(payload []byte, maxSize int) string {
 // peekAction returns the action of a payload read leniently, if it names a
 // known action, else "": the reply says which action was refused whenever
 // it could be read.
-// CheckOperator refuses a command that arrived on cmd/{operator} with an
-// operator level that is not an operator id; op "" (the plain cmd topic)
-// passes.
-func CheckOperator(op string, payload []byte, maxSize int) *CommandError {
-	if op == "" || controller.ValidOperatorID(op) {
+// CheckOperator refuses a command that arrived on cmd/{operator} (onTopic)
+// with an operator level that is not an operator id, an empty level
+// included: cmd/ is not the plain cmd topic. The plain cmd topic (onTopic
+// false, op "") passes.
+func CheckOperator(op string, onTopic bool, payload []byte, maxSize int) *CommandError {
+	if !onTopic || controller.ValidOperatorID(op) {
 		return nil
 	}
 	return &CommandError{RequestID: PeekRequestID(payload, maxSize), Action: peekAction(payload),
 		Code:    controller.CodeInvalidOperator,
 		Message: fmt.Sprintf("operator %q in the topic is not an operator id (1 to 64 of A-Z a-z 0-9 . _ : -, not on_site)", truncate(op, 64))}
 }
+
+// IsQuery reports whether a command only asks (get_state, replay) and
+// changes nothing in the room: what an identity that may only read is
+// allowed to send.
+func (c Command) IsQuery() bool {
+	return c.Replay != nil || c.Action == controller.ActionGetState
+}
+
+// PeekAction returns the action of a payload read leniently, if it names a
+// known action, else "".
+func PeekAction(payload []byte) string { return peekAction(payload) }
 
 func peekAction(payload []byte) string {
 	var m map[string]json.RawMessage
@@ -435,6 +454,11 @@ func parsePositive(field, s string) (time.Duration, string) {
 	}
 	if d <= 0 {
 		return 0, fmt.Sprintf("%s must be positive, got %s", field, d)
+	}
+	if d < controller.MinDuration {
+		// Records carry whole seconds (duration_s, added_s): a shorter
+		// one would be announced as lasting nothing.
+		return 0, fmt.Sprintf("%s must be at least %s (records count whole seconds), got %s", field, controller.MinDuration, d)
 	}
 	return d, ""
 }

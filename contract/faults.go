@@ -7,6 +7,7 @@ const (
 	SourceJournalWrite = "journal_write" // the disk refuses the journal (clears when it takes it again)
 	SourceJournalFull  = "journal_full"  // undelivered entries above the journal's bound (clears below it)
 	SourceJournalLost  = "journal_lost"  // steps dropped from memory while the disk refused them (cleared by ack)
+	SourceJournalSync  = "journal_sync"  // the disk syncs slowly or stalled (a warning; clears when its syncs are fine again)
 	SourceClock        = "clock"         // the time axis could not simply continue, or was corrected (cleared by ack)
 	SourceInputs       = "inputs"        // the input backend failed to start
 	SourceOutputs      = "outputs"       // an output could not be driven (cleared by ack)
@@ -17,5 +18,5 @@ const (
 )
 
 // FaultSources lists every system_fault source.
-var FaultSources = []string{SourceJournal, SourceJournalWrite, SourceJournalFull, SourceJournalLost,
+var FaultSources = []string{SourceJournal, SourceJournalWrite, SourceJournalFull, SourceJournalLost, SourceJournalSync,
 	SourceClock, SourceInputs, SourceOutputs, SourceLink, SourceCommands, SourceMains, SourceBattery}

@@ -76,7 +76,10 @@ type StateMessage struct {
 	Door  string        `json:"door"`
 	Lock  string        `json:"lock"`
 	// Presence is present only outside visits and inspections (privacy rule).
-	Presence      string            `json:"presence,omitempty"`
+	Presence string `json:"presence,omitempty"`
+	// Staff is the staff input at the room (pressed while a guard's key is
+	// turned): staff at the room, never the occupants. Absent until read.
+	Staff         string            `json:"staff,omitempty"`
 	Alerts        []AlertMessage    `json:"alerts"`
 	ServiceReason string            `json:"service_reason"`
 	Outputs       map[string]string `json:"outputs"`
@@ -236,8 +239,15 @@ type InfoMessage struct {
 	KeepaliveS int64 `json:"keepalive_s"`
 	// RetentionS: how long replay finds a record, and a redelivered
 	// command is answered from its first reply.
-	RetentionS      int64 `json:"retention_s"`
-	MaxCommandBytes int   `json:"max_command_bytes"`
+	RetentionS int64 `json:"retention_s"`
+	// WindowS: how far back, now, replay finds a record and a redelivered
+	// command is answered from its first reply: retention_s, or less when
+	// the journal's size bound (journal.max_bytes) made it delete older
+	// entries. A consumer must not count on more.
+	WindowS int64 `json:"window_s,omitempty"`
+	// CommandRate is the per-identity command limit.
+	CommandRate     *CommandRate `json:"command_rate,omitempty"`
+	MaxCommandBytes int          `json:"max_command_bytes"`
 	// The roles wired (never pins): inputs, the names of the panic
 	// points, outputs, and the outputs read back by a feedback line.
 	Inputs      []string `json:"inputs"`
@@ -329,6 +339,9 @@ func StateMessageOf(room string, epoch Epoch, st controller.State) StateMessage 
 		// Privacy: presence leaves the device only outside visits and
 		// inspections (the controller leaves it nil there).
 		m.Presence = controller.InputPresence.Describe(*st.Presence)
+	}
+	if st.Staff != nil {
+		m.Staff = controller.InputStaff.Describe(*st.Staff)
 	}
 	for i := range st.Alerts {
 		m.Alerts = append(m.Alerts, alertMessageOf(&st.Alerts[i]))

@@ -105,12 +105,18 @@ type Controller struct {
 // New returns a controller for a room in phase idle at time at, with the
 // actions that start it: a controller_started record, every output set, and
 // StateChanged. The policy must be valid.
-func New(p Policy, at time.Time) (*Controller, Ready, error) {
+func New(p Policy, at time.Time) (*Controller, Ready, error) { return NewAbove(p, at, 0) }
+
+// NewAbove is New for a room whose earlier seqs and alert numbers may still
+// be held by consumers (its journal was lost, or went back in time): seqs
+// and alert numbers continue above floor, so that no alert id is handed
+// out twice in the life of the room.
+func NewAbove(p Policy, at time.Time, floor uint64) (*Controller, Ready, error) {
 	if err := p.Validate(); err != nil {
 		return nil, Ready{}, fmt.Errorf("controller policy %q: %w", p.Name, err)
 	}
 	c := &Controller{p: p, warnings: p.warningsDescending()}
-	c.s = Snapshot{Version: SnapshotVersion, Now: at, Tests: FunctionTests{Since: at}}
+	c.s = Snapshot{Version: SnapshotVersion, Now: at, Tests: FunctionTests{Since: at}, Seq: floor, NextAlert: floor}
 	c.s.init()
 	c.announce(Record{Type: EventControllerStarted})
 	c.start()

@@ -26,6 +26,8 @@ func (visitRule) start(c *Controller, e Command) {
 		c.reply(e, CodeInvalidVisitID, "visit id must be 1 to 64 characters of A-Z a-z 0-9 . _ : -")
 	case e.Duration <= 0:
 		c.reply(e, CodeInvalidDuration, "duration must be positive, got %s", e.Duration)
+	case e.Duration < MinDuration:
+		c.reply(e, CodeInvalidDuration, "duration must be at least %s (records count whole seconds), got %s", MinDuration, e.Duration)
 	case e.Duration > c.p.MaxDuration:
 		c.reply(e, CodeInvalidDuration, "duration %s is above the policy maximum %s", e.Duration, c.p.MaxDuration)
 	default:
@@ -50,6 +52,8 @@ func (visitRule) extend(c *Controller, e Command) {
 		c.reply(e, CodeExtensionForbidden, "the policy %q forbids extensions", c.p.Name)
 	case e.Duration <= 0:
 		c.reply(e, CodeInvalidDuration, "extension must be positive, got %s", e.Duration)
+	case e.Duration < MinDuration:
+		c.reply(e, CodeInvalidDuration, "extension must be at least %s (records count whole seconds), got %s", MinDuration, e.Duration)
 	case v.EndsAt.Add(e.Duration).Sub(v.StartedAt) > v.Max:
 		c.reply(e, CodeExceedsMaximum, "extension by %s would make the visit %s, above the maximum %s",
 			e.Duration, v.EndsAt.Add(e.Duration).Sub(v.StartedAt), v.Max)

@@ -16,6 +16,10 @@ type State struct {
 	Door     Level
 	Lock     Level
 	Presence *Level // nil during a visit or an inspection
+	// Staff is the staff input at the room (a key switch turned, a
+	// presence button held): staff's presence, never the occupants'. Nil
+	// until the input has been read (or where none is wired).
+	Staff *Level
 
 	Alerts        []Alert // active alerts, in the order raised
 	ServiceReason string  // why the room is out of service
@@ -58,6 +62,10 @@ func (s *Snapshot) StateAt(at time.Time) State {
 	}
 	if v := s.Visit; v != nil {
 		st.Visit = &VisitState{ID: v.ID, StartedAt: v.StartedAt, EndsAt: v.EndsAt, Remaining: max(v.EndsAt.Sub(at), 0), Max: v.Max}
+	}
+	if s.Seen[InputStaff] {
+		k := s.Levels[InputStaff]
+		st.Staff = &k
 	}
 	if !s.Phase.Private() {
 		p := s.Levels[InputPresence]

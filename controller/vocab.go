@@ -1,6 +1,9 @@
 package controller
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Input is one of the room's sensor roles. Each input is delivered to the
 // controller as a debounced Level; several physical sensors may stand behind
@@ -388,6 +391,11 @@ const (
 // Codes lists the controller's refusal codes.
 var Codes = []Code{CodeInvalidDuration, CodeInvalidVisitID, CodeInvalidOperator, CodeVisitInProgress, CodeNoVisit,
 	CodeUnknownAlert, CodeOutOfService, CodeNotReady, CodeExtensionForbidden, CodeExceedsMaximum, CodeBadRequest}
+
+// MinDuration is the shortest visit or extension: records carry whole
+// seconds (duration_s, added_s at least 1), so a shorter one would be
+// announced as lasting nothing.
+const MinDuration = time.Second
 
 // BlockerInspection is the blocker of start_visit while the inspection after
 // the previous visit is not done. The other blockers are alert ids.

@@ -3,11 +3,18 @@
 // carries out the controller's actions, appends every step to the room's
 // journal, and talks to systemd (READY, watchdog, STOPPING).
 //
-// The loop does one disk write per step: the journal append, which syncs
-// once (steps that arrive together share it). Nothing leaves the room before
-// its step is in the journal: the publisher that sends records, states and
-// replies follows the journal, and it lives elsewhere (package link). The
-// loop never waits on the network.
+// The loop does one disk write per step: the journal append, one write into
+// the file system's cache (steps that arrive together share it); the
+// journal syncs behind it, so the loop never waits for the card. Nothing
+// leaves the room before its step is in the journal: the publisher that
+// sends records, states and replies follows the journal, and it lives
+// elsewhere (package link). The loop never waits on the network.
+//
+// The loop watches the card: a background sync that fails raises
+// journal_write, and sync latency above SyncP99Limit (p99 of the recent
+// syncs) or a single sync above journal.SyncStall raises a warning
+// system_fault of source journal_sync naming the disk, so that a dying
+// card is replaced before it hides an alert.
 //
 // When the disk refuses the journal (full, read-only, failing), the journal
 // keeps the steps in memory under a new epoch, so that they are still
@@ -68,6 +75,13 @@ type Journal interface {
 	Epoch() journal.Epoch
 	// OverLimit reports undelivered entries above the journal's size bound.
 	OverLimit() bool
+	// Health is closed when the disk's state changes (a background sync
+	// failed or works again, a sync stalled, the directory was rewritten).
+	Health() <-chan struct{}
+	// Notices returns, once, what the journal noticed while running.
+	Notices() []string
+	// SyncStats measures the journal's syncs.
+	SyncStats() *journal.SyncStats
 }
 
 // Notifier passes status lines to the service manager ("READY=1",

@@ -34,6 +34,18 @@ const (
 	// MaxClockSkew is how far the axis may be from a synchronised wall clock
 	// before it is corrected (drift below it is left alone).
 	MaxClockSkew = time.Minute
+	// SyncP99Limit is the sync latency (99th percentile of the last
+	// SyncJudged syncs, once SyncMinSamples were seen) above which
+	// the card is reported slow. A good card syncs in a few milliseconds
+	// (p99 about 25 ms); a card whose p99 is ten times that is failing, or
+	// its file system is badly set up.
+	SyncP99Limit = 250 * time.Millisecond
+	// SyncMinSamples is how many syncs the p99 needs before it is judged.
+	SyncMinSamples = 50
+	// SyncJudged is how many of the latest syncs the p99 covers.
+	SyncJudged = 100
+	// SyncCheckEvery is how often the loop looks at the sync latency.
+	SyncCheckEvery = 10 * time.Second
 	// DefaultHealthyEvery is how often the loop toggles the healthy output:
 	// an external monostable of about 1.5 s drops out within 2 s of a
 	// stalled loop (docs/wiring.md).
@@ -200,8 +212,11 @@ type runner struct {
 	batteryLow  bool
 	healthyErrs int  // failed pulses already logged
 	fullFault   bool // journal_full is raised
-	dropped     int  // journal backlog drops already reported
-	degraded    bool // entries wait in memory for the disk
+	slowFault   bool // journal_sync is raised
+	stalls      uint64
+	stallAt     uint64 // sync count at the last stall
+	dropped     int    // journal backlog drops already reported
+	degraded    bool   // entries wait in memory for the disk
 	lastBlob    time.Time
 }
 
@@ -251,7 +266,17 @@ func (r *runner) start() error {
 
 	var acts controller.Ready
 	var err error
+	floor := rec.SeqFloor
 	if snap != nil {
+		s := *snap
+		if floor > s.Seq || floor > s.NextAlert {
+			// Records after the snapshot may have been published and lost
+			// (a power cut, a disk that refused): seqs and alert numbers
+			// continue above everything that may have gone out.
+			r.log.Warn("seqs and alert numbers continue above the journal's floor", "snapshot_seq", s.Seq, "floor", floor)
+			s.Seq, s.NextAlert = max(s.Seq, floor), max(s.NextAlert, floor)
+		}
+		snap = &s
 		r.ctl, acts, err = controller.Restore(r.opts.Policy, *snap, now)
 		if err != nil {
 			r.log.Error("journal snapshot cannot be restored; starting fresh with a system fault", "err", err)
@@ -263,7 +288,7 @@ func (r *runner) start() error {
 		}
 	}
 	if snap == nil {
-		if r.ctl, acts, err = controller.New(r.opts.Policy, now); err != nil {
+		if r.ctl, acts, err = controller.NewAbove(r.opts.Policy, now, floor); err != nil {
 			return fmt.Errorf("start controller: %w", err)
 		}
 	}
@@ -348,6 +373,12 @@ func journalDamage(rec journal.Recovery, ep journal.Epoch) string {
 	if len(rec.SetAside) > 0 {
 		parts = append(parts, "damaged files kept as "+strings.Join(rec.SetAside, ", "))
 	}
+	if len(rec.DroppedCopies) > 0 {
+		parts = append(parts, "damaged copies deleted to keep the journal within its bound: "+strings.Join(rec.DroppedCopies, ", "))
+	}
+	if rec.MayHaveLost != "" {
+		parts = append(parts, "the room may have forgotten: "+rec.MayHaveLost)
+	}
 	if rec.NewEpoch {
 		parts = append(parts, fmt.Sprintf("records continue in a new epoch %s: %s", ep, rec.Reason))
 	}
@@ -379,6 +410,9 @@ func (r *runner) loop(ctx context.Context) error {
 	defer checkpoint.Stop()
 	clockCheck := time.NewTicker(ClockCheckEvery)
 	defer clockCheck.Stop()
+	syncCheck := time.NewTicker(SyncCheckEvery)
+	defer syncCheck.Stop()
+	health := r.j.Health()
 	var healthy <-chan time.Time
 	if r.deps.Healthy != nil {
 		t := time.NewTicker(r.opts.HealthyEvery)
@@ -434,6 +468,13 @@ func (r *runner) loop(ctx context.Context) error {
 				r.commit() // offers the waiting entries to the disk again
 			}
 			continue
+		case <-health:
+			health = r.j.Health()
+			r.journalNotices()
+			r.checkSync()
+			r.degraded = true // commit asks the journal how the disk is
+		case <-syncCheck.C:
+			r.checkSync()
 		case <-checkpoint.C():
 			r.checkpoint()
 			checkpoint.Reset(r.opts.CheckpointEvery)
@@ -591,6 +632,7 @@ func (r *runner) do(rd controller.Ready) {
 // commit appends the batch with one sync, and raises or clears the journal
 // faults according to how the disk took it.
 func (r *runner) commit() {
+	r.drainFollow() // faults raised outside a step (the sync check) are steps too
 	for {
 		batch := r.batch
 		r.batch = nil
@@ -639,6 +681,58 @@ func (r *runner) commit() {
 			return
 		}
 		r.drainFollow() // the faults just raised are steps too
+	}
+}
+
+// journalNotices raises what the journal noticed while running (its
+// directory deleted or replaced, and rewritten) as a critical fault.
+func (r *runner) journalNotices() {
+	for _, n := range r.j.Notices() {
+		r.log.Error("journal: "+n, "dir", r.journalDir())
+		r.raise(controller.Fault{Source: contract.SourceJournal, Active: true, Severity: controller.SeverityCritical,
+			ClearOnAck: true, Detail: n})
+	}
+}
+
+func (r *runner) journalDir() string {
+	if d, ok := r.j.(interface{ Dir() string }); ok {
+		return d.Dir()
+	}
+	return ""
+}
+
+// checkSync raises a warning of source journal_sync when the card syncs
+// slowly (p99 above SyncP99Limit) or stalled (one sync above
+// journal.SyncStall) and clears it when the recent syncs are fine again
+// (p99 under the limit, and SyncMinSamples syncs since the last stall).
+func (r *runner) checkSync() {
+	st := r.j.SyncStats()
+	if st == nil {
+		return
+	}
+	s := st.Last(SyncJudged)
+	stalled := s.Stalls > r.stalls
+	r.stalls = s.Stalls
+	if stalled {
+		r.stallAt = s.Count
+	}
+	slow := s.Recent >= SyncMinSamples && s.P99 > SyncP99Limit
+	switch {
+	case (slow || stalled) && !r.slowFault:
+		r.slowFault = true
+		disk := journal.DiskOf(r.journalDir())
+		detail := fmt.Sprintf("the disk %s syncs slowly: p99 %s over the last %d syncs (limit %s), longest %s; alerts do not wait for it, but a failing card loses the journal: replace it",
+			disk, s.P99.Round(time.Millisecond), s.Recent, SyncP99Limit, s.RecentMax.Round(time.Millisecond))
+		if stalled {
+			detail = fmt.Sprintf("the disk %s stalled: one sync took %s (p99 %s over the last %d); alerts do not wait for it, but a failing card loses the journal: replace it",
+				disk, s.RecentMax.Round(time.Millisecond), s.P99.Round(time.Millisecond), s.Recent)
+		}
+		r.log.Warn("journal: " + detail)
+		r.raise(controller.Fault{Source: contract.SourceJournalSync, Active: true, Severity: controller.SeverityWarning, Detail: detail})
+	case r.slowFault && !slow && !stalled && s.Count-r.stallAt >= SyncMinSamples:
+		r.slowFault = false
+		r.log.Info("journal: the disk syncs in time again", "p99", s.P99)
+		r.raise(controller.Fault{Source: contract.SourceJournalSync, Active: false})
 	}
 }
 

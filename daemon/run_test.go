@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -57,10 +58,20 @@ type room struct {
 
 func startRoom(t *testing.T, dir string, src *fakeSources, tweak func(*daemon.Options, *daemon.Deps)) *room {
 	t.Helper()
+	return startRoomWith(t, dir, src, nil, tweak)
+}
+
+// startRoomWith is startRoom with the journal's options changed by jopt.
+func startRoomWith(t *testing.T, dir string, src *fakeSources, jopt func(*journal.Options), tweak func(*daemon.Options, *daemon.Deps)) *room {
+	t.Helper()
 	r := &room{t: t, dir: dir, src: src, fs: &flakyFS{}, in: newInputs(), out: newOutputs(),
 		cmds: make(chan controller.Command), faults: make(chan controller.Fault, 4),
 		notify: &fakeNotifier{}, logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	j, err := journal.Open(dir, journal.Options{FS: r.fs})
+	o := journal.Options{FS: r.fs}
+	if jopt != nil {
+		jopt(&o)
+	}
+	j, err := journal.Open(dir, o)
 	require.NoError(t, err)
 	r.j = j
 	opts := daemon.Options{
@@ -660,6 +671,123 @@ func TestSavedAxisYearsBehind(t *testing.T) {
 				assert.Equal(t, controller.AlertTimeUp, rec.Alert.Kind)
 				assert.Equal(t, ends, rec.DueAt, "with its true time")
 				assert.Equal(t, controller.SeverityCritical, rec.Alert.Severity, "its escalation fell due too")
+			}
+		}
+		r2.stop()
+	})
+}
+
+// TestSlowCardRaisesASyncWarning: injected sync latency (a card whose
+// syncs take 300 ms, then one that stalls for 1.2 s) raises a warning of
+// source journal_sync naming the disk, while every step still reaches the
+// journal at once; fast syncs clear it.
+func TestSlowCardRaisesASyncWarning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		src := newSources()
+		var delay atomic.Int64
+		delay.Store(int64(300 * time.Millisecond))
+		r := startRoomWith(t, dir, src, func(o *journal.Options) {
+			o.FS = journal.DelayFS{FS: o.FS, Delay: func() time.Duration { return time.Duration(delay.Load()) }}
+		}, nil)
+		r.quietRoom()
+		for i := range daemon.SyncMinSamples + 5 {
+			lvl := controller.LevelActive
+			if i%2 == 1 {
+				lvl = controller.LevelInactive
+			}
+			r.input(controller.InputDoor, lvl)
+			advance(400 * time.Millisecond)
+		}
+		advance(daemon.SyncCheckEvery)
+		a := alertOf(t, r.snap().Alerts, controller.AlertSystemFault, contract.SourceJournalSync)
+		assert.Equal(t, controller.SeverityWarning, a.Severity)
+		assert.Contains(t, a.Detail, "syncs slowly")
+		assert.Contains(t, a.Detail, dir, "the fault names the disk")
+
+		// Fast again: the warning clears.
+		delay.Store(int64(time.Millisecond))
+		for i := range 2 * daemon.SyncMinSamples {
+			lvl := controller.LevelActive
+			if i%2 == 1 {
+				lvl = controller.LevelInactive
+			}
+			r.input(controller.InputDoor, lvl)
+			advance(journal.SyncGap + 10*time.Millisecond) // one sync per step
+		}
+		advance(daemon.SyncCheckEvery)
+		for _, a := range r.snap().Alerts {
+			if a.Source == contract.SourceJournalSync {
+				assert.False(t, a.Active(), "cleared once the syncs are fine: %+v %+v", r.j.SyncStats().Last(daemon.SyncJudged), a)
+			}
+		}
+
+		// One stall is enough, at once.
+		delay.Store(int64(1200 * time.Millisecond))
+		r.input(controller.InputDoor, controller.LevelActive)
+		advance(1300 * time.Millisecond)
+		a = alertOf(t, r.snap().Alerts, controller.AlertSystemFault, contract.SourceJournalSync)
+		assert.True(t, a.Active())
+		assert.Contains(t, a.Detail, "stalled")
+		delay.Store(0)
+		r.stop()
+	})
+}
+
+// TestPowerCutNeverReusesAnAlertID: a panic published from memory, then
+// the system dies before the card synced it. The restart (another boot)
+// raises a critical journal fault saying what the room may have forgotten,
+// continues in a new epoch, and the next panic gets a new alert id and a
+// seq above every one that may have gone out.
+func TestPowerCutNeverReusesAnAlertID(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		src := newSources()
+		var delay atomic.Int64
+		slow := func(boot string) func(*journal.Options) {
+			return func(o *journal.Options) {
+				o.BootID = boot
+				o.FS = journal.DelayFS{FS: o.FS, Delay: func() time.Duration { return time.Duration(delay.Load()) }}
+			}
+		}
+		r := startRoomWith(t, dir, src, slow("boot-1"), nil)
+		r.quietRoom()
+		require.True(t, r.command(controller.Command{RequestID: "v", Action: controller.ActionStartVisit, VisitID: "v-1", Duration: time.Hour}).OK())
+		require.NoError(t, r.j.Sync())
+		advance(2 * journal.HeadEvery) // the reservation reaches the head
+		ep := r.j.Epoch()
+		segs, err := filepath.Glob(filepath.Join(dir, "seg-*.log"))
+		require.NoError(t, err)
+		fi, err := os.Stat(segs[len(segs)-1])
+		require.NoError(t, err)
+		synced := fi.Size()
+
+		delay.Store(int64(time.Hour)) // the card hangs: nothing more is synced
+		r.input(controller.InputPanic, controller.LevelActive)
+		a := alertOf(t, r.snap().Alerts, controller.AlertPanic, "")
+		published := r.snap().Seq
+		// The power cut: the process and the kernel's cache are gone.
+		r.cancel()
+		require.NoError(t, <-r.done)
+		r.stopped = true
+		r.j.Abandon()
+		require.NoError(t, os.Truncate(segs[len(segs)-1], synced))
+		delay.Store(0)
+
+		r2 := startRoomWith(t, dir, src, slow("boot-2"), nil)
+		defer advance(2 * time.Hour) // the old syncer's hung sync ends
+		assert.NotEqual(t, ep, r2.j.Epoch(), "a new epoch: consumers may hold records this journal lost")
+		f := alertOf(t, r2.snap().Alerts, controller.AlertSystemFault, contract.SourceJournal)
+		assert.Equal(t, controller.SeverityCritical, f.Severity)
+		assert.Contains(t, f.Detail, "may have forgotten")
+		assert.NotNil(t, r2.snap().Visit, "the visit synced before the cut is still running")
+		r2.input(controller.InputPanic, controller.LevelInactive)
+		r2.input(controller.InputPanic, controller.LevelActive)
+		b := alertOf(t, r2.snap().Alerts, controller.AlertPanic, "")
+		assert.NotEqual(t, a.ID, b.ID, "alert ids are unique for the life of the room")
+		for _, rec := range r2.recs() {
+			if rec.Type == controller.EventAlertRaised && rec.Alert.Kind == controller.AlertPanic {
+				assert.Greater(t, rec.Seq, published, "seqs continue above every seq that may have gone out")
 			}
 		}
 		r2.stop()

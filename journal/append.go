@@ -29,13 +29,23 @@ func (e *DiskError) Error() string {
 func (e *DiskError) Unwrap() error { return e.Err }
 
 // Append adds the entries as one step (or one group of steps): it assigns
-// their LSN and epoch, writes them and syncs once. Only then are they visible
-// to readers. When the disk refuses them (full, read-only, failing) they are
-// kept in memory, visible at once, under a new epoch (their seqs may never
-// be written, so they must not share an epoch with entries that later
-// recover from disk), and Append returns a *DiskError; every later Append,
-// including Append with no entries, first tries to write them. Entries are
-// modified in place (LSN, Epoch).
+// their LSN and epoch and writes them with one write into the file system's
+// cache; then they are visible to readers, and the syncer makes them
+// durable behind them with one fdatasync for whatever was written since
+// the last one (group commit). Append never waits for the disk to sync. A
+// process that dies after Append returned leaves the entries in the file
+// (the kernel has them); only the system's own death (a power cut) can
+// lose what the syncer had not synced yet, and the next Open knows it (a
+// new epoch, above the seq reservation: see the package doc).
+//
+// When the disk refuses them (full, read-only, failing) they are kept in
+// memory, visible at once, under a new epoch (their seqs may never be
+// written, so they must not share an epoch with entries that later recover
+// from disk), and Append returns a *DiskError; every later Append,
+// including Append with no entries, first tries to write them. When the
+// last background sync failed, Append returns a *DiskError too (the entries
+// are written and visible; Backlog is 0). Entries are modified in place
+// (LSN, Epoch).
 func (j *Journal) Append(es ...*Entry) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -43,6 +53,17 @@ func (j *Journal) Append(es ...*Entry) error {
 		return ErrClosed
 	}
 	if len(es) == 0 && len(j.backlog) == 0 {
+		if j.syncErr == nil {
+			return nil
+		}
+		// The last sync failed: try it again now (this is the daemon's
+		// retry, never a step's append).
+		j.mu.Unlock()
+		err := j.syncOnce()
+		j.mu.Lock()
+		if err != nil {
+			return &DiskError{Err: err, Dropped: j.dropped}
+		}
 		return nil
 	}
 	j.used = true
@@ -59,21 +80,47 @@ func (j *Journal) Append(es ...*Entry) error {
 			j.latest, j.latestAt = e.Snapshot, e.At
 		}
 	}
+	for _, e := range list {
+		if _, l, ok := e.Seqs(); ok {
+			j.seqMax = max(j.seqMax, l)
+		}
+	}
+	if j.seqMax+ReserveBlock/2 > j.want.reserved {
+		// Reserve the next block behind the step, before this one runs out.
+		j.want.reserved = j.seqMax + ReserveBlock
+		j.headDirty = true
+		j.kickHead()
+	}
 	pending := append(slices.Clone(j.backlog), list...)
 	err := j.write(pending)
 	if err == nil {
 		if j.degraded != nil {
 			j.log.Info("journal: the disk takes entries again", "written", len(pending))
 		}
+		if j.degraded != nil {
+			j.markClearAt = j.nextLSN - 1
+		}
 		j.backlog, j.backBytes, j.degraded = nil, 0, nil
 		for _, e := range list {
 			j.remember(e)
 		}
-		j.want.hwm = j.nextLSN - 1
 		j.want.epoch = j.epoch
-		j.headDirty = true
+		j.written = j.nextLSN - 1
+		j.kickSync()
+		if j.activeSize >= j.opt.SegmentBytes && len(j.segs) > 1 {
+			j.kickHead() // compaction need not wait for the tick
+		}
 		j.wake()
+		if j.syncErr != nil {
+			return &DiskError{Err: j.syncErr, Dropped: j.dropped}
+		}
 		return nil
+	}
+	if j.want.degradedFrom == 0 {
+		j.want.degradedFrom = pending[0].LSN
+		j.setMark(pending[0].LSN)
+		j.headDirty = true
+		j.kickHead()
 	}
 	if j.degraded == nil {
 		// The first refusal: what follows lives in memory for now, under a
@@ -113,9 +160,10 @@ func approxSize(e *Entry) int64 {
 	return n
 }
 
-// write puts list on disk, synced, and indexes it. A checkpoint first in
-// the list opens a new segment. On failure nothing is indexed and the
-// active segment is cut back to its previous size.
+// write puts list into the active segment with one write (not synced: the
+// syncer does that) and indexes it. A checkpoint first in the list opens a
+// new segment. On failure nothing is indexed and the active segment is cut
+// back to its previous size.
 func (j *Journal) write(list []*Entry) error {
 	j.buf = j.buf[:0]
 	sizes := make([]int, len(list))
@@ -154,17 +202,13 @@ func (j *Journal) write(list []*Entry) error {
 	if _, err := f.WriteAt(j.buf, base); err != nil {
 		return fail(fmt.Errorf("write %s: %w", seg.path, err))
 	}
-	if err := f.Sync(); err != nil {
-		return fail(fmt.Errorf("sync %s: %w", seg.path, err))
-	}
 	if newSeg {
-		if err := j.fsys.SyncDir(j.dir); err != nil {
-			return fail(fmt.Errorf("sync %s: %w", j.dir, err))
-		}
 		j.segs = append(j.segs, seg)
 		j.active = f
 		seg.r = f
+		j.dirtyDir = true
 	}
+	j.dirty[seg] = f
 	off := base
 	for i := range list {
 		j.idx = append(j.idx, ref{seg: seg, off: off, size: sizes[i], hdr: hdrs[i]})

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"errors"
 	"slices"
 	"time"
 )
@@ -22,21 +23,27 @@ func (j *Journal) OverLimit() bool {
 	return b > j.opt.MaxBytes
 }
 
-// Size returns the bytes the journal's segments take on disk.
+// Size returns the bytes the journal's segments and its set-aside copies
+// take on disk.
 func (j *Journal) Size() int64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	var n int64
+	n := j.copyBytes
 	for _, s := range j.segs {
 		n += s.size
 	}
 	return n
 }
 
-// Sync writes the head file now if it changed, and compacts.
-func (j *Journal) Sync() error { return j.maintain() }
+// Sync makes every entry appended so far durable, writes the head file if
+// it changed, and compacts.
+func (j *Journal) Sync() error {
+	return errors.Join(j.syncOnce(), j.maintain())
+}
 
-// background writes the head and compacts, once per HeadEvery.
+// background writes the head and compacts, once per HeadEvery (at once
+// when the seq reservation or a refusal mark must reach the head), and
+// watches the directory.
 func (j *Journal) background() {
 	defer close(j.done)
 	t := time.NewTicker(HeadEvery)
@@ -46,6 +53,11 @@ func (j *Journal) background() {
 		case <-j.stop:
 			return
 		case <-t.C:
+			j.watchDir()
+			if err := j.maintain(); err != nil {
+				j.log.Warn("journal: head write failed; acknowledged messages may be published again after a restart", "err", err)
+			}
+		case <-j.headKick:
 			if err := j.maintain(); err != nil {
 				j.log.Warn("journal: head write failed; acknowledged messages may be published again after a restart", "err", err)
 			}
@@ -103,7 +115,7 @@ func (j *Journal) compact() []*segment {
 		return nil
 	}
 	cutoff := j.opt.Now().Add(-j.opt.Retention)
-	var total int64
+	total := j.copyBytes
 	for _, s := range j.segs {
 		total += s.size
 	}
@@ -116,8 +128,8 @@ func (j *Journal) compact() []*segment {
 		}
 		if n > 0 {
 			last := j.idx[n-1].hdr
-			if last.lsn >= j.acked.LSN {
-				break // not fully acknowledged
+			if last.lsn >= j.acked.LSN || last.lsn > j.synced {
+				break // not fully acknowledged, or not yet durable
 			}
 			if !last.at.Before(cutoff) && total <= j.opt.MaxBytes {
 				break
@@ -145,4 +157,64 @@ func (j *Journal) snapshotAfter(i int) bool {
 		}
 	}
 	return false
+}
+
+// Window is how far back the journal reaches now: the age of its oldest
+// kept entry, at most Retention. Replay finds every record, and a
+// redelivered command its first reply, from within it. It is shorter than
+// Retention in a young journal, and when MaxBytes made compaction delete
+// entries inside the retention (the room announces it in info, window_s).
+func (j *Journal) Window() time.Duration {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.idx) == 0 || j.idx[0].hdr.lsn <= 1 {
+		return j.opt.Retention // nothing was ever deleted
+	}
+	// Everything since the oldest entry kept is there (a conservative
+	// bound: entries between it and the last one deleted may be missing
+	// only if they never existed).
+	return min(max(j.opt.Now().Sub(j.idx[0].hdr.at), 0), j.opt.Retention)
+}
+
+// EntryBytes is a typical size on disk of one step that answers a command
+// (its reply and the snapshot after it), for estimates of how long MaxBytes
+// lasts (roomd check-config).
+const EntryBytes = 1500
+
+// SeqMax is the highest seq the journal knows was handed out (in its
+// entries, or its floor).
+func (j *Journal) SeqMax() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.seqMax
+}
+
+// Rebase starts a new epoch before the first Append of this run, with the
+// seq floor raised to floor, and writes both to the head at once: the
+// journal is behind what the room already announced (a witness outside it,
+// the broker's retained state, says so), or could not be checked. With
+// stale, every entry already kept counts as acknowledged: its keys may name
+// other records at the consumers, so it is never published again. reason
+// becomes Recovery.Reason (the journal fault's detail).
+func (j *Journal) Rebase(floor uint64, reason, mayHaveLost string, stale bool) error {
+	j.mu.Lock()
+	j.epoch = NewEpoch()
+	j.rec.NewEpoch = true
+	j.rec.Reason = reason
+	if mayHaveLost != "" {
+		j.rec.MayHaveLost = mayHaveLost
+	}
+	j.rec.SeqFloor = max(j.rec.SeqFloor, floor)
+	j.seqMax = max(j.seqMax, floor)
+	j.want.floor = max(j.want.floor, floor)
+	j.want.epoch = j.epoch
+	j.want.reserved = j.seqMax + ReserveBlock
+	j.want.hwm = j.synced
+	if stale && j.acked.Less(Pos{LSN: j.nextLSN}) {
+		j.acked = Pos{LSN: j.nextLSN}
+		j.want.acked = j.acked
+	}
+	j.headDirty = true
+	j.mu.Unlock()
+	return j.maintain()
 }

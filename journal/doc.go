@@ -1,7 +1,8 @@
 /*
 Package journal is a room's append-only journal: every step of the
-controller is written and synced here before anything of it is published,
-and a restarted room resumes from it.
+controller is written here (into the file system) before anything of it is
+published, synced to the card right behind it, and a restarted room resumes
+from it.
 
 A journal lives in one directory (the state directory's "journal"). Open
 locks it, recovers it and reports what it found; the room's loop appends one
@@ -30,15 +31,15 @@ another process has it), listed, or its head file read.
 	    seg-00000000000000000001.log          entries from LSN 1
 	    seg-00000000000000000873.log          a checkpoint at LSN 873, then entries
 	    seg-00000000000000000873.log.damaged-20260301T140502.123456789Z
-	                                          a damaged segment set aside
+	                                          a damaged segment set aside (named on Options.Now)
 
 The lock is a flock(2) on the directory itself, so no lock file exists and a
 read-only directory can be locked. Two kinds of temporary file appear while
 a file is being replaced: head.tmp (creating the head) and
 seg-….log.tmp (rewriting a repaired segment); Open deletes every name ending
 in .tmp, since the file it was to replace is still intact (or, for a
-new head, not there yet). Any other name is
-ignored, the set-aside copies included.
+new head, not there yet). Any other name is ignored, except set-aside
+copies (below).
 
 # Segments
 
@@ -48,14 +49,41 @@ to back and nothing else: no file header, no padding, no alignment. Segments
 are not preallocated; they grow by each Append.
 
 The segment with the highest name is the active one, the only one appended
-to (recovery may also append markers to an older one, see below). Append
-encodes its entries, writes them with one WriteAt at the end of the active
-segment and makes them durable with one fdatasync (fsync outside Linux); a
-group of steps given to one Append is committed together. Only then are the
-entries visible to readers. If the write or the sync fails, the segment is
-cut back to its previous size (a segment just created is removed). A new segment is created (O_EXCL, then the
-directory is synced) when there is no active segment that can be written,
-as in a new journal, or when an Append begins with a checkpoint.
+to (recovery may also write markers into an older one, see below). Append
+encodes its entries and writes them with one WriteAt at the end of the
+active segment: into the kernel's page cache, which outlives the process.
+Then the entries are visible to readers (the publisher sends them at once)
+and Append returns; it never waits for the card. If the write fails, the
+segment is cut back to its previous size (a segment just created is
+removed). A new segment is created (O_EXCL) when there is no active segment
+that can be written, as in a new journal, or when an Append begins with a
+checkpoint.
+
+# The syncer: durability behind the step (sync.go)
+
+A background goroutine, the syncer, makes what was written durable: one
+fdatasync (fsync outside Linux) per segment written since its last sync,
+and a sync of the directory when a segment was created; every Append made
+meanwhile shares it (group commit). Syncs start at most SyncGap (250 ms)
+apart: the first step after a quiet spell is synced at once, steps that come
+faster share the next sync (a command flood at the rate limit costs 4 syncs
+a second, not 20). Durable reports how far it got. Each
+sync is measured (SyncStats, a reusable type a metrics exporter can read:
+a histogram and the p50/p99 of the last syncs); the daemon raises a warning
+when the card is slow, and Health wakes when one sync takes longer than
+SyncStall (1 s). A sync that fails is kept (Append returns a *DiskError,
+Health wakes), the files are synced again at the next try, and the head
+gets the refusal mark (below): Linux may have dropped the pages that failed
+to sync, so whatever the next syncs say, a restart without a clean stop
+continues in a new epoch.
+
+What a crash costs: a process that dies loses nothing it appended (the
+kernel has the bytes). Only the death of the system (a power cut) can lose
+what the syncer had not synced yet, at most one sync's worth; those steps
+may have been published. The head records the boot (Linux's boot_id) and
+whether the journal was closed cleanly, so the next Open knows when that
+can have happened, and continues in a new epoch above the seq reservation
+(Epochs, below).
 
 # Frames
 
@@ -136,19 +164,25 @@ split and may grow past SegmentBytes.
 # The head file
 
 The head file records how far the broker has acknowledged, the highest LSN
-written, the epoch and a small opaque blob for the daemon (its room and time
-axis, JSON). It is exactly 4096 bytes: two slots of 2048 bytes.
+synced, the epoch, the seq reservation and floor, the boot and whether the
+journal was closed cleanly, and a small opaque blob for the daemon (its room
+and time axis, JSON). It is exactly 4096 bytes: two slots of 2048 bytes.
 
 	off     size  field
-	0       4     magic "RJH1"
+	0       4     magic "RJH2" ("RJH1", without 40 to 76, is still read)
 	4       8     counter     uint64: which slot is newer
 	12      8     acked LSN   uint64 } the acknowledgement position (Pos): every message
 	20      4     acked Msg   uint32 } before message Msg of entry LSN was acknowledged
-	24      8     hwm         uint64: highest LSN written
-	32      8     epoch       uint64
-	40      2     n           uint16: blob length, at most MaxHeadBlob (2002)
-	42      n     blob
-	42+n    4     CRC-32C of bytes 0 to 42+n
+	24      8     hwm         uint64: highest LSN synced
+	32      8     epoch       uint64: the epoch in force (read back: see Epochs)
+	40      8     reserved    uint64: no seq above it was ever handed out
+	48      8     boot        uint64: hash of the boot id of the system that wrote it
+	56      8     refused     uint64: first LSN the disk refused or failed to sync; 0 none
+	64      8     floor       uint64: seqs and alert numbers continue above it
+	72      4     flags       uint32: 1 = closed cleanly, everything durable
+	76      2     n           uint16: blob length, at most MaxHeadBlob (1966)
+	78      n     blob
+	78+n    4     CRC-32C of bytes 0 to 78+n
 
 The bytes after the CRC are unused and may hold an older slot's remains. A
 write takes the counter one higher, overwrites slot counter%2 (even: the
@@ -159,20 +193,21 @@ acknowledgement position is lost and messages are published again from the
 oldest entry kept.
 
 The head is allocated once at its full size: written whole as head.tmp
-(first state in the first slot, counter 1, so the first write after it,
-counter 2, overwrites that same slot), synced, renamed to head and the
-directory synced; a head of any other size is replaced the same way. After
-that it is only overwritten in place, so recording progress never needs new
-space on a full disk. It is written at Open (with the state recovery settled
-on; the counter restarts at 1 there, so until the next write the previous
-run's newer slot stays in force), then by a background goroutine at most
-once per HeadEvery (one second) when something changed (an Append reached the
-disk, Ack moved the position, SetBlob), by Sync, and by Close. A failed write
-is tried again at the next tick. An acknowledgement less than HeadEvery old
-at a crash may therefore be lost, and its messages published again. Open
-reads the acknowledgement position, the highest LSN and the blob; the epoch
-is written but not read back. A new journal closed without ever being given
-an entry or a blob removes its head, so it opens as new again.
+(first state, counter 1, in slot 1, so the first write after it, counter 2,
+goes to slot 0 and never overwrites the only valid slot), synced, renamed
+to head and the directory synced; a head of any other size is replaced the
+same way. After that it is only overwritten in place, so recording
+progress never needs new space on a full disk. It is written at Open (with
+the state recovery settled on, the counter continuing from the one read,
+and synced before Open returns: a new epoch chosen there is durable), then
+by a background goroutine at most once per HeadEvery (one second) when
+something changed (a sync, Ack moved the position, SetBlob), at once when
+the seq reservation must move or the disk refused, by Sync, and by Close
+(with the clean flag when everything is durable). A failed write is tried
+again at the next tick. An acknowledgement less than HeadEvery old at a
+crash may therefore be lost, and its messages published again. A new
+journal closed without ever being given an entry or a blob removes its
+head, so it opens as new again.
 
 # Epochs
 
@@ -195,12 +230,28 @@ new epoch begins:
   - when the journal cannot be written at Open (Recovery.WriteErr);
   - at the first Append the disk refuses: entries that may never reach the
     disk but may be published must not share an epoch with a restart that
-    resumes from the disk's older snapshot.
+    resumes from the disk's older snapshot;
+  - after a system restart (another boot id) without a clean stop, or with
+    the refusal mark: steps published but never synced may be missing;
+  - when the room finds its journal behind what it already announced (the
+    broker's retained state), or cannot check it at start (Rebase).
 
-So within an epoch a seq names one record. The choice of a new epoch at Open
-is recorded only by the entries then appended in it: a process that dies
-after Open and before its first Append leaves a journal that the next Open
-finds repaired and continues in the old epoch.
+So within an epoch a seq names one record. The choice of a new epoch at
+Open is durable: the head carries it, synced before Open returns, and an
+Open whose head was written after the last entry takes the head's epoch.
+
+# The seq reservation and floor
+
+Append keeps the head's reservation ReserveBlock (4096) seqs ahead of the
+highest seq appended, moving it in the background when less than half a
+block is left, so it is never on a step's path. No record above the
+reservation was ever published. When steps published from memory may be
+lost (a power cut, the refusal mark), Open sets Recovery.SeqFloor to the
+reservation, and the room continues with seqs and alert numbers above it
+(controller.NewAbove, or the restored snapshot raised to it): an alert
+number is never above the seq of the record that raised it, so no alert id
+is handed out twice for the life of the room. The floor in force is kept
+in the head (it only grows), so a later restart keeps it.
 
 # Recovery and repair
 
@@ -227,22 +278,42 @@ first LSN. What it finds:
     lost.
   - Missing entries: a gap in LSNs between segments or inside one, or a
     head whose highest LSN is above the last entry (the last segment
-    deleted, say). They are counted as lost; an intact segment gets its
-    markers appended at its end. (This is right only when the markers sort
-    after its entries. For a gap before or inside an intact segment, the
-    bytes appended are the end of its last entry, not a marker, and the
-    entries after the gap are read at wrong offsets until the next Open. In
-    an older segment that Open sets the segment aside as damaged; in the
-    last one it cuts the bytes as a torn tail and finds the same gap again.)
+    deleted, say). They are counted as lost, once (a gap between two
+    segments is marked in the earlier one only). An intact segment whose
+    markers all sort after its entries gets them appended at its end; one
+    with a gap before or between its entries (the backlog dropped entries,
+    then the disk took the rest) is written anew in LSN order, through
+    .tmp, so that every entry keeps a right offset.
+  - A torn end that cannot be cut (the file cannot be written): the
+    segment is not appended to; the next entries go to a new segment, and
+    a later Open cuts the torn bytes (a torn end of an older segment is
+    treated as torn too; what it lost shows as a gap in LSNs).
 
 Damage is reported in Recovery.Damage, Recovery.Lost (a lower bound) and
 Recovery.SetAside; whoever opens the journal raises a critical system_fault
 for it (daemon.JournalFault), cleared by acknowledgement. If the segment
-cannot be set aside or rewritten, its valid entries are read where they are
-and the damage is reported again at the next Open. Set-aside copies are
-kept for examination: the journal never deletes them and they do not count
-in Size or MaxBytes. A journal with nothing readable, or with loss after its
-latest snapshot, continues in a new epoch (above).
+cannot be set aside or rewritten (a full disk), the set-aside copy is put
+back under its name, its valid entries are read where they are and it is
+repaired at a later Open; a copy whose segment is missing (set aside by a
+version that left it so) is read as that segment. Set-aside copies count
+in Size and MaxBytes and are kept within a quarter of MaxBytes: beyond it
+the oldest are deleted at Open and reported (Recovery.DroppedCopies, in the
+journal fault). Markers take the epoch and time of the entry before them
+(in the segment, or the segments before it). A journal with nothing
+readable, or with loss after its latest snapshot, continues in a new epoch
+(above).
+
+# A directory deleted or replaced while running (watch.go)
+
+At every head tick the journal compares its directory's identity (device
+and inode) and its active segment with what it opened. Deleted, or
+replaced: it writes what it holds (every entry not yet acknowledged, read
+through the files still open, then a checkpoint of the latest snapshot)
+into a new directory with a head of the same epoch, reservation and floor,
+moves a directory found in its place aside, and leaves a notice (Notices,
+Health wakes) that the daemon raises as a critical journal fault. The room
+goes on as if nothing happened, except that replay and repeated commands
+lose what was older.
 
 # Retention and MaxBytes
 
@@ -252,18 +323,24 @@ oldest one's entries are all acknowledged (its last LSN is below the
 acknowledgement position's), later entries kept include a snapshot, and
 either its last entry's step time is older than Options.Retention (24 hours
 by default) on Options.Now (the daemon's time axis) or the segments
-together are above Options.MaxBytes (64 MiB by default). Replay of recent
+together are above Options.MaxBytes (64 MiB by default). A segment that is not yet durable is never deleted. Replay of recent
 entries and answers to redelivered commands reach back only as far as the
-oldest segment kept; older LSNs give ErrCompacted. Entries not yet
-acknowledged are never deleted, however large: OverLimit reports when they
-alone exceed MaxBytes. Size counts the segments only, not the head nor the
-set-aside copies.
+oldest entry kept (Window: the retention, or less when MaxBytes made
+compaction delete entries inside it; the room announces it in info as
+window_s); older LSNs give ErrCompacted. Segments are at most an eighth of
+MaxBytes (SegmentBytes defaults to min(1 MiB, MaxBytes/8)) and compaction
+runs as soon as a segment fills and after every sync above the bound, so the
+journal stays within MaxBytes plus one segment (plus, under a flood, what
+came within the last SyncGap and is not synced yet: such a segment is not
+deleted), unless unacknowledged entries alone exceed it: they are never
+deleted, however large, and OverLimit reports it. Size counts the segments
+and the set-aside copies, not the head.
 
 # When the disk refuses
 
-When the write or the sync of an Append fails (ENOSPC, a read-only file
-system, EIO, whatever the error), the segment is cut back and the entries
-are kept in memory, the backlog: visible to readers at once, published from
+When the write of an Append fails (ENOSPC, a read-only file system, EIO,
+whatever the error), the segment is cut back and the entries are kept in
+memory, the backlog: visible to readers at once, published from
 there, and under a new epoch from the first refusal on. Append returns a
 *DiskError. Every later Append, even one without entries, first tries
 again: the backlog and its own entries in one write, into the active
@@ -272,7 +349,10 @@ Options.MaxBacklogBytes (16 MiB, estimated); above, its oldest entries are
 dropped (Get says ErrLost; DiskError.Dropped counts them), which leaves a gap
 in LSNs inside the segment once the backlog is written (see missing
 entries under Recovery and repair). The head, written in
-place, keeps recording acknowledgements. When the disk takes the backlog
+place, keeps recording acknowledgements, and gets the refusal mark at the
+first refusal (a full disk still takes it): a crash before the backlog is
+written and synced makes the next Open continue in a new epoch above the
+reservation and say what the room may have forgotten (Recovery.MayHaveLost). When the disk takes the backlog
 again it is written with the LSNs and epoch it was given and the journal
 leaves this mode. A journal that cannot be written at Open (a read-only
 state directory, Recovery.WriteErr) starts in this mode.
@@ -283,7 +363,11 @@ package journal
 //
 //	journal.go  the Journal type, Options, errors, Open, Abandon and Close
 //	recover.go  Recovery: reading, repairing and indexing the segments at Open
-//	append.go   Append, the frames' write and sync, the backlog, DiskError
+//	append.go   Append, the frames' write, the backlog, DiskError
+//	sync.go     the syncer (group commit), the seq reservation, the boot id
+//	syncstats.go SyncStats, the syncs' latency for the daemon and metrics
+//	delayfs.go  DelayFS and ParseSyncDelay: sync latency injected for tests and roombench
+//	watch.go    a directory deleted or replaced while running
 //	read.go     readers: Get, Since, SnapshotAt, the seq index, the cache
 //	compact.go  the background tick, compaction, retention, MaxBytes
 //	head.go     the head file, Ack and the daemon's blob

@@ -26,6 +26,7 @@ type faultFS struct {
 	crash   bool
 	crashed bool
 	prefix  func(n int) int // how much of a failing WriteAt lands; nil: none
+	failOp  string          // every operation of this name fails with err
 	ops     []string
 }
 
@@ -37,6 +38,9 @@ func (f *faultFS) step(op string) error {
 	}
 	f.n++
 	f.ops = append(f.ops, op)
+	if f.failOp != "" && op == f.failOp {
+		return f.err
+	}
 	if f.failAt != 0 && f.n == f.failAt {
 		if f.crash {
 			f.crashed = true

@@ -32,7 +32,14 @@ type FS interface {
 	// Closer; a second Lock, from this or another process, fails with an
 	// error wrapping ErrLocked. It must work on a read-only directory.
 	Lock(dir string) (io.Closer, error)
+	// Ident returns the identity of a file or directory (device, inode),
+	// so that one deleted or replaced behind the journal's back is noticed.
+	// A missing name is an error wrapping fs.ErrNotExist.
+	Ident(name string) (FileID, error)
 }
+
+// FileID identifies a file or directory for as long as it exists.
+type FileID struct{ Dev, Ino uint64 }
 
 // File is an open journal file.
 type File interface {
@@ -99,6 +106,15 @@ func (OS) SyncDir(dir string) error {
 		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// Ident implements FS.
+func (OS) Ident(name string) (FileID, error) {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return FileID{}, err
+	}
+	return fileID(fi), nil
 }
 
 // Lock implements FS with flock(2) on the directory itself, so that no file

@@ -12,22 +12,34 @@ import (
 )
 
 // The head file records how far the broker has acknowledged, the highest
-// LSN written and a small opaque blob for the daemon (its time axis). It is
-// allocated once, at its full size, and then only overwritten in place, so
-// that recording progress never needs new space on a full disk.
+// LSN known durable, the epoch, the seq reservation, whether the last run
+// stopped cleanly, and a small opaque blob for the daemon (its time axis).
+// It is allocated once, at its full size, and then only overwritten in
+// place, so that recording progress never needs new space on a full disk.
 //
 // Two slots of headSlot bytes alternate; each ends with a CRC-32C, and the
 // valid slot with the higher counter wins, so a write torn by a crash leaves
-// the other slot in force.
+// the other slot in force. Slot counter%2 holds counter: a new head puts its
+// first state (counter 1) in the second slot, so the next write (counter 2)
+// goes to the first and never overwrites the only valid slot.
 const (
 	headName     = "head"
 	headTemp     = "head.tmp"
 	headSlot     = 2048
 	headSize     = 2 * headSlot
-	headMagic    = "RJH1"
-	headFixed    = 4 + 8 + 8 + 4 + 8 + 8 + 2
+	headMagic1   = "RJH1" // before the seq reservation; still read
+	headMagic    = "RJH2"
+	headFixed1   = 4 + 8 + 8 + 4 + 8 + 8 + 2
+	headFixed    = 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 2
 	MaxHeadBlob  = headSlot - headFixed - 4
 	headCRCBytes = 4
+)
+
+// Flags of the head.
+const (
+	// headClean: the journal was closed with every entry durable; nothing
+	// published can be missing from it.
+	headClean uint32 = 1 << 0
 )
 
 // Pos is a position in the stream of messages the journal's entries give:
@@ -42,11 +54,25 @@ type Pos struct {
 func (p Pos) Less(q Pos) bool { return p.LSN < q.LSN || p.LSN == q.LSN && p.Msg < q.Msg }
 
 type headState struct {
+	format  int // 1 (RJH1) or 2, as read; written as 2
 	counter uint64
 	acked   Pos
-	hwm     uint64 // highest LSN known to have been written
+	hwm     uint64 // highest LSN known to be durable
 	epoch   Epoch
-	blob    []byte
+	// reserved is the seq reservation: no record above it was ever handed
+	// out (published from memory) by this journal's room.
+	reserved uint64
+	// boot identifies the boot of the system that last wrote the head
+	// (a hash of its boot id; 0 unknown).
+	boot uint64
+	// degradedFrom, when not 0, is the first LSN that the disk refused
+	// (or failed to sync): entries from it on lived in memory only.
+	degradedFrom uint64
+	// floor is the seq floor in force: the room's seqs and alert numbers
+	// continue above it (raised to the reservation after a power cut).
+	floor uint64
+	flags uint32
+	blob  []byte
 }
 
 func encodeHead(h headState) []byte {
@@ -57,6 +83,11 @@ func encodeHead(h headState) []byte {
 	b = binary.LittleEndian.AppendUint32(b, h.acked.Msg)
 	b = binary.LittleEndian.AppendUint64(b, h.hwm)
 	b = binary.LittleEndian.AppendUint64(b, uint64(h.epoch))
+	b = binary.LittleEndian.AppendUint64(b, h.reserved)
+	b = binary.LittleEndian.AppendUint64(b, h.boot)
+	b = binary.LittleEndian.AppendUint64(b, h.degradedFrom)
+	b = binary.LittleEndian.AppendUint64(b, h.floor)
+	b = binary.LittleEndian.AppendUint32(b, h.flags)
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(h.blob)))
 	b = append(b, h.blob...)
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
@@ -64,24 +95,48 @@ func encodeHead(h headState) []byte {
 }
 
 func decodeHead(b []byte) (headState, bool) {
-	if len(b) < headFixed+headCRCBytes || string(b[:4]) != headMagic {
+	if len(b) < 4 {
 		return headState{}, false
 	}
-	n := int(binary.LittleEndian.Uint16(b[40:42]))
-	end := headFixed + n
-	if n > MaxHeadBlob || end+headCRCBytes > len(b) {
+	fixed, format := headFixed, 2
+	switch string(b[:4]) {
+	case headMagic:
+	case headMagic1:
+		fixed, format = headFixed1, 1
+	default:
+		return headState{}, false
+	}
+	if len(b) < fixed+headCRCBytes {
+		return headState{}, false
+	}
+	n := int(binary.LittleEndian.Uint16(b[fixed-2 : fixed]))
+	end := fixed + n
+	if n > headSlot-fixed-headCRCBytes || end+headCRCBytes > len(b) {
 		return headState{}, false
 	}
 	if crc32.Checksum(b[:end], castagnoli) != binary.LittleEndian.Uint32(b[end:end+4]) {
 		return headState{}, false
 	}
-	return headState{
+	h := headState{
+		format:  format,
 		counter: binary.LittleEndian.Uint64(b[4:12]),
 		acked:   Pos{LSN: binary.LittleEndian.Uint64(b[12:20]), Msg: binary.LittleEndian.Uint32(b[20:24])},
 		hwm:     binary.LittleEndian.Uint64(b[24:32]),
 		epoch:   Epoch(binary.LittleEndian.Uint64(b[32:40])),
-		blob:    bytes.Clone(b[headFixed:end]),
-	}, true
+		blob:    bytes.Clone(b[fixed:end]),
+	}
+	if format == 1 {
+		// The layout before the reservation synced every entry before it
+		// was published: a stop was as good as clean.
+		h.flags = headClean
+		return h, true
+	}
+	h.reserved = binary.LittleEndian.Uint64(b[40:48])
+	h.boot = binary.LittleEndian.Uint64(b[48:56])
+	h.degradedFrom = binary.LittleEndian.Uint64(b[56:64])
+	h.floor = binary.LittleEndian.Uint64(b[64:72])
+	h.flags = binary.LittleEndian.Uint32(b[72:76])
+	return h, true
 }
 
 // headFile is the open head file.
@@ -114,9 +169,11 @@ func loadHead(fsys FS, dir string) (st headState, damaged bool, err error) {
 }
 
 // openHead opens the head file for writing, creating it at its full size
-// if it is missing or short. It writes st as the current state.
-func openHead(fsys FS, dir string, st headState) (*headFile, error) {
-	h := &headFile{fsys: fsys, dir: dir, cur: st}
+// if it is missing or short, and writes st as the current state. prev is
+// the counter of the state read at Open: the counter continues from it, so
+// that the state written now is the newer one whichever slot survives.
+func openHead(fsys FS, dir string, st headState, prev uint64) (*headFile, error) {
+	h := &headFile{fsys: fsys, dir: dir, cur: headState{counter: prev}}
 	path := join(dir, headName)
 	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
 	if err == nil {
@@ -133,10 +190,9 @@ func openHead(fsys FS, dir string, st headState) (*headFile, error) {
 	if err != nil {
 		return h, fmt.Errorf("create journal head: %w", err)
 	}
-	st.counter++
-	h.cur = st
+	st.counter = prev + 1
 	img := make([]byte, headSize)
-	copy(img, encodeHead(st))
+	copy(img[int64(st.counter%2)*headSlot:], encodeHead(st))
 	if _, err := f.WriteAt(img, 0); err != nil {
 		_ = f.Close()
 		_ = fsys.Remove(tmp)
@@ -156,6 +212,7 @@ func openHead(fsys FS, dir string, st headState) (*headFile, error) {
 		_ = f.Close()
 		return h, fmt.Errorf("create journal head: %w", err)
 	}
+	h.cur = st
 	h.f = f
 	return h, nil
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,17 +64,31 @@ type Options struct {
 	// wallclock.Now. The daemon passes its time axis.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// BootID identifies the running system's boot; "" reads Linux's
+	// /proc/sys/kernel/random/boot_id. Tests that play a power cut give
+	// the restart another one.
+	BootID string
+	// Stats, if set, receives the syncs' measurements (shared with a
+	// metrics exporter); nil: the journal keeps its own (SyncStats).
+	Stats *SyncStats
+	// MarkDir is a directory in memory (it must not be on the journal's
+	// disk) where the journal also leaves its refusal mark, for a disk that
+	// refuses even the head (read-only): a restart in the same boot finds
+	// it there. "" means /dev/shm, or the temp directory without it.
+	MarkDir string
 }
 
 func (o *Options) defaults() {
 	if o.FS == nil {
 		o.FS = OS{}
 	}
-	if o.SegmentBytes <= 0 {
-		o.SegmentBytes = DefaultSegmentBytes
-	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.SegmentBytes <= 0 {
+		// Compaction deletes whole segments: a segment of at most an eighth
+		// of MaxBytes keeps the journal within MaxBytes plus one segment.
+		o.SegmentBytes = min(DefaultSegmentBytes, max(o.MaxBytes/8, 16<<10))
 	}
 	if o.Retention <= 0 {
 		o.Retention = DefaultRetention
@@ -91,6 +107,15 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Stats == nil {
+		o.Stats = &SyncStats{}
+	}
+	if o.MarkDir == "" {
+		o.MarkDir = os.TempDir()
+		if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+			o.MarkDir = "/dev/shm"
+		}
 	}
 }
 
@@ -160,6 +185,28 @@ type Journal struct {
 	// opened. A new journal closed unused leaves no head behind (Close).
 	used bool
 
+	// The syncer's side (sync.go): what was written and not yet synced.
+	syncMu      sync.Mutex // serialises syncs
+	dirty       map[*segment]File
+	dirtyDir    bool   // a segment was created since the directory's last sync
+	written     uint64 // highest LSN written to a segment
+	synced      uint64 // highest LSN synced
+	syncErr     error  // the last sync failed
+	syncFailed  bool   // a sync ever failed since Open
+	markClearAt uint64 // the refusal mark clears once this LSN is synced
+	seqMax      uint64 // highest seq appended
+	boot        uint64
+	stats       *SyncStats
+	syncKick    chan struct{}
+	headKick    chan struct{}
+	health      chan struct{}
+	syncDone    chan struct{}
+	dirID       FileID // the directory's identity at Open (watch.go)
+	copyBytes   int64  // set-aside copies kept
+	tailStuck   bool   // the last segment's torn end could not be cut
+
+	notices []string
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -173,7 +220,10 @@ func Open(dir string, opt Options) (*Journal, error) {
 	start := wallclock.Now()
 	opt.defaults()
 	j := &Journal{dir: dir, fsys: opt.FS, opt: opt, log: opt.Logger, cache: map[uint64]*Entry{},
-		notify: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+		notify: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
+		dirty: map[*segment]File{}, stats: opt.Stats, boot: bootID(opt.BootID),
+		syncKick: make(chan struct{}, 1), headKick: make(chan struct{}, 1), health: make(chan struct{}),
+		syncDone: make(chan struct{})}
 	mkErr := j.fsys.MkdirAll(dir, 0o700)
 	lock, err := j.fsys.Lock(dir)
 	if err != nil {
@@ -189,6 +239,7 @@ func Open(dir string, opt Options) (*Journal, error) {
 	}
 	j.rec.Took = wallclock.Since(start)
 	go j.background()
+	go j.syncer()
 	return j, nil
 }
 
@@ -225,19 +276,29 @@ func (j *Journal) Abandon() {
 	close(j.stop)
 	j.mu.Unlock()
 	<-j.done
+	// The syncer is not waited for: a process that dies leaves its sync
+	// wherever it was. The lock goes at once (a restart may open the
+	// directory); the files are closed once the syncer let go of them.
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for _, s := range j.segs {
-		if s.r != nil {
-			_ = s.r.Close()
-			s.r = nil
-		}
-	}
-	if j.head != nil {
-		_ = j.head.close()
-	}
 	_ = j.lock.Close()
 	close(j.notify)
+	close(j.health)
+	segs, head := slices.Clone(j.segs), j.head
+	go func() {
+		<-j.syncDone
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		for _, s := range segs {
+			if s.r != nil {
+				_ = s.r.Close()
+				s.r = nil
+			}
+		}
+		if head != nil {
+			_ = head.close()
+		}
+	}()
 }
 
 // Close writes the head, closes the files and releases the lock. Readers
@@ -252,8 +313,24 @@ func (j *Journal) Close() error {
 	close(j.stop)
 	j.mu.Unlock()
 	<-j.done
+	<-j.syncDone
 
 	var errs []error
+	serr := j.syncOnce()
+	if serr != nil {
+		errs = append(errs, serr)
+	}
+	j.mu.Lock()
+	if serr == nil && len(j.backlog) == 0 && j.degraded == nil && !j.syncFailed {
+		// Everything given to the journal is durable: the next start
+		// needs no reservation floor.
+		j.want.flags |= headClean
+		j.want.degradedFrom = 0
+		j.clearMark()
+		j.want.reserved = j.seqMax
+		j.headDirty = true
+	}
+	j.mu.Unlock()
 	if err := j.maintain(); err != nil {
 		errs = append(errs, err)
 	}
@@ -288,5 +365,6 @@ func (j *Journal) Close() error {
 		errs = append(errs, err)
 	}
 	close(j.notify)
+	close(j.health)
 	return errors.Join(errs...)
 }

@@ -220,8 +220,9 @@ func (j *Journal) EntriesWithSeqs(ep Epoch, from, to uint64) []uint64 {
 	return out
 }
 
-// Since returns the LSNs of the entries whose step time is at or after t,
-// starting one entry earlier if that entry holds the snapshot in force.
+// Since returns, in order, the LSNs of the entries kept (on disk or in the
+// backlog) whose step time is at or after t. The snapshot in force before
+// the first of them is the caller's to find (SnapshotAt of the LSN before).
 func (j *Journal) Since(t time.Time) []uint64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()

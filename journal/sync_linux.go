@@ -2,6 +2,7 @@ package journal
 
 import (
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,4 +20,12 @@ func datasync(f *os.File) error {
 			return nil
 		}
 	}
+}
+
+// fileID is a file's device and inode.
+func fileID(fi os.FileInfo) FileID {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return FileID{Dev: uint64(st.Dev), Ino: st.Ino}
+	}
+	return FileID{}
 }

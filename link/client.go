@@ -103,7 +103,11 @@ type Message struct {
 	Topic string
 	// Operator is the {operator} of cmd/{operator}; "" on the plain cmd topic.
 	Operator string
-	Payload  []byte
+	// OperatorTopic: the command came on cmd/{operator}, not on the plain
+	// cmd topic (an empty level, cmd/, is an operator topic whose operator
+	// is not an operator id).
+	OperatorTopic bool
+	Payload       []byte
 	// Retained: the broker delivered a retained message (because roomd
 	// subscribed after it was published).
 	Retained bool
@@ -126,7 +130,8 @@ type Client struct {
 	opts Options
 	t    contract.Topics
 	log  *slog.Logger
-	cli  mqtt.Client
+	mo   *mqtt.ClientOptions
+	cli  mqtt.Client // replaced for every new connection (connectLoop); read with paho()
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -138,6 +143,9 @@ type Client struct {
 	lost    chan struct{} // closed when the current connection is lost
 	lastErr error         // why the last connection attempt failed
 
+	// usable: the current connection's subscriptions are in place, so it
+	// may publish (Conn).
+	usable bool
 	// subscribed receives a value after each successful SUBACK (tests wait on it).
 	subscribed chan struct{}
 }
@@ -184,6 +192,7 @@ func New(opts Options, logger *slog.Logger) (*Client, error) {
 		SetBinaryWill(t.Availability(), []byte(contract.Offline), 1, true).
 		SetDefaultPublishHandler(c.handle).
 		SetConnectionLostHandler(c.onLost)
+	c.mo = mo
 	c.cli = mqtt.NewClient(mo)
 
 	c.wg.Add(1)
@@ -249,7 +258,10 @@ func (c *Client) Connected() bool {
 	case <-lost:
 		return false
 	default:
-		return c.cli.IsConnectionOpen()
+		c.mu.Lock()
+		usable := c.usable
+		c.mu.Unlock()
+		return usable && c.paho().IsConnectionOpen()
 	}
 }
 
@@ -270,14 +282,52 @@ func (c *Client) Conn() (epoch uint64, lost <-chan struct{}, up <-chan struct{},
 	case <-c.lost:
 		return 0, nil, c.up, false
 	default:
+		if !c.usable {
+			return 0, nil, c.up, false
+		}
 		return c.epoch, c.lost, c.up, true
 	}
 }
 
 // Publish starts a QoS 1 publish and returns its token; it does not wait.
+//
+// Without a usable connection (lost, not yet made again) it fails at once
+// with ErrNotConnected instead of handing the message to paho, which would
+// keep it and send it on the next connection ahead of what the Publisher
+// sends again from the journal, out of order.
 func (c *Client) Publish(topic string, payload []byte, retained bool) mqtt.Token {
-	return c.cli.Publish(topic, 1, retained, payload)
+	c.mu.Lock()
+	lost := c.lost
+	c.mu.Unlock()
+	select {
+	case <-lost:
+		return failedToken{ErrNotConnected}
+	default:
+	}
+	return c.paho().Publish(topic, 1, retained, payload)
 }
+
+// Subscribed returns a channel that receives a value after each successful
+// SUBACK (the broker then sends the retained messages of the topics).
+// Tests in this package read it too: one reader at a time.
+func (c *Client) Subscribed() <-chan struct{} { return c.subscribed }
+
+// paho returns the paho client of the current connection.
+func (c *Client) paho() mqtt.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cli
+}
+
+// failedToken is a publish that failed before it began.
+type failedToken struct{ err error }
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (t failedToken) Wait() bool                     { return true }
+func (t failedToken) WaitTimeout(time.Duration) bool { return true }
+func (t failedToken) Done() <-chan struct{}          { return closedChan }
+func (t failedToken) Error() error                   { return t.err }
 
 // Drop ends the current connection as if it had been lost, so that
 // connectLoop connects again: for a broker that stopped acknowledging.
@@ -292,7 +342,7 @@ func (c *Client) Drop(reason error) {
 	}
 	c.mu.Unlock()
 	c.log.Warn("dropping the connection to the broker; connecting again", slog.Any("reason", reason))
-	c.cli.Disconnect(0)
+	c.paho().Disconnect(0)
 }
 
 // Close publishes "offline" on availability (retained), bounded by ctx (and
@@ -312,7 +362,7 @@ func (c *Client) Close(ctx context.Context) error {
 	var err error
 	if c.Connected() {
 		wctx, cancel := context.WithTimeout(ctx, closeWait)
-		tok := c.cli.Publish(c.t.Availability(), 1, true, []byte(contract.Offline))
+		tok := c.paho().Publish(c.t.Availability(), 1, true, []byte(contract.Offline))
 		select {
 		case <-tok.Done():
 			if terr := tok.Error(); terr != nil {
@@ -323,7 +373,7 @@ func (c *Client) Close(ctx context.Context) error {
 		}
 		cancel()
 	}
-	c.cli.Disconnect(250)
+	c.paho().Disconnect(250)
 	return err
 }
 
@@ -335,7 +385,7 @@ func (c *Client) Abandon() {
 	c.mu.Unlock()
 	close(c.stop)
 	c.wg.Wait()
-	c.cli.Disconnect(0)
+	c.paho().Disconnect(0)
 }
 
 // connectLoop keeps the client connected for its whole life: it connects,
@@ -344,8 +394,19 @@ func (c *Client) Abandon() {
 func (c *Client) connectLoop() {
 	defer c.wg.Done()
 	delay := time.Second
-	for {
-		tok := c.cli.Connect()
+	for n := 0; ; n++ {
+		if n > 0 {
+			// A new paho client for every attempt: the old one may still
+			// hold publishes it had queued for the lost connection, and
+			// would send them on the new one ahead of what the Publisher
+			// sends again from the journal, out of order.
+			old := c.paho()
+			old.Disconnect(0)
+			c.mu.Lock()
+			c.cli = mqtt.NewClient(c.mo)
+			c.mu.Unlock()
+		}
+		tok := c.paho().Connect()
 		select {
 		case <-tok.Done():
 		case <-c.stop:
@@ -368,8 +429,13 @@ func (c *Client) connectLoop() {
 			continue
 		}
 		delay = time.Second
-		lost := c.markUp()
+		// Subscribe before anything is published: a consumer that sees
+		// the room online (or its first record) and sends a command at
+		// once must find the subscription in place, on the room's very
+		// first connection too.
+		lost := c.markConnected()
 		c.subscribe(lost)
+		c.markUsable(lost)
 		select {
 		case <-lost:
 		case <-c.stop:
@@ -378,20 +444,35 @@ func (c *Client) connectLoop() {
 	}
 }
 
-// markUp records a new usable connection and returns the channel closed
-// when it is lost.
-func (c *Client) markUp() <-chan struct{} {
+// markConnected records a new connection, not yet usable (Conn says none
+// until markUsable), and returns the channel closed when it is lost.
+func (c *Client) markConnected() <-chan struct{} {
 	c.mu.Lock()
 	c.epoch++
 	epoch := c.epoch
 	lost := make(chan struct{})
 	c.lost = lost
+	c.usable = false
 	c.lastErr = nil
-	close(c.up)
-	c.up = make(chan struct{})
 	c.mu.Unlock()
 	c.log.Info("connected to broker", slog.String("broker", c.opts.Broker), slog.Uint64("connection", epoch))
 	return lost
+}
+
+// markUsable makes the connection whose loss lost announces usable, once
+// its subscriptions are in place (or given up on), and wakes Conn's
+// waiters; nothing if it was lost meanwhile.
+func (c *Client) markUsable(lost <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-lost:
+		return
+	default:
+	}
+	c.usable = true
+	close(c.up)
+	c.up = make(chan struct{})
 }
 
 // subscribe restores the subscriptions on a new connection: the broker may
@@ -404,7 +485,7 @@ func (c *Client) subscribe(lost <-chan struct{}) {
 	for _, w := range c.opts.Watch {
 		filters[w] = 1
 	}
-	tok := c.cli.SubscribeMultiple(filters, c.handle)
+	tok := c.paho().SubscribeMultiple(filters, c.handle)
 	timer := time.NewTimer(c.opts.ConnectTimeout)
 	defer timer.Stop()
 	select {
@@ -457,6 +538,7 @@ func (c *Client) handle(_ mqtt.Client, m mqtt.Message) {
 	case strings.HasPrefix(topic, c.t.Command()+"/"):
 		msg.Kind = KindCommand
 		msg.Operator = strings.TrimPrefix(topic, c.t.Command()+"/")
+		msg.OperatorTopic = true
 	case c.opts.SimMode && topic == c.t.SimSet():
 		msg.Kind = KindSimSet
 	case slices.Contains(c.opts.Watch, topic):

@@ -30,6 +30,16 @@ type EdgeOptions struct {
 	Publisher *Publisher
 	// Faults receives the edge's faults; it must not block.
 	Faults func(controller.Fault)
+	// Authorize says whether the room takes a command from its sender:
+	// operator is the {operator} of cmd/{operator} ("" and onTopic false
+	// for the plain cmd topic), query whether the command only asks
+	// (get_state, replay). A non-empty answer refuses the command with
+	// not_authorized and says why, whatever the broker let through. Nil
+	// takes every command (roomd always sets it from its config).
+	Authorize func(operator string, onTopic, query bool) string
+	// Rate bounds each identity's commands (ratelimit.go); the zero value
+	// means DefaultRateLimit.
+	Rate   RateLimit
 	Logger *slog.Logger
 }
 
@@ -45,6 +55,7 @@ type Edge struct {
 	// axis the replies were stamped on.
 	idxNow func() time.Time
 
+	lim      *limiter
 	mu       sync.Mutex
 	unsaid   int       // replies that could not be queued
 	lastSaid time.Time // when the commands fault was last raised
@@ -58,7 +69,11 @@ func NewEdge(o EdgeOptions) *Edge {
 	if o.Faults == nil {
 		o.Faults = func(controller.Fault) {}
 	}
-	return &Edge{o: o, log: o.Logger.With(slog.String("component", "commands")), idx: o.Publisher.idx, idxNow: o.Publisher.o.Now}
+	if o.Rate == (RateLimit{}) {
+		o.Rate = DefaultRateLimit
+	}
+	return &Edge{o: o, log: o.Logger.With(slog.String("component", "commands")), idx: o.Publisher.idx, idxNow: o.Publisher.o.Now,
+		lim: newLimiter(o.Rate)}
 }
 
 // Handle takes one inbound message.
@@ -90,9 +105,24 @@ func (e *Edge) command(m Message) {
 			"topic", m.Topic, "request_id", contract.PeekRequestID(m.Payload, e.o.MaxPayload))
 		return
 	}
-	if cerr := contract.CheckOperator(op, m.Payload, e.o.MaxPayload); cerr != nil {
-		e.refuse("", cerr)
+	if !e.admit(op, m.Payload) {
 		return
+	}
+	if cerr := contract.CheckOperator(op, m.OperatorTopic, m.Payload, e.o.MaxPayload); cerr != nil {
+		e.log.Warn("command refused: the topic's operator is not an operator id", "topic", m.Topic)
+		e.refuse(op, cerr)
+		return
+	}
+	if e.o.Authorize != nil {
+		action := contract.PeekAction(m.Payload)
+		query := action == controller.ActionGetState.String() || action == contract.ActionReplay
+		if why := e.o.Authorize(op, m.OperatorTopic, query); why != "" {
+			e.log.Warn("command refused: its sender is not accepted by the room's config (commands)",
+				"topic", m.Topic, "operator", op, "action", action, "why", why)
+			e.refuse(op, &contract.CommandError{RequestID: contract.PeekRequestID(m.Payload, e.o.MaxPayload), Action: action,
+				Code: contract.CodeNotAuthorized, Message: why})
+			return
+		}
 	}
 	id := contract.PeekRequestID(m.Payload, e.o.MaxPayload)
 	key := replyKey(op, id)
@@ -170,4 +200,29 @@ func (e *Edge) unsent(requestID string) {
 		e.o.Faults(controller.Fault{Source: contract.SourceCommands, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
 			Detail: fmt.Sprintf("commands arrive faster than roomd can answer them; %d got no reply and must be sent again", n)})
 	}
+}
+
+// admit applies the identity's rate limit (ratelimit.go): false when the
+// command was answered busy or dropped here.
+func (e *Edge) admit(op string, payload []byte) bool {
+	v, first := e.lim.take(op, wallclock.Now())
+	switch v {
+	case verdictBusy:
+		e.refuse(op, &contract.CommandError{RequestID: contract.PeekRequestID(payload, e.o.MaxPayload), Code: contract.CodeBusy,
+			Message: fmt.Sprintf("too many commands from this identity (more than %d/s); not applied, send it again later with the same request_id", e.o.Rate.PerSecond)})
+		return false
+	case verdictDrop:
+		if first {
+			who := op
+			if who == "" {
+				who = "the plain cmd topic"
+			}
+			e.log.Error("an identity floods the room with commands; its commands are dropped unanswered", "operator", op, "cap_per_s", e.o.Rate.CapPerSecond)
+			e.o.Faults(controller.Fault{Source: contract.SourceCommands, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
+				Detail: fmt.Sprintf("identity %q sent more than %d commands in a second: its commands are dropped without an answer until it keeps within %d/s for %s; other identities are not affected",
+					who, e.o.Rate.CapPerSecond, e.o.Rate.PerSecond, QuietAfter)})
+		}
+		return false
+	}
+	return true
 }

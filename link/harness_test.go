@@ -71,6 +71,7 @@ type roomOpts struct {
 	clientID string
 	pub      func(*PublisherOptions)
 	journal  journal.Options
+	rate     RateLimit // the edge's rate limit; zero: the default
 }
 
 // room glues a controller to the link the way roomd does: one goroutine
@@ -140,7 +141,7 @@ func startRoom(t testing.TB, o roomOpts, mutate ...func(*Options)) *room {
 	}
 	r.pub, err = NewPublisher(po)
 	require.NoError(t, err)
-	r.edge = NewEdge(EdgeOptions{Room: o.room, Topics: topics, Now: wallclock.Now, Publisher: r.pub, Logger: testLogger(t),
+	r.edge = NewEdge(EdgeOptions{Room: o.room, Topics: topics, Now: wallclock.Now, Publisher: r.pub, Logger: testLogger(t), Rate: o.rate,
 		Submit: func(c controller.Command, op string) bool {
 			select {
 			case r.cmds <- submitted{c, op}:

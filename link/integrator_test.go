@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract/contracttest"
 	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/link/mqtttest"
 	"github.com/roomd/roomd/room/roomtest"
@@ -64,8 +65,13 @@ func runNode(t *testing.T, bin string, env []string, args ...string) string {
 func TestIntegratorAsyncAPIParserAndAjv(t *testing.T) {
 	testtier.Slow(t, "runs the Node tools of docs/integrator")
 	bin := node(t)
-	out := runNode(t, bin, nil, "check-asyncapi.mjs", filepath.Join("..", "asyncapi.yaml"))
+	cases, err := json.Marshal(contracttest.Cases())
+	require.NoError(t, err)
+	casesFile := filepath.Join(t.TempDir(), "cases.json")
+	require.NoError(t, os.WriteFile(casesFile, cases, 0o644))
+	out := runNode(t, bin, nil, "check-asyncapi.mjs", filepath.Join("..", "asyncapi.yaml"), casesFile)
 	assert.Contains(t, out, "@asyncapi/parser: AsyncAPI 3.0.0")
+	assert.Contains(t, out, "rule no presence in the state during a visit: refused", "ajv checks the rules too")
 	assert.NotContains(t, out, "FAIL")
 	assert.Regexp(t, `asyncapi: [1-9][0-9]* passed, 0 failed`, out)
 }

@@ -26,6 +26,12 @@ const (
 	// DirectQueue bounds the replies and other messages waiting outside the
 	// journal (refusals, answers to duplicates, get_state, replays).
 	DirectQueue = 4096
+	// StallAfter: when the oldest publish in flight has waited this long
+	// for its PUBACK, records no longer wait for the window: the journal's
+	// messages after it are sent at once (up to StallWindow in flight), so
+	// a panic reaches a broker that forwards but does not acknowledge.
+	StallAfter  = 500 * time.Millisecond
+	StallWindow = 1024
 )
 
 // Source is the journal as the Publisher reads it; *journal.Journal
@@ -240,8 +246,14 @@ func (p *Publisher) Run() {
 		if len(p.inflight) > 0 {
 			h := p.inflight[0]
 			headDone = h.tok.Done()
-			timer = time.NewTimer(max(p.o.PublishTimeout-wallclock.Since(h.sent), 0))
+			waited := wallclock.Since(h.sent)
+			wake := p.o.PublishTimeout - waited
+			if waited < StallAfter {
+				wake = min(wake, StallAfter-waited) // then the window opens
+			}
+			timer = time.NewTimer(max(wake, 0))
 			headTimeout = timer.C
+			p.health(false) // raises the link fault only after FaultAfter without a PUBACK
 		} else {
 			p.health(true)
 		}
@@ -288,6 +300,9 @@ func (p *Publisher) connected(epoch uint64) {
 	p.cur = p.j.Acked()
 	p.curMsgs = nil
 	p.lastSnap = p.j.SnapshotAt(p.cur.LSN - 1)
+	if p.connNo == 1 {
+		p.lastEp = p.j.Epoch() // a start that continued in a new epoch
+	}
 	t := p.o.Topics
 	p.first = []outMsg{{topic: t.Availability(), payload: []byte(contract.Online), retained: true}}
 	if p.lastSnap != nil {
@@ -320,15 +335,35 @@ func (p *Publisher) heartbeat() {
 // fill sends messages while the window has room: what a new connection
 // starts with (availability, the state), then journal messages (alerts must
 // not wait behind anything else), then the direct queue, then retained
-// slots, then replays.
+// slots, then replays. While the oldest publish has waited StallAfter for
+// its PUBACK, journal messages go beyond the window (up to StallWindow):
+// records are never held hostage behind a broker that stopped
+// acknowledging, for the PublishTimeout it takes to declare it dead.
+//
+// Messages outside the journal (replies, busy answers to a flood) take at
+// most half of the window: a record that comes while they wait for their
+// PUBACKs is sent at once, never behind them.
 func (p *Publisher) fill() {
-	for len(p.inflight) < p.o.Window {
+	others := 0
+	for _, f := range p.inflight {
+		if !f.msg.journal {
+			others++
+		}
+	}
+	stalled := len(p.inflight) > 0 && wallclock.Since(p.inflight[0].sent) >= StallAfter
+	for {
+		if len(p.inflight) >= p.o.Window && !(stalled && len(p.inflight) < StallWindow) {
+			return
+		}
 		var m outMsg
 		ok := len(p.first) > 0
 		if ok {
 			m, p.first = p.first[0], p.first[1:]
-		} else if m, ok = p.nextJournal(); !ok {
+		} else if m, ok = p.nextJournal(); !ok && others < max(p.o.Window/2, 1) && len(p.inflight) < p.o.Window {
 			m, ok = p.nextOther()
+			if ok {
+				others++
+			}
 		}
 		if !ok {
 			return
@@ -663,9 +698,12 @@ func (p *Publisher) replayMsgs(job replayJob) []outMsg {
 	case req.From > last:
 		return []outMsg{reply(nil, &contract.CommandError{Code: contract.CodeReplayUnavailable,
 			Message: fmt.Sprintf("seq %d of epoch %s has not been announced; the latest is %d", req.From, ep, last)})}
+	case req.To > last:
+		return []outMsg{reply(nil, &contract.CommandError{Code: contract.CodeReplayUnavailable,
+			Message: fmt.Sprintf("seq %d of epoch %s has not been announced; the latest is %d: ask up to it, or leave to_seq out", req.To, ep, last)})}
 	}
 	to := req.To
-	if to == 0 || to > last {
+	if to == 0 {
 		to = last
 	}
 	to = min(to, req.From+contract.MaxReplay-1)

@@ -61,7 +61,8 @@ func TestStateNeverBeforeItsEvent(t *testing.T) {
 func TestEveryCommandGetsAReply(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	obs := observe(t, url, observerOpts{filter: "visitrooms/room-a/reply"})
-	startRoom(t, roomOpts{url: url})
+	// The queues, not the identity's rate limit, are under test.
+	startRoom(t, roomOpts{url: url, rate: unlimited})
 	const n = 1500
 	for i := range n {
 		payload := fmt.Sprintf(`{"request_id":"f-%d","action":"get_state"}`, i)
@@ -166,7 +167,7 @@ func TestReplayOfACompactedRange(t *testing.T) {
 func TestRequestIDWindow(t *testing.T) {
 	url := mqtttest.Embedded(t)
 	obs := observe(t, url, observerOpts{filter: "visitrooms/room-a/#"})
-	r := startRoom(t, roomOpts{url: url, pub: func(o *PublisherOptions) { o.ReplyWindow = time.Hour }})
+	r := startRoom(t, roomOpts{url: url, rate: unlimited, pub: func(o *PublisherOptions) { o.ReplyWindow = time.Hour }})
 	start := `{"request_id":"w1","action":"start_visit","visit_id":"v1","duration":"1h","expires_at":"` + exp() + `"}`
 	first := obs.command("room-a", start, "w1")
 	require.True(t, first.OK)
@@ -293,3 +294,6 @@ func TestBrokerThatNeverAcknowledges(t *testing.T) {
 	assert.GreaterOrEqual(t, fb.connects.Load(), int32(2), "the connection was dropped and made again")
 	r.stop(false) // nothing is ever acknowledged: a clean stop would wait out its flush
 }
+
+// unlimited is a rate limit no test floods past.
+var unlimited = RateLimit{PerSecond: 1 << 20, Burst: 1 << 20, CapPerSecond: 1 << 30}

@@ -293,7 +293,7 @@ func messageOf(topic string) string {
 
 func transcriptConfig(t *testing.T, broker, dir string) *configs.Config {
 	t.Helper()
-	cfg, err := configs.Parse(fmt.Appendf(nil, "room: room-1\nstate_dir: %s\npolicy: {preset: italy}\ndevice: {backend: sim}\nmqtt: {broker: %q, heartbeat: 1h, keepalive: 5s}\n",
+	cfg, err := configs.Parse(fmt.Appendf(nil, "room: room-1\nstate_dir: %s\npolicy: {preset: italy}\ndevice: {backend: sim}\nmqtt: {broker: %q, heartbeat: 1h, keepalive: 5s}\ncommands: {operators: [guard-7]}\n",
 		dir, broker), "transcript config")
 	require.NoError(t, err)
 	cfg.Policy = controller.Policy{

@@ -149,7 +149,7 @@ func checkContents(t *testing.T, arch, deb string) {
 		"usr/bin/roomd", "usr/bin/visitctl",
 		"usr/lib/systemd/system/roomd.service", "usr/lib/sysusers.d/roomd.conf", "usr/lib/tmpfiles.d/roomd.conf",
 		"etc/roomd/roomd.yaml",
-		"usr/share/roomd/mosquitto/mosquitto.conf", "usr/share/roomd/mosquitto/acl",
+		"usr/share/roomd/mosquitto/mosquitto.conf", "usr/share/roomd/mosquitto/acl", "usr/share/roomd/mosquitto/site.yaml",
 		"usr/share/roomd/systemd/roomd-watchdog.conf",
 		"usr/share/man/man1/roomd.1.gz", "usr/share/man/man1/visitctl.1.gz",
 		"usr/share/doc/roomd/roomd-help.txt", "usr/share/doc/roomd/visitctl-help.txt",

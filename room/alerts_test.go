@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/access"
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/link/mqtttest"
@@ -145,11 +146,7 @@ func (g *guard) output(name, want string) {
 // the room (staff key) clears it, by on_site; then the visit starts.
 func TestAlertsAGuardCanRelyOn(t *testing.T) {
 	users := map[string]string{"room-1": "pw-room", "guard-7": "pw-7", "sim-driver": "pw-sim"}
-	shipped, err := os.ReadFile(mqtttest.ShippedACL(t))
-	require.NoError(t, err)
-	acl := filepath.Join(t.TempDir(), "acl")
-	require.NoError(t, os.WriteFile(acl, append(shipped,
-		[]byte("\nuser guard-7\ntopic read visitrooms/#\n\nuser sim-driver\ntopic read visitrooms/#\ntopic write visitrooms/+/sim/set\n")...), 0o600))
+	acl := mqtttest.SiteACL(t, func(s *access.Site) { s.Rooms, s.SimDriver = []string{"room-1"}, "sim-driver" })
 	m := mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{TLS: true, Users: users, ACLFile: acl})
 	pw := filepath.Join(t.TempDir(), "pw")
 	require.NoError(t, os.WriteFile(pw, []byte("pw-room\n"), 0o600))

@@ -1,9 +1,7 @@
 package room
 
 import (
-	"io/fs"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -42,44 +40,6 @@ var MetricNames = []string{MetricSyncSeconds, MetricJournalBytes, MetricJournalM
 	MetricBrokerConnects, MetricClockSynced, MetricStateAge, MetricAlerts, MetricResidentMemory,
 	MetricHeldForPrivacy, MetricMetricsWrittenAt}
 
-// syncBuckets span an SD card's fdatasync, from a fast card's millisecond
-// to the seconds of a worn one.
-var syncBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
-
-// syncTimer is the journal's file system with every Sync and SyncDir
-// timed: the journal's own, unchanged, measured from outside.
-type syncTimer struct {
-	journal.FS
-	observe func(time.Duration)
-}
-
-func (s syncTimer) OpenFile(name string, flag int, perm fs.FileMode) (journal.File, error) {
-	f, err := s.FS.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return timedFile{File: f, observe: s.observe}, nil
-}
-
-func (s syncTimer) SyncDir(dir string) error {
-	start := wallclock.Now()
-	err := s.FS.SyncDir(dir)
-	s.observe(wallclock.Since(start))
-	return err
-}
-
-type timedFile struct {
-	journal.File
-	observe func(time.Duration)
-}
-
-func (f timedFile) Sync() error {
-	start := wallclock.Now()
-	err := f.File.Sync()
-	f.observe(wallclock.Since(start))
-	return err
-}
-
 // MetricsOptions tune the room's metrics.
 type MetricsOptions struct {
 	// Memory reads the process's resident memory; nil means
@@ -115,7 +75,7 @@ type roomMetrics struct {
 	// What is held while the privacy applies: the last values read
 	// outside it.
 	memBytes, journalBytes, unackedBytes float64
-	syncs                                []prometheus.Metric
+	syncs                                prometheus.Metric
 }
 
 type alertKey struct{ kind, event string }
@@ -133,7 +93,6 @@ func (r *Room) Metrics(o MetricsOptions) *prometheus.Registry {
 		o.Memory = metrics.ResidentMemory
 	}
 	m := &roomMetrics{r: r, memory: o.Memory, next: r.j.Last() + 1, alerts: map[alertKey]float64{}, descs: map[string]*prometheus.Desc{}}
-	m.sample() // a visit may run already
 	constant := prometheus.Labels{"room": r.cfg.Room}
 	help := map[string]string{
 		MetricJournalBytes:     "Bytes of the journal's files on disk; held at its value before a visit while the visit's privacy applies.",
@@ -155,19 +114,15 @@ func (r *Room) Metrics(o MetricsOptions) *prometheus.Registry {
 	for name, h := range help {
 		m.descs[name] = prometheus.NewDesc(name, h, nil, constant)
 	}
+	m.descs[MetricSyncSeconds] = prometheus.NewDesc(MetricSyncSeconds,
+		"Time the journal's disk took to make what was written durable (one fdatasync, the journal's own measurement); held at its value before a visit while the visit's privacy applies.",
+		nil, constant)
 	m.descs[MetricAlerts] = prometheus.NewDesc(MetricAlerts, "Alert records of the room since roomd started, by kind and event (raised, acknowledged, cleared).",
 		[]string{"kind", "event"}, constant)
+	m.sample() // a visit may run already
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m)
 	return reg
-}
-
-// newSyncHistogram is the histogram the journal's syncs are timed into.
-func newSyncHistogram(roomID string) prometheus.Histogram {
-	return prometheus.NewHistogram(prometheus.HistogramOpts{Name: MetricSyncSeconds,
-		Help:        "Time the journal's disk took to make a write durable (fdatasync of a file or a directory); held at its value before a visit while the visit's privacy applies.",
-		Buckets:     syncBuckets,
-		ConstLabels: prometheus.Labels{"room": roomID}})
 }
 
 // Describe implements prometheus.Collector.
@@ -175,7 +130,6 @@ func (m *roomMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range m.descs {
 		ch <- d
 	}
-	m.r.syncs.Describe(ch)
 }
 
 // sample reads what is held while the privacy applies.
@@ -186,15 +140,12 @@ func (m *roomMetrics) sample() {
 	m.journalBytes = float64(m.r.j.Size())
 	_, unacked := m.r.j.Unacked()
 	m.unackedBytes = float64(unacked)
-	ch := make(chan prometheus.Metric, 1)
-	go func() {
-		m.r.syncs.Collect(ch)
-		close(ch)
-	}()
-	m.syncs = m.syncs[:0]
-	for x := range ch {
-		m.syncs = append(m.syncs, x)
+	sum := m.r.j.SyncStats().Summary()
+	buckets := make(map[float64]uint64, len(journal.SyncBuckets))
+	for i, upper := range journal.SyncBuckets {
+		buckets[upper.Seconds()] = sum.Buckets[i]
 	}
+	m.syncs = prometheus.MustNewConstHistogram(m.descs[MetricSyncSeconds], sum.Count, sum.Sum.Seconds(), buckets)
 }
 
 // Collect implements prometheus.Collector.
@@ -222,9 +173,7 @@ func (m *roomMetrics) Collect(ch chan<- prometheus.Metric) {
 	gauge(MetricJournalBytes, m.journalBytes)
 	gauge(MetricJournalMaxBytes, float64(r.cfg.Journal.MaxBytes))
 	gauge(MetricUnackedBytes, m.unackedBytes)
-	for _, x := range m.syncs {
-		ch <- x
-	}
+	ch <- m.syncs
 	gauge(MetricHeldForPrivacy, b(m.held))
 
 	entries, _ := r.j.Unacked()

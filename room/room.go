@@ -23,7 +23,6 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/contract"
@@ -100,7 +99,8 @@ type Room struct {
 	info    contract.InfoMessage
 	topics  contract.Topics
 	mirror  *simMirror
-	syncs   prometheus.Histogram // the journal's syncs, timed (Metrics)
+	// witness receives the room's own retained state, once, at start.
+	witness chan contract.StateMessage
 
 	abandoned atomic.Bool
 }
@@ -140,13 +140,6 @@ func Open(o Options) (_ *Room, err error) {
 		}
 	})
 
-	// The journal's syncs are timed from outside, for the metrics.
-	r.syncs = newSyncHistogram(cfg.Room)
-	jfs := o.JournalFS
-	if jfs == nil {
-		jfs = journal.OS{}
-	}
-	o.JournalFS = syncTimer{FS: jfs, observe: func(d time.Duration) { r.syncs.Observe(d.Seconds()) }}
 	if r.j, err = openJournal(cfg, o, log); err != nil {
 		return fail(err)
 	}
@@ -196,7 +189,7 @@ func Open(o Options) (_ *Room, err error) {
 	}
 	edge := link.EdgeOptions{
 		Room: cfg.Room, Topics: topics, MaxPayload: m.MaxPayload, Now: r.axis.Now, Publisher: r.pub,
-		Submit: r.submit, Faults: r.fault, Logger: log,
+		Submit: r.submit, Faults: r.fault, Authorize: cfg.Commands.Authorize, Logger: log,
 	}
 	if r.sim != nil {
 		s := r.sim
@@ -217,6 +210,8 @@ func Open(o Options) (_ *Room, err error) {
 	if ha := cfg.HomeAssistant; ha.Enabled {
 		lo.Watch, lo.Handler = homeAssistant(ha.DiscoveryPrefix, topics, o.Version, r.pub, r.edge.Handle, log)
 	}
+	r.witness = make(chan contract.StateMessage, 1)
+	lo.Watch, lo.Handler = watchWitness(topics.State(), lo.Watch, lo.Handler, r.witness)
 	client, err = link.New(lo, log)
 	if err != nil {
 		return fail(fmt.Errorf("mqtt client: %w", err))
@@ -253,19 +248,36 @@ func homeAssistant(prefix string, t contract.Topics, version string, pub *link.P
 }
 
 // infoEvery is how often the room looks whether its info changed (the
-// clock's synchronisation, the epoch).
-const infoEvery = 30 * time.Second
+// clock's synchronisation, the epoch, the journal's window); it is
+// published again only when it did.
+const infoEvery = 5 * time.Second
 
 // publishInfo sets the retained info from what the room is now.
 func (r *Room) publishInfo(src interface{ Synced() bool }) {
 	m := r.info
 	m.Epoch = r.j.Epoch().String()
 	m.ClockSynced = src.Synced()
+	m.WindowS = windowSeconds(r.j.Window(), r.cfg.Journal.Retention)
 	if snap, _ := r.j.Latest(); snap != nil && !snap.Tests.LastFull.IsZero() {
 		t := contract.T(snap.Tests.LastFull) // the last passed full function test
 		m.LastFunctionTest = &t
 	}
 	r.pub.SetRetained(contract.Topics{Base: r.cfg.MQTT.Base, Room: r.cfg.Room}.Info(), mustJSON(m))
+}
+
+// windowSeconds is the window announced in info: the retention, or, when
+// the size bound made the journal delete entries inside it, the reach of
+// the journal rounded down to a minute (ten seconds below one), so that
+// info changes seldom and never promises more than the journal holds.
+func windowSeconds(w, retention time.Duration) int64 {
+	if w >= retention {
+		return int64(retention / time.Second)
+	}
+	step := time.Minute
+	if w < time.Minute {
+		step = 10 * time.Second
+	}
+	return int64(w.Truncate(step) / time.Second)
 }
 
 // lazyConn lets the publisher be built before the client it publishes
@@ -335,6 +347,12 @@ func (r *Room) Now() time.Time { return r.axis.Now() }
 // everything closed. It returns an error only if the room could not start.
 func (r *Room) Run(ctx context.Context) error {
 	if r.pub != nil {
+		r.checkWitness(ctx)
+		clock := r.o.Clock
+		if clock == nil {
+			clock = daemon.SystemClock{}
+		}
+		r.publishInfo(clock) // the epoch may have changed
 		go r.pub.Run()
 		stopInfo := make(chan struct{})
 		defer close(stopInfo)
@@ -604,7 +622,8 @@ func newInfo(cfg *configs.Config, version string, spec device.Spec, simulated bo
 		Policy:     contract.PolicyInfoOf(cfg.Policy),
 		HeartbeatS: int64(cfg.MQTT.Heartbeat / time.Second), KeepaliveS: int64(cfg.MQTT.Keepalive / time.Second),
 		RetentionS: int64(cfg.Journal.Retention / time.Second), MaxCommandBytes: cfg.MQTT.MaxPayload,
-		Inputs: []string{}, PanicPoints: []string{}, Outputs: []string{}, Supervised: []string{},
+		CommandRate: &link.DefaultRateLimit,
+		Inputs:      []string{}, PanicPoints: []string{}, Outputs: []string{}, Supervised: []string{},
 	}
 	if simulated && len(spec.Inputs) == 0 {
 		spec.Inputs = sim.DefaultSpec().Inputs

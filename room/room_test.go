@@ -560,3 +560,177 @@ func fill(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestBoundedJournalNeverAppliesARepeatInsideItsWindow floods a room whose
+// journal is bounded to 256 KiB with commands through several compactions,
+// then kills it (no clean stop). The journal never grew beyond its bound
+// plus one segment; and after the restart every command repeated from
+// inside the window the journal still honours is answered with its first
+// reply, never applied again.
+func TestBoundedJournalNeverAppliesARepeatInsideItsWindow(t *testing.T) {
+	testtier.Slow(t, "a flood through compaction and a restart")
+	url := mqtttest.Embedded(t)
+	c := consume(t, url)
+	dir := t.TempDir()
+	const maxBytes = 256 << 10
+	bounded := func(cfg *configs.Config) { cfg.Journal.MaxBytes = maxBytes; cfg.Journal.Retention = time.Hour }
+	r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir, Config: bounded})
+	c.await("start", isType("controller_started"))
+	c.simSet(`{"door":"closed","lock":"unlocked","presence":true,"panic":false}`)
+	c.send("guard-0", `{"request_id":"visit-1","action":"start_visit","visit_id":"v-1","duration":"1h","expires_at":"`+expires()+`"}`)
+	require.True(t, c.reply("visit-1").OK)
+	// The flood: 100 identities, 20 commands each, within each one's
+	// burst, so every command is journaled.
+	type cmd struct{ op, id, payload string }
+	var sent []cmd
+	seg := int64(maxBytes / 8)
+	for i := range 2000 {
+		k := cmd{op: fmt.Sprintf("guard-%d", i%100), id: fmt.Sprintf("x-%d", i)}
+		k.payload = `{"request_id":"` + k.id + `","action":"extend_visit","add":"1m","expires_at":"` + expires() + `"}`
+		c.send(k.op, k.payload)
+		sent = append(sent, k)
+		if i%100 == 99 {
+			c.reply(k.id)
+			// One segment above the bound, and, under this flood (2,000
+			// commands a second), the segments not yet synced (a sync gap).
+			assert.LessOrEqual(t, r.Journal().Size(), int64(maxBytes)+2*seg, "max_bytes plus one segment, and one sync gap")
+		}
+	}
+	t.Logf("a reply: %s", mustJSON(t, c.reply(sent[len(sent)-1].id)))
+	require.Greater(t, r.Journal().First(), uint64(1), "the flood went through compaction (%d bytes)", r.Journal().Size())
+	before := r.Journal().Window()
+	r.Crash()
+
+	firstReply := map[string]string{}
+	c.mu.Lock()
+	for _, rep := range c.replies {
+		if _, ok := firstReply[rep.RequestID]; !ok {
+			firstReply[rep.RequestID] = mustJSON(t, rep)
+		}
+	}
+	c.mu.Unlock()
+	r2 := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir, Config: bounded})
+	c.awaitCount("controller_started", 1)
+	window := r2.Journal().Window()
+	require.Positive(t, window)
+	// Every command of the last seconds (inside the window) is repeated:
+	// its first reply comes again.
+	for _, k := range sent[len(sent)-35:] {
+		require.Contains(t, firstReply, k.id)
+		c.send(k.op, k.payload)
+		c.until("the repeated reply to "+k.id, func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			n := 0
+			for _, rep := range c.replies {
+				if rep.RequestID == k.id {
+					n++
+				}
+			}
+			return n >= 2
+		})
+		c.mu.Lock()
+		var again contract.ReplyMessage
+		for _, rep := range c.replies {
+			if rep.RequestID == k.id {
+				again = rep
+			}
+		}
+		c.mu.Unlock()
+		assert.JSONEq(t, firstReply[k.id], mustJSON(t, again), "%s: the first reply, not applied again", k.id)
+	}
+	t.Logf("window before the crash %s, after %s; journal %d bytes", before, window, r2.Journal().Size())
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// TestJournalRestoredFromAnOlderCopy: a room's state directory is copied,
+// the room runs on and announces more, then the old copy is put back (a card
+// restored from last week's image). Before it publishes anything, the room
+// finds its journal behind the broker's retained state: it continues in a
+// new epoch above everything it had announced, says so in a critical
+// journal fault, and no key ever names two records.
+func TestJournalRestoredFromAnOlderCopy(t *testing.T) {
+	testtier.Slow(t, "three starts of a room against one broker")
+	url := mqtttest.Embedded(t)
+	c := consume(t, url)
+	dir := t.TempDir()
+	r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
+	c.await("start", isType("controller_started"))
+	c.simSet(`{"door":"closed","lock":"unlocked","presence":false,"panic":false}`)
+	c.simSet(`{"door":"open"}`)
+	c.await("door_opened", isType("door_opened"))
+	r.Stop()
+	old := t.TempDir()
+	require.NoError(t, os.CopyFS(old, os.DirFS(dir)))
+
+	r = roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
+	c.send("guard-7", `{"request_id":"s","action":"start_visit","visit_id":"v-1","duration":"1h","expires_at":"`+expires()+`"}`)
+	require.True(t, c.reply("s").OK)
+	c.simSet(`{"panic":true}`)
+	c.await("panic", isAlert("alert_raised", "panic"))
+	c.simSet(`{"panic":false,"door":"closed"}`)
+	c.await("door_closed", isType("door_closed"))
+	r.Stop()
+	c.mu.Lock()
+	var announced uint64
+	var alertIDs []string
+	for _, e := range c.events {
+		announced = max(announced, e.Seq)
+		if e.Alert != nil && e.Type == "alert_raised" {
+			alertIDs = append(alertIDs, e.Alert.ID)
+		}
+	}
+	c.mu.Unlock()
+
+	require.NoError(t, os.RemoveAll(dir))
+	require.NoError(t, os.CopyFS(dir, os.DirFS(old)))
+	r = roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
+	f := c.await("the journal fault", func(e contract.EventMessage) bool {
+		return e.Type == "alert_raised" && e.Alert != nil && e.Alert.Source == contract.SourceJournal
+	})
+	assert.Equal(t, "critical", f.Alert.Severity)
+	assert.Contains(t, f.Alert.Detail, "went back in time")
+	assert.Greater(t, f.Seq, announced, "seqs continue above everything announced")
+	assert.NotContains(t, alertIDs, f.Alert.ID, "alert ids are never handed out twice")
+	c.simSet(`{"panic":true}`)
+	p := c.await("the panic after the restore", func(e contract.EventMessage) bool {
+		return e.Type == "alert_raised" && e.Alert != nil && e.Alert.Kind == "panic" && e.Seq > announced
+	})
+	assert.NotContains(t, alertIDs, p.Alert.ID)
+	r.Stop()
+}
+
+// TestBrokerUnreachableAtStart: a room whose broker does not answer at
+// start cannot check its journal against what it announced; it does not
+// wait for it longer than WitnessWait, continues in a new epoch (whose keys
+// no consumer holds) and says so, and its records reach the broker once it
+// is back.
+func TestBrokerUnreachableAtStart(t *testing.T) {
+	testtier.Slow(t, "a start without its broker")
+	url := mqtttest.Embedded(t)
+	px := mqtttest.StartProxy(t, url)
+	c := consume(t, url)
+	dir := t.TempDir()
+	r := roomtest.Start(t, roomtest.Options{Broker: px.URL(), Dir: dir})
+	first := c.await("start", isType("controller_started"))
+	r.Stop()
+
+	px.Cut()
+	start := wallclock.Now()
+	r = roomtest.Start(t, roomtest.Options{Broker: px.URL(), Dir: dir})
+	require.Eventually(t, func() bool { return r.Journal().Epoch().String() != first.Epoch }, 2*room.WitnessWait, 10*time.Millisecond)
+	assert.Less(t, wallclock.Since(start), room.WitnessWait+2*time.Second, "the room does not wait for its broker")
+	px.Resume()
+	f := c.await("the journal fault", func(e contract.EventMessage) bool {
+		return e.Type == "alert_raised" && e.Alert != nil && e.Alert.Source == contract.SourceJournal
+	})
+	assert.Contains(t, f.Alert.Detail, "could not be reached")
+	assert.NotEqual(t, first.Epoch, f.Epoch)
+	r.Stop()
+}

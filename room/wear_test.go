@@ -64,8 +64,13 @@ type wearRoom struct {
 
 func startWearRoom(tb testing.TB, speed float64) *wearRoom {
 	tb.Helper()
-	cfg, err := configs.Parse(fmt.Appendf(nil, "room: room-1\nstate_dir: %s\npolicy: {preset: italy}\ndevice: {backend: sim}\nmqtt: {broker: \"tcp://127.0.0.1:1\"}\n",
-		tb.TempDir()), "wear config")
+	return startWearRoomPolicy(tb, speed, "italy")
+}
+
+func startWearRoomPolicy(tb testing.TB, speed float64, preset string) *wearRoom {
+	tb.Helper()
+	cfg, err := configs.Parse(fmt.Appendf(nil, "room: room-1\nstate_dir: %s\npolicy: {preset: %s}\ndevice: {backend: sim}\nmqtt: {broker: \"tcp://127.0.0.1:1\"}\n",
+		tb.TempDir(), preset), "wear config")
 	require.NoError(tb, err)
 	w := &wearRoom{fs: &countingFS{}, clock: daemon.NewFastClock(speed), done: make(chan error, 1)}
 	w.Room, err = room.Open(room.Options{Config: cfg, Clock: w.clock, NoBroker: true, JournalFS: w.fs,
@@ -183,4 +188,120 @@ func BenchmarkIdleHourWear(b *testing.B) {
 	b.ReportMetric(float64(bytes)/n, "bytes/idle-hour")
 	b.ReportMetric(float64(syncs)/n, "syncs/idle-hour")
 	b.ReportMetric(float64(entries)/n, "entries/idle-hour")
+}
+
+// BenchmarkLongVisitWear measures a 72 h visit (the Canadian policy) with
+// its warnings, time_up and end, and a door opened and closed every two
+// hours: what a long visit costs the card. The clock runs 36,000 times
+// faster: 72 h take about 7 s.
+func BenchmarkLongVisitWear(b *testing.B) {
+	var bytes, syncs int64
+	for b.Loop() {
+		w := startWearRoomPolicy(b, 36000, "canada")
+		s := w.Sim()
+		last := w.settle(b, 0)
+		for _, in := range []controller.Input{controller.InputDoor, controller.InputLock, controller.InputPanic, controller.InputStaff} {
+			require.NoError(b, s.SetInput(in, controller.LevelInactive))
+		}
+		require.NoError(b, s.SetInput(controller.InputPresence, controller.LevelActive))
+		last = w.settle(b, last)
+		require.NoError(b, w.Journal().Sync())
+		b0, s0 := w.fs.bytes.Load(), w.fs.syncs.Load()
+		require.NoError(b, w.Send(context.Background(), controller.Command{RequestID: "v", Action: controller.ActionStartVisit,
+			VisitID: "v-1", Duration: 72 * time.Hour}, "guard-1"))
+		last = w.settle(b, last)
+		start := w.clock.Now()
+		for i := 0; w.clock.Now().Sub(start) < 72*time.Hour+time.Minute; i++ {
+			lvl := controller.LevelActive
+			if i%2 == 1 {
+				lvl = controller.LevelInactive
+			}
+			require.NoError(b, s.SetInput(controller.InputDoor, lvl))
+			for next := w.clock.Now().Add(time.Hour); w.clock.Now().Before(next); {
+				time.Sleep(20 * time.Millisecond) // an hour of the visit, a tenth of a second
+			}
+		}
+		require.NoError(b, w.Send(context.Background(), controller.Command{RequestID: "e", Action: controller.ActionEndVisit}, "guard-1"))
+		w.settle(b, w.Journal().Last())
+		require.NoError(b, w.Journal().Sync())
+		bytes += w.fs.bytes.Load() - b0
+		syncs += w.fs.syncs.Load() - s0
+		w.stop(b)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(bytes)/n, "bytes/72h-visit")
+	b.ReportMetric(float64(syncs)/n, "syncs/72h-visit")
+}
+
+// BenchmarkAlertStormWear measures an hour of one input flapping (the door
+// contact chattering twice a second): flap supervision turns it into one
+// sensor_fault, so the storm costs the card a bounded number of steps, not
+// one per edge. The clock runs 600 times faster: the hour takes 6 s.
+func BenchmarkAlertStormWear(b *testing.B) {
+	var bytes, syncs, entries int64
+	for b.Loop() {
+		w := startWearRoom(b, 600)
+		s := w.Sim()
+		last := w.settle(b, 0)
+		for _, in := range []controller.Input{controller.InputDoor, controller.InputLock, controller.InputPresence, controller.InputPanic, controller.InputStaff} {
+			require.NoError(b, s.SetInput(in, controller.LevelInactive))
+		}
+		w.settle(b, last)
+		require.NoError(b, w.Journal().Sync())
+		b0, s0, l0 := w.fs.bytes.Load(), w.fs.syncs.Load(), w.Journal().Last()
+		start := w.clock.Now()
+		for i := 0; w.clock.Now().Sub(start) < time.Hour; i++ {
+			lvl := controller.LevelActive
+			if i%2 == 1 {
+				lvl = controller.LevelInactive
+			}
+			require.NoError(b, s.SetInput(controller.InputDoor, lvl))
+			time.Sleep(time.Second / 1200) // half a second of the hour
+		}
+		require.NoError(b, w.Journal().Sync())
+		bytes += w.fs.bytes.Load() - b0
+		syncs += w.fs.syncs.Load() - s0
+		entries += int64(w.Journal().Last() - l0)
+		w.stop(b)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(bytes)/n, "bytes/storm-hour")
+	b.ReportMetric(float64(syncs)/n, "syncs/storm-hour")
+	b.ReportMetric(float64(entries)/n, "entries/storm-hour")
+}
+
+// BenchmarkCommandFloodWear measures commands at one identity's rate limit
+// (20/s, what the edge lets through to the journal), paced, for 5 s, and
+// reports it per minute: the worst a flooding identity can make the room
+// write. Each step gets its own sync when the card keeps up.
+func BenchmarkCommandFloodWear(b *testing.B) {
+	var bytes, syncs int64
+	for b.Loop() {
+		w := startWearRoom(b, 1)
+		s := w.Sim()
+		last := w.settle(b, 0)
+		for _, in := range []controller.Input{controller.InputDoor, controller.InputLock, controller.InputPresence, controller.InputPanic, controller.InputStaff} {
+			require.NoError(b, s.SetInput(in, controller.LevelInactive))
+		}
+		w.settle(b, last)
+		require.NoError(b, w.Journal().Sync())
+		b0, s0 := w.fs.bytes.Load(), w.fs.syncs.Load()
+		tick := time.NewTicker(50 * time.Millisecond)
+		for i := range 20 * 5 { // 5 s at 20/s
+			<-tick.C
+			require.NoError(b, w.Send(context.Background(), controller.Command{RequestID: fmt.Sprintf("f-%d", i),
+				Action: controller.ActionAckAlert, AlertID: "panic-0"}, "guard-9"))
+		}
+		tick.Stop()
+		for w.Journal().Last() < last+20*5 {
+			w.settle(b, w.Journal().Last())
+		}
+		require.NoError(b, w.Journal().Sync())
+		bytes += w.fs.bytes.Load() - b0
+		syncs += w.fs.syncs.Load() - s0
+		w.stop(b)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(bytes)/n*12, "bytes/flood-minute")
+	b.ReportMetric(float64(syncs)/n*12, "syncs/flood-minute")
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
@@ -233,15 +234,32 @@ type Will struct {
 // (credentials, TLS).
 type ConnectError struct {
 	Broker string
-	Err    error
+	// Username is the identity that tried ("" anonymous).
+	Username string
+	Err      error
 }
 
 func (e *ConnectError) Error() string {
+	if e.LoginRefused() {
+		who := "user " + e.Username
+		if e.Username == "" {
+			who = "an anonymous client"
+		}
+		return fmt.Sprintf("connect to broker %s: the broker refused the login of %s (%v): an unknown user or a wrong password (mosquitto_passwd on the broker; the password file here)",
+			e.Broker, who, e.Err)
+	}
 	return fmt.Sprintf("connect to broker %s: %v", e.Broker, e.Err)
 }
 func (e *ConnectError) Unwrap() error { return e.Err }
 
-// SubscribeError is a subscription the broker refused (check its ACL).
+// LoginRefused reports whether the broker refused the user name or the
+// password (CONNACK 4 or 5), as opposed to not being reached.
+func (e *ConnectError) LoginRefused() bool {
+	return errors.Is(e.Err, packets.ErrorRefusedNotAuthorised) || errors.Is(e.Err, packets.ErrorRefusedBadUsernameOrPassword)
+}
+
+// SubscribeError is a subscription the broker refused: the identity is
+// not allowed to read the filter (its ACL).
 type SubscribeError struct {
 	Filter, Username string
 	// Refused lists every filter refused in the same request (Filter is
@@ -250,7 +268,12 @@ type SubscribeError struct {
 }
 
 func (e *SubscribeError) Error() string {
-	return fmt.Sprintf("subscribe to %s: refused by the broker (check the ACL for user %q)", e.Filter, e.Username)
+	who := e.Username
+	if who == "" {
+		who = "an anonymous client"
+	}
+	return fmt.Sprintf("not allowed to read %s as %s: the broker refused the subscription (its ACL: give %s a role in the site file, docs/security.md)",
+		strings.Join(e.Refused, ", "), who, who)
 }
 
 // ErrClosed is returned by a Client's methods after Close.
@@ -334,7 +357,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("connect to broker %s: %w", o.Broker, ctx.Err())
 		}
-		return nil, &ConnectError{Broker: o.Broker, Err: err}
+		return nil, &ConnectError{Broker: o.Broker, Username: o.Username, Err: err}
 	}
 	if err := c.subscribe(ctx, c.filterList()); err != nil {
 		c.cli.Disconnect(0)

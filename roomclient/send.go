@@ -124,7 +124,7 @@ func (c *Client) SendAs(ctx context.Context, room, operator string, cmd Command)
 			tok := c.cli.Publish(topic, 1, false, payload)
 			_ = tok
 		} else if c.o.NoReconnect {
-			return nil, &ConnectError{Broker: c.o.Broker, Err: errors.New("connection lost")}
+			return nil, &ConnectError{Broker: c.o.Broker, Username: c.o.Username, Err: errors.New("connection lost")}
 		}
 		retry := time.NewTimer(c.o.RetryEvery)
 		for again := false; !again; {

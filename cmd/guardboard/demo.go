@@ -9,10 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/roomd/roomd/board"
 	"github.com/roomd/roomd/configs"
+	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/link/broker"
 	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/roomclient"
@@ -31,6 +34,9 @@ type demoRoom struct {
 	visit  time.Duration // a visit started at once; 0 none
 	oos    string        // out of service with this reason
 	points string        // the panic points' YAML
+	// cutAfter, if set, cuts the room's link that long after the start:
+	// the demo shows a room going out of reach during a visit.
+	cutAfter time.Duration
 }
 
 var demoRooms = []demoRoom{
@@ -41,6 +47,50 @@ var demoRooms = []demoRoom{
 	{id: "room-2", policy: "italy", visit: 45 * time.Minute, points: "[{name: bed, pin: GPIO23}, {name: toilet, pin: GPIO18}]"},
 	{id: "room-3", policy: "spain", visit: 3 * time.Minute, points: "{pin: GPIO23}"},
 	{id: "room-4", policy: "italy", oos: "alarm sounder being replaced", points: "{pin: GPIO23}"},
+	{id: "room-5", policy: "italy", visit: time.Hour, points: "{pin: GPIO23}", cutAfter: 40 * time.Second},
+}
+
+// demoClock is the system's clock, which the demo's rooms share with the
+// board on this machine: relative to the board their clock is synchronised,
+// so their tiles do not say otherwise.
+type demoClock struct{ daemon.SystemClock }
+
+// Synced implements timebase.Sources: the board reads the same clock.
+func (demoClock) Synced() bool { return true }
+
+// demoCables are the demo rooms' cables to the embedded broker, which the
+// tester panel may cut and restore (board.LinkCutter).
+type demoCables struct {
+	mu     sync.Mutex
+	cables map[string]*broker.Cable
+}
+
+// Cuttable implements board.LinkCutter.
+func (d *demoCables) Cuttable() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]string, 0, len(d.cables))
+	for id := range d.cables {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// CutLink implements board.LinkCutter.
+func (d *demoCables) CutLink(room string, cut bool) error {
+	d.mu.Lock()
+	c := d.cables[room]
+	d.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("no demo room %q", room)
+	}
+	if cut {
+		c.Cut()
+	} else {
+		c.Restore()
+	}
+	return nil
 }
 
 // demoConfig is a simulated room with named panic points and every output
@@ -63,6 +113,7 @@ device:
     alarm_sounder: {pin: GPIO20}
     reassurance: {pin: GPIO21}
 mqtt: {broker: %q, heartbeat: 10s, keepalive: 5s}
+commands: {operators: [guard-*]}
 `
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -95,6 +146,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer os.RemoveAll(dir)
 
 	url := *brokerURL
+	var links board.LinkCutter
 	if url == "" {
 		b, err := broker.Start(broker.Options{Logger: log})
 		if err != nil {
@@ -102,11 +154,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		defer b.Close()
 		url = b.URL()
-		stop, err := startDemoRooms(ctx, url, dir, log)
+		cables := &demoCables{cables: map[string]*broker.Cable{}}
+		stop, err := startDemoRooms(ctx, b.Addr(), dir, cables, log)
 		if err != nil {
 			return err
 		}
 		defer stop()
+		links = cables
 	}
 
 	accountsPath := filepath.Join(dir, "accounts")
@@ -118,26 +172,32 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	return serve(ctx, serveArgs{
-		board:    board.Options{Broker: url, SimUsername: "sim-driver", Logger: log},
-		accounts: accounts, listen: *listen, title: "Demo", log: log, out: stdout,
+		board:    board.Options{Broker: url, SimUsername: "sim-driver", Logger: log, Rooms: []string{"room-*"}},
+		accounts: accounts, listen: *listen, title: "Demo", log: log, out: stdout, links: links,
 		ready: func(u string) {
 			fmt.Fprintf(stdout, "guard station board (demo): %s\n", u)
 			fmt.Fprintf(stdout, "  log in as %s, password %s\n", demoOperator, demoPassword)
 			fmt.Fprintf(stdout, "  broker: %s", url)
 			if *brokerURL == "" {
-				fmt.Fprintf(stdout, " (embedded; simulated rooms: room-1 idle, room-2 in a 45-minute visit, room-3 in a 3-minute visit, room-4 out of service)")
+				fmt.Fprintf(stdout, " (embedded; simulated rooms: room-1 idle, room-2 in a 45-minute visit, room-3 in a 3-minute visit, room-4 out of service,\n          room-5 in a 1-hour visit whose link is cut %s after the start: restore it from the tester panel)", demoRooms[4].cutAfter)
 			}
 			fmt.Fprintf(stdout, "\n  click \"Arm sound\", then open the tester panel (T) to press a panic button\n  Ctrl-C ends the demo\n")
 		},
 	})
 }
 
-// startDemoRooms runs the demo's simulated rooms on url (on the real clock,
-// so the board's countdowns are true) and starts their visits.
-func startDemoRooms(ctx context.Context, url, dir string, log *slog.Logger) (stop func(), err error) {
+// startDemoRooms runs the demo's simulated rooms on the broker at addr,
+// each through its cable (on the real clock, so the board's countdowns are
+// true), and starts their visits.
+func startDemoRooms(ctx context.Context, addr, dir string, cables *demoCables, log *slog.Logger) (stop func(), err error) {
+	url := "tcp://" + addr
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var dones []chan error
+	var timers []*time.Timer
 	stop = func() {
+		for _, t := range timers {
+			t.Stop()
+		}
 		cancel()
 		for _, d := range dones {
 			<-d
@@ -157,7 +217,12 @@ func startDemoRooms(ctx context.Context, url, dir string, log *slog.Logger) (sto
 		if err != nil {
 			return nil, fmt.Errorf("demo room %s config: %w", d.id, err)
 		}
-		r, err := room.Open(room.Options{Config: cfg, Logger: log.With("room", d.id), Version: "demo"})
+		cable := broker.NewCable(addr)
+		cables.mu.Lock()
+		cables.cables[d.id] = cable
+		cables.mu.Unlock()
+		r, err := room.Open(room.Options{Config: cfg, Logger: log.With("room", d.id), Version: "demo", Dial: cable.Dial,
+			Clock: demoClock{}})
 		if err != nil {
 			return nil, fmt.Errorf("demo room %s: %w", d.id, err)
 		}
@@ -188,6 +253,9 @@ func startDemoRooms(ctx context.Context, url, dir string, log *slog.Logger) (sto
 		}
 		if err != nil {
 			return nil, fmt.Errorf("demo room %s: %s: %w", d.id, cmd.Action, err)
+		}
+		if d.cutAfter > 0 {
+			timers = append(timers, time.AfterFunc(d.cutAfter, cables.cables[d.id].Cut))
 		}
 	}
 	return stop, nil

@@ -41,7 +41,7 @@ func serveHelp(t *testing.T) string {
 func TestServeHelpNamesEveryVariable(t *testing.T) {
 	help := serveHelp(t)
 	flags := regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(help, -1)
-	require.Len(t, flags, 19, "serve's flags:\n%s", help)
+	require.Len(t, flags, 22, "serve's flags:\n%s", help)
 	for _, f := range flags {
 		// The flag's entry runs until the next flag.
 		entry := help[strings.Index(help, f[0]):]
@@ -73,6 +73,9 @@ var allVariables = env{
 	"GUARDBOARD_SIM_DRIVER_PASSWORD_FILE": "/etc/guardboard/sim-password",
 	"GUARDBOARD_STATE_FILE":               "/var/lib/guardboard/marks.json",
 	"GUARDBOARD_INSECURE_HTTP":            "true",
+	"GUARDBOARD_ROOMS":                    "room-1,room-2,visit-*",
+	"GUARDBOARD_STATE_DIR":                "/var/lib/guardboard",
+	"GUARDBOARD_SHIFTS":                   "07:00,19:00",
 	"GUARDBOARD_METRICS_TEXTFILE":         "/run/prometheus-node-exporter/guardboard.prom",
 	"GUARDBOARD_METRICS_EVERY":            "30s",
 }
@@ -100,6 +103,7 @@ func TestServeSettingsFromTheEnvironment(t *testing.T) {
 		base: "site-b/visitrooms", brokerCA: "/etc/guardboard/ca.crt", brokerCert: "/etc/guardboard/client.crt",
 		brokerKey: "/etc/guardboard/client.key", tlsCert: "/etc/guardboard/board.crt", tlsKey: "/etc/guardboard/board.key",
 		simUser: "sim-driver", simPasswordFile: "/etc/guardboard/sim-password", stateFile: "/var/lib/guardboard/marks.json",
+		rooms: "room-1,room-2,visit-*", stateDir: "/var/lib/guardboard", shifts: "07:00,19:00",
 		insecureHTTP: true, metricsTextfile: "/run/prometheus-node-exporter/guardboard.prom", metricsEvery: 30 * time.Second,
 	}, c.serveFlags)
 	assert.Equal(t, "GUARDBOARD_LISTEN", c.name("listen"))
@@ -149,6 +153,8 @@ func TestServeBadVariablesAreNamed(t *testing.T) {
 		{env{"GUARDBOARD_BASE": "visitrooms/#"}, `GUARDBOARD_BASE: topic base "visitrooms/#" contains a wildcard`, true},
 		{env{"GUARDBOARD_BROKER_USER": "Maria Rossi"}, `GUARDBOARD_BROKER_USER "Maria Rossi": want 1 to 64`, true},
 		{env{"GUARDBOARD_LISTEN": "8080"}, `GUARDBOARD_LISTEN "8080": want host:port`, true},
+		{env{"GUARDBOARD_ROOMS": "Room 1"}, `GUARDBOARD_ROOMS: room "Room": want a room id`, true},
+		{env{"GUARDBOARD_SHIFTS": "6"}, `GUARDBOARD_SHIFTS: shift start "6": want HH:MM`, true},
 		{env{"GUARDBOARD_TLS_CERT": "/etc/guardboard/board.crt"}, `GUARDBOARD_TLS_CERT and --tls-key/GUARDBOARD_TLS_KEY go together`, true},
 		{env{"GUARDBOARD_BROKER_KEY": "k"}, `--broker-cert/GUARDBOARD_BROKER_CERT and GUARDBOARD_BROKER_KEY go together`, true},
 		{env{"GUARDBOARD_SIM_DRIVER_PASSWORD_FILE": "p"}, `GUARDBOARD_SIM_DRIVER_PASSWORD_FILE needs --sim-driver-user/GUARDBOARD_SIM_DRIVER_USER`, true},
@@ -309,4 +315,6 @@ func TestDebianDefaultsFile(t *testing.T) {
 	assert.Equal(t, "/etc/guardboard/ca.crt", c.brokerCA)
 	assert.Equal(t, "/var/lib/guardboard/marks.json", c.stateFile, "in the unit's StateDirectory")
 	assert.Equal(t, board.DefaultUsername, c.brokerUser)
+	assert.Equal(t, "/var/lib/guardboard", c.stateDir, "the records in the unit's StateDirectory")
+	assert.Equal(t, "room-*", c.rooms)
 }

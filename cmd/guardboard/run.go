@@ -77,6 +77,7 @@ type serveFlags struct {
 	brokerCA, brokerCert, brokerKey              string
 	tlsCert, tlsKey                              string
 	simUser, simPasswordFile, stateFile          string
+	rooms, stateDir, shifts                      string
 	metricsTextfile                              string
 	metricsEvery                                 time.Duration
 	insecureHTTP                                 bool
@@ -144,6 +145,9 @@ func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.simUser, "sim-driver-user", "", "broker `identity` the tester panel publishes sim/set as (test benches only; no production ACL grants it)")
 	fs.StringVar(&f.simPasswordFile, "sim-driver-password-file", "", "`file` holding the sim driver's broker password")
 	fs.StringVar(&f.stateFile, "state-file", "", "`file` keeping where the board stands in every room's records, so that a restarted board has the rooms replay what the broker did not keep for it (e.g. /var/lib/guardboard/marks.json)")
+	fs.StringVar(&f.rooms, "rooms", "room-*", "the site's rooms: a `list` of ids or patterns with * and ?, separated by commas (room-1,room-2 or room-*); any other id on the broker is never shown as a room nor rings")
+	fs.StringVar(&f.stateDir, "state-dir", "", "`directory` where the board keeps its response-time records and each operator's language (e.g. /var/lib/guardboard); without it they live in memory")
+	fs.StringVar(&f.shifts, "shifts", "06:00,14:00,22:00", "the local `times` at which the site's shifts start, for the response-time records")
 	fs.StringVar(&f.metricsTextfile, "metrics-textfile", "", "`file` ending in .prom that the board writes its Prometheus metrics to, for node_exporter's textfile collector (docs/metrics.md); empty: no metrics")
 	fs.DurationVar(&f.metricsEvery, "metrics-every", metrics.DefaultEvery, "how often the metrics file is written")
 	fs.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow plain HTTP on an address other than loopback (passwords travel in clear)")
@@ -221,6 +225,12 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*s
 	if _, _, err := net.SplitHostPort(f.listen); err != nil {
 		return nil, usagef("serve: %s %q: want host:port", c.name("listen"), f.listen)
 	}
+	if _, err := board.ParseRooms(f.rooms); err != nil {
+		return nil, usagef("serve: %s: %v", c.name("rooms"), err)
+	}
+	if _, err := board.ParseShifts(f.shifts); err != nil {
+		return nil, usagef("serve: %s: %v", c.name("shifts"), err)
+	}
 	if f.metricsTextfile != "" && (!strings.HasPrefix(f.metricsTextfile, "/") || !strings.HasSuffix(f.metricsTextfile, ".prom")) {
 		return nil, usagef("serve: %s %q: want an absolute path ending in .prom (node_exporter's textfile collector reads nothing else)", c.name("metrics-textfile"), f.metricsTextfile)
 	}
@@ -250,8 +260,22 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if ids, _ := (board.AccountsFile{Path: f.accounts}).List(); len(ids) == 0 {
 		return fmt.Errorf("accounts file %s (%s) has no account: add one with guardboard accounts add ID --accounts %s", f.accounts, c.name("accounts"), f.accounts)
 	}
+	rooms, _ := board.ParseRooms(f.rooms)    // checked by parseServe
+	shifts, _ := board.ParseShifts(f.shifts) // checked by parseServe
+	records, err := board.OpenRecords(board.RecordsOptions{Dir: f.stateDir, Shifts: shifts})
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.name("state-dir"), err)
+	}
+	defer records.Close()
+	if records.Skipped > 0 {
+		log.Error("response-time records: unreadable lines skipped", "dir", f.stateDir, "lines", records.Skipped)
+	}
+	prefs, err := board.OpenPrefs(f.stateDir)
+	if err != nil {
+		log.Error("operators' preferences", "err", err)
+	}
 	o := board.Options{Broker: f.broker, Username: f.brokerUser, Base: f.base, SimUsername: f.simUser, Logger: log,
-		StateFile: f.stateFile}
+		StateFile: f.stateFile, Rooms: rooms, Records: records}
 	if f.brokerPasswordFile != "" {
 		if o.Password, err = mqttconn.ReadPasswordFile(f.brokerPasswordFile); err != nil {
 			return fmt.Errorf("broker: %s: %w", c.name("broker-password-file"), err)
@@ -274,7 +298,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	return serve(ctx, serveArgs{board: o, accounts: accounts, listen: f.listen, title: f.title,
 		tlsCert: f.tlsCert, tlsKey: f.tlsKey, insecureHTTP: f.insecureHTTP, log: log, out: stdout,
-		names: c.name, metricsTextfile: f.metricsTextfile, metricsEvery: f.metricsEvery})
+		names: c.name, prefs: prefs, metricsTextfile: f.metricsTextfile, metricsEvery: f.metricsEvery})
 }
 
 // parseLevel reads a log level.
@@ -307,6 +331,10 @@ type serveArgs struct {
 	// names, if set, names a serve flag as the installer gave it (the
 	// flag or its environment variable), for errors.
 	names func(flag string) string
+	// prefs keeps the operators' languages (nil: in memory).
+	prefs *board.Prefs
+	// links, if set, cuts and restores simulated rooms' links (the demo).
+	links board.LinkCutter
 	// metricsTextfile, if set, is where the board's metrics go, every
 	// metricsEvery.
 	metricsTextfile string
@@ -348,7 +376,7 @@ func serve(ctx context.Context, a serveArgs) error {
 	}
 	b := board.New(a.board)
 	srv := &http.Server{Handler: board.NewServer(board.ServerOptions{Board: b, Accounts: a.accounts, TLS: useTLS,
-		Logger: a.log, Title: a.title}), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		Logger: a.log, Title: a.title, Prefs: a.prefs, Links: a.links}), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	scheme := "http"
 	if useTLS {
@@ -466,6 +494,10 @@ func runAccounts(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %s in %s\n", map[string]string{"add": "added", "passwd": "password changed"}[verb], id, *file)
+	if verb == "passwd" {
+		fmt.Fprintf(stdout, "password changed: %s in %s; its sessions on the board end at their next request\n", id, *file)
+		return nil
+	}
+	fmt.Fprintf(stdout, "added: %s in %s\n", id, *file)
 	return nil
 }

@@ -43,7 +43,7 @@ type mosquitto struct {
 	bin, dir, conf, logFile string
 	port                    int
 	nodelay                 bool
-	periodicSave            time.Duration // 0: save after every change, as shipped
+	periodicSave            time.Duration // 0: once a minute, as shipped; autosaveOnChanges: after every change
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -97,13 +97,17 @@ func (m *mosquitto) writeConfig() error {
 	line("persistence true")
 	line("persistence_location %s/", filepath.Join(m.dir, "data"))
 	// Persistence and queueing as in the shipped configs/mosquitto/mosquitto.conf,
-	// unless periodic saves were asked for.
-	if m.periodicSave > 0 {
-		line("autosave_on_changes false")
-		line("autosave_interval %d", int(m.periodicSave.Seconds()))
-	} else {
+	// unless another saving was asked for.
+	switch {
+	case m.periodicSave == autosaveOnChanges:
 		line("autosave_on_changes true")
 		line("autosave_interval 1")
+	case m.periodicSave > 0:
+		line("autosave_on_changes false")
+		line("autosave_interval %d", int(m.periodicSave.Seconds()))
+	default:
+		line("autosave_on_changes false")
+		line("autosave_interval 60")
 	}
 	line("max_inflight_messages 20")
 	line("max_queued_messages 100000")

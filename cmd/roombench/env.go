@@ -93,10 +93,13 @@ func runSuites(ctx context.Context, cfg config, names []string, log *slog.Logger
 		if cfg.NoDelay {
 			m.Broker += ", set_tcp_nodelay true"
 		}
-		if cfg.SaveEvery > 0 {
+		switch {
+		case cfg.SaveEvery == autosaveOnChanges:
+			m.Broker += ", autosave after every change (as shipped before the flood fix)"
+		case cfg.SaveEvery > 0:
 			m.Broker += fmt.Sprintf(", autosave every %s", cfg.SaveEvery)
-		} else {
-			m.Broker += ", autosave after every change (as shipped)"
+		default:
+			m.Broker += ", autosave every 60s (as shipped)"
 		}
 	} else {
 		m.Broker = e.broker

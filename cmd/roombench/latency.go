@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/roomclient"
 	"github.com/roomd/roomd/wallclock"
 )
@@ -158,23 +160,41 @@ func (e *env) startWaiting(ctx context.Context, id string, rc roomConfig, depth 
 // sim control surface over MQTT, (b) pressed through the in-process sim API.
 // Each sample is followed by release and ack_alert, which clears the panic
 // so the next press raises a new one. Floor probes are interleaved one for
-// one with the samples.
+// one with the samples. With --sync-delay, one room per injected sync
+// latency runs in turn, each beside its own floor.
 func runLatency(ctx context.Context, e *env) *SuiteResult {
 	res := &SuiteResult{}
-	rc := e.roomConfig(filepath.Join(e.dir, "latency"))
-	debounce := rc.Spec.Inputs[controller.InputPanic][0].Debounce
-	res.Params = map[string]string{"samples": fmt.Sprint(e.cfg.Samples), "debounce": debounce.String(), "qos": "1"}
-	id := e.roomID("lat", 1)
+	base := e.roomConfig(filepath.Join(e.dir, "latency"))
+	debounce := base.Spec.Inputs[controller.InputPanic][0].Debounce
+	res.Params = map[string]string{"samples": fmt.Sprint(e.cfg.Samples), "debounce": debounce.String(), "qos": "1",
+		"sync_delay": strings.Join(e.cfg.SyncDelays, ",")}
+	for n, delay := range e.cfg.SyncDelays {
+		if err := latencyAt(ctx, e, res, base, debounce, delay, n+1); err != nil {
+			res.Error = err.Error()
+			return res
+		}
+	}
+	res.note("the panic input's debounce (%s) is part of every sample: a press is reported only once it held that long", debounce)
+	res.note("path: debounce, loop step, journal append (one write into the page cache; the sync follows behind), publisher, paho publish QoS 1, broker, guard; the alerts copy follows the events copy of the same record in the same publish window")
+	res.note("sync: the injected latency of every fdatasync of the room's journal (journal.DelayFS); \"sdcard\" draws p50 %s, p99 %s, one in %d stalling %s", journal.SDCardP50, journal.SDCardP99, journal.SDCardStallEvery, journal.SDCardStall)
+	return res
+}
+
+func latencyAt(ctx context.Context, e *env, res *SuiteResult, rc roomConfig, debounce time.Duration, delay string, n int) error {
+	sd, err := journal.ParseSyncDelay(delay, uint64(e.cfg.Seed))
+	if err != nil {
+		return err
+	}
+	rc.JournalFS = journal.DelayFS{FS: journal.OS{}, Delay: sd.Next}
+	id := e.roomID("lat", n)
 	r, in, err := e.startWaiting(ctx, id, rc, 256)
 	if err != nil {
-		res.Error = err.Error()
-		return res
+		return err
 	}
 	defer func() { _ = r.Stop() }()
 	con, err := e.console(id)
 	if err != nil {
-		res.Error = err.Error()
-		return res
+		return err
 	}
 
 	press := map[string]func() error{
@@ -218,13 +238,11 @@ func runLatency(ctx context.Context, e *env) *SuiteResult {
 		for _, path := range []string{"mqtt", "api"} {
 			d, err := e.prober.floorSample(e.guard, recordTimeout)
 			if err != nil {
-				res.Error = err.Error()
-				return res
+				return err
 			}
 			floor = append(floor, d)
 			if err := cycle(path); err != nil {
-				res.Error = fmt.Sprintf("sample %d: %v", i+1, err)
-				return res
+				return fmt.Errorf("sync %s, sample %d: %v", delay, i+1, err)
 			}
 		}
 	}
@@ -234,12 +252,14 @@ func runLatency(ctx context.Context, e *env) *SuiteResult {
 		row.Target = fmt.Sprintf("p99 <= 1.5x floor p99 + debounce = %.1f ms", lim)
 		row.Met = boolp(row.Sample.P99 <= lim)
 	}
-	target(res.row("(a) sim/set over MQTT -> alert_raised on alerts", summarize(lat["mqtt"]), &fs))
-	res.row("(a) same, alert_raised on events", summarize(events["mqtt"]), &fs)
-	target(res.row("(b) in-process sim.SetInput -> alert_raised on alerts", summarize(lat["api"]), &fs))
-	res.row("(b) same, alert_raised on events", summarize(events["api"]), &fs)
-	res.row("floor: bare paho publish -> bare subscriber", fs, nil)
-	res.note("the panic input's debounce (%s) is part of every sample: a press is reported only once it held that long", debounce)
-	res.note("path: debounce, loop step, journal append (one sync), publisher, paho publish QoS 1, broker, guard; the alerts copy follows the events copy of the same record in the same publish window")
-	return res
+	tag := "sync " + sd.Name
+	target(res.row("["+tag+"] (a) sim/set over MQTT -> alert_raised on alerts", summarize(lat["mqtt"]), &fs))
+	res.row("["+tag+"] (a) same, alert_raised on events", summarize(events["mqtt"]), &fs)
+	target(res.row("["+tag+"] (b) in-process sim.SetInput -> alert_raised on alerts", summarize(lat["api"]), &fs))
+	res.row("["+tag+"] (b) same, alert_raised on events", summarize(events["api"]), &fs)
+	res.row("["+tag+"] floor: bare paho publish -> bare subscriber", fs, nil)
+	st := r.r.Journal().SyncStats().Summary()
+	res.note("[%s] the journal's syncs: %d, p50 %s, p99 %s, longest %s", tag, st.Count,
+		st.P50.Round(10*time.Microsecond), st.P99.Round(10*time.Microsecond), st.Max.Round(10*time.Microsecond))
+	return nil
 }

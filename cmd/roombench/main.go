@@ -4,7 +4,7 @@
 //
 //	go run ./cmd/roombench [flags] SUITE...
 //
-// Suites: latency, timer, footprint, fleet, outage, sites, or all. Without --broker
+// Suites: latency, flood, timer, footprint, fleet, outage, sites, or all. Without --broker
 // it starts mosquitto itself on a free loopback port with a temporary config
 // and kills it at exit. --short is the smoke mode for CI: tiny sizes, a few
 // seconds each; it checks that everything works and nothing is lost, and
@@ -28,15 +28,18 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/roomd/roomd/journal"
 )
 
 // Suites in the order "all" runs them.
-var suiteNames = []string{"latency", "timer", "footprint", "fleet", "outage", "sites"}
+var suiteNames = []string{"latency", "flood", "timer", "footprint", "fleet", "outage", "sites"}
 
 type suiteFunc func(ctx context.Context, e *env) *SuiteResult
 
 var suites = map[string]suiteFunc{
 	"latency":   runLatency,
+	"flood":     runFlood,
 	"timer":     runTimer,
 	"footprint": runFootprint,
 	"fleet":     runFleet,
@@ -78,6 +81,12 @@ type config struct {
 	// BridgeInflight, if not zero, replaces the site brokers'
 	// max_inflight_messages (the bridge's window to the centre).
 	BridgeInflight int
+	// SyncDelays are the sync latencies the latency suite injects into the
+	// room's journal, one room each, in one run ("0", "20ms", "sdcard").
+	SyncDelays []string
+	// Flood: the flood suite's command rate from one identity.
+	FloodRate int
+	FloodFor  time.Duration
 	// Centre is the sites suite's centre: centreMosquitto (central.conf)
 	// or centreNATS (configs/nats, three nodes).
 	Centre string
@@ -160,7 +169,8 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 	fs.IntVar(&cfg.OutageRooms, "outage-rooms", 100, "outage: rooms raising alerts during the outage")
 	fs.StringVar(&cfg.Roomd, "roomd", "", "footprint: roomd binary to run (default: build ./cmd/roomd)")
 	fs.BoolVar(&cfg.NoDelay, "nodelay", true, "start mosquitto with set_tcp_nodelay true, as shipped (Nagle off on its sockets); --nodelay=false for mosquitto's default")
-	fs.DurationVar(&cfg.SaveEvery, "autosave-every", 0, "start mosquitto saving its database at this interval instead of after every change (the shipped setting)")
+	var saveEvery string
+	fs.StringVar(&saveEvery, "autosave-every", "", "start mosquitto saving its database at this interval (\"10s\"), or after every change (\"changes\", as shipped before), instead of once a minute (as shipped)")
 	fs.StringVar(&sites, "sites", "2,4", "sites: site counts to step through, comma-separated (a new network for each)")
 	fs.IntVar(&cfg.SiteRooms, "site-rooms", 250, "sites: rooms per site")
 	fs.DurationVar(&cfg.SitesWindow, "sites-window", 30*time.Second, "sites: measuring time with the WAN up")
@@ -171,6 +181,10 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 	fs.StringVar(&cfg.Centre, "centre", centreMosquitto, "sites: the centre, \""+centreMosquitto+"\" (central.conf) or \""+centreNATS+"\" (configs/nats: three nats-server nodes; adds a node's failover)")
 	fs.StringVar(&autosave, "sites-autosave", "", "sites: save every broker's database at this interval (\"60s\"), or after every change (\"changes\"), instead of as the shipped files say")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the random offsets")
+	var delays string
+	fs.StringVar(&delays, "sync-delay", "0", "latency: sync latencies to inject into the room's journal, comma-separated, one room each in the same run: durations (\"20ms\") or \"sdcard\" (p50 2 ms, p99 25 ms, one sync in 500 stalls 300 ms)")
+	fs.IntVar(&cfg.FloodRate, "flood-rate", 1000, "flood: commands per second from the flooding identity")
+	fs.DurationVar(&cfg.FloodFor, "flood-for", 20*time.Second, "flood: how long the flood lasts")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: roombench [flags] SUITE...\nsuites: %s, all\n", strings.Join(suiteNames, ", "))
 		fs.PrintDefaults()
@@ -188,6 +202,7 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 			}
 		}
 		def("samples", func() { cfg.Samples = 20 })
+		def("flood-for", func() { cfg.FloodFor = 2 * time.Second })
 		def("visits", func() { cfg.Visits = 4 })
 		def("timer-rooms", func() { cfg.TimerRooms = 2 })
 		def("duration", func() { cfg.Duration = 3 * time.Second })
@@ -201,6 +216,23 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 		def("sites-window", func() { cfg.SitesWindow = 2 * time.Second })
 		def("sites-period", func() { cfg.SitesPeriod = 500 * time.Millisecond })
 		def("cut", func() { cfg.Cut = 3 * time.Second })
+	}
+	for _, d := range strings.Split(delays, ",") {
+		if _, err := journal.ParseSyncDelay(d, 1); err != nil {
+			return cfg, nil, fmt.Errorf("--sync-delay: %w", err)
+		}
+		cfg.SyncDelays = append(cfg.SyncDelays, strings.TrimSpace(d))
+	}
+	switch saveEvery {
+	case "":
+	case "changes":
+		cfg.SaveEvery = autosaveOnChanges
+	default:
+		d, err := time.ParseDuration(saveEvery)
+		if err != nil || d < time.Second || d%time.Second != 0 {
+			return cfg, nil, fmt.Errorf("--autosave-every %q: want whole seconds (at least 1s) or \"changes\"", saveEvery)
+		}
+		cfg.SaveEvery = d
 	}
 	switch autosave {
 	case "":
@@ -237,8 +269,6 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 		return cfg, nil, fmt.Errorf("--visits %d --timer-rooms %d: want at least 1 each", cfg.Visits, cfg.TimerRooms)
 	case cfg.Duration <= 0 || cfg.FleetWindow <= 0 || cfg.FleetPeriod <= 0 || cfg.Outage <= 0:
 		return cfg, nil, errors.New("--duration, --fleet-window, --fleet-period and --outage must be positive")
-	case cfg.SaveEvery < 0 || (cfg.SaveEvery > 0 && cfg.SaveEvery < time.Second):
-		return cfg, nil, fmt.Errorf("--autosave-every %s: want whole seconds, at least 1s", cfg.SaveEvery)
 	case cfg.OutageRooms < 1:
 		return cfg, nil, fmt.Errorf("--outage-rooms %d: want at least 1", cfg.OutageRooms)
 	case cfg.BridgeInflight < 0:

@@ -11,6 +11,7 @@ import (
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/journal"
 	roomd "github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/sim"
 )
@@ -24,6 +25,9 @@ type roomConfig struct {
 	Spec      device.Spec
 	Heartbeat time.Duration
 	Logger    *slog.Logger
+	// JournalFS, if set, is the rooms' journal file system (sync latency
+	// injected with journal.DelayFS).
+	JournalFS journal.FS
 }
 
 // room is one roomd in-process, assembled as roomd run assembles one
@@ -54,7 +58,7 @@ func startRoom(id string, c roomConfig) (*room, error) {
 	if err != nil {
 		return nil, fmt.Errorf("room %s: %w", id, err)
 	}
-	rr, err := roomd.Open(roomd.Options{Config: &cfg, Logger: log, Backend: s})
+	rr, err := roomd.Open(roomd.Options{Config: &cfg, Logger: log, Backend: s, JournalFS: c.JournalFS})
 	if err != nil {
 		_ = s.Close()
 		return nil, err

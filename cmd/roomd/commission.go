@@ -16,6 +16,7 @@ import (
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/journal"
 	"github.com/roomd/roomd/room"
 )
@@ -118,10 +119,21 @@ func runCommission(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	}
 	fmt.Fprintln(stdout)
 
+	// The card, as the journal will use it: its sync latency goes in the
+	// report beside the limit the running room warns above.
+	var syncRep *commission.SyncReport
+	if st, err := journal.ProbeSync(nil, j.Dir(), commissionSyncs); err != nil {
+		fmt.Fprintln(stderr, "roomd: commission:", err)
+	} else {
+		syncRep = &commission.SyncReport{Disk: journal.DiskOf(j.Dir()), N: commissionSyncs, P50: st.P50, P99: st.P99, Max: st.Max, Limit: daemon.SyncP99Limit}
+		fmt.Fprintf(stdout, "The card: sync p50 %s, p99 %s over %d syncs (the room warns above a p99 of %s).\n\n",
+			st.P50.Round(10*time.Microsecond), st.P99.Round(10*time.Microsecond), commissionSyncs, daemon.SyncP99Limit)
+	}
+
 	out, err := commission.Run(ctx, commission.Options{
 		Room: cfg.Room, Policy: cfg.Policy, By: *by, Walk: commission.WalkOptions{Mode: mode, Wait: *wait, Settle: *settle},
 		ReportDir: *reportDir, StateDir: cfg.StateDir, Version: buildinfo.Version(), Backend: cfg.Device.Backend.String(),
-		Journal: j, Lines: lines, Installer: commission.NewTerminal(stdin, stdout, simulator),
+		Journal: j, Lines: lines, Installer: commission.NewTerminal(stdin, stdout, simulator), Sync: syncRep,
 	})
 	if simRoom != nil {
 		fmt.Fprintf(stdout, "  (simulator outputs now: %s)\n", contract.EncodeSimOutputs(simRoom.Outputs()))
@@ -159,3 +171,7 @@ func summarize(w io.Writer, out commission.Outcome) error {
 	}
 	return nil
 }
+
+// commissionSyncs is how many write+fdatasync rounds commissioning times on
+// the card.
+const commissionSyncs = 200

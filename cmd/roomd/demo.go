@@ -15,11 +15,17 @@ import (
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/sim/scenario"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // DefaultDemoSpeed runs one visit minute in 0.15 s: the demo's two-hour
 // visit passes in about 20 seconds.
 const DefaultDemoSpeed = 400
+
+// demoLength is about how long the demo's script runs on the room's clock:
+// the two-hour visit, then the time_up acknowledged, the door opened and
+// the vacancy hold.
+const demoLength = 2*time.Hour + 10*time.Minute
 
 // demoBoardURL is where guardboard -demo serves the board by default.
 const demoBoardURL = "http://127.0.0.1:8080/"
@@ -191,7 +197,21 @@ func replay(ctx context.Context, sc *scenario.Scenario, a replayArgs) error {
 	} else {
 		out.printf("roomd scenario %q (%s): room %s, policy %s, at %gx speed\n", sc.Name, sc.Source, sc.Room, sc.Policy.Name, a.speed)
 	}
-	r, err := startReplay(ctx, replayOptions{Room: sc.Room, Policy: sc.Policy, Listen: a.listen, Speed: a.speed, Logger: a.log})
+	var lead time.Duration
+	if a.keep {
+		// The room's clock starts in the past by about the script's length,
+		// so that at its end the clock can catch up with the wall clock and
+		// go on in real time (a 1 h visit then lasts an hour, and commands
+		// that expire on the wall clock are accepted). The room's start, in
+		// real time, passes its speed faster on its clock: a margin of
+		// three real seconds for it.
+		lead = sc.Timeout
+		if a.demo {
+			lead = demoLength
+		}
+		lead += time.Duration(a.speed * float64(3*time.Second))
+	}
+	r, err := startReplay(ctx, replayOptions{Room: sc.Room, Policy: sc.Policy, Listen: a.listen, Speed: a.speed, Lead: lead, Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -231,11 +251,27 @@ func replay(ctx context.Context, sc *scenario.Scenario, a replayArgs) error {
 	if !a.keep {
 		return nil
 	}
-	out.printf("\nThe broker and room %s keep running until Ctrl-C (the room's clock runs %gx faster):\n", sc.Room, a.speed)
+	// Real time from now on: the room's clock catches up with the wall
+	// clock at its speed, without a jump, then follows it.
+	wait, caught := r.clock.JoinWall()
+	if caught && wait > 0 {
+		out.printf("\nThe room's clock catches up with yours (%s) and then runs in real time...\n", wait.Round(100*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+	if caught {
+		out.printf("\nThe broker and room %s keep running until Ctrl-C; the room's clock now runs in real time, on yours:\n", sc.Room)
+	} else {
+		out.printf("\nThe broker and room %s keep running until Ctrl-C; the room's clock now runs in real time, %s ahead of yours\n(commands expire on the room's clock: give visitctl a --timeout longer than that):\n",
+			sc.Room, r.clock.Now().Sub(wallclock.Now()).Round(time.Second))
+	}
 	out.printf("  broker:   %s\n", r.broker.URL())
 	out.printf("  board:    go run ./cmd/guardboard -demo --broker %s\n", r.broker.URL())
 	out.printf("            then open %s and log in as guard-1, password demo-password\n", demoBoardURL)
-	out.printf("            (the board shows the room's times; this room's clock runs %gx faster than yours)\n", a.speed)
+	out.printf("  try:      visitctl --broker %s start %s --visit v-1 --duration 1h\n", r.broker.URL(), sc.Room)
 	out.printf("  watch:    visitctl --broker %s watch\n", r.broker.URL())
 	out.printf("  sensors:  publish to %s/%s/sim/set, e.g. {\"door\":\"open\"} or {\"panic\":true}\n\n", r.cfg.MQTT.Base, sc.Room)
 	<-ctx.Done()

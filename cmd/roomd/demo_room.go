@@ -21,6 +21,7 @@ import (
 	"github.com/roomd/roomd/room"
 	"github.com/roomd/roomd/sim"
 	"github.com/roomd/roomd/sim/scenario"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // guardID is the demo guard console's operator id (and MQTT client id).
@@ -39,6 +40,7 @@ mqtt:
   broker: %s
   base: visitrooms
   heartbeat: 1s
+commands: {operators: [guard-console]}
 `
 
 // commandLife is how long, on the room's clock, a replayed command stays
@@ -80,6 +82,10 @@ type replayOptions struct {
 	Policy controller.Policy
 	Listen string  // broker address; "" for a free loopback port
 	Speed  float64 // how many times faster than real time the room's clock runs
+	// Lead starts the room's clock that long before the wall clock, so that
+	// a replay kept running after its script (--keep) can join the wall
+	// clock without a jump (daemon.FastClock.JoinWall).
+	Lead   time.Duration
 	Logger *slog.Logger
 }
 
@@ -90,7 +96,7 @@ func startReplay(ctx context.Context, o replayOptions) (_ *replayRoom, err error
 	if err != nil {
 		return nil, err
 	}
-	r := &replayRoom{broker: b, log: o.Logger, clock: daemon.NewFastClock(o.Speed),
+	r := &replayRoom{broker: b, log: o.Logger, clock: daemon.NewClockAt(wallclock.Now().Add(-o.Lead), o.Speed),
 		events: make(chan contract.EventMessage, 4096), replies: make(chan contract.ReplyMessage, 256), ready: make(chan struct{})}
 	defer func() {
 		if err != nil {

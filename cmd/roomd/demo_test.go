@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/sim/scenario"
+	"github.com/roomd/roomd/wallclock"
 )
 
 // requireInOrder fails unless every line of want appears in out, in order.
@@ -196,4 +201,75 @@ func TestScenarioCommandBadFile(t *testing.T) {
 	_, _, err := runArgs(t, "scenario", path)
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "bad.yaml:4: steps[0].at: \"5 minutes\" is not a duration")
+}
+
+// The tester's path: roomd demo --keep, then visitctl. When the script
+// ends the room's clock joins the wall clock without a jump and runs in
+// real time: visitctl's commands (which expire on the wall clock) are
+// accepted, and a one-hour visit lasts an hour.
+func TestDemoKeepThenVisitctlInRealTime(t *testing.T) {
+	testtier.Slow(t, "runs the compressed demo, then the visitctl binary against it in real time")
+	bin := filepath.Join(t.TempDir(), "visitctl")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/roomd/roomd/cmd/visitctl").CombinedOutput()
+	require.NoError(t, err, "go build visitctl: %s", out)
+
+	demo := &signalWriter{want: "watch:    visitctl --broker tcp://127.0.0.1:", seen: make(chan struct{})}
+	var errOut bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"roomd", "demo", "--keep"}, func(string) string { return "" }, demo, &errOut)
+	}()
+	select {
+	case <-demo.seen:
+	case err := <-done:
+		t.Fatalf("demo returned before keeping the room: %v\n%s\n%s", err, demo, errOut.String())
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("no keep instructions in time:\n%s", demo)
+	}
+	defer func() {
+		cancel()
+		<-done
+	}()
+	require.Contains(t, demo.String(), "the room's clock now runs in real time, on yours")
+	url := regexp.MustCompile(`broker:   (tcp://127\.0\.0\.1:\d+)`).FindStringSubmatch(demo.String())
+	require.NotNil(t, url, demo.String())
+
+	visitctl := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"--broker", url[1], "--json"}, args...)...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		out, err := cmd.Output()
+		require.NoError(t, err, "visitctl %v: %s", args, out)
+		return string(out)
+	}
+	var started struct {
+		OK bool `json:"ok"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(visitctl("start", "room-1", "--visit", "v", "--duration", "1h")), &started))
+	require.True(t, started.OK, "the visit was accepted")
+	at := wallclock.Now()
+	// Ask again until 6 seconds have passed on the wall clock (each
+	// visitctl run takes a moment; no sleep).
+	var st struct {
+		OK    bool `json:"ok"`
+		State struct {
+			Phase string `json:"phase"`
+			Visit struct {
+				RemainingS int64 `json:"remaining_s"`
+			} `json:"visit"`
+		} `json:"state"`
+	}
+	for {
+		require.NoError(t, json.Unmarshal([]byte(visitctl("state", "room-1")), &st))
+		require.True(t, st.OK)
+		if wallclock.Since(at) >= 6*time.Second {
+			break
+		}
+		require.Less(t, wallclock.Since(at), time.Minute, "visitctl state kept answering for a minute")
+	}
+	assert.Equal(t, "in_visit", st.State.Phase)
+	assert.GreaterOrEqual(t, st.State.Visit.RemainingS, int64(3580), "a one-hour visit lasts an hour")
+	assert.LessOrEqual(t, st.State.Visit.RemainingS, int64(3600))
 }

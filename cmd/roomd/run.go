@@ -16,6 +16,9 @@ const usage = `usage:
   roomd run --config FILE [--log-format text|json]
                             run the room until SIGINT or SIGTERM
   roomd check-config FILE   print the effective config, or every problem in it
+  roomd check-config --connect FILE
+                            with roomd stopped: log in to the broker as the room, over
+                            TLS, and check what its ACL lets it do; each failure with its fix
   roomd commission --config FILE --by ID [--light] [--report DIR] [--timeout 1m]
                             the guided function test of every input and output,
                             with roomd stopped; the result is recorded and reported
@@ -72,7 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func checkConfig(ctx context.Context, load func(string) (*configs.Config, error), args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, "usage: roomd check-config FILE\n") }
+	connect := fs.Bool("connect", false, "also log in to the broker as the room and check what it may do (roomd stopped)")
+	fs.Usage = func() { fmt.Fprint(stderr, "usage: roomd check-config [--connect] FILE\n") }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -113,9 +117,15 @@ func checkConfig(ctx context.Context, load func(string) (*configs.Config, error)
 			return fmt.Errorf("check-config %s: %d problems", file, len(problems))
 		}
 	}
+	if *connect {
+		return connectCheck(ctx, cfg, stdout)
+	}
 	out, err := cfg.YAML()
 	if err != nil {
 		return fmt.Errorf("check-config %s: %w", file, err)
+	}
+	for _, w := range cfg.JournalWarnings() {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", file, w)
 	}
 	_, err = stdout.Write(out)
 	return err

@@ -50,8 +50,8 @@ func TestCheckConfigExample(t *testing.T) {
 			return 0
 		}
 		assert.Equal(t, fmt.Sprintf("%s:%d: mqtt.password_file: /etc/roomd/mqtt-password does not exist\n", path, line("password_file"))+
-			fmt.Sprintf("%s:%d: mqtt.tls.ca_file: /etc/roomd/ca.pem does not exist\n", path, line("ca_file"))+
-			fmt.Sprintf("%s:%d: mqtt.tls.cert_file: /etc/roomd/room-1.pem does not exist\n", path, line("cert_file"))+
+			fmt.Sprintf("%s:%d: mqtt.tls.ca_file: /etc/roomd/ca.crt does not exist\n", path, line("ca_file"))+
+			fmt.Sprintf("%s:%d: mqtt.tls.cert_file: /etc/roomd/room-1.crt does not exist\n", path, line("cert_file"))+
 			fmt.Sprintf("%s:%d: mqtt.tls.key_file: /etc/roomd/room-1.key does not exist\n", path, line("key_file")), stderr)
 	}
 
@@ -61,7 +61,7 @@ func TestCheckConfigExample(t *testing.T) {
 	for _, f := range []struct {
 		name string
 		mode os.FileMode
-	}{{"mqtt-password", 0o600}, {"ca.pem", 0o644}, {"room-1.pem", 0o644}, {"room-1.key", 0o600}} {
+	}{{"mqtt-password", 0o600}, {"ca.crt", 0o644}, {"room-1.crt", 0o644}, {"room-1.key", 0o600}} {
 		p := filepath.Join(dir, f.name)
 		require.NoError(t, os.WriteFile(p, []byte("x"), f.mode))
 		require.Contains(t, doc, "/etc/roomd/"+f.name)
@@ -139,7 +139,7 @@ mqtt: {broker: "tcp://127.0.0.1:1883", keepalive: 20s}
 	require.Len(t, lines, 4, "stderr:\n%s", stderr)
 	assert.Contains(t, lines[0], path+":1: room:")
 	assert.Contains(t, lines[1], path+":2: colour: unknown key")
-	assert.Contains(t, lines[2], path+":3: policy.lock_grace: must not be negative")
+	assert.Contains(t, lines[2], path+":3: policy.lock_grace: must be between 0s and 1h")
 	assert.Contains(t, lines[3], path+":5: mqtt.keepalive: 20s is too long")
 	assert.False(t, isUsage(err))
 }

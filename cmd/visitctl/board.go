@@ -16,6 +16,8 @@ import (
 // by apply and drawn by render; both are pure (the caller passes the time).
 type board struct {
 	base string
+	// user is visitctl's broker identity ("" anonymous).
+	user string
 	// heartbeat is the rooms' state heartbeat: a room with no state for
 	// more than two heartbeats is shown STALE.
 	heartbeat time.Duration
@@ -240,9 +242,9 @@ func render(b *board, now time.Time, width int) string {
 	}
 	sort.Strings(names)
 	format := fmt.Sprintf("%%-%ds  %%-7s  %%-14s  %%-14s  %%-7s  %%-8s  %%-13s  %%s", roomW)
-	lines = append(lines, strings.TrimRight(fmt.Sprintf(format, "ROOM", "LINK", "PHASE", "VISIT", "DOOR", "LOCK", "LAST STATE", "ALERTS"), " "))
+	lines = append(lines, strings.TrimRight(fmt.Sprintf(format, "ROOM", "LINK", "PHASE", "VISIT", "DOOR", "BOLT", "LAST STATE", "ALERTS"), " "))
 	if len(names) == 0 {
-		lines = append(lines, "(no room has published under "+b.base+"/ yet)")
+		lines = append(lines, nothingRead(b.base, b.user, "{availability,state,alerts}"))
 	}
 	for _, n := range names {
 		r := b.rooms[n]

@@ -49,7 +49,7 @@ func TestRenderGolden(t *testing.T) {
 
 	got := render(b, t0.Add(time.Second), 0)
 	want := `visitrooms  2026-03-04 14:00:01 UTC  4 rooms
-ROOM    LINK     PHASE           VISIT           DOOR     LOCK      LAST STATE     ALERTS
+ROOM    LINK     PHASE           VISIT           DOOR     BOLT      LAST STATE     ALERTS
 room-a  OFFLINE  OVERTIME        0:05:13 over    closed   unlocked  1s ago         time_up-9 critical 5m13s x3, door_locked-8 warning 46s acked
 room-b  online   in_visit        1:29:59 left    closed   unlocked  1s ago         -
 room-c  online   idle            -               closed   unlocked  STALE 1m02s    -
@@ -69,11 +69,12 @@ room-d  online   -               -               -        -         never       
 
 func TestRenderEmptyAndDisconnected(t *testing.T) {
 	b := newBoard("prison-a", time.Minute)
+	b.user = "guard-console"
 	b.connected = false
 	b.apply(msg("prison-a/room-1/state", []byte("{broken")), t0)
 	want := `prison-a  2026-03-04 14:00:00 UTC  0 rooms  BROKER CONNECTION LOST - reconnecting  1 unreadable messages
-ROOM  LINK     PHASE           VISIT           DOOR     LOCK      LAST STATE     ALERTS
-(no room has published under prison-a/ yet)
+ROOM  LINK     PHASE           VISIT           DOOR     BOLT      LAST STATE     ALERTS
+(nothing under prison-a/ reached guard-console: no room has published there yet, or guard-console is not allowed to read prison-a/+/{availability,state,alerts}; the broker withholds what an identity may not read without saying so: docs/security.md)
 `
 	assert.Equal(t, want, render(b, t0, 0))
 }

@@ -189,17 +189,23 @@ func sendCommand(ctx context.Context, g globals, req commandRequest) (*roomclien
 	o.Operator = g.username
 	// The replies in the connection's one subscription request, with the
 	// state for get_state.
-	o.Rooms, o.Streams = []string{req.room}, roomclient.Replies
+	// The room's availability too: when no reply comes, it tells a room
+	// that is offline from an identity the broker does not let through.
+	o.Rooms, o.Streams = []string{req.room}, roomclient.Replies|roomclient.Availabilities
 	var mu sync.Mutex
 	var retained *contract.StateMessage
+	availability := ""
 	if req.msg.Action == controller.ActionGetState.String() {
 		o.Streams |= roomclient.States
-		o.OnMessage = func(m roomclient.Message) {
-			mu.Lock()
-			defer mu.Unlock()
-			if m.State != nil && (retained == nil || m.State.Seq >= retained.Seq) {
-				retained = m.State
-			}
+	}
+	o.OnMessage = func(m roomclient.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		if m.State != nil && (retained == nil || m.State.Seq >= retained.Seq) {
+			retained = m.State
+		}
+		if m.Kind == roomclient.KindAvailability && len(m.Payload) > 0 {
+			availability = string(m.Availability)
 		}
 	}
 	c, err := dial(ctx, o)
@@ -214,7 +220,8 @@ func sendCommand(ctx context.Context, g globals, req commandRequest) (*roomclien
 	if errors.As(err, &nr) && ctx.Err() == nil {
 		mu.Lock()
 		defer mu.Unlock()
-		return nil, retained, &TimeoutError{Room: req.room, Action: req.msg.Action, Timeout: g.timeout.String()}
+		return nil, retained, &TimeoutError{Room: req.room, Action: req.msg.Action, Timeout: g.timeout.String(),
+			Username: g.username, Base: g.base, Availability: availability}
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("room %s: %s: %w", req.room, req.msg.Action, err)
@@ -234,7 +241,7 @@ func writeState(w io.Writer, s *contract.StateMessage, now time.Time) {
 			v.EndsAt.Local().Format(timeZone), countdown(v.EndsAt.Time, now))
 	}
 	row("door", "%s", s.Door)
-	row("lock", "%s", s.Lock)
+	row("bolt", "%s", s.Lock)
 	if s.Presence != "" {
 		row("presence", "%s", s.Presence)
 	}

@@ -122,8 +122,8 @@ func runDecommission(ctx context.Context, g globals, args []string, stdin io.Rea
 	}
 	topics := scan.list()
 	if len(topics) == 0 {
-		return fmt.Errorf("room %s: nothing retained under %s/%s/ or at %s (wrong room id or --base?)",
-			room, g.base, room, homeassistant.DiscoveryTopic(*haPrefix, room))
+		return fmt.Errorf("room %s: nothing retained under %s/%s/ or at %s (wrong room id or --base? or %s is not allowed to read %s/%s/#: the broker withholds what an identity may not read without saying so; the site file's decommission section names the rooms it may clear)",
+			room, g.base, room, homeassistant.DiscoveryTopic(*haPrefix, room), describeUser(g.username), g.base, room)
 	}
 	if scan.availability == contract.Online && !*force {
 		return fmt.Errorf("room %s reports online: roomd still runs there and would publish it all again; stop it first (systemctl stop roomd), or use --force", room)
@@ -181,4 +181,12 @@ func availabilityWord(a string) string {
 		return "availability unknown"
 	}
 	return a
+}
+
+// describeUser names a broker identity in a message.
+func describeUser(user string) string {
+	if user == "" {
+		return "an anonymous client"
+	}
+	return "user " + user
 }

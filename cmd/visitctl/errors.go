@@ -28,15 +28,43 @@ type RefusedError struct {
 
 func (e *RefusedError) Error() string { return "refused: " + e.Code + ": " + e.Message }
 
-// TimeoutError is a command the room did not answer in time.
+// TimeoutError is a command the room did not answer in time, with what
+// visitctl saw of the room meanwhile: with MQTT 3.1.1 the broker drops a
+// publish its ACL refuses, and withholds what the identity may not read,
+// without saying so, so silence alone does not tell a stopped room from
+// an identity the broker does not let through.
 type TimeoutError struct {
 	Room    string
 	Action  string
 	Timeout string
+	// Username is visitctl's identity ("" anonymous); Base the topic base.
+	Username, Base string
+	// Availability is the room's availability as read ("" if nothing of
+	// the room reached visitctl).
+	Availability string
 }
 
 func (e *TimeoutError) Error() string {
-	return fmt.Sprintf("no reply from room %s to %s within %s (is roomd running and connected to the broker?)", e.Room, e.Action, e.Timeout)
+	head := fmt.Sprintf("no reply from room %s to %s within %s", e.Room, e.Action, e.Timeout)
+	who := e.Username
+	if who == "" {
+		who = "an anonymous client"
+	}
+	topic := func(sub string) string { return e.Base + "/" + e.Room + "/" + sub }
+	cmd := topic("cmd")
+	if e.Username != "" {
+		cmd = topic("cmd/" + e.Username)
+	}
+	switch e.Availability {
+	case "offline":
+		return head + ": the room is offline (its availability says so): roomd is not connected to the broker"
+	case "":
+		return fmt.Sprintf("%s, and nothing of room %s reached %s: not allowed to read %s and %s as %s? The broker withholds what an identity may not read without saying so: give %s a role in the broker's site file (docs/security.md). Or the room never connected to this broker.",
+			head, e.Room, who, topic("availability"), topic("reply"), who, who)
+	default:
+		return fmt.Sprintf("%s, though it is %s: not allowed to send on %s as %s? The broker drops what an identity may not publish without saying so: give %s a role in the broker's site file that sends commands (docs/security.md).",
+			head, e.Availability, cmd, who, who)
+	}
 }
 
 // unreachableError is a failure to connect to the broker.

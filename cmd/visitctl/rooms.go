@@ -54,7 +54,7 @@ func runRooms(ctx context.Context, g globals, args []string, stdout io.Writer) e
 	if g.json {
 		_, err = fmt.Fprintf(stdout, "%s\n", mustJSON(roomsJSON(rooms)))
 	} else {
-		_, err = io.WriteString(stdout, renderRooms(g.base, rooms, now))
+		_, err = io.WriteString(stdout, renderRooms(g.base, g.username, rooms, now))
 	}
 	return err
 }
@@ -124,9 +124,21 @@ func roomsJSON(rooms []roomclient.Room) []roomJSON {
 	return out
 }
 
+// nothingRead says that no room reached visitctl, and the two reasons it
+// may be: the broker withholds what an identity may not read without a
+// word, so an empty list is not proof that no room published.
+func nothingRead(base, user, topics string) string {
+	who := user
+	if who == "" {
+		who = "an anonymous client"
+	}
+	return fmt.Sprintf("(nothing under %s/ reached %s: no room has published there yet, or %s is not allowed to read %s/+/%s; the broker withholds what an identity may not read without saying so: docs/security.md)",
+		base, who, who, base, topics)
+}
+
 // renderRooms draws the room list at now: one line per room, sorted by id,
-// times in now's zone, shown with it.
-func renderRooms(base string, rooms []roomclient.Room, now time.Time) string {
+// times in now's zone, shown with it. user is visitctl's identity.
+func renderRooms(base, user string, rooms []roomclient.Room, now time.Time) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s  %s  %d rooms\n", base, now.Format(dateTimeZone), len(rooms))
 	w := len("ROOM")
@@ -137,7 +149,7 @@ func renderRooms(base string, rooms []roomclient.Room, now time.Time) string {
 	line := func(args ...any) { sb.WriteString(strings.TrimRight(fmt.Sprintf(format, args...), " ") + "\n") }
 	line("ROOM", "LINK", "ROOMD", "CONTRACT", "POLICY", "MAX", "EXTENSION", "HEARTBEAT", "LAST SEEN")
 	if len(rooms) == 0 {
-		sb.WriteString("(no room has published under " + base + "/ yet)\n")
+		sb.WriteString(nothingRead(base, user, "{info,availability,state}") + "\n")
 	}
 	for _, r := range rooms {
 		link := "?"

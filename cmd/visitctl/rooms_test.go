@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/access"
 	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/internal/testtier"
@@ -38,11 +39,13 @@ room-b  online   1.4.0             2         italy     2h0m0s   up_to_max  30s  
 room-c  STALE    ?                 ?         ?         ?        ?          30s        2026-03-04 13:58:00 UTC (2m00s ago)
 room-d  ?        ?                 ?         ?         ?        ?          30s        never
 `
-	assert.Equal(t, want, renderRooms("visitrooms", rooms, t0))
+	assert.Equal(t, want, renderRooms("visitrooms", "", rooms, t0))
 	// Times in the reader's zone, shown with it.
 	rome := time.FixedZone("CET", 3600)
-	assert.Contains(t, renderRooms("visitrooms", rooms, t0.In(rome)), "2026-03-04 12:00:00 CET (3h00m ago)")
-	assert.Contains(t, renderRooms("prison-a", nil, t0), "(no room has published under prison-a/ yet)")
+	assert.Contains(t, renderRooms("visitrooms", "", rooms, t0.In(rome)), "2026-03-04 12:00:00 CET (3h00m ago)")
+	assert.Contains(t, renderRooms("prison-a", "guard-console", nil, t0),
+		"(nothing under prison-a/ reached guard-console: no room has published there yet, or guard-console is not allowed to read prison-a/+/{info,availability,state};")
+	assert.Contains(t, renderRooms("prison-a", "", nil, t0), "or an anonymous client is not allowed to read")
 }
 
 func TestRoomsJSONListsAreNeverNull(t *testing.T) {
@@ -167,30 +170,13 @@ func TestRoomsAndDecommission(t *testing.T) {
 // enabled for room.
 func aclWithDecommission(t *testing.T, room string) string {
 	t.Helper()
-	acl, err := os.ReadFile(mqtttest.ShippedACL(t))
-	require.NoError(t, err)
-	var out []string
-	in := false
-	for _, ln := range strings.Split(string(acl), "\n") {
-		if strings.HasPrefix(ln, "# user decommission") {
-			in = true
-		}
-		if in && ln == "" {
-			in = false
-		}
-		if in {
-			ln = strings.ReplaceAll(strings.TrimPrefix(ln, "# "), "ROOM", room)
-		}
-		out = append(out, ln)
-	}
-	require.Contains(t, out, "topic write visitrooms/"+room+"/#")
-	path := filepath.Join(t.TempDir(), "acl")
-	require.NoError(t, os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o644))
-	return path
+	return mqtttest.SiteACL(t, func(s *access.Site) {
+		s.Decommission = &access.Decommission{Identity: "decommission", Rooms: []string{room}}
+	})
 }
 
 // TestDecommissionUnderTheShippedACL runs decommission against mosquitto
-// with the shipped ACL and its decommission block enabled for room-a: the
+// with the ACL of the shipped site file and its decommission identity for room-a: the
 // booking system's identity may read a room's retained topics but not clear
 // them, and decommission says so instead of reporting success (the broker
 // acknowledges a denied publish); the decommission identity clears room-a,
@@ -241,7 +227,7 @@ func TestDecommissionUnderTheShippedACL(t *testing.T) {
 	assert.Contains(t, err.Error(), "visitrooms/room-a/state")
 
 	_, _, err = as("decommission", "", "decommission", "room-b", "--yes", "--settle", "300ms")
-	assert.ErrorContains(t, err, "still retained after clearing", "enabled for room-a only")
+	assert.ErrorContains(t, err, "or user decommission is not allowed to read visitrooms/room-b/#", "enabled for room-a only")
 	out, _, err = as("decommission", "y\n", "decommission", "room-a", "--settle", "300ms")
 	require.NoError(t, err)
 	assert.Contains(t, out, "homeassistant/device/roomd_room-a/config")

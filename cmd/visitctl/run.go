@@ -34,6 +34,9 @@ Commands (each waits for the room's reply, see docs/visitctl.md):
                                        availability: version, policy, online, last seen
   decommission ROOM [--yes] [--force]  clear every retained topic of a removed room
                                        (asks first; refuses while it reports online)
+  acl SITE_FILE [--check ACL_FILE]     mosquitto's ACL for the identities of a site file
+                                       (configs/mosquitto/site.yaml), or whether an
+                                       installed one is still that
   version                              print visitctl's version (also: --version)
   help                                 show this help
 
@@ -202,6 +205,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runRooms(ctx, g, rest, stdout)
 	case "decommission":
 		return runDecommission(ctx, g, rest, stdin, stdout, stderr)
+	case "acl":
+		return runACL(g, rest, stdout)
 	}
 	if _, ok := commandSpecs[name]; ok {
 		return runCommand(ctx, g, name, rest, stdout, stderr)

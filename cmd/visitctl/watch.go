@@ -77,6 +77,7 @@ func runWatch(ctx context.Context, g globals, args []string, stdout io.Writer) e
 	defer c.Close()
 
 	b := newBoard(g.base, *heartbeat)
+	b.user = g.username
 	if *once {
 		return watchOnce(ctx, g, b, events, *settle, stdout)
 	}

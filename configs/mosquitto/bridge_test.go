@@ -135,9 +135,8 @@ func TestBridgeCarriesTheContractTopicsUnderTheSitePrefix(t *testing.T) {
 	pub(t, booking, "visitrooms/site-b/room-1/cmd", "for site-b", false)
 	pub(t, booking, "visitrooms/site-a/room-1/cmd", "for site-a", false)
 	requireOnly(t, atRoom, msg{"visitrooms/room-1/cmd", "for site-a"})
-	require.Equal(t, msg{"visitrooms/site-b/room-1/cmd", "for site-b"}, receive(t, atCentre), "monitor reads commands")
-	require.Equal(t, msg{"visitrooms/site-a/room-1/cmd", "for site-a"}, receive(t, atCentre))
-	// Nothing comes back up: commands are not bridged out again.
+	// Monitoring reads no command (the roles' table); nothing comes back
+	// up either: commands are not bridged out again.
 	pub(t, room, "visitrooms/room-1/events", "marker 2", false)
 	requireOnly(t, atCentre, msg{"visitrooms/site-a/room-1/events", "marker 2"})
 }
@@ -199,16 +198,19 @@ func TestCentreConfinesEachSiteToItsOwnPrefix(t *testing.T) {
 	pub(t, booking, "visitrooms/site-a/room-1/cmd", "for a", false)
 	pub(t, booking, "visitrooms/site-b/room-1/cmd", "for b", false)
 	requireOnly(t, atB, msg{"visitrooms/site-b/room-1/cmd", "for b"})
-	require.Equal(t, msg{"visitrooms/site-a/room-1/cmd", "for a"}, receive(t, ch))
-	require.Equal(t, msg{"visitrooms/site-b/room-1/cmd", "for b"}, receive(t, ch))
+	// Monitoring reads no command: ch holds nothing of them (checked by the
+	// marker below).
 
 	// The booking system cannot forge a room's output, monitoring cannot
-	// send commands. (Each publish was acknowledged before the next: had
-	// one been let through, mosquitto would have queued it first.)
+	// send commands (site-b's bridge would read one to its rooms). Each
+	// publish was acknowledged before the next: had one been let through,
+	// mosquitto would have queued it first.
 	pub(t, booking, "visitrooms/site-a/room-1/alerts", "forged by booking", false)
-	pub(t, mon, "visitrooms/site-a/room-1/cmd", "forged by monitoring", false)
+	pub(t, mon, "visitrooms/site-b/room-1/cmd", "forged by monitoring", false)
 	pub(t, siteA, "visitrooms/site-a/room-1/alerts", "marker", false)
 	requireOnly(t, ch, msg{"visitrooms/site-a/room-1/alerts", "marker"})
+	pub(t, booking, "visitrooms/site-b/room-1/cmd", "marker b", false)
+	requireOnly(t, atB, msg{"visitrooms/site-b/room-1/cmd", "marker b"})
 }
 
 func TestCentreBridgeListenerWantsASiteCertificate(t *testing.T) {

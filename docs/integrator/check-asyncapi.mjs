@@ -2,7 +2,11 @@
 //  1. the official AsyncAPI parser (@asyncapi/parser) must report no error;
 //  2. ajv in strict mode (with ajv-formats) must compile the payload schema
 //     of every message, and every example must validate against it.
-// Usage: node check-asyncapi.mjs path/to/asyncapi.yaml
+//  3. with a cases file (JSON: [{name, message, payload, valid}]), every
+//     payload is accepted or refused by its message's schema as it says: the
+//     rules the schemas encode, and those only the prose carries, checked by
+//     ajv as by the Go validator (go test ./link writes the file).
+// Usage: node check-asyncapi.mjs path/to/asyncapi.yaml [cases.json]
 // Prints one line per finding and "asyncapi: N passed, 0 failed" at the end;
 // exits 1 on any failure.
 import { readFileSync } from 'node:fs';
@@ -53,6 +57,7 @@ addFormats(ajv);
 for (const [name, schema] of Object.entries(doc.components.schemas)) {
   ajv.addSchema({ $id: `roomd:${name}`, ...rewrite(schema) });
 }
+const validators = {};
 for (const [name, message] of Object.entries(doc.components.messages)) {
   let validate;
   try {
@@ -61,12 +66,31 @@ for (const [name, message] of Object.entries(doc.components.messages)) {
     fail(`ajv strict: message ${name} does not compile: ${e.message}`);
     continue;
   }
+  validators[name] = validate;
   pass(`ajv strict: message ${name} compiles`);
   for (const ex of message.examples ?? []) {
     if (validate(ex.payload)) {
       pass(`ajv: ${name} example ${ex.name} validates`);
     } else {
       fail(`ajv: ${name} example ${ex.name}: ${ajv.errorsText(validate.errors)}`);
+    }
+  }
+}
+
+// 3. The rules' cases.
+if (process.argv[3] !== undefined) {
+  const cases = JSON.parse(readFileSync(process.argv[3], 'utf8'));
+  for (const c of cases) {
+    const validate = validators[c.message];
+    if (validate === undefined) {
+      fail(`rule ${c.name}: no message ${c.message}`);
+      continue;
+    }
+    const ok = validate(c.payload);
+    if (ok === c.valid) {
+      pass(`rule ${c.name}: ${ok ? 'accepted' : 'refused'}`);
+    } else {
+      fail(`rule ${c.name}: ajv ${ok ? 'accepts' : 'refuses'} ${JSON.stringify(c.payload)}${ok ? '' : ': ' + ajv.errorsText(validate.errors)}`);
     }
   }
 }

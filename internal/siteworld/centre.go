@@ -50,10 +50,14 @@ type Node interface {
 // Identities of a world. Each has the password Password(name); a room's
 // identity is its id.
 const (
-	GuardUser   = "guard-station" // a site's guard console
-	FloorUser   = "floor-probe"   // a site's bare publisher (FloorProbe)
-	BookingUser = "booking"       // the booking system; at a site it reads the retained topics
-	MonitorUser = "monitor"       // central monitoring, read only
+	GuardUser = "guard-station" // a site's guard console
+	// GuardOperator is the guard the site's console acts for, as the board
+	// does: it sends on cmd/guard-1 and the rooms name it in their config
+	// (commands.operators).
+	GuardOperator = "guard-1"
+	FloorUser     = "floor-probe" // a site's bare publisher (FloorProbe)
+	BookingUser   = "booking"     // the booking system; at a site it reads the retained topics
+	MonitorUser   = "monitor"     // central monitoring, read only
 )
 
 // Password is the password of an identity of a world.

@@ -61,7 +61,7 @@ func (s Seen) IsAlert(typ, kind string) bool {
 
 // Guard is a site's guard console: a session on the site broker under the
 // guard-station identity, reading every room's alerts and replies and
-// acknowledging alerts on cmd/guard-station. It keeps the first copy of
+// acknowledging alerts on cmd/guard-1 (GuardOperator). It keeps the first copy of
 // each alert record, in an inbox per room.
 type Guard struct {
 	site     *Site
@@ -184,7 +184,8 @@ func (g *Guard) Next(ctx context.Context, room, typ, kind string, timeout time.D
 	return s, err
 }
 
-// Request sends cmd to room on cmd/guard-station (with a request id of its
+// Request sends cmd to room on cmd/guard-1, as the board sends for the
+// guard it logs in (with a request id of its
 // own unless cmd has one) and waits up to timeout for a message matching
 // want (nil: the reply), sending it again with the same request id every
 // 2 s while neither came.
@@ -197,7 +198,7 @@ func (g *Guard) Request(ctx context.Context, room string, cmd controller.Command
 	replied := false
 	for wallclock.Now().Before(end) {
 		if !replied {
-			if err := waitToken(g.patience, g.cli.Publish("visitrooms/"+room+"/cmd/"+GuardUser, 1, false, payload),
+			if err := waitToken(g.patience, g.cli.Publish("visitrooms/"+room+"/cmd/"+GuardOperator, 1, false, payload),
 				"guard %s: %s to %s: publish", g.site.ID, cmd.Action, room); err != nil {
 				return Seen{}, err
 			}

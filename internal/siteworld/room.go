@@ -92,6 +92,7 @@ func (s *Site) StartRoom(id string, o RoomOptions) (*Room, error) {
 	cfg.Device.Backend = configs.BackendSim
 	cfg.MQTT.Broker, cfg.MQTT.ClientID, cfg.MQTT.Username = s.URL(), "roomd-"+id, id
 	cfg.MQTT.PasswordFile, cfg.MQTT.TLS.CAFile = pwFile, s.Broker.CA.CertFile
+	cfg.Commands.Operators = []string{GuardOperator}
 	if o.Config != nil {
 		o.Config(&cfg)
 	}

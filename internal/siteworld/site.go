@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/roomd/roomd/access"
 	"github.com/roomd/roomd/link/mqtttest"
 )
 
@@ -115,8 +117,25 @@ func StartSite(dir string, centre Centre, id string, o SiteOptions) (_ *Site, er
 	for _, u := range o.Users {
 		users[u] = Password(u)
 	}
+	// The shipped site file with this site's rooms: every user that is no
+	// other identity of the site (the floor probe publishes as a room does).
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	acl, err := mqtttest.WriteSiteACL(dir, func(site *access.Site) {
+		site.Rooms = nil
+		for _, u := range o.Users {
+			if _, known := site.Identity(u); !known {
+				site.Rooms = append(site.Rooms, u)
+			}
+		}
+		slices.Sort(site.Rooms)
+	})
+	if err != nil {
+		return nil, err
+	}
 	bo := mqtttest.MosquittoOptions{
-		TLS: true, ShippedConfig: true, Users: users,
+		TLS: true, ShippedConfig: true, Users: users, ACLFile: acl,
 		Dropins: []mqtttest.Dropin{{Name: "site-bridge.conf", Replace: []string{"site-a", id}, Set: bridge, Append: extra}},
 	}
 	o.Tuning.broker(&bo)

@@ -72,7 +72,7 @@ func await(t *testing.T, tok paho.Token, what string) {
 type msg struct{ topic, payload string }
 
 func collector() (chan msg, paho.MessageHandler) {
-	ch := make(chan msg, 64)
+	ch := make(chan msg, 4096)
 	return ch, func(_ paho.Client, m paho.Message) { ch <- msg{m.Topic(), string(m.Payload())} }
 }
 

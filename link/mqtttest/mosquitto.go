@@ -103,8 +103,9 @@ type Dropin struct {
 // Restart is what the last completed save held: persistent sessions and
 // their subscriptions, retained messages, and QoS 1 messages queued for
 // offline persistent clients. Mosquitto sends PUBACK before that save, so a
-// message acknowledged a moment before SIGKILL can be lost; call Flush before
-// Kill to make sure everything acknowledged so far is on disk. Stop (SIGTERM)
+// message acknowledged a moment before SIGKILL can be lost; call Flush (which
+// also asks for a save, as the shipped config saves only once a minute)
+// before Kill to make sure everything acknowledged so far is on disk. Stop (SIGTERM)
 // saves everything. QoS 0 messages and in-memory state of clean-session
 // clients never survive.
 type MosquittoBroker struct {
@@ -423,7 +424,17 @@ func (m *MosquittoBroker) Answers(timeout time.Duration) error {
 	return m.probe(timeout)
 }
 
-func (m *MosquittoBroker) flush() error { return m.probe(exitTimeout) }
+// flush asks mosquitto to write its database (SIGUSR1: the shipped config
+// saves once a minute, not after every change), then waits for a round
+// trip, which it answers only after the pass of its loop that saved.
+func (m *MosquittoBroker) flush() error {
+	if m.cmd != nil && m.cmd.Process != nil {
+		if err := m.cmd.Process.Signal(syscall.SIGUSR1); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("ask mosquitto %d to save: %w", m.cmd.Process.Pid, err)
+		}
+	}
+	return m.probe(exitTimeout)
+}
 
 // probe connects, sends CONNECT and waits for the CONNACK.
 func (m *MosquittoBroker) probe(timeout time.Duration) error {

@@ -1,6 +1,7 @@
 package mqtttest
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,34 @@ import (
 // the way a WAN link joins a site to its centre, and can be cut and restored.
 // It forwards bytes only: TLS and MQTT pass through it untouched.
 //
+// StartMQTTProxy is StartProxy for an MQTT broker: it reads what the broker
+// sends as MQTT packets, so that DropPubacks can drop some.
+func StartMQTTProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	p := StartProxy(t, target)
+	p.mu.Lock()
+	p.packets = true
+	p.mu.Unlock()
+	return p
+}
+
+// DropPubacks makes a proxy of StartMQTTProxy drop, from now on, every
+// PUBACK the target sends to the client (on connections with no delay),
+// until called with false: a broker that takes messages and forwards them, but never
+// acknowledges them, as a wedged bridge or a broken middlebox does.
+func (p *Proxy) DropPubacks(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dropAcks = on
+}
+
+// DroppedPubacks returns how many PUBACKs DropPubacks dropped.
+func (p *Proxy) DroppedPubacks() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropped
+}
+
 // Cut closes every forwarded connection at once, without an MQTT
 // DISCONNECT, as a failed link or a crashed peer would, and then accepts
 // and immediately closes every new connection until Resume. Both ends see
@@ -35,6 +64,9 @@ type Proxy struct {
 	down     bool
 	closed   bool
 	delay    time.Duration
+	packets  bool // the target's bytes are read as MQTT packets (StartMQTTProxy)
+	dropAcks bool // PUBACKs from the target are dropped
+	dropped  int
 	accepted int
 	refused  int
 	done     chan struct{}
@@ -155,7 +187,7 @@ func (p *Proxy) serve() {
 			return
 		}
 		p.mu.Lock()
-		down, delay := p.down || p.closed, p.delay
+		down, delay, packets := p.down || p.closed, p.delay, p.packets
 		if down {
 			p.refused++
 		}
@@ -180,7 +212,11 @@ func (p *Proxy) serve() {
 		p.accepted++
 		p.mu.Unlock()
 		go p.pipe(out, in, delay)
-		go p.pipe(in, out, delay)
+		if delay <= 0 && packets {
+			go p.pipePackets(in, out)
+		} else {
+			go p.pipe(in, out, delay)
+		}
 	}
 }
 
@@ -226,6 +262,56 @@ func (p *Proxy) pipe(dst, src net.Conn, delay time.Duration) {
 		if err != nil {
 			close(ch)
 			<-wrote
+			return
+		}
+	}
+}
+
+// pipePackets copies MQTT packets from src (the target) to dst (the
+// client), dropping PUBACKs while DropPubacks is on.
+func (p *Proxy) pipePackets(dst, src net.Conn) {
+	defer func() {
+		_ = dst.Close()
+		_ = src.Close()
+		p.mu.Lock()
+		delete(p.conns, dst)
+		delete(p.conns, src)
+		p.mu.Unlock()
+	}()
+	r := bufio.NewReader(src)
+	for {
+		first, err := r.ReadByte()
+		if err != nil {
+			return
+		}
+		hdr := []byte{first}
+		n, mul := 0, 1
+		for {
+			b, err := r.ReadByte()
+			if err != nil {
+				return
+			}
+			hdr = append(hdr, b)
+			n += int(b&0x7f) * mul
+			mul *= 128
+			if b&0x80 == 0 || len(hdr) > 5 {
+				break
+			}
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return
+		}
+		p.mu.Lock()
+		drop := p.dropAcks && first>>4 == 4 // PUBACK
+		if drop {
+			p.dropped++
+		}
+		p.mu.Unlock()
+		if drop {
+			continue
+		}
+		if _, err := dst.Write(append(hdr, body...)); err != nil {
 			return
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/roomd/roomd/access"
 )
 
 // ShippedDir returns the absolute path of configs/mosquitto, the production
@@ -147,4 +149,45 @@ func Rewrite(text string, set map[string][]string) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// SiteACL writes mosquitto's ACL for the shipped site file
+// (configs/mosquitto/site.yaml) as edit changes it (the rooms, operators
+// and bench identities of a test), exactly as visitctl acl writes it, and
+// returns its path. It fails the test if the edited site file is invalid.
+func SiteACL(t testing.TB, edit func(*access.Site)) string {
+	t.Helper()
+	path, err := WriteSiteACL(t.TempDir(), edit)
+	if err != nil {
+		t.Fatalf("mqtttest: %v", err)
+	}
+	return path
+}
+
+// WriteSiteACL is SiteACL for callers without a test (a benchmark's
+// world): it writes the ACL into dir and returns its path.
+func WriteSiteACL(dir string, edit func(*access.Site)) (string, error) {
+	file, err := shippedFile("site.yaml")
+	if err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read the shipped site file: %w", err)
+	}
+	site, err := access.ReadSite(data, "site.yaml")
+	if err != nil {
+		return "", fmt.Errorf("shipped %w", err)
+	}
+	if edit != nil {
+		edit(site)
+	}
+	if err := site.Check(); err != nil {
+		return "", fmt.Errorf("site file as edited: %w", err)
+	}
+	path := filepath.Join(dir, "acl")
+	if err := os.WriteFile(path, []byte(site.ACL("site.yaml")), 0o600); err != nil {
+		return "", fmt.Errorf("write ACL: %w", err)
+	}
+	return path, nil
 }

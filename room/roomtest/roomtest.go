@@ -64,6 +64,9 @@ func Start(t testing.TB, o Options) *Room {
 	cfg, err := configs.Parse(fmt.Appendf(nil, "room: %s\nstate_dir: %s\npolicy: {preset: %s}\ndevice: {backend: sim}\nmqtt: {broker: %q, base: %s, heartbeat: 2s, keepalive: 1s}\n",
 		o.Room, o.Dir, o.Policy, o.Broker, o.Base), "test config")
 	require.NoError(t, err)
+	// A room under test takes commands from every operator (the shipped
+	// default names none): the tests around it act as whoever they need.
+	cfg.Commands.Operators = []string{"*"}
 	if o.Config != nil {
 		o.Config(cfg)
 	}
