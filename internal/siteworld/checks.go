@@ -185,12 +185,12 @@ type Creds struct {
 	CertFile, KeyFile string
 }
 
-// Retained reads the retained messages of the broker at addr (TLS, with
-// creds) whose topics start with prefix, with mosquitto_sub, a
-// client nobody here wrote. It subscribes to the whole base, keeps what the
-// broker sends on subscribing (the retained messages) and stops at the first
-// live message (the rooms' heartbeats make sure one comes) or after a few
-// quiet seconds.
+// Retained reads the retained availability, state and info of every room
+// at the broker at addr (TLS, with creds) whose topics start with prefix,
+// with mosquitto_sub, a client nobody here wrote. It keeps what the broker
+// sends on subscribing (the retained messages) and stops at the first live
+// message (the rooms' heartbeats make sure one comes) or after a few quiet
+// seconds.
 func Retained(ctx context.Context, addr string, creds Creds, prefix string) (map[string]string, error) {
 	sub, err := testtier.LookTool("mosquitto_sub")
 	if err != nil {
@@ -199,8 +199,14 @@ func Retained(ctx context.Context, addr string, creds Creds, prefix string) (map
 	host, port, _ := strings.Cut(addr, ":")
 	ctx, cancel := context.WithTimeout(ctx, DefaultPatience)
 	defer cancel()
-	args := []string{"-h", host, "-p", port, "--cafile", creds.CAFile,
-		"-t", "visitrooms/#", "--retained-only", "-F", "%j", "-W", "4"}
+	args := []string{"-h", host, "-p", port, "--cafile", creds.CAFile, "--retained-only", "-F", "%j", "-W", "4"}
+	// The retained topics a room has, at a site (visitrooms/<room>/...)
+	// and at a centre (visitrooms/<site>/<room>/...): the readers' roles
+	// grant those, and a centre that refuses a wider filter whole (NATS)
+	// would refuse visitrooms/#.
+	for _, kind := range bridgedRetained {
+		args = append(args, "-t", "visitrooms/+/"+kind, "-t", "visitrooms/+/+/"+kind)
+	}
 	if creds.CertFile != "" {
 		// The certificate names the user; no username beside it.
 		args = append(args, "--cert", creds.CertFile, "--key", creds.KeyFile)
