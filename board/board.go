@@ -110,6 +110,8 @@ type Board struct {
 	lastContact map[string]string
 	// Records are the response-time records.
 	Records *Records
+
+	metrics boardMetrics // what the loop counts for Metrics
 }
 
 // New returns a board; Run connects it.
@@ -142,6 +144,7 @@ func New(o Options) *Board {
 		b.model.Allow(RoomMatcher(o.Rooms))
 	}
 	b.box.init()
+	b.metrics.init()
 	b.since = o.Now()
 	return b
 }
@@ -379,6 +382,11 @@ func (b *Board) connect(ctx context.Context) {
 			}
 			time.Sleep(time.Duration(try) * 200 * time.Millisecond)
 		}
+		// The site broker's bridge to the centre, for the metrics (a site
+		// without one has none).
+		if err := c.Subscribe(ctx, LinkTopic, func(m roomclient.Message) { b.metrics.bridge(m.Topic, m.Payload) }); err != nil {
+			b.log.Warn("subscribe to the site's bridge state", "err", err)
+		}
 		// The paging gateways' status (roompager): "pagers not reachable".
 		if err := c.Subscribe(ctx, b.o.Base+"/_pagers/+/status", func(m roomclient.Message) { b.box.put(item{pager: &m}) }); err != nil {
 			b.log.Warn("subscribe to the paging gateways' status", "err", err)
@@ -458,6 +466,9 @@ func (b *Board) step(it item) {
 			b.addLog(*le)
 		}
 		b.record(*it.rec)
+		if a := it.rec.Alert; a != nil { // every record comes once (duplicates are dropped); a Filled one was missing
+			b.metrics.record(it.rec.Room, it.rec.Type, a.Kind)
+		}
 		b.publishRoom(it.rec.Room)
 		b.mark(*it.rec)
 	case it.loss != nil:
@@ -477,6 +488,7 @@ func (b *Board) step(it item) {
 			b.History.Publish("pagers", data)
 		}
 	case it.link != nil:
+		b.metrics.link(*it.link)
 		if *it.link != b.connected {
 			b.connected = *it.link
 			b.since = b.now()
@@ -485,6 +497,9 @@ func (b *Board) step(it item) {
 		}
 	case it.tick:
 		b.refreshRegistry()
+		for _, room := range b.model.Rooms() {
+			b.metrics.room(room, b.model.Link(room) == LinkOnline)
+		}
 		if b.ticks++; b.ticks%10 == 0 && b.marksDirty {
 			if err := b.saveMarks(); err != nil {
 				b.log.Error("save the board's marks", "err", err)

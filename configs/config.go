@@ -40,6 +40,18 @@ type Config struct {
 	Commands      Commands
 	Journal       Journal
 	Log           Log
+	Metrics       Metrics
+}
+
+// Metrics configures the room's Prometheus metrics, off by default: a file
+// that node_exporter's textfile collector serves (docs/metrics.md says
+// why a file and not a listener, and what each metric tells).
+type Metrics struct {
+	// Textfile is the file roomd writes its metrics to, ending in .prom,
+	// in node_exporter's textfile directory; empty: no metrics.
+	Textfile string
+	// Every is how often the file is written.
+	Every time.Duration
 }
 
 // HomeAssistant configures Home Assistant MQTT discovery (opt-in): the room
@@ -305,6 +317,7 @@ func Default() Config {
 		Commands:      Commands{Booking: true, Operators: []string{}, Readers: slices.Clone(DefaultReaders)},
 		Journal:       Journal{MaxBytes: 64 * MiB, Retention: 24 * time.Hour},
 		Log:           Log{Format: LogText, Level: slog.LevelInfo},
+		Metrics:       Metrics{Every: 15 * time.Second},
 	}
 }
 

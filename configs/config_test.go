@@ -312,6 +312,8 @@ func TestErrorsNameTheField(t *testing.T) {
 			[]string{`homeassistant.discovery_prefix: "site" overlaps mqtt.base "site/rooms"`}},
 		{"log", base + "log: {format: xml, level: loud}\n",
 			[]string{`log.format: "xml" is not one of text, json`, `log.level: "loud" is not one of debug, info, warn, error`}},
+		{"metrics", base + "metrics: {textfile: roomd.txt, every: 1s, listen: \":9100\"}\n",
+			[]string{`metrics.listen: unknown key`, `metrics.textfile: "roomd.txt" must be an absolute path ending in .prom`, "metrics.every: must be between 5s and 5m, got 1s"}},
 		{"duplicate key", base + "room: room-2\n",
 			[]string{"base.yaml:18: room: given twice (first on line 1)"}},
 		{"wrong kind", variant(t, "backend: gpio", "backend: [gpio]"),

@@ -20,7 +20,7 @@ import (
 
 // config reads the top level into c, which holds the defaults.
 func (r *reader) config(root *yaml.Node, c *Config) {
-	m := r.mapping(root, "", "room", "state_dir", "policy", "device", "mqtt", "homeassistant", "commands", "journal", "log")
+	m := r.mapping(root, "", "room", "state_dir", "policy", "device", "mqtt", "homeassistant", "commands", "journal", "log", "metrics")
 	top := resolve(root)
 
 	if r.str(m["room"], "room", &c.Room) && !contract.ValidRoom(c.Room) {
@@ -40,6 +40,20 @@ func (r *reader) config(root *yaml.Node, c *Config) {
 	r.commands(m["commands"], c)
 	r.journal(m["journal"], c)
 	r.log(m["log"], c)
+	r.metrics(m["metrics"], c)
+}
+
+// metrics reads the metrics section.
+func (r *reader) metrics(n *yaml.Node, c *Config) {
+	m := r.mapping(n, "metrics", "textfile", "every")
+	if r.str(m["textfile"], "metrics.textfile", &c.Metrics.Textfile) && c.Metrics.Textfile != "" {
+		if !strings.HasPrefix(c.Metrics.Textfile, "/") || !strings.HasSuffix(c.Metrics.Textfile, ".prom") {
+			r.bad(m["textfile"], "metrics.textfile", "%q must be an absolute path ending in .prom (node_exporter's textfile collector reads nothing else), or empty for no metrics", c.Metrics.Textfile)
+		}
+	}
+	if r.duration(m["every"], "metrics.every", &c.Metrics.Every) && (c.Metrics.Every < 5*time.Second || c.Metrics.Every > 5*time.Minute) {
+		r.bad(m["every"], "metrics.every", "must be between 5s and 5m, got %s", c.Metrics.Every)
+	}
 }
 
 // homeAssistant reads the homeassistant section (after mqtt: the prefix

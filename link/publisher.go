@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -151,6 +152,8 @@ type Publisher struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	stateSent atomic.Int64 // when the state was last handed over (axis time, Unix ns); 0: never
 }
 
 type replayJob struct {
@@ -316,7 +319,9 @@ func (p *Publisher) stateMsg() outMsg {
 		if p.lastSnap == nil {
 			return nil
 		}
-		return contract.EncodeState(p.o.Room, p.lastEp, p.lastSnap.StateAt(p.o.Now()))
+		now := p.o.Now()
+		p.stateSent.Store(now.UnixNano())
+		return contract.EncodeState(p.o.Room, p.lastEp, p.lastSnap.StateAt(now))
 	}}
 }
 
@@ -737,6 +742,23 @@ func (p *Publisher) wake() {
 	case p.kick <- struct{}{}:
 	default:
 	}
+}
+
+// Queued returns how many messages outside the journal (replies, states,
+// retained topics, replays) wait to be published: a metric.
+func (p *Publisher) Queued() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.direct) + len(p.replays)
+}
+
+// StateSent returns when the state was last handed to the connection, on
+// the room's time axis; zero before the first: a metric.
+func (p *Publisher) StateSent() time.Time {
+	if ns := p.stateSent.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // Dropped returns how many direct messages were refused because the queue

@@ -41,7 +41,7 @@ func serveHelp(t *testing.T) string {
 func TestServeHelpNamesEveryVariable(t *testing.T) {
 	help := serveHelp(t)
 	flags := regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(help, -1)
-	require.Len(t, flags, 20, "serve's flags:\n%s", help)
+	require.Len(t, flags, 22, "serve's flags:\n%s", help)
 	for _, f := range flags {
 		// The flag's entry runs until the next flag.
 		entry := help[strings.Index(help, f[0]):]
@@ -76,6 +76,8 @@ var allVariables = env{
 	"GUARDBOARD_ROOMS":                    "room-1,room-2,visit-*",
 	"GUARDBOARD_STATE_DIR":                "/var/lib/guardboard",
 	"GUARDBOARD_SHIFTS":                   "07:00,19:00",
+	"GUARDBOARD_METRICS_TEXTFILE":         "/run/prometheus-node-exporter/guardboard.prom",
+	"GUARDBOARD_METRICS_EVERY":            "30s",
 }
 
 func TestServeSettingsFromTheEnvironment(t *testing.T) {
@@ -102,7 +104,7 @@ func TestServeSettingsFromTheEnvironment(t *testing.T) {
 		brokerKey: "/etc/guardboard/client.key", tlsCert: "/etc/guardboard/board.crt", tlsKey: "/etc/guardboard/board.key",
 		simUser: "sim-driver", simPasswordFile: "/etc/guardboard/sim-password", stateFile: "/var/lib/guardboard/marks.json",
 		rooms: "room-1,room-2,visit-*", stateDir: "/var/lib/guardboard", shifts: "07:00,19:00",
-		insecureHTTP: true,
+		insecureHTTP: true, metricsTextfile: "/run/prometheus-node-exporter/guardboard.prom", metricsEvery: 30 * time.Second,
 	}, c.serveFlags)
 	assert.Equal(t, "GUARDBOARD_LISTEN", c.name("listen"))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/roomd/roomd/buildinfo"
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
+	"github.com/roomd/roomd/metrics"
 	"github.com/roomd/roomd/mqttconn"
 )
 
@@ -77,6 +78,8 @@ type serveFlags struct {
 	tlsCert, tlsKey                              string
 	simUser, simPasswordFile, stateFile          string
 	rooms, stateDir, shifts                      string
+	metricsTextfile                              string
+	metricsEvery                                 time.Duration
 	insecureHTTP                                 bool
 }
 
@@ -145,6 +148,8 @@ func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.rooms, "rooms", "room-*", "the site's rooms: a `list` of ids or patterns with * and ?, separated by commas (room-1,room-2 or room-*); any other id on the broker is never shown as a room nor rings")
 	fs.StringVar(&f.stateDir, "state-dir", "", "`directory` where the board keeps its response-time records and each operator's language (e.g. /var/lib/guardboard); without it they live in memory")
 	fs.StringVar(&f.shifts, "shifts", "06:00,14:00,22:00", "the local `times` at which the site's shifts start, for the response-time records")
+	fs.StringVar(&f.metricsTextfile, "metrics-textfile", "", "`file` ending in .prom that the board writes its Prometheus metrics to, for node_exporter's textfile collector (docs/metrics.md); empty: no metrics")
+	fs.DurationVar(&f.metricsEvery, "metrics-every", metrics.DefaultEvery, "how often the metrics file is written")
 	fs.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow plain HTTP on an address other than loopback (passwords travel in clear)")
 	fs.VisitAll(func(fl *flag.Flag) { fl.Usage += " [$" + envName(fl.Name) + "]" })
 	fs.Usage = func() {
@@ -226,6 +231,12 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*s
 	if _, err := board.ParseShifts(f.shifts); err != nil {
 		return nil, usagef("serve: %s: %v", c.name("shifts"), err)
 	}
+	if f.metricsTextfile != "" && (!strings.HasPrefix(f.metricsTextfile, "/") || !strings.HasSuffix(f.metricsTextfile, ".prom")) {
+		return nil, usagef("serve: %s %q: want an absolute path ending in .prom (node_exporter's textfile collector reads nothing else)", c.name("metrics-textfile"), f.metricsTextfile)
+	}
+	if f.metricsEvery < 5*time.Second || f.metricsEvery > 5*time.Minute {
+		return nil, usagef("serve: %s %s: want between 5s and 5m", c.name("metrics-every"), f.metricsEvery)
+	}
 	return c, nil
 }
 
@@ -287,7 +298,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	return serve(ctx, serveArgs{board: o, accounts: accounts, listen: f.listen, title: f.title,
 		tlsCert: f.tlsCert, tlsKey: f.tlsKey, insecureHTTP: f.insecureHTTP, log: log, out: stdout,
-		names: c.name, prefs: prefs})
+		names: c.name, prefs: prefs, metricsTextfile: f.metricsTextfile, metricsEvery: f.metricsEvery})
 }
 
 // parseLevel reads a log level.
@@ -324,6 +335,10 @@ type serveArgs struct {
 	prefs *board.Prefs
 	// links, if set, cuts and restores simulated rooms' links (the demo).
 	links board.LinkCutter
+	// metricsTextfile, if set, is where the board's metrics go, every
+	// metricsEvery.
+	metricsTextfile string
+	metricsEvery    time.Duration
 }
 
 func (a serveArgs) name(flag string) string {
@@ -372,6 +387,14 @@ func serve(ctx context.Context, a serveArgs) error {
 	defer cancel()
 	boardDone := make(chan error, 1)
 	go func() { boardDone <- b.Run(ctx) }()
+	if a.metricsTextfile != "" {
+		tf := metrics.Textfile{Path: a.metricsTextfile, Every: a.metricsEvery, Gatherer: b.Metrics(nil), Logger: a.log}
+		if err := tf.Check(); err != nil {
+			a.log.Error("metrics off", "flag", a.name("metrics-textfile"), "err", err) // metrics never stop the board
+		} else {
+			go tf.Run(ctx)
+		}
+	}
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
 	a.log.Info("guard station board", "url", url, "broker", a.board.Broker, "username", a.board.Username)

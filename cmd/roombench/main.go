@@ -87,7 +87,16 @@ type config struct {
 	// Flood: the flood suite's command rate from one identity.
 	FloodRate int
 	FloodFor  time.Duration
+	// Centre is the sites suite's centre: centreMosquitto (central.conf)
+	// or centreNATS (configs/nats, three nodes).
+	Centre string
 }
+
+// The centres the sites suite can run.
+const (
+	centreMosquitto = "mosquitto"
+	centreNATS      = "nats"
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -169,6 +178,7 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 	fs.DurationVar(&cfg.Cut, "cut", 60*time.Second, "sites: how long every site's WAN stays cut")
 	fs.DurationVar(&cfg.WANRTT, "wan-rtt", 0, "sites: round-trip time the WAN links add")
 	fs.IntVar(&cfg.BridgeInflight, "bridge-inflight", 0, "sites: max_inflight_messages of the site brokers (the bridge's window to the centre) instead of as shipped")
+	fs.StringVar(&cfg.Centre, "centre", centreMosquitto, "sites: the centre, \""+centreMosquitto+"\" (central.conf) or \""+centreNATS+"\" (configs/nats: three nats-server nodes; adds a node's failover)")
 	fs.StringVar(&autosave, "sites-autosave", "", "sites: save every broker's database at this interval (\"60s\"), or after every change (\"changes\"), instead of as the shipped files say")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the random offsets")
 	var delays string
@@ -265,6 +275,10 @@ func parseFlags(args []string, stderr io.Writer) (config, []string, error) {
 		return cfg, nil, fmt.Errorf("--bridge-inflight %d: want 0 (as shipped) or more", cfg.BridgeInflight)
 	case cfg.SiteRooms < 1:
 		return cfg, nil, fmt.Errorf("--site-rooms %d: want at least 1", cfg.SiteRooms)
+	case cfg.Centre != centreMosquitto && cfg.Centre != centreNATS:
+		return cfg, nil, fmt.Errorf("--centre %q: want %q or %q", cfg.Centre, centreMosquitto, centreNATS)
+	case cfg.Centre == centreNATS && cfg.SitesAutosave != 0:
+		return cfg, nil, errors.New("--sites-autosave applies to the mosquitto centre only (with --centre nats it would set the site brokers' alone)")
 	case cfg.SitesWindow <= 0 || cfg.SitesPeriod <= 0 || cfg.Cut <= 0 || cfg.WANRTT < 0:
 		return cfg, nil, errors.New("--sites-window, --sites-period and --cut must be positive, --wan-rtt not negative")
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,7 +42,7 @@ func runSites(ctx context.Context, e *env) *SuiteResult {
 	res := &SuiteResult{}
 	res.Params = map[string]string{"sites": fmt.Sprint(e.cfg.Sites), "rooms_per_site": fmt.Sprint(e.cfg.SiteRooms),
 		"window": e.cfg.SitesWindow.String(), "period": e.cfg.SitesPeriod.String(), "cut": e.cfg.Cut.String(),
-		"wan_rtt": e.cfg.WANRTT.String(), "open_files_limit": fmt.Sprint(fileLimit()), "autosave": "as shipped"}
+		"wan_rtt": e.cfg.WANRTT.String(), "open_files_limit": fmt.Sprint(fileLimit()), "autosave": "as shipped", "centre": e.cfg.Centre}
 	if e.cfg.BridgeInflight > 0 {
 		res.Params["site_max_inflight_messages"] = fmt.Sprint(e.cfg.BridgeInflight)
 	}
@@ -54,6 +56,14 @@ func runSites(ctx context.Context, e *env) *SuiteResult {
 		res.Error = fmt.Sprintf("%v (a site's TLS tunnel to its centre)", err)
 		return res
 	}
+	if e.cfg.Centre == centreNATS {
+		bin, err := siteworld.NATSServer()
+		if err != nil {
+			res.Error = err.Error()
+			return res
+		}
+		res.Params["nats_server"] = bin
+	}
 	for _, n := range e.cfg.Sites {
 		if ctx.Err() != nil {
 			break
@@ -64,7 +74,12 @@ func runSites(ctx context.Context, e *env) *SuiteResult {
 		}
 	}
 	res.note("every process on the same %d cores: %d rooms (full roomds in this process: loop, sim backend, journal, TLS client), every broker, tunnel and console; separate sites would not share the CPU", runtime.NumCPU(), e.cfg.SiteRooms*e.cfg.Sites[len(e.cfg.Sites)-1])
-	res.note("brokers and tunnels run the shipped configs/mosquitto files (central.conf, central.acl, mosquitto.conf, acl, site-bridge.conf, site-tunnel.conf), with only ports, paths and certificates rewritten and logging cut to errors and warnings; room journals on %s", sitesStateDir(e))
+	if e.cfg.Centre == centreNATS {
+		res.note("the centre is configs/nats (centre.conf, node.conf, users.conf) on three nats-server nodes on this machine (JetStream, stream_replicas 3, mutual TLS between nodes), with only ports, paths and certificates rewritten; each site's bridge lists the three nodes, each through a tunnel and a WAN link of its own")
+		res.note("sites run the shipped configs/mosquitto files (mosquitto.conf, acl, site-bridge.conf, site-tunnel.conf), with only ports, paths and certificates rewritten and logging cut to errors and warnings; room journals on %s", sitesStateDir(e))
+	} else {
+		res.note("brokers and tunnels run the shipped configs/mosquitto files (central.conf, central.acl, mosquitto.conf, acl, site-bridge.conf, site-tunnel.conf), with only ports, paths and certificates rewritten and logging cut to errors and warnings; room journals on %s", sitesStateDir(e))
+	}
 	res.note("the catch-up starts with the bridge's own reconnection backoff (restart_timeout 2 30, as shipped): resume -> first message at the centre is that delay")
 	return res
 }
@@ -107,8 +122,15 @@ func sitesStep(ctx context.Context, e *env, n int, res *SuiteResult) error {
 
 	// The shipped files, with logging cut to errors and warnings.
 	tuning := siteworld.Tuning{QuietLogs: true, Autosave: e.cfg.SitesAutosave}
-	centre, err := siteworld.StartCentralMosquitto(filepath.Join(dir, "centre"), tuning)
-	if err != nil {
+	var centre siteworld.Centre
+	var nats *siteworld.NATSCentre
+	if e.cfg.Centre == centreNATS {
+		ids := slices.Sorted(maps.Keys(sites))
+		if nats, err = siteworld.StartNATSCentre(filepath.Join(dir, "centre"), siteworld.NATSOptions{Sites: ids}); err != nil {
+			return err
+		}
+		centre = nats
+	} else if centre, err = siteworld.StartCentralMosquitto(filepath.Join(dir, "centre"), tuning); err != nil {
 		return err
 	}
 	rc := e.roomConfig(stateRoot)
@@ -139,23 +161,8 @@ func sitesStep(ctx context.Context, e *env, n int, res *SuiteResult) error {
 
 	// Every room presses its button once per period until the WAN is back.
 	rng := rand.New(rand.NewPCG(uint64(e.cfg.Seed), 14))
-	stop := make(chan struct{})
-	var cyclers sync.WaitGroup
-	for _, s := range sw.Sites() {
-		for _, room := range s.RoomIDs() {
-			phase := time.Duration(rng.Int64N(int64(e.cfg.SitesPeriod)))
-			cyclers.Go(func() { w.cycles(ctx, s, room, phase, stop) })
-		}
-	}
-	stopCycles := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		cyclers.Wait()
-	}
-	defer stopCycles()
+	stopCycles := w.startCycles(ctx, rng)
+	defer func() { stopCycles() }()
 	if !sleepCtx(ctx, e.cfg.SitesPeriod) { // warm up: every room has pressed once
 		return ctx.Err()
 	}
@@ -234,6 +241,130 @@ func sitesStep(ctx context.Context, e *env, n int, res *SuiteResult) error {
 	}
 	if lost > 0 {
 		res.problem("%s: %d records never reached the centre", label, lost)
+	}
+	if nats != nil {
+		stopCycles = w.startCycles(ctx, rng)
+		return w.failover(ctx, nats, label, res, stopCycles)
+	}
+	return nil
+}
+
+// startCycles makes every room press its button once per period (random
+// phase) until the returned function is called, which waits for the
+// cycles under way.
+func (w *sitesWorld) startCycles(ctx context.Context, rng *rand.Rand) (stop func()) {
+	done := make(chan struct{})
+	var cyclers sync.WaitGroup
+	for _, s := range w.w.Sites() {
+		for _, room := range s.RoomIDs() {
+			phase := time.Duration(rng.Int64N(int64(w.e.cfg.SitesPeriod)))
+			cyclers.Go(func() { w.cycles(ctx, s, room, phase, done) })
+		}
+	}
+	return func() {
+		select {
+		case <-done:
+		default:
+			close(done)
+		}
+		cyclers.Wait()
+	}
+}
+
+// failover kills (SIGKILL) the node of a clustered centre that holds the
+// first site's bridge while every room goes on pressing its button, and
+// measures how long until every site's bridge is connected to another node,
+// and until alerts reach the centre again: the first alert pressed after
+// the kill and the alerts of the window after it, at the site's guard and
+// at the centre. Then it stops the rooms and checks that the centre holds
+// every record.
+func (w *sitesWorld) failover(ctx context.Context, c *siteworld.NATSCentre, label string, res *SuiteResult, stopCycles func()) error {
+	sw := w.w
+	defer stopCycles()
+	if !sleepCtx(ctx, w.e.cfg.SitesPeriod) { // every room pressing again
+		return ctx.Err()
+	}
+	first := sw.Sites()[0].ID
+	victim, err := c.NodeOf(first)
+	if err != nil || victim == nil {
+		return fmt.Errorf("failover: which node holds %s's bridge: %v", first, err)
+	}
+	on := 0
+	for _, s := range sw.Sites() {
+		if n, err := c.NodeOf(s.ID); err == nil && n == victim {
+			on++
+		}
+	}
+	w.e.logf("sites: killing %s, which holds the bridges of %d of %d sites", victim.Name, on, len(sw.Sites()))
+	w.col.open("failover")
+	killed := wallclock.Now()
+	if err := victim.Kill(); err != nil {
+		return err
+	}
+	// Which node holds each bridge, from the nodes' monitoring, every
+	// 100 ms: the booking system may be reconnecting itself and miss the
+	// bridges' announcements.
+	reconnected := map[string]time.Duration{}
+	deadline := killed.Add(5 * time.Minute)
+	for len(reconnected) < len(sw.Sites()) && wallclock.Now().Before(deadline) && ctx.Err() == nil {
+		for _, s := range sw.Sites() {
+			if _, ok := reconnected[s.ID]; ok {
+				continue
+			}
+			if n, err := c.NodeOf(s.ID); err == nil && n != nil && n != victim {
+				reconnected[s.ID] = wallclock.Since(killed)
+			}
+		}
+		sleepCtx(ctx, 100*time.Millisecond)
+	}
+	if len(reconnected) < len(sw.Sites()) {
+		res.problem("%s: failover: only %d of %d sites' bridges on another node within 5 minutes", label, len(reconnected), len(sw.Sites()))
+	}
+	sleepCtx(ctx, w.e.cfg.SitesWindow)
+	w.col.open("")
+	stopCycles()
+	sleepCtx(ctx, time.Second)
+	samples := w.col.samples("failover")
+	// The first alert pressed after the kill, and when it reached the
+	// centre.
+	var firstAt time.Duration
+	for _, smp := range samples {
+		if at, ok := sw.Booking.AlertArrived(smp.Raised.Key); ok && smp.Pressed.After(killed) {
+			if d := at.Sub(killed); firstAt == 0 || d < firstAt {
+				firstAt = d
+			}
+		}
+	}
+	var slowest time.Duration
+	moved := 0
+	for _, s := range sw.Sites() {
+		if d, ok := reconnected[s.ID]; ok {
+			moved++
+			slowest = max(slowest, d)
+		}
+	}
+	res.check(label+": failover: node killed (SIGKILL) while it held bridges", fmt.Sprintf("%s, %d of %d sites' bridges", victim.Name, on, len(sw.Sites())), "", nil)
+	res.check(label+": failover: kill -> every bridge connected to another node", fmt.Sprintf("%s (%d of %d sites; polled every 100 ms)", slowest.Round(time.Millisecond), moved, len(sw.Sites())), "", nil)
+	if firstAt > 0 {
+		res.check(label+": failover: kill -> first alert at the centre", firstAt.Round(time.Millisecond).String(), "", nil)
+	}
+	guard, centre := siteworld.Latencies(samples, sw.Booking)
+	res.row(label+", failover window: press -> alert_raised at the site's guard", summarize(guard), nil)
+	res.row(label+", failover window: press -> alert_raised at the centre", summarize(centre), nil)
+
+	all, _ := sw.Expected()
+	since := wallclock.Now()
+	sw.Booking.Expect(all)
+	cu, err := sw.Booking.CatchUp(ctx, since, 10*time.Minute, 10*time.Second)
+	if err != nil {
+		res.problem("%s: after the failover: %v", label, err)
+	}
+	missing, _ := sw.Booking.Missing(all, nil)
+	res.check(label+": failover: records checked (every seq of every room)", fmt.Sprint(len(all)), "", nil)
+	res.check(label+": failover: records lost", fmt.Sprint(len(missing)), "0", boolp(len(missing) == 0))
+	res.check(label+": failover: records that arrived only after a replay was asked for", fmt.Sprint(cu.Recovered), "", nil)
+	if len(missing) > 0 {
+		res.problem("%s: %d records never reached the centre after the failover", label, len(missing))
 	}
 	return nil
 }
@@ -365,6 +496,6 @@ func (a cpuSample) share(b cpuSample) string {
 		return "?"
 	}
 	pct := func(x, y time.Duration) float64 { return 100 * float64(y-x) / float64(wall) }
-	return fmt.Sprintf("centre mosquitto %.0f%%, site mosquittos %.0f%% (sum), stunnels %.0f%% (sum), roombench (rooms, consoles) %.0f%%, over %s",
+	return fmt.Sprintf("centre %.0f%% (sum of its nodes), site mosquittos %.0f%% (sum), stunnels %.0f%% (sum), roombench (rooms, consoles) %.0f%%, over %s",
 		pct(a.centre, b.centre), pct(a.sites, b.sites), pct(a.tunns, b.tunns), pct(a.self, b.self), wall.Round(100*time.Millisecond))
 }

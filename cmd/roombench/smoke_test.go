@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/internal/siteworld"
 	"github.com/roomd/roomd/internal/testtier"
 )
 
@@ -43,6 +45,36 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
+// TestSmokeSitesNATS runs the short mode of the sites suite against the
+// clustered centre (three nats-server nodes), failover included: it works
+// and nothing is lost.
+func TestSmokeSitesNATS(t *testing.T) {
+	testtier.Slow(t, "runs the sites suite on three nats-server nodes for about half a minute")
+	testtier.Tool(t, "mosquitto", "mosquitto", mosquittoDirs...)
+	testtier.Tool(t, "stunnel", "stunnel4", "/usr/bin")
+	siteworld.NeedNATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := run(ctx, []string{"--short", "--json", "--centre", "nats", "sites"}, &out, &errOut)
+	t.Logf("stderr:\n%s", errOut.String())
+	require.Equal(t, 0, code, "exit code; report:\n%s", out.String())
+	var rep Report
+	require.NoError(t, json.Unmarshal(out.Bytes(), &rep), "report is JSON")
+	require.Len(t, rep.Suites, 1)
+	s := rep.Suites[0]
+	assert.Empty(t, s.Error)
+	assert.Empty(t, s.Problems)
+	var failover []string
+	for _, c := range s.Checks {
+		if strings.Contains(c.Name, "failover") {
+			failover = append(failover, c.Name+": "+c.Value)
+		}
+	}
+	assert.NotEmpty(t, failover, "the suite measured no failover")
+	t.Log(strings.Join(failover, "\n"))
+}
+
 func TestParseFlags(t *testing.T) {
 	var errOut bytes.Buffer
 	cfg, names, err := parseFlags([]string{"--short", "latency", "outage"}, &errOut)
@@ -61,6 +93,11 @@ func TestParseFlags(t *testing.T) {
 	cfg, _, err = parseFlags([]string{"--sites-autosave", "changes", "sites"}, &errOut)
 	require.NoError(t, err)
 	assert.Equal(t, time.Duration(autosaveOnChanges), cfg.SitesAutosave)
+
+	assert.Equal(t, centreMosquitto, cfg.Centre, "the mosquitto centre by default")
+	cfg, _, err = parseFlags([]string{"--centre", "nats", "sites"}, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, centreNATS, cfg.Centre)
 
 	_, names, err = parseFlags([]string{"--samples", "7", "all"}, &errOut)
 	require.NoError(t, err)
@@ -81,6 +118,8 @@ func TestParseFlags(t *testing.T) {
 		{"--sites-autosave", "500ms", "sites"},
 		{"--bridge-inflight", "-1", "sites"},
 		{"--sites-autosave", "sometimes", "sites"},
+		{"--centre", "emqx", "sites"},
+		{"--centre", "nats", "--sites-autosave", "60s", "sites"},
 	} {
 		_, _, err := parseFlags(bad, &errOut)
 		assert.Error(t, err, "args %q", bad)

@@ -15,6 +15,7 @@ import (
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/daemon"
 	"github.com/roomd/roomd/device"
+	"github.com/roomd/roomd/metrics"
 	"github.com/roomd/roomd/room"
 )
 
@@ -82,6 +83,17 @@ func runRoom(ctx context.Context, cfg *configs.Config, getenv func(string) strin
 	r, err := room.Open(room.Options{Config: cfg, Logger: log, Notifier: daemon.Systemd{}, Watchdog: watchdog, Version: buildinfo.Version()})
 	if err != nil {
 		return err
+	}
+	if m := cfg.Metrics; m.Textfile != "" {
+		tf := metrics.Textfile{Path: m.Textfile, Every: m.Every, Gatherer: r.Metrics(room.MetricsOptions{}), Logger: log}
+		if err := tf.Check(); err != nil {
+			// Metrics never stop a room: say so, and run without them.
+			log.Error("metrics off", "err", err)
+		} else {
+			mctx, stop := context.WithCancel(ctx)
+			defer stop()
+			go tf.Run(mctx)
+		}
 	}
 	err = r.Run(ctx)
 	if errors.Is(err, daemon.ErrBatteryLow) {

@@ -20,6 +20,11 @@ type Centre interface {
 	// the world trusts, and the sites' certificates (CN: the site's id)
 	// that their bridge listeners accept.
 	CA() *mqtttest.CA
+	// ClientCert returns the certificate and key a central identity
+	// (BookingUser, MonitorUser) presents, for a centre that maps
+	// certificates to users; empty for one that takes passwords
+	// (Password), as central.conf's client listener does.
+	ClientCert(user string) (certFile, keyFile string, err error)
 	// Close stops every node.
 	Close() error
 }
@@ -139,6 +144,11 @@ func StartCentralMosquitto(dir string, tu Tuning) (*CentralMosquitto, error) {
 
 // Nodes returns the centre itself.
 func (c *CentralMosquitto) Nodes() []Node { return []Node{c} }
+
+// ClientCert is empty: central.conf's client listener takes passwords.
+func (c *CentralMosquitto) ClientCert(string) (certFile, keyFile string, err error) {
+	return "", "", nil
+}
 
 // CA is the broker's generated CA.
 func (c *CentralMosquitto) CA() *mqtttest.CA { return c.Broker.CA }

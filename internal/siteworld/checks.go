@@ -153,15 +153,22 @@ func normalise(kind, payload string) string {
 // Retained returns the site broker's retained messages whose topics start
 // with prefix, as the booking identity reads them (Retained).
 func (s *Site) Retained(ctx context.Context, prefix string) (map[string]string, error) {
-	return Retained(ctx, s.Broker.Addr(), s.Broker.CA.CertFile, BookingUser, prefix)
+	return Retained(ctx, s.Broker.Addr(), Creds{CAFile: s.Broker.CA.CertFile, User: BookingUser}, prefix)
 }
 
 // CentreRetained returns the centre's retained messages whose topics start
 // with prefix, as monitoring reads them from the first node that answers.
 func (w *World) CentreRetained(ctx context.Context, prefix string) (map[string]string, error) {
+	cert, key, err := w.Centre.ClientCert(MonitorUser)
+	if err != nil {
+		return nil, err
+	}
 	var errs []error
 	for _, n := range w.Centre.Nodes() {
-		got, err := Retained(ctx, n.ClientAddr(), w.Centre.CA().CertFile, MonitorUser, prefix)
+		if n.Pid() == 0 {
+			continue
+		}
+		got, err := Retained(ctx, n.ClientAddr(), Creds{CAFile: w.Centre.CA().CertFile, User: MonitorUser, CertFile: cert, KeyFile: key}, prefix)
 		if err == nil {
 			return got, nil
 		}
@@ -170,13 +177,21 @@ func (w *World) CentreRetained(ctx context.Context, prefix string) (map[string]s
 	return nil, errors.Join(errs...)
 }
 
-// Retained reads the retained messages of the broker at addr (TLS, trusting
-// caFile) whose topics start with prefix, as user, with mosquitto_sub, a
-// client nobody here wrote. It subscribes to the whole base, keeps what the
-// broker sends on subscribing (the retained messages) and stops at the first
-// live message (the rooms' heartbeats make sure one comes) or after a few
-// quiet seconds.
-func Retained(ctx context.Context, addr, caFile, user, prefix string) (map[string]string, error) {
+// Creds are how a client of a world proves who it is: the CA it trusts,
+// its user (with Password(user)) and, for a broker that maps certificates
+// to users, its certificate.
+type Creds struct {
+	CAFile, User      string
+	CertFile, KeyFile string
+}
+
+// Retained reads the retained availability, state and info of every room
+// at the broker at addr (TLS, with creds) whose topics start with prefix,
+// with mosquitto_sub, a client nobody here wrote. It keeps what the broker
+// sends on subscribing (the retained messages) and stops at the first live
+// message (the rooms' heartbeats make sure one comes) or after a few quiet
+// seconds.
+func Retained(ctx context.Context, addr string, creds Creds, prefix string) (map[string]string, error) {
 	sub, err := testtier.LookTool("mosquitto_sub")
 	if err != nil {
 		return nil, fmt.Errorf("%w; install it with `apt-get install mosquitto-clients`", err)
@@ -184,8 +199,21 @@ func Retained(ctx context.Context, addr, caFile, user, prefix string) (map[strin
 	host, port, _ := strings.Cut(addr, ":")
 	ctx, cancel := context.WithTimeout(ctx, DefaultPatience)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, sub, "-h", host, "-p", port, "--cafile", caFile,
-		"-u", user, "-P", Password(user), "-t", "visitrooms/#", "--retained-only", "-F", "%j", "-W", "4").Output()
+	args := []string{"-h", host, "-p", port, "--cafile", creds.CAFile, "--retained-only", "-F", "%j", "-W", "4"}
+	// The retained topics a room has, at a site (visitrooms/<room>/...)
+	// and at a centre (visitrooms/<site>/<room>/...): the readers' roles
+	// grant those, and a centre that refuses a wider filter whole (NATS)
+	// would refuse visitrooms/#.
+	for _, kind := range bridgedRetained {
+		args = append(args, "-t", "visitrooms/+/"+kind, "-t", "visitrooms/+/+/"+kind)
+	}
+	if creds.CertFile != "" {
+		// The certificate names the user; no username beside it.
+		args = append(args, "--cert", creds.CertFile, "--key", creds.KeyFile)
+	} else {
+		args = append(args, "-u", creds.User, "-P", Password(creds.User))
+	}
+	out, err := exec.CommandContext(ctx, sub, args...).Output()
 	var exit *exec.ExitError
 	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 27) { // 27: timed out, quietly
 		return nil, fmt.Errorf("mosquitto_sub on %s: %w\n%s", addr, err, out)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/roomd/roomd/wallclock"
 )
 
 // DefaultPatience bounds a wait that only a failure reaches (connecting,
@@ -33,8 +35,13 @@ type console struct {
 }
 
 func (c console) connect() (paho.Client, error) {
-	o := paho.NewClientOptions().SetClientID(c.user).SetUsername(c.user).SetPassword(Password(c.user)).
-		SetTLSConfig(c.tls).SetCleanSession(c.clean).SetProtocolVersion(4).SetOrderMatters(true).
+	o := paho.NewClientOptions().SetClientID(c.user).SetTLSConfig(c.tls)
+	if len(c.tls.Certificates) == 0 {
+		// A certificate names its user; a centre that maps certificates
+		// to users (NATS) refuses a username beside it.
+		o.SetUsername(c.user).SetPassword(Password(c.user))
+	}
+	o.SetCleanSession(c.clean).SetProtocolVersion(4).SetOrderMatters(true).
 		SetKeepAlive(5 * time.Second).SetAutoReconnect(true).SetMaxReconnectInterval(500 * time.Millisecond).
 		SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
 		SetDefaultPublishHandler(c.handler)
@@ -42,7 +49,7 @@ func (c console) connect() (paho.Client, error) {
 		o.AddBroker(u)
 	}
 	if len(c.filters) > 0 {
-		o.SetOnConnectHandler(func(cl paho.Client) { cl.SubscribeMultiple(c.filters, c.handler) })
+		o.SetOnConnectHandler(func(cl paho.Client) { go c.subscribe(cl) })
 	}
 	cl := paho.NewClient(o)
 	if err := waitToken(c.patience, cl.Connect(), "connect %s to %v", c.user, c.urls); err != nil {
@@ -55,6 +62,27 @@ func (c console) connect() (paho.Client, error) {
 		}
 	}
 	return cl, nil
+}
+
+// subscribe subscribes to the filters, again every 200 ms while the broker
+// refuses one (SUBACK 0x80) and the client stays connected: a clustered
+// centre refuses subscriptions for a few seconds after losing a node, while
+// it elects new leaders for what that node led.
+func (c console) subscribe(cl paho.Client) {
+	deadline := wallclock.Now().Add(c.patience)
+	for cl.IsConnectionOpen() && wallclock.Now().Before(deadline) {
+		tok := cl.SubscribeMultiple(c.filters, c.handler)
+		if tok.WaitTimeout(c.patience) && tok.Error() == nil {
+			refused := false
+			for _, q := range tok.(*paho.SubscribeToken).Result() {
+				refused = refused || q == 0x80
+			}
+			if !refused {
+				return
+			}
+		}
+		<-time.After(200 * time.Millisecond)
+	}
 }
 
 // waitToken waits up to patience for tok and returns its error, naming the

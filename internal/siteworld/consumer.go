@@ -60,7 +60,9 @@ type Consumer struct {
 	mu      sync.Mutex
 	l       *ledger
 	replies map[string]contract.ReplyMessage
-	links   map[string]string // site → "1" up, "0" down
+	links   map[string]string    // site → "1" up, "0" down
+	ups     map[string]int       // site → live (not retained) "1"s: the bridge's connections
+	heard   map[string]time.Time // site → when a record or state of one of its rooms last arrived
 	changed chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -68,7 +70,7 @@ type Consumer struct {
 
 func newConsumer(centre Centre, sites []string, o Consoles, cmds *commandLog, errorf func(string, ...any), patience time.Duration) (*Consumer, error) {
 	c := &Consumer{cmds: cmds, errorf: errorf, patience: patience, floors: map[string]chan probeMsg{}, l: newLedger(),
-		replies: map[string]contract.ReplyMessage{}, links: map[string]string{}, changed: make(chan struct{}, 1),
+		replies: map[string]contract.ReplyMessage{}, links: map[string]string{}, ups: map[string]int{}, heard: map[string]time.Time{}, changed: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	for _, s := range sites {
 		c.floors[s] = make(chan probeMsg, 64)
@@ -80,7 +82,11 @@ func newConsumer(centre Centre, sites []string, o Consoles, cmds *commandLog, er
 	if o.Replies {
 		filters["visitrooms/+/+/reply"] = 1
 	}
-	tc, err := centre.CA().ClientConfig("", "")
+	cert, key, err := centre.ClientCert(BookingUser)
+	if err != nil {
+		return nil, fmt.Errorf("booking system: %w", err)
+	}
+	tc, err := centre.CA().ClientConfig(cert, key)
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +114,9 @@ func (c *Consumer) handle(_ paho.Client, m paho.Message) {
 	if parts[0] == "$SYS" && len(parts) == 5 {
 		c.mu.Lock()
 		c.links[parts[3]] = string(m.Payload())
+		if !m.Retained() && string(m.Payload()) == "1" {
+			c.ups[parts[3]]++
+		}
 		c.mu.Unlock()
 		return
 	}
@@ -115,6 +124,11 @@ func (c *Consumer) handle(_ paho.Client, m paho.Message) {
 		return
 	}
 	site, room, kind := parts[1], parts[2], parts[3]
+	if !m.Retained() {
+		c.mu.Lock()
+		c.heard[site] = now
+		c.mu.Unlock()
+	}
 	switch kind {
 	case "events", "alerts":
 		c.messages.Add(1)
@@ -194,13 +208,26 @@ func (c *Consumer) repairEvery(period time.Duration) {
 // again), and returns how many requests it sent.
 func (c *Consumer) Repair() int {
 	c.mu.Lock()
-	gaps := c.l.gaps(wallclock.Now(), func(site string) bool { return c.links[site] == "1" })
+	gaps := c.l.gaps(wallclock.Now(), c.reachable)
 	c.mu.Unlock()
 	for _, g := range gaps {
 		c.replay(g)
 	}
 	return len(gaps)
 }
+
+// reachable reports whether a replay request can reach the site now: its
+// bridge's flag is up, or one of its rooms was heard from within
+// heardRecently. The flag alone can lie: on a clustered centre a bridge's
+// Last Will dies with the node that held its connection, and a retained
+// flag delivered on resubscribing may be older than the live one before
+// it. c.mu is held.
+func (c *Consumer) reachable(site string) bool {
+	return c.links[site] == "1" || wallclock.Since(c.heard[site]) < heardRecently
+}
+
+// heardRecently: a room publishes its state every 30 s (heartbeat).
+const heardRecently = 30 * time.Second
 
 func (c *Consumer) replay(g gap) {
 	ep, err := journal.ParseEpoch(g.Room.Epoch)
@@ -265,6 +292,14 @@ func (c *Consumer) AwaitLink(site string, up bool, timeout time.Duration) error 
 		defer c.mu.Unlock()
 		return c.links[site] == want
 	})
+}
+
+// LinkUps counts the times the site's bridge announced itself up while the
+// booking system was connected: each is a connection the centre accepted.
+func (c *Consumer) LinkUps(site string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ups[site]
 }
 
 // HasType reports whether a record of type typ of the room has arrived.

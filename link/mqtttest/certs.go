@@ -99,6 +99,17 @@ func (ca *CA) Issue(t testing.TB, cn string, hosts ...string) (certFile, keyFile
 
 // IssueFiles is Issue for callers without a test.
 func (ca *CA) IssueFiles(cn string, hosts ...string) (certFile, keyFile string, err error) {
+	return ca.issue(cn, false, hosts)
+}
+
+// IssuePeerFiles issues a certificate for the given hosts that serves both
+// ways, as a server's and as a client's (a cluster node's route to its
+// peers is both), named cn.
+func (ca *CA) IssuePeerFiles(cn string, hosts ...string) (certFile, keyFile string, err error) {
+	return ca.issue(cn, true, hosts)
+}
+
+func (ca *CA) issue(cn string, peer bool, hosts []string) (certFile, keyFile string, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", "", fmt.Errorf("issue certificate %s: generate key: %w", cn, err)
@@ -115,7 +126,10 @@ func (ca *CA) IssueFiles(cn string, hosts ...string) (certFile, keyFile string, 
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	if len(hosts) > 0 {
+	switch {
+	case peer:
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	case len(hosts) > 0:
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	}
 	for _, h := range hosts {
