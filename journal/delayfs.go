@@ -13,7 +13,8 @@ import (
 // DelayFS wraps an FS so that every file sync and directory sync first
 // waits Delay(): the sync latency of a slow or failing card, injected in
 // process (roombench --sync-delay, the sync-health tests). The real
-// syscall path is tried with the FUSE passthrough of cmd/slowfs.
+// syscall path on a slow card is measured on a Pi by
+// scripts/pi-card-latency.sh; no slow block device is emulated here.
 type DelayFS struct {
 	FS
 	// Delay returns how long the next sync waits; nil waits nothing.
