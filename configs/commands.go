@@ -146,3 +146,25 @@ func (r *reader) patterns(n *yaml.Node, path, room string, dst *[]string) {
 		*dst = out
 	}
 }
+
+// Warnings says what the commands section lets nobody do that a site
+// would expect: no operator named means no guard can acknowledge this
+// room's alerts from the board or visitctl (not_authorized), the state a
+// room upgraded from a version without the section is left in.
+func (c Commands) Warnings() []string {
+	var out []string
+	if len(c.Operators) == 0 {
+		out = append(out, "commands.operators names no operator: no guard can acknowledge this room's alerts or act on it from the board or visitctl (they get not_authorized); name the site's operators, e.g. commands: {operators: [guard-*]} (docs/security.md)")
+	}
+	if !c.Booking {
+		out = append(out, "commands.booking is false: the booking system cannot start, extend or end visits in this room")
+	}
+	return out
+}
+
+// Warnings lists what check-config tells about a config that loads but
+// may not do what the site expects: the journal's bound and whom the room
+// takes commands from.
+func (c *Config) Warnings() []string {
+	return append(c.JournalWarnings(), c.Commands.Warnings()...)
+}

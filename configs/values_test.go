@@ -151,3 +151,22 @@ func TestEveryDurationLimitIsNamedWhenRefused(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "x.yaml:2: policy.repeat_every: must be between 1s and 1h, got 1ns")
 }
+
+// TestCommandsWarnings: a config without commands.operators loads (a room
+// upgraded from before the section keeps running) but check-config says
+// that no guard can act on the room until operators are named.
+func TestCommandsWarnings(t *testing.T) {
+	c := Default()
+	w := c.Warnings()
+	require.Len(t, w, 1, "%v", w)
+	assert.Contains(t, w[0], "commands.operators names no operator")
+	assert.Contains(t, w[0], "not_authorized")
+
+	c.Commands.Operators = []string{"guard-*"}
+	assert.Empty(t, c.Warnings())
+
+	c.Commands.Booking = false
+	w = c.Warnings()
+	require.Len(t, w, 1, "%v", w)
+	assert.Contains(t, w[0], "commands.booking is false")
+}

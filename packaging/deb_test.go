@@ -627,7 +627,11 @@ func testInstalled(t *testing.T, debV1, debV2 string) {
 		// unpack and the new postinst restarts it (try-restart). Here no
 		// systemd runs, so the test does that restart around dpkg -i.
 		out := r.dpkgInstall(debV2)
-		assert.NotContains(t, out, "check-config", "a configured room: nothing to report")
+		// The installer's config names no operator (as a room from before
+		// commands.operators): it loads, and the upgrade says what it costs.
+		assert.Contains(t, out, "roomd: /etc/roomd/roomd.yaml passes roomd check-config, with warnings:")
+		assert.Contains(t, out, "commands.operators names no operator: no guard can acknowledge")
+		assert.NotContains(t, out, "NOT restarted")
 		assert.Equal(t, config, readFile(t, r.path("etc/roomd/roomd.yaml")), "the upgrade kept the installer's config")
 		leftovers, _ := filepath.Glob(r.path("etc/roomd/*.dpkg-*"))
 		assert.Empty(t, leftovers)

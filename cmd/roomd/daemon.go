@@ -68,6 +68,9 @@ func runDaemon(ctx context.Context, args []string, getenv func(string) string, s
 		cfg.Log.Level = logLevel
 	}
 	log := newLogger(stderr, cfg.Log).With("room", cfg.Room)
+	for _, w := range cfg.Warnings() {
+		log.Warn("config: "+w, "file", *file)
+	}
 	return runRoom(ctx, cfg, getenv, log)
 }
 

@@ -124,7 +124,7 @@ func checkConfig(ctx context.Context, load func(string) (*configs.Config, error)
 	if err != nil {
 		return fmt.Errorf("check-config %s: %w", file, err)
 	}
-	for _, w := range cfg.JournalWarnings() {
+	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(stderr, "%s: warning: %s\n", file, w)
 	}
 	_, err = stdout.Write(out)
