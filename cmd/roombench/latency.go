@@ -201,7 +201,7 @@ func latencyAt(ctx context.Context, e *env, res *SuiteResult, rc roomConfig, deb
 		"mqtt": func() error { return con.simSet(`{"panic":true}`) },
 		"api":  func() error { return r.Sim.SetInput(controller.InputPanic, controller.LevelActive) },
 	}
-	var floor []time.Duration
+	var floor, timerLate []time.Duration
 	lat := map[string][]time.Duration{}
 	events := map[string][]time.Duration{}
 	cycle := func(path string) error {
@@ -241,6 +241,7 @@ func latencyAt(ctx context.Context, e *env, res *SuiteResult, rc roomConfig, deb
 				return err
 			}
 			floor = append(floor, d)
+			timerLate = append(timerLate, timerLateness(debounce))
 			if err := cycle(path); err != nil {
 				return fmt.Errorf("sync %s, sample %d: %v", delay, i+1, err)
 			}
@@ -258,8 +259,20 @@ func latencyAt(ctx context.Context, e *env, res *SuiteResult, rc roomConfig, deb
 	target(res.row("["+tag+"] (b) in-process sim.SetInput -> alert_raised on alerts", summarize(lat["api"]), &fs))
 	res.row("["+tag+"] (b) same, alert_raised on events", summarize(events["api"]), &fs)
 	res.row("["+tag+"] floor: bare paho publish -> bare subscriber", fs, nil)
+	res.row("["+tag+"] floor: a bare runtime timer of the debounce, fired late by", summarize(timerLate), nil)
 	st := r.r.Journal().SyncStats().Summary()
 	res.note("[%s] the journal's syncs: %d, p50 %s, p99 %s, longest %s", tag, st.Count,
 		st.P50.Round(10*time.Microsecond), st.P99.Round(10*time.Microsecond), st.Max.Round(10*time.Microsecond))
 	return nil
+}
+
+// timerLateness waits d on a runtime timer, as the debounce does, and
+// returns how late it fired: what any Go program on this machine adds to a
+// debounced press before doing anything with it (the runtime's netpoller
+// sleeps in whole milliseconds).
+func timerLateness(d time.Duration) time.Duration {
+	start := wallclock.Now()
+	t := time.NewTimer(d)
+	<-t.C
+	return wallclock.Since(start) - d
 }
