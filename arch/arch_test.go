@@ -62,7 +62,8 @@ var allowed = map[string][]string{
 
 	// The world of bridged sites, for configs/mosquitto's tests and
 	// roombench: test support, which no production binary compiles in.
-	"internal/siteworld": {"access", "configs", "contract", "controller", "internal/testtier", "journal", "link/mqtttest", "room", "sim"},
+	"internal/siteworld":           {"access", "configs", "contract", "controller", "internal/testtier", "journal", "link/mqtttest", "room", "sim"},
+	"internal/siteworld/worldtest": {"configs", "controller", "internal/siteworld"},
 
 	"roomclient":     {"contract", "controller", "mqttconn"},
 	"pager":          {"contract", "controller", "mqttconn", "pager/espa", "roomclient"},

@@ -12,24 +12,21 @@ package mosquitto_test
 
 import (
 	"context"
-	"fmt"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/roomd/roomd/configs"
 	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/internal/siteworld"
+	"github.com/roomd/roomd/internal/siteworld/worldtest"
 	"github.com/roomd/roomd/link/mqtttest"
-	"github.com/roomd/roomd/wallclock"
 )
 
 // patience bounds a wait that only a failing test reaches.
-const patience = siteworld.DefaultPatience
+const patience = worldtest.Patience
 
 // Identities and their passwords.
 var (
@@ -50,10 +47,8 @@ func mosquittoCentre(t *testing.T) *siteworld.CentralMosquitto {
 	return &siteworld.CentralMosquitto{Broker: mqtttest.Mosquitto(t, o)}
 }
 
-// bridgeRestart is the bridges' restart_timeout in the tests: the only
-// timing a test cannot wait for, as the shipped backoff (2 s to 30 s) would
-// make every scenario wait up to 30 s for the bridge to come back.
-const bridgeRestart = "1 1"
+// bridgeRestart is the bridges' restart_timeout in the tests.
+const bridgeRestart = worldtest.BridgeRestart
 
 // startSite starts a site bridged to centre, with its broker's identities
 // users, for the test.
@@ -75,7 +70,7 @@ func startSite(t *testing.T, centre siteworld.Centre, id string, o siteworld.Sit
 
 // world is one centre, its sites and their rooms, held to the test.
 type world struct {
-	*siteworld.World
+	*worldtest.World
 	t      *testing.T
 	centre *siteworld.CentralMosquitto
 
@@ -84,71 +79,14 @@ type world struct {
 	centreKilled bool
 }
 
-// newWorld starts the centre, the sites (each with the rooms named), the
-// guards and the booking system, and returns once every bridge is up and
-// every room has announced controller_started at the centre. The rooms run
-// the italy preset with the panic alert cleared by acknowledgement after
-// release (so that a console can re-arm it); the consoles keep their
-// sessions, and the booking system follows the rooms' states and asks for
-// a replay of every gap once a second.
+// newWorld starts the shipped central mosquitto and the world of
+// worldtest.Start around it: the sites with the rooms named, the guards and
+// the booking system, every bridge up and every room started.
 func newWorld(t *testing.T, sites map[string][]string) *world {
 	t.Helper()
 	siteworld.Need(t)
-	italy, err := configs.Preset("italy")
-	require.NoError(t, err)
-	italy.PanicReset = controller.PanicResetAck
 	centre := mosquittoCentre(t)
-	sw, err := siteworld.Start(siteworld.Options{
-		Dir: t.TempDir(), Centre: centre, Sites: sites,
-		Site: siteworld.SiteOptions{BridgeRestart: bridgeRestart},
-		Rooms: siteworld.RoomOptions{Config: func(c *configs.Config) {
-			c.Policy, c.PolicyPreset = italy, "italy"
-			c.Device.Flap.MaxChanges = 10000
-			c.MQTT.Keepalive = time.Second
-			// Frequent heartbeats: the retained snapshots read by Verify
-			// end at the first live message.
-			c.MQTT.Heartbeat = 500 * time.Millisecond
-		}},
-		Consoles: siteworld.Consoles{Persistent: true, States: true, Replies: true, RepairEvery: time.Second},
-		Patience: patience, Logf: t.Logf, Errorf: t.Errorf,
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(sw.Logs())
-		}
-		assert.NoError(t, sw.Close())
-	})
-	w := &world{World: sw, t: t, centre: centre}
-	require.NoError(t, sw.StartRooms(context.Background(), 1, 0))
-	for _, s := range sw.Sites() {
-		for _, room := range sites[s.ID] {
-			w.await(fmt.Sprintf("%s/%s controller_started", s.ID, room), func() bool {
-				return sw.Booking.HasType(s.ID, room, "controller_started")
-			})
-		}
-	}
-	return w
-}
-
-func (w *world) site(id string) *siteworld.Site {
-	s := w.Site(id)
-	if s == nil {
-		w.t.Fatalf("no site %s", id)
-	}
-	return s
-}
-
-// await waits until cond is true at the booking system.
-func (w *world) await(what string, cond func() bool) {
-	w.t.Helper()
-	require.NoError(w.t, w.Booking.Await(what, patience, cond))
-}
-
-// awaitLink waits until the centre holds the site's bridge as up (or down).
-func (w *world) awaitLink(site string, up bool) {
-	w.t.Helper()
-	require.NoError(w.t, w.Booking.AwaitLink(site, up, patience))
+	return &world{World: worldtest.Start(t, centre, sites), t: t, centre: centre}
 }
 
 // send publishes a command of the booking system to a room of a site.
@@ -161,25 +99,13 @@ func (w *world) send(site, room string, cmd controller.Command, expires time.Tim
 func (w *world) reply(what, id string) contract.ReplyMessage {
 	w.t.Helper()
 	var rep contract.ReplyMessage
-	w.await(what, func() (ok bool) { rep, ok = w.Booking.Reply(id); return ok })
+	w.Await(what, func() (ok bool) { rep, ok = w.Booking.Reply(id); return ok })
 	return rep
-}
-
-// cycles runs n press cycles in every running room of the given sites at
-// once (each room's own one after the other).
-func (w *world) cycles(n int, phase string, sites ...*siteworld.Site) []siteworld.Sample {
-	w.t.Helper()
-	out, err := w.Cycles(context.Background(), n, phase, patience, sites...)
-	require.NoError(w.t, err)
-	return out
 }
 
 // verify waits until the centre holds every record and the sites' retained
 // topics, and checks that no command acted after its expires_at.
-func (w *world) verify() {
-	w.t.Helper()
-	require.NoError(w.t, w.Verify(context.Background(), patience, w.centreKilled))
-}
+func (w *world) verify() { w.VerifyAll(w.centreKilled) }
 
 // centreRetained reads the centre's retained messages under prefix.
 func (w *world) centreRetained(prefix string) map[string]string {
@@ -213,20 +139,7 @@ func (w *world) report(samples []siteworld.Sample) {
 	}
 }
 
-func summary(ds []time.Duration) string {
-	if len(ds) == 0 {
-		return "none"
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return fmt.Sprintf("n=%d min %s p50 %s max %s", len(s), s[0].Round(100*time.Microsecond),
-		s[len(s)/2].Round(100*time.Microsecond), s[len(s)-1].Round(100*time.Microsecond))
-}
-
-// waitUntil returns once the wall clock has passed at: some scenarios wait
-// for an expires_at, which only the wall clock can pass.
-func waitUntil(at time.Time) {
-	if d := wallclock.Until(at); d > 0 {
-		<-time.After(d)
-	}
-}
+var (
+	summary   = worldtest.Summary
+	waitUntil = worldtest.WaitUntil
+)

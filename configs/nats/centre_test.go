@@ -20,21 +20,21 @@ import (
 func TestCentreNodeOfTheBridgesKilled(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, twoSites())
-	a, b := w.site("site-a"), w.site("site-b")
-	samples := w.cycles(1, "three nodes", a, b)
+	a, b := w.MustSite("site-a"), w.MustSite("site-b")
+	samples := w.RunCycles(1, "three nodes", a, b)
 
 	victim := w.bridgedNode("site-a")
 	killed := w.during(3, "node of the bridges killed", victim.Kill, a, b)
 	samples = append(samples, killed...)
-	w.awaitLink("site-a", true)
-	w.awaitLink("site-b", true)
+	w.AwaitLink("site-a", true)
+	w.AwaitLink("site-b", true)
 	require.NotSame(t, victim, w.bridgedNode("site-a"), "site-a's bridge is still on the killed node")
-	samples = append(samples, w.cycles(1, "two nodes", a, b)...)
+	samples = append(samples, w.RunCycles(1, "two nodes", a, b)...)
 	w.verify()
 
 	require.NoError(t, victim.Restart())
 	require.NoError(t, w.centre.AwaitHealthy(patience))
-	samples = append(samples, w.cycles(1, "node back", a, b)...)
+	samples = append(samples, w.RunCycles(1, "node back", a, b)...)
 	w.verify()
 	w.guardUnchanged("three nodes", samples)
 }
@@ -47,8 +47,8 @@ func TestCentreNodeOfTheBridgesKilled(t *testing.T) {
 func TestCentreSecondNodeKilled(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, twoSites())
-	a, b := w.site("site-a"), w.site("site-b")
-	samples := w.cycles(1, "three nodes", a, b)
+	a, b := w.MustSite("site-a"), w.MustSite("site-b")
+	samples := w.RunCycles(1, "three nodes", a, b)
 
 	nodes := w.centre.NATSNodes()
 	first := w.bridgedNode("site-a")
@@ -61,14 +61,14 @@ func TestCentreSecondNodeKilled(t *testing.T) {
 		}
 	}
 	samples = append(samples, w.during(2, "second node killed", second.Kill, a, b)...)
-	samples = append(samples, w.cycles(2, "one node of three", a, b)...)
+	samples = append(samples, w.RunCycles(2, "one node of three", a, b)...)
 
 	require.NoError(t, first.Restart())
 	require.NoError(t, second.Restart())
 	require.NoError(t, w.centre.AwaitHealthy(patience))
-	w.awaitLink("site-a", true)
-	w.awaitLink("site-b", true)
-	samples = append(samples, w.cycles(1, "three nodes again", a, b)...)
+	w.AwaitLink("site-a", true)
+	w.AwaitLink("site-b", true)
+	samples = append(samples, w.RunCycles(1, "three nodes again", a, b)...)
 	w.verify()
 	w.guardUnchanged("three nodes", samples)
 }
@@ -81,8 +81,8 @@ func TestCentreSecondNodeKilled(t *testing.T) {
 func TestCentreAllNodesRestarted(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, twoSites())
-	a, b := w.site("site-a"), w.site("site-b")
-	samples := w.cycles(1, "three nodes", a, b)
+	a, b := w.MustSite("site-a"), w.MustSite("site-b")
+	samples := w.RunCycles(1, "three nodes", a, b)
 
 	stopAll := func() error {
 		for _, n := range w.centre.NATSNodes() {
@@ -93,14 +93,14 @@ func TestCentreAllNodesRestarted(t *testing.T) {
 		return nil
 	}
 	samples = append(samples, w.during(2, "all nodes stopping", stopAll, a, b)...)
-	samples = append(samples, w.cycles(2, "centre down", a, b)...)
+	samples = append(samples, w.RunCycles(2, "centre down", a, b)...)
 	for _, n := range w.centre.NATSNodes() {
 		require.NoError(t, n.Restart())
 	}
 	require.NoError(t, w.centre.AwaitHealthy(patience))
-	w.awaitLink("site-a", true)
-	w.awaitLink("site-b", true)
-	samples = append(samples, w.cycles(1, "centre back", a, b)...)
+	w.AwaitLink("site-a", true)
+	w.AwaitLink("site-b", true)
+	samples = append(samples, w.RunCycles(1, "centre back", a, b)...)
 	w.verify()
 	w.guardUnchanged("three nodes", samples)
 }
@@ -114,8 +114,8 @@ func TestCentreAllNodesRestarted(t *testing.T) {
 func TestCentreWANCutWhileNodeDown(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, twoSites())
-	a, b := w.site("site-a"), w.site("site-b")
-	samples := w.cycles(1, "three nodes", a, b)
+	a, b := w.MustSite("site-a"), w.MustSite("site-b")
+	samples := w.RunCycles(1, "three nodes", a, b)
 
 	down := w.bridgedNode("site-a")
 	ups := w.Booking.LinkUps("site-a")
@@ -123,9 +123,9 @@ func TestCentreWANCutWhileNodeDown(t *testing.T) {
 	// The cut must find the bridge connected to a node that is up: a Last
 	// Will dies with the node that held the connection
 	// (TestLimitWillDiesWithItsNode).
-	w.await("site-a's bridge on another node", func() bool { return w.Booking.LinkUps("site-a") > ups })
+	w.Await("site-a's bridge on another node", func() bool { return w.Booking.LinkUps("site-a") > ups })
 	a.WAN.Cut()
-	w.awaitLink("site-a", false)
+	w.AwaitLink("site-a", false)
 
 	expires := wallclock.Now().Add(2 * time.Second)
 	start := func(id string) controller.Command {
@@ -134,22 +134,22 @@ func TestCentreWANCutWhileNodeDown(t *testing.T) {
 	require.NoError(t, w.Booking.Send("site-a", "room-1", start("book-a"), expires))
 	require.NoError(t, w.Booking.Send("site-b", "room-1", start("book-b"), expires))
 	var rb contract.ReplyMessage
-	w.await("site-b's reply", func() (ok bool) { rb, ok = w.Booking.Reply("book-b"); return ok })
+	w.Await("site-b's reply", func() (ok bool) { rb, ok = w.Booking.Reply("book-b"); return ok })
 	require.True(t, rb.OK, "site-b: %+v", rb)
 
-	samples = append(samples, w.cycles(2, "WAN cut, a node down", a, b)...)
+	samples = append(samples, w.RunCycles(2, "WAN cut, a node down", a, b)...)
 	waitUntil(expires.Add(100 * time.Millisecond))
 	a.WAN.Resume()
 	var ra contract.ReplyMessage
-	w.await("site-a's refusal", func() (ok bool) { ra, ok = w.Booking.Reply("book-a"); return ok })
+	w.Await("site-a's refusal", func() (ok bool) { ra, ok = w.Booking.Reply("book-a"); return ok })
 	require.False(t, ra.OK)
 	require.NotNil(t, ra.Error)
 	require.Equal(t, string(contract.CodeExpired), ra.Error.Code, "site-a: %+v", ra)
-	samples = append(samples, w.cycles(1, "WAN back, a node down", a, b)...)
+	samples = append(samples, w.RunCycles(1, "WAN back, a node down", a, b)...)
 
 	require.NoError(t, down.Restart())
 	require.NoError(t, w.centre.AwaitHealthy(patience))
-	samples = append(samples, w.cycles(1, "three nodes again", a, b)...)
+	samples = append(samples, w.RunCycles(1, "three nodes again", a, b)...)
 	w.verify()
 	require.False(t, w.Booking.HasType("site-a", "room-1", "visit_started"), "the expired command started a visit")
 	require.True(t, w.Booking.HasType("site-b", "room-1", "visit_started"))

@@ -11,7 +11,6 @@ package nats_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -20,19 +19,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/roomd/roomd/configs"
-	"github.com/roomd/roomd/controller"
 	"github.com/roomd/roomd/internal/siteworld"
+	"github.com/roomd/roomd/internal/siteworld/worldtest"
 	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/wallclock"
 )
 
 // patience bounds a wait that only a failing test reaches.
-const patience = siteworld.DefaultPatience
-
-// bridgeRestart is the bridges' restart_timeout in the tests (shipped: a
-// backoff from 2 s to 30 s, which a test cannot wait for at every turn).
-const bridgeRestart = "1 1"
+const patience = worldtest.Patience
 
 // debugVar, set, makes the nodes log every connection and protocol event
 // (debug: true), for a failing test.
@@ -55,7 +49,7 @@ func startCentre(t *testing.T, sites ...string) *siteworld.NATSCentre {
 
 // world is a clustered centre, its sites and their rooms, held to the test.
 type world struct {
-	*siteworld.World
+	*worldtest.World
 	t      *testing.T
 	centre *siteworld.NATSCentre
 }
@@ -74,62 +68,13 @@ func newWorld(t *testing.T, sites map[string][]string) *world {
 	t.Helper()
 	testtier.Slow(t, "three nats-server nodes, site brokers, tunnels and rooms")
 	siteworld.Need(t)
-	italy, err := configs.Preset("italy")
-	require.NoError(t, err)
-	italy.PanicReset = controller.PanicResetAck
 	var ids []string
 	for id := range sites {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	centre := startCentre(t, ids...)
-	sw, err := siteworld.Start(siteworld.Options{
-		Dir: t.TempDir(), Centre: centre, Sites: sites,
-		Site: siteworld.SiteOptions{BridgeRestart: bridgeRestart},
-		Rooms: siteworld.RoomOptions{Config: func(c *configs.Config) {
-			c.Policy, c.PolicyPreset = italy, "italy"
-			c.Device.Flap.MaxChanges = 10000
-			c.MQTT.Keepalive = time.Second
-			c.MQTT.Heartbeat = 500 * time.Millisecond
-		}},
-		Consoles: siteworld.Consoles{Persistent: true, States: true, Replies: true, RepairEvery: time.Second},
-		Patience: patience, Logf: t.Logf, Errorf: t.Errorf,
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(sw.Logs())
-		}
-		assert.NoError(t, sw.Close())
-	})
-	w := &world{World: sw, t: t, centre: centre}
-	require.NoError(t, sw.StartRooms(context.Background(), 1, 0))
-	for _, s := range sw.Sites() {
-		for _, room := range sites[s.ID] {
-			w.await(fmt.Sprintf("%s/%s controller_started", s.ID, room), func() bool {
-				return sw.Booking.HasType(s.ID, room, "controller_started")
-			})
-		}
-	}
-	return w
-}
-
-func (w *world) site(id string) *siteworld.Site {
-	s := w.Site(id)
-	if s == nil {
-		w.t.Fatalf("no site %s", id)
-	}
-	return s
-}
-
-func (w *world) await(what string, cond func() bool) {
-	w.t.Helper()
-	require.NoError(w.t, w.Booking.Await(what, patience, cond))
-}
-
-func (w *world) awaitLink(site string, up bool) {
-	w.t.Helper()
-	require.NoError(w.t, w.Booking.AwaitLink(site, up, patience))
+	return &world{World: worldtest.Start(t, centre, sites), t: t, centre: centre}
 }
 
 // bridgedNode returns the node that holds the site's bridge (client id: the
@@ -148,14 +93,6 @@ func (w *world) bridgedNode(site string) *siteworld.NATSNode {
 		}
 	}
 	return n
-}
-
-// cycles runs n press cycles in every running room of the given sites.
-func (w *world) cycles(n int, phase string, sites ...*siteworld.Site) []siteworld.Sample {
-	w.t.Helper()
-	out, err := w.Cycles(context.Background(), n, phase, patience, sites...)
-	require.NoError(w.t, err)
-	return out
 }
 
 // during runs n press cycles in every room of the sites while fault runs,
@@ -181,10 +118,7 @@ func (w *world) during(n int, phase string, fault func() error, sites ...*sitewo
 // verify waits until the centre holds every record (on events and on
 // alerts: nothing the cluster acknowledged may be lost) and the sites'
 // retained topics, and checks that no command acted after its expires_at.
-func (w *world) verify() {
-	w.t.Helper()
-	require.NoError(w.t, w.Verify(context.Background(), patience, false))
-}
+func (w *world) verify() { w.VerifyAll(false) }
 
 // guardUnchanged checks that the site guards' alert latency in every phase
 // stays as in the baseline phase: the guard's path is the site's LAN, which
@@ -233,19 +167,7 @@ func stats(ds []time.Duration) (p50, maximum time.Duration) {
 	return s[len(s)/2], s[len(s)-1]
 }
 
-func summary(ds []time.Duration) string {
-	if len(ds) == 0 {
-		return "none"
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return fmt.Sprintf("n=%d min %s p50 %s max %s", len(s), s[0].Round(100*time.Microsecond),
-		s[len(s)/2].Round(100*time.Microsecond), s[len(s)-1].Round(100*time.Microsecond))
-}
-
-// waitUntil returns once the wall clock has passed at.
-func waitUntil(at time.Time) {
-	if d := wallclock.Until(at); d > 0 {
-		<-time.After(d)
-	}
-}
+var (
+	summary   = worldtest.Summary
+	waitUntil = worldtest.WaitUntil
+)
