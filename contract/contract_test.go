@@ -114,7 +114,7 @@ func TestContractExamplesDecodeStrictly(t *testing.T) {
 	millis := regexp.MustCompile(`"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}(\.[0-9]*)?[^"]*"`)
 	threeDigits := regexp.MustCompile(`^"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z"$`)
 
-	for _, message := range []string{"availability", "info", "state", "event", "alert", "command", "reply", "simSet", "simOutputs"} {
+	for _, message := range []string{"availability", "info", "state", "event", "alert", "command", "reply", "simSet", "simOutputs", "pagerStatus"} {
 		for name, p := range examples(t, s, message) {
 			assert.NoError(t, s.Validate(t, message, p), "%s example %s", message, name)
 			for _, ts := range millis.FindAllString(string(p), -1) {
