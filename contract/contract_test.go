@@ -377,3 +377,20 @@ func TestContractPageNamesEveryValue(t *testing.T) {
 	}
 	assert.True(t, strings.Contains(page, fmt.Sprintf("Contract version: **%d**", ContractVersion)), "docs/mqtt.md names the contract version")
 }
+
+// TestContractInfoWindowZeroIsSaid: a window rounded down to 0 (a journal
+// whose size bound kept under 10 s of a flood) is announced as 0, valid
+// against the schema, never left out: a consumer that finds no window_s
+// would count on retention_s, the one thing the field says not to.
+func TestContractInfoWindowZeroIsSaid(t *testing.T) {
+	s := contracttest.Load(t)
+	for name, p := range examples(t, s, "info") {
+		var m InfoMessage
+		require.NoError(t, contracttest.StrictUnmarshal(p, &m), "info example %s", name)
+		m.WindowS = 0
+		b, err := json.Marshal(m)
+		require.NoError(t, err)
+		assert.Contains(t, string(b), `"window_s":0,`, "info example %s with a window of 0", name)
+		assert.NoError(t, s.Validate(t, "info", b), "info example %s with a window of 0", name)
+	}
+}
