@@ -114,7 +114,7 @@ func TestContractExamplesDecodeStrictly(t *testing.T) {
 	millis := regexp.MustCompile(`"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}(\.[0-9]*)?[^"]*"`)
 	threeDigits := regexp.MustCompile(`^"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z"$`)
 
-	for _, message := range []string{"availability", "info", "state", "event", "alert", "command", "reply", "simSet", "simOutputs"} {
+	for _, message := range []string{"availability", "info", "state", "event", "alert", "command", "reply", "simSet", "simOutputs", "pagerStatus"} {
 		for name, p := range examples(t, s, message) {
 			assert.NoError(t, s.Validate(t, message, p), "%s example %s", message, name)
 			for _, ts := range millis.FindAllString(string(p), -1) {
@@ -376,4 +376,21 @@ func TestContractPageNamesEveryValue(t *testing.T) {
 		mentions("field", f)
 	}
 	assert.True(t, strings.Contains(page, fmt.Sprintf("Contract version: **%d**", ContractVersion)), "docs/mqtt.md names the contract version")
+}
+
+// TestContractInfoWindowZeroIsSaid: a window rounded down to 0 (a journal
+// whose size bound kept under 10 s of a flood) is announced as 0, valid
+// against the schema, never left out: a consumer that finds no window_s
+// would count on retention_s, the one thing the field says not to.
+func TestContractInfoWindowZeroIsSaid(t *testing.T) {
+	s := contracttest.Load(t)
+	for name, p := range examples(t, s, "info") {
+		var m InfoMessage
+		require.NoError(t, contracttest.StrictUnmarshal(p, &m), "info example %s", name)
+		m.WindowS = 0
+		b, err := json.Marshal(m)
+		require.NoError(t, err)
+		assert.Contains(t, string(b), `"window_s":0,`, "info example %s with a window of 0", name)
+		assert.NoError(t, s.Validate(t, "info", b), "info example %s with a window of 0", name)
+	}
 }

@@ -41,7 +41,7 @@ const DefaultBounceEvery = 10 * time.Millisecond
 // the relay contact that reads an output back (its feedback line) hold its
 // level, as a stuck or welded relay does; "unstick" makes it follow again.
 // Several fields may be combined; the simulator applies heal and unstick, then the
-// levels, then the points, then fault and stick, then bounce.
+// levels, then the points, then fault, then wire, then stick, then bounce.
 type SimControl struct {
 	// Levels sets inputs to levels; LevelUnknown faults the input. Panic
 	// sets every panic point.

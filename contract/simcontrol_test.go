@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/roomd/roomd/contract/contracttest"
 	"github.com/roomd/roomd/controller"
 )
 
@@ -96,7 +97,7 @@ func TestEncodeSimOutputs(t *testing.T) {
 func FuzzDecodeSimControl(f *testing.F) {
 	for _, s := range []string{`{"door":"open"}`, `{"presence":true,"fault":"lock"}`, `{"heal":"door"}`,
 		`{"points":{"bed":true},"fault":"panic:toilet","stick":"alarm_light"}`,
-		`{"bounce":{"input":"door","to":"open","count":5,"every_ms":3}}`, `{}`, `null`, `{"door":"open"}{}`} {
+		`{"bounce":{"input":"door","to":"open","count":5,"every_ms":3}}`, `{"wire":{"panic:bed":"cut"}}`, `{}`, `null`, `{"door":"open"}{}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
@@ -108,7 +109,7 @@ func FuzzDecodeSimControl(f *testing.F) {
 			require.True(t, strings.HasPrefix(err.Error(), "sim control: "), err.Error())
 			return
 		}
-		require.True(t, c.Levels != nil || c.Points != nil || c.Fault != 0 || c.Heal != 0 || c.Stick != 0 || c.Unstick != 0 || c.Bounce != nil,
+		require.True(t, c.Levels != nil || c.Points != nil || c.Fault != 0 || c.Heal != 0 || c.Stick != 0 || c.Unstick != 0 || c.Bounce != nil || c.Wires != nil,
 			"accepted an empty control")
 		for in, l := range c.Levels {
 			require.Contains(t, controller.Inputs, in)
@@ -194,4 +195,82 @@ func TestSimControlWire(t *testing.T) {
 	}
 	_, err = ParseSimAssignments([]string{"wire:door=cut", "wire:door=sound"})
 	assert.ErrorContains(t, err, "given twice")
+}
+
+// TestSimControlSchemaAgreesWithDecoder: the simSet schema of
+// docs/asyncapi.yaml accepts exactly the controls DecodeSimControl accepts,
+// so that a test harness written from the schema sends nothing roomd
+// refuses (sim/set gets no reply: a refused control is only logged) and
+// refuses nothing roomd takes. What a schema cannot say (the size limit,
+// data after the object) is left to TestDecodeSimControl.
+func TestSimControlSchemaAgreesWithDecoder(t *testing.T) {
+	s := contracttest.Load(t)
+	for _, c := range []struct {
+		payload string
+		valid   bool
+	}{
+		{`{"door":"open"}`, true},
+		{`{"lock":"unknown","door":"closed"}`, true},
+		{`{"presence":true}`, true},
+		{`{"presence":"absent"}`, true},
+		{`{"panic":"pressed"}`, true},
+		{`{"staff":false}`, true},
+		{`{"points":{"bed":"pressed","toilet":false,"pull_cord":"unknown"}}`, true},
+		{`{"fault":"door"}`, true},
+		{`{"fault":"panic:toilet"}`, true},
+		{`{"heal":"panic"}`, true},
+		{`{"stick":"alarm_sounder","unstick":"alarm_light"}`, true},
+		{`{"bounce":{"input":"door","to":"open","count":5}}`, true},
+		{`{"bounce":{"input":"panic","to":true,"count":3,"every_ms":2}}`, true},
+		{`{"bounce":{"input":"staff","to":"released","count":100,"every_ms":10000}}`, true},
+		{`{"wire":{"panic:bed":"bridged","door":"cut"}}`, true},
+		{`{"wire":{"panic":"sound","presence":"masked","lock":"drift_low","staff":"drift_high"}}`, true},
+		{`{"door":"open","wire":{"door":"sound"},"heal":"door"}`, true},
+
+		{`{}`, false},
+		{`{"door":"ajar"}`, false},
+		{`{"door":true}`, false},
+		{`{"lock":"open"}`, false},
+		{`{"presence":"pressed"}`, false},
+		{`{"panic":"present"}`, false},
+		{`{"staff":"open"}`, false},
+		{`{"door":null}`, false},
+		{`{"door":1}`, false},
+		{`{"window":"open"}`, false},
+		{`{"points":{}}`, false},
+		{`{"points":{"Bed":true}}`, false},
+		{`{"points":{"bed":"open"}}`, false},
+		{`{"points":{"bed":"absent"}}`, false},
+		{`{"fault":"roof"}`, false},
+		{`{"heal":""}`, false},
+		{`{"fault":"door:bed"}`, false},
+		{`{"fault":"panic:Bed"}`, false},
+		{`{"fault":"panic:"}`, false},
+		{`{"stick":"alarm"}`, false},
+		{`{"unstick":"door"}`, false},
+		{`{"bounce":{"input":"door","to":"open","count":0}}`, false},
+		{`{"bounce":{"input":"door","to":"open","count":101}}`, false},
+		{`{"bounce":{"input":"door","to":"unknown","count":3}}`, false},
+		{`{"bounce":{"input":"door","to":true,"count":3}}`, false},
+		{`{"bounce":{"input":"door","to":"pressed","count":3}}`, false},
+		{`{"bounce":{"input":"lock","to":"open","count":3}}`, false},
+		{`{"bounce":{"input":"window","to":"open","count":3}}`, false},
+		{`{"bounce":{"input":"door","count":3}}`, false},
+		{`{"bounce":{"input":"door","to":"open","count":3,"every_ms":-1}}`, false},
+		{`{"bounce":{"input":"door","to":"open","count":3,"every_ms":10001}}`, false},
+		{`{"bounce":{"input":"door","to":"open","count":3,"extra":1}}`, false},
+		{`{"wire":{}}`, false},
+		{`{"wire":{"panic:bed":"glued"}}`, false},
+		{`{"wire":{"window":"cut"}}`, false},
+		{`{"wire":{"door:x":"cut"}}`, false},
+		{`{"wire":{"panic:bed":true}}`, false},
+	} {
+		_, err := DecodeSimControl([]byte(c.payload))
+		require.Equal(t, c.valid, err == nil, "DecodeSimControl(%s): %v", c.payload, err)
+		if c.valid {
+			assert.NoError(t, s.Validate(t, "simSet", []byte(c.payload)), "the simSet schema refuses what roomd takes: %s", c.payload)
+		} else {
+			assert.Error(t, s.Validate(t, "simSet", []byte(c.payload)), "the simSet schema accepts what roomd refuses: %s", c.payload)
+		}
+	}
 }

@@ -243,8 +243,9 @@ type InfoMessage struct {
 	// WindowS: how far back, now, replay finds a record and a redelivered
 	// command is answered from its first reply: retention_s, or less when
 	// the journal's size bound (journal.max_bytes) made it delete older
-	// entries. A consumer must not count on more.
-	WindowS int64 `json:"window_s,omitempty"`
+	// entries. A consumer must not count on more. Always written, 0
+	// included: a consumer that finds none counts on retention_s.
+	WindowS int64 `json:"window_s"`
 	// CommandRate is the per-identity command limit.
 	CommandRate     *CommandRate `json:"command_rate,omitempty"`
 	MaxCommandBytes int          `json:"max_command_bytes"`
