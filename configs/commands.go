@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -49,14 +50,21 @@ func (c Commands) Authorize(operator string, onTopic, query bool) string {
 		}
 		return "this room takes no command on the plain cmd topic (commands.booking is false in its config)"
 	}
-	if matchAny(c.Operators, operator) {
+	// An id named exactly in operators takes every command; otherwise a
+	// reader only asks, even when an operators pattern (guard-*) matches
+	// it: a pattern must not give the guard station's own id, a reader by
+	// default, every command.
+	if slices.Contains(c.Operators, operator) {
 		return ""
 	}
 	if matchAny(c.Readers, operator) {
 		if query {
 			return ""
 		}
-		return fmt.Sprintf("operator %q may only ask this room (get_state, replay): it is in commands.readers of its config, not in commands.operators", operator)
+		return fmt.Sprintf("operator %q may only ask this room (get_state, replay): it is in commands.readers of its config, and commands.operators does not name it exactly", operator)
+	}
+	if matchAny(c.Operators, operator) {
+		return ""
 	}
 	return fmt.Sprintf("this room takes no command from operator %q: its config's commands.operators does not name it", operator)
 }

@@ -71,3 +71,19 @@ func TestCommandsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandsReaderNotWidenedByAPattern: an operators pattern that matches
+// a reader's id (guard-* and guard-station) does not give the reader every
+// command; naming the id exactly does.
+func TestCommandsReaderNotWidenedByAPattern(t *testing.T) {
+	c, err := Parse([]byte(base+"commands:\n  operators: [guard-*]\n"), "roomd.yaml")
+	require.NoError(t, err)
+	a := c.Commands.Authorize
+	assert.Empty(t, a("guard-7", true, false), "an operator by the pattern")
+	assert.Empty(t, a("guard-station", true, true), "the guard station asks")
+	assert.Contains(t, a("guard-station", true, false), "may only ask", "the pattern does not make the guard station an operator")
+
+	c, err = Parse([]byte(base+"commands:\n  operators: [guard-*, guard-station]\n"), "roomd.yaml")
+	require.NoError(t, err)
+	assert.Empty(t, c.Commands.Authorize("guard-station", true, false), "named exactly, it takes every command")
+}

@@ -208,7 +208,7 @@ func (e *Edge) admit(op string, payload []byte) bool {
 	v, first := e.lim.take(op, wallclock.Now())
 	switch v {
 	case verdictBusy:
-		e.refuse(op, &contract.CommandError{RequestID: contract.PeekRequestID(payload, e.o.MaxPayload), Code: contract.CodeBusy,
+		e.refuse(op, &contract.CommandError{RequestID: contract.PeekRequestID(payload, e.o.MaxPayload), Action: contract.PeekAction(payload), Code: contract.CodeBusy,
 			Message: fmt.Sprintf("too many commands from this identity (more than %d/s); not applied, send it again later with the same request_id", e.o.Rate.PerSecond)})
 		return false
 	case verdictDrop:
@@ -219,8 +219,8 @@ func (e *Edge) admit(op string, payload []byte) bool {
 			}
 			e.log.Error("an identity floods the room with commands; its commands are dropped unanswered", "operator", op, "cap_per_s", e.o.Rate.CapPerSecond)
 			e.o.Faults(controller.Fault{Source: contract.SourceCommands, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
-				Detail: fmt.Sprintf("identity %q sent more than %d commands in a second: its commands are dropped without an answer until it keeps within %d/s for %s; other identities are not affected",
-					who, e.o.Rate.CapPerSecond, e.o.Rate.PerSecond, QuietAfter)})
+				Detail: fmt.Sprintf("identity %q sent more than %d commands in a second: in every second it sends more, what is beyond that is dropped without an answer (above %d/s it is answered busy); other identities are not affected",
+					who, e.o.Rate.CapPerSecond, e.o.Rate.PerSecond)})
 		}
 		return false
 	}

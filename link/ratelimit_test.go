@@ -81,4 +81,14 @@ func TestFloodingIdentityIsLimited(t *testing.T) {
 	assert.Equal(t, contract.SourceCommands, faults[0].Source)
 	assert.Contains(t, faults[0].Detail, `"flooder"`)
 	mu.Unlock()
+	// A busy answer names the command's action, as every refusal whose
+	// action can be read does.
+	busy := 0
+	for _, m := range obs.drain("reply") {
+		if rp := strictReply(t, m.Payload); rp.Error != nil && rp.Error.Code == string(contract.CodeBusy) {
+			busy++
+			assert.Equal(t, "get_state", rp.Action, "%s", m.Payload)
+		}
+	}
+	assert.NotZero(t, busy, "the flooder was answered busy before its commands were dropped")
 }
