@@ -61,7 +61,11 @@ func Start(t testing.TB, o Options) *Room {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	cfg, err := configs.Parse(fmt.Appendf(nil, "room: %s\nstate_dir: %s\npolicy: {preset: %s}\ndevice: {backend: sim}\nmqtt: {broker: %q, base: %s, heartbeat: 2s, keepalive: 1s}\n",
+	// keepalive 2s: the embedded broker drops a client silent for
+	// keepalive + keepalive/2 whole seconds (1 s at a keepalive of 1 s,
+	// before paho's first ping can come), so the room's 2 s heartbeat keeps
+	// the connection alive on a loaded machine.
+	cfg, err := configs.Parse(fmt.Appendf(nil, "room: %s\nstate_dir: %s\npolicy: {preset: %s}\ndevice: {backend: sim}\nmqtt: {broker: %q, base: %s, heartbeat: 2s, keepalive: 2s}\n",
 		o.Room, o.Dir, o.Policy, o.Broker, o.Base), "test config")
 	require.NoError(t, err)
 	// A room under test takes commands from every operator (the shipped
