@@ -194,6 +194,24 @@ func (c *consumer) simSet(payload string) {
 	require.NoError(c.t, tok.Error())
 }
 
+// atRest puts the room's sensors at rest and waits until the room has read
+// its door as closed. A sensor driven before the room's first reading of it
+// is that first reading, which announces nothing (a door open at start is
+// not an opening), so a test that drives the door must wait for it.
+func (c *consumer) atRest() {
+	c.t.Helper()
+	c.simSet(`{"door":"closed","lock":"unlocked","presence":false,"panic":false}`)
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("at-rest-%d", i)
+		c.send("guard-7", `{"request_id":"`+id+`","action":"get_state"}`)
+		if rep := c.reply(id); rep.State != nil && rep.State.Door == "closed" {
+			return
+		}
+		require.Less(c.t, i, 600, "the room never read its door as closed")
+		<-time.After(50 * time.Millisecond)
+	}
+}
+
 func expires() string { return wallclock.Now().Add(10 * time.Minute).UTC().Format(time.RFC3339Nano) }
 
 func isType(typ string) func(contract.EventMessage) bool {
@@ -337,7 +355,7 @@ func TestSeqNeverReusedWhateverHappensToTheJournal(t *testing.T) {
 				dir := t.TempDir()
 				r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
 				c.await("start", isType("controller_started"))
-				c.simSet(`{"door":"closed","lock":"unlocked","presence":false,"panic":false}`)
+				c.atRest()
 				c.send("guard-7", `{"request_id":"s","action":"start_visit","visit_id":"v-1","duration":"1h","expires_at":"`+expires()+`"}`)
 				require.True(t, c.reply("s").OK)
 				for i := range 3 {
@@ -382,7 +400,7 @@ func TestFullDiskOnTmpfs(t *testing.T) {
 	c := consume(t, url)
 	r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
 	c.await("start", isType("controller_started"))
-	c.simSet(`{"door":"closed","lock":"unlocked","presence":false,"panic":false}`)
+	c.atRest()
 	fill(t, dir)
 
 	// The last page of the journal's segment may still have room for an
@@ -463,7 +481,7 @@ func TestAcknowledgedNotPublishedAgainAfterACrash(t *testing.T) {
 	c := consume(t, url)
 	r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
 	c.await("start", isType("controller_started"))
-	c.simSet(`{"door":"closed","lock":"unlocked","presence":false,"panic":false}`)
+	c.atRest()
 	c.send("", `{"request_id":"s","action":"start_visit","visit_id":"v-1","duration":"1h","expires_at":"`+expires()+`"}`)
 	require.True(t, c.reply("s").OK)
 	started := c.await("visit_started", isType("visit_started"))
@@ -501,7 +519,7 @@ func TestSimPressesNeverDroppedUnderACommandFlood(t *testing.T) {
 	roomtest.Start(t, roomtest.Options{Broker: url,
 		Config: func(cfg *configs.Config) { cfg.Device.Flap.MaxChanges = 1000 }})
 	c.await("start", isType("controller_started"))
-	c.simSet(`{"door":"closed","lock":"unlocked","presence":false,"panic":false}`)
+	c.atRest()
 	// A second client floods the room with commands while the presses go
 	// in: the flood is bounded so that everything drains in the end; what
 	// matters is that no press is lost on the way.
@@ -662,7 +680,7 @@ func TestJournalRestoredFromAnOlderCopy(t *testing.T) {
 	dir := t.TempDir()
 	r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
 	c.await("start", isType("controller_started"))
-	c.simSet(`{"door":"closed","lock":"unlocked","presence":false,"panic":false}`)
+	c.atRest()
 	c.simSet(`{"door":"open"}`)
 	c.await("door_opened", isType("door_opened"))
 	r.Stop()
