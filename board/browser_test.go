@@ -199,7 +199,7 @@ device:
     alarm_light: {pin: GPIO26}
     alarm_sounder: {pin: GPIO20}
     reassurance: {pin: GPIO21}
-mqtt: {broker: %q, username: %s, password_file: %s, heartbeat: 5s, keepalive: 1s}
+mqtt: {broker: %q, username: %s, password_file: %s, heartbeat: 5s, keepalive: 2s}
 commands: {operators: [guard-*]}
 `
 
