@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -267,7 +268,13 @@ func startSite(t testing.TB, o siteOptions) *site {
 		pwFile := writeFile(t, dir, id+".pw", users[id])
 		cable := broker.NewCable(addr)
 		s.cables[id] = cable
-		s.rooms[id] = roomtest.Start(t, roomtest.Options{Broker: mq.URL(), Room: id, Config: func(c *configs.Config) {
+		roomLog := &lockedLog{}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("room %s (in process):\n%s", id, roomLog.String())
+			}
+		})
+		s.rooms[id] = roomtest.Start(t, roomtest.Options{Broker: mq.URL(), Room: id, Logger: slog.New(slog.NewTextHandler(roomLog, nil)), Config: func(c *configs.Config) {
 			parsed, err := configs.Parse(fmt.Appendf(nil, roomYAML, id, c.StateDir, o.Policy, mq.URL(), id, pwFile), "room "+id)
 			require.NoError(t, err)
 			*c = *parsed
@@ -371,3 +378,17 @@ func (c siteCables) CutLink(room string, cut bool) error {
 func tile(room string) string {
 	return fmt.Sprintf(`document.querySelector('article[data-room=%q]')`, room)
 }
+
+// lockedLog collects a room's log lines for a failing test.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
