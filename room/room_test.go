@@ -202,7 +202,9 @@ func (c *consumer) atRest() {
 	c.t.Helper()
 	c.simSet(`{"door":"closed","lock":"unlocked","presence":false,"panic":false}`)
 	for i := 0; ; i++ {
-		id := fmt.Sprintf("at-rest-%d", i)
+		// Unique across the room's restarts in one test: a request_id seen
+		// before is answered from the room's reply window, with the old state.
+		id := fmt.Sprintf("at-rest-%d-%d", wallclock.Now().UnixNano(), i)
 		c.send("guard-7", `{"request_id":"`+id+`","action":"get_state"}`)
 		if rep := c.reply(id); rep.State != nil && rep.State.Door == "closed" {
 			return
