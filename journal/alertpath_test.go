@@ -206,17 +206,8 @@ func TestPowerCutContinuesAboveTheReservation(t *testing.T) {
 // instead of continuing the old one.
 func TestNewEpochAtOpenIsDurable(t *testing.T) {
 	dir := t.TempDir()
-	j := open(t, dir, Options{})
-	s, first := newStepper(t)
-	require.NoError(t, j.Append(first))
-	fill(t, j, s, 10)
-	ep := j.Epoch()
-	require.NoError(t, j.Close())
-	seg := segFiles(t, dir)[0]
-	b, err := os.ReadFile(seg)
-	require.NoError(t, err)
-	b[len(b)-3] ^= 0x01 // the last entry: loss after the latest snapshot
-	require.NoError(t, os.WriteFile(seg, b, 0o600))
+	ep := writeClosed(t, dir, 10)
+	flipInLastEntry(t, dir) // the last entry: loss after the latest snapshot
 
 	j2, err := Open(dir, Options{})
 	require.NoError(t, err)

@@ -228,17 +228,8 @@ func TestFlippedBitInAMiddleSegment(t *testing.T) {
 
 func TestDamageAfterTheLatestSnapshotStartsANewEpoch(t *testing.T) {
 	dir := t.TempDir()
-	j := open(t, dir, Options{})
-	s, first := newStepper(t)
-	require.NoError(t, j.Append(first))
-	fill(t, j, s, 10)
-	ep := j.Epoch()
-	require.NoError(t, j.Close())
-	seg := segFiles(t, dir)[0]
-	b, err := os.ReadFile(seg)
-	require.NoError(t, err)
-	b[len(b)-3] ^= 0x01 // inside the last, complete entry: it was synced, maybe published
-	require.NoError(t, os.WriteFile(seg, b, 0o600))
+	ep := writeClosed(t, dir, 10)
+	flipInLastEntry(t, dir) // inside the last, complete entry: it was synced, maybe published
 
 	j2 := open(t, dir, Options{})
 	rec := j2.Recovered()
@@ -738,4 +729,28 @@ func TestEntryOfKeepsWhatAStepMustPersist(t *testing.T) {
 
 	quiet := EntryOf(c, c.Step(controller.Tick{At: at}))
 	assert.True(t, quiet.Empty(), "a tick that changes nothing leaves nothing to keep: %+v", quiet)
+}
+
+// writeClosed writes a journal in dir: a first step and n more, then
+// closes it and returns its epoch.
+func writeClosed(t *testing.T, dir string, n int) Epoch {
+	t.Helper()
+	j := open(t, dir, Options{})
+	s, first := newStepper(t)
+	require.NoError(t, j.Append(first))
+	fill(t, j, s, n)
+	ep := j.Epoch()
+	require.NoError(t, j.Close())
+	return ep
+}
+
+// flipInLastEntry flips a bit inside the last, complete entry of the first
+// segment in dir.
+func flipInLastEntry(t *testing.T, dir string) {
+	t.Helper()
+	seg := segFiles(t, dir)[0]
+	b, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	b[len(b)-3] ^= 0x01
+	require.NoError(t, os.WriteFile(seg, b, 0o600))
 }
