@@ -455,8 +455,31 @@ func (c *Client) connectLoop() {
 		// once must find the subscription in place, on the room's very
 		// first connection too.
 		lost := c.markConnected()
-		c.subscribe(lost)
+		ok := c.subscribe(lost)
 		c.markUsable(lost)
+		// A refused or failed subscription leaves the room deaf to its
+		// commands on a connection that is otherwise up: it is tried again
+		// on this connection, with backoff, until it takes. The broker may
+		// refuse it only for a while (a packet identifier still held by
+		// the session it resumed), or until its ACL is mended.
+		for retry := time.Second; !ok; retry = min(retry*2, c.opts.MaxReconnectInterval) {
+			timer := time.NewTimer(retry)
+			select {
+			case <-timer.C:
+			case <-lost:
+				timer.Stop()
+			case <-c.stop:
+				timer.Stop()
+				return
+			}
+			select {
+			case <-lost:
+				ok = true // the next connection subscribes again
+			default:
+				c.log.Warn("subscribing again", slog.Duration("after", retry))
+				ok = c.subscribe(lost)
+			}
+		}
 		select {
 		case <-lost:
 		case <-c.stop:
@@ -497,8 +520,9 @@ func (c *Client) markUsable(lost <-chan struct{}) {
 }
 
 // subscribe restores the subscriptions on a new connection: the broker may
-// have lost the session.
-func (c *Client) subscribe(lost <-chan struct{}) {
+// have lost the session. It reports whether the broker granted them all;
+// false also when the connection was lost or the client stopped meanwhile.
+func (c *Client) subscribe(lost <-chan struct{}) bool {
 	filters := map[string]byte{c.t.Command(): 1, c.t.OperatorCommands(): 1}
 	if c.opts.SimMode {
 		filters[c.t.SimSet()] = 1
@@ -512,30 +536,32 @@ func (c *Client) subscribe(lost <-chan struct{}) {
 	select {
 	case <-tok.Done():
 	case <-timer.C:
-		c.log.Error("subscribe: no SUBACK in time; commands may not arrive until the next connection", slog.Duration("timeout", c.opts.ConnectTimeout))
-		return
+		c.log.Error("subscribe: no SUBACK in time; commands do not arrive until it is granted", slog.Duration("timeout", c.opts.ConnectTimeout))
+		return false
 	case <-lost:
-		return
+		return false
 	case <-c.stop:
-		return
+		return false
 	}
 	if err := tok.Error(); err != nil {
-		c.log.Error("subscribe failed; commands will not arrive until the next connection", slog.Any("error", err))
-		return
+		c.log.Error("subscribe failed; commands do not arrive until it is granted", slog.Any("error", err))
+		return false
 	}
 	refused := false
 	for topic, code := range tok.(*mqtt.SubscribeToken).Result() {
 		if code >= 0x80 {
 			refused = true
-			c.log.Error("broker refused subscription; check the ACL", slog.String("topic", topic), slog.Int("code", int(code)))
+			c.log.Error("broker refused subscription; commands do not arrive until it is granted: check the ACL", slog.String("topic", topic), slog.Int("code", int(code)))
 		}
 	}
-	if !refused {
-		select {
-		case c.subscribed <- struct{}{}:
-		default:
-		}
+	if refused {
+		return false
 	}
+	select {
+	case c.subscribed <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 func (c *Client) onLost(_ mqtt.Client, err error) {

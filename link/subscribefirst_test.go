@@ -107,3 +107,97 @@ func TestSubscribedBeforeOnline(t *testing.T) {
 	require.Equal(t, "SUBSCRIBE", h.sent[0], "%v", h.sent)
 	require.Equal(t, "PUBLISH visitrooms/room-a/availability", h.sent[1], "%v", h.sent)
 }
+
+// subackRefuser is a proxy between a room and a broker that turns the
+// broker's first refusals SUBACKs into refusals (0x80 for every filter), as
+// a broker does whose ACL refuses them, or mochi-mqtt when the packet
+// identifier is still in use by the session it resumed.
+type subackRefuser struct {
+	ln       net.Listener
+	upstream string
+	refusals int
+	mu       sync.Mutex
+	refused  int
+	subs     int // SUBSCRIBEs the room sent
+}
+
+func (h *subackRefuser) serve(t *testing.T) {
+	for {
+		c, err := h.ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.Dial("tcp", h.upstream)
+		if err != nil {
+			t.Errorf("dial the broker: %v", err)
+			_ = c.Close()
+			return
+		}
+		t.Cleanup(func() { _ = c.Close(); _ = up.Close() })
+		go func() {
+			for {
+				p, err := packets.ReadPacket(c)
+				if err != nil {
+					return
+				}
+				if _, ok := p.(*packets.SubscribePacket); ok {
+					h.mu.Lock()
+					h.subs++
+					h.mu.Unlock()
+				}
+				if p.Write(up) != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			for {
+				p, err := packets.ReadPacket(up)
+				if err != nil {
+					return
+				}
+				if sa, ok := p.(*packets.SubackPacket); ok {
+					h.mu.Lock()
+					if h.refused < h.refusals {
+						h.refused++
+						for i := range sa.ReturnCodes {
+							sa.ReturnCodes[i] = 0x80
+						}
+					}
+					h.mu.Unlock()
+				}
+				if p.Write(c) != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// TestRefusedSubscriptionIsTriedAgain: a broker that refuses the room's
+// subscriptions on a connection that stays up must not leave the room deaf
+// to its commands on it: the room subscribes again, with backoff, and the
+// command sent meanwhile is answered once the broker grants them.
+func TestRefusedSubscriptionIsTriedAgain(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	url := mqtttest.Embedded(t)
+	h := &subackRefuser{ln: ln, upstream: strings.TrimPrefix(url, "tcp://"), refusals: 2}
+	go h.serve(t)
+	obs := observe(t, url, observerOpts{})
+	r := startRoom(t, roomOpts{url: "tcp://" + ln.Addr().String(), noWait: true})
+	defer r.stop(false)
+
+	select {
+	case <-r.c.Subscribed():
+	case <-time.After(waitTimeout):
+		t.Fatal("the room never subscribed again after its subscriptions were refused")
+	}
+	rep := obs.command("room-a", `{"request_id":"s1","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v-1","duration":"1h"}`, "s1")
+	require.True(t, rep.OK, "%+v", rep)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	require.Equal(t, 2, h.refused)
+	require.Equal(t, 3, h.subs, "one SUBSCRIBE per refusal and the one granted, on one connection")
+}
