@@ -682,7 +682,7 @@ func TestJournalRestoredFromAnOlderCopy(t *testing.T) {
 	dir := t.TempDir()
 	r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
 	c.await("start", isType("controller_started"))
-	c.simSet(`{"door":"closed","lock":"unlocked","presence":false,"panic":false}`)
+	c.atRest()
 	c.simSet(`{"door":"open"}`)
 	c.await("door_opened", isType("door_opened"))
 	r.Stop()

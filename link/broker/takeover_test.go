@@ -1,0 +1,89 @@
+package broker_test
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/require"
+)
+
+// TestNothingLostWhileASessionIsTakenOver: a client with a persistent
+// session (a room) reconnects again and again under its client id while
+// another (a guard's board) publishes to it without pause; every message
+// reaches it, at least once. A message published at the moment the broker
+// copied the old session to the new connection was queued on the orphaned
+// session and never sent.
+func TestNothingLostWhileASessionIsTakenOver(t *testing.T) {
+	b := start(t)
+	var mu sync.Mutex
+	got := map[int]bool{}
+	handler := func(_ paho.Client, m paho.Message) {
+		n, err := strconv.Atoi(string(m.Payload()))
+		if err == nil {
+			mu.Lock()
+			got[n] = true
+			mu.Unlock()
+		}
+	}
+	room := func() paho.Client {
+		return connect(t, b.URL(), "room", func(o *paho.ClientOptions) {
+			o.SetCleanSession(false).SetDefaultPublishHandler(handler)
+		})
+	}
+	c := room()
+	await(t, c.Subscribe("cmd", 1, handler), "subscribe")
+
+	const n = 3000
+	pub := connect(t, b.URL(), "board", nil)
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			tok := pub.Publish("cmd", 1, false, strconv.Itoa(i))
+			if !tok.WaitTimeout(wait) || tok.Error() != nil {
+				done <- fmt.Errorf("publish %d: %v", i, tok.Error())
+				return
+			}
+		}
+		done <- nil
+	}()
+	takeovers := 0
+	for publishing := true; publishing; takeovers++ {
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+			publishing = false
+		default:
+		}
+		// A new connection under the same id, the old one still up: the
+		// broker takes its session over.
+		next := room()
+		c.Disconnect(0)
+		c = next
+	}
+	t.Logf("%d takeovers while %d messages were published", takeovers, n)
+	deadline := time.Now().Add(wait)
+	for {
+		mu.Lock()
+		have := len(got)
+		mu.Unlock()
+		if have == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			mu.Lock()
+			defer mu.Unlock()
+			var lost []int
+			for i := range n {
+				if !got[i] {
+					lost = append(lost, i)
+				}
+			}
+			t.Fatalf("%d of %d messages never reached the client whose session was taken over: %v", len(lost), n, lost)
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+}
