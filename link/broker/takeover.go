@@ -7,6 +7,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/roomd/roomd/wallclock"
 )
 
 // takeoverWait bounds how long a takeover holds publishes back: the new
@@ -71,8 +73,8 @@ func (g *takeoverGuard) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	g.mu.Lock()
 	go func() {
 		defer g.mu.Unlock()
-		deadline := time.Now().Add(takeoverWait)
-		for time.Now().Before(deadline) {
+		deadline := wallclock.Now().Add(takeoverWait)
+		for wallclock.Now().Before(deadline) {
 			if now, ok := g.clients.Get(cl.ID); ok && now == cl {
 				return
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -65,25 +66,19 @@ func TestNothingLostWhileASessionIsTakenOver(t *testing.T) {
 		c = next
 	}
 	t.Logf("%d takeovers while %d messages were published", takeovers, n)
-	deadline := time.Now().Add(wait)
-	for {
+	lost := func() []int {
 		mu.Lock()
-		have := len(got)
-		mu.Unlock()
-		if have == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			mu.Lock()
-			defer mu.Unlock()
-			var lost []int
-			for i := range n {
-				if !got[i] {
-					lost = append(lost, i)
-				}
+		defer mu.Unlock()
+		var l []int
+		for i := range n {
+			if !got[i] {
+				l = append(l, i)
 			}
-			t.Fatalf("%d of %d messages never reached the client whose session was taken over: %v", len(lost), n, lost)
 		}
-		<-time.After(10 * time.Millisecond)
+		return l
+	}
+	if !assert.Eventually(t, func() bool { return len(lost()) == 0 }, wait, 10*time.Millisecond) {
+		l := lost()
+		t.Fatalf("%d of %d messages never reached the client whose session was taken over: %v", len(l), n, l)
 	}
 }
