@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/roomd/roomd/contract"
 	"github.com/roomd/roomd/pager/espa"
 )
 
@@ -92,10 +92,10 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 var Kinds = []string{"time_up", "door_locked", "panic", "sensor_fault", "not_vacated", "welfare_check",
 	"system_fault", "output_fault", "function_test_due", "line_drift"}
 
-var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-
-// ValidID reports whether s is a gateway or room id.
-func ValidID(s string) bool { return idPattern.MatchString(s) }
+// ValidID reports whether s is a gateway or room id: the rules of
+// contract.ValidRoom, reserved identities excluded, so that a gateway the
+// pager accepts is one the board shows.
+func ValidID(s string) bool { return contract.ValidRoom(s) }
 
 // Default returns the config with every default filled in.
 func Default() Config {
@@ -148,7 +148,7 @@ func (c Config) Validate() Problems {
 	var p Problems
 	bad := func(field, format string, a ...any) { p = append(p, field+": "+fmt.Sprintf(format, a...)) }
 	if !ValidID(c.Gateway) {
-		bad("gateway", "%q: want 1 to 64 of [a-z0-9_-], starting with a letter or digit (required)", c.Gateway)
+		bad("gateway", "%q: want 1 to 64 of [a-z0-9_-], starting with a letter or digit, and none of %v (required)", c.Gateway, contract.ReservedIDs)
 	}
 	if !slices.Contains(Languages, c.Language) {
 		bad("language", "%q: want one of %v", c.Language, Languages)

@@ -65,6 +65,11 @@ routes:
 		"espa.paging_address:", "espa.tries:", "routes[0].addresses[0]:", "routes[0].kinds[0]:", "routes[0].min_severity:", "routes[0].rooms[0]:"} {
 		assert.Contains(t, err.Error(), f)
 	}
+	// A reserved identity is refused by name: the board would never show
+	// a gateway so named.
+	err = run(context.Background(), []string{"roompager", "check-config", write(t, strings.Replace(validConfig, "gateway: pager-1", "gateway: guard-station", 1))}, os.Getenv, &out, &errb)
+	assert.ErrorContains(t, err, `gateway: "guard-station"`)
+	assert.ErrorContains(t, err, "guard-station sim-driver")
 	err = run(context.Background(), []string{"roompager", "check-config", write(t, "gateway: a\nunknown_key: 1\n")}, os.Getenv, &out, &errb)
 	assert.ErrorContains(t, err, "unknown_key")
 	assert.Equal(t, 2, exitCode(run(context.Background(), []string{"roompager", "frobnicate"}, os.Getenv, &out, &errb)))
