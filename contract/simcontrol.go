@@ -148,6 +148,9 @@ func DecodeSimControl(payload []byte) (SimControl, error) {
 	if len(payload) > MaxSimControl {
 		return SimControl{}, fmt.Errorf("sim control: %d bytes, at most %d", len(payload), MaxSimControl)
 	}
+	if err := exactKeys(payload); err != nil {
+		return SimControl{}, fmt.Errorf("sim control: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	var w wireSimControl
@@ -496,3 +499,60 @@ func simBounceAssignment(v string) (map[string]any, error) {
 	}
 	return b, nil
 }
+
+// exactKeys refuses what encoding/json lets through: a key given twice in
+// any object (the last would win), and a key whose case differs from the
+// field's ("Door" would drive the door). Malformed JSON is left to the
+// decoder, which names it.
+func exactKeys(payload []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	var walk func(path string, depth int) error
+	walk = func(path string, depth int) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		d, ok := tok.(json.Delim)
+		if !ok {
+			return nil
+		}
+		switch d {
+		case '[':
+			for dec.More() {
+				if err := walk(path, depth+1); err != nil {
+					return err
+				}
+			}
+		case '{':
+			seen := map[string]bool{}
+			for dec.More() {
+				tok, err := dec.Token()
+				if err != nil {
+					return nil
+				}
+				key, _ := tok.(string)
+				if seen[key] {
+					return fmt.Errorf("%s%q given twice", path, key)
+				}
+				seen[key] = true
+				if depth == 0 && !slices.Contains(simControlFields, key) && slices.ContainsFunc(simControlFields, func(f string) bool { return strings.EqualFold(f, key) }) {
+					return fmt.Errorf("unknown field %q (field names are lower case)", key)
+				}
+				if depth == 1 && path == "bounce: " && !slices.Contains(simBounceFields, key) && slices.ContainsFunc(simBounceFields, func(f string) bool { return strings.EqualFold(f, key) }) {
+					return fmt.Errorf("bounce: unknown field %q (field names are lower case)", key)
+				}
+				if err := walk(key+": ", depth+1); err != nil {
+					return err
+				}
+			}
+		}
+		_, _ = dec.Token() // the closing delimiter
+		return nil
+	}
+	return walk("", 0)
+}
+
+var (
+	simControlFields = []string{"door", "lock", "presence", "panic", "staff", "points", "fault", "heal", "stick", "unstick", "bounce", "wire"}
+	simBounceFields  = []string{"input", "to", "count", "every_ms"}
+)

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"bytes"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,11 @@ func TestDecodeSimControl(t *testing.T) {
 		{`{"bounce":{"input":"door","to":"open","count":3,"every_ms":60000}}`, "every_ms 60000 outside"},
 		{`{"bounce":{"input":"door","to":"open","count":3,"extra":1}}`, `unknown field "extra"`},
 		{`{"door":"` + strings.Repeat("x", MaxSimControl) + `"}`, "at most 1024"},
+		{`{"door":"open","door":"closed"}`, `"door" given twice`},
+		{`{"Door":"open"}`, `unknown field "Door"`},
+		{`{"points":{"bed":"pressed","bed":"released"}}`, `points: "bed" given twice`},
+		{`{"wire":{"door":"cut","door":"sound"}}`, `wire: "door" given twice`},
+		{`{"bounce":{"Input":"door","to":"open","count":3}}`, `bounce: unknown field "Input"`},
 	}
 	for _, c := range bad {
 		_, err := DecodeSimControl([]byte(c.in))
@@ -273,4 +279,18 @@ func TestSimControlSchemaAgreesWithDecoder(t *testing.T) {
 			assert.Error(t, s.Validate(t, "simSet", []byte(c.payload)), "the simSet schema accepts what roomd refuses: %s", c.payload)
 		}
 	}
+}
+
+// The exact-key check's field lists are the wire structs' JSON names.
+func TestSimControlFieldListsMatchTheWireStructs(t *testing.T) {
+	names := func(v any) []string {
+		var out []string
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			out = append(out, strings.Split(rt.Field(i).Tag.Get("json"), ",")[0])
+		}
+		return out
+	}
+	assert.ElementsMatch(t, names(wireSimControl{}), simControlFields)
+	assert.ElementsMatch(t, names(wireSimBounce{}), simBounceFields)
 }
