@@ -105,7 +105,14 @@ func (e *Edge) command(m Message) {
 			"topic", m.Topic, "request_id", contract.PeekRequestID(m.Payload, e.o.MaxPayload))
 		return
 	}
-	if !e.admit(op, m.Payload) {
+	bucket := op
+	if m.OperatorTopic && op == "" {
+		// cmd/ with an empty level is not the plain cmd topic: a flood
+		// there must not make the booking system's commands busy. No
+		// operator id contains '/'.
+		bucket = "cmd/"
+	}
+	if !e.admit(bucket, m.Payload) {
 		return
 	}
 	if cerr := contract.CheckOperator(op, m.OperatorTopic, m.Payload, e.o.MaxPayload); cerr != nil {
@@ -202,10 +209,15 @@ func (e *Edge) unsent(requestID string) {
 	}
 }
 
-// admit applies the identity's rate limit (ratelimit.go): false when the
-// command was answered busy or dropped here.
-func (e *Edge) admit(op string, payload []byte) bool {
-	v, first := e.lim.take(op, wallclock.Now())
+// admit applies the rate limit of bucket (ratelimit.go): the operator id,
+// "" for the plain cmd topic, "cmd/" for an operator topic with an empty
+// level. False when the command was answered busy or dropped here.
+func (e *Edge) admit(bucket string, payload []byte) bool {
+	op := bucket
+	if bucket == "cmd/" {
+		op = "" // the topic's level, as every reply to it carries
+	}
+	v, first := e.lim.take(bucket, wallclock.Now())
 	switch v {
 	case verdictBusy:
 		e.refuse(op, &contract.CommandError{RequestID: contract.PeekRequestID(payload, e.o.MaxPayload), Action: contract.PeekAction(payload), Code: contract.CodeBusy,
@@ -214,8 +226,11 @@ func (e *Edge) admit(op string, payload []byte) bool {
 	case verdictDrop:
 		if first {
 			who := op
-			if who == "" {
+			switch bucket {
+			case "":
 				who = "the plain cmd topic"
+			case "cmd/":
+				who = "the cmd/ topic with an empty level"
 			}
 			e.log.Error("an identity floods the room with commands; its commands are dropped unanswered", "operator", op, "cap_per_s", e.o.Rate.CapPerSecond)
 			e.o.Faults(controller.Fault{Source: contract.SourceCommands, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,

@@ -92,3 +92,26 @@ func TestFloodingIdentityIsLimited(t *testing.T) {
 	}
 	assert.NotZero(t, busy, "the flooder was answered busy before its commands were dropped")
 }
+
+// TestEmptyOperatorLevelHasItsOwnLimit: a flood on cmd/ (an operator topic
+// with an empty level, which no identity may use) does not make commands
+// on the plain cmd topic busy; its fault names the topic it came on.
+func TestEmptyOperatorLevelHasItsOwnLimit(t *testing.T) {
+	url := mqtttest.Embedded(t)
+	obs := observe(t, url, observerOpts{filter: "visitrooms/room-a/reply"})
+	r := startRoom(t, roomOpts{url: url})
+	var mu sync.Mutex
+	var faults []controller.Fault
+	r.edge.o.Faults = func(f controller.Fault) { mu.Lock(); faults = append(faults, f); mu.Unlock() }
+	for i := range 600 {
+		obs.publish("visitrooms/room-a/cmd/", fmt.Sprintf(`{"request_id":"f-%d","action":"get_state"}`, i), false)
+	}
+	obs.publish("visitrooms/room-a/cmd", `{"request_id":"b-1","action":"get_state"}`, false)
+	rep := obs.next("reply", func(m obsMsg) bool { return strings.Contains(string(m.Payload), `"b-1"`) })
+	assert.True(t, strictReply(t, rep.Payload).OK, "the plain cmd topic is answered: %s", rep.Payload)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(faults) > 0 }, 10*time.Second, 10*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, faults, 1, "one fault for the flood")
+	assert.Contains(t, faults[0].Detail, "the cmd/ topic with an empty level")
+}
