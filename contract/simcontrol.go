@@ -503,14 +503,16 @@ func simBounceAssignment(v string) (map[string]any, error) {
 // exactKeys refuses what encoding/json lets through: a key given twice in
 // any object (the last would win), and a key whose case differs from the
 // field's ("Door" would drive the door). Malformed JSON is left to the
-// decoder, which names it.
+// decoder, which names it: the walk stops at the first bad token (a
+// token error consumes nothing, so going on would never end).
 func exactKeys(payload []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(payload))
+	errMalformed := errors.New("malformed")
 	var walk func(path string, depth int) error
 	walk = func(path string, depth int) error {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil
+			return errMalformed
 		}
 		d, ok := tok.(json.Delim)
 		if !ok {
@@ -528,7 +530,7 @@ func exactKeys(payload []byte) error {
 			for dec.More() {
 				tok, err := dec.Token()
 				if err != nil {
-					return nil
+					return errMalformed
 				}
 				key, _ := tok.(string)
 				if seen[key] {
@@ -546,10 +548,15 @@ func exactKeys(payload []byte) error {
 				}
 			}
 		}
-		_, _ = dec.Token() // the closing delimiter
+		if _, err := dec.Token(); err != nil { // the closing delimiter
+			return errMalformed
+		}
 		return nil
 	}
-	return walk("", 0)
+	if err := walk("", 0); err != nil && !errors.Is(err, errMalformed) {
+		return err
+	}
+	return nil
 }
 
 var (

@@ -83,6 +83,13 @@ func TestDecodeSimControl(t *testing.T) {
 		{`{"points":{"bed":"pressed","bed":"released"}}`, `points: "bed" given twice`},
 		{`{"wire":{"door":"cut","door":"sound"}}`, `wire: "door" given twice`},
 		{`{"bounce":{"Input":"door","to":"open","count":3}}`, `bounce: unknown field "Input"`},
+		// Malformed inside an array or object: refused, and the key check
+		// stops at the bad token instead of spinning on it.
+		{`[1 2]`, "sim control: "},
+		{`{"points":[1 2]}`, "sim control: "},
+		{`[{} {}]`, "sim control: "},
+		{`{"wire":{"door" "cut"}}`, "sim control: "},
+		{`{"door":"open",}`, "sim control: "},
 	}
 	for _, c := range bad {
 		_, err := DecodeSimControl([]byte(c.in))
