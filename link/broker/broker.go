@@ -80,17 +80,17 @@ func Start(opts Options) (*Broker, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("start broker on %s: add allow-all hook: %w", addr, err)
 	}
-	if err := srv.AddHook(newTakeoverGuard(srv.Clients, caps.TopicAliasMaximum), nil); err != nil {
+	wt := opts.WriteTimeout
+	if wt <= 0 {
+		wt = DefaultWriteTimeout
+	}
+	if err := srv.AddHook(newTakeoverGuard(srv.Clients, caps.TopicAliasMaximum, wt), nil); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("start broker on %s: add takeover guard: %w", addr, err)
 	}
 	if err := srv.AddHook(&retainGuard{topicAliasMax: caps.TopicAliasMaximum}, nil); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("start broker on %s: add retain guard: %w", addr, err)
-	}
-	wt := opts.WriteTimeout
-	if wt <= 0 {
-		wt = DefaultWriteTimeout
 	}
 	if err := srv.AddListener(newTrackedListener("tcp", ln, wt)); err != nil {
 		_ = ln.Close()

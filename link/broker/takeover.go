@@ -11,10 +11,11 @@ import (
 	"github.com/roomd/roomd/wallclock"
 )
 
-// takeoverWait bounds how long a takeover holds publishes back: the new
-// connection is in the client map microseconds after the session was
-// copied, unless the broker is stopping.
-const takeoverWait = 2 * time.Second
+// takeoverSlack is added to the write timeout to bound how long a takeover
+// holds publishes back: the new connection is in the client map
+// microseconds after the session was copied, unless mochi's DISCONNECT to
+// the old connection waits out a stuck socket first (its write timeout).
+const takeoverSlack = 2 * time.Second
 
 // takeoverGuard keeps a message from being lost while a persistent session
 // is taken over (a room reconnecting, or restarting, under its client id).
@@ -35,13 +36,14 @@ type takeoverGuard struct {
 	mqtt.HookBase
 	clients       *mqtt.Clients
 	topicAliasMax uint16
+	bound         time.Duration // how long a takeover holds publishes back at most
 
 	mu   sync.RWMutex
 	held sync.Map // *mqtt.Client → struct{}: holds a read lock for its packet in process
 }
 
-func newTakeoverGuard(clients *mqtt.Clients, topicAliasMax uint16) *takeoverGuard {
-	return &takeoverGuard{clients: clients, topicAliasMax: topicAliasMax}
+func newTakeoverGuard(clients *mqtt.Clients, topicAliasMax uint16, writeTimeout time.Duration) *takeoverGuard {
+	return &takeoverGuard{clients: clients, topicAliasMax: topicAliasMax, bound: writeTimeout + takeoverSlack}
 }
 
 func (g *takeoverGuard) ID() string { return "roomd-takeover-guard" }
@@ -73,10 +75,10 @@ func (g *takeoverGuard) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	g.mu.Lock()
 	go func() {
 		defer g.mu.Unlock()
-		deadline := wallclock.Now().Add(takeoverWait)
+		deadline := wallclock.Now().Add(g.bound)
 		for wallclock.Now().Before(deadline) {
-			if now, ok := g.clients.Get(cl.ID); ok && now == cl {
-				return
+			if now, ok := g.clients.Get(cl.ID); (ok && now == cl) || cl.Closed() {
+				return // in the map, or gone: nothing left to hold back for
 			}
 			time.Sleep(20 * time.Microsecond)
 		}
