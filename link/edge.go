@@ -232,7 +232,7 @@ func (e *Edge) admit(bucket string, payload []byte) bool {
 			case "cmd/":
 				who = "the cmd/ topic with an empty level"
 			}
-			e.log.Error("an identity floods the room with commands; its commands are dropped unanswered", "operator", op, "cap_per_s", e.o.Rate.CapPerSecond)
+			e.log.Error("an identity floods the room with commands; its commands are dropped unanswered", "identity", who, "cap_per_s", e.o.Rate.CapPerSecond)
 			e.o.Faults(controller.Fault{Source: contract.SourceCommands, Active: true, Severity: controller.SeverityWarning, ClearOnAck: true,
 				Detail: fmt.Sprintf("identity %q sent more than %d commands in a second: in every second it sends more, what is beyond that is dropped without an answer (above %d/s it is answered busy); other identities are not affected",
 					who, e.o.Rate.CapPerSecond, e.o.Rate.PerSecond)})

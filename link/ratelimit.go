@@ -8,7 +8,8 @@ import (
 )
 
 // RateLimit bounds the commands one identity may send (the {operator} of
-// cmd/{operator}; the plain cmd topic is one identity of its own), so that
+// cmd/{operator}; the plain cmd topic is one identity of its own, and cmd/
+// with an empty level another), so that
 // a flood from one never delays an alert nor another identity's commands:
 //
 //   - up to Burst commands at once, refilled at PerSecond: each is handled

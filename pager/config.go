@@ -213,7 +213,7 @@ func (c Config) Validate() Problems {
 		}
 		for j, room := range r.Rooms {
 			if !ValidID(room) {
-				bad(fmt.Sprintf("%s.rooms[%d]", f, j), "%q is not a room id", room)
+				bad(fmt.Sprintf("%s.rooms[%d]", f, j), "%q is not a room id (1 to 64 of [a-z0-9_-], starting with a letter or digit, and none of %v)", room, contract.ReservedIDs)
 			}
 		}
 		for j, k := range r.Kinds {
