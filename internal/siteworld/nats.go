@@ -171,8 +171,23 @@ func testDN(cn string) string { return "CN=" + cn + ",O=roomd test" }
 
 // StartNATSCentre starts the shipped clustered centre with its files under
 // dir and returns once every node reports itself healthy (its JetStream in
-// the cluster, /healthz).
-func StartNATSCentre(dir string, o NATSOptions) (_ *NATSCentre, err error) {
+// the cluster, /healthz). The nodes' ports are picked free before any node
+// starts (each node's routes name the others'), so another process may take
+// one meanwhile: a node that then cannot bind starts the whole centre again
+// on new ports, three times at most.
+func StartNATSCentre(dir string, o NATSOptions) (*NATSCentre, error) {
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		var c *NATSCentre
+		c, err = startNATSCentre(filepath.Join(dir, fmt.Sprintf("attempt-%d", attempt)), o)
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return c, err
+		}
+	}
+	return nil, err
+}
+
+func startNATSCentre(dir string, o NATSOptions) (_ *NATSCentre, err error) {
 	if o.Nodes == 0 {
 		o.Nodes = 3
 	}
