@@ -2,6 +2,7 @@ package link
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -59,10 +60,11 @@ func TestLimiterBurstBusyCap(t *testing.T) {
 	assert.Equal(t, 2, firsts, "a new flood after a quiet spell is told again")
 }
 
-// TestFloodingIdentityIsLimited: one identity floods; it gets busy and then
-// nothing, one commands fault names it, and another identity's get_state is
-// answered at once.
-func TestFloodingIdentityIsLimited(t *testing.T) {
+// flood starts a room, sends it 600 get_state on floodTopic, then one
+// get_state (request_id id) on otherTopic, and returns the observer of the
+// room's replies, the reply to id, and the faults raised once one was.
+func flood(t *testing.T, floodTopic, otherTopic, id string) (*observer, contract.ReplyMessage, []controller.Fault) {
+	t.Helper()
 	url := mqtttest.Embedded(t)
 	obs := observe(t, url, observerOpts{filter: "visitrooms/room-a/reply"})
 	r := startRoom(t, roomOpts{url: url})
@@ -70,17 +72,25 @@ func TestFloodingIdentityIsLimited(t *testing.T) {
 	var faults []controller.Fault
 	r.edge.o.Faults = func(f controller.Fault) { mu.Lock(); faults = append(faults, f); mu.Unlock() }
 	for i := range 600 {
-		obs.publish("visitrooms/room-a/cmd/flooder", fmt.Sprintf(`{"request_id":"f-%d","action":"get_state"}`, i), false)
+		obs.publish(floodTopic, fmt.Sprintf(`{"request_id":"f-%d","action":"get_state"}`, i), false)
 	}
-	obs.publish("visitrooms/room-a/cmd/guard-7", `{"request_id":"g-1","action":"get_state"}`, false)
-	rep := obs.next("reply", func(m obsMsg) bool { return strings.Contains(string(m.Payload), `"g-1"`) })
-	assert.True(t, strictReply(t, rep.Payload).OK, "another identity is answered")
+	obs.publish(otherTopic, `{"request_id":"`+id+`","action":"get_state"}`, false)
+	rep := obs.next("reply", func(m obsMsg) bool { return strings.Contains(string(m.Payload), `"`+id+`"`) })
 	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(faults) > 0 }, 10*time.Second, 10*time.Millisecond)
 	mu.Lock()
+	defer mu.Unlock()
+	return obs, strictReply(t, rep.Payload), slices.Clone(faults)
+}
+
+// TestFloodingIdentityIsLimited: one identity floods; it gets busy and then
+// nothing, one commands fault names it, and another identity's get_state is
+// answered at once.
+func TestFloodingIdentityIsLimited(t *testing.T) {
+	obs, rep, faults := flood(t, "visitrooms/room-a/cmd/flooder", "visitrooms/room-a/cmd/guard-7", "g-1")
+	assert.True(t, rep.OK, "another identity is answered")
 	require.Len(t, faults, 1, "one fault for the flood")
 	assert.Equal(t, contract.SourceCommands, faults[0].Source)
 	assert.Contains(t, faults[0].Detail, `"flooder"`)
-	mu.Unlock()
 	// A busy answer names the command's action, as every refusal whose
 	// action can be read does.
 	busy := 0
@@ -97,21 +107,8 @@ func TestFloodingIdentityIsLimited(t *testing.T) {
 // with an empty level, which no identity may use) does not make commands
 // on the plain cmd topic busy; its fault names the topic it came on.
 func TestEmptyOperatorLevelHasItsOwnLimit(t *testing.T) {
-	url := mqtttest.Embedded(t)
-	obs := observe(t, url, observerOpts{filter: "visitrooms/room-a/reply"})
-	r := startRoom(t, roomOpts{url: url})
-	var mu sync.Mutex
-	var faults []controller.Fault
-	r.edge.o.Faults = func(f controller.Fault) { mu.Lock(); faults = append(faults, f); mu.Unlock() }
-	for i := range 600 {
-		obs.publish("visitrooms/room-a/cmd/", fmt.Sprintf(`{"request_id":"f-%d","action":"get_state"}`, i), false)
-	}
-	obs.publish("visitrooms/room-a/cmd", `{"request_id":"b-1","action":"get_state"}`, false)
-	rep := obs.next("reply", func(m obsMsg) bool { return strings.Contains(string(m.Payload), `"b-1"`) })
-	assert.True(t, strictReply(t, rep.Payload).OK, "the plain cmd topic is answered: %s", rep.Payload)
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(faults) > 0 }, 10*time.Second, 10*time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
+	_, rep, faults := flood(t, "visitrooms/room-a/cmd/", "visitrooms/room-a/cmd", "b-1")
+	assert.True(t, rep.OK, "the plain cmd topic is answered: %+v", rep)
 	require.Len(t, faults, 1, "one fault for the flood")
 	assert.Contains(t, faults[0].Detail, "the cmd/ topic with an empty level")
 }

@@ -13,59 +13,54 @@ import (
 	"github.com/roomd/roomd/link/mqtttest"
 )
 
-// subackHolder is a proxy between a room and a broker that holds the
-// broker's SUBACK until released and tells what the room sent meanwhile.
-type subackHolder struct {
-	ln        net.Listener
-	upstream  string
-	release   chan struct{}
-	mu        sync.Mutex
-	sent      []string // what the room sent, in order: "SUBSCRIBE", "PUBLISH topic"
-	published chan struct{}
-	once      sync.Once
+// packetProxy relays MQTT packets between a room and a broker, for every
+// connection the room makes: up sees each packet the room sends, down each
+// the broker sends, before it is passed on (down may change it, or hold it).
+type packetProxy struct {
+	ln       net.Listener
+	upstream string
+	up, down func(packets.ControlPacket)
 }
 
-func (h *subackHolder) serve(t *testing.T) {
-	c, err := h.ln.Accept()
-	if err != nil {
-		return
-	}
-	up, err := net.Dial("tcp", h.upstream)
-	if err != nil {
-		t.Errorf("dial the broker: %v", err)
-		_ = c.Close()
-		return
-	}
-	t.Cleanup(func() { _ = c.Close(); _ = up.Close() })
-	go func() { // room → broker, recorded
-		for {
-			p, err := packets.ReadPacket(c)
-			if err != nil {
-				return
-			}
-			h.mu.Lock()
-			switch p := p.(type) {
-			case *packets.SubscribePacket:
-				h.sent = append(h.sent, "SUBSCRIBE")
-			case *packets.PublishPacket:
-				h.sent = append(h.sent, "PUBLISH "+p.TopicName)
-				h.once.Do(func() { close(h.published) })
-			}
-			h.mu.Unlock()
-			if p.Write(up) != nil {
-				return
-			}
-		}
-	}()
-	for { // broker → room, the SUBACK held
-		p, err := packets.ReadPacket(up)
+// startPacketProxy listens on loopback in front of the broker at url and
+// returns the URL the room dials.
+func startPacketProxy(t *testing.T, url string, up, down func(packets.ControlPacket)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	p := &packetProxy{ln: ln, upstream: strings.TrimPrefix(url, "tcp://"), up: up, down: down}
+	go p.serve(t)
+	return "tcp://" + ln.Addr().String()
+}
+
+func (p *packetProxy) serve(t *testing.T) {
+	for {
+		c, err := p.ln.Accept()
 		if err != nil {
 			return
 		}
-		if _, ok := p.(*packets.SubackPacket); ok {
-			<-h.release
+		up, err := net.Dial("tcp", p.upstream)
+		if err != nil {
+			t.Errorf("dial the broker: %v", err)
+			_ = c.Close()
+			return
 		}
-		if p.Write(c) != nil {
+		t.Cleanup(func() { _ = c.Close(); _ = up.Close() })
+		go relay(c, up, p.up)
+		go relay(up, c, p.down)
+	}
+}
+
+// relay copies packets from one side to the other, each seen by hook first.
+func relay(from, to net.Conn, hook func(packets.ControlPacket)) {
+	for {
+		p, err := packets.ReadPacket(from)
+		if err != nil {
+			return
+		}
+		hook(p)
+		if p.Write(to) != nil {
 			return
 		}
 	}
@@ -77,101 +72,48 @@ func (h *subackHolder) serve(t *testing.T) {
 // room online finds the subscription in place, on the room's first
 // connection too.
 func TestSubscribedBeforeOnline(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = ln.Close() })
-	h := &subackHolder{ln: ln, upstream: strings.TrimPrefix(mqtttest.Embedded(t), "tcp://"),
-		release: make(chan struct{}), published: make(chan struct{})}
-	go h.serve(t)
-	r := startRoom(t, roomOpts{url: "tcp://" + ln.Addr().String(), noWait: true})
+	var mu sync.Mutex
+	var sent []string // what the room sent, in order: "SUBSCRIBE", "PUBLISH topic"
+	release, published := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	url := startPacketProxy(t, mqtttest.Embedded(t), func(p packets.ControlPacket) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch p := p.(type) {
+		case *packets.SubscribePacket:
+			sent = append(sent, "SUBSCRIBE")
+		case *packets.PublishPacket:
+			sent = append(sent, "PUBLISH "+p.TopicName)
+			once.Do(func() { close(published) })
+		}
+	}, func(p packets.ControlPacket) {
+		if _, ok := p.(*packets.SubackPacket); ok {
+			<-release
+		}
+	})
+	r := startRoom(t, roomOpts{url: url, noWait: true})
 	defer r.stop(false)
 
 	// While the SUBACK is held, nothing may be published. Absence needs a
 	// window: a room that publishes before its subscription does so at
 	// once (the connection is up), well within it.
 	select {
-	case <-h.published:
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		t.Fatalf("the room published before its subscriptions were granted: %v", h.sent)
+	case <-published:
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("the room published before its subscriptions were granted: %v", sent)
 	case <-time.After(300 * time.Millisecond):
 	}
-	close(h.release)
+	close(release)
 	select {
-	case <-h.published:
+	case <-published:
 	case <-time.After(waitTimeout):
 		t.Fatal("the room published nothing after its subscriptions were granted")
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	require.Equal(t, "SUBSCRIBE", h.sent[0], "%v", h.sent)
-	require.Equal(t, "PUBLISH visitrooms/room-a/availability", h.sent[1], "%v", h.sent)
-}
-
-// subackRefuser is a proxy between a room and a broker that turns the
-// broker's first refusals SUBACKs into refusals (0x80 for every filter), as
-// a broker does whose ACL refuses them, or mochi-mqtt when the packet
-// identifier is still in use by the session it resumed.
-type subackRefuser struct {
-	ln       net.Listener
-	upstream string
-	refusals int
-	mu       sync.Mutex
-	refused  int
-	subs     int // SUBSCRIBEs the room sent
-}
-
-func (h *subackRefuser) serve(t *testing.T) {
-	for {
-		c, err := h.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", h.upstream)
-		if err != nil {
-			t.Errorf("dial the broker: %v", err)
-			_ = c.Close()
-			return
-		}
-		t.Cleanup(func() { _ = c.Close(); _ = up.Close() })
-		go func() {
-			for {
-				p, err := packets.ReadPacket(c)
-				if err != nil {
-					return
-				}
-				if _, ok := p.(*packets.SubscribePacket); ok {
-					h.mu.Lock()
-					h.subs++
-					h.mu.Unlock()
-				}
-				if p.Write(up) != nil {
-					return
-				}
-			}
-		}()
-		go func() {
-			for {
-				p, err := packets.ReadPacket(up)
-				if err != nil {
-					return
-				}
-				if sa, ok := p.(*packets.SubackPacket); ok {
-					h.mu.Lock()
-					if h.refused < h.refusals {
-						h.refused++
-						for i := range sa.ReturnCodes {
-							sa.ReturnCodes[i] = 0x80
-						}
-					}
-					h.mu.Unlock()
-				}
-				if p.Write(c) != nil {
-					return
-				}
-			}
-		}()
-	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, "SUBSCRIBE", sent[0], "%v", sent)
+	require.Equal(t, "PUBLISH visitrooms/room-a/availability", sent[1], "%v", sent)
 }
 
 // TestRefusedSubscriptionIsTriedAgain: a broker that refuses the room's
@@ -179,14 +121,33 @@ func (h *subackRefuser) serve(t *testing.T) {
 // to its commands on it: the room subscribes again, with backoff, and the
 // command sent meanwhile is answered once the broker grants them.
 func TestRefusedSubscriptionIsTriedAgain(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = ln.Close() })
+	// The broker's first two SUBACKs are made refusals (0x80 for every
+	// filter), as a broker does whose ACL refuses them, or mochi-mqtt when
+	// the packet identifier is still in use by the session it resumed.
+	const refusals = 2
+	var mu sync.Mutex
+	var subs, refused int // SUBSCRIBEs the room sent; SUBACKs made refusals
 	url := mqtttest.Embedded(t)
-	h := &subackRefuser{ln: ln, upstream: strings.TrimPrefix(url, "tcp://"), refusals: 2}
-	go h.serve(t)
+	proxied := startPacketProxy(t, url, func(p packets.ControlPacket) {
+		if _, ok := p.(*packets.SubscribePacket); ok {
+			mu.Lock()
+			subs++
+			mu.Unlock()
+		}
+	}, func(p packets.ControlPacket) {
+		if sa, ok := p.(*packets.SubackPacket); ok {
+			mu.Lock()
+			defer mu.Unlock()
+			if refused < refusals {
+				refused++
+				for i := range sa.ReturnCodes {
+					sa.ReturnCodes[i] = 0x80
+				}
+			}
+		}
+	})
 	obs := observe(t, url, observerOpts{})
-	r := startRoom(t, roomOpts{url: "tcp://" + ln.Addr().String(), noWait: true})
+	r := startRoom(t, roomOpts{url: proxied, noWait: true})
 	defer r.stop(false)
 
 	select {
@@ -196,8 +157,8 @@ func TestRefusedSubscriptionIsTriedAgain(t *testing.T) {
 	}
 	rep := obs.command("room-a", `{"request_id":"s1","action":"start_visit","expires_at":"`+exp()+`","visit_id":"v-1","duration":"1h"}`, "s1")
 	require.True(t, rep.OK, "%+v", rep)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	require.Equal(t, 2, h.refused)
-	require.Equal(t, 3, h.subs, "one SUBSCRIBE per refusal and the one granted, on one connection")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 2, refused)
+	require.Equal(t, 3, subs, "one SUBSCRIBE per refusal and the one granted, on one connection")
 }
