@@ -10,6 +10,9 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/roomd/roomd/internal/testtier"
+	"github.com/roomd/roomd/link/mqtttest"
 )
 
 // TestNothingLostWhileASessionIsTakenOver: a client with a persistent
@@ -19,7 +22,17 @@ import (
 // copied the old session to the new connection was queued on the orphaned
 // session and never sent.
 func TestNothingLostWhileASessionIsTakenOver(t *testing.T) {
-	b := start(t)
+	nothingLostThroughTakeovers(t, start(t).URL())
+}
+
+// TestMosquittoLosesNothingThroughTakeovers holds the shipped broker,
+// mosquitto, to the same test: the reference the embedded broker must match.
+func TestMosquittoLosesNothingThroughTakeovers(t *testing.T) {
+	testtier.Slow(t, "a real mosquitto through some 1,500 session takeovers")
+	nothingLostThroughTakeovers(t, mqtttest.Mosquitto(t, mqtttest.MosquittoOptions{AllowAnonymous: true}).URL())
+}
+
+func nothingLostThroughTakeovers(t *testing.T, url string) {
 	var mu sync.Mutex
 	got := map[int]bool{}
 	handler := func(_ paho.Client, m paho.Message) {
@@ -31,7 +44,7 @@ func TestNothingLostWhileASessionIsTakenOver(t *testing.T) {
 		}
 	}
 	room := func() paho.Client {
-		return connect(t, b.URL(), "room", func(o *paho.ClientOptions) {
+		return connect(t, url, "room", func(o *paho.ClientOptions) {
 			o.SetCleanSession(false).SetDefaultPublishHandler(handler)
 		})
 	}
@@ -39,7 +52,7 @@ func TestNothingLostWhileASessionIsTakenOver(t *testing.T) {
 	await(t, c.Subscribe("cmd", 1, handler), "subscribe")
 
 	const n = 3000
-	pub := connect(t, b.URL(), "board", nil)
+	pub := connect(t, url, "board", nil)
 	done := make(chan error, 1)
 	go func() {
 		for i := range n {
