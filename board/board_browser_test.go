@@ -206,7 +206,10 @@ func TestBoardInBrowser(t *testing.T) {
 		click(t, ctx, `#tester button[data-sim="staff-off"]`)
 		// Bridge and mend reach the room's wires.
 		click(t, ctx, `#tester button[data-sim="panic-bridge-toilet"]`)
-		require.Eventually(t, func() bool { return s.rooms["room-4"].Sim().Wire(controller.InputPanic, 1) == contract.WireBridged }, browserWait, 10*time.Millisecond)
+		if !assert.Eventually(t, func() bool { return s.rooms["room-4"].Sim().Wire(controller.InputPanic, 1) == contract.WireBridged }, browserWait, 10*time.Millisecond) {
+			sm := s.rooms["room-4"].Sim()
+			t.Fatalf("room-4's toilet point never read bridged: its panic lines' wires are %s (bed), %s (toilet)", sm.Wire(controller.InputPanic, 0), sm.Wire(controller.InputPanic, 1))
+		}
 		click(t, ctx, `#tester button[data-sim="panic-mend-toilet"]`)
 		require.Eventually(t, func() bool { return s.rooms["room-4"].Sim().Wire(controller.InputPanic, 1) == contract.WireSound }, browserWait, 10*time.Millisecond)
 		click(t, ctx, "#tester-toggle")

@@ -86,7 +86,11 @@ func (e *Edge) Handle(m Message) {
 		}
 		if err := e.o.SimSet(m.Payload); err != nil {
 			e.log.Warn("sim/set refused", "err", err)
+			return
 		}
+		// Said, so that a tester (and a failing test) can tell a control
+		// that never came from one that came and did not do what was meant.
+		e.log.Info("sim/set applied", "bytes", len(m.Payload))
 	case KindCommand:
 		e.command(m)
 	}
