@@ -198,9 +198,15 @@ func TestBoardInBrowser(t *testing.T) {
 		// Nothing shows the release itself, so the door is closed after
 		// it, and the key turned once the tile shows the door closed: the
 		// release, sent before, settled before the door did.
+		// A change of the room's state updates the panel in place: a panel
+		// built again between a click's press and its release lost the click.
+		eval[bool](t, ctx, `(window.bridgeButton = document.querySelector('#tester button[data-sim="panic-bridge-toilet"]')) !== null`)
 		click(t, ctx, `#tester button[data-sim="panic-release-toilet"]`)
 		click(t, ctx, `#tester button[data-sim="door-closed"]`)
 		until(t, ctx, "door closed on the tile", tile("room-4")+`.textContent.includes("Door: closed")`)
+		until(t, ctx, "door closed in the tester panel", `document.querySelector('#tester legend[data-legend="door"]').textContent.includes("closed")`)
+		assert.True(t, eval[bool](t, ctx, `document.querySelector('#tester button[data-sim="panic-bridge-toilet"]') === window.bridgeButton`),
+			"the tester panel's buttons are the same elements after the room's state changed")
 		click(t, ctx, `#tester button[data-sim="staff-on"]`)
 		until(t, ctx, "the panic reset on site", tile("room-4")+` && !`+tile("room-4")+`.querySelector('li[data-kind="panic"]')`)
 		click(t, ctx, `#tester button[data-sim="staff-off"]`)

@@ -859,6 +859,7 @@
   }
 
   // ---- tester panel (simulated rooms) ----
+  const LAMPS = ['in_use', 'warning', 'alarm_light', 'alarm_sounder', 'reassurance'];
   function simRooms() {
     return [...rooms.values()].filter((v) => v.backend === 'sim').map((v) => v.room).sort();
   }
@@ -895,8 +896,15 @@
     if (sec.hidden) return;
     if (!list.includes(testerRoom)) testerRoom = list[0] || '';
     const v = rooms.get(testerRoom);
-    const key = JSON.stringify([testerRoom, list, v, lang]);
-    if (key === testerDrawn && sec.childElementCount) return;
+    // The panel is built again only when what it offers changes; a change
+    // of the room's state updates it in place: a panel rebuilt between a
+    // click's press and its release loses the click.
+    const key = JSON.stringify([testerRoom, list, lang, !!v, v && v.panic_points,
+      !!(v && session.link_cutter && (session.cuttable || []).includes(v.room))]);
+    if (key === testerDrawn && sec.childElementCount) {
+      updateTester(sec, v);
+      return;
+    }
     testerDrawn = key;
     const focusKey = sec.contains(document.activeElement) ? document.activeElement.dataset.key : null;
     const sel = h('select', {id: 'tester-room', 'aria-label': t('tester.room'), 'data-key': 'room',
@@ -907,11 +915,9 @@
     if (v) {
       const b = (k, label, control, path) => h('button', {type: 'button', 'data-key': k, 'data-sim': k,
         onclick: () => simSet(v.room, path || 'sim', control)}, label);
-      const door = DOORS.has(v.door) ? t(`door.${v.door}`) : '?';
-      const bolt = BOLTS.has(v.lock) ? t(`bolt.${v.lock}`) : '?';
       const groups = [
-        h('fieldset', {}, h('legend', {}, t('tester.door', {Now: door})), b('door-open', t('tester.door_open'), {door: 'open'}), b('door-closed', t('tester.door_close'), {door: 'closed'})),
-        h('fieldset', {}, h('legend', {}, t('tester.bolt', {Now: bolt})), b('lock-locked', t('tester.bolt_throw'), {lock: 'locked'}), b('lock-unlocked', t('tester.bolt_draw'), {lock: 'unlocked'})),
+        h('fieldset', {}, h('legend', {'data-legend': 'door'}), b('door-open', t('tester.door_open'), {door: 'open'}), b('door-closed', t('tester.door_close'), {door: 'closed'})),
+        h('fieldset', {}, h('legend', {'data-legend': 'bolt'}), b('lock-locked', t('tester.bolt_throw'), {lock: 'locked'}), b('lock-unlocked', t('tester.bolt_draw'), {lock: 'unlocked'})),
         h('fieldset', {}, h('legend', {}, t('tester.presence')), b('presence-on', t('tester.presence_on'), {presence: true}), b('presence-off', t('tester.presence_off'), {presence: false})),
       ];
       const points = v.panic_points && v.panic_points.length ? v.panic_points : ['panic'];
@@ -934,17 +940,34 @@
       }
       kids.push(h('div', {class: 'controls'}, groups));
       const lamps = h('div', {class: 'lamps', 'aria-label': t('tester.lamps')});
-      for (const k of ['in_use', 'warning', 'alarm_light', 'alarm_sounder', 'reassurance']) {
-        const mode = (v.lamps && v.lamps[k]) || 'unknown';
-        lamps.append(h('div', {class: 'lamp', 'data-lamp': k, 'data-mode': mode},
-          h('div', {class: 'bulb', 'aria-hidden': 'true'}), h('span', {text: t(`lamp.${k}`)}), h('b', {text: mode})));
+      for (const k of LAMPS) {
+        lamps.append(h('div', {class: 'lamp', 'data-lamp': k},
+          h('div', {class: 'bulb', 'aria-hidden': 'true'}), h('span', {text: t(`lamp.${k}`)}), h('b')));
       }
       kids.push(lamps);
     }
     sec.replaceChildren(...kids);
+    updateTester(sec, v);
     if (focusKey) {
       const f = sec.querySelector(`[data-key="${CSS.escape(focusKey)}"]`);
       if (f) f.focus();
+    }
+  }
+  // updateTester writes what the room's state says into the panel as
+  // built: the door's and the bolt's legends, the lamps.
+  function updateTester(sec, v) {
+    if (!v) return;
+    const door = DOORS.has(v.door) ? t(`door.${v.door}`) : '?';
+    const bolt = BOLTS.has(v.lock) ? t(`bolt.${v.lock}`) : '?';
+    const set = (el, text) => { if (el && el.textContent !== text) el.textContent = text; };
+    set(sec.querySelector('legend[data-legend="door"]'), t('tester.door', {Now: door}));
+    set(sec.querySelector('legend[data-legend="bolt"]'), t('tester.bolt', {Now: bolt}));
+    for (const k of LAMPS) {
+      const lamp = sec.querySelector(`.lamp[data-lamp="${k}"]`);
+      if (!lamp) continue;
+      const mode = (v.lamps && v.lamps[k]) || 'unknown';
+      if (lamp.dataset.mode !== mode) lamp.dataset.mode = mode;
+      set(lamp.querySelector('b'), mode);
     }
   }
   function toggleTester() {
