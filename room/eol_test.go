@@ -119,6 +119,23 @@ func (w *watcher) count() int {
 	return len(w.evs)
 }
 
+// atRest puts the room's sensors at rest (the sim/set body) and waits until
+// the room has read its door as closed: a sensor driven before the room's
+// first reading of it is that first reading, which announces nothing, and
+// a command's reply proves only that the room subscribed.
+func (w *watcher) atRest(body string) {
+	w.t.Helper()
+	w.publish("visitrooms/room-1/sim/set", body)
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("at-rest-%d-%d", wallclock.Now().UnixNano(), i)
+		if rep := w.command(id, `"action":"get_state"`); rep.State != nil && rep.State.Door == "closed" {
+			return
+		}
+		require.Less(w.t, i, 600, "the room never read its door as closed")
+		<-time.After(50 * time.Millisecond)
+	}
+}
+
 func (w *watcher) command(id, body string) contract.ReplyMessage {
 	w.t.Helper()
 	exp := ""
@@ -153,7 +170,7 @@ func TestBridgedPanicPointThroughTheContract(t *testing.T) {
 	roomtest.Start(t, roomtest.Options{Broker: url, Config: loopRoom})
 	w.event("controller_started", 0, func(e contract.EventMessage) bool { return e.Type == "controller_started" })
 	require.True(t, w.command("g", `"action":"get_state"`).OK, "a reply proves the room subscribed to sim/set too")
-	w.publish("visitrooms/room-1/sim/set", `{"door":"closed","lock":"unlocked","presence":false,"staff":false}`)
+	w.atRest(`{"door":"closed","lock":"unlocked","presence":false,"staff":false}`)
 	rep := w.command("s1", `"action":"start_visit","visit_id":"v-1","duration":"1h"`)
 	require.True(t, rep.OK, "%+v", rep.Error)
 
@@ -222,7 +239,7 @@ func TestPlainContactBridgedStaysSilent(t *testing.T) {
 	w.event("controller_started", 0, func(e contract.EventMessage) bool { return e.Type == "controller_started" })
 	// A reply proves the room subscribed: sim/set is in the same SUBSCRIBE.
 	require.True(t, w.command("g", `"action":"get_state"`).OK)
-	w.publish("visitrooms/room-1/sim/set", `{"door":"closed","lock":"unlocked","presence":false,"panic":false,"staff":false}`)
+	w.atRest(`{"door":"closed","lock":"unlocked","presence":false,"panic":false,"staff":false}`)
 	from := w.count()
 	w.publish("visitrooms/room-1/sim/set", `{"wire":{"panic":"bridged"}}`)
 	// Pressed, but the bridge holds the contact; then the door opens after
