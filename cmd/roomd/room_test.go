@@ -69,7 +69,13 @@ func (o *observer) next(suffix string, ok func(m paho.Message) bool) paho.Messag
 			}
 			o.seen = append(o.seen, m)
 		case <-deadline:
-			o.t.Fatalf("no matching message on %s", suffix)
+			var got strings.Builder
+			for _, m := range o.seen {
+				if m != nil {
+					fmt.Fprintf(&got, "\n  %s %.200s", m.Topic(), m.Payload())
+				}
+			}
+			o.t.Fatalf("no matching message on %s within %s; not yet matched:%s", suffix, waitFor, got.String())
 			return nil
 		}
 	}
@@ -207,6 +213,11 @@ func TestRunSimRoomOnEmbeddedBroker(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &syncBuf{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("roomd's log:\n%s", logs.String())
+		}
+	})
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"roomd", "run", "--config", cfg, "--log-format", "json"}, os.Getenv, &syncBuf{}, logs)
@@ -215,6 +226,10 @@ func TestRunSimRoomOnEmbeddedBroker(t *testing.T) {
 	obs.next("availability", payloadIs(contract.Online))
 	obs.next("events", isEvent("controller_started"))
 	obs.next("sim/outputs", nil)
+	// The room has read its lock: a lock driven before its first reading is
+	// that reading, which announces nothing (the room's records may come
+	// before its inputs' first readings).
+	obs.next("state", func(m paho.Message) bool { return bytes.Contains(m.Payload(), []byte(`"lock":"unlocked"`)) })
 
 	rep := obs.command(base, room, contract.CommandMessage{RequestID: "req-1", Action: "start_visit", VisitID: "v-42", Duration: "45m"})
 	require.True(t, rep.OK, "%+v", rep.Error)
