@@ -711,7 +711,10 @@ func (r *runner) checkSync() {
 		return
 	}
 	s := st.Last(SyncJudged)
-	stalled := s.Stalls > r.stalls
+	// A sync still running past the stall limit is a stall that has not
+	// ended: a card that stopped answering never returns from it.
+	hung := s.Pending > journal.SyncStall
+	stalled := s.Stalls > r.stalls || hung
 	r.stalls = s.Stalls
 	if stalled {
 		r.stallAt = s.Count
@@ -723,7 +726,11 @@ func (r *runner) checkSync() {
 		disk := journal.DiskOf(r.journalDir())
 		detail := fmt.Sprintf("the disk %s syncs slowly: p99 %s over the last %d syncs (limit %s), longest %s; alerts do not wait for it, but a failing card loses the journal: replace it",
 			disk, s.P99.Round(time.Millisecond), s.Recent, SyncP99Limit, s.RecentMax.Round(time.Millisecond))
-		if stalled {
+		switch {
+		case hung:
+			detail = fmt.Sprintf("the disk %s stalled: a sync has not returned for %s; alerts do not wait for it, but what the room wrote since is not safe on the card: replace it",
+				disk, s.Pending.Round(time.Second))
+		case stalled:
 			detail = fmt.Sprintf("the disk %s stalled: one sync took %s (p99 %s over the last %d); alerts do not wait for it, but a failing card loses the journal: replace it",
 				disk, s.RecentMax.Round(time.Millisecond), s.P99.Round(time.Millisecond), s.Recent)
 		}

@@ -734,6 +734,41 @@ func TestSlowCardRaisesASyncWarning(t *testing.T) {
 	})
 }
 
+// TestHungSyncRaisesASyncWarning: a card that stops answering never
+// returns from its sync, so no finished sync is ever slow; the sync still
+// running past the stall limit raises the warning all the same, while a
+// panic goes out at once.
+func TestHungSyncRaisesASyncWarning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		src := newSources()
+		var delay atomic.Int64
+		r := startRoomWith(t, dir, src, func(o *journal.Options) {
+			o.FS = journal.DelayFS{FS: o.FS, Delay: func() time.Duration { return time.Duration(delay.Load()) }}
+		}, nil)
+		r.quietRoom()
+		delay.Store(int64(time.Hour)) // the next sync hangs, as far as this test looks
+		r.input(controller.InputDoor, controller.LevelActive)
+		advance(journal.SyncGap + 10*time.Millisecond)
+		require.Greater(t, r.j.SyncStats().Last(1).Pending, time.Duration(0), "a sync is running")
+		for _, a := range r.snap().Alerts {
+			assert.NotEqual(t, contract.SourceJournalSync, a.Source, "not before the check")
+		}
+
+		r.input(controller.InputPanic, controller.LevelActive)
+		synctest.Wait()
+		alertOf(t, r.snap().Alerts, controller.AlertPanic, "")
+		advance(daemon.SyncCheckEvery)
+		a := alertOf(t, r.snap().Alerts, controller.AlertSystemFault, contract.SourceJournalSync)
+		assert.True(t, a.Active())
+		assert.Equal(t, controller.SeverityWarning, a.Severity)
+		assert.Contains(t, a.Detail, "a sync has not returned for")
+		assert.Contains(t, a.Detail, dir, "the fault names the disk")
+		delay.Store(0)
+		r.stop()
+	})
+}
+
 // TestPowerCutNeverReusesAnAlertID: a panic published from memory, then
 // the system dies before the card synced it. The restart (another boot)
 // raises a critical journal fault saying what the room may have forgotten,

@@ -126,6 +126,7 @@ func (j *Journal) syncOnce() error {
 	j.mu.Unlock()
 
 	start := wallclock.Now()
+	j.stats.Begin(start)
 	var err error
 	if dirDirty {
 		err = j.fsys.SyncDir(j.dir)

@@ -25,7 +25,8 @@ type SyncStats struct {
 	sum     time.Duration
 	max     time.Duration
 	buckets [syncBucketCount + 1]uint64
-	over    uint64 // samples above SyncStall
+	over    uint64    // samples above SyncStall
+	began   time.Time // when the sync now running began; zero when none runs
 }
 
 // SyncWindow is how many recent syncs the percentiles cover.
@@ -46,10 +47,19 @@ var SyncBuckets = [syncBucketCount]time.Duration{
 	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
 }
 
-// Observe records one sync.
+// Begin records that a sync began at at; Observe ends it. A sync that
+// never returns (a card that stopped answering) is seen as Pending.
+func (s *SyncStats) Begin(at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.began = at
+}
+
+// Observe records one sync, and ends the one Begin began.
 func (s *SyncStats) Observe(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.began = time.Time{}
 	if len(s.ring) < SyncWindow {
 		s.ring = append(s.ring, d)
 	} else {
@@ -79,6 +89,10 @@ type SyncSummary struct {
 	P50, P99 time.Duration
 	// RecentMax is the longest of the recent samples.
 	RecentMax time.Duration
+	// Pending is how long the sync now running has run (zero when none
+	// runs): above SyncStall it is a stall that has not ended, and may
+	// never end.
+	Pending time.Duration
 	// Buckets are cumulative counts: Buckets[i] syncs took at most
 	// SyncBuckets[i]; the last one counts them all.
 	Buckets []uint64
@@ -94,6 +108,9 @@ func (s *SyncStats) Last(n int) SyncSummary {
 	defer s.mu.Unlock()
 	n = min(n, len(s.ring))
 	out := SyncSummary{Count: s.count, Sum: s.sum, Max: s.max, Stalls: s.over, Recent: n}
+	if !s.began.IsZero() {
+		out.Pending = wallclock.Since(s.began)
+	}
 	if n > 0 {
 		r := make([]time.Duration, 0, n)
 		for i := 1; i <= n; i++ {
