@@ -83,7 +83,11 @@ func runRoom(ctx context.Context, cfg *configs.Config, getenv func(string) strin
 	if getenv("NOTIFY_SOCKET") == "" && watchdog > 0 {
 		log.Warn("WATCHDOG_USEC is set but NOTIFY_SOCKET is not; the pings go nowhere")
 	}
-	r, err := room.Open(room.Options{Config: cfg, Logger: log, Notifier: daemon.Systemd{}, Watchdog: watchdog, Version: buildinfo.Version()})
+	jfs, err := journalFS(getenv, log)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	r, err := room.Open(room.Options{Config: cfg, Logger: log, Notifier: daemon.Systemd{}, Watchdog: watchdog, Version: buildinfo.Version(), JournalFS: jfs})
 	if err != nil {
 		return err
 	}

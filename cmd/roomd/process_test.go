@@ -20,21 +20,21 @@ import (
 )
 
 // buildRoomd builds the roomd binary once per test.
-func buildRoomd(t *testing.T) string {
+func buildRoomd(t *testing.T, flags ...string) string {
 	t.Helper()
 	testtier.Slow(t, "builds and runs the roomd binary")
 	bin := filepath.Join(t.TempDir(), "roomd")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	out, err := exec.Command("go", append(append([]string{"build"}, flags...), "-o", bin, ".")...).CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
 	return bin
 }
 
-func startProcess(t *testing.T, bin, cfg string) (*exec.Cmd, *syncBuf) {
+func startProcess(t *testing.T, bin, cfg string, env ...string) (*exec.Cmd, *syncBuf) {
 	t.Helper()
 	logs := &syncBuf{}
 	cmd := exec.Command(bin, "run", "--config", cfg)
 	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=", "WATCHDOG_USEC=")
+	cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET=", "WATCHDOG_USEC="), env...)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
