@@ -38,9 +38,11 @@ type consumer struct {
 	mu      sync.Mutex
 	byKey   map[string]string // epoch/seq → payload
 	events  []contract.EventMessage
-	dups    int // the same record again (at least once)
+	arrived []time.Time // when each of events arrived
+	dups    int         // the same record again (at least once)
 	replies []contract.ReplyMessage
 	other   []paho.Message
+	all     []string // every message: topic, a space, payload
 	wake    chan struct{}
 }
 
@@ -61,8 +63,10 @@ func consume(t *testing.T, url string) *consumer {
 }
 
 func (c *consumer) handle(_ paho.Client, m paho.Message) {
+	now := wallclock.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.all = append(c.all, m.Topic()+" "+string(m.Payload()))
 	switch {
 	case strings.HasSuffix(m.Topic(), "/events"):
 		var e contract.EventMessage
@@ -79,7 +83,7 @@ func (c *consumer) handle(_ paho.Client, m paho.Message) {
 			return
 		}
 		c.byKey[key] = string(m.Payload())
-		c.events = append(c.events, e)
+		c.events, c.arrived = append(c.events, e), append(c.arrived, now)
 	case strings.HasSuffix(m.Topic(), "/reply"):
 		var r contract.ReplyMessage
 		if json.Unmarshal(m.Payload(), &r) == nil {
@@ -97,13 +101,22 @@ func (c *consumer) handle(_ paho.Client, m paho.Message) {
 // await waits until an event satisfies ok and returns it.
 func (c *consumer) await(what string, ok func(contract.EventMessage) bool) contract.EventMessage {
 	c.t.Helper()
+	e, _ := c.awaitFrom(what, 0, ok)
+	return e
+}
+
+// awaitFrom waits for the first event at index from or later (see count)
+// that ok accepts; it returns the event and when it arrived.
+func (c *consumer) awaitFrom(what string, from int, ok func(contract.EventMessage) bool) (contract.EventMessage, time.Time) {
+	c.t.Helper()
 	deadline := time.After(wait)
 	for {
 		c.mu.Lock()
-		for _, e := range c.events {
-			if ok(e) {
+		for i := from; i < len(c.events); i++ {
+			if ok(c.events[i]) {
+				e, at := c.events[i], c.arrived[i]
 				c.mu.Unlock()
-				return e
+				return e, at
 			}
 		}
 		c.mu.Unlock()
@@ -113,6 +126,13 @@ func (c *consumer) await(what string, ok func(contract.EventMessage) bool) contr
 			c.t.Fatalf("no %s within %s", what, wait)
 		}
 	}
+}
+
+// count is how many distinct records have arrived: an index for awaitFrom.
+func (c *consumer) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.events)
 }
 
 // has reports whether an event satisfying ok has arrived.
@@ -187,6 +207,18 @@ func (c *consumer) send(op, payload string) {
 	require.NoError(c.t, tok.Error())
 }
 
+// command sends a command on the room's cmd topic (body: its fields after
+// request_id; an expiry is added but to get_state) and returns its reply.
+func (c *consumer) command(id, body string) contract.ReplyMessage {
+	c.t.Helper()
+	exp := ""
+	if !strings.Contains(body, "get_state") {
+		exp = fmt.Sprintf(`,"expires_at":%q`, contract.FormatTime(wallclock.Now().Add(10*time.Minute)))
+	}
+	c.send("", fmt.Sprintf(`{"request_id":%q,%s%s}`, id, body, exp))
+	return c.reply(id)
+}
+
 func (c *consumer) simSet(payload string) {
 	c.t.Helper()
 	tok := c.cli.Publish("visitrooms/room-1/sim/set", 1, false, payload)
@@ -194,13 +226,18 @@ func (c *consumer) simSet(payload string) {
 	require.NoError(c.t, tok.Error())
 }
 
-// atRest puts the room's sensors at rest and waits until the room has read
-// its door as closed. A sensor driven before the room's first reading of it
-// is that first reading, which announces nothing (a door open at start is
-// not an opening), so a test that drives the door must wait for it.
-func (c *consumer) atRest() {
+// rest is the sim/set body of a room whose sensors are all at rest.
+const rest = `{"door":"closed","lock":"unlocked","presence":false,"panic":false}`
+
+// atRest puts the room's sensors at rest (body, a sim/set, e.g. rest) and
+// waits until the room has read its door as closed. A sensor driven before
+// the room's first reading of it is that first reading, which announces
+// nothing (a door open at start is not an opening), and a command's reply
+// proves only that the room subscribed; so a test that drives the door
+// must wait for this.
+func (c *consumer) atRest(body string) {
 	c.t.Helper()
-	c.simSet(`{"door":"closed","lock":"unlocked","presence":false,"panic":false}`)
+	c.simSet(body)
 	for i := 0; ; i++ {
 		// Unique across the room's restarts in one test: a request_id seen
 		// before is answered from the room's reply window, with the old state.
@@ -357,7 +394,7 @@ func TestSeqNeverReusedWhateverHappensToTheJournal(t *testing.T) {
 				dir := t.TempDir()
 				r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
 				c.await("start", isType("controller_started"))
-				c.atRest()
+				c.atRest(rest)
 				c.send("guard-7", `{"request_id":"s","action":"start_visit","visit_id":"v-1","duration":"1h","expires_at":"`+expires()+`"}`)
 				require.True(t, c.reply("s").OK)
 				for i := range 3 {
@@ -402,7 +439,7 @@ func TestFullDiskOnTmpfs(t *testing.T) {
 	c := consume(t, url)
 	r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
 	c.await("start", isType("controller_started"))
-	c.atRest()
+	c.atRest(rest)
 	fill(t, dir)
 
 	// The last page of the journal's segment may still have room for an
@@ -483,7 +520,7 @@ func TestAcknowledgedNotPublishedAgainAfterACrash(t *testing.T) {
 	c := consume(t, url)
 	r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
 	c.await("start", isType("controller_started"))
-	c.atRest()
+	c.atRest(rest)
 	c.send("", `{"request_id":"s","action":"start_visit","visit_id":"v-1","duration":"1h","expires_at":"`+expires()+`"}`)
 	require.True(t, c.reply("s").OK)
 	started := c.await("visit_started", isType("visit_started"))
@@ -521,7 +558,7 @@ func TestSimPressesNeverDroppedUnderACommandFlood(t *testing.T) {
 	roomtest.Start(t, roomtest.Options{Broker: url,
 		Config: func(cfg *configs.Config) { cfg.Device.Flap.MaxChanges = 1000 }})
 	c.await("start", isType("controller_started"))
-	c.atRest()
+	c.atRest(rest)
 	// A second client floods the room with commands while the presses go
 	// in: the flood is bounded so that everything drains in the end; what
 	// matters is that no press is lost on the way.
@@ -682,7 +719,7 @@ func TestJournalRestoredFromAnOlderCopy(t *testing.T) {
 	dir := t.TempDir()
 	r := roomtest.Start(t, roomtest.Options{Broker: url, Dir: dir})
 	c.await("start", isType("controller_started"))
-	c.atRest()
+	c.atRest(rest)
 	c.simSet(`{"door":"open"}`)
 	c.await("door_opened", isType("door_opened"))
 	r.Stop()
