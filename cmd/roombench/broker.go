@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/roomd/roomd/internal/proc"
 	"github.com/roomd/roomd/wallclock"
 )
 
@@ -215,13 +216,7 @@ func (m *mosquitto) signal(sig syscall.Signal) {
 		return
 	default:
 	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
+	_ = proc.Stop(cmd.Process, done, sig, 10*time.Second)
 }
 
 func (m *mosquitto) logTail() string {

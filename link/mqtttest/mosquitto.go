@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomd/roomd/internal/proc"
 	"github.com/roomd/roomd/internal/testtier"
 	"github.com/roomd/roomd/wallclock"
 )
@@ -519,23 +520,28 @@ func (m *MosquittoBroker) start() error {
 	return m.waitReady(done)
 }
 
-// waitReady polls the port until it accepts a TCP connection, the process
-// exits, or readyTimeout passes.
+// waitReady polls the ports until each accepts a TCP connection and the
+// first answers an MQTT CONNECT, the process exits, or readyTimeout
+// passes. The CONNACK proves mosquitto's loop runs: a port accepts before
+// that, and a SIGTERM sent in between is forgotten (proc.Stop).
 func (m *MosquittoBroker) waitReady(done <-chan struct{}) error {
 	deadline := wallclock.Now().Add(readyTimeout)
 	ready := 0
 	for {
-		c, err := net.DialTimeout("tcp", m.ListenerAddr(ready), dialTimeout)
-		if err == nil {
-			_ = c.Close()
-			if ready++; ready == len(m.ports) {
-				return nil
+		var err error
+		if ready < len(m.ports) {
+			var c net.Conn
+			if c, err = net.DialTimeout("tcp", m.ListenerAddr(ready), dialTimeout); err == nil {
+				_ = c.Close()
+				ready++
+				continue
 			}
-			continue
+		} else if err = m.probe(dialTimeout); err == nil {
+			return nil
 		}
 		if wallclock.Now().After(deadline) {
 			_ = m.signal(syscall.SIGKILL)
-			return fmt.Errorf("mosquitto on %s not accepting after %s: %w", m.ListenerAddr(ready), readyTimeout, err)
+			return fmt.Errorf("mosquitto on %s not answering after %s: %w", m.ListenerAddr(min(ready, len(m.ports)-1)), readyTimeout, err)
 		}
 		select {
 		case <-done:
@@ -561,17 +567,10 @@ func (m *MosquittoBroker) signal(sig syscall.Signal) error {
 		return nil
 	default:
 	}
-	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("signal mosquitto %d with %v: %w", cmd.Process.Pid, sig, err)
+	if err := proc.Stop(cmd.Process, done, sig, exitTimeout); err != nil {
+		return fmt.Errorf("mosquitto: %w", err)
 	}
-	select {
-	case <-done:
-		return nil
-	case <-time.After(exitTimeout):
-		_ = cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("mosquitto %d did not exit within %s of %v", cmd.Process.Pid, exitTimeout, sig)
-	}
+	return nil
 }
 
 func (m *MosquittoBroker) cleanup() {
