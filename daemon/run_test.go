@@ -677,6 +677,14 @@ func TestSavedAxisYearsBehind(t *testing.T) {
 	})
 }
 
+// delayedSyncs makes every sync of the room's journal wait what delay
+// holds first (a card as slow as the test wants, changed at any time).
+func delayedSyncs(delay *atomic.Int64) func(*journal.Options) {
+	return func(o *journal.Options) {
+		o.FS = journal.DelayFS{FS: o.FS, Delay: func() time.Duration { return time.Duration(delay.Load()) }}
+	}
+}
+
 // TestSlowCardRaisesASyncWarning: injected sync latency (a card whose
 // syncs take 300 ms, then one that stalls for 1.2 s) raises a warning of
 // source journal_sync naming the disk, while every step still reaches the
@@ -687,9 +695,7 @@ func TestSlowCardRaisesASyncWarning(t *testing.T) {
 		src := newSources()
 		var delay atomic.Int64
 		delay.Store(int64(300 * time.Millisecond))
-		r := startRoomWith(t, dir, src, func(o *journal.Options) {
-			o.FS = journal.DelayFS{FS: o.FS, Delay: func() time.Duration { return time.Duration(delay.Load()) }}
-		}, nil)
+		r := startRoomWith(t, dir, src, delayedSyncs(&delay), nil)
 		r.quietRoom()
 		for i := range daemon.SyncMinSamples + 5 {
 			lvl := controller.LevelActive
@@ -743,9 +749,7 @@ func TestHungSyncRaisesASyncWarning(t *testing.T) {
 		dir := t.TempDir()
 		src := newSources()
 		var delay atomic.Int64
-		r := startRoomWith(t, dir, src, func(o *journal.Options) {
-			o.FS = journal.DelayFS{FS: o.FS, Delay: func() time.Duration { return time.Duration(delay.Load()) }}
-		}, nil)
+		r := startRoomWith(t, dir, src, delayedSyncs(&delay), nil)
 		r.quietRoom()
 		delay.Store(int64(time.Hour)) // the next sync hangs, as far as this test looks
 		r.input(controller.InputDoor, controller.LevelActive)
@@ -782,7 +786,7 @@ func TestPowerCutNeverReusesAnAlertID(t *testing.T) {
 		slow := func(boot string) func(*journal.Options) {
 			return func(o *journal.Options) {
 				o.BootID = boot
-				o.FS = journal.DelayFS{FS: o.FS, Delay: func() time.Duration { return time.Duration(delay.Load()) }}
+				delayedSyncs(&delay)(o)
 			}
 		}
 		r := startRoomWith(t, dir, src, slow("boot-1"), nil)
