@@ -29,6 +29,14 @@ type InputLine interface {
 	Halt() error
 }
 
+// EdgeQueue is implemented by input lines that can tell, without waiting,
+// whether an edge is queued for the next WaitForEdge. The end of a
+// debounce asks it: a glitch between two reads is then seen before the
+// level is reported, not after. Lines without it are only read.
+type EdgeQueue interface {
+	EdgeQueued() bool
+}
+
 // CheckedReader is implemented by input lines that can tell a failed read
 // from a low level. The pipeline prefers it over Read.
 type CheckedReader interface {

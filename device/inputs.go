@@ -406,7 +406,9 @@ func (w *watcher) run(ctx context.Context, updates chan<- lineUpdate) {
 	for {
 		edge := false
 		if at, ok := w.settlesAt(); ok && at.Sub(wallclock.Now()) <= settleLead {
-			w.finishSettle(at)
+			// A change seen while finishing counts as an edge, even if the
+			// line is back at its level by the time observe reads it.
+			edge = w.finishSettle(at)
 		} else {
 			edge = w.line.WaitForEdge(w.wait(wallclock.Now()))
 		}
@@ -468,27 +470,35 @@ const spinStill = 64
 
 // finishSettle waits until at on the clock, yielding the processor
 // between looks, so that a settled level is reported when it settles
-// rather than when a timer fires. It reads the line on every turn and
-// returns early when the raw level changed (observe then restarts the
-// debounce) or the read fails; an edge that comes and goes between two
-// reads is queued by the line and seen by the next WaitForEdge.
-func (w *watcher) finishSettle(at time.Time) {
+// rather than when a timer fires. On every turn it reads the line, and
+// asks a line that can tell (EdgeQueue) whether an edge is queued; it
+// returns true at once when the level differs, a read fails or an edge is
+// queued (observe then restarts the debounce, or reports the failure when
+// it persists). A line that cannot tell its queued edges (periph's
+// gpioioctl) is read only: a glitch that comes and goes between two reads
+// is seen by the next WaitForEdge, after the level was reported; it then
+// restarts the debounce and counts towards flapping.
+func (w *watcher) finishSettle(at time.Time) (changed bool) {
+	eq, _ := w.line.(EdgeQueue)
 	last, still := wallclock.Now(), 0
 	for {
+		if l, err := w.read(); err != nil || l != w.raw {
+			return true
+		}
+		if eq != nil && eq.EdgeQueued() {
+			return true
+		}
 		now := wallclock.Now()
 		if !now.Before(at) {
-			return
+			return false
 		}
 		if now.Equal(last) {
 			if still++; still >= spinStill {
 				time.Sleep(at.Sub(now))
-				return
+				return eq != nil && eq.EdgeQueued()
 			}
 		} else {
 			last, still = now, 0
-		}
-		if l, err := w.read(); err != nil || l != w.raw {
-			return
 		}
 		runtime.Gosched()
 	}

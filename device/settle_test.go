@@ -14,11 +14,19 @@ import (
 	"github.com/roomd/roomd/wallclock"
 )
 
-// scriptedLine reads its levels in turn (the last one for ever after).
+// scriptedLine reads its levels in turn (the last one for ever after);
+// with queueAt > 0 it says an edge is queued from its queueAt-th read on.
 type scriptedLine struct {
-	mu     sync.Mutex
-	levels []gpio.Level
-	reads  int
+	mu      sync.Mutex
+	levels  []gpio.Level
+	reads   int
+	queueAt int
+}
+
+func (l *scriptedLine) EdgeQueued() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.queueAt > 0 && l.reads >= l.queueAt
 }
 
 func (l *scriptedLine) In(gpio.Pull, gpio.Edge) error { return nil }
@@ -130,4 +138,52 @@ func TestSettleOnAFakeClock(t *testing.T) {
 		assert.Equal(t, w.changedAt.Add(30*time.Millisecond), u.r.at)
 		assert.Equal(t, u.r.at, wallclock.Now(), "the spin gave way to a sleep that ended at the deadline")
 	})
+}
+
+// An edge queued at the line while the debounce finishes (a glitch that
+// came and went between two reads) ends it too.
+func TestFinishSettleSeesAQueuedEdge(t *testing.T) {
+	line := &scriptedLine{levels: []gpio.Level{gpio.High}, queueAt: 3}
+	w := settling(line, wallclock.Now())
+	at := wallclock.Now().Add(time.Minute) // never reached unless the edge is missed
+	done := make(chan bool)
+	go func() { done <- w.finishSettle(at) }()
+	select {
+	case changed := <-done:
+		assert.True(t, changed)
+	case <-time.After(30 * time.Second):
+		t.Fatal("finishSettle did not end at the queued edge")
+	}
+	assert.Equal(t, 3, line.count())
+}
+
+// A glitch seen while the debounce finishes restarts it, even when the
+// line is back at its level by the time it is read again: the level is
+// reported a whole debounce after the glitch, not at the first deadline.
+func TestAGlitchWhileFinishingRestartsTheDebounce(t *testing.T) {
+	line := &scriptedLine{levels: []gpio.Level{gpio.High, gpio.High, gpio.Low, gpio.High}}
+	start := wallclock.Now()
+	w := settling(line, start)
+	w.cur.level = w.level(gpio.Low)
+	updates := make(chan lineUpdate, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		w.run(ctx, updates)
+	}()
+	defer func() {
+		cancel()
+		<-stopped
+	}()
+	var u lineUpdate
+	select {
+	case u = <-updates:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the level never settled")
+	}
+	assert.Equal(t, w.level(gpio.High), u.r.level)
+	first := start.Add(30 * time.Millisecond)
+	assert.False(t, u.r.at.Before(first.Add(30*time.Millisecond-settleLead)),
+		"settled at %s after the start: the glitch in the last %s did not restart the debounce", u.r.at.Sub(start), settleLead)
 }

@@ -595,6 +595,10 @@ func (p *Pin) WaitForEdge(timeout time.Duration) bool {
 	}
 }
 
+// EdgeQueued reports whether an edge waits for the next WaitForEdge
+// (device.EdgeQueue).
+func (p *Pin) EdgeQueued() bool { return len(p.edges) > 0 }
+
 // Halt interrupts a pending (or the next) WaitForEdge.
 func (p *Pin) Halt() error {
 	select {
