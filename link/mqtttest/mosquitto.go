@@ -523,7 +523,10 @@ func (m *MosquittoBroker) start() error {
 // waitReady polls the ports until each accepts a TCP connection and the
 // first answers an MQTT CONNECT, the process exits, or readyTimeout
 // passes. The CONNACK proves mosquitto's loop runs: a port accepts before
-// that, and a SIGTERM sent in between is forgotten (proc.Stop).
+// that, and a SIGTERM sent in between is forgotten (proc.Stop). The probe
+// speaks MQTT over TCP, or TLS with the harness's CA and client
+// certificate when opts.TLS: the first listener of every configuration
+// written here is one of those (a refused CONNACK counts: it is an answer).
 func (m *MosquittoBroker) waitReady(done <-chan struct{}) error {
 	deadline := wallclock.Now().Add(readyTimeout)
 	ready := 0
