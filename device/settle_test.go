@@ -57,6 +57,22 @@ func settling(line InputLine, changedAt time.Time) *watcher {
 		raw:  gpio.High, changedAt: changedAt, lastRead: changedAt}
 }
 
+// runWatcher runs w until the test ends and returns its updates.
+func runWatcher(t *testing.T, w *watcher) <-chan lineUpdate {
+	updates := make(chan lineUpdate, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		w.run(ctx, updates)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-stopped
+	})
+	return updates
+}
+
 // A settling level's timer ends settleLead before it settles, and never at
 // the floor of a millisecond that would carry it past the deadline.
 func TestSettlingWaitEndsALeadEarly(t *testing.T) {
@@ -122,17 +138,7 @@ func TestSettleOnAFakeClock(t *testing.T) {
 		// the end of its debounce, on the fake clock to the nanosecond.
 		w = settling(line, wallclock.Now())
 		w.cur.level = w.level(gpio.Low)
-		updates := make(chan lineUpdate, 1)
-		ctx, cancel := context.WithCancel(t.Context())
-		stopped := make(chan struct{})
-		go func() {
-			defer close(stopped)
-			w.run(ctx, updates)
-		}()
-		defer func() {
-			cancel()
-			<-stopped
-		}()
+		updates := runWatcher(t, w)
 		u := <-updates
 		assert.Equal(t, w.level(gpio.High), u.r.level)
 		assert.Equal(t, w.changedAt.Add(30*time.Millisecond), u.r.at)
@@ -165,17 +171,7 @@ func TestAGlitchWhileFinishingRestartsTheDebounce(t *testing.T) {
 	start := wallclock.Now()
 	w := settling(line, start)
 	w.cur.level = w.level(gpio.Low)
-	updates := make(chan lineUpdate, 1)
-	ctx, cancel := context.WithCancel(t.Context())
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		w.run(ctx, updates)
-	}()
-	defer func() {
-		cancel()
-		<-stopped
-	}()
+	updates := runWatcher(t, w)
 	var u lineUpdate
 	select {
 	case u = <-updates:
