@@ -404,7 +404,7 @@ func (w *watcher) start(now time.Time) {
 
 func (w *watcher) run(ctx context.Context, updates chan<- lineUpdate) {
 	for {
-		edge := false
+		var edge bool
 		if at, ok := w.settlesAt(); ok && at.Sub(wallclock.Now()) <= settleLead {
 			// A change seen while finishing counts as an edge, even if the
 			// line is back at its level by the time observe reads it.
