@@ -119,7 +119,7 @@ func TestFinishSettleEndsWhenTheLevelChanges(t *testing.T) {
 	at = wallclock.Now().Add(3 * time.Millisecond)
 	w.finishSettle(at)
 	assert.False(t, wallclock.Now().Before(at), "not ended before its deadline")
-	assert.Greater(t, line.count(), 1, "the line was watched meanwhile")
+	assert.GreaterOrEqual(t, line.count(), 1, "the line was read (more than once, unless the machine was too busy to look before the deadline)")
 }
 
 // On a clock that does not move while the spin runs (a synctest bubble),
@@ -166,9 +166,11 @@ func TestFinishSettleSeesAQueuedEdge(t *testing.T) {
 // A glitch seen while the debounce finishes restarts it, even when the
 // line is back at its level by the time it is read again: the level is
 // reported a whole debounce after the glitch, not at the first deadline.
+// The watcher starts inside the lead, so its first read is the finish's
+// (before any deadline is looked at), whatever the machine's load.
 func TestAGlitchWhileFinishingRestartsTheDebounce(t *testing.T) {
-	line := &scriptedLine{levels: []gpio.Level{gpio.High, gpio.High, gpio.Low, gpio.High}}
-	start := wallclock.Now()
+	line := &scriptedLine{levels: []gpio.Level{gpio.Low, gpio.High}}
+	start := wallclock.Now().Add(-29 * time.Millisecond) // 1 ms of the debounce left
 	w := settling(line, start)
 	w.cur.level = w.level(gpio.Low)
 	updates := runWatcher(t, w)
