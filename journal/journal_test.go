@@ -361,12 +361,23 @@ func TestCompactionStaysUnderMaxBytes(t *testing.T) {
 // lands partly), then reopens the directory and checks that every entry
 // whose Append returned success is there, intact, in order, in the same
 // epoch, and that nothing after the crash point is half there.
+// deadProcessDir is a directory that an abandoned journal's goroutines
+// (a crashed process's, which nothing stops) may still write into after
+// the test ends: it is removed at the end without failing the test, where
+// t.TempDir's removal fails on a file created meanwhile.
+func deadProcessDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "journal-dead-process-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
 func TestCrashAtEveryWritePoint(t *testing.T) {
 	run := func(ffs FS, dir string) (ok []*Entry, ep Epoch, acked Pos) {
 		// What the dead process's goroutines would do after the crash
 		// point (a refusal mark in memory) goes to a directory the reopen
 		// does not read: a dead process leaves none.
-		j, err := Open(dir, Options{FS: ffs, SegmentBytes: 2 << 10, Now: func() time.Time { return t0 }, MarkDir: t.TempDir()})
+		j, err := Open(dir, Options{FS: ffs, SegmentBytes: 2 << 10, Now: func() time.Time { return t0 }, MarkDir: deadProcessDir(t)})
 		if err != nil {
 			return nil, 0, Pos{}
 		}
@@ -395,13 +406,13 @@ func TestCrashAtEveryWritePoint(t *testing.T) {
 	}
 	// Count the write operations of a clean run.
 	probe := &faultFS{FS: OS{}}
-	run(probe, t.TempDir())
+	run(probe, deadProcessDir(t))
 	total := probe.writes()
 	require.Greater(t, total, 20)
 
 	for at := 1; at <= total; at++ {
 		for _, part := range []string{"none", "half"} {
-			dir := t.TempDir()
+			dir := deadProcessDir(t)
 			ffs := &faultFS{FS: OS{}, failAt: at, err: syscall.EIO, crash: true}
 			if part == "half" {
 				ffs.prefix = func(n int) int { return n / 2 }
